@@ -1,0 +1,98 @@
+// Chooses the kernel backend: the native addon when it loads, else the portable reference
+// (with a one-line warning saying what it costs). DPO_BACKEND=reference forces the reference.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import type { Kernels } from './kernels.js';
+import { referenceKernels } from './reference/index.js';
+
+const KERNEL_NAMES: (keyof Kernels)[] = [
+  'gemm', 'rmsnormForward', 'rmsnormBackward', 'layernormForward', 'layernormBackward', 'rope',
+  'attentionForward', 'attentionBackward', 'activationForward', 'activationBackward',
+  'swigluForward', 'swigluBackward', 'softmaxForward', 'softmaxBackward', 'logSoftmaxGather',
+  'logSoftmaxGatherBackward', 'embeddingForward', 'embeddingBackward', 'adamw', 'sumSquares',
+  'scale', 'add', 'mul', 'axpy',
+];
+
+function findAddon(): string | null {
+  // dist/src/tensor/backend.js or src/tensor/backend.ts: walk up to the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'build', 'Release', 'dpo_native.node');
+    if (existsSync(candidate)) return candidate;
+    dir = resolve(dir, '..');
+  }
+  return null;
+}
+
+let nativeError: string | null = null;
+
+function loadNative(): Kernels | null {
+  const path = findAddon();
+  if (!path) {
+    nativeError = 'build/Release/dpo_native.node not found (run `npm rebuild` with g++ installed)';
+    return null;
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    const addon = require(path) as Record<string, unknown>;
+    const missing = KERNEL_NAMES.filter((k) => typeof addon[k] !== 'function');
+    // A kernel the addon does not provide runs on the reference backend (listed in nativeMissing).
+    const k: Record<string, unknown> = { ...referenceKernels, name: 'native' };
+    for (const name of KERNEL_NAMES) if (!missing.includes(name)) k[name] = addon[name];
+    k.numThreads = typeof addon.numThreads === 'function' ? addon.numThreads : () => 1;
+    k.setNumThreads = typeof addon.setNumThreads === 'function' ? addon.setNumThreads : () => {};
+    nativeMissing = missing;
+    return k as unknown as Kernels;
+  } catch (e) {
+    nativeError = (e as Error).message;
+    return null;
+  }
+}
+
+/** Kernels the native addon lacks (they run on the reference backend). */
+export let nativeMissing: string[] = [];
+
+let active: Kernels | null = null;
+let native: Kernels | null | undefined;
+
+/** The native kernels, or null when the addon is unavailable (see nativeLoadError()). */
+export function nativeKernels(): Kernels | null {
+  if (native === undefined) native = loadNative();
+  return native;
+}
+
+export function nativeLoadError(): string | null {
+  nativeKernels();
+  return nativeError;
+}
+
+/** The backend in use. */
+export function kernels(): Kernels {
+  if (active) return active;
+  if (process.env.DPO_BACKEND === 'reference') {
+    active = referenceKernels;
+  } else {
+    const n = nativeKernels();
+    if (n) {
+      active = n;
+      const threads = Number(process.env.DPO_NUM_THREADS);
+      if (Number.isInteger(threads) && threads > 0) n.setNumThreads(threads);
+    } else {
+      process.emitWarning(
+        `dpo-ts: native kernels unavailable (${nativeError}); using the TypeScript reference backend, ` +
+          'about 50-100x slower for matrix products.',
+      );
+      active = referenceKernels;
+    }
+  }
+  return active;
+}
+
+/** Switches the backend for the rest of the process (tests compare backends this way). */
+export function setKernels(k: Kernels): void {
+  active = k;
+}
+
+export { referenceKernels };
