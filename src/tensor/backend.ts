@@ -16,6 +16,7 @@ const KERNEL_NAMES: (keyof Kernels)[] = [
 ];
 
 function findAddon(): string | null {
+  if (process.env.DPO_NATIVE_ADDON) return resolve(process.env.DPO_NATIVE_ADDON);
   // dist/src/tensor/backend.js or src/tensor/backend.ts: walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
