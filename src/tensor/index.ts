@@ -1,0 +1,6 @@
+// Public surface of the compute core.
+export * from './tensor.js';
+export * from './ops.js';
+export { memoryStats, resetPeak, clearPool, setPoolLimit, alloc, release, type MemoryStats } from './memory.js';
+export { kernels, setKernels, nativeKernels, nativeLoadError, referenceKernels, nativeMissing } from './backend.js';
+export { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
