@@ -1,0 +1,234 @@
+// In-memory model weights: every tensor is float32, whatever dtype the file stored, in row-major
+// (C) order with the file's own shape. Also the scalar conversions between float32 and the 16-bit
+// file formats (IEEE half, bfloat16) and the q/k row permutations between RoPE conventions.
+
+/** One tensor: row-major float32 data of exactly prod(shape) elements. */
+export interface Weight {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Tensors by their checkpoint name (Hugging Face names for everything the loaders return). */
+export type WeightMap = Map<string, Weight>;
+
+/** Number of elements of a shape (1 for a scalar []). */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeString(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** A weight of the given shape: wraps `data` (checked against the shape) or allocates zeros. */
+export function makeWeight(shape: readonly number[], data?: Float32Array): Weight {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`makeWeight: bad shape ${shapeString(shape)}`);
+  }
+  const n = numel(shape);
+  if (data && data.length !== n) {
+    throw new Error(`makeWeight: shape ${shapeString(shape)} needs ${n} elements, data has ${data.length}`);
+  }
+  return { shape: [...shape], data: data ?? new Float32Array(n) };
+}
+
+/**
+ * The tensor `name`, checked against `expectedShape` when given. `source` names the file or
+ * directory in the error message.
+ */
+export function getWeight(weights: WeightMap, name: string, expectedShape?: readonly number[], source = 'weights'): Weight {
+  const w = weights.get(name);
+  if (!w) throw new Error(`${source}: missing tensor ${name}`);
+  if (expectedShape && !sameShape(w.shape, expectedShape)) {
+    throw new Error(`${source}: tensor ${name} has shape ${shapeString(w.shape)}, expected ${shapeString(expectedShape)}`);
+  }
+  return w;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Total number of float parameters in the map. */
+export function countParameters(weights: WeightMap): number {
+  let n = 0;
+  for (const w of weights.values()) n += w.data.length;
+  return n;
+}
+
+/** Deep copy (new Float32Arrays). */
+export function cloneWeights(weights: WeightMap): WeightMap {
+  const out: WeightMap = new Map();
+  for (const [name, w] of weights) out.set(name, { shape: [...w.shape], data: new Float32Array(w.data) });
+  return out;
+}
+
+/** Names in the order every writer uses (plain code-unit sort, stable across runs). */
+export function sortedNames(weights: WeightMap): string[] {
+  return [...weights.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 16-bit float conversions. Bit-level, so NaN payloads, infinities, signed zeros and subnormals
+// survive exactly as the hardware conversions (F16C / AVX512-BF16) treat them.
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** float32 bit pattern of an IEEE binary16 bit pattern (exact: every half is a float). */
+export function f16BitsToF32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exp = (h >>> 10) & 0x1f;
+  let mant = h & 0x3ff;
+  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13)) >>> 0; // inf / NaN (payload kept)
+  if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0; // 112 = 127 - 15
+  if (mant === 0) return sign >>> 0; // signed zero
+  // Subnormal half: value = mant * 2^-24; normalise it into a float32 normal.
+  let e = 113; // exponent of 2^-14 in float32 bias, decremented per shift
+  while ((mant & 0x400) === 0) {
+    mant <<= 1;
+    e--;
+  }
+  return (sign | (e << 23) | ((mant & 0x3ff) << 13)) >>> 0;
+}
+
+/** IEEE binary16 bit pattern of a float32 bit pattern, round-to-nearest-even, overflow to inf. */
+export function f32BitsToF16Bits(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0); // NaN stays quiet NaN
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: rounds to zero
+    mant |= 0x800000; // implicit leading one
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let r = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    if (rem > half || (rem === half && (r & 1) !== 0)) r++; // may carry into the smallest normal: correct
+    return sign | r;
+  }
+  let r = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (r & 1) !== 0)) r++; // carry may reach 0x7c00 = inf: correct
+  return sign | r;
+}
+
+/** bfloat16 bit pattern of a float32 bit pattern, round-to-nearest-even; NaN stays a quiet NaN. */
+export function f32BitsToBf16Bits(u: number): number {
+  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) return ((u >>> 16) | 0x40) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function f32ToBits(x: number): number {
+  f32Scratch[0] = x;
+  return u32Scratch[0]!;
+}
+
+export function bitsToF32(u: number): number {
+  u32Scratch[0] = u;
+  return f32Scratch[0]!;
+}
+
+let f16Table: Uint32Array | null = null;
+
+/** Converts IEEE halves to float32 (out may be a view over any float32 memory). */
+export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (out.length < src.length) throw new Error(`f16ToF32: output has ${out.length} elements, need ${src.length}`);
+  if (!f16Table) {
+    // 256 KiB table: one lookup per element beats the branchy bit code by a wide margin.
+    f16Table = new Uint32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32Bits(h);
+  }
+  const table = f16Table;
+  const o = new Uint32Array(out.buffer, out.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) o[i] = table[src[i]!]!;
+  return out;
+}
+
+/** Converts bfloat16 to float32 (exact: a bfloat16 is the top half of a float32). */
+export function bf16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (out.length < src.length) throw new Error(`bf16ToF32: output has ${out.length} elements, need ${src.length}`);
+  const o = new Uint32Array(out.buffer, out.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) o[i] = src[i]! << 16;
+  return out;
+}
+
+/** Converts float32 to IEEE halves, round-to-nearest-even. */
+export function f32ToF16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (out.length < src.length) throw new Error(`f32ToF16: output has ${out.length} elements, need ${src.length}`);
+  const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(s[i]!);
+  return out;
+}
+
+/** Converts float32 to bfloat16, round-to-nearest-even. */
+export function f32ToBf16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  if (out.length < src.length) throw new Error(`f32ToBf16: output has ${out.length} elements, need ${src.length}`);
+  const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32BitsToBf16Bits(s[i]!);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE row layouts of the q and k projections. Within each head of size d, the rotary pairs are
+//   interleaved (Meta / llama2.c / llama.cpp): rows (2i, 2i+1) rotate together;
+//   halves (Hugging Face rotate_half):         rows (i, i + d/2) rotate together.
+// A weight of shape [nHeads*d, in] converted with these functions gives the same attention
+// scores under the other convention.
+
+function checkRopeRows(op: string, w: Weight, nHeads: number): number {
+  if (w.shape.length !== 2) throw new Error(`${op}: expected a 2-D weight, got shape ${shapeString(w.shape)}`);
+  const rows = w.shape[0]!;
+  if (nHeads <= 0 || rows % nHeads !== 0 || (rows / nHeads) % 2 !== 0) {
+    throw new Error(`${op}: ${rows} rows do not split into ${nHeads} heads of even size`);
+  }
+  return rows / nHeads;
+}
+
+/**
+ * Interleaved → halves (Hugging Face convert_llama_weights_to_hf.py `permute`):
+ * w.view(nHeads, d/2, 2, in).transpose(1, 2).reshape(rows, in). New row h*d + j*d/2 + i is old row
+ * h*d + 2i + j.
+ */
+export function permuteInterleavedToHalves(w: Weight, nHeads: number): Weight {
+  const d = checkRopeRows('permuteInterleavedToHalves', w, nHeads);
+  const cols = w.shape[1]!;
+  const half = d / 2;
+  const out = new Float32Array(w.data.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let j = 0; j < 2; j++) {
+      for (let i = 0; i < half; i++) {
+        const dst = (h * d + j * half + i) * cols;
+        const src = (h * d + 2 * i + j) * cols;
+        out.set(w.data.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return { shape: [...w.shape], data: out };
+}
+
+/**
+ * Halves → interleaved (llama.cpp convert_hf_to_gguf.py LlamaModel.permute):
+ * w.reshape(nHeads, 2, d/2, in).swapaxes(1, 2).reshape(rows, in). Inverse of the function above.
+ */
+export function permuteHalvesToInterleaved(w: Weight, nHeads: number): Weight {
+  const d = checkRopeRows('permuteHalvesToInterleaved', w, nHeads);
+  const cols = w.shape[1]!;
+  const half = d / 2;
+  const out = new Float32Array(w.data.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let j = 0; j < 2; j++) {
+      for (let i = 0; i < half; i++) {
+        const dst = (h * d + 2 * i + j) * cols;
+        const src = (h * d + j * half + i) * cols;
+        out.set(w.data.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return { shape: [...w.shape], data: out };
+}
