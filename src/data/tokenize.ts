@@ -1,0 +1,373 @@
+// Tokenization for DPO and SFT, following TRL's conventions:
+// - the prompt is tokenized on its own, with BOS per the tokenizer's convention, exactly once;
+// - each response is tokenized on its own (no BOS) and ends with EOS exactly once; a chat
+//   response whose template already ends the turn with a stop token gets no extra EOS;
+// - labels only on response tokens;
+// - truncation: max_prompt_length first (keep_end keeps the END of the prompt, TRL's default),
+//   then max_length on prompt+response (the response is cut at its end); a cut never falls
+//   inside a run of special tokens, and a leading BOS survives keep_end truncation.
+
+import type { ChatMessage, Tokenizer } from '../io/tokenizer.js';
+import type { BadRow, BadRowReason, OnBadRow, PreferenceExample, SftExample, SourceLoc, TruncationMode } from './types.js';
+import { BadDataError, countByReason, formatLoc } from './types.js';
+
+export interface TruncationOptions {
+  /** Cap on prompt + response tokens (each of chosen/rejected). */
+  maxLength?: number;
+  /** Cap on prompt tokens, applied first. */
+  maxPromptLength?: number;
+  /** Cap on each response's tokens (after the prompt cap, before max_length). */
+  maxCompletionLength?: number;
+  /** Which end of the prompt survives max_prompt_length: 'keep_end' (default, as TRL) or 'keep_start'. */
+  truncationMode?: TruncationMode;
+}
+
+export interface TokenizeOptions extends TruncationOptions {
+  /** Default 'error': throw listing the first 20 problems; 'skip': drop and count them. */
+  onBadRow?: OnBadRow;
+}
+
+export interface TokenizedPair {
+  /** Dataset row of the example. */
+  index: number;
+  loc: SourceLoc;
+  promptIds: number[];
+  /** Response tokens (EOS included unless truncated away). */
+  chosenIds: number[];
+  rejectedIds: number[];
+  promptTruncated: boolean;
+  chosenTruncated: boolean;
+  rejectedTruncated: boolean;
+}
+
+export interface TokenizeSummary {
+  /** Examples given. */
+  rows: number;
+  /** Examples kept. */
+  kept: number;
+  /** Rows with any truncation (prompt or a response). */
+  truncatedRows: number;
+  promptTruncated: number;
+  /** Rows where chosen or rejected was cut. */
+  responseTruncated: number;
+  dropped: number;
+  droppedByReason: Partial<Record<BadRowReason, number>>;
+  badRows: BadRow[];
+}
+
+function checkPositive(name: string, v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`tokenize: ${name} must be a positive integer, got ${v}`);
+}
+
+function checkTruncation(opts: TruncationOptions): void {
+  checkPositive('maxLength', opts.maxLength);
+  checkPositive('maxPromptLength', opts.maxPromptLength);
+  checkPositive('maxCompletionLength', opts.maxCompletionLength);
+  const mode = opts.truncationMode;
+  if (mode !== undefined && mode !== 'keep_end' && mode !== 'keep_start') {
+    throw new Error(`tokenize: truncationMode must be 'keep_end' or 'keep_start', got ${JSON.stringify(mode)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token-level helpers
+
+/** Encodes a prompt with BOS per the tokenizer's convention; a doubled leading BOS is collapsed. */
+export function encodePrompt(tok: Tokenizer, text: string): number[] {
+  const ids = tok.encode(text);
+  // A template that renders BOS as text plus a tokenizer that adds BOS would give two; keep one.
+  if (tok.bosId !== null) while (ids.length >= 2 && ids[0] === tok.bosId && ids[1] === tok.bosId) ids.shift();
+  return ids;
+}
+
+/**
+ * If ids end the turn with a stop token (optionally followed by whitespace-only tokens, like
+ * ChatML's "<|im_end|>\n"), returns the length up to and including that stop token; else -1.
+ */
+export function turnEnd(tok: Tokenizer, ids: readonly number[]): number {
+  for (let i = ids.length - 1; i >= 0; i--) {
+    if (tok.stopIds.includes(ids[i]!)) {
+      if (i === ids.length - 1) return ids.length;
+      return tok.decode(ids.slice(i + 1)).trim() === '' ? i + 1 : -1;
+    }
+    if (tok.isSpecial(ids[i]!)) return -1;
+  }
+  return -1;
+}
+
+/**
+ * Response tokens ending with exactly one stop: the turn's own stop token when the text already
+ * has one (anything after it is whitespace the model never generates, so it is dropped), else EOS.
+ */
+export function encodeResponse(tok: Tokenizer, text: string): number[] {
+  const ids = tok.encode(text, { addBos: false });
+  const end = turnEnd(tok, ids);
+  if (end >= 0) return ids.slice(0, end);
+  if (tok.eosId === null) throw new Error('tokenize: the tokenizer has no eosId, so responses cannot be ended with EOS');
+  ids.push(tok.eosId);
+  return ids;
+}
+
+/** Whether position i..i+1 is inside a run of special tokens (a cut there would split it). */
+function insideSpecialRun(tok: Tokenizer, ids: readonly number[], cut: number): boolean {
+  return cut > 0 && cut < ids.length && tok.isSpecial(ids[cut - 1]!) && tok.isSpecial(ids[cut]!);
+}
+
+/** Keeps the first n tokens, moving the cut back to the start of a special-token run it would split. */
+export function keepStart(tok: Tokenizer, ids: readonly number[], n: number): number[] {
+  if (ids.length <= n) return [...ids];
+  let cut = n;
+  while (insideSpecialRun(tok, ids, cut)) cut--;
+  // Only special tokens up to n: cutting inside the run beats returning nothing.
+  if (cut === 0) cut = n;
+  return ids.slice(0, cut);
+}
+
+/** Keeps at most n tokens from the end, plus a leading BOS, never starting inside a special-token run. */
+export function keepEnd(tok: Tokenizer, ids: readonly number[], n: number): number[] {
+  if (ids.length <= n) return [...ids];
+  const head = tok.bosId !== null && ids[0] === tok.bosId ? 1 : 0;
+  const budget = n - head;
+  if (budget <= 0) return ids.slice(0, n);
+  let start = ids.length - budget;
+  while (insideSpecialRun(tok, ids, start)) start++;
+  if (start >= ids.length) start = ids.length - budget;
+  return [...ids.slice(0, head), ...ids.slice(start)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+export type RenderedPair = { prompt: string; chosen: string; rejected: string; chat: boolean };
+
+/** Renders a chat response as the full conversation's rendering minus the prompt's (with generation prompt). */
+function renderChatResponse(
+  tok: Tokenizer,
+  prompt: readonly ChatMessage[],
+  promptText: string,
+  response: readonly ChatMessage[],
+  name: string,
+): { ok: true; text: string } | { ok: false; message: string } {
+  const full = tok.applyChatTemplate([...prompt, ...response], { addGenerationPrompt: false });
+  if (!full.startsWith(promptText)) {
+    return {
+      ok: false,
+      message:
+        `${name}: the chat template's rendering of prompt+${name} does not start with its rendering of the prompt ` +
+        `with add_generation_prompt (prompt renders as ${JSON.stringify(promptText.slice(-60))})`,
+    };
+  }
+  return { ok: true, text: full.slice(promptText.length) };
+}
+
+/** Text of prompt and responses: raw for text pairs, chat-template rendered for chat pairs. */
+export function renderPreference(tok: Tokenizer, ex: PreferenceExample): { ok: true; value: RenderedPair } | { ok: false; message: string } {
+  if (ex.kind === 'text') return { ok: true, value: { prompt: ex.prompt, chosen: ex.chosen, rejected: ex.rejected, chat: false } };
+  const promptText = tok.applyChatTemplate(ex.prompt, { addGenerationPrompt: true });
+  const c = renderChatResponse(tok, ex.prompt, promptText, ex.chosen, 'chosen');
+  if (!c.ok) return c;
+  const r = renderChatResponse(tok, ex.prompt, promptText, ex.rejected, 'rejected');
+  if (!r.ok) return r;
+  return { ok: true, value: { prompt: promptText, chosen: c.text, rejected: r.text, chat: true } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preference pairs
+
+type PairResult = { ok: true; pair: TokenizedPair } | { ok: false; reason: BadRowReason; message: string };
+
+/** Tokenizes and truncates one preference example. */
+export function tokenizePair(tok: Tokenizer, ex: PreferenceExample, opts: TruncationOptions = {}): PairResult {
+  checkTruncation(opts);
+  const rendered = renderPreference(tok, ex);
+  if (!rendered.ok) return { ok: false, reason: 'template_mismatch', message: rendered.message };
+  const { prompt, chosen, rejected } = rendered.value;
+  let promptIds = encodePrompt(tok, prompt);
+  let chosenIds = encodeResponse(tok, chosen);
+  let rejectedIds = encodeResponse(tok, rejected);
+  const fullPrompt = promptIds.length;
+
+  let promptTruncated = false;
+  if (opts.maxPromptLength !== undefined && promptIds.length > opts.maxPromptLength) {
+    promptIds = (opts.truncationMode ?? 'keep_end') === 'keep_end' ? keepEnd(tok, promptIds, opts.maxPromptLength) : keepStart(tok, promptIds, opts.maxPromptLength);
+    promptTruncated = true;
+  }
+  if (opts.maxLength !== undefined && promptIds.length >= opts.maxLength) {
+    const after = promptTruncated ? ` (${promptIds.length} after max_prompt_length ${opts.maxPromptLength})` : '';
+    return {
+      ok: false,
+      reason: 'prompt_too_long',
+      message: `prompt is ${fullPrompt} tokens${after}, max_length ${opts.maxLength} leaves no room for a response`,
+    };
+  }
+  let chosenTruncated = false;
+  let rejectedTruncated = false;
+  const cap = Math.min(opts.maxCompletionLength ?? Infinity, opts.maxLength !== undefined ? opts.maxLength - promptIds.length : Infinity);
+  if (chosenIds.length > cap) {
+    chosenIds = keepStart(tok, chosenIds, cap);
+    chosenTruncated = true;
+  }
+  if (rejectedIds.length > cap) {
+    rejectedIds = keepStart(tok, rejectedIds, cap);
+    rejectedTruncated = true;
+  }
+  return {
+    ok: true,
+    pair: { index: ex.index, loc: ex.loc, promptIds, chosenIds, rejectedIds, promptTruncated, chosenTruncated, rejectedTruncated },
+  };
+}
+
+function emptyTokenizeSummary(rows: number): TokenizeSummary {
+  return { rows, kept: 0, truncatedRows: 0, promptTruncated: 0, responseTruncated: 0, dropped: 0, droppedByReason: {}, badRows: [] };
+}
+
+function finishSummary(summary: TokenizeSummary, what: string, onBadRow: OnBadRow | undefined): void {
+  summary.dropped = summary.badRows.length;
+  summary.droppedByReason = countByReason(summary.badRows);
+  if (summary.dropped > 0 && (onBadRow ?? 'error') === 'error') throw new BadDataError(what, summary.badRows);
+}
+
+/** Tokenizes preference examples; prompt-too-long and template problems are bad rows. */
+export function tokenizePreferenceData(
+  tok: Tokenizer,
+  examples: readonly PreferenceExample[],
+  opts: TokenizeOptions = {},
+): { pairs: TokenizedPair[]; summary: TokenizeSummary } {
+  checkTruncation(opts);
+  const summary = emptyTokenizeSummary(examples.length);
+  const pairs: TokenizedPair[] = [];
+  for (const ex of examples) {
+    let res: PairResult;
+    try {
+      res = tokenizePair(tok, ex, opts);
+    } catch (e) {
+      throw new Error(`${formatLoc(ex.loc)}: tokenize: ${(e as Error).message}`);
+    }
+    if (!res.ok) {
+      summary.badRows.push({ loc: ex.loc, reason: res.reason, message: res.message });
+      continue;
+    }
+    const p = res.pair;
+    pairs.push(p);
+    if (p.promptTruncated) summary.promptTruncated++;
+    if (p.chosenTruncated || p.rejectedTruncated) summary.responseTruncated++;
+    if (p.promptTruncated || p.chosenTruncated || p.rejectedTruncated) summary.truncatedRows++;
+  }
+  summary.kept = pairs.length;
+  finishSummary(summary, 'tokenize preference data', opts.onBadRow);
+  return { pairs, summary };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SFT
+
+export interface TokenizedSft {
+  index: number;
+  loc: SourceLoc;
+  ids: number[];
+  /** 1 where the token is trained (a label: completion / assistant tokens), else 0. */
+  trained: Uint8Array;
+  truncated: boolean;
+}
+
+type SftResult = { ok: true; row: TokenizedSft } | { ok: false; reason: BadRowReason; message: string };
+
+/** Segments of a rendered conversation: [text, trained], where trained marks assistant turns. */
+function chatSegments(tok: Tokenizer, messages: readonly ChatMessage[]): { ok: true; segs: [string, boolean][] } | { ok: false; message: string } {
+  const full = tok.applyChatTemplate(messages, { addGenerationPrompt: false });
+  const segs: [string, boolean][] = [];
+  let pos = 0;
+  for (let i = 0; i < messages.length; i++) {
+    if (messages[i]!.role !== 'assistant') continue;
+    // Rendering of everything before the turn, ending with the assistant header; then through it.
+    const before = i === 0 ? '' : tok.applyChatTemplate(messages.slice(0, i), { addGenerationPrompt: true });
+    const through = tok.applyChatTemplate(messages.slice(0, i + 1), { addGenerationPrompt: false });
+    if (!full.startsWith(before) || !through.startsWith(before) || !full.startsWith(through) || before.length < pos) {
+      return {
+        ok: false,
+        message: `messages[${i}]: the chat template does not render the conversation as a prefix-consistent sequence of turns, so assistant tokens cannot be located`,
+      };
+    }
+    if (before.length > pos) segs.push([full.slice(pos, before.length), false]);
+    segs.push([full.slice(before.length, through.length), true]);
+    pos = through.length;
+  }
+  if (pos < full.length) segs.push([full.slice(pos), false]);
+  return { ok: true, segs };
+}
+
+/** Tokenizes one SFT example: BOS per convention, labels only on completion / assistant tokens. */
+export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<TruncationOptions, 'maxLength'> = {}): SftResult {
+  checkPositive('maxLength', opts.maxLength);
+  const ids: number[] = [];
+  const trained: number[] = [];
+  if (ex.kind === 'text') {
+    const p = encodePrompt(tok, ex.prompt);
+    if (opts.maxLength !== undefined && p.length >= opts.maxLength) {
+      return { ok: false, reason: 'prompt_too_long', message: `prompt is ${p.length} tokens, max_length ${opts.maxLength} leaves no room for the completion` };
+    }
+    const c = encodeResponse(tok, ex.completion);
+    for (const id of p) (ids.push(id), trained.push(0));
+    for (const id of c) (ids.push(id), trained.push(1));
+  } else {
+    const segs = chatSegments(tok, ex.messages);
+    if (!segs.ok) return { ok: false, reason: 'template_mismatch', message: segs.message };
+    let first = true;
+    for (const [text, isTrained] of segs.segs) {
+      if (text === '') continue;
+      const seg = first ? encodePrompt(tok, text) : tok.encode(text, { addBos: false });
+      first = false;
+      // Train up to the turn's stop token; whitespace after it is context, never generated.
+      const end = isTrained ? turnEnd(tok, seg) : -1;
+      for (let k = 0; k < seg.length; k++) {
+        ids.push(seg[k]!);
+        trained.push(isTrained && (end < 0 || k < end) ? 1 : 0);
+      }
+    }
+    // A template without end-of-turn tokens: end the final assistant turn with EOS.
+    const last = ex.messages[ex.messages.length - 1]!;
+    if (last.role === 'assistant' && turnEnd(tok, ids) < 0) {
+      if (tok.eosId === null) throw new Error('tokenize: the tokenizer has no eosId, so the final assistant turn cannot be ended');
+      ids.push(tok.eosId);
+      trained.push(1);
+    }
+  }
+  let truncated = false;
+  let n = ids.length;
+  if (opts.maxLength !== undefined && n > opts.maxLength) {
+    n = keepStart(tok, ids, opts.maxLength).length;
+    truncated = true;
+  }
+  const mask = Uint8Array.from(trained.slice(0, n));
+  if (!mask.includes(1)) {
+    return { ok: false, reason: 'no_trained_tokens', message: `no completion/assistant token left within max_length ${opts.maxLength ?? '(none)'}` };
+  }
+  return { ok: true, row: { index: ex.index, loc: ex.loc, ids: ids.slice(0, n), trained: mask, truncated } };
+}
+
+/** Tokenizes SFT examples (max_length cuts the end); rows with nothing left to train are bad rows. */
+export function tokenizeSftData(
+  tok: Tokenizer,
+  examples: readonly SftExample[],
+  opts: Pick<TokenizeOptions, 'maxLength' | 'onBadRow'> = {},
+): { rows: TokenizedSft[]; summary: TokenizeSummary } {
+  const summary = emptyTokenizeSummary(examples.length);
+  const rows: TokenizedSft[] = [];
+  for (const ex of examples) {
+    let res: SftResult;
+    try {
+      res = tokenizeSft(tok, ex, opts);
+    } catch (e) {
+      throw new Error(`${formatLoc(ex.loc)}: tokenize: ${(e as Error).message}`);
+    }
+    if (!res.ok) {
+      summary.badRows.push({ loc: ex.loc, reason: res.reason, message: res.message });
+      continue;
+    }
+    rows.push(res.row);
+    if (res.row.truncated) (summary.truncatedRows++, summary.responseTruncated++);
+  }
+  summary.kept = rows.length;
+  finishSummary(summary, 'tokenize SFT data', opts.onBadRow);
+  return { rows, summary };
+}
