@@ -1,3 +1,655 @@
-// PLACEHOLDER (replaced by the compute-core work).
+// Causal grouped-query attention, memory-efficient ("flash"): no T×T matrix is ever stored.
+//
+// Layouts (see src/tensor/kernels.ts): q, out [B, Tq, H, D]; k, v [B, cap, Hkv, D] with item b at
+// b·kvBatchStride; lse [B, H, Tq]. Query t sits at absolute position Tk − Tq + t and sees keys
+// kvStart[b] ≤ j ≤ Tk − Tq + t. Query head h reads KV head h / (H / Hkv).
+//
+// Forward: one task per (batch, head, tile of kBQ queries). Keys are visited in tiles of kBK starting
+// at kvStart and stopping at the tile's last visible key (the causal upper half is never touched);
+// each key tile does S = Q·Kᵀ, an online-softmax update of (max, sum) per row and acc += P·V.
+// Only out and lse leave the task.
+//
+// Backward (FlashAttention-2 formulas, Di = rowsum(dO∘O)):
+//   P = exp(scale·Q·Kᵀ − lse), dP = dO·Vᵀ, dS = P∘(dP − Di), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO.
+// Two passes so that every task owns disjoint outputs and the summation order never depends on the
+// thread count: pass 1 per (batch, KV head, key tile) accumulates dK, dV over its query heads and the
+// query rows that see the tile; pass 2 per (batch, head, query tile) accumulates dQ over key tiles.
+// Both recompute scores from q, k and lse tile by tile.
+//
+// Every matrix product is one small "broadcast A, vector B" GEMM (Gemm below): B and C rows are
+// packed with a padded width (multiple of 16 floats = one zmm), A is read in place through strides,
+// so transposed operands (Pᵀ, dSᵀ) cost nothing. Each C element is one FMA chain in a fixed order,
+// so a score is bit-identical whichever tile or pass recomputes it.
+//
+// ISA: AVX-512 kernels behind __builtin_cpu_supports, a portable path otherwise.
+// DPO_ATTENTION_ISA=portable forces the portable path (tests and benchmarks compare the two).
 #include "common.h"
-namespace dpo { void RegisterAttention(Napi::Env, Napi::Object) {} }
+#include "threadpool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace dpo {
+namespace {
+
+constexpr int64_t kBQ = 64;  // query rows per tile
+constexpr int64_t kBK = 64;  // keys per tile; a multiple of 16 (row stride of the packed Kᵀ, S, P)
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline int64_t RoundUp16(int64_t n) { return (n + 15) & ~int64_t(15); }
+
+// Per-thread scratch, 64-byte aligned, grown on demand and reused by every tile and call.
+struct Scratch {
+  float* data = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(data); }
+  float* Get(size_t n) {
+    if (n > cap) {
+      std::free(data);
+      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+      data = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!data) {
+        std::fprintf(stderr, "dpo attention: cannot allocate %zu bytes of scratch\n", bytes);
+        std::abort();
+      }
+      cap = n;
+    }
+    return data;
+  }
+};
+thread_local Scratch tScratch;
+
+// ---------------------------------------------------------------------------------------------
+// Packing (plain loops, both ISAs).
+
+// dst[d·kBK + jj] = src[jj·stride + d] for jj < n, zero for n ≤ jj < ncols: a key tile transposed,
+// so scores of one query against 16 keys are one vector FMA per d.
+void PackTransposed(float* dst, const float* src, int64_t stride, int64_t n, int64_t ncols, int64_t D) {
+  for (int64_t jj = 0; jj < n; jj++) {
+    const float* s = src + jj * stride;
+    for (int64_t d = 0; d < D; d++) dst[d * kBK + jj] = s[d];
+  }
+  for (int64_t d = 0; d < D; d++)
+    for (int64_t jj = n; jj < ncols; jj++) dst[d * kBK + jj] = 0.0f;
+}
+
+// dst[r·Dp + d] = src[r·stride + d], rows padded with zeros from D to Dp.
+void PackRows(float* dst, const float* src, int64_t stride, int64_t n, int64_t D, int64_t Dp) {
+  for (int64_t r = 0; r < n; r++) {
+    std::memcpy(dst + r * Dp, src + r * stride, D * sizeof(float));
+    for (int64_t d = D; d < Dp; d++) dst[r * Dp + d] = 0.0f;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable primitives.
+
+struct PortableOps {
+  // C[r·ldc + c] (+)= Σ_x A[r·ars + x·axs] · B[x·ldb + c]   for r < rows, c < ncols.
+  static void Gemm(int64_t rows, int64_t ncols, int64_t K, const float* A, int64_t ars, int64_t axs,
+                   const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+    for (int64_t r = 0; r < rows; r++) {
+      float* c = C + r * ldc;
+      if (!accumulate) std::memset(c, 0, ncols * sizeof(float));
+      const float* a = A + r * ars;
+      for (int64_t x = 0; x < K; x++) {
+        const float ax = a[x * axs];
+        const float* b = B + x * ldb;
+        for (int64_t j = 0; j < ncols; j++) c[j] += ax * b[j];
+      }
+    }
+  }
+
+  // s[j] *= scale for j < n; returns max_j s[j] (−inf when n = 0).
+  static float ScaleMax(float* s, int64_t n, float scale) {
+    float mx = kNegInf;
+    for (int64_t j = 0; j < n; j++) {
+      s[j] *= scale;
+      mx = std::max(mx, s[j]);
+    }
+    return mx;
+  }
+
+  // s[j] = exp(s[j] − shift) for j < n and 0 for n ≤ j < ncols; returns Σ s[j].
+  static float ExpSubSum(float* s, int64_t n, int64_t ncols, float shift) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+      s[j] = std::exp(s[j] - shift);
+      sum += s[j];
+    }
+    for (int64_t j = n; j < ncols; j++) s[j] = 0.0f;
+    return sum;
+  }
+
+  // In place: s (raw scores) → P = exp(scale·s − lse), dp → dS = P∘(dp − Di); zero for j ≥ n.
+  static void SoftmaxGrad(float* s, float* dp, int64_t n, int64_t ncols, float scale, float lse, float Di) {
+    for (int64_t j = 0; j < n; j++) {
+      const float p = std::exp(s[j] * scale - lse);
+      s[j] = p;
+      dp[j] = p * (dp[j] - Di);
+    }
+    for (int64_t j = n; j < ncols; j++) s[j] = dp[j] = 0.0f;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 primitives.
+
+#if defined(__x86_64__)
+#define DPO_AVX512 __attribute__((target("avx512f")))
+
+// exp(x) for one zmm: 2^n · poly(r), x = n·ln2 + r, |r| ≤ ln2/2 (Cephes expf polynomial, ~1 ulp).
+// Inputs below −87.3 give exactly 0 (no denormals downstream); NaN propagates.
+DPO_AVX512 inline __m512 Exp512(__m512 x) {
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ);
+  x = _mm512_min_ps(_mm512_set1_ps(88.7f), _mm512_max_ps(_mm512_set1_ps(-87.3f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
+}
+
+inline __mmask16 TailMask(int64_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+}
+
+// MR rows × NV·16 columns of C, accumulators in registers (MR = NV = 4: 16 zmm + 4 B + 1 A).
+template <int MR, int NV>
+DPO_AVX512 inline void MicroKernel(int64_t K, const float* A, int64_t ars, int64_t axs, const float* B,
+                                   int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = accumulate ? _mm512_loadu_ps(C + r * ldc + 16 * v) : _mm512_setzero_ps();
+  for (int64_t x = 0; x < K; x++) {
+    __m512 b[NV];
+    for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(B + x * ldb + 16 * v);
+    for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(A[r * ars + x * axs]);
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(C + r * ldc + 16 * v, acc[r][v]);
+}
+
+struct Avx512Ops {
+  // Same contract as PortableOps::Gemm; ncols must be a multiple of 16.
+  DPO_AVX512 static void Gemm(int64_t rows, int64_t ncols, int64_t K, const float* A, int64_t ars,
+                              int64_t axs, const float* B, int64_t ldb, float* C, int64_t ldc,
+                              bool accumulate) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+      const int mr = int(std::min<int64_t>(4, rows - r0));
+      for (int64_t c0 = 0; c0 < ncols; c0 += 64) {
+        const int nv = int(std::min<int64_t>(4, (ncols - c0) / 16));
+        const float* a = A + r0 * ars;
+        const float* b = B + c0;
+        float* c = C + r0 * ldc + c0;
+        switch (mr * 8 + nv) {
+#define DPO_CASE(M, N) \
+  case M * 8 + N: MicroKernel<M, N>(K, a, ars, axs, b, ldb, c, ldc, accumulate); break;
+          DPO_CASE(1, 1) DPO_CASE(1, 2) DPO_CASE(1, 3) DPO_CASE(1, 4)
+          DPO_CASE(2, 1) DPO_CASE(2, 2) DPO_CASE(2, 3) DPO_CASE(2, 4)
+          DPO_CASE(3, 1) DPO_CASE(3, 2) DPO_CASE(3, 3) DPO_CASE(3, 4)
+          DPO_CASE(4, 1) DPO_CASE(4, 2) DPO_CASE(4, 3) DPO_CASE(4, 4)
+#undef DPO_CASE
+          default: break;
+        }
+      }
+    }
+  }
+
+  DPO_AVX512 static float ScaleMax(float* s, int64_t n, float scale) {
+    __m512 mx = _mm512_set1_ps(kNegInf);
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 m = TailMask(n - j);
+      const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), sc);
+      _mm512_mask_storeu_ps(s + j, m, x);
+      mx = _mm512_mask_max_ps(mx, m, mx, x);
+    }
+    return _mm512_reduce_max_ps(mx);
+  }
+
+  DPO_AVX512 static float ExpSubSum(float* s, int64_t n, int64_t ncols, float shift) {
+    __m512 sum = _mm512_setzero_ps();
+    const __m512 sh = _mm512_set1_ps(shift);
+    for (int64_t j = 0; j < ncols; j += 16) {
+      const __mmask16 m = j < n ? TailMask(n - j) : __mmask16(0);
+      const __m512 p = _mm512_maskz_mov_ps(m, Exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), sh)));
+      _mm512_storeu_ps(s + j, p);
+      sum = _mm512_add_ps(sum, p);
+    }
+    return _mm512_reduce_add_ps(sum);
+  }
+
+  DPO_AVX512 static void SoftmaxGrad(float* s, float* dp, int64_t n, int64_t ncols, float scale, float lse,
+                                     float Di) {
+    const __m512 sc = _mm512_set1_ps(scale), l = _mm512_set1_ps(lse), di = _mm512_set1_ps(Di);
+    for (int64_t j = 0; j < ncols; j += 16) {
+      const __mmask16 m = j < n ? TailMask(n - j) : __mmask16(0);
+      const __m512 x = _mm512_maskz_loadu_ps(m, s + j);
+      const __m512 p = _mm512_maskz_mov_ps(m, Exp512(_mm512_sub_ps(_mm512_mul_ps(x, sc), l)));
+      const __m512 g = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + j), di));
+      _mm512_storeu_ps(s + j, p);
+      _mm512_storeu_ps(dp + j, g);
+    }
+  }
+};
+#undef DPO_AVX512
+#endif  // __x86_64__
+
+bool UseAvx512() {
+#if defined(__x86_64__)
+  static const bool cpu = __builtin_cpu_supports("avx512f");
+  const char* isa = std::getenv("DPO_ATTENTION_ISA");
+  if (isa && std::strcmp(isa, "portable") == 0) return false;
+  return cpu;
+#else
+  return false;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward.
+
+struct FwdArgs {
+  const float *q, *k, *v;
+  float *out, *lse;
+  int64_t B, Tq, Tk, H, Hkv, D;
+  float scale;
+  int64_t kvStride;
+  const int32_t* kvStart;
+};
+
+template <class Ops>
+void ForwardTile(const FwdArgs& a, int64_t b, int64_t h, int64_t qt) {
+  const int64_t D = a.D, Dp = RoundUp16(D), G = a.H / a.Hkv, g = h / G;
+  const int64_t qStride = a.H * D, kStride = a.Hkv * D;
+  const int64_t t0 = qt * kBQ, nr = std::min(kBQ, a.Tq - t0);
+  const int64_t off = a.Tk - a.Tq;  // absolute position of query t is off + t
+  const int64_t ks = a.kvStart ? a.kvStart[b] : 0;
+  const float* qb = a.q + ((b * a.Tq + t0) * a.H + h) * D;
+  const float* kb = a.k + b * a.kvStride + g * D;
+  const float* vb = a.v + b * a.kvStride + g * D;
+  float* ob = a.out + ((b * a.Tq + t0) * a.H + h) * D;
+  float* lb = a.lse + (b * a.H + h) * a.Tq + t0;
+
+  float* S = tScratch.Get(kBQ * kBK + kBQ * Dp + D * kBK + kBK * Dp + 2 * kBQ);
+  float* acc = S + kBQ * kBK;   // [kBQ, Dp] unnormalized output
+  float* Kt = acc + kBQ * Dp;   // [D, kBK] key tile transposed
+  float* Vp = Kt + D * kBK;     // [kBK, Dp] value tile
+  float* m = Vp + kBK * Dp;     // running max of scaled scores per row
+  float* l = m + kBQ;           // running Σ exp(s − m) per row
+  std::fill(m, m + nr, kNegInf);
+  std::fill(l, l + nr, 0.0f);
+  std::fill(acc, acc + nr * Dp, 0.0f);
+
+  const int64_t lastKey = off + t0 + nr - 1;  // last key the tile's last row sees
+  for (int64_t j0 = ks; j0 <= lastKey; j0 += kBK) {
+    const int64_t nk = std::min(kBK, lastKey + 1 - j0), ncols = RoundUp16(nk);
+    // Rows whose last visible key precedes j0 see nothing here; they form a prefix of the tile.
+    const int64_t first = std::max<int64_t>(0, j0 - off - t0), rows = nr - first;
+    PackTransposed(Kt, kb + j0 * kStride, kStride, nk, ncols, D);
+    PackRows(Vp, vb + j0 * kStride, kStride, nk, D, Dp);
+    Ops::Gemm(rows, ncols, D, qb + first * qStride, qStride, 1, Kt, kBK, S + first * kBK, kBK, false);
+    for (int64_t i = first; i < nr; i++) {
+      const int64_t nv = std::min(nk, off + t0 + i - j0 + 1);  // visible keys of row i in this tile
+      float* s = S + i * kBK;
+      const float mnew = std::max(m[i], Ops::ScaleMax(s, nv, a.scale));
+      const float alpha = std::exp(m[i] - mnew);  // 0 on the first visited tile (m = −inf)
+      const float sum = Ops::ExpSubSum(s, nv, ncols, mnew);
+      l[i] = l[i] * alpha + sum;
+      m[i] = mnew;
+      if (alpha != 1.0f) {
+        float* ai = acc + i * Dp;
+        for (int64_t d = 0; d < Dp; d++) ai[d] *= alpha;
+      }
+    }
+    Ops::Gemm(rows, Dp, nk, S + first * kBK, kBK, 1, Vp, Dp, acc + first * Dp, Dp, true);
+  }
+
+  for (int64_t i = 0; i < nr; i++) {
+    float* o = ob + i * qStride;
+    if (l[i] == 0.0f) {  // no visible key (left padding): defined as out 0, lse −inf
+      std::fill(o, o + D, 0.0f);
+      lb[i] = kNegInf;
+      continue;
+    }
+    const float inv = 1.0f / l[i];
+    const float* ai = acc + i * Dp;
+    for (int64_t d = 0; d < D; d++) o[d] = ai[d] * inv;
+    lb[i] = m[i] + std::log(l[i]);
+  }
+}
+
+template <class Ops>
+void RunForward(const FwdArgs& a) {
+  const int64_t nqt = (a.Tq + kBQ - 1) / kBQ;
+  // Later query tiles see more keys: hand them out first so the pool ends balanced.
+  ParallelFor(a.B * a.H * nqt, [&](int64_t task) {
+    const int64_t qt = nqt - 1 - task % nqt, bh = task / nqt;
+    ForwardTile<Ops>(a, bh / a.H, bh % a.H, qt);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward.
+
+struct BwdArgs {
+  const float *dout, *q, *k, *v, *out, *lse;
+  float *dq, *dk, *dv;
+  int64_t B, T, H, Hkv, D;
+  float scale;
+  const int32_t* kvStart;
+  const float* Dvec;  // [B, H, T]: Di = Σ_d dO·O
+};
+
+// Pass 1: dK, dV of key tile kt (keys ks + kt·kBK ...) for KV head g of batch item b.
+template <class Ops>
+void BackwardKVTile(const BwdArgs& a, int64_t b, int64_t g, int64_t kt) {
+  const int64_t T = a.T, D = a.D, Dp = RoundUp16(D), G = a.H / a.Hkv;
+  const int64_t qStride = a.H * D, kStride = a.Hkv * D;
+  const int64_t ks = std::min<int64_t>(a.kvStart ? a.kvStart[b] : 0, T);
+  const int64_t kvBase = b * T * kStride + g * D;
+  if (kt == 0) {  // masked keys get no gradient
+    for (int64_t j = 0; j < ks; j++) {
+      std::fill(a.dk + kvBase + j * kStride, a.dk + kvBase + j * kStride + D, 0.0f);
+      std::fill(a.dv + kvBase + j * kStride, a.dv + kvBase + j * kStride + D, 0.0f);
+    }
+  }
+  const int64_t j0 = ks + kt * kBK;
+  if (j0 >= T) return;
+  const int64_t nk = std::min(kBK, T - j0), ncols = RoundUp16(nk);
+
+  float* Kt = tScratch.Get(2 * D * kBK + 2 * kBQ * kBK + 2 * kBQ * Dp + 2 * kBK * Dp);
+  float* Vt = Kt + D * kBK;        // [D, kBK]
+  float* S = Vt + D * kBK;         // [kBQ, kBK] scores → P
+  float* dP = S + kBQ * kBK;       // [kBQ, kBK] dO·Vᵀ → dS
+  float* Qp = dP + kBQ * kBK;      // [kBQ, Dp]
+  float* dOp = Qp + kBQ * Dp;      // [kBQ, Dp]
+  float* dKacc = dOp + kBQ * Dp;   // [kBK, Dp] Σ dSᵀ·Q (scale applied at the end)
+  float* dVacc = dKacc + kBK * Dp; // [kBK, Dp] Σ Pᵀ·dO
+  PackTransposed(Kt, a.k + kvBase + j0 * kStride, kStride, nk, ncols, D);
+  PackTransposed(Vt, a.v + kvBase + j0 * kStride, kStride, nk, ncols, D);
+  std::fill(dKacc, dKacc + 2 * kBK * Dp, 0.0f);
+
+  for (int64_t h = g * G; h < (g + 1) * G; h++) {
+    const float* lseRow = a.lse + (b * a.H + h) * T;
+    const float* DiRow = a.Dvec + (b * a.H + h) * T;
+    // Queries before j0 cannot see these keys (causal): start at t = j0.
+    for (int64_t i0 = j0; i0 < T; i0 += kBQ) {
+      const int64_t nr = std::min(kBQ, T - i0);
+      const float* qa = a.q + ((b * T + i0) * a.H + h) * D;
+      const float* da = a.dout + ((b * T + i0) * a.H + h) * D;
+      PackRows(Qp, qa, qStride, nr, D, Dp);
+      PackRows(dOp, da, qStride, nr, D, Dp);
+      Ops::Gemm(nr, ncols, D, qa, qStride, 1, Kt, kBK, S, kBK, false);
+      Ops::Gemm(nr, ncols, D, da, qStride, 1, Vt, kBK, dP, kBK, false);
+      for (int64_t i = 0; i < nr; i++) {
+        const int64_t t = i0 + i;
+        const float L = lseRow[t];
+        const int64_t nv = L == kNegInf ? 0 : std::min(nk, t - j0 + 1);
+        Ops::SoftmaxGrad(S + i * kBK, dP + i * kBK, nv, ncols, a.scale, L, DiRow[t]);
+      }
+      // dV += Pᵀ·dO and dK += dSᵀ·Q: A read transposed (row stride 1, inner stride kBK).
+      Ops::Gemm(nk, Dp, nr, S, 1, kBK, dOp, Dp, dVacc, Dp, true);
+      Ops::Gemm(nk, Dp, nr, dP, 1, kBK, Qp, Dp, dKacc, Dp, true);
+    }
+  }
+  for (int64_t jj = 0; jj < nk; jj++) {
+    float* dk = a.dk + kvBase + (j0 + jj) * kStride;
+    float* dv = a.dv + kvBase + (j0 + jj) * kStride;
+    for (int64_t d = 0; d < D; d++) {
+      dk[d] = a.scale * dKacc[jj * Dp + d];
+      dv[d] = dVacc[jj * Dp + d];
+    }
+  }
+}
+
+// Pass 2: dQ of query tile qt for head h of batch item b.
+template <class Ops>
+void BackwardQTile(const BwdArgs& a, int64_t b, int64_t h, int64_t qt) {
+  const int64_t T = a.T, D = a.D, Dp = RoundUp16(D), G = a.H / a.Hkv, g = h / G;
+  const int64_t qStride = a.H * D, kStride = a.Hkv * D;
+  const int64_t t0 = qt * kBQ, nr = std::min(kBQ, T - t0);
+  const int64_t ks = a.kvStart ? a.kvStart[b] : 0;
+  const float* qa = a.q + ((b * T + t0) * a.H + h) * D;
+  const float* da = a.dout + ((b * T + t0) * a.H + h) * D;
+  const float* kb = a.k + b * T * kStride + g * D;
+  const float* vb = a.v + b * T * kStride + g * D;
+  const float* lseRow = a.lse + (b * a.H + h) * T + t0;
+  const float* DiRow = a.Dvec + (b * a.H + h) * T + t0;
+
+  float* Kt = tScratch.Get(2 * D * kBK + kBK * Dp + 2 * kBQ * kBK + kBQ * Dp);
+  float* Vt = Kt + D * kBK;       // [D, kBK]
+  float* Kp = Vt + D * kBK;       // [kBK, Dp]
+  float* S = Kp + kBK * Dp;       // [kBQ, kBK]
+  float* dP = S + kBQ * kBK;      // [kBQ, kBK]
+  float* dQacc = dP + kBQ * kBK;  // [kBQ, Dp] Σ dS·K (scale applied at the end)
+  std::fill(dQacc, dQacc + nr * Dp, 0.0f);
+
+  const int64_t lastKey = t0 + nr - 1;
+  for (int64_t j0 = ks; j0 <= lastKey; j0 += kBK) {
+    const int64_t nk = std::min(kBK, lastKey + 1 - j0), ncols = RoundUp16(nk);
+    const int64_t first = std::max<int64_t>(0, j0 - t0), rows = nr - first;
+    PackTransposed(Kt, kb + j0 * kStride, kStride, nk, ncols, D);
+    PackTransposed(Vt, vb + j0 * kStride, kStride, nk, ncols, D);
+    PackRows(Kp, kb + j0 * kStride, kStride, nk, D, Dp);
+    Ops::Gemm(rows, ncols, D, qa + first * qStride, qStride, 1, Kt, kBK, S + first * kBK, kBK, false);
+    Ops::Gemm(rows, ncols, D, da + first * qStride, qStride, 1, Vt, kBK, dP + first * kBK, kBK, false);
+    for (int64_t i = first; i < nr; i++) {
+      const float L = lseRow[i];
+      const int64_t nv = L == kNegInf ? 0 : std::min(nk, t0 + i - j0 + 1);
+      Ops::SoftmaxGrad(S + i * kBK, dP + i * kBK, nv, ncols, a.scale, L, DiRow[i]);
+    }
+    Ops::Gemm(rows, Dp, nk, dP + first * kBK, kBK, 1, Kp, Dp, dQacc + first * Dp, Dp, true);
+  }
+  for (int64_t i = 0; i < nr; i++) {
+    float* dq = a.dq + ((b * T + t0 + i) * a.H + h) * D;
+    for (int64_t d = 0; d < D; d++) dq[d] = a.scale * dQacc[i * Dp + d];
+  }
+}
+
+template <class Ops>
+void RunBackward(BwdArgs a) {
+  const int64_t T = a.T, D = a.D;
+  std::vector<float> Dvec(size_t(a.B * a.H * T));
+  // Di = rowsum(dO∘O), [B, H, T]; one task per (b, h), each a plain sequential sum.
+  ParallelFor(a.B * a.H, [&](int64_t bh) {
+    const int64_t b = bh / a.H, h = bh % a.H;
+    for (int64_t t = 0; t < T; t++) {
+      const float* o = a.out + ((b * T + t) * a.H + h) * D;
+      const float* d = a.dout + ((b * T + t) * a.H + h) * D;
+      float s = 0.0f;
+      for (int64_t x = 0; x < D; x++) s += o[x] * d[x];
+      Dvec[bh * T + t] = s;
+    }
+  });
+  a.Dvec = Dvec.data();
+  const int64_t ntiles = (T + kBK - 1) / kBK;
+  // Low key tiles are seen by more queries: they go first.
+  ParallelFor(a.B * a.Hkv * ntiles, [&](int64_t task) {
+    const int64_t kt = task % ntiles, bg = task / ntiles;
+    BackwardKVTile<Ops>(a, bg / a.Hkv, bg % a.Hkv, kt);
+  });
+  const int64_t nqt = (T + kBQ - 1) / kBQ;
+  ParallelFor(a.B * a.H * nqt, [&](int64_t task) {
+    const int64_t qt = nqt - 1 - task % nqt, bh = task / nqt;
+    BackwardQTile<Ops>(a, bh / a.H, bh % a.H, qt);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// N-API bindings: argument checks with messages naming the kernel, argument and sizes.
+
+bool Fail(Napi::Env env, const std::string& msg) {
+  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
+  return false;
+}
+
+bool CheckNumbers(const Napi::CallbackInfo& info, const char* kernel, size_t from, size_t to) {
+  for (size_t i = from; i < to; i++) {
+    if (!info[i].IsNumber()) {
+      Napi::TypeError::New(info.Env(), std::string(kernel) + ": argument " + std::to_string(i) +
+                                           " must be a number")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  return true;
+}
+
+bool CheckLen(const Napi::CallbackInfo& info, const char* kernel, size_t i, const char* name, int64_t need,
+              const std::string& formula) {
+  const int64_t have = int64_t(Len(info, i));
+  if (have >= need) return true;
+  return Fail(info.Env(), std::string(kernel) + ": " + name + " has " + std::to_string(have) +
+                              " elements, needs at least " + std::to_string(need) + " (" + formula + ")");
+}
+
+// Shared shape checks: dims positive, H a multiple of Hkv, kvStart non-negative with ≥ batch entries.
+bool CheckHeads(const Napi::CallbackInfo& info, const char* kernel, int64_t B, int64_t Tq, int64_t Tk,
+                int64_t H, int64_t Hkv, int64_t D, size_t kvStartArg, const int32_t* kvStart) {
+  Napi::Env env = info.Env();
+  const std::string dims = "batch=" + std::to_string(B) + ", Tq=" + std::to_string(Tq) +
+                           ", Tk=" + std::to_string(Tk) + ", H=" + std::to_string(H) +
+                           ", Hkv=" + std::to_string(Hkv) + ", D=" + std::to_string(D);
+  if (B < 0 || Tq < 0 || Tk < 0 || H < 1 || Hkv < 1 || D < 1)
+    return Fail(env, std::string(kernel) + ": invalid sizes (" + dims + ")");
+  if (H % Hkv != 0) return Fail(env, std::string(kernel) + ": H must be a multiple of Hkv (" + dims + ")");
+  if (Tq > Tk) return Fail(env, std::string(kernel) + ": Tq must not exceed Tk (" + dims + ")");
+  if (kvStart) {
+    if (!CheckLen(info, kernel, kvStartArg, "kvStart", B, "one entry per batch item")) return false;
+    for (int64_t b = 0; b < B; b++)
+      if (kvStart[b] < 0)
+        return Fail(env, std::string(kernel) + ": kvStart[" + std::to_string(b) + "] = " +
+                             std::to_string(kvStart[b]) + " is negative");
+  }
+  return true;
+}
+
+// attentionForward(q, k, v, out, lse, batch, Tq, Tk, H, Hkv, D, scale, kvBatchStride, kvStart)
+Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* kernel = "attentionForward";
+  if (info.Length() < 14) {
+    Napi::TypeError::New(env, "attentionForward: expected 14 arguments, got " + std::to_string(info.Length()))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  FwdArgs a;
+  a.q = F32(info, 0);
+  a.k = F32(info, 1);
+  a.v = F32(info, 2);
+  a.out = F32(info, 3);
+  a.lse = F32(info, 4);
+  if (env.IsExceptionPending() || !CheckNumbers(info, kernel, 5, 13)) return env.Undefined();
+  a.B = Int(info, 5), a.Tq = Int(info, 6), a.Tk = Int(info, 7), a.H = Int(info, 8), a.Hkv = Int(info, 9);
+  a.D = Int(info, 10), a.scale = float(Num(info, 11)), a.kvStride = Int(info, 12);
+  a.kvStart = I32(info, 13);
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (!CheckHeads(info, kernel, a.B, a.Tq, a.Tk, a.H, a.Hkv, a.D, 13, a.kvStart)) return env.Undefined();
+  const int64_t kvItem = a.Tk * a.Hkv * a.D;
+  const std::string qf = "batch·Tq·H·D = " + std::to_string(a.B) + "·" + std::to_string(a.Tq) + "·" +
+                         std::to_string(a.H) + "·" + std::to_string(a.D);
+  if (a.kvStride < kvItem) {
+    Fail(env, "attentionForward: kvBatchStride " + std::to_string(a.kvStride) + " is below Tk·Hkv·D = " +
+                  std::to_string(kvItem));
+    return env.Undefined();
+  }
+  const int64_t kvNeed = a.B == 0 ? 0 : (a.B - 1) * a.kvStride + kvItem;
+  const std::string kvf = "(batch−1)·kvBatchStride + Tk·Hkv·D with batch=" + std::to_string(a.B) +
+                          ", kvBatchStride=" + std::to_string(a.kvStride) + ", Tk=" + std::to_string(a.Tk) +
+                          ", Hkv=" + std::to_string(a.Hkv) + ", D=" + std::to_string(a.D);
+  const int64_t qNeed = a.B * a.Tq * a.H * a.D;
+  if (!CheckLen(info, kernel, 0, "q", qNeed, qf) || !CheckLen(info, kernel, 1, "k", kvNeed, kvf) ||
+      !CheckLen(info, kernel, 2, "v", kvNeed, kvf) || !CheckLen(info, kernel, 3, "out", qNeed, qf) ||
+      !CheckLen(info, kernel, 4, "lse", a.B * a.H * a.Tq, "batch·H·Tq"))
+    return env.Undefined();
+  if (qNeed == 0) return env.Undefined();
+#if defined(__x86_64__)
+  if (UseAvx512()) {
+    RunForward<Avx512Ops>(a);
+    return env.Undefined();
+  }
+#endif
+  RunForward<PortableOps>(a);
+  return env.Undefined();
+}
+
+// attentionBackward(dout, q, k, v, out, lse, dq, dk, dv, batch, T, H, Hkv, D, scale, kvStart)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* kernel = "attentionBackward";
+  if (info.Length() < 16) {
+    Napi::TypeError::New(env, "attentionBackward: expected 16 arguments, got " + std::to_string(info.Length()))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  BwdArgs a;
+  a.dout = F32(info, 0);
+  a.q = F32(info, 1);
+  a.k = F32(info, 2);
+  a.v = F32(info, 3);
+  a.out = F32(info, 4);
+  a.lse = F32(info, 5);
+  a.dq = F32(info, 6);
+  a.dk = F32(info, 7);
+  a.dv = F32(info, 8);
+  if (env.IsExceptionPending() || !CheckNumbers(info, kernel, 9, 15)) return env.Undefined();
+  a.B = Int(info, 9), a.T = Int(info, 10), a.H = Int(info, 11), a.Hkv = Int(info, 12), a.D = Int(info, 13);
+  a.scale = float(Num(info, 14));
+  a.kvStart = I32(info, 15);
+  a.Dvec = nullptr;
+  if (env.IsExceptionPending()) return env.Undefined();
+  if (!CheckHeads(info, kernel, a.B, a.T, a.T, a.H, a.Hkv, a.D, 15, a.kvStart)) return env.Undefined();
+  const int64_t qNeed = a.B * a.T * a.H * a.D, kvNeed = a.B * a.T * a.Hkv * a.D;
+  const std::string qf = "batch·T·H·D = " + std::to_string(a.B) + "·" + std::to_string(a.T) + "·" +
+                         std::to_string(a.H) + "·" + std::to_string(a.D);
+  const std::string kvf = "batch·T·Hkv·D = " + std::to_string(a.B) + "·" + std::to_string(a.T) + "·" +
+                          std::to_string(a.Hkv) + "·" + std::to_string(a.D);
+  if (!CheckLen(info, kernel, 0, "dout", qNeed, qf) || !CheckLen(info, kernel, 1, "q", qNeed, qf) ||
+      !CheckLen(info, kernel, 2, "k", kvNeed, kvf) || !CheckLen(info, kernel, 3, "v", kvNeed, kvf) ||
+      !CheckLen(info, kernel, 4, "out", qNeed, qf) ||
+      !CheckLen(info, kernel, 5, "lse", a.B * a.H * a.T, "batch·H·T") ||
+      !CheckLen(info, kernel, 6, "dq", qNeed, qf) || !CheckLen(info, kernel, 7, "dk", kvNeed, kvf) ||
+      !CheckLen(info, kernel, 8, "dv", kvNeed, kvf))
+    return env.Undefined();
+  if (qNeed == 0) return env.Undefined();
+#if defined(__x86_64__)
+  if (UseAvx512()) {
+    RunBackward<Avx512Ops>(a);
+    return env.Undefined();
+  }
+#endif
+  RunBackward<PortableOps>(a);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void RegisterAttention(Napi::Env env, Napi::Object exports) {
+  exports.Set("attentionForward", Napi::Function::New(env, AttentionForward, "attentionForward"));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
+}
+
+}  // namespace dpo
