@@ -4,3 +4,4 @@ export * from './ops.js';
 export { memoryStats, resetPeak, clearPool, setPoolLimit, alloc, release, type MemoryStats } from './memory.js';
 export { kernels, setKernels, nativeKernels, nativeLoadError, referenceKernels, nativeMissing } from './backend.js';
 export { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
+export { Rng } from './random.js';

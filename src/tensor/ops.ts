@@ -797,3 +797,28 @@ export function toDtype(x: Tensor, dtype: DType): Tensor {
   out.data.set(x.data);
   return out;
 }
+
+/** x + b with b broadcast over every row of x (b's size = x's last dimension): biases. */
+export function addRowVector(x: Tensor, b: Tensor): Tensor {
+  const n = lastDim(x);
+  if (b.size !== n) fail('addRowVector', `vector ${shapeStr(b.shape)} does not fit rows of ${shapeStr(x.shape)}`);
+  const dtype = sameDtype('addRowVector', x, b);
+  const rows = x.size / n;
+  const out = like(x);
+  const X = x.data, B = b.data, O = out.data;
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    for (let j = 0; j < n; j++) O[o + j] = X[o + j]! + B[j]!;
+  }
+  return record(out, 'addRowVector', [x, b], (g) => {
+    if (x.requiresGrad) accumulateGrad(x, copyOf(g));
+    if (b.requiresGrad) {
+      const gb = alloc(dtype, n);
+      for (let r = 0; r < rows; r++) {
+        const o = r * n;
+        for (let j = 0; j < n; j++) gb[j]! += g[o + j]!;
+      }
+      accumulateGrad(b, gb);
+    }
+  });
+}

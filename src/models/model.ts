@@ -1,0 +1,145 @@
+// What every causal language model in the project provides, and the pieces they share:
+// the KV cache and parameter initialization.
+
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import { Rng } from '../tensor/random.js';
+import type { ModelConfig } from '../io/config.js';
+import type { WeightMap } from '../io/weights.js';
+import { Linear, type ForwardContext } from '../nn/linear.js';
+
+/** Inputs of a training-style forward: a [batch, seq] block of token ids. */
+export interface TokenBlock {
+  ids: Int32Array;
+  batch: number;
+  seq: number;
+  /**
+   * First real position of each row (left padding, generation); null = 0 for all rows.
+   * Positions count from there: position of token t in row b is max(0, t − kvStart[b]).
+   */
+  kvStart?: Int32Array | null;
+}
+
+/** Keys and values of past tokens, per layer: [batch, capacity, kvHeads, headDim]. */
+export class KVCache {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  /** Tokens stored so far (the same for every row). */
+  length = 0;
+
+  constructor(
+    readonly layers: number,
+    readonly batch: number,
+    readonly capacity: number,
+    readonly kvHeads: number,
+    readonly headDim: number,
+  ) {
+    const n = batch * capacity * kvHeads * headDim;
+    this.k = Array.from({ length: layers }, () => new Float32Array(n));
+    this.v = Array.from({ length: layers }, () => new Float32Array(n));
+  }
+
+  get batchStride(): number {
+    return this.capacity * this.kvHeads * this.headDim;
+  }
+
+  /** Copies new keys/values [batch, tNew, kvHeads, headDim] of one layer at the current length. */
+  write(layer: number, k: Float32Array, v: Float32Array, tNew: number): void {
+    if (this.length + tNew > this.capacity) {
+      throw new RangeError(`KV cache full: ${this.length} + ${tNew} tokens exceed its capacity ${this.capacity}`);
+    }
+    const row = this.kvHeads * this.headDim;
+    for (let b = 0; b < this.batch; b++) {
+      const src = b * tNew * row;
+      const dst = b * this.batchStride + this.length * row;
+      this.k[layer]!.set(k.subarray(src, src + tNew * row), dst);
+      this.v[layer]!.set(v.subarray(src, src + tNew * row), dst);
+    }
+  }
+}
+
+export interface CausalLM {
+  readonly config: ModelConfig;
+  /** Every parameter by its Hugging Face name (LoRA adapters included when attached). */
+  parameters(): Map<string, Tensor>;
+  /** Parameters that train (requiresGrad). */
+  trainableParameters(): Tensor[];
+  /** The linear layers by module path (for LoRA targeting). */
+  linears(): Linear[];
+  /** Forward context (adapters on/off, dropout RNG). */
+  ctx: ForwardContext;
+  /**
+   * log p(targets[b, t] | ids[b, ≤t]) for every position: shape [batch·seq]; targets −1 → 0.
+   * Records the tape when grad is enabled. Never materializes the full logits.
+   */
+  tokenLogprobs(block: TokenBlock, targets: Int32Array): Tensor;
+  /** Logits of the last position of each row after feeding ids through the cache: [batch, vocab]. */
+  forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array;
+  newCache(batch: number, capacity: number): KVCache;
+  /** Weights in Hugging Face names and layouts (for saving). */
+  exportWeights(): WeightMap;
+}
+
+/** Positions for a block: t − kvStart[b] (clamped at 0), offset by past tokens. */
+export function blockPositions(batch: number, seq: number, past: number, kvStart: Int32Array | null): Int32Array {
+  const pos = new Int32Array(batch * seq);
+  for (let b = 0; b < batch; b++) {
+    const s = kvStart ? kvStart[b]! : 0;
+    for (let t = 0; t < seq; t++) pos[b * seq + t] = Math.max(0, past + t - s);
+  }
+  return pos;
+}
+
+/** A parameter tensor from a checkpoint weight (copied only when asked). */
+export function paramFrom(weights: WeightMap, name: string, shape: readonly number[], source: string): Tensor {
+  const w = weights.get(name);
+  if (!w) throw new Error(`${source}: missing tensor ${name}`);
+  if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`${source}: tensor ${name} has shape [${w.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  return T.fromBuffer(w.data, shape, { requiresGrad: true, name });
+}
+
+/** Normal(0, std) initialization (GPT-2 / Llama style), seeded. */
+export function initNormal(shape: readonly number[], std: number, rng: Rng, name: string): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const d = new Float32Array(n);
+  for (let i = 0; i < n; i++) d[i] = rng.normal() * std;
+  return T.fromBuffer(d, shape, { requiresGrad: true, name });
+}
+
+export function initConst(shape: readonly number[], value: number, name: string): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return T.fromBuffer(new Float32Array(n).fill(value), shape, { requiresGrad: true, name });
+}
+
+/** Builds the inverse RoPE frequencies, with Llama 3 / linear scaling when configured. */
+export function ropeInvFreq(cfg: ModelConfig): Float64Array {
+  const half = cfg.headDim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / cfg.headDim);
+  const sc = cfg.ropeScaling;
+  if (sc?.type === 'linear') {
+    for (let i = 0; i < half; i++) inv[i]! /= sc.factor;
+  } else if (sc?.type === 'llama3') {
+    // transformers' _compute_llama3_parameters
+    const lowWavelen = sc.originalMaxPositions / sc.lowFreqFactor;
+    const highWavelen = sc.originalMaxPositions / sc.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const f = inv[i]!;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen > lowWavelen) inv[i] = f / sc.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (sc.originalMaxPositions / wavelen - sc.lowFreqFactor) / (sc.highFreqFactor - sc.lowFreqFactor);
+        inv[i] = (1 - smooth) * (f / sc.factor) + smooth * f;
+      }
+    }
+  }
+  return inv;
+}
+
+/** Weight map entry from a parameter (shares memory). */
+export function weightOf(t: Tensor): { shape: number[]; data: Float32Array } {
+  if (!(t.data instanceof Float32Array)) throw new Error(`weightOf: ${t} is not float32`);
+  return { shape: [...t.shape], data: t.data };
+}

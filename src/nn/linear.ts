@@ -1,0 +1,88 @@
+// A linear layer in the Hugging Face layout (weight [out, in], optional bias) with an optional
+// LoRA adapter (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"):
+//   y = x·Wᵀ + b + (α/r) · dropout(x)·Aᵀ·Bᵀ,   A: [r, in] (random), B: [out, r] (zeros)
+// The base weight is frozen while an adapter is attached; disabling adapters gives the base
+// model back exactly (the DPO reference model at no extra memory).
+
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import { Rng } from '../tensor/random.js';
+
+export interface LoraAdapter {
+  A: Tensor;
+  B: Tensor;
+  rank: number;
+  alpha: number;
+  dropout: number;
+}
+
+/** What a forward pass needs beyond the inputs: adapters on/off and the dropout RNG. */
+export interface ForwardContext {
+  adaptersEnabled: boolean;
+  rng: Rng | null;
+}
+
+export class Linear {
+  lora: LoraAdapter | null = null;
+
+  constructor(
+    /** Module path, e.g. "model.layers.0.self_attn.q_proj". */
+    readonly path: string,
+    public weight: Tensor,
+    public bias: Tensor | null,
+  ) {}
+
+  get inFeatures(): number {
+    return this.weight.shape[1]!;
+  }
+
+  get outFeatures(): number {
+    return this.weight.shape[0]!;
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    const y = linearBias(x, this.weight, this.bias);
+    const lora = this.lora;
+    if (!lora || !ctx.adaptersEnabled) return y;
+    const xd = lora.dropout > 0 && ctx.rng ? T.dropout(x, lora.dropout, ctx.rng.uniform) : x;
+    const delta = T.linear(T.linear(xd, lora.A), lora.B);
+    return T.add(y, T.scale(delta, lora.alpha / lora.rank));
+  }
+
+  /** Attaches a fresh adapter: A ~ Kaiming-uniform (as PEFT), B = 0, so the output is unchanged. */
+  attachLora(rank: number, alpha: number, dropout: number, rng: Rng): LoraAdapter {
+    const inF = this.inFeatures, outF = this.outFeatures;
+    const a = new Float32Array(rank * inF);
+    // PEFT: kaiming_uniform_(a=sqrt(5)) → bound = 1/sqrt(in).
+    const bound = 1 / Math.sqrt(inF);
+    for (let i = 0; i < a.length; i++) a[i] = (rng.next() * 2 - 1) * bound;
+    this.lora = {
+      A: T.tensor(a, [rank, inF], { requiresGrad: true, name: `${this.path}.lora_A.weight` }),
+      B: T.zeros([outF, rank], 'float32', true),
+      rank,
+      alpha,
+      dropout,
+    };
+    this.lora.B.name = `${this.path}.lora_B.weight`;
+    this.weight.requiresGrad = false;
+    if (this.bias) this.bias.requiresGrad = false;
+    return this.lora;
+  }
+
+  /** W += (α/r)·B·A and drops the adapter. */
+  mergeLora(): void {
+    const lora = this.lora;
+    if (!lora) return;
+    const delta = T.noGrad(() => T.matmul(lora.B, lora.A));
+    const s = lora.alpha / lora.rank;
+    const W = this.weight.data, D = delta.data;
+    for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * D[i]!;
+    this.lora = null;
+  }
+}
+
+/** x·Wᵀ + b with a row-broadcast bias (no index map, a cheap fused backward for the bias). */
+export function linearBias(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  const y = T.linear(x, w);
+  return b ? T.addRowVector(y, b) : y;
+}
