@@ -1,0 +1,385 @@
+// The preference-loss family: a dispatcher over TRL's loss types, their weighted combination
+// (TRL's `loss_type: [..]` + `loss_weights`), RPO's NLL term, and the metrics TRL logs.
+//
+//   const r = computePreferenceLoss('sigmoid', { policyChosen, policyRejected, refChosen, refRejected }, { beta: 0.1 });
+//   r.loss, r.gradPolicyChosen, r.gradPolicyRejected  → the trainer's per-sequence log-prob backward
+//
+// The loss is Σ_k weight_k · mean_i(losses_k,i) (+ rpoAlpha · nll); all gradients are of that
+// scalar, in float64. See types.ts for the exact meaning of every input field.
+
+import { editDistance } from './math.js';
+import {
+  aotLoss,
+  aotPairLoss,
+  apoDownLoss,
+  apoZeroLoss,
+  bcoPairLoss,
+  discopopLoss,
+  exoPairLoss,
+  hingeLoss,
+  ipoLoss,
+  ncaPairLoss,
+  robustLoss,
+  sigmoidLoss,
+  sppoHardLoss,
+  updateBcoRunningMean,
+  type PairTerm,
+  type RefLogps,
+} from './pairwise.js';
+import { orpoOddsRatioLoss, simpoLoss, type OrpoTerm } from './reference_free.js';
+import { sftLoss } from './sft.js';
+import type { BcoRunningMean, LossParams, LossResult, PreferenceLogps } from './types.js';
+import { checkCounts, checkLogps, checkParam } from './validate.js';
+
+export type { BcoRunningMean, LossParams, LossResult, PreferenceLogps } from './types.js';
+export { newBcoRunningMean, updateBcoRunningMean } from './pairwise.js';
+export { sftLoss, type SftResult } from './sft.js';
+export {
+  implicitRewards,
+  lengthNormalizedRewards,
+  pairwiseAccuracy,
+  scorePreferencePairs,
+  type PairScores,
+  type PairwiseAccuracy,
+} from './reward.js';
+
+/** Every loss type computePreferenceLoss accepts (TRL's loss_type names; `sft` as in TRL v1.x). */
+export const lossTypes = [
+  'sigmoid',
+  'robust',
+  'ipo',
+  'hinge',
+  'bco_pair',
+  'exo_pair',
+  'nca_pair',
+  'sppo_hard',
+  'aot',
+  'aot_pair',
+  'apo_zero',
+  'apo_down',
+  'discopop',
+  'simpo',
+  'orpo',
+  'sft',
+] as const;
+
+export type LossType = (typeof lossTypes)[number];
+
+// Other spellings TRL has used for the same loss.
+const lossTypeAliases: Record<string, LossType> = { aot_unpaired: 'aot_pair' };
+
+const referenceFreeTypes: ReadonlySet<LossType> = new Set<LossType>(['simpo', 'orpo', 'sft']);
+
+/** Maps a loss-type name (or alias) to its canonical name; unknown names throw with a suggestion. */
+export function resolveLossType(name: string): LossType {
+  if ((lossTypes as readonly string[]).includes(name)) return name as LossType;
+  const alias = lossTypeAliases[name];
+  if (alias !== undefined) return alias;
+  const candidates = [...lossTypes, ...Object.keys(lossTypeAliases)];
+  let best = candidates[0];
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(String(name).toLowerCase(), c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  throw new Error(
+    `unknown loss type '${name}'; did you mean '${lossTypeAliases[best] ?? best}'? Valid loss types: ${lossTypes.join(', ')}`,
+  );
+}
+
+/**
+ * Computes a preference loss (or a weighted sum of several, TRL-style) for one batch of pairs.
+ * `lossType`: one name from `lossTypes`, or a list combined with `params.lossWeights`.
+ */
+export function computePreferenceLoss(
+  lossType: string | readonly string[],
+  logps: PreferenceLogps,
+  params: LossParams = {},
+): LossResult {
+  const names: readonly string[] = typeof lossType === 'string' ? [lossType] : lossType;
+  if (!Array.isArray(names) || names.length === 0) {
+    throw new Error(`computePreferenceLoss: lossType must be a loss-type name or a non-empty list of them (valid: ${lossTypes.join(', ')})`);
+  }
+  const types = names.map((t) => resolveLossType(t));
+  const label = types.join('+');
+
+  // ---- hyper-parameters ----
+  const beta = params.beta ?? 0.1;
+  checkParam(label, 'beta', beta, beta > 0, 'a positive number');
+  const labelSmoothing = params.labelSmoothing ?? 0;
+  checkParam(label, 'labelSmoothing', labelSmoothing, labelSmoothing >= 0 && labelSmoothing <= 1, 'in [0, 1]');
+  const weights = params.lossWeights ?? types.map(() => 1);
+  if (weights.length !== types.length) {
+    throw new Error(`${label}: lossWeights has ${weights.length} entries for ${types.length} loss types (${types.join(', ')}); give one weight per loss type`);
+  }
+  weights.forEach((w, k) => checkParam(label, `lossWeights[${k}]`, w, true, 'a finite number'));
+  if (params.rpoAlpha !== undefined) checkParam(label, 'rpoAlpha', params.rpoAlpha, true, 'a finite number');
+
+  // ---- inputs ----
+  const where = (t: string): string => (types.length > 1 ? `${label} (${t})` : t);
+  const pc = logps.policyChosen;
+  if (!(pc instanceof Float64Array) || pc.length === 0) {
+    throw new Error(`${label}: policyChosen must be a non-empty Float64Array of per-pair summed log-probs`);
+  }
+  const n = pc.length;
+  checkLogps(label, 'policyChosen', pc, n);
+  checkLogps(label, 'policyRejected', logps.policyRejected, n);
+  const pr = logps.policyRejected;
+
+  const needsRef = types.find((t) => !referenceFreeTypes.has(t));
+  let ref: RefLogps | undefined;
+  if (needsRef !== undefined) {
+    for (const f of ['refChosen', 'refRejected'] as const) {
+      if (logps[f] === undefined) {
+        throw new Error(`${where(needsRef)}: ${f} is required (reference-model log-probs; only simpo, orpo and sft are reference-free)`);
+      }
+      checkLogps(where(needsRef), f, logps[f], n);
+    }
+    ref = { pc, pr, rc: logps.refChosen!, rr: logps.refRejected! };
+  }
+
+  const ipoNormalize = params.ipoLengthNormalize ?? true;
+  const usesNll = params.rpoAlpha !== undefined || types.includes('sft') || types.includes('orpo');
+  const needTokens = (t: LossType): boolean => t === 'simpo' || t === 'orpo' || (t === 'ipo' && ipoNormalize);
+  for (const t of types) {
+    if (!needTokens(t)) continue;
+    for (const f of ['chosenTokens', 'rejectedTokens'] as const) {
+      if (logps[f] === undefined) {
+        const why = t === 'ipo'
+          ? "TRL's IPO averages the log-ratios per token; pass ipoLengthNormalize: false to use the summed log-probs"
+          : `${t} works on per-token average log-probs Σ log p / T`;
+        throw new Error(`${where(t)}: ${f} is required (${why})`);
+      }
+    }
+  }
+  if (usesNll && logps.chosenTokens === undefined) {
+    const who = params.rpoAlpha !== undefined ? 'rpoAlpha' : types.includes('orpo') ? 'orpo' : 'sft';
+    throw new Error(`${where(who)}: chosenTokens is required (the NLL term is a token-level mean over all chosen response tokens)`);
+  }
+  if (logps.chosenTokens !== undefined) checkCounts(label, 'chosenTokens', logps.chosenTokens, n, 1);
+  if (logps.rejectedTokens !== undefined) checkCounts(label, 'rejectedTokens', logps.rejectedTokens, n, 1);
+  if (logps.chosenNllSum !== undefined) checkLogps(label, 'chosenNllSum', logps.chosenNllSum, n);
+
+  // Per-token averages, for simpo / orpo.
+  let avgChosen: Float64Array | undefined;
+  let avgRejected: Float64Array | undefined;
+  if (logps.chosenTokens !== undefined && logps.rejectedTokens !== undefined) {
+    avgChosen = new Float64Array(n);
+    avgRejected = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      avgChosen[i] = pc[i] / logps.chosenTokens[i];
+      avgRejected[i] = pr[i] / logps.rejectedTokens[i];
+    }
+  }
+
+  // ---- accumulate the weighted components ----
+  const losses = new Float64Array(n);
+  const gradPolicyChosen = new Float64Array(n);
+  const gradPolicyRejected = new Float64Array(n);
+  let loss = 0;
+  // Total weight of the NLL term (rpoAlpha + sft and orpo weights); like TRL, it is added to every
+  // pair's loss as well, so mean(losses) = loss.
+  let nllWeight = params.rpoAlpha ?? 0;
+  const metrics: Record<string, number> = {};
+  let bcoState: BcoRunningMean | undefined;
+  let bcoDelta: number | undefined;
+  let rewardSource: LossType | undefined;
+
+  const addTerm = (term: PairTerm, w: number, chainChosen?: ArrayLike<number>, chainRejected?: ArrayLike<number>): void => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      losses[i] += w * term.losses[i];
+      sum += term.losses[i];
+      // Mean over pairs: each pair's derivative is scaled by w / n; averaged-input losses are chained
+      // through c = pc / T (∂c/∂pc = 1/T).
+      gradPolicyChosen[i] += (w / n) * (chainChosen ? term.dChosen[i] / chainChosen[i] : term.dChosen[i]);
+      gradPolicyRejected[i] += (w / n) * (chainRejected ? term.dRejected[i] / chainRejected[i] : term.dRejected[i]);
+    }
+    loss += w * (sum / n);
+  };
+
+  for (let k = 0; k < types.length; k++) {
+    const t = types[k];
+    const w = weights[k];
+    if (rewardSource === undefined && t !== 'sft') rewardSource = t;
+    switch (t) {
+      case 'sigmoid':
+        addTerm(sigmoidLoss(ref!, beta, labelSmoothing), w);
+        break;
+      case 'robust':
+        checkParam(where(t), 'labelSmoothing', labelSmoothing, labelSmoothing < 0.5, 'in [0, 0.5) (robust DPO divides by 1 − 2ε)');
+        addTerm(robustLoss(ref!, beta, labelSmoothing), w);
+        break;
+      case 'hinge':
+        addTerm(hingeLoss(ref!, beta), w);
+        break;
+      case 'ipo':
+        addTerm(ipoNormalize ? ipoLoss(ref!, beta, logps.chosenTokens, logps.rejectedTokens) : ipoLoss(ref!, beta), w);
+        break;
+      case 'exo_pair': {
+        // TRL v0.27 replaces ε = 0 by 1e-3 (log ε would be −∞); TRL v1 asks for 1e-3 explicitly.
+        const eps = labelSmoothing === 0 ? 1e-3 : labelSmoothing;
+        checkParam(where(t), 'labelSmoothing', eps, eps < 1, 'in [0, 1) (EXO takes log(1 − ε))');
+        addTerm(exoPairLoss(ref!, beta, eps), w);
+        break;
+      }
+      case 'nca_pair':
+        addTerm(ncaPairLoss(ref!, beta), w);
+        break;
+      case 'bco_pair': {
+        if (bcoDelta === undefined) {
+          if (params.bcoState !== undefined) {
+            // TRL v0.x: δ = running mean of the batch mean of cat(chosen rewards, rejected rewards).
+            let s = 0;
+            for (let i = 0; i < n; i++) s += beta * (pc[i] - ref!.rc[i]);
+            for (let i = 0; i < n; i++) s += beta * (pr[i] - ref!.rr[i]);
+            bcoState = updateBcoRunningMean(params.bcoState, s / (2 * n));
+            bcoDelta = bcoState.mean;
+          } else {
+            bcoDelta = 0;
+          }
+          metrics.bco_delta = bcoDelta;
+        }
+        addTerm(bcoPairLoss(ref!, beta, bcoDelta), w);
+        break;
+      }
+      case 'sppo_hard':
+        addTerm(sppoHardLoss(ref!, beta), w);
+        break;
+      case 'aot':
+        addTerm(aotLoss(ref!, beta, labelSmoothing), w);
+        break;
+      case 'aot_pair':
+        addTerm(aotPairLoss(ref!, beta, labelSmoothing), w);
+        break;
+      case 'apo_zero':
+        addTerm(apoZeroLoss(ref!, beta), w);
+        break;
+      case 'apo_down':
+        addTerm(apoDownLoss(ref!, beta), w);
+        break;
+      case 'discopop': {
+        const tau = params.discopopTau ?? 0.05;
+        checkParam(where(t), 'discopopTau', tau, tau > 0, 'a positive number');
+        addTerm(discopopLoss(ref!, beta, tau), w);
+        break;
+      }
+      case 'simpo': {
+        const gamma = params.simpoGamma ?? 0.5;
+        checkParam(where(t), 'simpoGamma', gamma, true, 'a finite number');
+        addTerm(simpoLoss(avgChosen!, avgRejected!, beta, gamma, labelSmoothing), w, logps.chosenTokens, logps.rejectedTokens);
+        break;
+      }
+      case 'orpo': {
+        for (let i = 0; i < n; i++) {
+          if (!(avgChosen![i] < 0) || !(avgRejected![i] < 0)) {
+            const [f, v] = avgChosen![i] < 0 ? ['policyRejected', pr[i]] : ['policyChosen', pc[i]];
+            throw new Error(`${where(t)}: ${f}[${i}] = ${v} gives an average log-prob ≥ 0 (probability 1): the odds p/(1 − p) are infinite`);
+          }
+        }
+        const term: OrpoTerm = orpoOddsRatioLoss(avgChosen!, avgRejected!, beta);
+        addTerm(term, w, logps.chosenTokens, logps.rejectedTokens);
+        // ORPO = nll − mean(β·ls(log odds)): the NLL half joins the shared NLL term below.
+        nllWeight += w;
+        if (metrics.log_odds_ratio === undefined) {
+          let sr = 0;
+          let sl = 0;
+          for (let i = 0; i < n; i++) {
+            sr += term.ratio[i];
+            sl += term.logOdds[i];
+          }
+          metrics.log_odds_ratio = sr / n;
+          metrics.log_odds_chosen = sl / n;
+        }
+        break;
+      }
+      case 'sft':
+        // TRL v1.x "sft": the batch's token-mean NLL, expanded to every pair.
+        nllWeight += w;
+        break;
+    }
+  }
+
+  // ---- the shared NLL term (rpoAlpha, sft, orpo) ----
+  let nll: number | undefined;
+  let gradChosenNllSum: Float64Array | undefined;
+  if (usesNll) {
+    const tc = logps.chosenTokens!;
+    if (logps.chosenNllSum !== undefined) {
+      const neg = new Float64Array(n);
+      for (let i = 0; i < n; i++) neg[i] = -logps.chosenNllSum[i];
+      const s = sftLoss(neg, tc);
+      nll = s.loss;
+      gradChosenNllSum = new Float64Array(n);
+      for (let i = 0; i < n; i++) gradChosenNllSum[i] = -nllWeight * s.gradSumLogps[i];
+    } else {
+      const s = sftLoss(pc, tc);
+      nll = s.loss;
+      for (let i = 0; i < n; i++) gradPolicyChosen[i] += nllWeight * s.gradSumLogps[i];
+    }
+    for (let i = 0; i < n; i++) losses[i] += nllWeight * nll;
+    loss += nllWeight * nll;
+    metrics.nll_loss = nll;
+  }
+
+  // ---- rewards and TRL's metrics ----
+  const chosenRewards = new Float64Array(n);
+  const rejectedRewards = new Float64Array(n);
+  const lengthNormalizedReward =
+    rewardSource === 'simpo' || rewardSource === 'orpo' || (rewardSource === undefined && ref === undefined && avgChosen !== undefined);
+  for (let i = 0; i < n; i++) {
+    if (lengthNormalizedReward) {
+      chosenRewards[i] = beta * avgChosen![i];
+      rejectedRewards[i] = beta * avgRejected![i];
+    } else if (ref !== undefined) {
+      chosenRewards[i] = beta * (pc[i] - ref.rc[i]);
+      rejectedRewards[i] = beta * (pr[i] - ref.rr[i]);
+    } else {
+      chosenRewards[i] = beta * pc[i];
+      rejectedRewards[i] = beta * pr[i];
+    }
+  }
+  const margins = new Float64Array(n);
+  const rewardAccuracies = new Float64Array(n);
+  let sc = 0;
+  let sr = 0;
+  let sa = 0;
+  let sm = 0;
+  let lc = 0;
+  let lr = 0;
+  for (let i = 0; i < n; i++) {
+    margins[i] = chosenRewards[i] - rejectedRewards[i];
+    rewardAccuracies[i] = chosenRewards[i] > rejectedRewards[i] ? 1 : 0;
+    sc += chosenRewards[i];
+    sr += rejectedRewards[i];
+    sa += rewardAccuracies[i];
+    sm += margins[i];
+    lc += pc[i];
+    lr += pr[i];
+  }
+  metrics['rewards/chosen'] = sc / n;
+  metrics['rewards/rejected'] = sr / n;
+  metrics['rewards/accuracies'] = sa / n;
+  metrics['rewards/margins'] = sm / n;
+  metrics['logps/chosen'] = lc / n;
+  metrics['logps/rejected'] = lr / n;
+
+  const result: LossResult = {
+    losses,
+    loss,
+    chosenRewards,
+    rejectedRewards,
+    rewardAccuracies,
+    margins,
+    gradPolicyChosen,
+    gradPolicyRejected,
+    metrics,
+  };
+  if (gradChosenNllSum !== undefined) result.gradChosenNllSum = gradChosenNllSum;
+  if (nll !== undefined) result.nll = nll;
+  if (bcoState !== undefined) result.bcoState = bcoState;
+  return result;
+}
