@@ -1,0 +1,195 @@
+// `dpo annotate ...` subcommands (commander). The lead wires registerAnnotateCommands into the
+// dpo binary; src/annotate/main.ts runs them standalone.
+import { Command, InvalidArgumentError } from 'commander';
+import { LABELS, loadProject, type AnnotateConfig } from './config.js';
+import { openDatabase } from './db.js';
+import { buildExport, writeJsonl } from './export.js';
+import { addPrompts, DEFAULT_SAMPLING, readPromptsFile, type CandidateGenerator, type SamplingOptions } from './generate.js';
+import { readPairsForAnnotation } from './import.js';
+import { readAdminToken, startServer } from './server.js';
+import { addPairs, countItems, createAnnotator, dbPath, initProject, inviteUrl } from './store.js';
+
+export interface AnnotateCliDeps {
+  /**
+   * Builds a candidate generator from a local model path (wired by the lead once src/models
+   * exists). Without it, add-prompts explains that no model loader is available.
+   */
+  loadGenerator?: (modelPath: string) => Promise<CandidateGenerator>;
+  /** Where messages go (tests capture them). */
+  print?: (line: string) => void;
+}
+
+function num(name: string, min: number, max: number, integer = false) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < min || x > max || (integer && !Number.isInteger(x))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got "${v}"`);
+    }
+    return x;
+  };
+}
+
+export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps = {}): Command {
+  const print = deps.print ?? ((l: string) => process.stdout.write(l + '\n'));
+  const ann = program.command('annotate').description('collect human preferences: annotation projects, web UI, export');
+
+  ann
+    .command('init')
+    .description('create an annotation project: SQLite database, annotate.yaml, guidelines.md, consent.md')
+    .argument('<dir>', 'project folder')
+    .option('--title <text>', 'question shown above each item')
+    .option('--overlap <k>', 'annotators per item', num('--overlap', 1, 50, true))
+    .option('--labels <list>', `comma-separated subset of ${LABELS.join(',')}`)
+    .option('--rationale <mode>', 'off | optional | required')
+    .option('--criteria <list>', 'comma-separated per-criterion ratings, e.g. helpful,harmless,honest')
+    .option('--rating-scale <n>', 'ratings are 1..n', num('--rating-scale', 2, 10, true))
+    .option('--gold-rate <p>', 'share of gold (control) items mixed in', num('--gold-rate', 0, 1))
+    .option('--force', 'rewrite the settings of an existing project (keeps its data)')
+    .action((dir: string, o: Record<string, unknown>) => {
+      const cfg: Partial<AnnotateConfig> & Record<string, unknown> = {};
+      if (o.title !== undefined) cfg.title = o.title as string;
+      if (o.overlap !== undefined) cfg.overlap = o.overlap as number;
+      if (o.labels !== undefined) cfg.labels = String(o.labels).split(',').map((s) => s.trim()) as AnnotateConfig['labels'];
+      if (o.rationale !== undefined) cfg.rationale = o.rationale as AnnotateConfig['rationale'];
+      if (o.criteria !== undefined) {
+        cfg.criteria = String(o.criteria)
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+          .map((id) => ({ id, label: id[0]!.toUpperCase() + id.slice(1), description: '' }));
+      }
+      if (o.ratingScale !== undefined) cfg.ratingScale = o.ratingScale as number;
+      if (o.goldRate !== undefined) cfg.goldRate = o.goldRate as number;
+      const r = initProject(dir, cfg, { force: o.force === true });
+      print(`created annotation project in ${dir} (overlap ${r.config.overlap}, labels ${r.config.labels.join('/')})`);
+      print(`admin token (also saved in ${dir}/admin-token, mode 600): ${r.adminToken}`);
+      print(`edit ${dir}/guidelines.md and ${dir}/consent.md, add items, then: dpo annotate serve ${dir}`);
+    });
+
+  ann
+    .command('add-pairs')
+    .description('add preference pairs to label (standard prompt/chosen/rejected or OpenAI preference JSONL)')
+    .argument('<dir>', 'project folder')
+    .argument('<file>', 'JSONL file')
+    .option('--gold', 'control pairs: the file\'s "chosen" is the known right answer')
+    .option('--source <name>', 'source name stored with each item (default: the file name)')
+    .action((dir: string, file: string, o: { gold?: boolean; source?: string }) => {
+      loadProject(dir);
+      const pairs = readPairsForAnnotation(file);
+      const db = openDatabase(dbPath(dir));
+      try {
+        const r = addPairs(db, pairs, o.source ?? file, o.gold === true);
+        const c = countItems(db);
+        print(`added ${r.added} ${o.gold ? 'gold ' : ''}pairs (${r.skipped} already present); project has ${c.regular} items + ${c.gold} gold`);
+      } finally {
+        db.close();
+      }
+    });
+
+  ann
+    .command('add-prompts')
+    .description('add prompts; two candidate responses each are sampled from a local model')
+    .argument('<dir>', 'project folder')
+    .argument('<file>', 'JSONL of {"prompt": "..."}')
+    .requiredOption('--model <path>', 'local model to sample candidates from')
+    .option('--temperature <t>', 'sampling temperature', num('--temperature', 0, 10), DEFAULT_SAMPLING.temperature)
+    .option('--top-p <p>', 'nucleus sampling', num('--top-p', 0, 1), DEFAULT_SAMPLING.topP)
+    .option('--top-k <k>', 'top-k sampling (0 = off)', num('--top-k', 0, 1e6, true), DEFAULT_SAMPLING.topK)
+    .option('--max-new-tokens <n>', 'response length limit', num('--max-new-tokens', 1, 1e6, true), DEFAULT_SAMPLING.maxNewTokens)
+    .option('--seed <n>', 'sampling seed', num('--seed', 0, 2 ** 31, true), DEFAULT_SAMPLING.seed)
+    .action(async (dir: string, file: string, o: { model: string; temperature: number; topP: number; topK: number; maxNewTokens: number; seed: number }) => {
+      loadProject(dir);
+      if (!deps.loadGenerator) throw new Error('annotate add-prompts: this build has no local model loader wired in (src/models); use add-pairs, or call addPrompts() with a CandidateGenerator');
+      const prompts = readPromptsFile(file);
+      const gen = await deps.loadGenerator(o.model);
+      const sampling: SamplingOptions = { temperature: o.temperature, topP: o.topP, topK: o.topK, maxNewTokens: o.maxNewTokens, seed: o.seed };
+      const db = openDatabase(dbPath(dir));
+      try {
+        const r = await addPrompts(db, prompts, gen, sampling, `${file} via ${o.model}`);
+        print(`added ${r.added} prompts with 2 candidates each (${r.skipped} already present, ${r.identical} with identical candidates skipped)`);
+      } finally {
+        db.close();
+      }
+    });
+
+  ann
+    .command('create-annotator')
+    .description('create an annotator and print their invite link')
+    .argument('<dir>', 'project folder')
+    .argument('<name>', 'annotator name (kept in the database only; exports use a pseudonym)')
+    .option('--base-url <url>', 'public address of the server', 'http://127.0.0.1:8080')
+    .action((dir: string, name: string, o: { baseUrl: string }) => {
+      loadProject(dir);
+      const db = openDatabase(dbPath(dir));
+      try {
+        const a = createAnnotator(db, name);
+        print(`annotator ${a.name} (${a.pseudonym}): ${inviteUrl(o.baseUrl, a.inviteToken)}`);
+      } finally {
+        db.close();
+      }
+    });
+
+  ann
+    .command('serve')
+    .description('run the annotation web server')
+    .argument('<dir>', 'project folder')
+    .option('--host <host>', 'address to bind (default loopback only)', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', num('--port', 0, 65535, true), 8080)
+    .option('--base-url <url>', 'public address used in invite links (behind a proxy)')
+    .action(async (dir: string, o: { host: string; port: number; baseUrl?: string }) => {
+      const srv = await startServer({ dir, host: o.host, port: o.port, ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}) });
+      const token = readAdminToken(dir);
+      print(`listening ${srv.url}`);
+      print(`admin dashboard: ${srv.url}/admin${token ? `#token=${token}` : ' (admin token: see "dpo annotate init")'}`);
+      if (o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1') {
+        print('warning: reachable from the network over plain HTTP; put it behind HTTPS for anything but a trusted LAN');
+      }
+      const stop = () => {
+        void srv.close().then(() => process.exit(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+
+  ann
+    .command('export')
+    .description('write preference pairs aggregated by majority vote (and optionally the raw votes)')
+    .argument('<dir>', 'project folder')
+    .requiredOption('--out <file>', 'prompt/chosen/rejected JSONL')
+    .option('--raw <file>', 'also write one line per vote (pseudonymous annotator ids)')
+    .option('--min-agreement <share>', "share of an item's votes the winner needs", num('--min-agreement', 0, 1), 0.5)
+    .option('--min-votes <n>', 'items with fewer votes are left out (default: min(2, overlap))', num('--min-votes', 1, 1000, true))
+    .option('--exclude-gold-failing', 'leave out annotators below the gold accuracy bar (annotate.yaml quality.minGoldAccuracy)')
+    .option('--include-gold', 'export gold items too')
+    .option('--redact', 'replace e-mail addresses and phone numbers in exported text')
+    .action(
+      (
+        dir: string,
+        o: { out: string; raw?: string; minAgreement: number; minVotes?: number; excludeGoldFailing?: boolean; includeGold?: boolean; redact?: boolean },
+      ) => {
+        const { config } = loadProject(dir);
+        const db = openDatabase(dbPath(dir));
+        try {
+          const r = buildExport(db, config, {
+            minAgreement: o.minAgreement,
+            minVotes: o.minVotes ?? Math.min(2, config.overlap),
+            excludeGoldFailing: o.excludeGoldFailing === true,
+            includeGold: o.includeGold === true,
+            redact: o.redact === true,
+          });
+          writeJsonl(o.out, r.pairs);
+          if (o.raw) writeJsonl(o.raw, r.raw);
+          const s = r.stats;
+          print(
+            `exported ${s.exported} pairs to ${o.out} from ${s.items} labeled items (${s.votesUsed} votes); dropped: ${s.droppedTie} tie, ` +
+              `${s.droppedBothBad} both bad, ${s.droppedLowAgreement} low agreement, ${s.droppedTooFewVotes} too few votes` +
+              (s.excludedAnnotators.length ? `; excluded annotators: ${s.excludedAnnotators.join(', ')}` : '') +
+              (o.raw ? `; ${r.raw.length} raw votes to ${o.raw}` : ''),
+          );
+        } finally {
+          db.close();
+        }
+      },
+    );
+  return ann;
+}

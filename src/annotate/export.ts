@@ -1,0 +1,199 @@
+// Export: preference pairs aggregated by majority vote (standard prompt/chosen/rejected JSONL),
+// and the raw votes. Annotators appear only under their pseudonyms.
+import { writeFileSync } from 'node:fs';
+import type { AnnotateConfig, Label } from './config.js';
+import type { DB } from './db.js';
+import { computeQuality, failsGold, loadVotes } from './quality.js';
+
+export interface ExportOptions {
+  /** Share of the item's votes the winning label needs (and it must be the strict plurality). */
+  minAgreement: number;
+  /** Items with fewer (counted) votes are not exported. */
+  minVotes: number;
+  /** Leave out every vote of annotators who fail the gold check. */
+  excludeGoldFailing: boolean;
+  /** Export gold items too (their votes, not their known answer). */
+  includeGold: boolean;
+  /** Replace e-mail addresses and phone numbers in exported text. */
+  redact: boolean;
+}
+
+export const DEFAULT_EXPORT: ExportOptions = { minAgreement: 0.5, minVotes: 1, excludeGoldFailing: false, includeGold: false, redact: false };
+
+const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g;
+// Phone candidates: optional +, digits with space/dot/dash/parenthesis separators. Filtered below
+// so that dates, IP addresses, decimals and plain large numbers survive.
+const PHONE_CANDIDATE = /(?<![\w.+-])\+?\(?\d[\d\s().-]{5,}\d\)?(?![\w]|\.\d)/g;
+
+function looksLikePhone(s: string): boolean {
+  const digits = s.replace(/\D/g, '').length;
+  if (digits < 7 || digits > 15) return false;
+  if (/^\d{4}-\d{2}-\d{2}/.test(s)) return false; // ISO date
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s)) return false; // IPv4
+  const groups = s.split(/[\s().-]+/).filter((g) => g !== '');
+  if (s.startsWith('+')) return groups.length >= 2;
+  if (groups.length < 2) return false; // one run of digits: a number, not a phone
+  if (/^[\d.]+$/.test(s) && groups.length < 3) return false; // a decimal number
+  return groups.length >= 3 || groups.some((g) => g.length >= 4);
+}
+
+export function redactText(text: string): string {
+  return text
+    .replace(EMAIL, '[EMAIL]')
+    .replace(PHONE_CANDIDATE, (m) => {
+      const t = m.trimEnd();
+      return looksLikePhone(t) ? '[PHONE]' + m.slice(t.length) : m;
+    });
+}
+
+export interface PreferenceRecord {
+  prompt: string | { role: string; content: string }[];
+  chosen: string | { role: string; content: string }[];
+  rejected: string | { role: string; content: string }[];
+}
+
+export interface RawVoteRecord {
+  item_id: number;
+  annotator: string;
+  label: Label;
+  shown_choice: string;
+  /** true when screen A showed response_a */
+  a_shown_first: boolean;
+  is_gold: boolean;
+  gold_label: Label | null;
+  ratings: Record<string, { a: number; b: number }>;
+  rationale: string;
+  time_ms: number;
+  created_at: string;
+  prompt: unknown;
+  response_a: string;
+  response_b: string;
+  excluded: boolean;
+}
+
+export interface ExportResult {
+  pairs: PreferenceRecord[];
+  raw: RawVoteRecord[];
+  stats: {
+    items: number;
+    exported: number;
+    droppedTie: number;
+    droppedBothBad: number;
+    droppedLowAgreement: number;
+    droppedTooFewVotes: number;
+    excludedAnnotators: string[];
+    votesUsed: number;
+  };
+}
+
+interface ItemRow {
+  id: number;
+  format: 'text' | 'chat';
+  prompt: string;
+  response_a: string;
+  response_b: string;
+  is_gold: number;
+}
+
+export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions): ExportResult {
+  if (!(opts.minAgreement >= 0 && opts.minAgreement <= 1)) throw new Error(`export: min agreement must be in [0, 1], got ${opts.minAgreement}`);
+  if (!(Number.isInteger(opts.minVotes) && opts.minVotes >= 1)) throw new Error(`export: min votes must be an integer >= 1, got ${opts.minVotes}`);
+  const red = (s: string) => (opts.redact ? redactText(s) : s);
+  const redPrompt = (p: unknown): PreferenceRecord['prompt'] =>
+    typeof p === 'string' ? red(p) : (p as { role: string; content: string }[]).map((t) => ({ role: t.role, content: red(t.content) }));
+
+  const excluded = new Set<number>();
+  if (opts.excludeGoldFailing) {
+    const q = computeQuality(db, config);
+    for (const a of q.annotators) if (failsGold(a, config.quality.minGoldItems, config.quality.minGoldAccuracy)) excluded.add(a.id);
+  }
+  const pseudonyms = new Map<number, string>();
+  for (const r of db.prepare('SELECT id, pseudonym, disabled FROM annotators').all() as { id: number; pseudonym: string; disabled: number }[]) {
+    pseudonyms.set(r.id, r.pseudonym);
+    if (r.disabled) excluded.add(r.id); // a disabled annotator's votes are not trusted either
+  }
+
+  const items = new Map<number, ItemRow>();
+  for (const it of db.prepare('SELECT id, format, prompt, response_a, response_b, is_gold FROM items ORDER BY id').all() as ItemRow[]) items.set(it.id, it);
+
+  const votes = loadVotes(db);
+  const raw: RawVoteRecord[] = votes.map((v) => {
+    const it = items.get(v.itemId)!;
+    return {
+      item_id: v.itemId,
+      annotator: v.pseudonym,
+      label: v.label,
+      shown_choice: v.shownChoice,
+      a_shown_first: !v.swapped,
+      is_gold: v.isGold,
+      gold_label: v.goldLabel,
+      ratings: JSON.parse(v.ratings) as Record<string, { a: number; b: number }>,
+      rationale: red(v.rationale),
+      time_ms: v.timeMs,
+      created_at: v.createdAt,
+      prompt: redPrompt(JSON.parse(it.prompt)),
+      response_a: red(it.response_a),
+      response_b: red(it.response_b),
+      excluded: excluded.has(v.annotatorId),
+    };
+  });
+
+  const byItem = new Map<number, Label[]>();
+  let votesUsed = 0;
+  for (const v of votes) {
+    if (excluded.has(v.annotatorId)) continue;
+    if (v.isGold && !opts.includeGold) continue;
+    const l = byItem.get(v.itemId);
+    if (l) l.push(v.label);
+    else byItem.set(v.itemId, [v.label]);
+    votesUsed++;
+  }
+
+  const stats: ExportResult['stats'] = {
+    items: byItem.size,
+    exported: 0,
+    droppedTie: 0,
+    droppedBothBad: 0,
+    droppedLowAgreement: 0,
+    droppedTooFewVotes: 0,
+    excludedAnnotators: [...excluded].map((id) => pseudonyms.get(id)!).sort(),
+    votesUsed,
+  };
+  const pairs: PreferenceRecord[] = [];
+  for (const [itemId, labels] of [...byItem.entries()].sort((x, y) => x[0] - y[0])) {
+    if (labels.length < opts.minVotes) {
+      stats.droppedTooFewVotes++;
+      continue;
+    }
+    const counts = new Map<Label, number>();
+    for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+    const sorted = [...counts.entries()].sort((x, y) => y[1] - x[1]);
+    const [top, topN] = sorted[0]!;
+    if ((sorted.length > 1 && sorted[1]![1] === topN) || topN / labels.length < opts.minAgreement) {
+      stats.droppedLowAgreement++;
+      continue;
+    }
+    if (top === 'tie') {
+      stats.droppedTie++;
+      continue;
+    }
+    if (top === 'both_bad') {
+      stats.droppedBothBad++;
+      continue;
+    }
+    const it = items.get(itemId)!;
+    const [win, lose] = top === 'a' ? [it.response_a, it.response_b] : [it.response_b, it.response_a];
+    const prompt = redPrompt(JSON.parse(it.prompt));
+    if (it.format === 'chat') {
+      pairs.push({ prompt, chosen: [{ role: 'assistant', content: red(win) }], rejected: [{ role: 'assistant', content: red(lose) }] });
+    } else {
+      pairs.push({ prompt, chosen: red(win), rejected: red(lose) });
+    }
+    stats.exported++;
+  }
+  return { pairs, raw, stats };
+}
+
+export function writeJsonl(path: string, records: readonly unknown[]): void {
+  writeFileSync(path, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+}

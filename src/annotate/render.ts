@@ -1,0 +1,72 @@
+// Markdown → safe HTML for prompts, responses and guidelines. Texts are untrusted (model output,
+// imported data): raw HTML in them is shown as text, never interpreted, and the produced HTML
+// goes through an allowlist sanitizer (no scripts, no event handlers, no javascript: URLs, no
+// images or styles). The pages' Content-Security-Policy is the second wall.
+import { Marked } from 'marked';
+import sanitizeHtml from 'sanitize-html';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+const marked = new Marked({
+  gfm: true,
+  breaks: true,
+  async: false,
+  renderer: {
+    // Inline or block HTML in a text: display it literally.
+    html(token) {
+      return escapeHtml(token.text);
+    },
+    // No images: remote ones would let a text track reviewers. Shown as a link to the image.
+    image(token) {
+      return `<a href="${escapeHtml(token.href)}">[image: ${escapeHtml(token.text || token.href)}]</a>`;
+    },
+  },
+});
+
+const SANITIZE: sanitizeHtml.IOptions = {
+  allowedTags: [
+    'p', 'br', 'hr', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'pre', 'code', 'em', 'strong', 'del', 's',
+    'ul', 'ol', 'li', 'a', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'input', 'sup', 'sub', 'kbd',
+  ],
+  allowedAttributes: {
+    a: ['href', 'title', 'rel', 'target'],
+    code: ['class'],
+    ol: ['start'],
+    th: ['align'],
+    td: ['align'],
+    input: ['type', 'checked', 'disabled'],
+  },
+  allowedClasses: { code: [/^language-[\w+#-]+$/] },
+  allowedSchemes: ['http', 'https', 'mailto'],
+  allowedSchemesAppliedToAttributes: ['href'],
+  allowProtocolRelative: false,
+  disallowedTagsMode: 'escape',
+  transformTags: {
+    a: sanitizeHtml.simpleTransform('a', { rel: 'noopener noreferrer nofollow', target: '_blank' }),
+    // GFM task-list boxes only; any other input type becomes a disabled checkbox.
+    input: (_tag, attribs) => ({ tagName: 'input', attribs: { type: 'checkbox', disabled: '', ...(attribs.checked !== undefined ? { checked: '' } : {}) } }),
+  },
+};
+
+export function sanitize(html: string): string {
+  return sanitizeHtml(html, SANITIZE);
+}
+
+export function renderMarkdown(text: string): string {
+  return sanitize(marked.parse(text, { async: false }) as string);
+}
+
+/** A prompt as HTML: plain Markdown, or a conversation with one block per turn. */
+export function renderPrompt(prompt: unknown): string {
+  if (typeof prompt === 'string') return renderMarkdown(prompt);
+  if (!Array.isArray(prompt)) return `<pre>${escapeHtml(JSON.stringify(prompt))}</pre>`;
+  return prompt
+    .map((t: { role?: unknown; content?: unknown }) => {
+      const role = String(t.role ?? '');
+      const cls = /^[a-z]+$/.test(role) ? role : 'other';
+      return `<div class="turn turn-${cls}"><div class="turn-role">${escapeHtml(role)}</div><div class="md">${renderMarkdown(String(t.content ?? ''))}</div></div>`;
+    })
+    .join('');
+}
