@@ -59,7 +59,7 @@ function checkPositive(name: string, v: number | undefined): void {
   if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`tokenize: ${name} must be a positive integer, got ${v}`);
 }
 
-function checkTruncation(opts: TruncationOptions): void {
+export function checkTruncation(opts: TruncationOptions): void {
   checkPositive('maxLength', opts.maxLength);
   checkPositive('maxPromptLength', opts.maxPromptLength);
   checkPositive('maxCompletionLength', opts.maxCompletionLength);
@@ -176,17 +176,28 @@ export function renderPreference(tok: Tokenizer, ex: PreferenceExample): { ok: t
 
 type PairResult = { ok: true; pair: TokenizedPair } | { ok: false; reason: BadRowReason; message: string };
 
-/** Tokenizes and truncates one preference example. */
-export function tokenizePair(tok: Tokenizer, ex: PreferenceExample, opts: TruncationOptions = {}): PairResult {
-  checkTruncation(opts);
+/** Untruncated token ids of a pair (prompt with BOS, responses ending with one stop token). */
+export interface EncodedPair {
+  promptIds: number[];
+  chosenIds: number[];
+  rejectedIds: number[];
+}
+
+/** Renders and tokenizes one preference example, without truncation. */
+export function encodePair(tok: Tokenizer, ex: PreferenceExample): { ok: true; value: EncodedPair } | { ok: false; reason: BadRowReason; message: string } {
   const rendered = renderPreference(tok, ex);
   if (!rendered.ok) return { ok: false, reason: 'template_mismatch', message: rendered.message };
   const { prompt, chosen, rejected } = rendered.value;
-  let promptIds = encodePrompt(tok, prompt);
-  let chosenIds = encodeResponse(tok, chosen);
-  let rejectedIds = encodeResponse(tok, rejected);
-  const fullPrompt = promptIds.length;
+  return {
+    ok: true,
+    value: { promptIds: encodePrompt(tok, prompt), chosenIds: encodeResponse(tok, chosen), rejectedIds: encodeResponse(tok, rejected) },
+  };
+}
 
+/** Applies max_prompt_length (per truncation mode), then max_completion_length and max_length (response end cut). */
+export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index' | 'loc'>, enc: EncodedPair, opts: TruncationOptions = {}): PairResult {
+  let { promptIds, chosenIds, rejectedIds } = enc;
+  const fullPrompt = promptIds.length;
   let promptTruncated = false;
   if (opts.maxPromptLength !== undefined && promptIds.length > opts.maxPromptLength) {
     promptIds = (opts.truncationMode ?? 'keep_end') === 'keep_end' ? keepEnd(tok, promptIds, opts.maxPromptLength) : keepStart(tok, promptIds, opts.maxPromptLength);
@@ -217,11 +228,26 @@ export function tokenizePair(tok: Tokenizer, ex: PreferenceExample, opts: Trunca
   };
 }
 
-function emptyTokenizeSummary(rows: number): TokenizeSummary {
+/** Tokenizes and truncates one preference example. */
+export function tokenizePair(tok: Tokenizer, ex: PreferenceExample, opts: TruncationOptions = {}): PairResult {
+  checkTruncation(opts);
+  const enc = encodePair(tok, ex);
+  if (!enc.ok) return enc;
+  return truncatePair(tok, ex, enc.value, opts);
+}
+
+/** Adds one pair's truncation to the summary counts. */
+export function countTruncation(summary: TokenizeSummary, p: TokenizedPair): void {
+  if (p.promptTruncated) summary.promptTruncated++;
+  if (p.chosenTruncated || p.rejectedTruncated) summary.responseTruncated++;
+  if (p.promptTruncated || p.chosenTruncated || p.rejectedTruncated) summary.truncatedRows++;
+}
+
+export function emptyTokenizeSummary(rows: number): TokenizeSummary {
   return { rows, kept: 0, truncatedRows: 0, promptTruncated: 0, responseTruncated: 0, dropped: 0, droppedByReason: {}, badRows: [] };
 }
 
-function finishSummary(summary: TokenizeSummary, what: string, onBadRow: OnBadRow | undefined): void {
+export function finishSummary(summary: TokenizeSummary, what: string, onBadRow: OnBadRow | undefined): void {
   summary.dropped = summary.badRows.length;
   summary.droppedByReason = countByReason(summary.badRows);
   if (summary.dropped > 0 && (onBadRow ?? 'error') === 'error') throw new BadDataError(what, summary.badRows);
@@ -247,11 +273,8 @@ export function tokenizePreferenceData(
       summary.badRows.push({ loc: ex.loc, reason: res.reason, message: res.message });
       continue;
     }
-    const p = res.pair;
-    pairs.push(p);
-    if (p.promptTruncated) summary.promptTruncated++;
-    if (p.chosenTruncated || p.rejectedTruncated) summary.responseTruncated++;
-    if (p.promptTruncated || p.chosenTruncated || p.rejectedTruncated) summary.truncatedRows++;
+    pairs.push(res.pair);
+    countTruncation(summary, res.pair);
   }
   summary.kept = pairs.length;
   finishSummary(summary, 'tokenize preference data', opts.onBadRow);

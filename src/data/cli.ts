@@ -1,0 +1,93 @@
+// `dpo data check FILE [--eval FILE] ...`: the preference-data audit on the command line.
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { loadTokenizer as defaultLoadTokenizer } from '../io/tokenizers/index.js';
+import { auditPreferenceData, renderAuditText } from './audit.js';
+import type { ColumnMapping, PreferenceFormat, TruncationMode } from './types.js';
+import { PREFERENCE_FORMATS } from './types.js';
+
+export interface DataCommandDeps {
+  /** Loads --tokenizer DIR (default: the project's loadTokenizer from src/io/tokenizers). */
+  loadTokenizer?: (dir: string) => Promise<Tokenizer> | Tokenizer;
+  /** Where the report goes (default: stdout). */
+  write?: (text: string) => void;
+}
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+const COLUMN_KEYS = ['prompt', 'chosen', 'rejected', 'completion', 'messages', 'input', 'preferred_output', 'non_preferred_output'];
+
+/** "prompt=question,chosen=good,rejected=bad" → {prompt: 'question', ...}. */
+export function parseColumns(value: string): ColumnMapping {
+  const out: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    const m = /^\s*([A-Za-z_]+)\s*=\s*(.+?)\s*$/.exec(part);
+    if (!m || !COLUMN_KEYS.includes(m[1]!)) {
+      throw new InvalidArgumentError(`--columns: expected NAME=COLUMN pairs with NAME in ${COLUMN_KEYS.join('/')}, got "${part}"`);
+    }
+    out[m[1]!] = m[2]!;
+  }
+  return out as ColumnMapping;
+}
+
+interface CheckOptions {
+  eval?: string;
+  format?: PreferenceFormat;
+  columns?: ColumnMapping;
+  promptBoundary?: string;
+  maxLength?: number;
+  maxPromptLength?: number;
+  maxCompletionLength?: number;
+  truncationMode: TruncationMode;
+  tokenizer?: string;
+  json?: boolean;
+}
+
+/** Adds `data check` to a commander program (the `dpo` CLI). Returns the `data` command. */
+export function registerDataCommands(program: Command, deps: DataCommandDeps = {}): Command {
+  const write = deps.write ?? ((s: string) => process.stdout.write(s));
+  const data = program.command('data').description('inspect preference and SFT data sets');
+  data
+    .command('check')
+    .description('audit a preference data set: bad rows, duplicates, train/eval leakage, length bias, length percentiles, truncation')
+    .argument('<file...>', 'data files (.jsonl, .json, .parquet, optionally .gz)')
+    .option('--eval <file>', 'eval split: audited too, and its prompts checked against train (leakage)')
+    .addOption(new Option('--format <format>', 'force the format instead of detecting it').choices([...PREFERENCE_FORMATS]))
+    .option('--columns <map>', 'column mapping, e.g. prompt=question,chosen=good,rejected=bad', parseColumns)
+    .option('--prompt-boundary <text>', 'turn boundary ending implicit text prompts (default "\\n\\nAssistant:")')
+    .option('--max-length <n>', 'max prompt+response tokens', positiveInt('--max-length'))
+    .option('--max-prompt-length <n>', 'max prompt tokens (applied first)', positiveInt('--max-prompt-length'))
+    .option('--max-completion-length <n>', 'max response tokens', positiveInt('--max-completion-length'))
+    .addOption(new Option('--truncation-mode <mode>', 'which end of a long prompt to keep').choices(['keep_end', 'keep_start']).default('keep_end'))
+    .option('--tokenizer <dir>', 'tokenizer directory (or llama2.c .bin): token lengths and truncation forecast')
+    .option('--json', 'print the report as JSON')
+    .action(async (files: string[], opts: CheckOptions) => {
+      let tokenizer: Tokenizer | undefined;
+      if (opts.tokenizer !== undefined) tokenizer = await (deps.loadTokenizer ?? defaultLoadTokenizer)(opts.tokenizer);
+      const hasTruncation = opts.maxLength !== undefined || opts.maxPromptLength !== undefined || opts.maxCompletionLength !== undefined;
+      if (hasTruncation && tokenizer === undefined) {
+        throw new Error('data check: --max-length/--max-prompt-length/--max-completion-length need --tokenizer (lengths are in tokens)');
+      }
+      const report = await auditPreferenceData({
+        train: files,
+        eval: opts.eval,
+        format: opts.format,
+        columns: opts.columns,
+        promptBoundary: opts.promptBoundary?.replace(/\\n/g, '\n'),
+        maxLength: opts.maxLength,
+        maxPromptLength: opts.maxPromptLength,
+        maxCompletionLength: opts.maxCompletionLength,
+        truncationMode: opts.truncationMode,
+        tokenizer,
+      });
+      write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderAuditText(report));
+    });
+  return data;
+}

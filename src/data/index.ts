@@ -1,0 +1,38 @@
+// Preference and SFT data: read → detect/validate → tokenize/truncate → batch; plus the audit.
+
+export * from './types.js';
+export { readRecords, readJsonLines, readJsonFile, readParquet, detectFileKind } from './readers.js';
+export type { FileKind, RawRecord, ReadOptions } from './readers.js';
+export {
+  applyColumns,
+  detectFormat,
+  formatOfRow,
+  normalizePreference,
+  normalizeSft,
+  splitImplicitText,
+  splitImplicitMessages,
+  DEFAULT_PROMPT_BOUNDARY,
+} from './formats.js';
+export { loadPreferenceData, loadSftData, streamPreferenceExamples } from './load.js';
+export type { LoadOptions, LoadSummary, LoadedData } from './load.js';
+export {
+  encodePrompt,
+  encodeResponse,
+  encodePair,
+  truncatePair,
+  tokenizePair,
+  tokenizePreferenceData,
+  tokenizeSft,
+  tokenizeSftData,
+  renderPreference,
+  keepStart,
+  keepEnd,
+  turnEnd,
+} from './tokenize.js';
+export type { TokenizedPair, TokenizedSft, TokenizeOptions, TokenizeSummary, TruncationOptions, EncodedPair } from './tokenize.js';
+export { collatePreference, collateSft, BatchSampler, permutation, mulberry32 } from './batch.js';
+export type { PreferenceBatch, SftBatch, CollateOptions, SamplerOptions, SamplerState } from './batch.js';
+export { auditPreferenceData, renderAuditText, percentiles } from './audit.js';
+export type { AuditOptions, AuditReport, SplitAudit, LengthBias, LengthStats, Percentiles, Leakage, ConversationStats, TruncationForecast } from './audit.js';
+export { preparePreferenceData, prepareSftData } from './prepare.js';
+export type { PreparedPreferenceData, PreparedSftData, PrepareOptions } from './prepare.js';

@@ -1,0 +1,53 @@
+// One call from files to training-ready tokenized rows: load (detect/validate) then tokenize
+// (render/truncate). With onBadRow 'error', problems of both stages are reported together in
+// one error, so a user fixes the data in one pass.
+
+import type { Tokenizer } from '../io/tokenizer.js';
+import { loadPreferenceData, loadSftData } from './load.js';
+import type { LoadOptions, LoadSummary } from './load.js';
+import { tokenizePreferenceData, tokenizeSftData } from './tokenize.js';
+import type { TokenizedPair, TokenizedSft, TokenizeSummary, TruncationOptions } from './tokenize.js';
+import type { DataFormat } from './types.js';
+import { BadDataError } from './types.js';
+
+export interface PrepareOptions extends LoadOptions, TruncationOptions {}
+
+export interface PreparedPreferenceData {
+  format: DataFormat;
+  pairs: TokenizedPair[];
+  load: LoadSummary;
+  tokenize: TokenizeSummary;
+}
+
+export interface PreparedSftData {
+  format: DataFormat;
+  rows: TokenizedSft[];
+  load: LoadSummary;
+  tokenize: TokenizeSummary;
+}
+
+/** Loads and tokenizes preference data; every dropped row is in load.badRows or tokenize.badRows. */
+export async function preparePreferenceData(files: string | readonly string[], tok: Tokenizer, opts: PrepareOptions = {}): Promise<PreparedPreferenceData> {
+  const loaded = await loadPreferenceData(files, { ...opts, onBadRow: 'skip' });
+  const tokenized = tokenizePreferenceData(tok, loaded.examples, { ...opts, onBadRow: 'skip' });
+  const bad = [...loaded.summary.badRows, ...tokenized.summary.badRows];
+  if (bad.length > 0 && (opts.onBadRow ?? 'error') === 'error') {
+    throw new BadDataError(`${loaded.summary.files.join(', ')} (format ${loaded.format})`, bad);
+  }
+  return { format: loaded.format, pairs: tokenized.pairs, load: loaded.summary, tokenize: tokenized.summary };
+}
+
+/** Loads and tokenizes SFT data (prompt/completion or messages; only completions/assistant turns trained). */
+export async function prepareSftData(
+  files: string | readonly string[],
+  tok: Tokenizer,
+  opts: Omit<PrepareOptions, 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode'> = {},
+): Promise<PreparedSftData> {
+  const loaded = await loadSftData(files, { ...opts, onBadRow: 'skip' });
+  const tokenized = tokenizeSftData(tok, loaded.examples, { maxLength: opts.maxLength, onBadRow: 'skip' });
+  const bad = [...loaded.summary.badRows, ...tokenized.summary.badRows];
+  if (bad.length > 0 && (opts.onBadRow ?? 'error') === 'error') {
+    throw new BadDataError(`${loaded.summary.files.join(', ')} (format ${loaded.format})`, bad);
+  }
+  return { format: loaded.format, rows: tokenized.rows, load: loaded.summary, tokenize: tokenized.summary };
+}
