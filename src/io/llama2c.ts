@@ -230,6 +230,13 @@ export function writeLlama2cCheckpoint(path: string, config: ModelConfig, weight
   [h.dim, h.hiddenDim, h.nLayers, h.nHeads, h.nKvHeads, vocabField, h.seqLen].forEach((v, i) => header.setInt32(at + 4 * i, v, true));
   if (version === 1) header.setUint8(36, h.sharedClassifier ? 1 : 0);
 
+  // Check every tensor before creating the file (q/k are permuted copies; the rest are views).
+  const ordered: (Weight | null)[] = [];
+  for (const s of sections(h)) {
+    const count = s.perLayer ? h.nLayers : 1;
+    for (let l = 0; l < count; l++) ordered.push(s.name === null ? null : tensorFor(s.name.replace('{l}', String(l)), s.shape));
+  }
+
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   const write = (bytes: Uint8Array) => {
@@ -239,26 +246,22 @@ export function writeLlama2cCheckpoint(path: string, config: ModelConfig, weight
   try {
     write(new Uint8Array(header.buffer));
     let freqIndex = 0;
-    for (const s of sections(h)) {
-      if (s.name === null) {
-        // freq_cis_real then freq_cis_imag, as llama2.c's precompute_freqs_cis(head_size, seq_len).
-        const hs = h.dim / h.nHeads;
-        const table = new Float32Array(h.seqLen * (hs / 2));
-        for (let t = 0; t < h.seqLen; t++) {
-          for (let i = 0; i < hs / 2; i++) {
-            const angle = t / Math.pow(config.ropeTheta, (2 * i) / hs);
-            table[t * (hs / 2) + i] = freqIndex === 0 ? Math.cos(angle) : Math.sin(angle);
-          }
-        }
-        freqIndex++;
-        write(new Uint8Array(table.buffer));
+    for (const w of ordered) {
+      if (w !== null) {
+        write(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
         continue;
       }
-      const count = s.perLayer ? h.nLayers : 1;
-      for (let l = 0; l < count; l++) {
-        const w = tensorFor(s.name.replace('{l}', String(l)), s.shape);
-        write(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+      // freq_cis_real then freq_cis_imag, as llama2.c's precompute_freqs_cis(head_size, seq_len).
+      const hs = h.dim / h.nHeads;
+      const table = new Float32Array(h.seqLen * (hs / 2));
+      for (let t = 0; t < h.seqLen; t++) {
+        for (let i = 0; i < hs / 2; i++) {
+          const angle = t / Math.pow(config.ropeTheta, (2 * i) / hs);
+          table[t * (hs / 2) + i] = freqIndex === 0 ? Math.cos(angle) : Math.sin(angle);
+        }
       }
+      freqIndex++;
+      write(new Uint8Array(table.buffer));
     }
     closeSync(fd);
   } catch (e) {
