@@ -524,7 +524,7 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     k.rmsnormBackward(g, x.data, weight.data, rstd, gx, gw, rows, dim);
     accumulateGrad(x, gx);
     accumulateGrad(weight, gw);
-  }, { saved: [x], scratch: [rstd] });
+  }, { saved: [x, weight], scratch: [rstd] });
 }
 
 /** LayerNorm over the last dimension. */
@@ -546,7 +546,7 @@ export function layernorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
     accumulateGrad(x, gx);
     accumulateGrad(weight, gw);
     accumulateGrad(bias, gb);
-  }, { saved: [x], scratch: [mu, rstd] });
+  }, { saved: [x, weight], scratch: [mu, rstd] });
 }
 
 /**

@@ -89,6 +89,7 @@ export class Tensor {
       throw new RangeError(`Tensor: buffer has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
     this.data = data;
+    this.numel = n;
     this.shape = Object.freeze([...shape]);
     this.dtype = data instanceof Float64Array ? 'float64' : 'float32';
     this.requiresGrad = opts.requiresGrad ?? false;
@@ -97,9 +98,11 @@ export class Tensor {
     this.isView = this.base !== null;
   }
 
+  /** Number of elements (from the shape: still valid after the tape released the data). */
   get size(): number {
-    return this.data.length;
+    return this.numel;
   }
+  private readonly numel: number;
 
   get ndim(): number {
     return this.shape.length;

@@ -1,0 +1,199 @@
+// Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p), seeded,
+// batched prompts with left padding, EOS and stop strings, streaming through a callback.
+
+import type { Tokenizer } from '../io/tokenizer.js';
+import { Rng } from '../tensor/random.js';
+import type { CausalLM } from './model.js';
+
+export interface SamplingOptions {
+  /** Tokens to generate at most (default 128). */
+  maxNewTokens?: number;
+  /** 0 = greedy (default 1). */
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = off). */
+  topK?: number;
+  /** Nucleus sampling: the smallest set with probability ≥ p (1 = off). */
+  topP?: number;
+  /** Seed of the sampling RNG: the same seed gives the same text. Default 0. */
+  seed?: number;
+  /** Generation ends at any of these strings (the string itself is not returned). */
+  stopStrings?: readonly string[];
+  /** Token ids that end generation (default: the tokenizer's stop ids). */
+  stopIds?: readonly number[];
+}
+
+export interface GenerateResult {
+  /** Generated token ids per prompt (without the stop token). */
+  tokens: number[][];
+  /** Decoded generated text per prompt (cut at a stop string). */
+  texts: string[];
+  /** Why each row ended. */
+  finish: ('stop' | 'length')[];
+}
+
+/** Called with each row's newly decoded text as it is produced. */
+export type StreamCallback = (row: number, textDelta: string) => void;
+
+/** Samples one token from logits (length V) with the given options. */
+export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
+  const temperature = opts.temperature ?? 1;
+  const V = logits.length;
+  if (temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
+  // Candidates sorted by logit, cut by top-k, then softmax at temperature, then top-p.
+  let idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  const topK = opts.topK ?? 0;
+  if (topK > 0 && topK < V) idx = idx.slice(0, topK);
+  const m = logits[idx[0]!]!;
+  const p = idx.map((i) => Math.exp((logits[i]! - m) / temperature));
+  let total = p.reduce((a, b) => a + b, 0);
+  const topP = opts.topP ?? 1;
+  if (topP < 1) {
+    let acc = 0;
+    let cut = p.length;
+    for (let j = 0; j < p.length; j++) {
+      acc += p[j]! / total;
+      if (acc >= topP) {
+        cut = j + 1;
+        break;
+      }
+    }
+    idx = idx.slice(0, cut);
+    p.length = cut;
+    total = p.reduce((a, b) => a + b, 0);
+  }
+  let u = rng.next() * total;
+  for (let j = 0; j < p.length; j++) {
+    u -= p[j]!;
+    if (u < 0) return idx[j]!;
+  }
+  return idx[idx.length - 1]!;
+}
+
+/**
+ * Generates continuations of token-id prompts. Rows are left-padded to a common length, so a
+ * batch gives the same greedy tokens as one prompt at a time.
+ */
+export function generateTokens(
+  model: CausalLM,
+  prompts: readonly (readonly number[])[],
+  opts: SamplingOptions & { padId: number; onToken?: (row: number, token: number, soFar: readonly number[]) => boolean | void },
+): { tokens: number[][]; finish: ('stop' | 'length')[] } {
+  const B = prompts.length;
+  if (B === 0) return { tokens: [], finish: [] };
+  const maxNew = opts.maxNewTokens ?? 128;
+  const longest = Math.max(...prompts.map((p) => p.length));
+  if (longest === 0) throw new Error('generate: an empty prompt (encode with a BOS token, or give some text)');
+  const capacity = longest + maxNew;
+  if (capacity > model.config.maxPositions) {
+    throw new RangeError(`generate: prompt (${longest} tokens) + max new tokens (${maxNew}) exceed the model's ${model.config.maxPositions} positions`);
+  }
+  const stop = new Set(opts.stopIds ?? []);
+  const ids = new Int32Array(B * longest);
+  const kvStart = new Int32Array(B);
+  for (let b = 0; b < B; b++) {
+    const p = prompts[b]!;
+    const pad = longest - p.length;
+    kvStart[b] = pad;
+    ids.fill(opts.padId, b * longest, b * longest + pad);
+    ids.set(p, b * longest + pad);
+  }
+  const seed = opts.seed ?? 0;
+  // One RNG per row, so a row's sample does not depend on the others in the batch.
+  const rngs = Array.from({ length: B }, (_, b) => new Rng(seed + 0x9e3779b9 * b));
+  const cache = model.newCache(B, capacity);
+  const anyStart = kvStart.some((s) => s > 0) ? kvStart : null;
+  let logits = model.forwardCached(ids, longest, cache, anyStart);
+  const V = model.config.vocabSize;
+  const out: number[][] = Array.from({ length: B }, () => []);
+  const finish: ('stop' | 'length')[] = new Array(B).fill('length');
+  const done = new Array<boolean>(B).fill(false);
+  const step = new Int32Array(B);
+  for (let t = 0; t < maxNew; t++) {
+    for (let b = 0; b < B; b++) {
+      if (done[b]) {
+        step[b] = opts.padId;
+        continue;
+      }
+      const tok = sampleToken(logits.subarray(b * V, (b + 1) * V), opts, rngs[b]!);
+      step[b] = tok;
+      if (stop.has(tok)) {
+        done[b] = true;
+        finish[b] = 'stop';
+        continue;
+      }
+      out[b]!.push(tok);
+      if (opts.onToken && opts.onToken(b, tok, out[b]!) === false) {
+        done[b] = true;
+        finish[b] = 'stop';
+      }
+    }
+    if (done.every(Boolean) || t === maxNew - 1) break;
+    logits = model.forwardCached(step, 1, cache, anyStart);
+  }
+  return { tokens: out, finish };
+}
+
+/**
+ * Generates text for string prompts (encoded with the tokenizer's BOS convention), streaming
+ * decoded text through onText, ending at EOS/stop ids or stop strings.
+ */
+export function generate(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  prompts: readonly string[],
+  opts: SamplingOptions & { onText?: StreamCallback } = {},
+): GenerateResult {
+  const encoded = prompts.map((p) => tokenizer.encode(p));
+  const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
+  const texts = prompts.map(() => '');
+  const emitted = prompts.map(() => 0);
+  const cut = prompts.map(() => false);
+  const gen = generateTokens(model, encoded, {
+    ...opts,
+    stopIds: opts.stopIds ?? tokenizer.stopIds,
+    padId: tokenizer.padId,
+    onToken: (row, _tok, soFar) => {
+      // Decode the row's tokens so far (handles multi-byte characters split over tokens).
+      const text = tokenizer.decode(soFar, { skipSpecialTokens: true });
+      texts[row] = text;
+      let stopAt = -1;
+      for (const s of stopStrings) {
+        const i = text.indexOf(s);
+        if (i >= 0 && (stopAt < 0 || i < stopAt)) stopAt = i;
+      }
+      if (stopAt >= 0) {
+        texts[row] = text.slice(0, stopAt);
+        cut[row] = true;
+      }
+      if (opts.onText) {
+        // Hold back text that may be the start of a stop string, and an incomplete character.
+        let safe = texts[row]!.length;
+        if (!cut[row]) {
+          for (const s of stopStrings) {
+            for (let k = Math.min(s.length - 1, safe); k > 0; k--) {
+              if (texts[row]!.endsWith(s.slice(0, k))) {
+                safe = Math.min(safe, texts[row]!.length - k);
+                break;
+              }
+            }
+          }
+          if (texts[row]!.endsWith('\uFFFD')) safe = Math.min(safe, texts[row]!.length - 1);
+        }
+        if (safe > emitted[row]!) {
+          opts.onText(row, texts[row]!.slice(emitted[row], safe));
+          emitted[row] = safe;
+        }
+      }
+      return cut[row] ? false : undefined;
+    },
+  });
+  for (let b = 0; b < gen.tokens.length; b++) {
+    if (!cut[b]) texts[b] = tokenizer.decode(gen.tokens[b]!, { skipSpecialTokens: true });
+    if (opts.onText && texts[b]!.length > emitted[b]!) opts.onText(b, texts[b]!.slice(emitted[b]));
+  }
+  return { tokens: gen.tokens, texts, finish: gen.finish.map((f, b) => (cut[b] ? 'stop' : f)) };
+}

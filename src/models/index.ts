@@ -1,0 +1,53 @@
+// Model construction: from a config and weights, at random, or from a path on disk
+// (a Hugging Face directory or a llama2.c checkpoint).
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelConfig, GenerationDefaults } from '../io/config.js';
+import type { WeightMap } from '../io/weights.js';
+import { loadHfDirectory } from '../io/hf-dir.js';
+import { readLlama2cCheckpoint } from '../io/llama2c.js';
+import { LlamaModel } from './llama.js';
+import { Gpt2Model } from './gpt2.js';
+import type { CausalLM } from './model.js';
+
+export { LlamaModel } from './llama.js';
+export { Gpt2Model } from './gpt2.js';
+export * from './model.js';
+
+export const SUPPORTED_ARCHITECTURES = ['llama (Llama 2/3, SmolLM, TinyLlama, Mistral)', 'qwen2', 'gpt2'];
+
+export function createModel(config: ModelConfig, weights: WeightMap, source = 'weights'): CausalLM {
+  switch (config.architecture) {
+    case 'llama':
+    case 'qwen2':
+      return LlamaModel.fromWeights(config, weights, source);
+    case 'gpt2':
+      return Gpt2Model.fromWeights(config, weights, source);
+  }
+}
+
+export function randomModel(config: ModelConfig, seed = 0): CausalLM {
+  return config.architecture === 'gpt2' ? Gpt2Model.random(config, seed) : LlamaModel.random(config, seed);
+}
+
+export interface LoadedModel {
+  model: CausalLM;
+  /** Where it came from: the directory, or the llama2.c file. */
+  source: string;
+  format: 'hf' | 'llama2c';
+  generation: GenerationDefaults | null;
+}
+
+/** Loads a Hugging Face model directory or a llama2.c checkpoint file. */
+export function loadModel(path: string): LoadedModel {
+  if (!existsSync(path)) throw new Error(`model ${path}: no such file or directory`);
+  if (statSync(path).isDirectory()) {
+    if (!existsSync(join(path, 'config.json'))) {
+      throw new Error(`model ${path}: a model directory needs config.json (a Hugging Face directory), or pass a llama2.c .bin file`);
+    }
+    const hf = loadHfDirectory(path);
+    return { model: createModel(hf.config, hf.weights, path), source: path, format: 'hf', generation: hf.generation };
+  }
+  const ck = readLlama2cCheckpoint(path);
+  return { model: createModel(ck.config, ck.weights, path), source: path, format: 'llama2c', generation: null };
+}
