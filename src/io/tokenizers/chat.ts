@@ -72,21 +72,10 @@ export function renderChatTemplate(
       bos_token: vars.bosToken ?? '',
       eos_token: vars.eosToken ?? '',
       add_generation_prompt: vars.addGenerationPrompt,
-      // Templates call raise_exception('...') to reject conversations (e.g. roles not alternating).
-      raise_exception: (message: unknown) => {
-        throw new ChatTemplateError(String(message));
-      },
+      // raise_exception('...'), which templates call to reject a conversation (e.g. roles not
+      // alternating), is a global of @huggingface/jinja (it may not be redefined): it throws Error(msg).
     });
   } catch (err) {
-    if (err instanceof ChatTemplateError) throw err;
     throw new Error(`chat template: render failed: ${(err as Error).message}`);
-  }
-}
-
-/** The error a template raised itself through raise_exception(). */
-export class ChatTemplateError extends Error {
-  constructor(message: string) {
-    super(`chat template raised: ${message}`);
-    this.name = 'ChatTemplateError';
   }
 }

@@ -16,7 +16,7 @@ export { HfTokenizer, END_OF_TURN_TOKENS } from './hf.js';
 export type { HfTokenizerSources, TokenizerJson, TokenizerConfigJson, AddedTokenJson } from './hf.js';
 export { Llama2cTokenizer, loadLlama2cTokenizer, llama2cTokenizerFromBuffer } from './llama2c.js';
 export { gpt2TokenizerJson, parseMergesTxt } from './gpt2.js';
-export { renderChatTemplate, selectChatTemplate, ChatTemplateError } from './chat.js';
+export { renderChatTemplate, selectChatTemplate } from './chat.js';
 export { trainByteLevelBpe, type TrainByteLevelBpeOptions } from './train.js';
 export { saveTokenizerFiles, type SaveTokenizerOptions } from './save.js';
 export { tokenizerGgufMetadata, GGUF_TOKEN_TYPE, type TokenizerGgufMetadata } from './gguf.js';
