@@ -1,0 +1,163 @@
+// Admin dashboard: agreement figures, per-annotator quality, annotator management.
+import { api, ApiError, el, fmt, pct } from './common.js';
+
+const main = document.getElementById('main');
+let csrf = null;
+let timer = null;
+
+const FLAG_TEXT = {
+  low_gold_accuracy: 'fails gold',
+  position_bias: 'position bias',
+  too_fast: 'too fast',
+  straight_lining: 'same answer',
+};
+
+async function start() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  history.replaceState(null, '', '/admin');
+  if (token) {
+    try {
+      await api('/api/admin/login', { method: 'POST', body: { token } });
+    } catch (e) {
+      return showLogin(e.message);
+    }
+  }
+  try {
+    const me = await api('/api/admin/me');
+    csrf = me.csrf;
+    document.getElementById('title').textContent = `Dashboard · ${me.title}`;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return showLogin('');
+    return showError(e);
+  }
+  await refresh();
+  timer = setInterval(() => void refresh(), 10_000);
+}
+
+function showError(e) {
+  main.replaceChildren(el('section', { class: 'card center error' }, el('p', {}, e.message)));
+}
+
+function showLogin(err) {
+  const input = el('input', { type: 'password', id: 'admin-token', placeholder: 'Admin token', autocomplete: 'off' });
+  const form = el('form', { class: 'row' }, input, el('button', { class: 'primary', type: 'submit' }, 'Sign in'));
+  const msg = el('p', { class: err ? 'error' : 'muted' }, err || 'Enter the admin token printed by "dpo annotate init" (also in the project folder, file admin-token).');
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await api('/api/admin/login', { method: 'POST', body: { token: input.value.trim() } });
+      await start();
+    } catch (e) {
+      msg.textContent = e.message;
+      msg.className = 'error';
+    }
+  });
+  main.replaceChildren(el('section', { class: 'card narrow-card' }, el('h1', {}, 'Admin sign-in'), msg, form));
+}
+
+function stat(label, value, hint, id) {
+  return el('div', { class: 'stat', id }, el('div', { class: 'stat-value' }, value), el('div', { class: 'stat-label' }, label), hint ? el('div', { class: 'stat-hint' }, hint) : null);
+}
+
+function kappaWord(k) {
+  if (k === null || k === undefined) return 'not enough overlap yet';
+  if (k < 0) return 'worse than chance';
+  if (k < 0.2) return 'slight';
+  if (k < 0.4) return 'fair';
+  if (k < 0.6) return 'moderate';
+  if (k < 0.8) return 'substantial';
+  return 'almost perfect';
+}
+
+async function refresh() {
+  let q, list;
+  try {
+    [q, list] = await Promise.all([api('/api/admin/quality'), api('/api/admin/annotators')]);
+  } catch (e) {
+    if (timer) clearInterval(timer);
+    return e instanceof ApiError && e.status === 401 ? showLogin('Session ended, sign in again.') : showError(e);
+  }
+  document.getElementById('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  const ag = q.agreement;
+  const stats = el(
+    'section',
+    { class: 'stats', id: 'stats' },
+    stat('items labeled', `${q.items.withVotes} / ${q.items.regular + q.items.gold}`, `${q.items.complete} complete · ${q.items.gold} gold`),
+    stat('votes', String(q.votes), `${ag.pairableItems} items with ≥ 2 votes`),
+    stat("Krippendorff's α", fmt(ag.krippendorffAlpha), kappaWord(ag.krippendorffAlpha), 'stat-alpha'),
+    stat("Fleiss' κ", fmt(ag.fleissKappa), ag.fleissItems ? `${ag.fleissItems} items × ${ag.fleissRaters} raters` : 'not enough overlap yet', 'stat-fleiss'),
+    stat("mean Cohen's κ", fmt(ag.meanCohenKappa), `${ag.pairwise.length} annotator pairs`, 'stat-cohen'),
+  );
+
+  const head = el('tr', {}, ...['Annotator', 'Votes', 'Gold accuracy', 'Share “A”', 'Median time', 'Agrees w/ others', 'Flags', 'Consent', ''].map((h) => el('th', {}, h)));
+  const rows = q.annotators.map((a) => {
+    const flags = el('td', { class: 'flags' }, a.flags.length ? a.flags.map((f) => el('span', { class: 'flag' }, FLAG_TEXT[f] || f)) : el('span', { class: 'ok' }, 'ok'));
+    const actions = el('td', { class: 'row-actions' });
+    const inviteBtn = el('button', { type: 'button', class: 'small' }, 'New link');
+    inviteBtn.addEventListener('click', async () => {
+      const r = await api(`/api/admin/annotators/${a.id}/invite`, { method: 'POST', body: {}, csrf });
+      showInvite(a.name, r.inviteUrl);
+    });
+    const disBtn = el('button', { type: 'button', class: 'small' }, a.disabled ? 'Enable' : 'Disable');
+    disBtn.addEventListener('click', async () => {
+      await api(`/api/admin/annotators/${a.id}/${a.disabled ? 'enable' : 'disable'}`, { method: 'POST', body: {}, csrf });
+      await refresh();
+    });
+    actions.append(inviteBtn, disBtn);
+    return el(
+      'tr',
+      { class: [a.likelySpammer ? 'suspect' : '', a.disabled ? 'disabled' : ''].join(' ').trim() || undefined, 'data-pseudonym': a.pseudonym },
+      el('td', {}, el('div', { class: 'name' }, a.name), el('div', { class: 'muted mono' }, a.pseudonym)),
+      el('td', { class: 'num' }, String(a.votes)),
+      el('td', { class: 'num' }, a.goldVotes ? `${pct(a.goldAccuracy)} (${a.goldCorrect}/${a.goldVotes})` : '—'),
+      el('td', { class: 'num' }, pct(a.shareA)),
+      el('td', { class: 'num' }, a.medianSeconds === null ? '—' : `${fmt(a.medianSeconds, 1)} s`),
+      el('td', { class: 'num' }, a.comparedVotes ? `${pct(a.agreementWithOthers)} of ${a.comparedVotes}` : '—'),
+      flags,
+      el('td', {}, a.consentedAt ? new Date(a.consentedAt).toLocaleDateString() : el('span', { class: 'muted' }, 'pending')),
+      actions,
+    );
+  });
+  const table = el('div', { class: 'table-wrap' }, el('table', { id: 'annotators' }, el('thead', {}, head), el('tbody', {}, rows)));
+
+  const name = el('input', { type: 'text', id: 'new-name', placeholder: 'Name of the new annotator', maxlength: '100' });
+  const form = el('form', { class: 'row' }, name, el('button', { class: 'primary', type: 'submit' }, 'Create annotator'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!name.value.trim()) return;
+    try {
+      const r = await api('/api/admin/annotators', { method: 'POST', body: { name: name.value }, csrf });
+      showInvite(r.name, r.inviteUrl);
+      name.value = '';
+      await refresh();
+    } catch (e) {
+      showInvite('', '', e.message);
+    }
+  });
+  const invite = document.getElementById('invite') || el('div', { id: 'invite' });
+  main.replaceChildren(
+    stats,
+    el('section', { class: 'card' }, el('h2', {}, 'Annotators'), table, el('p', { class: 'muted legend' }, 'Flags: fails gold = accuracy on control items below the bar; position bias = picks one screen side far too often; too fast = median time per item very short; same answer = nearly always the same key. Rows in red: likely spammers (export with --exclude-gold-failing to leave them out).')),
+    el('section', { class: 'card' }, el('h2', {}, 'Invite an annotator'), form, invite),
+  );
+}
+
+function showInvite(name, url, err) {
+  const box = document.getElementById('invite');
+  if (!box) return;
+  if (err) return box.replaceChildren(el('p', { class: 'error' }, err));
+  const input = el('input', { type: 'text', readonly: true, value: url, class: 'mono', id: 'invite-url' });
+  const copy = el('button', { type: 'button', class: 'small' }, 'Copy');
+  copy.addEventListener('click', async () => {
+    input.select();
+    try {
+      await navigator.clipboard.writeText(url);
+      copy.textContent = 'Copied';
+    } catch {
+      document.execCommand('copy');
+    }
+  });
+  box.replaceChildren(el('p', {}, `Personal invite link for ${name} (anyone with it can label as ${name}; send it privately):`), el('div', { class: 'row' }, input, copy));
+}
+
+void start();
