@@ -1,0 +1,135 @@
+// GEMM throughput: the native kernel against numpy (OpenBLAS) on the same machine, same run.
+//
+//   node dist/bench/gemm.js [--rounds 3] [--reps 5] [--threads 1,2]
+//
+// Shapes: 1024³ and the three GEMMs of a transformer linear layer (GPT-2 small MLP, 1024
+// tokens): Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY. Each round measures ours then numpy for every
+// thread count (best of --reps calls each); the table shows the best figure over rounds and the
+// spread (min–max) of the per-round ratio, because other processes share the CPU.
+// numpy runs in a child python3 (tried: python3 on PATH, /usr/bin/python3) with
+// OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (they can force a slower core) and
+// OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set to the thread count.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { nativeKernels, nativeLoadError } from '../src/tensor/backend.js';
+
+type Shape = { name: string; M: number; N: number; K: number; ta: boolean; tb: boolean };
+const SHAPES: Shape[] = [
+  { name: '1024x1024x1024', M: 1024, N: 1024, K: 1024, ta: false, tb: false },
+  { name: 'Y=X·W    1024x3072 K=768', M: 1024, N: 3072, K: 768, ta: false, tb: false },
+  { name: 'dX=dY·Wᵀ 1024x768 K=3072', M: 1024, N: 768, K: 3072, ta: false, tb: true },
+  { name: 'dW=Xᵀ·dY 768x3072 K=1024', M: 768, N: 3072, K: 1024, ta: true, tb: false },
+];
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+}
+const rounds = Number(arg('rounds', '3'));
+const reps = Number(arg('reps', '5'));
+const threadCounts = arg('threads', '1,2').split(',').map(Number);
+
+const k = nativeKernels();
+if (!k) {
+  console.error(`native addon unavailable: ${nativeLoadError()}`);
+  process.exit(1);
+}
+
+// Seeded data in [-0.5, 0.5).
+function rand(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 4294967296 - 0.5;
+  }
+  return x;
+}
+
+const data = SHAPES.map((s, i) => ({
+  A: rand(s.M * s.K, 1 + i), B: rand(s.K * s.N, 100 + i), C: new Float32Array(s.M * s.N),
+}));
+
+function ours(threads: number): number[] {
+  k!.setNumThreads(threads);
+  return SHAPES.map((s, i) => {
+    const { A, B, C } = data[i]!;
+    const call = () => k!.gemm(s.ta, s.tb, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0);
+    call();  // warm-up: pack buffers, page faults, wakes the pool
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t0 = process.hrtime.bigint();
+      call();
+      best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    return (2 * s.M * s.N * s.K) / best / 1e9;
+  });
+}
+
+const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'gemm_numpy.py');
+
+function findPython(): string | null {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import numpy'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+const python = existsSync(script) ? findPython() : null;
+let blas = '';
+
+function numpy(threads: number): number[] | null {
+  if (!python) return null;
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const shapes = JSON.stringify(SHAPES.map((s) => [s.M, s.N, s.K, s.ta, s.tb]));
+  const r = spawnSync(python, [script, shapes, String(reps)], { env, encoding: 'utf8' });
+  if (r.status !== 0) {
+    console.error(`numpy run failed: ${r.stderr}`);
+    return null;
+  }
+  const out = JSON.parse(r.stdout) as { blas: string; numpy: string; gflops: number[] };
+  blas = `numpy ${out.numpy}, ${out.blas}`;
+  return out.gflops;
+}
+
+console.log(
+  `native gemm: kernel ${process.env.DPO_GEMM_KERNEL ?? 'auto (best the CPU supports)'}, ` +
+    `rounds ${rounds}, best of ${reps} calls, cores ${availableParallelism()}`,
+);
+if (!python) console.log('numpy: not available (tried python3, /usr/bin/python3; `apt-get install python3-numpy`)');
+
+// results[threads][shape] = list of {ours, numpy} per round
+const results = new Map<number, { ours: number; np: number | null }[][]>();
+for (const t of threadCounts) results.set(t, SHAPES.map(() => []));
+for (let round = 0; round < rounds; round++) {
+  for (const t of threadCounts) {
+    const o = ours(t);
+    const n = numpy(t);
+    SHAPES.forEach((_, i) => results.get(t)![i]!.push({ ours: o[i]!, np: n ? n[i]! : null }));
+  }
+}
+if (blas) console.log(`reference: ${blas} (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)`);
+
+const pad = (s: string, n: number) => s.padEnd(n);
+const lpad = (s: string, n: number) => s.padStart(n);
+console.log(`${pad('shape', 28)}${lpad('threads', 8)}${lpad('ours GF/s', 11)}${lpad('numpy GF/s', 12)}${lpad('ratio', 8)}  ratio spread`);
+for (const t of threadCounts) {
+  SHAPES.forEach((s, i) => {
+    const rs = results.get(t)![i]!;
+    const bestOurs = Math.max(...rs.map((r) => r.ours));
+    const nps = rs.map((r) => r.np).filter((x): x is number => x !== null);
+    const bestNp = nps.length ? Math.max(...nps) : null;
+    const ratios = rs.filter((r) => r.np !== null).map((r) => r.ours / r.np!);
+    const ratio = bestNp ? (bestOurs / bestNp).toFixed(2) : '-';
+    const spread = ratios.length ? `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}` : '-';
+    console.log(
+      `${pad(s.name, 28)}${lpad(String(t), 8)}${lpad(bestOurs.toFixed(1), 11)}` +
+        `${lpad(bestNp ? bestNp.toFixed(1) : '-', 12)}${lpad(ratio, 8)}  ${spread}`,
+    );
+  });
+}
