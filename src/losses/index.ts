@@ -76,13 +76,20 @@ export function resolveLossType(name: string): LossType {
   const alias = lossTypeAliases[name];
   if (alias !== undefined) return alias;
   const candidates = [...lossTypes, ...Object.keys(lossTypeAliases)];
-  let best = candidates[0];
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(String(name).toLowerCase(), c);
-    if (d < bestD) {
-      bestD = d;
-      best = c;
+  const lower = String(name).toLowerCase();
+  // A name that is part of a valid one ('nca' → 'nca_pair') or contains one ('simpo_loss' →
+  // 'simpo') is the likeliest intent; otherwise the smallest edit distance wins.
+  const partOf = candidates.filter((c) => c.includes(lower)).sort((a, b) => a.length - b.length);
+  const contains = candidates.filter((c) => lower.includes(c)).sort((a, b) => b.length - a.length);
+  let best = partOf[0] ?? contains[0] ?? candidates[0];
+  if (partOf.length === 0 && contains.length === 0) {
+    let bestD = Infinity;
+    for (const c of candidates) {
+      const d = editDistance(lower, c);
+      if (d < bestD) {
+        bestD = d;
+        best = c;
+      }
     }
   }
   throw new Error(
