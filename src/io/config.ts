@@ -310,7 +310,9 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
       out.mlp_bias = cfg.mlpBias;
     }
   }
-  out.tie_word_embeddings = cfg.tieWordEmbeddings;
+  // transformers' default is tied for GPT-2, untied for Llama/Qwen2: only write what differs or was given.
+  const tieDefault = cfg.architecture === 'gpt2';
+  if (out.tie_word_embeddings !== undefined || cfg.tieWordEmbeddings !== tieDefault) out.tie_word_embeddings = cfg.tieWordEmbeddings;
   out.bos_token_id = cfg.bosTokenId;
   out.eos_token_id = idOrList(cfg.eosTokenId);
   if (cfg.padTokenId !== null || out.pad_token_id !== undefined) out.pad_token_id = cfg.padTokenId;
