@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   HfTokenizer,
+  gpt2TokenizerJson,
+  parseMergesTxt,
   loadTokenizer,
   renderChatTemplate,
   selectChatTemplate,
@@ -246,4 +248,26 @@ test('GPT-2 vocab.json + merges.txt (tiny-gpt2-random): load, ids, round trip', 
   assert.deepEqual(meta.merges, ['Ġ l', 'Ġl o', 'Ġlo w', 'e r']);
   assert.equal(meta.tokenTypes![19], 2); // <unk>
   assert.equal(meta.tokenTypes![20], 3); // <|endoftext|>
+});
+
+test('add_bos_token in tokenizer_config.json overrides the post-processor; bad files name the field', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const json = JSON.parse(await readFile(join(fixtures, 'llama3-mini', 'tokenizer.json'), 'utf8')) as TokenizerJson;
+  const base = { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' };
+  assert.equal(tokenizerFromJson(json, base).addsBosByDefault, true);
+  const off = tokenizerFromJson(json, { ...base, add_bos_token: false });
+  assert.equal(off.addsBosByDefault, false);
+  assert.deepEqual(off.encode('Hello'), [271]);
+  assert.deepEqual(off.encode('Hello', { addBos: true }), [283, 271]);
+  // Special tokens may be AddedToken-like objects in old configs.
+  assert.equal(tokenizerFromJson(json, { bos_token: { content: '<|begin_of_text|>' }, eos_token: '<|eot_id|>' }).bosId, 283);
+  assert.throws(() => tokenizerFromJson(json, { ...base, pad_token: '<pad>' }), /pad_token "<pad>" is not in the vocabulary/);
+  assert.throws(() => tokenizerFromJson(json, {}), /neither pad_token nor eos_token/);
+  assert.throws(() => tokenizerFromJson({} as TokenizerJson), /no "model" object/);
+});
+
+test('merges.txt parsing: version line, blank lines, malformed lines with their line number', () => {
+  assert.deepEqual(parseMergesTxt('#version: 0.2\nĠ t\r\nh e\n\n'), ['Ġ t', 'h e']);
+  assert.throws(() => parseMergesTxt('#version: 0.2\nĠ t\nabc\n', 'm.txt'), /m\.txt:3: expected "left right"/);
+  assert.throws(() => gpt2TokenizerJson({ a: 0, b: 1 }, ['a b'], {}, {}, 'v.json'), /v\.json: merge "a b" produces "ab", which is not in the vocabulary/);
 });
