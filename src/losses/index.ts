@@ -311,6 +311,9 @@ export function computePreferenceLoss(
   }
 
   // ---- the shared NLL term (rpoAlpha, sft, orpo) ----
+  // RPO, Pang et al. 2024, "Iterative Reasoning Preference Optimization" (arXiv:2404.19733), and
+  // ORPO's SFT half: loss += W · nll with nll = Σ_i S_i / Σ_i Tc_i (S_i = chosenNllSum_i, default
+  // −policyChosen_i): ∂/∂policyChosen_i = −W / Σ Tc (or ∂/∂chosenNllSum_i = +W / Σ Tc).
   let nll: number | undefined;
   let gradChosenNllSum: Float64Array | undefined;
   if (usesNll) {

@@ -61,7 +61,8 @@ export interface LossParams {
   /** IPO on per-token averages of the log-ratios, as TRL's DPOTrainer does (default true). With
    *  false, IPO uses the summed log-probs directly (the golden-vector / paper-as-written form). */
   ipoLengthNormalize?: boolean;
-  /** RPO: adds rpoAlpha · nll (see PreferenceLogps) to the loss (TRL `rpo_alpha`, default none). */
+  /** RPO: adds rpoAlpha · nll (see PreferenceLogps) to the loss (TRL `rpo_alpha`, default none).
+   *  With simpo this is CPOTrainer's `cpo_alpha` (CPO-SimPO): the same token-mean chosen NLL. */
   rpoAlpha?: number;
   /** TRL `loss_weights` for a list of loss types (default all 1). */
   lossWeights?: readonly number[];
