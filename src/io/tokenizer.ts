@@ -1,6 +1,7 @@
 // What every tokenizer in the project provides (Hugging Face tokenizer.json, GPT-2 vocab/merges,
 // llama2.c tokenizer.bin, and the demo's own trained tokenizer). The data, generation and
-// training layers use only this interface.
+// training layers use only this interface. Implementations, loadTokenizer(dir), the BPE trainer and
+// GGUF metadata live in src/io/tokenizers/ (index.ts).
 
 export interface ChatMessage {
   role: string;
