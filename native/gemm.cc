@@ -14,6 +14,7 @@
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // Very thin products (M or N below a few rows) skip packing and use a direct loop.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +32,154 @@
 
 namespace dpo {
 namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Problem description and packing (scalar versions serve every kernel; AVX-512 adds gathers).
+
+struct Problem {
+  bool ta, tb;
+  int64_t M, N, K;
+  const float* A;
+  int64_t sA;
+  const float* B;
+  int64_t sB;
+  float* C;
+  int64_t sC;
+  int64_t batch;
+  float alpha, beta;
+};
+
+// Packs op(A)[i0:i0+rows, p0:p0+kc] as ceil(rows/MR) micro-panels of kc×MR (zero-padded).
+void PackA(const Problem& P, const float* A, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int mr,
+           float* Ap) {
+  const int64_t panels = (rows + mr - 1) / mr;
+  if (rows % mr) std::memset(Ap + (panels - 1) * kc * mr, 0, sizeof(float) * kc * mr);
+  if (P.ta) {
+    // A stored K×M: stream each row segment of `rows` values once, dealing MR-wide pieces.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = A + (p0 + k) * P.M + i0;
+      for (int64_t ir = 0; ir < rows; ir += mr) {
+        const int64_t h = std::min<int64_t>(mr, rows - ir);
+        float* dst = Ap + (ir / mr) * kc * mr + k * mr;
+        for (int64_t i = 0; i < h; i++) dst[i] = src[ir + i];
+      }
+    }
+  } else {
+    // A stored M×K: read each row contiguously, write with stride MR.
+    for (int64_t i = 0; i < rows; i++) {
+      const float* src = A + (i0 + i) * P.K + p0;
+      float* dst = Ap + (i / mr) * kc * mr + i % mr;
+      for (int64_t k = 0; k < kc; k++) dst[k * mr] = src[k];
+    }
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+cols] as ceil(cols/NR) micro-panels of kc×NR (zero-padded).
+void PackB(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr,
+           float* Bp) {
+  const int64_t panels = (cols + nr - 1) / nr;
+  if (cols % nr) std::memset(Bp + (panels - 1) * kc * nr, 0, sizeof(float) * kc * nr);
+  if (!P.tb) {
+    // B stored K×N: stream each row segment once (contiguous reads), dealing NR-wide pieces
+    // to the panels.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = B + (p0 + k) * P.N + j0;
+      for (int64_t jr = 0; jr < cols; jr += nr) {
+        const int64_t w = std::min<int64_t>(nr, cols - jr);
+        float* dst = Bp + (jr / nr) * kc * nr + k * nr;
+        for (int64_t j = 0; j < w; j++) dst[j] = src[jr + j];
+      }
+    }
+  } else {
+    // B stored N×K: read each column of op(B) contiguously, write with stride NR.
+    for (int64_t jr = 0; jr < cols; jr += nr) {
+      const int64_t w = std::min<int64_t>(nr, cols - jr);
+      float* panel = Bp + (jr / nr) * kc * nr;
+      for (int64_t j = 0; j < w; j++) {
+        const float* src = B + (j0 + jr + j) * P.K + p0;
+        float* dst = panel + j;
+        for (int64_t k = 0; k < kc; k++) dst[k * nr] = src[k];
+      }
+    }
+  }
+}
+
+#if DPO_GEMM_X86
+// AVX-512 packing for the two transposing cases, with gathers: op(A) from an M×K A (12 rows,
+// one element each per k) and op(B) from an N×K B (32 rows per panel). The scalar versions
+// cost a quarter of the GEMM time on these layouts; full micro-panels only, edges go scalar.
+// Gather offsets are int32 element indices (row·K), so K must keep 31·K below 2³¹.
+__attribute__((target("avx512f,avx2,fma"))) void PackAAvx512(const Problem& P, const float* A, int64_t i0,
+                                                             int64_t rows, int64_t p0, int64_t kc, int mr,
+                                                             float* Ap) {
+  const __mmask16 m12 = 0x0fff;
+  const int64_t full = rows / 12 * 12;
+  if (mr != 12 || (!P.ta && P.K * 31 > INT32_MAX)) {
+    PackA(P, A, i0, rows, p0, kc, mr, Ap);
+    return;
+  }
+  if (P.ta) {
+    // A stored K×M: 12 contiguous values per panel and k (masked load/store).
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = A + (p0 + k) * P.M + i0;
+      for (int64_t ir = 0; ir < full; ir += 12) {
+        _mm512_mask_storeu_ps(Ap + (ir / 12) * kc * 12 + k * 12, m12, _mm512_maskz_loadu_ps(m12, src + ir));
+      }
+    }
+    if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, mr, Ap + (full / 12) * kc * 12);
+    return;
+  }
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
+                                         _mm512_set1_epi32(static_cast<int>(P.K)));
+  for (int64_t ir = 0; ir < full; ir += 12) {
+    const float* src = A + (i0 + ir) * P.K + p0;
+    float* dst = Ap + (ir / 12) * kc * 12;
+    for (int64_t k = 0; k < kc; k++) {
+      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m12, idx, src + k, 4);
+      _mm512_mask_storeu_ps(dst + k * 12, m12, v);
+    }
+  }
+  if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, mr, Ap + (full / 12) * kc * 12);
+}
+
+__attribute__((target("avx512f,avx2,fma"))) void PackBAvx512(const Problem& P, const float* B, int64_t p0,
+                                                             int64_t kc, int64_t j0, int64_t cols, int nr,
+                                                             float* Bp) {
+  const int64_t full = cols / 32 * 32;
+  if (nr != 32 || (P.tb && P.K * 31 > INT32_MAX)) {
+    PackB(P, B, p0, kc, j0, cols, nr, Bp);
+    return;
+  }
+  if (!P.tb) {
+    // B stored K×N: 32 contiguous values per panel and k.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = B + (p0 + k) * P.N + j0;
+      for (int64_t jr = 0; jr < full; jr += 32) {
+        float* dst = Bp + (jr / 32) * kc * 32 + k * 32;
+        _mm512_store_ps(dst, _mm512_loadu_ps(src + jr));
+        _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + jr + 16));
+      }
+    }
+    if (full < cols) PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 32) * kc * 32);
+    return;
+  }
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(static_cast<int>(P.K)));
+  for (int64_t jr = 0; jr < full; jr += 32) {
+    const float* src0 = B + (j0 + jr) * P.K + p0;
+    const float* src1 = src0 + 16 * P.K;
+    float* dst = Bp + (jr / 32) * kc * 32;
+    for (int64_t k = 0; k < kc; k++) {
+      _mm512_store_ps(dst + k * 32, _mm512_i32gather_ps(idx, src0 + k, 4));
+      _mm512_store_ps(dst + k * 32 + 16, _mm512_i32gather_ps(idx, src1 + k, 4));
+    }
+  }
+  if (full < cols) {
+    // The partial last panel: scalar packer on a shifted view (it zero-pads).
+    PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 32) * kc * 32);
+  }
+}
+#endif  // DPO_GEMM_X86
 
 // ---------------------------------------------------------------------------------------------
 // Micro-kernels. Ap: kc×MR (k-major, MR values of op(A) per k), Bp: kc×NR, both 64-byte
@@ -142,16 +291,21 @@ __attribute__((target("avx512f,avx2,fma"))) void MicroAvx512(int64_t kc, const f
 #undef DPO_ROWS12
 #endif  // DPO_GEMM_X86
 
+using PackAFn = void (*)(const Problem&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
+using PackBFn = void (*)(const Problem&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
+
 struct KernelDesc {
   const char* name;
   int mr, nr;
   MicroKernel micro;
+  PackAFn packA;
+  PackBFn packB;
 };
 
-constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable};
+constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable, PackA, PackB};
 #if DPO_GEMM_X86
-constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2};
-constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512};
+constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackA, PackB};
+constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512};
 #endif
 
 bool Supported(const std::string& name) {
@@ -204,22 +358,9 @@ void InitKernel() {
 // ---------------------------------------------------------------------------------------------
 // Blocking. Tiles depend on the shape only (never on the thread count).
 
-constexpr int64_t kKcMax = 384;  // KC×MR of A (18 KiB for MR=12) sits in L1 next to B lines
-constexpr int64_t kTnMax = 512;  // KC×TN slab of packed B: 768 KiB, stays in L2
-constexpr int64_t kTmMax = 384;  // rows per task: B slab reuse vs number of tasks
-
-struct Problem {
-  bool ta, tb;
-  int64_t M, N, K;
-  const float* A;
-  int64_t sA;
-  const float* B;
-  int64_t sB;
-  float* C;
-  int64_t sC;
-  int64_t batch;
-  float alpha, beta;
-};
+constexpr int64_t kKcMax = 384;   // KC×MR of A (18 KiB for MR=12) sits in L1 next to B lines
+constexpr int64_t kSlabN = 1024;  // KC×TN slab of packed B: ≤ 1.5 MiB, stays in L2
+constexpr int64_t kRowBlock = 96; // rows of A packed per task (~8 micro-panels, ≤ 144 KiB)
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand and kept for the thread's life.
 struct PackBuffers {
@@ -244,99 +385,106 @@ struct PackBuffers {
 };
 thread_local PackBuffers tl_pack;
 
-// Packs op(A)[i0:i0+rows, p0:p0+kc] as kc×MR (rows < MR are zero-padded).
-inline void PackA(const Problem& P, const float* A, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
-                  int mr, float* Ap) {
-  if (rows < mr) std::memset(Ap, 0, sizeof(float) * kc * mr);
-  if (P.ta) {
-    // A stored K×M: each k gives `rows` contiguous values.
-    for (int64_t k = 0; k < kc; k++) {
-      const float* src = A + (p0 + k) * P.M + i0;
-      float* dst = Ap + k * mr;
-      for (int64_t i = 0; i < rows; i++) dst[i] = src[i];
-    }
-  } else {
-    // A stored M×K: read each row contiguously, write with stride MR.
-    for (int64_t i = 0; i < rows; i++) {
-      const float* src = A + (i0 + i) * P.K + p0;
-      float* dst = Ap + i;
-      for (int64_t k = 0; k < kc; k++) dst[k * mr] = src[k];
-    }
-  }
-}
-
-// Packs op(B)[p0:p0+kc, j0:j0+cols] as ceil(cols/NR) micro-panels of kc×NR (zero-padded).
-inline void PackB(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t cols,
-                  int nr, float* Bp) {
-  for (int64_t jr = 0; jr < cols; jr += nr) {
-    const int64_t w = std::min<int64_t>(nr, cols - jr);
-    float* panel = Bp + (jr / nr) * kc * nr;
-    if (w < nr) std::memset(panel, 0, sizeof(float) * kc * nr);
-    if (!P.tb) {
-      // B stored K×N: each k gives w contiguous values.
-      for (int64_t k = 0; k < kc; k++) {
-        const float* src = B + (p0 + k) * P.N + j0 + jr;
-        float* dst = panel + k * nr;
-        for (int64_t j = 0; j < w; j++) dst[j] = src[j];
-      }
-    } else {
-      // B stored N×K: read each column of op(B) contiguously, write with stride NR.
-      for (int64_t j = 0; j < w; j++) {
-        const float* src = B + (j0 + jr + j) * P.K + p0;
-        float* dst = panel + j;
-        for (int64_t k = 0; k < kc; k++) dst[k * nr] = src[k];
-      }
-    }
-  }
-}
-
 // The K blocks: equal sizes ≤ kKcMax (e.g. K = 1024 → 3 × 342), so the last block is not a sliver.
 inline int64_t KcFor(int64_t K) {
   const int64_t nblocks = (K + kKcMax - 1) / kKcMax;
   return (K + nblocks - 1) / nblocks;
 }
 
-// One output tile C[m0:m0+tm, n0:n0+tn] of batch item `bi`, all of K.
-void ComputeTile(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t m0, int64_t tm, int64_t n0,
-                 int64_t tn) {
+// Runs the micro-kernel over C[m0:m0+rows, n0:n0+cols] of one K block: Ap holds the rows as
+// MR micro-panels, Bp the columns as NR micro-panels (both kc deep). beta is the K block's:
+// the first block applies the caller's beta, later ones accumulate (beta = 1).
+void KernelBlock(const Problem& P, const KernelDesc& kd, float* C, const float* Ap, const float* Bp, int64_t m0,
+                 int64_t rows, int64_t n0, int64_t cols, int64_t kc, float beta) {
+  const int mr = kd.mr, nr = kd.nr;
+  const int64_t N = P.N;
+  alignas(64) float edge[16 * 32];  // a partial tile is computed here, then merged into C
+  for (int64_t i = 0; i < rows; i += mr) {
+    const int64_t h = std::min<int64_t>(mr, rows - i);
+    const float* ap = Ap + (i / mr) * kc * mr;
+    for (int64_t j = 0; j < cols; j += nr) {
+      const int64_t w = std::min<int64_t>(nr, cols - j);
+      float* c = C + (m0 + i) * N + n0 + j;
+      const float* bp = Bp + (j / nr) * kc * nr;
+      if (h == mr && w == nr) {
+        kd.micro(kc, ap, bp, c, N, P.alpha, beta);
+        continue;
+      }
+      kd.micro(kc, ap, bp, edge, nr, 1.0f, 0.0f);
+      for (int64_t r = 0; r < h; r++) {
+        float* cr = c + r * N;
+        const float* er = edge + r * nr;
+        if (beta == 0.0f) {
+          for (int64_t q = 0; q < w; q++) cr[q] = P.alpha * er[q];
+        } else {
+          for (int64_t q = 0; q < w; q++) cr[q] = P.alpha * er[q] + beta * cr[q];
+        }
+      }
+    }
+  }
+}
+
+// Small batched products (attention heads, per-sequence matrices): one task per batch item and
+// row block, each packing its own A and B (per-thread buffers).
+void ComputeItemRows(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t m0, int64_t rows) {
   const int mr = kd.mr, nr = kd.nr;
   const float* A = P.A + bi * P.sA;
   const float* B = P.B + bi * P.sB;
   float* C = P.C + bi * P.sC;
-  const int64_t N = P.N;
   const int64_t kcMax = KcFor(P.K);
-  const int64_t tnPad = (tn + nr - 1) / nr * nr;
-  float* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * tnPad));
-  float* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * mr));
-  alignas(64) float edge[16 * 32];  // a partial tile is computed here, then merged into C
-
+  const int64_t nPad = (P.N + nr - 1) / nr * nr, mPad = (rows + mr - 1) / mr * mr;
+  float* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * nPad));
+  float* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * mPad));
   for (int64_t p0 = 0; p0 < P.K; p0 += kcMax) {
     const int64_t kc = std::min(kcMax, P.K - p0);
-    // The first K block applies beta; later blocks accumulate onto it.
-    const float beta = p0 == 0 ? P.beta : 1.0f;
-    PackB(P, B, p0, kc, n0, tn, nr, Bp);
-    for (int64_t i = 0; i < tm; i += mr) {
-      const int64_t rows = std::min<int64_t>(mr, tm - i);
-      PackA(P, A, m0 + i, rows, p0, kc, mr, Ap);
-      for (int64_t j = 0; j < tn; j += nr) {
-        const int64_t cols = std::min<int64_t>(nr, tn - j);
-        float* c = C + (m0 + i) * N + n0 + j;
-        const float* bp = Bp + (j / nr) * kc * nr;
-        if (rows == mr && cols == nr) {
-          kd.micro(kc, Ap, bp, c, N, P.alpha, beta);
-        } else {
-          kd.micro(kc, Ap, bp, edge, nr, 1.0f, 0.0f);
-          for (int64_t r = 0; r < rows; r++) {
-            float* cr = c + r * N;
-            const float* er = edge + r * nr;
-            if (beta == 0.0f) {
-              for (int64_t q = 0; q < cols; q++) cr[q] = P.alpha * er[q];
-            } else {
-              for (int64_t q = 0; q < cols; q++) cr[q] = P.alpha * er[q] + beta * cr[q];
-            }
-          }
-        }
-      }
+    kd.packB(P, B, p0, kc, 0, P.N, nr, Bp);
+    kd.packA(P, A, m0, rows, p0, kc, mr, Ap);
+    KernelBlock(P, kd, C, Ap, Bp, m0, rows, 0, P.N, kc, p0 == 0 ? P.beta : 1.0f);
+  }
+}
+
+// One large batch item, Goto-style: for each slab of ≤ kSlabN columns and each K block, the
+// threads first pack the KC×TN slab of op(B) together (shared, read by all), then each task packs
+// a block of kRowBlock rows of op(A) and multiplies it with (part of) the slab. Packing B once
+// per slab instead of once per task is what keeps packing a few percent of the time.
+void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
+                      const std::function<void(int64_t, const std::function<void(int64_t)>&)>& run) {
+  const int mr = kd.mr, nr = kd.nr;
+  const float* A = P.A + bi * P.sA;
+  const float* B = P.B + bi * P.sB;
+  float* C = P.C + bi * P.sC;
+  const int64_t M = P.M, N = P.N, K = P.K;
+  const int64_t kcMax = KcFor(K);
+  auto roundUp = [](int64_t x, int64_t m) { return (x + m - 1) / m * m; };
+  const int64_t tnMax = std::min(roundUp(N, nr), kSlabN / nr * nr);
+  const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
+  const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
+  // Few row blocks (small M): also split the slab's columns so there are ≥ 8 tasks.
+  int64_t colBlock = tnMax;
+  while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = roundUp(colBlock / 2, nr);
+  // The slab lives in the calling thread's buffer; pool workers only read it.
+  float* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * tnMax));
+  constexpr int64_t kPanelsPerPackTask = 4;
+
+  for (int64_t n0 = 0; n0 < N; n0 += tnMax) {
+    const int64_t tn = std::min(tnMax, N - n0);
+    const int64_t panels = (tn + nr - 1) / nr;
+    const int64_t colBlocks = (tn + colBlock - 1) / colBlock;
+    for (int64_t p0 = 0; p0 < K; p0 += kcMax) {
+      const int64_t kc = std::min(kcMax, K - p0);
+      const float beta = p0 == 0 ? P.beta : 1.0f;
+      run((panels + kPanelsPerPackTask - 1) / kPanelsPerPackTask, [&](int64_t t) {
+        const int64_t j = t * kPanelsPerPackTask * nr;
+        const int64_t w = std::min(kPanelsPerPackTask * nr, tn - j);
+        kd.packB(P, B, p0, kc, n0 + j, w, nr, Bp + (j / nr) * kc * nr);
+      });
+      run(rowBlocks * colBlocks, [&](int64_t t) {
+        const int64_t m0 = (t / colBlocks) * rowBlock, rows = std::min(rowBlock, M - m0);
+        const int64_t j = (t % colBlocks) * colBlock, w = std::min(colBlock, tn - j);
+        float* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * roundUp(rowBlock, mr)));
+        kd.packA(P, A, m0, rows, p0, kc, mr, Ap);
+        KernelBlock(P, kd, C, Ap, Bp + (j / nr) * kc * nr, m0, rows, n0 + j, w, kc, beta);
+      });
     }
   }
 }
@@ -386,6 +534,8 @@ void DirectChunk(const Problem& P, int64_t bi, int64_t i, int64_t j0, int64_t co
 
 // Work below this many multiply-adds runs on the calling thread only.
 constexpr double kParallelMinFlops = 2.0 * 64 * 64 * 64;
+// Items at least this big use the shared-slab path (2·192³ flops); smaller ones one task each.
+constexpr double kSlabMinFlops = 2.0 * 192 * 192 * 192;
 
 void RunTasks(int64_t ntasks, double flops, const std::function<void(int64_t)>& fn) {
   if (flops < kParallelMinFlops) {
@@ -425,30 +575,21 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
     return;
   }
 
-  // Tile sizes: multiples of the register tile, as large as the caches allow; smaller when
-  // the whole problem would otherwise give fewer than ~8 tasks (so 2-8 threads stay busy).
-  const int mr = kd.mr, nr = kd.nr;
-  auto roundUp = [](int64_t x, int64_t m) { return (x + m - 1) / m * m; };
-  int64_t tm = std::min(roundUp(M, mr), kTmMax / mr * mr);
-  int64_t tn = std::min(roundUp(N, nr), kTnMax / nr * nr);
-  auto count = [&](int64_t a, int64_t b) { return P.batch * ((M + a - 1) / a) * ((N + b - 1) / b); };
-  while (count(tm, tn) < 8 && flops > 64 * kParallelMinFlops) {
-    if (tm >= tn && tm > 4 * mr) {
-      tm = roundUp(tm / 2, mr);
-    } else if (tn > 4 * nr) {
-      tn = roundUp(tn / 2, nr);
-    } else if (tm > 4 * mr) {
-      tm = roundUp(tm / 2, mr);
-    } else {
-      break;
-    }
+  const int mr = kd.mr;
+  const double itemFlops = 2.0 * static_cast<double>(M) * N * K;
+  const bool parallel = flops >= kParallelMinFlops;
+  if (itemFlops >= kSlabMinFlops) {
+    // Large items, one after the other, each spread over the pool.
+    auto run = [&](int64_t n, const std::function<void(int64_t)>& fn) { RunTasks(n, parallel ? flops : 0, fn); };
+    for (int64_t bi = 0; bi < P.batch; bi++) ComputeItemSlabs(P, kd, bi, run);
+    return;
   }
-  const int64_t tilesM = (M + tm - 1) / tm, tilesN = (N + tn - 1) / tn;
-  const int64_t perBatch = tilesM * tilesN;
-  RunTasks(P.batch * perBatch, flops, [&](int64_t t) {
-    const int64_t bi = t / perBatch, r = t % perBatch;
-    const int64_t m0 = (r / tilesN) * tm, n0 = (r % tilesN) * tn;
-    ComputeTile(P, kd, bi, m0, std::min(tm, M - m0), n0, std::min(tn, N - n0));
+  // Small items: tasks over (batch item, row block).
+  const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
+  const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
+  RunTasks(P.batch * rowBlocks, flops, [&](int64_t t) {
+    const int64_t bi = t / rowBlocks, m0 = (t % rowBlocks) * rowBlock;
+    ComputeItemRows(P, kd, bi, m0, std::min(rowBlock, M - m0));
   });
 }
 

@@ -108,6 +108,9 @@ function check(k: Kernels, c: Case, seed: number, cInit: 'rand' | 'nan' = 'rand'
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [7, 13, 5], [127, 61, 257], [33, 129, 65], [2, 50, 31], [50, 3, 17], [12, 32, 1], [13, 33, 384],
   [25, 97, 769],
+  // Above the shared-slab threshold (2·192³ flops): row blocks × shared B slab, and a thin M
+  // with N over one slab (1024 columns) so the slab's columns are split too.
+  [200, 300, 130], [13, 1100, 600],
 ];
 const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 
@@ -152,6 +155,8 @@ test('gemm: batches with padded strides, broadcast operands (stride 0), alpha/be
         // Broadcast B (one weight matrix for every batch item), then broadcast A.
         check(k, { ta, tb, M: 37, N: 70, K: 45, batch: 4, sB: 0, beta: 1 }, seed++);
         check(k, { ta, tb, M: 5, N: 66, K: 130, batch: 2, sA: 0 }, seed++);
+        // Items large enough for the shared-slab path, one after the other.
+        check(k, { ta, tb, M: 100, N: 200, K: 400, batch: 2, sB: 0, sC: 100 * 200 + 9, beta: -1 }, seed++);
       }
     }
   } finally {
