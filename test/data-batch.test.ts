@@ -7,6 +7,8 @@ import {
   BatchSampler,
   collatePreference,
   collateSft,
+  nextPreferenceBatch,
+  pairLengths,
   permutation,
   type TokenizedPair,
   type TokenizedSft,
@@ -164,4 +166,15 @@ test('BatchSampler: length grouping cuts padding and stays deterministic and com
   for (let i = 0; i < 5; i++) a.next();
   assert.deepEqual(a.next(), b.next());
   assert.throws(() => new BatchSampler(n, { batchSize: 8, lengths: [1, 2] }), /lengths has 2 entries for 400 examples/);
+});
+
+test('nextPreferenceBatch: sampler positions map to pairs; batch indices are dataset rows', () => {
+  const pairs = [pair(4, [1], [2], [3, 4]), pair(9, [5, 6], [7], [8]), pair(11, [1, 2, 3], [4, 5, 6], [7])];
+  const s = new BatchSampler(3, { batchSize: 2, shuffle: false, lengths: pairLengths(pairs) });
+  assert.deepEqual(pairLengths(pairs), [3, 3, 6]);
+  const b = nextPreferenceBatch(pairs, s, { padId: PAD });
+  // Length grouping sorts the mega-batch longest first.
+  assert.deepEqual(b.indices, [11, 4]);
+  assert.equal(b.seqLen, 6);
+  assert.throws(() => nextPreferenceBatch(pairs.slice(1), s, { padId: PAD }), /sampler is over 3 examples, pairs has 2/);
 });

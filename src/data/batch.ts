@@ -257,3 +257,29 @@ export class BatchSampler {
     return out;
   }
 }
+
+/** Sequence length each pair needs (prompt + the longer response): the lengths for length grouping. */
+export function pairLengths(pairs: readonly TokenizedPair[]): number[] {
+  return pairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length));
+}
+
+/**
+ * The sampler's next batch of pairs, collated. The sampler indexes positions in `pairs`; the
+ * batch's `indices` are the pairs' dataset rows (which differ once bad rows were dropped).
+ */
+export function nextPreferenceBatch(pairs: readonly TokenizedPair[], sampler: BatchSampler, opts: CollateOptions): PreferenceBatch {
+  if (sampler.n !== pairs.length) throw new Error(`nextPreferenceBatch: sampler is over ${sampler.n} examples, pairs has ${pairs.length}`);
+  return collatePreference(
+    sampler.next().indices.map((i) => pairs[i]!),
+    opts,
+  );
+}
+
+/** The sampler's next batch of SFT rows, collated (see nextPreferenceBatch). */
+export function nextSftBatch(rows: readonly TokenizedSft[], sampler: BatchSampler, opts: CollateOptions): SftBatch {
+  if (sampler.n !== rows.length) throw new Error(`nextSftBatch: sampler is over ${sampler.n} examples, rows has ${rows.length}`);
+  return collateSft(
+    sampler.next().indices.map((i) => rows[i]!),
+    opts,
+  );
+}

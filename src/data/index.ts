@@ -1,4 +1,9 @@
 // Preference and SFT data: read → detect/validate → tokenize/truncate → batch; plus the audit.
+//
+//   const { pairs } = await preparePreferenceData('train.jsonl', tokenizer, { maxLength: 512, maxPromptLength: 256 });
+//   const sampler = new BatchSampler(pairs.length, { batchSize: 4, seed: 1, lengths: pairLengths(pairs) }, savedState);
+//   const batch = nextPreferenceBatch(pairs, sampler, { padId: tokenizer.padId, padToMultipleOf: 8 });
+//   // save sampler.state() with the checkpoint to resume exactly.
 
 export * from './types.js';
 export { readRecords, readJsonLines, readJsonFile, readParquet, detectFileKind } from './readers.js';
@@ -30,7 +35,7 @@ export {
   turnEnd,
 } from './tokenize.js';
 export type { TokenizedPair, TokenizedSft, TokenizeOptions, TokenizeSummary, TruncationOptions, EncodedPair } from './tokenize.js';
-export { collatePreference, collateSft, BatchSampler, permutation, mulberry32 } from './batch.js';
+export { collatePreference, collateSft, BatchSampler, permutation, mulberry32, pairLengths, nextPreferenceBatch, nextSftBatch } from './batch.js';
 export type { PreferenceBatch, SftBatch, CollateOptions, SamplerOptions, SamplerState } from './batch.js';
 export { auditPreferenceData, renderAuditText, percentiles } from './audit.js';
 export type { AuditOptions, AuditReport, SplitAudit, LengthBias, LengthStats, Percentiles, Leakage, ConversationStats, TruncationForecast } from './audit.js';
