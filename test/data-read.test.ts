@@ -1,9 +1,9 @@
 // Readers, format detection and validation: each format detected, each bad-data case reported
 // with file:line and reason, error/skip policies, gzip and Parquet, the two shared data sets.
 
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -25,6 +25,7 @@ const HH = '/work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
 const ORCA = '/work/shared/data/orca-dpo-pairs/validation.jsonl';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dpo-data-read-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function rejects(p: Promise<unknown>): Promise<Error> {
   try {
