@@ -1,1 +1,81 @@
-console.log('dpo: under construction');
+// The `dpo` command line.
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Command, Option } from 'commander';
+import { dpoOptionNames, sftOptionNames, parseDpoConfig, parseSftConfig, readConfigFile } from '../train/config.js';
+import { registerTrainingCommands } from './train.js';
+import { registerModelCommands } from './models.js';
+import { registerDataCommands } from '../data/cli.js';
+import { loadTokenizer } from '../io/tokenizers/index.js';
+import { registerExtraCommands } from './extra.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('dpo')
+    .description('Direct Preference Optimization for TypeScript: train, collect preferences, audit data, evaluate and export models.')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(s) });
+  registerTrainingCommands(program);
+  registerModelCommands(program);
+  registerDataCommands(program, { loadTokenizer });
+  registerExtraCommands(program);
+  return program;
+}
+
+/** Adds one --flag per config option (TRL names with dashes); values are parsed as JSON when they can be. */
+export function addConfigFlags(cmd: Command, names: readonly string[]): Command {
+  for (const n of names) cmd.addOption(new Option(`--${n.replace(/_/g, '-')} <value>`).hideHelp());
+  return cmd;
+}
+
+/** Config-option flags given on the command line, keyed by their TRL names. */
+export function configOverrides(opts: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const n of names) {
+    const camel = n.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    const v = opts[camel];
+    if (v === undefined) continue;
+    out[n] = parseFlagValue(String(v));
+  }
+  return out;
+}
+
+function parseFlagValue(v: string): unknown {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (v === 'null') return null;
+  if (/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) return Number(v);
+  if (v.startsWith('[') || v.startsWith('{')) {
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }
+  if (v.includes(',') && !v.includes(' ')) return v.split(',');
+  return v;
+}
+
+export function loadDpoConfig(opts: Record<string, unknown>) {
+  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+  return parseDpoConfig(file, configOverrides(opts, dpoOptionNames), typeof opts.config === 'string' ? opts.config : 'options');
+}
+
+export function loadSftConfig(opts: Record<string, unknown>) {
+  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+  return parseSftConfig(file, configOverrides(opts, sftOptionNames), typeof opts.config === 'string' ? opts.config : 'options');
+}
+
+export async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    process.stderr.write(`dpo: ${(e as Error).message}\n`);
+    if (process.env.DPO_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = 1;
+  }
+}
+
+// Run when executed directly (`node dist/src/cli/index.js ...`); bin/dpo.js calls main() itself.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) await main();

@@ -159,8 +159,8 @@ export class Gpt2Model implements CausalLM {
     return T.layernorm(x, this.lnfw, this.lnfb, this.config.normEps);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array): Tensor {
-    return T.lmHeadLogprobs(this.hidden(block), this.wte, targets);
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {
+    return T.lmHeadLogprobs(this.hidden(block), this.wte, targets, { meanLogits: opts.meanLogits });
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

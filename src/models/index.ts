@@ -1,7 +1,9 @@
 // Model construction: from a config and weights, at random, or from a path on disk
 // (a Hugging Face directory or a llama2.c checkpoint).
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { loadTokenizer } from '../io/tokenizers/index.js';
 import type { ModelConfig, GenerationDefaults } from '../io/config.js';
 import type { WeightMap } from '../io/weights.js';
 import { loadHfDirectory } from '../io/hf-dir.js';
@@ -50,4 +52,24 @@ export function loadModel(path: string): LoadedModel {
   }
   const ck = readLlama2cCheckpoint(path);
   return { model: createModel(ck.config, ck.weights, path), source: path, format: 'llama2c', generation: null };
+}
+
+/** The tokenizer for a model path: its directory, or for a llama2.c file a sibling .bin tokenizer. */
+export async function loadTokenizerFor(modelPath: string, tokenizerPath?: string): Promise<Tokenizer> {
+  if (tokenizerPath) return loadTokenizer(tokenizerPath);
+  if (statSync(modelPath).isDirectory()) return loadTokenizer(modelPath);
+  const dir = dirname(modelPath);
+  const candidates = ['tokenizer.bin', ...readdirSync(dir).filter((f) => /^tok.*\.bin$/.test(f)).sort()];
+  for (const c of candidates) if (existsSync(join(dir, c))) return loadTokenizer(join(dir, c));
+  throw new Error(`model ${modelPath}: no tokenizer found next to it (tokenizer.bin or tok*.bin); pass --tokenizer`);
+}
+
+/** A model and its tokenizer. */
+export async function loadModelAndTokenizer(modelPath: string, tokenizerPath?: string): Promise<LoadedModel & { tokenizer: Tokenizer }> {
+  const loaded = loadModel(modelPath);
+  const tokenizer = await loadTokenizerFor(modelPath, tokenizerPath);
+  if (tokenizer.vocabSize > loaded.model.config.vocabSize) {
+    throw new Error(`model ${modelPath}: tokenizer has ${tokenizer.vocabSize} tokens but the model only ${loaded.model.config.vocabSize}`);
+  }
+  return { ...loaded, tokenizer };
 }

@@ -160,8 +160,8 @@ export class LlamaModel implements CausalLM {
     return T.rmsnorm(x, this.norm, this.config.normEps);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array): Tensor {
-    return T.lmHeadLogprobs(this.hidden(block), this.lmHead, targets);
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {
+    return T.lmHeadLogprobs(this.hidden(block), this.lmHead, targets, { meanLogits: opts.meanLogits });
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

@@ -70,9 +70,10 @@ export interface CausalLM {
   ctx: ForwardContext;
   /**
    * log p(targets[b, t] | ids[b, ≤t]) for every position: shape [batch·seq]; targets −1 → 0.
-   * Records the tape when grad is enabled. Never materializes the full logits.
+   * Records the tape when grad is enabled. Never materializes the full logits. opts.meanLogits
+   * ([batch·seq]) receives each position's mean logit over the vocabulary (TRL's logits/* metrics).
    */
-  tokenLogprobs(block: TokenBlock, targets: Int32Array): Tensor;
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array }): Tensor;
   /** Logits of the last position of each row after feeding ids through the cache: [batch, vocab]. */
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array;
   newCache(batch: number, capacity: number): KVCache;

@@ -686,7 +686,10 @@ function checkTargets(op: string, targets: Int32Array, V: number): void {
  * recomputes each chunk (the idea behind Liger's fused linear cross-entropy), so memory is
  * O(chunk·V) instead of O(N·V).
  */
-export function lmHeadLogprobs(h: Tensor, W: Tensor, targets: Int32Array, opts: { chunkRows?: number } = {}): Tensor {
+export function lmHeadLogprobs(
+  h: Tensor, W: Tensor, targets: Int32Array,
+  opts: { chunkRows?: number; /** Receives each row's mean logit over the vocabulary (h·mean(W), no grad). */ meanLogits?: Buf } = {},
+): Tensor {
   if (h.ndim !== 2 || W.ndim !== 2 || h.shape[1] !== W.shape[1]) {
     fail('lmHeadLogprobs', `hidden ${shapeStr(h.shape)} and weight ${shapeStr(W.shape)} must be [N, d] and [V, d]`);
   }
@@ -711,6 +714,18 @@ export function lmHeadLogprobs(h: Tensor, W: Tensor, targets: Int32Array, opts: 
     k.logSoftmaxGather(logits, targets.subarray(r0, r0 + n), out.data.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
   }
   release(logits);
+  if (opts.meanLogits) {
+    if (opts.meanLogits.length !== N) fail('lmHeadLogprobs', `meanLogits has ${opts.meanLogits.length} entries for ${N} rows`);
+    // mean_v(h·W_v) = h·(mean_v W_v): one pass over W instead of the logits.
+    const wbar = new Float64Array(d);
+    for (let v = 0; v < V; v++) for (let j = 0; j < d; j++) wbar[j]! += W.data[v * d + j]!;
+    for (let j = 0; j < d; j++) wbar[j]! /= V;
+    for (let i = 0; i < N; i++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += h.data[i * d + j]! * wbar[j]!;
+      opts.meanLogits[i] = s;
+    }
+  }
   const needGrad = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
   if (!needGrad) {
     release(lse);

@@ -1,0 +1,97 @@
+// `dpo train`, `dpo sft`, `dpo score`.
+import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { dpoOptionNames, sftOptionNames } from '../train/config.js';
+import { addConfigFlags, loadDpoConfig, loadSftConfig } from './index.js';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
+
+export function registerTrainingCommands(program: Command): void {
+  const train = program
+    .command('train')
+    .description('DPO (and its loss family) on preference data; every TRL DPOConfig option is also a flag (--beta 0.1, --loss-type ipo, ...)')
+    .requiredOption('--model <path>', 'starting policy: a Hugging Face directory or a llama2.c .bin checkpoint')
+    .requiredOption('--data <file>', 'training preference data (.jsonl/.json/.parquet, optionally .gz); repeatable', collect)
+    .option('--eval-data <file>', 'evaluation preference data; repeatable', collect)
+    .option('--config <file>', 'YAML or JSON config with TRL DPOConfig names (flags override it)')
+    .requiredOption('--output <dir>', 'output directory: checkpoints, metrics.jsonl, the final model')
+    .option('--ref <path>', 'reference model (default: a frozen copy of --model; with LoRA: the base with adapters off)')
+    .option('--tokenizer <path>', 'tokenizer directory or llama2.c tokenizer .bin (default: the model\'s)')
+    .option('--resume [checkpoint]', 'continue from the newest checkpoint in --output (or the given one)')
+    .option('--cache-dir <dir>', 'where precomputed reference log-probs are cached')
+    .option('--quiet', 'no progress output');
+  addConfigFlags(train, dpoOptionNames);
+  train.action(async (opts: Record<string, unknown>) => {
+    const config = loadDpoConfig(opts);
+    const { runDpo } = await import('../train/dpo.js');
+    const res = await runDpo({
+      model: opts.model as string, ref: opts.ref as string | undefined, tokenizer: opts.tokenizer as string | undefined,
+      data: opts.data as string[], evalData: opts.evalData as string[] | undefined, config, outputDir: opts.output as string,
+      resume: opts.resume === undefined ? false : opts.resume === true ? true : (opts.resume as string),
+      cacheDir: opts.cacheDir as string | undefined, quiet: Boolean(opts.quiet),
+    });
+    report(res, opts);
+  });
+
+  const sft = program
+    .command('sft')
+    .description('supervised fine-tuning on prompt/completion or messages data (completion-only loss); TRL SFTConfig options as flags')
+    .requiredOption('--model <path>', 'starting model: a Hugging Face directory or a llama2.c .bin checkpoint')
+    .requiredOption('--data <file>', 'training data; repeatable', collect)
+    .option('--eval-data <file>', 'evaluation data; repeatable', collect)
+    .option('--config <file>', 'YAML or JSON config (flags override it)')
+    .requiredOption('--output <dir>', 'output directory')
+    .option('--tokenizer <path>', 'tokenizer (default: the model\'s)')
+    .option('--resume [checkpoint]', 'continue from the newest checkpoint in --output (or the given one)')
+    .option('--quiet', 'no progress output');
+  addConfigFlags(sft, sftOptionNames);
+  sft.action(async (opts: Record<string, unknown>) => {
+    const config = loadSftConfig(opts);
+    const { runSft } = await import('../train/sft.js');
+    const res = await runSft({
+      model: opts.model as string, tokenizer: opts.tokenizer as string | undefined, data: opts.data as string[],
+      evalData: opts.evalData as string[] | undefined, config, outputDir: opts.output as string,
+      resume: opts.resume === undefined ? false : opts.resume === true ? true : (opts.resume as string), quiet: Boolean(opts.quiet),
+    });
+    report(res, opts);
+  });
+
+  program
+    .command('score')
+    .description('implicit reward β·log(π/π_ref) of each response and the pairwise accuracy: the trained policy as a reward model')
+    .requiredOption('--model <path>', 'trained policy')
+    .requiredOption('--ref <path>', 'reference model (the policy\'s starting point)')
+    .requiredOption('--data <file>', 'preference data; repeatable', collect)
+    .option('--beta <beta>', 'β used in training', '0.1')
+    .option('--tokenizer <path>', 'tokenizer (default: the model\'s)')
+    .option('--batch-size <n>', 'pairs per forward', '8')
+    .option('--max-length <n>', 'truncate prompt+response to this many tokens')
+    .option('--out <file>', 'write per-pair scores as JSON lines')
+    .option('--quiet', 'no progress output')
+    .action(async (opts: Record<string, string | boolean | string[] | undefined>) => {
+      const { scorePairs } = await import('../train/score.js');
+      const { pairs, summary } = await scorePairs({
+        model: opts.model as string, ref: opts.ref as string, data: opts.data as string[], tokenizer: opts.tokenizer as string | undefined,
+        beta: Number(opts.beta), batchSize: Number(opts.batchSize), maxLength: opts.maxLength ? Number(opts.maxLength) : undefined,
+        quiet: Boolean(opts.quiet),
+      });
+      if (typeof opts.out === 'string') writeFileSync(opts.out, pairs.map((p) => JSON.stringify(p)).join('\n') + '\n');
+      process.stdout.write(
+        `pairs: ${pairs.length}\naccuracy: ${summary.accuracy.accuracy.toFixed(4)}\nmean margin: ${summary.meanMargin.toFixed(4)}\n` +
+        `mean reward chosen: ${summary.meanChosenReward.toFixed(4)}  rejected: ${summary.meanRejectedReward.toFixed(4)}\n`,
+      );
+    });
+}
+
+function report(res: { steps: number; stoppedBecause: string | null; warnings: string[]; history: Record<string, number>[]; evalHistory: Record<string, number>[] }, opts: Record<string, unknown>): void {
+  const last = res.history.at(-1);
+  const ev = res.evalHistory.at(-1);
+  if (!opts.quiet) {
+    process.stderr.write(`done: ${res.steps} steps${last ? `, loss ${last.loss?.toFixed(4)}` : ''}${ev ? `, eval loss ${ev['eval/loss']?.toFixed(4)}` : ''}; output in ${String(opts.output)}\n`);
+    for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
+  }
+  if (res.stoppedBecause && res.stoppedBecause !== 'stopAfterSteps') {
+    process.stderr.write(`stopped: ${res.stoppedBecause}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,472 @@
+// DPO training (Rafailov et al. 2023) and its loss family, end to end: model + tokenizer,
+// preference data, the frozen reference (a copy, the base with LoRA adapters disabled, or
+// log-probs precomputed once and cached on disk), the shared training loop, metrics with TRL's
+// names, watchdogs, and the final model as a Hugging Face directory or a PEFT adapter.
+
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
+import { kernels } from '../tensor/backend.js';
+import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../losses/index.js';
+import { collatePreference, permutation, type PreferenceBatch } from '../data/batch.js';
+import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
+import type { TokenizedPair } from '../data/tokenize.js';
+import type { DataFormat } from '../data/types.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { saveHfDirectory } from '../io/hf-dir.js';
+import { cloneWeights } from '../io/weights.js';
+import { createModel, loadModelAndTokenizer, type CausalLM, type LoadedModel } from '../models/index.js';
+import { attachLora, defaultLoraTargets, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import type { DpoConfig } from './config.js';
+import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
+import { ProgressBar } from './progress.js';
+
+export interface DpoRunOptions {
+  /** Policy (and default reference) model: Hugging Face directory or llama2.c file. */
+  model: string;
+  tokenizer?: string;
+  /** A separate reference model (default: the starting policy). */
+  ref?: string;
+  data: string[];
+  evalData?: string[];
+  config: DpoConfig;
+  outputDir: string;
+  resume?: boolean | string;
+  quiet?: boolean;
+  /** Where precomputed reference log-probs are cached (default ~/.cache/dpo-ts/ref-logps). */
+  cacheDir?: string;
+  /** Stop after this many steps in this process (tests). */
+  stopAfterSteps?: number;
+  onLog?: (rec: Record<string, number>) => void;
+}
+
+export interface DpoRunResult extends LoopResult {
+  trainPairs: number;
+  evalPairs: number;
+  /** Whether reference log-probs came from the on-disk cache. */
+  refCacheHit: boolean | null;
+}
+
+/** Per-sequence sums of response log-probs, [2·pairs] (chosen rows first), as float64. */
+function sequenceSums(lp: Float32Array | Float64Array, rows: number, T_: number): Float64Array {
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let t = 0; t < T_; t++) s += lp[r * T_ + t]!;
+    out[r] = s;
+  }
+  return out;
+}
+
+/** Reference log-probs of a batch under a frozen model (no tape, activations dropped). */
+export function referenceLogps(ref: CausalLM, batch: PreferenceBatch): Float64Array {
+  const rows = 2 * batch.pairs;
+  return T.noGrad(() => {
+    const lp = ref.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: batch.seqLen }, batch.targets);
+    const s = sequenceSums(lp.data, rows, batch.seqLen);
+    lp.dispose();
+    return s;
+  });
+}
+
+function hashWeights(h: ReturnType<typeof createHash>, model: CausalLM): void {
+  for (const [name, t] of model.parameters()) {
+    if (name.includes('lora_')) continue;
+    h.update(name);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+}
+
+function hashPairs(h: ReturnType<typeof createHash>, pairs: readonly TokenizedPair[]): void {
+  for (const p of pairs) {
+    h.update(Int32Array.from([p.index, p.promptIds.length, p.chosenIds.length, p.rejectedIds.length]));
+    h.update(Int32Array.from(p.promptIds));
+    h.update(Int32Array.from(p.chosenIds));
+    h.update(Int32Array.from(p.rejectedIds));
+  }
+}
+
+/**
+ * Reference log-probs for every pair, computed once in the same batches as the first epoch (so
+ * they equal the live reference bit for bit) and cached under a fingerprint of the reference
+ * weights, the tokenized data (tokenizer + data file + truncation) and the batching.
+ */
+export function precomputeReferenceLogps(
+  ref: CausalLM, pairs: readonly TokenizedPair[], order: readonly (readonly number[])[], padId: number,
+  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean,
+): { chosen: Float64Array; rejected: Float64Array; hit: boolean; path: string } {
+  const h = createHash('sha256');
+  h.update('dpo-ts ref-logps v1');
+  hashWeights(h, ref);
+  hashPairs(h, pairs);
+  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, threads: kernels().numThreads() }));
+  const fp = h.digest('hex').slice(0, 32);
+  const path = join(cacheDir, `${fp}.bin`);
+  const n = pairs.length;
+  if (existsSync(path)) {
+    const buf = readFileSync(path);
+    if (buf.byteLength === 16 * n) {
+      const all = new Float64Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+      return { chosen: all.slice(0, n), rejected: all.slice(n), hit: true, path };
+    }
+  }
+  const chosen = new Float64Array(n), rejected = new Float64Array(n);
+  const bar = new ProgressBar('reference log-probs', n, { unit: 'pair', quiet });
+  let done = 0;
+  for (const idx of order) {
+    const batch = collatePreference(idx.map((i) => pairs[i]!), { padId, padToMultipleOf });
+    const s = referenceLogps(ref, batch);
+    idx.forEach((i, j) => {
+      chosen[i] = s[j]!;
+      rejected[i] = s[batch.pairs + j]!;
+    });
+    done += idx.length;
+    bar.update(done);
+  }
+  bar.finish();
+  mkdirSync(cacheDir, { recursive: true });
+  const all = new Float64Array(2 * n);
+  all.set(chosen, 0);
+  all.set(rejected, n);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, new Uint8Array(all.buffer));
+  renameSync(tmp, path);
+  return { chosen, rejected, hit: false, path };
+}
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'dpo-ts');
+}
+
+function lossParams(cfg: DpoConfig, bcoState: BcoRunningMean | undefined): LossParams {
+  return {
+    beta: cfg.beta,
+    labelSmoothing: cfg.label_smoothing,
+    rpoAlpha: cfg.rpo_alpha ?? undefined,
+    simpoGamma: cfg.simpo_gamma,
+    discopopTau: cfg.discopop_tau,
+    lossWeights: cfg.loss_weights ?? undefined,
+    bcoState,
+  };
+}
+
+/** Watchdogs on the logged training records: explanations, not just numbers. */
+export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, number>[]) => string[] {
+  return (history) => {
+    const out: string[] = [];
+    const last = history.at(-1);
+    if (!last) return out;
+    const recent = history.slice(-3);
+    const margins = recent.map((r) => r['rewards/margins'] ?? 0);
+    if (recent.length === 3 && (last.loss ?? 1) < 0.02 && margins.every((m, i) => i === 0 || m > margins[i - 1]!) && margins[2]! > 10) {
+      out.push(
+        `over-optimization: the loss is ${last.loss!.toExponential(2)} and reward margins keep growing (${margins.map((m) => m.toFixed(1)).join(' → ')}). ` +
+        'The policy is separating the training pairs far beyond what the data supports; consider a larger beta, ' +
+        'the ipo loss (bounded margins), label_smoothing, fewer steps, or evaluating on held-out pairs.',
+      );
+    }
+    const lp = history.slice(-4).map((r) => r['logps/chosen'] ?? 0);
+    const first = history[0]!['logps/chosen'] ?? 0;
+    if (lp.length === 4 && lp.every((v, i) => i === 0 || v < lp[i - 1]!) && lp[3]! < first - Math.max(1, 0.1 * Math.abs(first)) && !cfg.rpo_alpha) {
+      out.push(
+        `chosen log-probs are falling steadily (${lp.map((v) => v.toFixed(1)).join(' → ')}, from ${first.toFixed(1)}): DPO is lowering the ` +
+        'likelihood of the preferred responses too, only less than the rejected ones. Set rpo_alpha (e.g. 1.0) to add an NLL term on chosen.',
+      );
+    }
+    return out;
+  };
+}
+
+function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
+  const perm = permutation(n, seed ^ 0xe7a1, 0);
+  const nEval = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
+  return { train: perm.slice(nEval).sort((a, b) => a - b), eval: perm.slice(0, nEval).sort((a, b) => a - b) };
+}
+
+function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
+  const files: string[] = [];
+  const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
+  if (src && existsSync(src)) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'tokenizer.bin']) {
+      if (existsSync(join(src, f))) files.push(join(src, f));
+    }
+    if (src.endsWith('.bin')) files.push(src);
+  }
+  return files;
+}
+
+export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
+  const cfg = opts.config;
+  if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
+  const loaded = await loadModelAndTokenizer(opts.model, opts.tokenizer);
+  const { model, tokenizer } = loaded;
+
+  // ---- policy parameters (full fine-tuning or LoRA) ----
+  let lora: LoraSettings | null = null;
+  if (cfg.use_peft) {
+    lora = {
+      r: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout,
+      targetModules: cfg.lora_target_modules ?? defaultLoraTargets(model.config.architecture),
+    };
+    for (const p of model.parameters().values()) p.requiresGrad = false;
+    attachLora(model.linears(), lora, cfg.seed);
+  }
+  const params = model.trainableParameters();
+
+  // ---- data ----
+  const prep = (files: string[]): Promise<PreparedPreferenceData> =>
+    preparePreferenceData(files, tokenizer, {
+      format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
+      columns: cfg.columns ?? undefined,
+      onBadRow: cfg.on_bad_row,
+      maxLength: cfg.max_length ?? undefined,
+      maxPromptLength: cfg.max_prompt_length ?? undefined,
+      maxCompletionLength: cfg.max_completion_length ?? undefined,
+      truncationMode: cfg.truncation_mode,
+    });
+  const train = await prep(opts.data);
+  let trainPairs = train.pairs;
+  let evalPairs: TokenizedPair[] = [];
+  if (opts.evalData && opts.evalData.length > 0) evalPairs = (await prep(opts.evalData)).pairs;
+  else if (cfg.eval_split > 0 && trainPairs.length > 1) {
+    const s = splitEval(trainPairs.length, cfg.eval_split, cfg.seed);
+    evalPairs = s.eval.map((i) => trainPairs[i]!);
+    trainPairs = s.train.map((i) => trainPairs[i]!);
+  }
+  if (trainPairs.length === 0) throw new Error(`no usable training pairs in ${opts.data.join(', ')}`);
+  if (!opts.quiet) {
+    const t = train.tokenize;
+    process.stderr.write(
+      `data: ${trainPairs.length} training pairs${evalPairs.length ? `, ${evalPairs.length} eval pairs` : ''} (format ${train.format}); ` +
+      `${t.truncatedRows} truncated, ${t.dropped + train.load.bad} dropped\n`,
+    );
+  }
+  const padId = tokenizer.padId;
+  const padToMultipleOf = cfg.pad_to_multiple_of ?? undefined;
+  const collate = (pairs: readonly TokenizedPair[]): PreferenceBatch => collatePreference(pairs, { padId, padToMultipleOf });
+
+  // ---- reference ----
+  const referenceFree = (typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type).every((t) => ['simpo', 'orpo', 'sft'].includes(t));
+  let refModel: CausalLM | null = null;
+  let withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null = null;
+  if (!referenceFree) {
+    if (opts.ref) {
+      const r = await loadModelAndTokenizer(opts.ref, opts.tokenizer);
+      refModel = r.model;
+    } else if (lora) {
+      // The base model with adapters disabled: no second copy of the weights.
+      refModel = model;
+      withAdaptersOff = (f) => {
+        model.ctx.adaptersEnabled = false;
+        try {
+          return f();
+        } finally {
+          model.ctx.adaptersEnabled = true;
+        }
+      };
+    } else {
+      refModel = createModel(model.config, cloneWeights(model.exportWeights()), `${opts.model} (reference copy)`);
+    }
+    if (refModel !== model) for (const p of refModel.parameters().values()) p.requiresGrad = false;
+  }
+  const liveRef = (batch: PreferenceBatch): Float64Array =>
+    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch)) : referenceLogps(refModel!, batch);
+
+  let refCacheHit: boolean | null = null;
+  let trainRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
+  let evalRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
+  if (!referenceFree && cfg.precompute_ref_log_probs) {
+    const cacheDir = join(opts.cacheDir ?? defaultCacheDir(), 'ref-logps');
+    const { BatchSampler } = await import('../data/batch.js');
+    const order = new BatchSampler(trainPairs.length, { batchSize: cfg.per_device_train_batch_size, seed: cfg.seed }).epochBatches(0);
+    const compute = (pairs: TokenizedPair[], ord: number[][]) =>
+      withAdaptersOff
+        ? (() => {
+            model.ctx.adaptersEnabled = false;
+            try {
+              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false);
+            } finally {
+              model.ctx.adaptersEnabled = true;
+            }
+          })()
+        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false);
+    const tr = compute(trainPairs, order);
+    trainRef = tr;
+    refCacheHit = tr.hit;
+    if (evalPairs.length) {
+      const evOrder: number[][] = [];
+      for (let i = 0; i < evalPairs.length; i += cfg.per_device_eval_batch_size) {
+        evOrder.push(Array.from({ length: Math.min(cfg.per_device_eval_batch_size, evalPairs.length - i) }, (_, j) => i + j));
+      }
+      evalRef = compute(evalPairs, evOrder);
+    }
+    if (!opts.quiet) process.stderr.write(`reference log-probs: ${tr.hit ? 'loaded from cache' : 'computed and cached'} (${tr.path})\n`);
+    // A separate reference copy is no longer needed: free its weights.
+    if (refModel !== model) refModel = null;
+  }
+
+  const lossTypes = cfg.loss_type;
+  let bcoState: BcoRunningMean | undefined;
+
+  /** Forward (+ backward when training) of one batch; returns metric sums. */
+  const runBatch = (pairIdx: readonly number[], pairs: readonly TokenizedPair[], ref: typeof trainRef, gradScale: number | null): MicroResult => {
+    const batch = collate(pairIdx.map((i) => pairs[i]!));
+    const P = batch.pairs, rows = 2 * P, T_ = batch.seqLen;
+    const meanLogits = new Float32Array(rows * T_);
+    const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits });
+    const seq = T.sum(T.reshape(lp, [rows, T_]), 1);
+    const pol = Float64Array.from(seq.data);
+    let refC: Float64Array | undefined, refR: Float64Array | undefined;
+    if (!referenceFree) {
+      if (ref) {
+        refC = Float64Array.from(pairIdx, (i) => ref.chosen[i]!);
+        refR = Float64Array.from(pairIdx, (i) => ref.rejected[i]!);
+      } else {
+        const s = liveRef(batch);
+        refC = s.slice(0, P);
+        refR = s.slice(P);
+      }
+    }
+    const res = computePreferenceLoss(lossTypes, {
+      policyChosen: pol.slice(0, P), policyRejected: pol.slice(P),
+      refChosen: refC, refRejected: refR,
+      chosenTokens: batch.responseTokens.slice(0, P), rejectedTokens: batch.responseTokens.slice(P),
+    }, lossParams(cfg, gradScale !== null ? bcoState : undefined));
+    if (gradScale !== null) {
+      if (res.bcoState) bcoState = res.bcoState;
+      const g = new Float32Array(rows);
+      for (let i = 0; i < P; i++) {
+        g[i] = res.gradPolicyChosen[i]! * gradScale;
+        g[P + i] = res.gradPolicyRejected[i]! * gradScale;
+      }
+      T.backward(seq, g);
+    }
+    // Mean logit over each row's response tokens (TRL's logits/chosen and logits/rejected).
+    let lc = 0, lr = 0, nc = 0, nr = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let t = 0; t < T_; t++) {
+        if (batch.targets[r * T_ + t]! < 0) continue;
+        if (r < P) {
+          lc += meanLogits[r * T_ + t]!;
+          nc++;
+        } else {
+          lr += meanLogits[r * T_ + t]!;
+          nr++;
+        }
+      }
+    }
+    const sum = (a: ArrayLike<number>): number => {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) s += a[i]!;
+      return s;
+    };
+    const sums: Record<string, number> = {
+      loss: res.loss * P,
+      'rewards/chosen': sum(res.chosenRewards),
+      'rewards/rejected': sum(res.rejectedRewards),
+      'rewards/accuracies': sum(res.rewardAccuracies),
+      'rewards/margins': sum(res.margins),
+      'logps/chosen': sum(pol.subarray(0, P)),
+      'logps/rejected': sum(pol.subarray(P)),
+      'logits/chosen': nc ? (lc / nc) * P : 0,
+      'logits/rejected': nr ? (lr / nr) * P : 0,
+    };
+    if (res.nll !== undefined) sums.nll_loss = res.nll * P;
+    let tokens = 0;
+    for (let r = 0; r < rows; r++) tokens += batch.lengths[r]!;
+    return { sums, count: P, tokens };
+  };
+
+  const evaluate = (): Record<string, number> | null => {
+    if (evalPairs.length === 0) return null;
+    const total: Record<string, number> = {};
+    let count = 0;
+    const bs = cfg.per_device_eval_batch_size;
+    for (let i = 0; i < evalPairs.length; i += bs) {
+      const idx = Array.from({ length: Math.min(bs, evalPairs.length - i) }, (_, j) => i + j);
+      const r = runBatch(idx, evalPairs, evalRef, null);
+      for (const [k, v] of Object.entries(r.sums)) total[k] = (total[k] ?? 0) + v;
+      count += r.count;
+    }
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(total)) out[k] = v / count;
+    return out;
+  };
+
+  const fingerprint = createHash('sha256');
+  fingerprint.update(JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null }));
+  hashPairs(fingerprint, trainPairs);
+  fingerprint.update(`${model.config.architecture}:${params.length}`);
+
+  const result = runTrainingLoop({
+    numExamples: trainPairs.length,
+    lengths: trainPairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)),
+    params,
+    trainMicroBatch: (idx, scale, rng) => {
+      model.ctx.rng = rng;
+      return runBatch(idx, trainPairs, trainRef, scale);
+    },
+    evaluate,
+    lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
+    saveFinal: (dir) => saveTrainedModel(dir, loaded, tokenizer, opts.tokenizer, lora, cfg.save_dtype),
+  }, {
+    outputDir: opts.outputDir,
+    learningRate: cfg.learning_rate,
+    lrSchedulerType: cfg.lr_scheduler_type,
+    warmupRatio: cfg.warmup_ratio,
+    warmupSteps: cfg.warmup_steps,
+    weightDecay: cfg.weight_decay,
+    adamBeta1: cfg.adam_beta1,
+    adamBeta2: cfg.adam_beta2,
+    adamEpsilon: cfg.adam_epsilon,
+    maxGradNorm: cfg.max_grad_norm,
+    batchSize: cfg.per_device_train_batch_size,
+    gradientAccumulationSteps: cfg.gradient_accumulation_steps,
+    numTrainEpochs: cfg.num_train_epochs,
+    maxSteps: cfg.max_steps,
+    loggingSteps: cfg.logging_steps,
+    evalSteps: cfg.eval_steps ?? 0,
+    saveSteps: cfg.save_steps,
+    saveTotalLimit: cfg.save_total_limit ?? 0,
+    seed: cfg.seed,
+    groupByLength: cfg.group_by_length,
+    resume: opts.resume ?? false,
+    fingerprint: fingerprint.digest('hex'),
+    stopAfterSteps: opts.stopAfterSteps,
+    quiet: opts.quiet,
+    onLog: opts.onLog,
+    watch: cfg.watchdogs ? dpoWatchdogs(cfg) : undefined,
+  });
+  model.ctx.rng = null;
+  return { ...result, trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit };
+}
+
+/** Writes the trained model: a Hugging Face directory, or a PEFT adapter when training LoRA. */
+export function saveTrainedModel(
+  dir: string, loaded: LoadedModel, tokenizer: Tokenizer, tokenizerPath: string | undefined,
+  lora: LoraSettings | null, dtype: 'float32' | 'bfloat16',
+): void {
+  const { model } = loaded;
+  if (lora) {
+    savePeftAdapter(dir, model.linears(), lora, model.config.architecture, loaded.source);
+    return;
+  }
+  const files = copyTokenizerFiles(loaded, tokenizerPath);
+  saveHfDirectory(dir, {
+    config: model.config,
+    weights: model.exportWeights(),
+    dtype: dtype === 'bfloat16' ? 'BF16' : 'F32',
+    generation: loaded.generation,
+    tokenizerFiles: files.filter((f) => !f.endsWith('.bin') || basename(f) === 'tokenizer.bin'),
+  });
+  // A llama2.c tokenizer travels as tokenizer.bin (our loader reads it from the directory).
+  const bin = files.find((f) => f.endsWith('.bin') && basename(f) !== 'tokenizer.bin');
+  if (bin) copyFileSync(bin, join(dir, 'tokenizer.bin'));
+  void tokenizer;
+}
+
+export type { Tensor };

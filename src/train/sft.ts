@@ -1,0 +1,112 @@
+// Supervised fine-tuning (the first stage of the seed pipeline): next-token NLL on completion /
+// assistant tokens only (prompt tokens are masked), with the same loop, checkpoints and resume as
+// DPO. The loss of a micro-batch is the token-level mean over its trained tokens.
+
+import * as T from '../tensor/index.js';
+import { kernels } from '../tensor/backend.js';
+import { collateSft } from '../data/batch.js';
+import { prepareSftData } from '../data/prepare.js';
+import type { TokenizedSft } from '../data/tokenize.js';
+import type { DataFormat } from '../data/types.js';
+import { loadModelAndTokenizer } from '../models/index.js';
+import { attachLora, defaultLoraTargets, type LoraSettings } from '../nn/peft.js';
+import { createHash } from 'node:crypto';
+import type { SftConfig } from './config.js';
+import { saveTrainedModel } from './dpo.js';
+import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
+
+export interface SftRunOptions {
+  model: string;
+  tokenizer?: string;
+  data: string[];
+  evalData?: string[];
+  config: SftConfig;
+  outputDir: string;
+  resume?: boolean | string;
+  quiet?: boolean;
+  stopAfterSteps?: number;
+  onLog?: (rec: Record<string, number>) => void;
+}
+
+export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainRows: number; evalRows: number }> {
+  const cfg = opts.config;
+  if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
+  const loaded = await loadModelAndTokenizer(opts.model, opts.tokenizer);
+  const { model, tokenizer } = loaded;
+  let lora: LoraSettings | null = null;
+  if (cfg.use_peft) {
+    lora = { r: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targetModules: cfg.lora_target_modules ?? defaultLoraTargets(model.config.architecture) };
+    for (const p of model.parameters().values()) p.requiresGrad = false;
+    attachLora(model.linears(), lora, cfg.seed);
+  }
+  const prep = async (files: string[]): Promise<TokenizedSft[]> =>
+    (await prepareSftData(files, tokenizer, {
+      format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
+      columns: cfg.columns ?? undefined,
+      onBadRow: cfg.on_bad_row,
+      maxLength: cfg.max_length ?? undefined,
+    })).rows;
+  let rows = await prep(opts.data);
+  let evalRows: TokenizedSft[] = opts.evalData?.length ? await prep(opts.evalData) : [];
+  if (!evalRows.length && cfg.eval_split > 0 && rows.length > 1) {
+    const nEval = Math.max(1, Math.round(rows.length * cfg.eval_split));
+    evalRows = rows.slice(rows.length - nEval);
+    rows = rows.slice(0, rows.length - nEval);
+  }
+  if (rows.length === 0) throw new Error(`no usable SFT rows in ${opts.data.join(', ')}`);
+  const padToMultipleOf = cfg.pad_to_multiple_of ?? undefined;
+
+  const runBatch = (idx: readonly number[], data: readonly TokenizedSft[], gradScale: number | null): MicroResult => {
+    const b = collateSft(idx.map((i) => data[i]!), { padId: tokenizer.padId, padToMultipleOf });
+    let ntok = 0, tokens = 0;
+    for (let r = 0; r < b.rows; r++) {
+      ntok += b.trainedTokens[r]!;
+      tokens += b.lengths[r]!;
+    }
+    if (ntok === 0) return { sums: {}, count: 0, tokens };
+    const lp = model.tokenLogprobs({ ids: b.inputIds, batch: b.rows, seq: b.seqLen }, b.targets);
+    const loss = T.scale(T.sumAll(lp), -1 / ntok);
+    const value = loss.data[0]!;
+    if (gradScale !== null) T.backward(loss, Float32Array.of(gradScale));
+    // Sums weighted by examples so the logged value is the mean of micro-batch losses.
+    return { sums: { loss: value * b.rows }, count: b.rows, tokens };
+  };
+
+  const fingerprint = createHash('sha256');
+  fingerprint.update(JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null }));
+  for (const r of rows) fingerprint.update(Int32Array.from(r.ids));
+
+  const result = runTrainingLoop({
+    numExamples: rows.length,
+    lengths: rows.map((r) => r.ids.length),
+    params: model.trainableParameters(),
+    trainMicroBatch: (idx, scale, rng) => {
+      model.ctx.rng = rng;
+      return runBatch(idx, rows, scale);
+    },
+    evaluate: () => {
+      if (!evalRows.length) return null;
+      let sum = 0, count = 0;
+      for (let i = 0; i < evalRows.length; i += cfg.per_device_eval_batch_size) {
+        const idx = Array.from({ length: Math.min(cfg.per_device_eval_batch_size, evalRows.length - i) }, (_, j) => i + j);
+        const r = runBatch(idx, evalRows, null);
+        sum += r.sums.loss ?? 0;
+        count += r.count;
+      }
+      const loss = sum / Math.max(1, count);
+      return { loss, perplexity: Math.exp(loss) };
+    },
+    saveFinal: (dir) => saveTrainedModel(dir, loaded, tokenizer, opts.tokenizer, lora, cfg.save_dtype),
+  }, {
+    outputDir: opts.outputDir, learningRate: cfg.learning_rate, lrSchedulerType: cfg.lr_scheduler_type,
+    warmupRatio: cfg.warmup_ratio, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay,
+    adamBeta1: cfg.adam_beta1, adamBeta2: cfg.adam_beta2, adamEpsilon: cfg.adam_epsilon, maxGradNorm: cfg.max_grad_norm,
+    batchSize: cfg.per_device_train_batch_size, gradientAccumulationSteps: cfg.gradient_accumulation_steps,
+    numTrainEpochs: cfg.num_train_epochs, maxSteps: cfg.max_steps, loggingSteps: cfg.logging_steps,
+    evalSteps: cfg.eval_steps ?? 0, saveSteps: cfg.save_steps, saveTotalLimit: cfg.save_total_limit ?? 0, seed: cfg.seed,
+    groupByLength: cfg.group_by_length, resume: opts.resume ?? false, fingerprint: fingerprint.digest('hex'),
+    stopAfterSteps: opts.stopAfterSteps, quiet: opts.quiet, onLog: opts.onLog,
+  });
+  model.ctx.rng = null;
+  return { ...result, trainRows: rows.length, evalRows: evalRows.length };
+}
