@@ -2,8 +2,7 @@
 // creates an annotator, who logs in by invite, consents and labels by keyboard; the dashboard
 // shows the agreement figures; the export holds exactly the votes. Screenshots go to test-artifacts/.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +14,7 @@ import { computeQuality } from '../src/annotate/quality.js';
 import { seededRng } from '../src/annotate/queue.js';
 import { startServer } from '../src/annotate/server.js';
 import { addPairs, createAnnotator, dbPath } from '../src/annotate/store.js';
-import { Client, makeProject } from './annotate-helpers.js';
+import { Client, makeProject, tmpDir } from './annotate-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts');
@@ -52,7 +51,7 @@ test('label by keyboard in chromium, dashboard shows agreement, export holds exa
   const bobInvite = createAnnotator(db0, 'Bob').inviteToken;
   db0.close();
   const srv = await startServer({ dir, port: 0, rng: seededRng(11), log: () => {} });
-  const profile = mkdtempSync(join(tmpdir(), 'dpo-chromium-'));
+  const profile = tmpDir('dpo-chromium-'); // fresh --user-data-dir
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,

@@ -1,5 +1,5 @@
 // Shared helpers for the annotate tests (not a test file itself).
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,8 +7,16 @@ import type { AnnotateConfig } from '../src/annotate/config.js';
 import { openDatabase } from '../src/annotate/db.js';
 import { addPairs, dbPath, initProject } from '../src/annotate/store.js';
 
+const made: string[] = [];
+// Temporary projects are removed when the test process ends (after servers have closed).
+process.on('exit', () => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(prefix = 'dpo-annotate-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** n standard-format pairs with distinct texts. */
