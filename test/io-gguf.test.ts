@@ -1,0 +1,229 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { buildLlamaGguf, ggufGet, GGUF_TOKEN_TYPE, llama3RopeFactors, readGguf, writeGguf, writeLlamaGguf, type GgufTokenizerInput, type GgufValue } from '../src/io/gguf.js';
+import { llamaConfig, parseModelConfig, type ModelConfig } from '../src/io/config.js';
+import { expectedWeightShapes } from '../src/io/hf-dir.js';
+import { readLlama2cCheckpoint } from '../src/io/llama2c.js';
+import { bitsToF32, f16BitsToF32Bits, f32BitsToF16Bits, f32ToBits, permuteHalvesToInterleaved, type WeightMap } from '../src/io/weights.js';
+import { bitsEqual, llama2cTokenizerForGguf, randomWeight, rng, tempDir } from './fixtures/io/helpers.js';
+
+const STORIES = '/work/shared/models/stories260K/stories260K.bin';
+const TOK512 = '/work/shared/models/stories260K/tok512.bin';
+const noStories = !(existsSync(STORIES) && existsSync(TOK512)) && 'stories260K reference model absent';
+
+function randomModel(cfg: ModelConfig, seed: number): WeightMap {
+  const r = rng(seed);
+  const w: WeightMap = new Map();
+  for (const [name, shape] of expectedWeightShapes(cfg)) w.set(name, randomWeight(shape, r));
+  return w;
+}
+
+function toyTokenizer(n: number): GgufTokenizerInput {
+  const tokens = ['<unk>', '<s>', '</s>', '<0x0A>', ...Array.from({ length: n - 4 }, (_, i) => `\u2581t${i}`)];
+  return { model: 'llama', tokens, scores: tokens.map((_, i) => -i), bosId: 1, eosId: 2, addBos: true };
+}
+
+const cfg = llamaConfig({ vocabSize: 40, hiddenSize: 32, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 128, tieWordEmbeddings: false });
+
+test('Llama export: header, metadata, tensor names, GGUF dims order, 32-byte alignment, q/k permuted back', () => {
+  const { dir, cleanup } = tempDir('gguf');
+  try {
+    const w = randomModel(cfg, 11);
+    const p = join(dir, 'm.gguf');
+    writeLlamaGguf(p, cfg, w, { tokenizer: toyTokenizer(40), name: 'toy' });
+    const bytes = readFileSync(p);
+    assert.equal(bytes.toString('latin1', 0, 4), 'GGUF');
+    assert.equal(bytes.readUInt32LE(4), 3);
+    const g = readGguf(p);
+    const md = (k: string) => g.metadata.get(k);
+    assert.deepEqual(md('general.architecture'), { type: 'string', value: 'llama' });
+    assert.deepEqual(md('llama.context_length'), { type: 'u32', value: 128 });
+    assert.deepEqual(md('llama.embedding_length'), { type: 'u32', value: 32 });
+    assert.deepEqual(md('llama.block_count'), { type: 'u32', value: 2 });
+    assert.deepEqual(md('llama.feed_forward_length'), { type: 'u32', value: 48 });
+    assert.deepEqual(md('llama.attention.head_count'), { type: 'u32', value: 4 });
+    assert.deepEqual(md('llama.attention.head_count_kv'), { type: 'u32', value: 2 });
+    assert.deepEqual(md('llama.rope.dimension_count'), { type: 'u32', value: 8 });
+    assert.deepEqual(md('llama.rope.freq_base'), { type: 'f32', value: 10000 });
+    assert.deepEqual(md('llama.attention.layer_norm_rms_epsilon'), { type: 'f32', value: bitsToF32(f32ToBits(1e-5)) });
+    assert.deepEqual(md('llama.vocab_size'), { type: 'u32', value: 40 });
+    assert.deepEqual(md('general.file_type'), { type: 'u32', value: 0 });
+    assert.deepEqual(md('tokenizer.ggml.model'), { type: 'string', value: 'llama' });
+    assert.equal((md('tokenizer.ggml.tokens') as { itemType: string }).itemType, 'string');
+    assert.deepEqual(ggufGet(g, 'tokenizer.ggml.tokens'), toyTokenizer(40).tokens);
+    assert.equal((md('tokenizer.ggml.scores') as { itemType: string }).itemType, 'f32');
+    assert.deepEqual((ggufGet(g, 'tokenizer.ggml.token_type') as number[]).slice(0, 5), [
+      GGUF_TOKEN_TYPE.UNKNOWN, GGUF_TOKEN_TYPE.CONTROL, GGUF_TOKEN_TYPE.CONTROL, GGUF_TOKEN_TYPE.BYTE, GGUF_TOKEN_TYPE.NORMAL,
+    ]);
+    assert.deepEqual(md('tokenizer.ggml.bos_token_id'), { type: 'u32', value: 1 });
+    assert.deepEqual(md('tokenizer.ggml.eos_token_id'), { type: 'u32', value: 2 });
+    assert.deepEqual(md('tokenizer.ggml.add_bos_token'), { type: 'bool', value: true });
+    assert.equal(md('tokenizer.ggml.merges'), undefined);
+
+    const names = g.tensors.map((t) => t.name);
+    assert.equal(names[0], 'token_embd.weight');
+    assert.deepEqual(names.slice(1, 10), ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down'].map((n) => `blk.0.${n}.weight`));
+    assert.deepEqual(names.slice(-2), ['output_norm.weight', 'output.weight']);
+    assert.equal(names.length, 3 + 9 * 2);
+    const info = (n: string) => g.tensors.find((t) => t.name === n)!;
+    assert.deepEqual(info('token_embd.weight').ne, [32, 40], 'ne0 = innermost (embedding) dimension');
+    assert.deepEqual(info('blk.1.attn_k.weight').ne, [32, 16]);
+    assert.deepEqual(info('blk.1.ffn_down.weight').ne, [48, 32]);
+    assert.deepEqual(info('output_norm.weight').ne, [32]);
+    for (const t of g.tensors) assert.equal(t.offset % 32, 0, `${t.name} aligned`);
+    assert.equal(g.dataStart % 32, 0);
+
+    const q = w.get('model.layers.1.self_attn.q_proj.weight')!;
+    const k = w.get('model.layers.1.self_attn.k_proj.weight')!;
+    assert.ok(bitsEqual(g.tensorData('blk.1.attn_q.weight'), permuteHalvesToInterleaved(q, 4).data));
+    assert.ok(bitsEqual(g.tensorData('blk.1.attn_k.weight'), permuteHalvesToInterleaved(k, 2).data));
+    assert.ok(!bitsEqual(g.tensorData('blk.1.attn_q.weight'), q.data), 'q really was permuted');
+    assert.ok(bitsEqual(g.tensorData('blk.1.attn_v.weight'), w.get('model.layers.1.self_attn.v_proj.weight')!.data));
+    assert.ok(bitsEqual(g.tensorData('blk.0.ffn_gate.weight'), w.get('model.layers.0.mlp.gate_proj.weight')!.data));
+    assert.ok(bitsEqual(g.tensorData('output.weight'), w.get('lm_head.weight')!.data));
+    // The file ends on an aligned boundary after the last tensor.
+    const last = info('output.weight');
+    assert.equal(bytes.length, Math.ceil((last.offset + 40 * 32 * 4) / 32) * 32);
+  } finally {
+    cleanup();
+  }
+});
+
+test('F16 export: matrices half precision (round to nearest even), norms stay F32; tied models omit output.weight', () => {
+  const { dir, cleanup } = tempDir('gguf16');
+  try {
+    const tied = { ...cfg, tieWordEmbeddings: true };
+    const w = randomModel(tied, 12);
+    const p = join(dir, 'h.gguf');
+    writeLlamaGguf(p, tied, w, { tokenizer: toyTokenizer(40), dtype: 'F16' });
+    const g = readGguf(p);
+    assert.deepEqual(g.metadata.get('general.file_type'), { type: 'u32', value: 1 });
+    assert.ok(!g.tensors.some((t) => t.name === 'output.weight'));
+    for (const t of g.tensors) assert.equal(t.type, t.ne.length === 1 ? 0 : 1, t.name);
+    const src = w.get('model.layers.0.mlp.up_proj.weight')!.data;
+    const got = g.tensorData('blk.0.ffn_up.weight');
+    for (let i = 0; i < src.length; i++) {
+      const want = bitsToF32(f16BitsToF32Bits(f32BitsToF16Bits(f32ToBits(src[i]!))));
+      if (got[i] !== want) assert.fail(`element ${i}: ${got[i]} != ${want}`);
+    }
+    assert.ok(bitsEqual(g.tensorData('output_norm.weight'), w.get('model.norm.weight')!.data));
+  } finally {
+    cleanup();
+  }
+});
+
+test('rope scaling, byte-level BPE tokenizer metadata, low-level value types', () => {
+  const l3 = parseModelConfig({
+    model_type: 'llama', vocab_size: 40, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 2,
+    rope_theta: 500000, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  });
+  const f = llama3RopeFactors(l3);
+  assert.equal(f.length, 8);
+  assert.equal(f[0], 1); // highest frequency: wavelength 2π < 8192/4
+  assert.equal(f[7], 8); // lowest frequency: wavelength > 8192
+  const tok: GgufTokenizerInput = { model: 'gpt2', tokens: Array.from({ length: 40 }, (_, i) => `t${i}`), merges: ['t 1', 'Ġ t'], pre: 'smollm', bosId: 0, eosId: 0, addBos: false };
+  const built = buildLlamaGguf(l3, randomModel(l3, 1), { tokenizer: tok });
+  assert.deepEqual(built.tensors[1]!.name, 'rope_freqs.weight');
+  assert.deepEqual(built.metadata.get('tokenizer.ggml.merges'), { type: 'array', itemType: 'string', value: ['t 1', 'Ġ t'] });
+  assert.deepEqual(built.metadata.get('tokenizer.ggml.pre'), { type: 'string', value: 'smollm' });
+  assert.equal(built.metadata.get('tokenizer.ggml.scores'), undefined);
+  const lin = buildLlamaGguf({ ...l3, ropeScaling: { type: 'linear', factor: 2 } }, randomModel(l3, 1), { tokenizer: tok });
+  assert.deepEqual(lin.metadata.get('llama.rope.scaling.type'), { type: 'string', value: 'linear' });
+
+  const { dir, cleanup } = tempDir('gguf-kv');
+  try {
+    const md = new Map<string, GgufValue>([
+      ['a.u8', { type: 'u8', value: 255 }], ['a.i8', { type: 'i8', value: -3 }], ['a.u16', { type: 'u16', value: 65535 }],
+      ['a.i16', { type: 'i16', value: -300 }], ['a.i32', { type: 'i32', value: -70000 }], ['a.u64', { type: 'u64', value: 2n ** 40n }],
+      ['a.i64', { type: 'i64', value: -5n }], ['a.f64', { type: 'f64', value: 0.1 }], ['a.bool', { type: 'bool', value: false }],
+      ['a.str', { type: 'string', value: 'héllo ▁' }], ['a.arr', { type: 'array', itemType: 'i32', value: [1, -2, 3] }],
+      ['a.empty', { type: 'array', itemType: 'string', value: [] }],
+    ]);
+    const p = join(dir, 'kv.gguf');
+    writeGguf(p, md, [{ name: 'x', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]), type: 'F32' }]);
+    const g = readGguf(p);
+    assert.deepEqual([...g.metadata], [...md]);
+    assert.deepEqual(g.tensors[0]!.ne, [3, 2]);
+    assert.deepEqual(g.tensors[0]!.shape, [2, 3]);
+    assert.deepEqual([...g.tensorData('x')], [1, 2, 3, 4, 5, 6]);
+    assert.throws(() => writeGguf(p, new Map([['bad', { type: 'u8', value: 256 }]]), []), /metadata bad: 256 does not fit u8/);
+    assert.throws(() => writeGguf(p, new Map(), [{ name: 'x', shape: [2], data: new Float32Array(3), type: 'F32' }]), /tensor x has shape \[2\] but 3 elements/);
+    assert.throws(() => readGguf(join(dir, 'nope.gguf')), /ENOENT/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('export errors name the problem', () => {
+  const w = randomModel(cfg, 2);
+  assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: toyTokenizer(41) }), /tokenizer has 41 tokens but the model vocab_size is 40/);
+  assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: { ...toyTokenizer(40), scores: [1] } }), /tokenizer scores has 1 entries for 40 tokens/);
+  assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: { ...toyTokenizer(40), eosId: 40 } }), /eosId 40 is outside the vocabulary of 40/);
+  assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: { ...toyTokenizer(40), model: 'gpt2' } }), /needs merges/);
+  assert.throws(() => buildLlamaGguf({ ...cfg, attentionBias: true }, w, { tokenizer: toyTokenizer(40) }), /linear biases are not supported/);
+  const missing = new Map(w);
+  missing.delete('model.layers.1.mlp.down_proj.weight');
+  assert.throws(() => buildLlamaGguf(cfg, missing, { tokenizer: toyTokenizer(40) }), /GGUF export: missing tensor model\.layers\.1\.mlp\.down_proj\.weight/);
+});
+
+test('stories260K: llama2.c → HF → GGUF gives back llama2.c\'s own q/k rows', { skip: noStories }, () => {
+  const { dir, cleanup } = tempDir('gguf-stories');
+  try {
+    const { config, weights } = readLlama2cCheckpoint(STORIES);
+    const p = join(dir, 's.gguf');
+    writeLlamaGguf(p, config, weights, { tokenizer: llama2cTokenizerForGguf(TOK512, 512) });
+    const g = readGguf(p);
+    const file = readFileSync(STORIES);
+    const f = new Float32Array(file.buffer.slice(file.byteOffset + 28, file.byteOffset + file.length));
+    const wq = 512 * 64 + 5 * 64;
+    const wk = wq + 5 * 64 * 64;
+    assert.ok(bitsEqual(g.tensorData('blk.3.attn_q.weight'), f.subarray(wq + 3 * 4096, wq + 4 * 4096)));
+    assert.ok(bitsEqual(g.tensorData('blk.3.attn_k.weight'), f.subarray(wk + 3 * 2048, wk + 4 * 2048)));
+    assert.equal((ggufGet(g, 'tokenizer.ggml.tokens') as string[])[259], '\u2581t');
+    assert.equal((ggufGet(g, 'tokenizer.ggml.token_type') as number[])[3], GGUF_TOKEN_TYPE.BYTE);
+  } finally {
+    cleanup();
+  }
+});
+
+// llama.cpp itself (through node-llama-cpp's prebuilt CPU binary) loads the export and reproduces
+// the reference greedy text. Skipped when the optional dev dependency is not installed.
+const require = createRequire(import.meta.url);
+let hasLlamaCpp = false;
+try {
+  require.resolve('node-llama-cpp');
+  hasLlamaCpp = true;
+} catch {
+  hasLlamaCpp = false;
+}
+
+test('llama.cpp loads the stories260K GGUF (F32 and F16) and greedy text matches', { skip: noStories || (!hasLlamaCpp && 'node-llama-cpp not installed') }, async () => {
+  const { getLlama } = await import('node-llama-cpp');
+  const { dir, cleanup } = tempDir('gguf-llamacpp');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+  try {
+    const { config, weights } = readLlama2cCheckpoint(STORIES);
+    for (const dtype of ['F32', 'F16'] as const) {
+      const p = join(dir, `s-${dtype}.gguf`);
+      writeLlamaGguf(p, config, weights, { tokenizer: llama2cTokenizerForGguf(TOK512, 512), dtype });
+      const model = await llama.loadModel({ modelPath: p });
+      // One thread: the machine is shared and spinning worker threads stall each other.
+      const context = await model.createContext({ contextSize: 128, threads: 1, batchSize: 32 });
+      const out: number[] = [];
+      for await (const tok of context.getSequence().evaluate([model.tokens.bos!], { temperature: 0 })) {
+        out.push(tok as number);
+        if (out.length >= 16) break;
+      }
+      const text = model.detokenize(out as never);
+      assert.ok(text.startsWith('Once upon a time, there was a little girl named Lily.'), `${dtype}: ${JSON.stringify(text)}`);
+      await context.dispose();
+      await model.dispose();
+    }
+  } finally {
+    await llama.dispose();
+    cleanup();
+  }
+});
