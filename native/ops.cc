@@ -340,24 +340,22 @@ DPO_INLINE void layernorm_bwd_impl(const float* dy, const float* x, const float*
     float* dxr = dx + r * dim;
     const float mu = mean[r];
     const float rs = rstd[r];
+    // Σg and Σg·xhat = rstd·(Σg·x − mean·Σg), each over L lanes in float64 (g·x is exact there).
     double ag[L] = {}, agx[L] = {};
     int64_t j = 0;
     for (; j + L <= dim; j += L)
-      for (int l = 0; l < L; l++) {
-        const float xhat = (xr[j + l] - mu) * rs;
-        const float g = dyr[j + l] * w[j + l];
-        ag[l] += static_cast<double>(g);
-        agx[l] += static_cast<double>(g) * xhat;
-      }
-    double sg = 0, sgx = 0;
-    for (; j < dim; j++) {
-      const float xhat = (xr[j] - mu) * rs;
-      const float g = dyr[j] * w[j];
+      for (int l = 0; l < L; l++) ag[l] += static_cast<double>(dyr[j + l] * w[j + l]);
+    for (j = 0; j + L <= dim; j += L)
+      for (int l = 0; l < L; l++) agx[l] += static_cast<double>(dyr[j + l] * w[j + l]) * xr[j + l];
+    double sg = 0, sgxRaw = 0;
+    for (int64_t k = j; k < dim; k++) {
+      const float g = dyr[k] * w[k];
       sg += static_cast<double>(g);
-      sgx += static_cast<double>(g) * xhat;
+      sgxRaw += static_cast<double>(g) * xr[k];
     }
     sg += LaneSum(ag);
-    sgx += LaneSum(agx);
+    sgxRaw += LaneSum(agx);
+    const double sgx = static_cast<double>(rs) * (sgxRaw - static_cast<double>(mu) * sg);
     const float mg = static_cast<float>(sg / static_cast<double>(dim));
     const float mgx = static_cast<float>(sgx / static_cast<double>(dim));
     for (j = 0; j < dim; j++) {
