@@ -358,8 +358,8 @@ void InitKernel() {
 // ---------------------------------------------------------------------------------------------
 // Blocking. Tiles depend on the shape only (never on the thread count).
 
-constexpr int64_t kKcMax = 384;   // KC×MR of A (18 KiB for MR=12) sits in L1 next to B lines
-constexpr int64_t kSlabN = 1024;  // KC×TN slab of packed B: ≤ 1.5 MiB, stays in L2
+constexpr int64_t kKcMax = 256;   // KC×MR of A (12 KiB for MR=12) sits in L1 next to B lines
+constexpr int64_t kSlabN = 512;   // KC×TN slab of packed B: ≤ 512 KiB, stays in L2 with A and C
 constexpr int64_t kRowBlock = 96; // rows of A packed per task (~8 micro-panels, ≤ 144 KiB)
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand and kept for the thread's life.
@@ -385,7 +385,7 @@ struct PackBuffers {
 };
 thread_local PackBuffers tl_pack;
 
-// The K blocks: equal sizes ≤ kKcMax (e.g. K = 1024 → 3 × 342), so the last block is not a sliver.
+// The K blocks: equal sizes ≤ kKcMax (e.g. K = 768 → 3 × 256, K = 1000 → 4 × 250), so the last block is not a sliver.
 inline int64_t KcFor(int64_t K) {
   const int64_t nblocks = (K + kKcMax - 1) / kKcMax;
   return (K + nblocks - 1) / nblocks;
@@ -407,6 +407,11 @@ void KernelBlock(const Problem& P, const KernelDesc& kd, float* C, const float* 
       float* c = C + (m0 + i) * N + n0 + j;
       const float* bp = Bp + (j / nr) * kc * nr;
       if (h == mr && w == nr) {
+        // Start the C tile's lines on their way; the kernel reads/writes them only at the end.
+        for (int r = 0; r < mr; r++) {
+          __builtin_prefetch(c + r * N);
+          __builtin_prefetch(c + r * N + nr - 1);
+        }
         kd.micro(kc, ap, bp, c, N, P.alpha, beta);
         continue;
       }
