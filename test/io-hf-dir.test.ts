@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectedWeightShapes, loadHfDirectory, saveHfDirectory, validateWeights } from '../src/io/hf-dir.js';
+import { expectedWeightShapes, loadHfDirectory, loadModel, saveHfDirectory, validateWeights } from '../src/io/hf-dir.js';
+import { writeLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { llamaConfig, parseGenerationConfig, parseModelConfig, type ModelConfig } from '../src/io/config.js';
 import { readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
 import { bitsToF32, f32BitsToBf16Bits, f32ToBits, type WeightMap } from '../src/io/weights.js';
@@ -187,6 +188,26 @@ test('loading problems are clear errors; rotary buffers are dropped', () => {
     writeFileSync(join(dir, 'pytorch_model.bin'), 'x');
     writeFileSync(join(dir, 'model.safetensors'), '');
     assert.throws(() => loadHfDirectory(dir), /model\.safetensors: file is 0 bytes/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('loadModel: a directory or a llama2.c file, by what the path is', () => {
+  const { dir, cleanup } = tempDir('hf-any');
+  try {
+    const cfg = smallLlama(true);
+    const w = randomModel(cfg, 8);
+    saveHfDirectory(join(dir, 'hf'), { config: cfg, weights: w, tokenizerFiles: { 'tokenizer.json': '{}' } });
+    const a = loadModel(join(dir, 'hf'));
+    assert.equal(a.format, 'hf');
+    assert.deepEqual(a.tokenizerFiles, [join(dir, 'hf', 'tokenizer.json')]);
+    writeLlama2cCheckpoint(join(dir, 'm.bin'), cfg, w);
+    const b = loadModel(join(dir, 'm.bin'));
+    assert.equal(b.format, 'llama2c');
+    for (const [name, t] of w) assert.ok(bitsEqual(b.weights.get(name)!.data, t.data), name);
+    assert.throws(() => loadModel(join(dir, 'hf', 'model.safetensors')), /bare safetensors file; pass its directory/);
+    assert.throws(() => loadModel(join(dir, 'nothing')), /loadModel: .*nothing does not exist/);
   } finally {
     cleanup();
   }

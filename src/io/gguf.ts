@@ -10,9 +10,9 @@
 // q/k rows permuted from Hugging Face's rotate_half layout back to interleaved RoPE pairs, 1-D
 // tensors (norms) kept float32 when the rest is F16.
 
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import type { ModelConfig } from './config.js';
-import { f16ToF32, f32ToF16, getWeight, permuteHalvesToInterleaved, type Weight, type WeightMap } from './weights.js';
+import { f16ToF32, f32ToF16, getWeight, permuteHalvesToInterleaved, writeExactly, type Weight, type WeightMap } from './weights.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -119,10 +119,7 @@ function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-}
+
 
 /**
  * Writes a GGUF v3 file: metadata in insertion order, tensors in the given order. Written to a
@@ -171,11 +168,11 @@ export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensor
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    writeAll(fd, headBytes);
-    writeAll(fd, new Uint8Array(dataStart - headBytes.length));
+    writeExactly(fd, headBytes, `gguf ${path}`);
+    writeExactly(fd, new Uint8Array(dataStart - headBytes.length), `gguf ${path}`);
     let pos = 0;
     tensors.forEach((t, i) => {
-      if (pos < offsets[i]!) writeAll(fd, new Uint8Array(offsets[i]! - pos));
+      if (pos < offsets[i]!) writeExactly(fd, new Uint8Array(offsets[i]! - pos), `gguf ${path}`);
       pos = offsets[i]!;
       let bytes: Uint8Array;
       if (t.type === 'F32') bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
@@ -183,11 +180,11 @@ export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensor
         const h = f32ToF16(t.data);
         bytes = new Uint8Array(h.buffer);
       }
-      writeAll(fd, bytes);
+      writeExactly(fd, bytes, `gguf ${path}`);
       pos += bytes.length;
     });
     const end = alignUp(pos, alignment);
-    if (end > pos) writeAll(fd, new Uint8Array(end - pos));
+    if (end > pos) writeExactly(fd, new Uint8Array(end - pos), `gguf ${path}`);
     closeSync(fd);
   } catch (e) {
     try { closeSync(fd); } catch { /* already closed */ }

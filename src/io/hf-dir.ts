@@ -2,7 +2,7 @@
 // model.safetensors.index.json) + generation_config.json. Tokenizer files are loaded elsewhere
 // (src/io/tokenizers/); here we only report which exist and copy them when saving.
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   generationDefaultsFromConfig, readGenerationConfig, readModelConfig, toGenerationConfigJson, toHfConfigJson,
@@ -12,6 +12,7 @@ import {
   readSafetensors, readShardedSafetensors, SAFETENSORS_INDEX, safetensorsDataBytes, writeSafetensors,
   type SafetensorsWriteDtype,
 } from './safetensors.js';
+import { readLlama2cCheckpoint } from './llama2c.js';
 import { sameShape, shapeString, sortedNames, type WeightMap } from './weights.js';
 
 /** Tokenizer-related files a Hugging Face (or llama2.c) directory may hold, in reporting order. */
@@ -249,4 +250,31 @@ export function saveHfDirectory(dir: string, opts: SaveHfOptions): void {
       writeFileSync(join(dir, name), content);
     }
   }
+}
+
+export interface LoadedModel {
+  /** 'hf': a Hugging Face directory; 'llama2c': a llama2.c .bin checkpoint. */
+  format: 'hf' | 'llama2c';
+  config: ModelConfig;
+  weights: WeightMap;
+  generation: GenerationDefaults | null;
+  /** Tokenizer files next to the model (TOKENIZER_FILE_NAMES for a directory; none for a .bin). */
+  tokenizerFiles: string[];
+}
+
+/**
+ * Loads a model from a Hugging Face directory (config.json + safetensors) or a llama2.c
+ * checkpoint file, whichever `path` is. Weights come back in Hugging Face names either way.
+ */
+export function loadModel(path: string, opts: LoadHfOptions = {}): LoadedModel {
+  if (!existsSync(path)) throw new Error(`loadModel: ${path} does not exist`);
+  if (statSync(path).isDirectory()) {
+    const d = loadHfDirectory(path, opts);
+    return { format: 'hf', config: d.config, weights: d.weights, generation: d.generation, tokenizerFiles: d.tokenizerFiles.map((f) => join(path, f)) };
+  }
+  if (path.endsWith('.safetensors')) {
+    throw new Error(`loadModel: ${path} is a bare safetensors file; pass its directory (config.json is needed for the architecture)`);
+  }
+  const ck = readLlama2cCheckpoint(path);
+  return { format: 'llama2c', config: ck.config, weights: ck.weights, generation: null, tokenizerFiles: [] };
 }

@@ -14,10 +14,10 @@
 // halves (i, i + hd/2). wq / wk rows are permuted accordingly (convert_llama_weights_to_hf.py's
 // `permute`), so a Hugging Face-convention forward pass reproduces llama2.c exactly.
 
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { llamaConfig, type ModelConfig } from './config.js';
 import {
-  getWeight, permuteHalvesToInterleaved, permuteInterleavedToHalves, type Weight, type WeightMap,
+  getWeight, permuteHalvesToInterleaved, permuteInterleavedToHalves, readExactly, writeExactly, type Weight, type WeightMap,
 } from './weights.js';
 
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -50,12 +50,7 @@ function fail(path: string, what: string): never {
 }
 
 function readFully(fd: number, buf: Uint8Array, position: number, path: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) fail(path, `unexpected end of file at byte ${position + done}`);
-    done += n;
-  }
+  readExactly(fd, buf, position, `llama2.c checkpoint ${path}`);
 }
 
 function parseHeader(fd: number, path: string, fileSize: number): Llama2cHeader {
@@ -239,10 +234,7 @@ export function writeLlama2cCheckpoint(path: string, config: ModelConfig, weight
 
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
-  const write = (bytes: Uint8Array) => {
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-  };
+  const write = (bytes: Uint8Array) => writeExactly(fd, bytes, src);
   try {
     write(new Uint8Array(header.buffer));
     let freqIndex = 0;

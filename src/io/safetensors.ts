@@ -8,10 +8,10 @@
 // the model: F32 tensors are read straight into their Float32Array, 16-bit tensors go through one
 // reusable chunk buffer. Every malformed file gives an Error naming the file and the problem.
 
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, numel, shapeString, sortedNames,
+  bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, numel, readExactly, shapeString, sortedNames, writeExactly,
   type Weight, type WeightMap,
 } from './weights.js';
 
@@ -54,14 +54,8 @@ function fail(path: string, what: string): never {
   throw new Error(`safetensors ${path}: ${what}`);
 }
 
-/** Reads exactly `length` bytes at `position` into `buf` (readSync may return short counts). */
 function readFully(fd: number, buf: Uint8Array, position: number, path: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) fail(path, `unexpected end of file at byte ${position + done}`);
-    done += n;
-  }
+  readExactly(fd, buf, position, `safetensors ${path}`);
 }
 
 function parseHeaderFromFd(fd: number, path: string): SafetensorsHeader {
@@ -339,12 +333,7 @@ export function safetensorsDataBytes(weights: WeightMap, dtype: SafetensorsWrite
 }
 
 function writeFully(fd: number, buf: Uint8Array, path: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = writeSync(fd, buf, done, buf.length - done);
-    if (n <= 0) throw new Error(`safetensors ${path}: write failed`);
-    done += n;
-  }
+  writeExactly(fd, buf, `safetensors ${path}`);
 }
 
 /**

@@ -1,6 +1,19 @@
 // In-memory model weights: every tensor is float32, whatever dtype the file stored, in row-major
 // (C) order with the file's own shape. Also the scalar conversions between float32 and the 16-bit
-// file formats (IEEE half, bfloat16) and the q/k row permutations between RoPE conventions.
+// file formats (IEEE half, bfloat16), the q/k row permutations between RoPE conventions, and
+// positional file I/O shared by the readers and writers.
+//
+// The model-file modules built on this one:
+//   config.ts       config.json ⇄ ModelConfig, generation_config.json ⇄ GenerationDefaults
+//   safetensors.ts  readSafetensors / readShardedSafetensors / writeSafetensors (F32, F16, BF16)
+//   hf-dir.ts       loadHfDirectory / saveHfDirectory (config + weights + generation + tokenizer
+//                   files), validateWeights, loadModel (HF directory or llama2.c .bin)
+//   llama2c.ts      readLlama2cCheckpoint / writeLlama2cCheckpoint (legacy and version 1)
+//   gguf.ts         writeLlamaGguf (llama.cpp), readGguf
+// Weight names are always Hugging Face's (model.layers.N.self_attn.q_proj.weight, ...; GPT-2:
+// transformer.h.N.attn.c_attn.weight, ...), with q/k rows in Hugging Face's rotate_half order.
+
+import { readSync, writeSync } from 'node:fs';
 
 /** One tensor: row-major float32 data of exactly prod(shape) elements. */
 export interface Weight {
@@ -68,6 +81,32 @@ export function cloneWeights(weights: WeightMap): WeightMap {
 /** Names in the order every writer uses (plain code-unit sort, stable across runs). */
 export function sortedNames(weights: WeightMap): string[] {
   return [...weights.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positional file I/O. Each call moves at most 1 GiB (the kernel and Node cap single reads and
+// writes near 2 GiB), looping over short counts.
+
+const IO_CHUNK = 1 << 30;
+
+/** Reads exactly buf.length bytes at `position`; `what` names the file in the error. */
+export function readExactly(fd: number, buf: Uint8Array, position: number, what: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, Math.min(IO_CHUNK, buf.length - done), position + done);
+    if (n === 0) throw new Error(`${what}: unexpected end of file at byte ${position + done}`);
+    done += n;
+  }
+}
+
+/** Writes all of buf at the current file position. */
+export function writeExactly(fd: number, buf: Uint8Array, what: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = writeSync(fd, buf, done, Math.min(IO_CHUNK, buf.length - done));
+    if (n <= 0) throw new Error(`${what}: write failed after ${done} of ${buf.length} bytes`);
+    done += n;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
