@@ -1,0 +1,46 @@
+// `dpo demo`: the built-in main job (see run.ts). Options: --out, --quick, --fresh, --model,
+// --prompts, --betas, --seed, --threads, --cache-dir.
+
+import { Command, InvalidArgumentError } from 'commander';
+import { runDemo } from './run.js';
+
+export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
+
+function parseBetas(v: string): number[] {
+  const betas = v.split(',').map((x) => Number(x.trim()));
+  if (betas.length === 0 || betas.some((b) => !Number.isFinite(b) || b <= 0)) {
+    throw new InvalidArgumentError(`--betas must be comma-separated positive numbers, got "${v}"`);
+  }
+  return betas;
+}
+
+function intArg(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function registerDemoCommands(program: Command): Command {
+  return program
+    .command('demo')
+    .description('the built-in main job: pretrain a tiny Llama (cached), build sentiment preference pairs, DPO for several β, evaluate reward vs KL on held-out prompts, write an HTML report with plots')
+    .option('--out <dir>', 'output folder', './dpo-demo-out')
+    .option('--quick', 'a smaller run (about 2 minutes)')
+    .option('--fresh', 'rebuild the cached base model')
+    .option('--model <path>', 'use this model instead of the pretrained base (Hugging Face directory or llama2.c checkpoint)')
+    .option('--prompts <file>', 'prompts (.txt lines or .jsonl "prompt"); every fifth is held out. Default: sentence starts of Moby-Dick')
+    .option('--betas <list>', 'DPO β values', parseBetas, [0.05, 0.1, 0.5])
+    .option('--seed <n>', 'seed', intArg('--seed', 0), 0)
+    .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))
+    .option('--cache-dir <dir>', 'cache folder (default $DPO_CACHE_DIR, $XDG_CACHE_HOME/dpo-ts or ~/.cache/dpo-ts)')
+    .option('--quiet', 'no progress output and no table')
+    .action(async (o: Record<string, unknown>) => {
+      await runDemo({
+        out: o.out as string, quick: Boolean(o.quick), fresh: Boolean(o.fresh), model: o.model as string | undefined,
+        prompts: o.prompts as string | undefined, betas: o.betas as number[], seed: o.seed as number,
+        threads: o.threads as number | undefined, cacheDir: o.cacheDir as string | undefined, quiet: Boolean(o.quiet),
+      });
+    });
+}

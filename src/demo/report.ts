@@ -1,0 +1,155 @@
+// The demo's output: plots (SVG written here, PNG rendered from it) and one self-contained HTML
+// report that embeds the SVGs inline and escapes every piece of generated or corpus text.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EvaluationResult } from '../eval/evaluate.js';
+import { formatDuration } from '../train/progress.js';
+import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
+import type { DemoSettings } from './run.js';
+
+export interface ReportData {
+  evaluation: EvaluationResult;
+  curves: Record<string, { train: Record<string, number>[]; eval: Record<string, number>[] }>;
+  timings: Record<string, number>;
+  settings: DemoSettings;
+  betas: number[];
+  basePath: string;
+  baseCached: boolean;
+  promptSource: string;
+  trainPairs: number;
+  heldOutPairs: number;
+  trainPairExamples: { prompt: string; chosen: string; rejected: string; score_chosen: number; score_rejected: number }[];
+  pretrainMetrics: Record<string, number>[];
+  pretrainSummary: Record<string, unknown> | null;
+  seed: number;
+}
+
+const esc = escapeXml;
+
+function curveSeries(curves: ReportData['curves'], key: string): Series[] {
+  const out: Series[] = [];
+  Object.entries(curves).forEach(([name, c], i) => {
+    const color = PALETTE[(i + 1) % PALETTE.length]!;
+    out.push({ name: `${name} train`, color, points: c.train.filter((r) => r[key] !== undefined).map((r) => [r.step!, r[key]!] as const) });
+    const ev = c.eval.filter((r) => r[`eval/${key}`] !== undefined).map((r) => [r.step!, r[`eval/${key}`]!] as const);
+    if (ev.length) out.push({ name: `${name} held-out`, color, dashed: true, markers: true, points: ev });
+  });
+  return out;
+}
+
+/** Writes plots/*.svg, plots/*.png and report.html; returns the files written. */
+export function writeReport(out: string, d: ReportData): string[] {
+  const files: string[] = [];
+  const plots: { name: string; title: string; svg: string; caption: string }[] = [];
+  const ev = d.evaluation;
+  const primary = ev.primary;
+
+  const add = (name: string, title: string, svg: string, caption: string): void => {
+    plots.push({ name, title, svg, caption });
+  };
+  const judges = Object.keys(ev.models[0]!.rewards);
+  for (const j of judges) {
+    add(`frontier_${j}`, `Reward–KL frontier (${j})`, frontierChart(
+      { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs KL`, xLabel: 'KL(π ‖ π_ref) per completion (nats, from samples)', yLabel: `mean ${j} score of samples` },
+      ev.models.map((m, i) => ({ name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr, color: PALETTE[i % PALETTE.length] })),
+    ), j === primary
+      ? 'Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). DPO trades KL for reward; smaller β moves further.'
+      : `A judge the training never saw (${j}): if the points rise here too, the gain is sentiment, not only AFINN's word list.`);
+  }
+  for (const [key, label] of [['loss', 'DPO loss'], ['rewards/accuracies', 'implicit-reward accuracy'], ['rewards/margins', 'implicit-reward margin']] as const) {
+    const series = curveSeries(d.curves, key);
+    if (series.some((s) => s.points.length)) {
+      add(`train_${key.replace(/\W+/g, '_')}`, `Training: ${label}`, lineChart({ title: `Training: ${label}`, xLabel: 'optimizer step', yLabel: label }, series),
+        'Solid: training batches; dashed with markers: held-out pairs.');
+    }
+  }
+  const pm = d.pretrainMetrics.filter((r) => r.loss !== undefined && r.step !== undefined);
+  if (pm.length) {
+    const evp = d.pretrainMetrics.filter((r) => r['eval/loss'] !== undefined);
+    add('pretrain_loss', 'Pretraining loss', lineChart({ title: 'Base model pretraining', xLabel: 'optimizer step', yLabel: 'next-token loss (nats)' }, [
+      { name: 'train', points: pm.map((r) => [r.step!, r.loss!] as const), color: PALETTE[1] },
+      ...(evp.length ? [{ name: 'held-out chapters', points: evp.map((r) => [r.step!, r['eval/loss']!] as const), color: PALETTE[2], markers: true, dashed: true }] : []),
+    ]), 'Next-token loss of the base model while pretraining (only when this run or its cache built it).');
+  }
+
+  const pngErrors: string[] = [];
+  for (const p of plots) {
+    const svgPath = join(out, 'plots', `${p.name}.svg`);
+    writeFileSync(svgPath, p.svg);
+    files.push(svgPath);
+    const png = svgToPng(p.svg);
+    if (png instanceof Error) pngErrors.push(png.message);
+    else {
+      const pngPath = join(out, 'plots', `${p.name}.png`);
+      writeFileSync(pngPath, png);
+      files.push(pngPath);
+    }
+  }
+
+  // ---- HTML ----
+  const fmt = (x: number, dgt = 3): string => (Number.isFinite(x) ? x.toFixed(dgt) : '–');
+  const tableRows = ev.models.map((m) => `<tr><td>${esc(m.name)}</td>${judges.map((j) => `<td>${fmt(m.rewards[j]!.mean)} <span class="se">± ${fmt(m.rewards[j]!.stderr)}</span></td>`).join('')}` +
+    `<td>${fmt(m.kl.mean, 2)} <span class="se">± ${fmt(m.kl.stderr, 2)}</span></td><td>${m.beta === null ? '–' : fmt(m.winRate)}</td><td>${fmt(m.implicitAccuracy)}</td><td>${fmt(m.meanTokens, 1)}</td></tr>`).join('\n');
+  const slots = ev.samplesPerPrompt;
+  const shown = Math.min(8, ev.prompts);
+  const ref = ev.models[0]!;
+  const sampleRows: string[] = [];
+  for (let p = 0; p < shown; p++) {
+    const r = p * slots;
+    const cells = ev.models.map((m) => {
+      const smp = m.samples[r]!;
+      return `<td><span class="score">${primary} ${fmt(smp.rewards[primary]!, 0)}</span> ${esc(smp.completion)}</td>`;
+    }).join('');
+    sampleRows.push(`<tr><td class="prompt">${esc(ref.samples[r]!.prompt)}</td>${cells}</tr>`);
+  }
+  const pairRows = d.trainPairExamples.map((x) => `<tr><td class="prompt">${esc(x.prompt)}</td><td><span class="score">${fmt(x.score_chosen, 0)}</span> ${esc(x.chosen)}</td><td><span class="score">${fmt(x.score_rejected, 0)}</span> ${esc(x.rejected)}</td></tr>`).join('\n');
+  const s = d.settings;
+  const ps = d.pretrainSummary;
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dpo-ts demo: controlled sentiment generation</title>
+<style>
+body{font-family:system-ui,-apple-system,"DejaVu Sans",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}
+.se{color:#888;font-size:12px}.score{display:inline-block;min-width:3.5em;color:#555;font-size:12px;background:#f3f3f3;border-radius:3px;padding:0 3px}
+.prompt{font-style:italic;white-space:nowrap}.plots{display:flex;flex-wrap:wrap;gap:12px}.plot{flex:1 1 520px}.plot svg{max-width:100%;height:auto}
+.caption{font-size:13px;color:#555}code{background:#f3f3f3;padding:0 3px}
+</style></head><body>
+<h1>DPO demo: controlled sentiment generation</h1>
+<p>The first experiment of the DPO paper (Rafailov et al. 2023, §6.1) in miniature: a base model continues short prompts;
+a ground-truth sentiment score (AFINN-165, npm <code>sentiment</code>) ranks sampled completions; the best and worst completion of each
+prompt form a preference pair; DPO trains against the frozen base for β ∈ {${d.betas.map((b) => esc(String(b))).join(', ')}}; each model is evaluated on
+held-out prompts by mean reward and KL(π‖π_ref) estimated from its own samples, plus two judges the training never saw (wink-sentiment, VADER).</p>
+<h2>Results on held-out prompts</h2>
+<p>${ev.prompts} held-out prompts × ${ev.samplesPerPrompt} samples per model (temperature 1, up to ${s.maxNewTokens} tokens), same random numbers for every model.
+Implicit-reward accuracy: ${ev.heldOutPairs} held-out pairs. Win rate: share of samples whose ${esc(primary)} score beats the reference's sample for the same prompt and slot (ties count ½).</p>
+<table><tr><th>model</th>${judges.map((j) => `<th>${esc(j)}${j === primary ? ' (training reward)' : ' (held-out judge)'}</th>`).join('')}<th>KL(π‖π_ref)</th><th>win rate vs reference</th><th>implicit-reward accuracy</th><th>tokens / completion</th></tr>
+${tableRows}
+</table>
+<div class="plots">
+${plots.map((p) => `<div class="plot"><h3>${esc(p.title)}</h3>${p.svg.replace(/^<svg /, '<svg role="img" ')}<p class="caption">${esc(p.caption)}</p></div>`).join('\n')}
+</div>
+${pngErrors.length ? `<p>PNG copies were not written: ${esc(pngErrors[0]!)}</p>` : ''}
+<h2>Samples before and after</h2>
+<p>The first sample of the first ${shown} held-out prompts, for the reference and each policy (the same random numbers for every model).</p>
+<table><tr><th>prompt</th>${ev.models.map((m) => `<th>${esc(m.name)}</th>`).join('')}</tr>
+${sampleRows.join('\n')}
+</table>
+<h2>Training pairs (examples)</h2>
+<p>${d.trainPairs} training pairs and ${d.heldOutPairs} held-out pairs from ${s.samplesPerPrompt} samples per prompt (prompts: ${esc(d.promptSource)}). Data: <code>data/train_pairs.jsonl</code>, <code>data/heldout_pairs.jsonl</code>.</p>
+<table><tr><th>prompt</th><th>chosen (AFINN)</th><th>rejected (AFINN)</th></tr>
+${pairRows}
+</table>
+<h2>Setup</h2>
+<ul>
+<li>Base model: <code>${esc(d.basePath)}</code> (${d.baseCached ? 'from cache or given' : 'pretrained in this run'})${ps ? `: ${esc(String(ps.parameters))} parameters, ${esc(String(ps.train_tokens))} training tokens, held-out loss ${fmt(Number(ps.eval_loss_before))} → ${fmt(Number(ps.eval_loss_after))}` : ''}.</li>
+<li>DPO: sigmoid loss, learning rate ${s.dpo.learningRate}, ${s.dpo.epochs} epochs, ${s.dpo.batchSize} pairs per step, full fine-tuning; models in <code>models/beta-*</code> (Hugging Face directories).</li>
+<li>Seed ${d.seed}. Time: ${Object.entries(d.timings).map(([k, v]) => `${esc(k)} ${formatDuration(v)}`).join(', ')}.</li>
+</ul>
+</body></html>
+`;
+  const htmlPath = join(out, 'report.html');
+  writeFileSync(htmlPath, html);
+  files.push(htmlPath);
+  return files;
+}

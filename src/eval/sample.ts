@@ -1,0 +1,103 @@
+// Sampling completions for many prompts (seeded, batched) and scoring completions' log-probs
+// under a model: the two primitives of sample-based evaluation (reward, KL, win rate).
+
+import * as T from '../tensor/index.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { generateTokens } from '../models/generate.js';
+import type { CausalLM } from '../models/model.js';
+import { ProgressBar } from '../train/progress.js';
+
+export interface Completions {
+  /** Row r answers prompt promptIndex[r]; the samples of one prompt are consecutive. */
+  promptIndex: number[];
+  /** Generated ids, with the stop token appended when generation stopped on it. */
+  tokens: number[][];
+  /** Decoded text (special tokens skipped). */
+  texts: string[];
+}
+
+export interface SampleOptions {
+  samplesPerPrompt: number;
+  maxNewTokens: number;
+  /** Same seed → same samples (per row, whatever the model). */
+  seed: number;
+  /** Rows generated together (default 64). */
+  batchSize?: number;
+  /** 1 = plain sampling from the model (needed for unbiased KL estimates). */
+  temperature?: number;
+  label?: string;
+  quiet?: boolean;
+}
+
+/**
+ * Samples `samplesPerPrompt` completions for every prompt (ids already encoded, with BOS).
+ * Each batch gets its own seed derived from the row offset, so a row's sample depends only on the
+ * seed, the row and the model: two models sampled with one seed share random numbers (common random
+ * numbers make their comparison less noisy).
+ */
+export function sampleCompletions(model: CausalLM, tok: Tokenizer, prompts: readonly (readonly number[])[], o: SampleOptions): Completions {
+  const rows: number[] = [];
+  for (let p = 0; p < prompts.length; p++) for (let j = 0; j < o.samplesPerPrompt; j++) rows.push(p);
+  const bs = o.batchSize ?? 64;
+  const out: Completions = { promptIndex: rows, tokens: [], texts: [] };
+  const stop = tok.stopIds;
+  const bar = new ProgressBar(o.label ?? 'sample', rows.length, { unit: 'sample', quiet: o.quiet });
+  for (let start = 0; start < rows.length; start += bs) {
+    const chunk = rows.slice(start, start + bs);
+    const g = generateTokens(model, chunk.map((p) => prompts[p]!), {
+      maxNewTokens: o.maxNewTokens, temperature: o.temperature ?? 1, seed: (o.seed * 1000003 + start) >>> 0,
+      stopIds: stop, padId: tok.padId,
+    });
+    g.tokens.forEach((ids, i) => {
+      const withStop = g.finish[i] === 'stop' && stop.length > 0 ? [...ids, stop[0]!] : ids;
+      out.tokens.push(withStop);
+      out.texts.push(tok.decode(ids, { skipSpecialTokens: true }));
+    });
+    bar.update(Math.min(rows.length, start + bs));
+  }
+  bar.finish();
+  return out;
+}
+
+/**
+ * Σ_t log p(completion_t | prompt, completion_<t) for each (prompt, completion) row, in float64.
+ * Rows are right-padded; only completion tokens are scored. An empty completion scores 0.
+ */
+export function completionLogps(
+  model: CausalLM, prompts: readonly (readonly number[])[], completions: readonly (readonly number[])[],
+  padId: number, batchSize = 32,
+): Float64Array {
+  if (prompts.length !== completions.length) {
+    throw new Error(`completionLogps: ${prompts.length} prompts but ${completions.length} completions`);
+  }
+  const n = prompts.length;
+  const out = new Float64Array(n);
+  T.noGrad(() => {
+    for (let s = 0; s < n; s += batchSize) {
+      const idx = Array.from({ length: Math.min(batchSize, n - s) }, (_, i) => s + i);
+      const seq = Math.max(...idx.map((i) => prompts[i]!.length + completions[i]!.length));
+      if (seq > model.config.maxPositions) {
+        throw new RangeError(`completionLogps: a prompt + completion of ${seq} tokens exceeds the model's ${model.config.maxPositions} positions`);
+      }
+      const B = idx.length;
+      const ids = new Int32Array(B * seq).fill(padId);
+      const targets = new Int32Array(B * seq).fill(-1);
+      idx.forEach((i, r) => {
+        const p = prompts[i]!, c = completions[i]!;
+        if (p.length === 0) throw new Error(`completionLogps: prompt ${i} is empty (encode it with BOS)`);
+        ids.set(p, r * seq);
+        ids.set(c, r * seq + p.length);
+        // The logits at position t predict token t+1: score the completion tokens only.
+        for (let k = 0; k < c.length; k++) targets[r * seq + p.length - 1 + k] = c[k]!;
+      });
+      const lp = model.tokenLogprobs({ ids, batch: B, seq }, targets);
+      idx.forEach((i, r) => {
+        let acc = 0;
+        for (let t = 0; t < seq; t++) if (targets[r * seq + t]! >= 0) acc += lp.data[r * seq + t]!;
+        out[i] = acc;
+      });
+      lp.dispose();
+    }
+  });
+  return out;
+}
