@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import { loadProject, parseConfig } from '../src/annotate/config.js';
 import { MIGRATIONS, migrate, openDatabase } from '../src/annotate/db.js';
@@ -42,37 +43,96 @@ test('config errors name the field', () => {
   assert.equal(parseConfig('', 'x.yaml').overlap, 3);
 });
 
-test('readPairsForAnnotation reads standard, conversational and OpenAI preference JSONL', () => {
+const ORCA = '/work/shared/data/orca-dpo-pairs/validation.jsonl';
+
+test('readPairsForAnnotation reads every preference format through the data layer (standard, conversational, OpenAI, implicit, gzip, JSON)', async () => {
+  const dir = tmpDir();
+  const write = (name: string, rows: unknown[]) => {
+    const f = join(dir, name);
+    writeFileSync(f, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return f;
+  };
+  const read = async (f: string, opts = {}) => (await readPairsForAnnotation(f, opts)).pairs.map((p) => [p.format, p.prompt, p.chosen, p.rejected, p.line]);
+  const user = (content: string) => [{ role: 'user', content }];
+  const asst = (content: string) => [{ role: 'assistant', content }];
+
+  // Standard (blank lines skipped, line numbers kept).
+  const std = join(dir, 'std.jsonl');
+  writeFileSync(std, [JSON.stringify({ prompt: 'P1', chosen: 'C1', rejected: 'R1' }), '', JSON.stringify({ prompt: 'P2', chosen: 'C2', rejected: 'R2' })].join('\n'));
+  assert.deepEqual(await read(std), [
+    ['text', 'P1', 'C1', 'R1', 1],
+    ['text', 'P2', 'C2', 'R2', 3],
+  ]);
+  // Conversational (TRL): prompt turns kept, responses become the assistant text.
+  const conv = write('conv.jsonl', [{ prompt: [{ role: 'system', content: 'S' }, ...user('P2')], chosen: asst('C2'), rejected: asst('R2') }]);
+  assert.deepEqual(await read(conv), [['chat', [{ role: 'system', content: 'S' }, ...user('P2')], 'C2', 'R2', 1]]);
+  // OpenAI preference fine-tuning.
+  const oai = write('oai.jsonl', [{ input: { messages: user('P3') }, preferred_output: asst('C3'), non_preferred_output: asst('R3') }]);
+  assert.deepEqual(await read(oai), [['chat', user('P3'), 'C3', 'R3', 1]]);
+  // Implicit prompt, text (Anthropic HH-RLHF) and messages.
+  const hh = write('hh.jsonl', [
+    { chosen: '\n\nHuman: Hi\n\nAssistant: Hello!', rejected: '\n\nHuman: Hi\n\nAssistant: Go away.' },
+    { chosen: '\n\nHuman: 2+2?\n\nAssistant: 4\n\nHuman: And 3+3?\n\nAssistant: 6', rejected: '\n\nHuman: 2+2?\n\nAssistant: 4\n\nHuman: And 3+3?\n\nAssistant: 7' },
+  ]);
+  assert.deepEqual(await read(hh), [
+    ['text', '\n\nHuman: Hi\n\nAssistant:', ' Hello!', ' Go away.', 1],
+    ['text', '\n\nHuman: 2+2?\n\nAssistant: 4\n\nHuman: And 3+3?\n\nAssistant:', ' 6', ' 7', 2],
+  ]);
+  const implicitChat = write('implicit-chat.jsonl', [{ chosen: [...user('Q'), ...asst('yes')], rejected: [...user('Q'), ...asst('no')] }]);
+  assert.deepEqual(await read(implicitChat), [['chat', user('Q'), 'yes', 'no', 1]]);
+  // Gzipped JSONL, and a JSON array (line = row + 1).
+  const gz = join(dir, 'pairs.jsonl.gz');
+  writeFileSync(gz, gzipSync(Buffer.from([{ prompt: 'G1', chosen: 'a', rejected: 'b' }, { prompt: 'G2', chosen: 'c', rejected: 'd' }].map((r) => JSON.stringify(r)).join('\n'))));
+  assert.deepEqual(await read(gz), [
+    ['text', 'G1', 'a', 'b', 1],
+    ['text', 'G2', 'c', 'd', 2],
+  ]);
+  const arr = join(dir, 'pairs.json');
+  writeFileSync(arr, JSON.stringify([{ prompt: 'J1', chosen: 'a', rejected: 'b' }, { prompt: 'J2', chosen: 'c', rejected: 'd' }]));
+  assert.deepEqual((await read(arr)).map((r) => r[4]), [1, 2]);
+  // Column mapping and a forced format.
+  const cols = write('cols.jsonl', [{ q: 'Q1', good: 'G', bad: 'B' }]);
+  assert.deepEqual(await read(cols, { columns: { prompt: 'q', chosen: 'good', rejected: 'bad' }, format: 'standard' }), [['text', 'Q1', 'G', 'B', 1]]);
+});
+
+test('readPairsForAnnotation reports bad rows with file:line and the reason; --on-bad-row skip drops and counts them', async () => {
   const dir = tmpDir();
   const f = join(dir, 'pairs.jsonl');
-  writeFileSync(
-    f,
-    [
-      JSON.stringify({ prompt: 'P1', chosen: 'C1', rejected: 'R1' }),
-      '',
-      JSON.stringify({ prompt: [{ role: 'user', content: 'P2' }], chosen: [{ role: 'assistant', content: 'C2' }], rejected: [{ role: 'assistant', content: 'R2' }] }),
-      JSON.stringify({
-        input: { messages: [{ role: 'user', content: 'P3' }] },
-        preferred_output: [{ role: 'assistant', content: 'C3' }],
-        non_preferred_output: [{ role: 'assistant', content: 'R3' }],
-      }),
-    ].join('\n'),
-  );
-  const pairs = readPairsForAnnotation(f);
-  assert.deepEqual(
-    pairs.map((p) => [p.format, p.prompt, p.chosen, p.rejected, p.line]),
-    [
-      ['text', 'P1', 'C1', 'R1', 1],
-      ['chat', [{ role: 'user', content: 'P2' }], 'C2', 'R2', 3],
-      ['chat', [{ role: 'user', content: 'P3' }], 'C3', 'R3', 4],
-    ],
-  );
-  writeFileSync(f, '{"prompt": "x", "chosen": "y"}\n');
-  assert.throws(() => readPairsForAnnotation(f), /pairs\.jsonl:1: unknown pair format \(keys: prompt, chosen\)/);
-  writeFileSync(f, '{"prompt": "x", "chosen": "y", "rejected": "z"}\n{oops\n');
-  assert.throws(() => readPairsForAnnotation(f), /pairs\.jsonl:2: invalid JSON/);
-  writeFileSync(f, '{"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}\n');
-  assert.throws(() => readPairsForAnnotation(f), /input\.messages" must be a non-empty array/);
+  const good = JSON.stringify({ prompt: 'x', chosen: 'y', rejected: 'z' });
+  writeFileSync(f, `${good}\n{"prompt": "x", "chosen": "y"}\n`);
+  await assert.rejects(readPairsForAnnotation(f), /pairs\.jsonl:2: missing_field: rejected: missing/);
+  writeFileSync(f, `${good}\n{oops\n${good.replace('"z"', '"y"')}\n`);
+  await assert.rejects(readPairsForAnnotation(f), (e: Error) => {
+    assert.match(e.message, /2 bad rows/);
+    assert.match(e.message, /pairs\.jsonl:2: invalid_json/);
+    assert.match(e.message, /pairs\.jsonl:3: identical_responses: chosen and rejected are identical/);
+    return true;
+  });
+  const skipped = await readPairsForAnnotation(f, { onBadRow: 'skip' });
+  assert.equal(skipped.pairs.length, 1);
+  assert.equal(skipped.summary.bad, 2);
+  assert.deepEqual(skipped.summary.badByReason, { invalid_json: 1, identical_responses: 1 });
+  writeFileSync(f, '{"input": {"messages": []}, "preferred_output": [{"role": "assistant", "content": "a"}], "non_preferred_output": [{"role": "assistant", "content": "b"}]}\n');
+  await assert.rejects(readPairsForAnnotation(f), /pairs\.jsonl:1: missing_field: prompt: empty message list/);
+  writeFileSync(f, '{"question": "x", "answer": "y"}\n');
+  await assert.rejects(readPairsForAnnotation(f), /cannot detect the data format .*pairs\.jsonl:1: keys question, answer/);
+});
+
+test('the orca_dpo_pairs validation sample (OpenAI preference format) imports', { skip: !existsSync(ORCA) && `${ORCA} not present` }, async () => {
+  const { pairs, summary } = await readPairsForAnnotation(ORCA);
+  assert.equal(summary.format, 'openai');
+  assert.equal(summary.bad, 0);
+  assert.equal(pairs.length, summary.rowsRead);
+  assert.ok(pairs.length > 200, `${pairs.length} pairs`);
+  const p = pairs[0]!;
+  assert.equal(p.format, 'chat');
+  assert.deepEqual((p.prompt as { role: string }[]).map((t) => t.role), ['system', 'user']);
+  assert.match(p.chosen, /^Step 1: Identify the names/);
+  assert.equal(p.line, 1);
+  const { dir } = makeProject({}, 0);
+  const db = openDatabase(dbPath(dir));
+  assert.deepEqual(addPairs(db, pairs, ORCA, false), { added: pairs.length, skipped: 0 });
+  db.close();
 });
 
 test('addPairs dedupes and marks gold items', () => {

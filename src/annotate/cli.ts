@@ -1,6 +1,8 @@
 // `dpo annotate ...` subcommands (commander). The lead wires registerAnnotateCommands into the
 // dpo binary; src/annotate/main.ts runs them standalone.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseColumns } from '../data/cli.js';
+import { PREFERENCE_FORMATS, type ColumnMapping, type OnBadRow, type PreferenceFormat } from '../data/types.js';
 import { LABELS, loadProject, type AnnotateConfig } from './config.js';
 import { openDatabase } from './db.js';
 import { buildExport, writeJsonl } from './export.js';
@@ -11,8 +13,8 @@ import { addPairs, countItems, createAnnotator, dbPath, initProject, inviteUrl }
 
 export interface AnnotateCliDeps {
   /**
-   * Builds a candidate generator from a local model path (wired by the lead once src/models
-   * exists). Without it, add-prompts explains that no model loader is available.
+   * Builds a candidate generator from a local model path (src/cli/extra.ts and main.ts pass
+   * loadLocalCandidateGenerator from local-model.ts). Without it, add-prompts says so.
    */
   loadGenerator?: (modelPath: string) => Promise<CandidateGenerator>;
   /** Where messages go (tests capture them). */
@@ -68,30 +70,49 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
 
   ann
     .command('add-pairs')
-    .description('add preference pairs to label (standard prompt/chosen/rejected or OpenAI preference JSONL)')
+    .description('add preference pairs to label (any format the DPO trainer reads: standard, conversational, implicit prompt, OpenAI preference; JSONL/JSON/Parquet, optionally .gz)')
     .argument('<dir>', 'project folder')
-    .argument('<file>', 'JSONL file')
+    .argument('<file>', 'data file (.jsonl, .json, .parquet, optionally .gz)')
     .option('--gold', 'control pairs: the file\'s "chosen" is the known right answer')
     .option('--source <name>', 'source name stored with each item (default: the file name)')
-    .action((dir: string, file: string, o: { gold?: boolean; source?: string }) => {
-      loadProject(dir);
-      const pairs = readPairsForAnnotation(file);
-      const db = openDatabase(dbPath(dir));
-      try {
-        const r = addPairs(db, pairs, o.source ?? file, o.gold === true);
-        const c = countItems(db);
-        print(`added ${r.added} ${o.gold ? 'gold ' : ''}pairs (${r.skipped} already present); project has ${c.regular} items + ${c.gold} gold`);
-      } finally {
-        db.close();
-      }
-    });
+    .addOption(new Option('--format <format>', 'force the format instead of detecting it').choices([...PREFERENCE_FORMATS]))
+    .option('--columns <map>', 'column mapping, e.g. prompt=question,chosen=good,rejected=bad', parseColumns)
+    .option('--prompt-boundary <text>', 'turn boundary ending implicit text prompts (default "\\n\\nAssistant:")')
+    .addOption(new Option('--on-bad-row <policy>', 'error: stop and list the bad rows; skip: leave them out').choices(['error', 'skip']).default('error'))
+    .action(
+      async (
+        dir: string,
+        file: string,
+        o: { gold?: boolean; source?: string; format?: PreferenceFormat; columns?: ColumnMapping; promptBoundary?: string; onBadRow: OnBadRow },
+      ) => {
+        loadProject(dir);
+        const { pairs, summary } = await readPairsForAnnotation(file, {
+          format: o.format,
+          columns: o.columns,
+          onBadRow: o.onBadRow,
+          promptBoundary: o.promptBoundary?.replace(/\\n/g, '\n'),
+        });
+        const db = openDatabase(dbPath(dir));
+        try {
+          const r = addPairs(db, pairs, o.source ?? file, o.gold === true);
+          const c = countItems(db);
+          const bad = summary.bad > 0 ? `; ${summary.bad} bad rows left out (${Object.entries(summary.badByReason).map(([k, n]) => `${k} ${n}`).join(', ')})` : '';
+          print(
+            `added ${r.added} ${o.gold ? 'gold ' : ''}pairs (${summary.format} format, ${r.skipped} already present${bad}); ` +
+              `project has ${c.regular} items + ${c.gold} gold`,
+          );
+        } finally {
+          db.close();
+        }
+      },
+    );
 
   ann
     .command('add-prompts')
     .description('add prompts; two candidate responses each are sampled from a local model')
     .argument('<dir>', 'project folder')
     .argument('<file>', 'JSONL of {"prompt": "..."}')
-    .requiredOption('--model <path>', 'local model to sample candidates from')
+    .requiredOption('--model <path>', 'local model to sample candidates from: a Hugging Face directory or a llama2.c .bin checkpoint')
     .option('--temperature <t>', 'sampling temperature', num('--temperature', 0, 10), DEFAULT_SAMPLING.temperature)
     .option('--top-p <p>', 'nucleus sampling', num('--top-p', 0, 1), DEFAULT_SAMPLING.topP)
     .option('--top-k <k>', 'top-k sampling (0 = off)', num('--top-k', 0, 1e6, true), DEFAULT_SAMPLING.topK)
@@ -99,7 +120,7 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
     .option('--seed <n>', 'sampling seed', num('--seed', 0, 2 ** 31, true), DEFAULT_SAMPLING.seed)
     .action(async (dir: string, file: string, o: { model: string; temperature: number; topP: number; topK: number; maxNewTokens: number; seed: number }) => {
       loadProject(dir);
-      if (!deps.loadGenerator) throw new Error('annotate add-prompts: this build has no local model loader wired in (src/models); use add-pairs, or call addPrompts() with a CandidateGenerator');
+      if (!deps.loadGenerator) throw new Error('annotate add-prompts: no model loader was passed to registerAnnotateCommands (deps.loadGenerator); use the dpo CLI, or call addPrompts() with a CandidateGenerator');
       const prompts = readPromptsFile(file);
       const gen = await deps.loadGenerator(o.model);
       const sampling: SamplingOptions = { temperature: o.temperature, topP: o.topP, topK: o.topK, maxNewTokens: o.maxNewTokens, seed: o.seed };

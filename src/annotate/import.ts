@@ -1,89 +1,68 @@
-// Reads preference pairs to be (re-)labeled by people. Isolated here so the data layer's full
-// reader (src/data) can replace it later. Formats, one JSON object per line:
-//  - standard:   {"prompt": "...", "chosen": "...", "rejected": "..."}
-//  - standard conversational (TRL): prompt = [{role, content}...], chosen/rejected = [{role:"assistant", content}]
-//  - OpenAI preference fine-tuning: {"input": {"messages": [...]}, "preferred_output": [{role, content}],
-//    "non_preferred_output": [{role, content}]}
-import { readFileSync } from 'node:fs';
+// Reads preference pairs to be (re-)labeled by people, through the project's data layer
+// (src/data): every format and file kind the DPO trainer reads — standard prompt/chosen/rejected,
+// conversational (TRL messages), implicit prompt (chosen/rejected sharing a prefix, e.g. HH-RLHF),
+// OpenAI preference fine-tuning; JSONL, JSON, Parquet, optionally gzipped — with the same column
+// mapping and bad-row policy. Bad rows are reported with file:line (BadDataError).
+import type { ChatMessage } from '../io/tokenizer.js';
+import { loadPreferenceData, type LoadSummary } from '../data/load.js';
+import type { ColumnMapping, OnBadRow, PreferenceExample, PreferenceFormat } from '../data/types.js';
 
-export interface ChatTurn {
-  role: string;
-  content: string;
-}
+export type ChatTurn = ChatMessage;
 
 export interface PairForAnnotation {
   format: 'text' | 'chat';
   prompt: string | ChatTurn[];
   chosen: string;
   rejected: string;
-  /** Line number in the source file (1-based), for messages. */
+  /** Line number in the source file (1-based; for JSON arrays and Parquet, row index + 1), for messages. */
   line: number;
 }
 
-function isTurn(x: unknown): x is ChatTurn {
-  return typeof x === 'object' && x !== null && typeof (x as ChatTurn).role === 'string' && typeof (x as ChatTurn).content === 'string';
+export interface ReadPairsOptions {
+  /** Force a format instead of detecting it from the first rows. */
+  format?: PreferenceFormat;
+  /** Rename source columns, e.g. {prompt: 'question', chosen: 'good', rejected: 'bad'}. */
+  columns?: ColumnMapping;
+  /** 'error' (default): throw listing the bad rows; 'skip': drop them (counted in the summary). */
+  onBadRow?: OnBadRow;
+  /** Turn boundary of implicit text prompts (default "\n\nAssistant:"). */
+  promptBoundary?: string;
 }
 
-function turns(x: unknown, where: string, field: string): ChatTurn[] {
-  if (!Array.isArray(x) || x.length === 0 || !x.every(isTurn)) {
-    throw new Error(`${where}: "${field}" must be a non-empty array of {role: string, content: string}`);
-  }
-  return x.map((t) => ({ role: t.role, content: t.content }));
+export interface ReadPairsResult {
+  pairs: PairForAnnotation[];
+  /** What the data layer read: detected format, rows read, bad rows by reason. */
+  summary: LoadSummary;
 }
 
-/** The assistant text of a completion given as a string or as a list of assistant turns. */
-function completion(x: unknown, where: string, field: string): string {
-  if (typeof x === 'string') return x;
-  const ts = turns(x, where, field);
-  if (ts.some((t) => t.role !== 'assistant')) throw new Error(`${where}: "${field}" must contain only assistant turns`);
-  return ts.map((t) => t.content).join('\n\n');
+/**
+ * A response given as messages, as one text for the reviewer. Responses are normally a single
+ * assistant turn; when a response spans several turns (e.g. a tool call and its result), the
+ * non-assistant turns are labeled with their role so the reviewer sees who said what.
+ */
+export function responseText(msgs: readonly ChatMessage[]): string {
+  return msgs.map((m) => (m.role === 'assistant' ? m.content : `[${m.role}] ${m.content}`)).join('\n\n');
 }
 
-export function parsePairLine(obj: unknown, where: string, line: number): PairForAnnotation {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new Error(`${where}: expected a JSON object`);
-  const o = obj as Record<string, unknown>;
-  if ('preferred_output' in o || 'non_preferred_output' in o) {
-    const input = o.input as Record<string, unknown> | undefined;
-    if (typeof input !== 'object' || input === null) throw new Error(`${where}: OpenAI preference format needs "input": {"messages": [...]}`);
-    return {
-      format: 'chat',
-      prompt: turns(input.messages, where, 'input.messages'),
-      chosen: completion(o.preferred_output, where, 'preferred_output'),
-      rejected: completion(o.non_preferred_output, where, 'non_preferred_output'),
-      line,
-    };
-  }
-  if ('prompt' in o && 'chosen' in o && 'rejected' in o) {
-    const chat = Array.isArray(o.prompt);
-    if (!chat && typeof o.prompt !== 'string') throw new Error(`${where}: "prompt" must be a string or an array of messages`);
-    return {
-      format: chat ? 'chat' : 'text',
-      prompt: chat ? turns(o.prompt, where, 'prompt') : (o.prompt as string),
-      chosen: completion(o.chosen, where, 'chosen'),
-      rejected: completion(o.rejected, where, 'rejected'),
-      line,
-    };
-  }
-  throw new Error(
-    `${where}: unknown pair format (keys: ${Object.keys(o).join(', ') || 'none'}); expected prompt/chosen/rejected or input/preferred_output/non_preferred_output`,
-  );
+/** A normalized preference example in the annotation store's shape. */
+export function toAnnotationPair(e: PreferenceExample): PairForAnnotation {
+  const line = e.loc.line ?? (e.loc.row ?? 0) + 1;
+  if (e.kind === 'text') return { format: 'text', prompt: e.prompt, chosen: e.chosen, rejected: e.rejected, line };
+  return {
+    format: 'chat',
+    prompt: e.prompt.map((m) => ({ role: m.role, content: m.content })),
+    chosen: responseText(e.chosen),
+    rejected: responseText(e.rejected),
+    line,
+  };
 }
 
-export function readPairsForAnnotation(file: string): PairForAnnotation[] {
-  const text = readFileSync(file, 'utf8');
-  const out: PairForAnnotation[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const s = lines[i]!.trim();
-    if (s === '') continue;
-    const where = `${file}:${i + 1}`;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(s);
-    } catch (e) {
-      throw new Error(`${where}: invalid JSON: ${(e as Error).message}`);
-    }
-    out.push(parsePairLine(obj, where, i + 1));
-  }
-  return out;
+export async function readPairsForAnnotation(files: string | readonly string[], opts: ReadPairsOptions = {}): Promise<ReadPairsResult> {
+  const data = await loadPreferenceData(files, {
+    format: opts.format,
+    columns: opts.columns,
+    onBadRow: opts.onBadRow ?? 'error',
+    promptBoundary: opts.promptBoundary,
+  });
+  return { pairs: data.examples.map(toAnnotationPair), summary: data.summary };
 }

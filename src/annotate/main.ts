@@ -5,7 +5,9 @@ import { Command } from 'commander';
 import { registerAnnotateCommands } from './cli.js';
 
 const program = new Command('dpo-annotate');
-registerAnnotateCommands(program);
+registerAnnotateCommands(program, {
+  loadGenerator: async (modelPath) => (await import('./local-model.js')).loadLocalCandidateGenerator(modelPath),
+});
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`error: ${(e as Error).message}\n`);
   process.exit(1);

@@ -3,5 +3,9 @@ import type { Command } from 'commander';
 import { registerAnnotateCommands } from '../annotate/cli.js';
 
 export function registerExtraCommands(program: Command): void {
-  registerAnnotateCommands(program);
+  registerAnnotateCommands(program, {
+    // add-prompts samples its two candidates per prompt from a local model (src/models); loaded
+    // on first use so the other annotate commands do not pay for the model stack.
+    loadGenerator: async (modelPath) => (await import('../annotate/local-model.js')).loadLocalCandidateGenerator(modelPath),
+  });
 }
