@@ -480,7 +480,10 @@ DPO_INLINE void act_bwd_impl(int kind, const float* x, const float* dy, float* d
       }
       break;
     default:
-      for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.f ? dy[i] : 0.f;
+      for (int64_t i = 0; i < n; i++) {
+        const float d = dy[i];  // loaded unconditionally so the select vectorizes
+        dx[i] = x[i] > 0.f ? d : 0.f;
+      }
       break;
   }
 }
@@ -636,7 +639,9 @@ DPO_INLINE void adamw_range_impl(float* param, const float* grad, float* m, floa
     m[i] = mi;
     v[i] = vi;
     const float p = param[i];
-    param[i] = p - k.lr * ((mi * k.ibc1) / (std::sqrt(vi * k.ibc2) + k.eps) + k.wd * p);
+    // __builtin_sqrtf, not std::sqrt: the latter is a call defined before the optimize pragma
+    // above, which GCC will not inline here, and a call blocks vectorization.
+    param[i] = p - k.lr * ((mi * k.ibc1) / (__builtin_sqrtf(vi * k.ibc2) + k.eps) + k.wd * p);
   }
 }
 MULTIVERSION(adamw_range, (float* param, const float* grad, float* m, float* v, int64_t i0, int64_t i1, AdamConsts k),

@@ -17,7 +17,7 @@ export function nativeForTests(needed: readonly (keyof Kernels)[] = []): NativeF
   const native = nativeKernels();
   let skip: string | false = false;
   if (!native) {
-    skip = `native addon unavailable: ${(nativeLoadError() ?? "unknown error").split("\n")[0]}`;
+    skip = `native addon unavailable: ${(nativeLoadError() ?? 'unknown error').split('\n')[0]}`;
   } else {
     const missing = needed.filter((k) => nativeMissing.includes(k));
     if (missing.length > 0) skip = `native addon lacks ${missing.join(', ')} (stale build? rebuild the addon)`;
