@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { buildLlamaGguf, ggufGet, GGUF_TOKEN_TYPE, llama3RopeFactors, readGguf, writeGguf, writeLlamaGguf, type GgufTokenizerInput, type GgufValue } from '../src/io/gguf.js';
@@ -152,6 +152,14 @@ test('rope scaling, byte-level BPE tokenizer metadata, low-level value types', (
     assert.throws(() => writeGguf(p, new Map([['bad', { type: 'u8', value: 256 }]]), []), /metadata bad: 256 does not fit u8/);
     assert.throws(() => writeGguf(p, new Map(), [{ name: 'x', shape: [2], data: new Float32Array(3), type: 'F32' }]), /tensor x has shape \[2\] but 3 elements/);
     assert.throws(() => readGguf(join(dir, 'nope.gguf')), /ENOENT/);
+    const bytes = readFileSync(p);
+    const cut = join(dir, 'cut.gguf');
+    writeFileSync(cut, bytes.subarray(0, 100));
+    assert.throws(() => readGguf(cut), /gguf .*cut\.gguf: truncated: need \d+ more bytes/);
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 12)); // 8 bytes of end padding + 4 of data
+    assert.throws(() => readGguf(cut), /tensor x data runs past the end of the file/);
+    writeFileSync(cut, Buffer.concat([Buffer.from('GGML'), bytes.subarray(4)]));
+    assert.throws(() => readGguf(cut), /not a GGUF file \(bad magic\)/);
   } finally {
     cleanup();
   }

@@ -147,7 +147,7 @@ test('version 1 file: header, order, unshared classifier, q/k permutation', () =
   }
 });
 
-test('legacy writer output re-reads as stories260K byte for byte', { skip: noStories }, () => {
+test('legacy writer reproduces stories260K: weights byte for byte, RoPE tables to float32 rounding', { skip: noStories }, () => {
   const { dir, cleanup } = tempDir('l2c-legacy');
   try {
     const { config, weights } = readLlama2cCheckpoint(STORIES);
@@ -163,7 +163,7 @@ test('legacy writer output re-reads as stories260K byte for byte', { skip: noSto
     const fb = new Float32Array(b.buffer.slice(b.byteOffset + freqStart, b.byteOffset + b.length));
     let maxDiff = 0;
     for (let i = 0; i < fa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(fa[i]! - fb[i]!));
-    assert.ok(maxDiff < 1e-3, `RoPE table max diff ${maxDiff}`);
+    assert.ok(maxDiff < 1e-5, `RoPE table max diff ${maxDiff}`); // llama2.c computed them in float32
   } finally {
     cleanup();
   }
