@@ -190,19 +190,26 @@ using MicroKernel = void (*)(int64_t kc, const float* Ap, const float* Bp, float
 
 constexpr int kPortMR = 4, kPortNR = 16;
 
+// One accumulator row per A row, columns innermost: the shape compilers turn into plain vector
+// multiply-adds (SSE2 by default on x86-64, NEON on arm64) without shuffles.
 void MicroPortable(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha,
                    float beta) {
-  float acc[kPortMR][kPortNR] = {};
+  float c0[kPortNR] = {}, c1[kPortNR] = {}, c2[kPortNR] = {}, c3[kPortNR] = {};
   for (int64_t k = 0; k < kc; k++) {
-    const float* a = Ap + k * kPortMR;
     const float* b = Bp + k * kPortNR;
-    for (int i = 0; i < kPortMR; i++) {
-      const float ai = a[i];
-      for (int j = 0; j < kPortNR; j++) acc[i][j] += ai * b[j];
+    const float a0 = Ap[0], a1 = Ap[1], a2 = Ap[2], a3 = Ap[3];
+    for (int j = 0; j < kPortNR; j++) {
+      c0[j] += a0 * b[j];
+      c1[j] += a1 * b[j];
+      c2[j] += a2 * b[j];
+      c3[j] += a3 * b[j];
     }
+    Ap += kPortMR;
   }
+  float* rows[kPortMR] = {C, C + ldc, C + 2 * ldc, C + 3 * ldc};
+  const float* acc[kPortMR] = {c0, c1, c2, c3};
   for (int i = 0; i < kPortMR; i++) {
-    float* c = C + i * ldc;
+    float* c = rows[i];
     if (beta == 0.0f) {
       for (int j = 0; j < kPortNR; j++) c[j] = alpha * acc[i][j];
     } else {
