@@ -14,11 +14,13 @@
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // Very thin products (M or N below a few rows) skip packing and use a direct loop.
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -341,25 +343,29 @@ const KernelDesc* BestKernel() {
   return &kPortable;
 }
 
-// The active kernel. Set once at load (env var honored) and by gemmSetKernel.
-const KernelDesc* g_kernel = nullptr;
+// The active kernel: chosen on first use (DPO_GEMM_KERNEL honored), switched by gemmSetKernel.
+// Atomic because Node worker threads may call gemm concurrently.
+std::atomic<const KernelDesc*> g_kernel{nullptr};
 std::string g_kernel_error;  // a bad DPO_GEMM_KERNEL value: reported by every gemm call
+std::once_flag g_kernel_once;
 
-void InitKernel() {
-  if (g_kernel || !g_kernel_error.empty()) return;
-  const char* env = std::getenv("DPO_GEMM_KERNEL");
-  if (!env || !*env) {
-    g_kernel = BestKernel();
-    return;
-  }
-  const std::string name(env);
-  if (!ByName(name)) {
-    g_kernel_error = "gemm: DPO_GEMM_KERNEL='" + name + "' is not one of avx512, avx2, portable";
-  } else if (!Supported(name)) {
-    g_kernel_error = "gemm: DPO_GEMM_KERNEL='" + name + "' is not supported by this CPU";
-  } else {
-    g_kernel = ByName(name);
-  }
+const KernelDesc* ActiveKernel() {
+  std::call_once(g_kernel_once, [] {
+    const char* env = std::getenv("DPO_GEMM_KERNEL");
+    if (!env || !*env) {
+      g_kernel = BestKernel();
+      return;
+    }
+    const std::string name(env);
+    if (!ByName(name)) {
+      g_kernel_error = "gemm: DPO_GEMM_KERNEL='" + name + "' is not one of avx512, avx2, portable";
+    } else if (!Supported(name)) {
+      g_kernel_error = "gemm: DPO_GEMM_KERNEL='" + name + "' is not supported by this CPU";
+    } else {
+      g_kernel = ByName(name);
+    }
+  });
+  return g_kernel.load();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,8 +687,8 @@ Napi::Value GemmJs(const Napi::CallbackInfo& info) {
   P.B = b;
   P.C = c;
 
-  InitKernel();
-  if (ThrowIf(env, g_kernel == nullptr, g_kernel_error, false)) return env.Undefined();
+  const KernelDesc* kd = ActiveKernel();
+  if (ThrowIf(env, kd == nullptr, g_kernel_error, false)) return env.Undefined();
   if (P.batch == 0 || P.M == 0 || P.N == 0) return env.Undefined();
 
   const std::string dims = "M=" + std::to_string(P.M) + " N=" + std::to_string(P.N) +
@@ -699,14 +705,14 @@ Napi::Value GemmJs(const Napi::CallbackInfo& info) {
                   " with batch=" + std::to_string(P.batch) + ": outputs of batch items would overlap"))
     return env.Undefined();
 
-  Gemm(P, *g_kernel);
+  Gemm(P, *kd);
   return env.Undefined();
 }
 
 // gemmKernel() → the active micro-kernel name.
 Napi::Value GemmKernelJs(const Napi::CallbackInfo& info) {
-  InitKernel();
-  return Napi::String::New(info.Env(), g_kernel ? g_kernel->name : "none");
+  const KernelDesc* kd = ActiveKernel();
+  return Napi::String::New(info.Env(), kd ? kd->name : "none");
 }
 
 // gemmSetKernel(name): switch the micro-kernel (tests exercise every path in one process).
@@ -720,8 +726,8 @@ Napi::Value GemmSetKernelJs(const Napi::CallbackInfo& info) {
   }
   if (ThrowIf(env, !Supported(name), "gemmSetKernel: kernel '" + name + "' is not supported by this CPU"))
     return env.Undefined();
+  ActiveKernel();  // settle the start-up choice first so it cannot override this one
   g_kernel = ByName(name);
-  g_kernel_error.clear();
   return env.Undefined();
 }
 
