@@ -205,7 +205,7 @@ test('CLI: init, add-pairs, create-annotator, export through registerAnnotateCom
   assert.match(out.at(-1)!, /added 1 pairs/);
   await run('create-annotator', dir, 'Ann', '--base-url', 'http://10.0.0.5:9000');
   assert.match(out.at(-1)!, /http:\/\/10\.0\.0\.5:9000\/login#invite=[A-Za-z0-9_-]{22}$/);
-  await assert.rejects(run('add-prompts', dir, pairs, '--model', 'x'), /no local model loader wired in/);
+  await assert.rejects(run('add-prompts', dir, pairs, '--model', 'x'), /no model loader was passed to registerAnnotateCommands/);
   await assert.rejects(run('init', dir, '--overlap', '0'), /--overlap must be an integer in \[1, 50\]/);
   const db = openDatabase(dbPath(dir));
   castVote(db, cfg, 1, 1, 'b', 4000, false, { helpful: { A: 2, B: 4 }, harmless: { A: 5, B: 5 } });

@@ -70,7 +70,7 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
 
   ann
     .command('add-pairs')
-    .description('add preference pairs to label (any format the DPO trainer reads: standard, conversational, implicit prompt, OpenAI preference; JSONL/JSON/Parquet, optionally .gz)')
+    .description('add preference pairs to label (any preference format and file `dpo train` reads)')
     .argument('<dir>', 'project folder')
     .argument('<file>', 'data file (.jsonl, .json, .parquet, optionally .gz)')
     .option('--gold', 'control pairs: the file\'s "chosen" is the known right answer')
