@@ -192,16 +192,22 @@ DPO_INLINE double DotF64(const float* a, const float* b, int64_t n) {
   return LaneSum(acc) + tail;
 }
 
-// max over x[0, n); −inf for n = 0. NaN entries are skipped (they surface later through exp).
+// max over x[0, n); −inf for n = 0. Compares the floats as integers: flipping the low 31 bits
+// of negative values makes signed-integer order equal float order, and an integer max reduction
+// vectorizes (a float one would not without -ffast-math). A +NaN entry wins, like Math.max.
+DPO_INLINE int32_t OrderedBits(int32_t b) { return b ^ ((b >> 31) & 0x7FFFFFFF); }
+
 DPO_INLINE float MaxF(const float* x, int64_t n) {
-  float acc[L];
-  for (int l = 0; l < L; l++) acc[l] = -kInf;
-  int64_t j = 0;
-  for (; j + L <= n; j += L)
-    for (int l = 0; l < L; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
-  float m = -kInf;
-  for (int l = 0; l < L; l++) m = acc[l] > m ? acc[l] : m;
-  for (; j < n; j++) m = x[j] > m ? x[j] : m;
+  int32_t acc = OrderedBits(static_cast<int32_t>(0xFF800000u));  // −inf
+  for (int64_t j = 0; j < n; j++) {
+    int32_t b;
+    std::memcpy(&b, x + j, sizeof b);
+    b = OrderedBits(b);
+    acc = b > acc ? b : acc;
+  }
+  acc = OrderedBits(acc);  // the mapping is its own inverse
+  float m;
+  std::memcpy(&m, &acc, sizeof m);
   return m;
 }
 
@@ -554,10 +560,12 @@ DPO_INLINE void lsg_fwd_impl(const float* logits, const int32_t* targets, float*
     float m = -kInf;
     double acc[L] = {};
     double tail = 0;
+    bool nan = false;  // a NaN logit makes lse NaN (a block skipped below must not hide it)
     for (int64_t b0 = 0; b0 < vocab; b0 += kLseBlock) {
       const int64_t len = vocab - b0 < kLseBlock ? vocab - b0 : kLseBlock;
       const float* xb = xr + b0;
       const float bm = MaxF(xb, len);
+      nan = nan || bm != bm;
       if (bm > m) {
         if (m != -kInf) {
           const double sc = std::exp(static_cast<double>(m) - static_cast<double>(bm));
@@ -572,7 +580,8 @@ DPO_INLINE void lsg_fwd_impl(const float* logits, const int32_t* targets, float*
         for (int l = 0; l < L; l++) acc[l] += static_cast<double>(FastExp(xb[j + l] - m));
       for (; j < len; j++) tail += static_cast<double>(FastExp(xb[j] - m));
     }
-    const double l = m == -kInf ? -std::numeric_limits<double>::infinity()
+    const double l = nan ? std::numeric_limits<double>::quiet_NaN()
+                   : m == -kInf ? -std::numeric_limits<double>::infinity()
                                 : static_cast<double>(m) + std::log(LaneSum(acc) + tail);
     lse[r] = static_cast<float>(l);
     const int32_t t = targets[r];

@@ -526,6 +526,17 @@ describe('native kernels vs reference (float32)', () => {
     for (const rows of ROWS) for (const vocab of DIMS) check(rows, vocab, 3);
     check(5, 50257, 8); // GPT-2's vocabulary: several online-rescaling blocks per row
     check(4, 50257, 30); // spread logits: the running max changes often
+    // A NaN logit poisons its row in both backends, even after a leading all −Infinity block.
+    const V = 5000, x = new Float32Array(2 * V).fill(-Infinity);
+    x[10] = NaN; x[4000] = 1; x[V + 3] = 2;
+    const t = new Int32Array([4000, 3]);
+    for (const kk of [ref, k]) {
+      const lp = new Float32Array(2), lse = new Float32Array(2);
+      kk.logSoftmaxGather(x, t, lp, lse, 2, V);
+      assert.ok(Number.isNaN(lse[0]) && Number.isNaN(lp[0]), `${kk.name}: NaN row gives NaN`);
+      assert.equal(lse[1], 2, `${kk.name}: single finite logit`);
+      assert.equal(lp[1], 0, `${kk.name}: its log-probability is 0`);
+    }
   });
 
   nativeTest('embedding forward/backward with repeated ids', (k) => {
