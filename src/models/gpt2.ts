@@ -154,13 +154,19 @@ export class Gpt2Model implements CausalLM {
       if (pos[i]! >= this.config.maxPositions) throw new RangeError(`Gpt2Model: position ${pos[i]} beyond n_positions ${this.config.maxPositions}`);
     }
     let x = T.add(T.embedding(this.wte, ids, [B * Tn]), T.embedding(this.wpe, pos, [B * Tn]));
-    for (let l = 0; l < this.layers.length; l++) x = this.block(l, x, B, Tn, kvStart, cache);
+    for (let l = 0; l < this.layers.length; l++) {
+      const prev = x;
+      x = T.tidy(() => this.block(l, prev, B, Tn, kvStart, cache));
+      if (!T.isGradEnabled()) prev.dispose();
+    }
     if (cache) cache.length += Tn;
-    return T.layernorm(x, this.lnfw, this.lnfb, this.config.normEps);
+    const out = T.layernorm(x, this.lnfw, this.lnfb, this.config.normEps);
+    if (!T.isGradEnabled()) x.dispose();
+    return out;
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {
-    return T.lmHeadLogprobs(this.hidden(block), this.wte, targets, { meanLogits: opts.meanLogits });
+    return T.tidy(() => T.lmHeadLogprobs(this.hidden(block), this.wte, targets, { meanLogits: opts.meanLogits }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

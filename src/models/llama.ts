@@ -155,13 +155,19 @@ export class LlamaModel implements CausalLM {
     const pos = blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
     this.ensureRope(pos);
     let x = T.embedding(this.embed, ids, [B * Tn]);
-    for (let l = 0; l < this.layers.length; l++) x = this.block(l, x, B, Tn, pos, kvStart, cache);
+    for (let l = 0; l < this.layers.length; l++) {
+      const prev = x;
+      x = T.tidy(() => this.block(l, prev, B, Tn, pos, kvStart, cache));
+      if (!T.isGradEnabled()) prev.dispose();
+    }
     if (cache) cache.length += Tn;
-    return T.rmsnorm(x, this.norm, this.config.normEps);
+    const out = T.rmsnorm(x, this.norm, this.config.normEps);
+    if (!T.isGradEnabled()) x.dispose();
+    return out;
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {
-    return T.lmHeadLogprobs(this.hidden(block), this.lmHead, targets, { meanLogits: opts.meanLogits });
+    return T.tidy(() => T.lmHeadLogprobs(this.hidden(block), this.lmHead, targets, { meanLogits: opts.meanLogits }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

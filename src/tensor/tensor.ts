@@ -58,6 +58,31 @@ export interface Node {
 
 let nextId = 1;
 
+// Tensors created inside tidy() scopes (inference only), innermost last.
+const scopes: Tensor[][] = [];
+
+/**
+ * Runs fn and, when grad is disabled (inference), releases every tensor fn created except the
+ * result (and the buffer it views): intermediate activations go back to the pool at once instead
+ * of waiting for the garbage collector. With grad enabled the tape owns lifetimes: fn just runs.
+ */
+export function tidy<R extends Tensor>(fn: () => R): R {
+  if (gradEnabled) return fn();
+  const scope: Tensor[] = [];
+  scopes.push(scope);
+  let out: R;
+  try {
+    out = fn();
+  } finally {
+    scopes.pop();
+  }
+  const keep = new Set<Tensor>([out, ...(out.base ? [out.base] : [])]);
+  for (const t of scope) if (!keep.has(t) && !t.isView) t.dispose();
+  const outer = scopes[scopes.length - 1];
+  if (outer) for (const t of keep) outer.push(t);
+  return out;
+}
+
 export class Tensor {
   readonly id = nextId++;
   data: Buf;
@@ -96,6 +121,7 @@ export class Tensor {
     this.name = opts.name;
     this.base = opts.base ? (opts.base.base ?? opts.base) : null;
     this.isView = this.base !== null;
+    if (scopes.length > 0) scopes[scopes.length - 1]!.push(this);
   }
 
   /** Number of elements (from the shape: still valid after the tape released the data). */
@@ -325,6 +351,11 @@ export function backward(root: Tensor, gradRoot?: Buf): void {
         }
       }
       t.node = null;
+      // Every consumer of t ran before its producer: its value is no longer needed by the tape.
+      if (t !== root && !t.retained && !t.isView && t !== root.base) {
+        release(t.data);
+        t.data = EMPTY;
+      }
     }
   } finally {
     for (const g of pendingGrads.values()) release(g);

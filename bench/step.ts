@@ -1,0 +1,117 @@
+// One training step of a GPT-2-small or SmolLM2-135M shaped model, timed, mirroring the PyTorch
+// reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
+//
+//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--json out.json]
+//
+// MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
+//             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
+// MODE train: forward+backward+AdamW of next-token NLL on 2·pairs sequences (the compute-core target)
+// CONFIG: tiny | small | llama135. Prints JSON with tokens/s and peak RSS (run one config per process).
+import { writeFileSync } from 'node:fs';
+import * as T from '../src/tensor/index.js';
+import { kernels, nativeKernels } from '../src/tensor/backend.js';
+import { parseModelConfig, type ModelConfig } from '../src/io/config.js';
+import { randomModel } from '../src/models/index.js';
+import { referenceLogps } from '../src/train/dpo.js';
+import { computePreferenceLoss } from '../src/losses/index.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { Rng } from '../src/tensor/random.js';
+
+const CONFIGS: Record<string, Record<string, unknown>> = {
+  tiny: { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 512, n_embd: 64, n_layer: 4, n_head: 4, n_positions: 256, activation_function: 'gelu_new' },
+  small: { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12, n_positions: 512, activation_function: 'gelu_new' },
+  llama135: {
+    architectures: ['LlamaForCausalLM'], vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
+    num_attention_heads: 9, num_key_value_heads: 3, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
+  },
+};
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : def;
+}
+
+const [mode, configName, threadsArg] = process.argv.slice(2);
+if (!mode || !['dpo', 'train'].includes(mode) || !configName || !(configName in CONFIGS) || !threadsArg) {
+  console.error('usage: node dist/bench/step.js dpo|train tiny|small|llama135 THREADS [--steps N] [--warmup N] [--pairs N] [--precompute] [--json FILE]');
+  process.exit(2);
+}
+if (!nativeKernels()) console.error('WARNING: native kernels unavailable; this measures the TypeScript reference backend');
+kernels().setNumThreads(Number(threadsArg));
+const steps = Number(arg('steps', '3')), warmup = Number(arg('warmup', '1')), pairs = Number(arg('pairs', '2'));
+const precompute = process.argv.includes('--precompute');
+const cfg: ModelConfig = parseModelConfig(CONFIGS[configName]!, configName);
+const S = cfg.maxPositions;
+const policy = randomModel(cfg, 0);
+const reference = mode === 'dpo' && !precompute ? randomModel(cfg, 0) : null;
+if (reference) for (const p of reference.parameters().values()) p.requiresGrad = false;
+const params = policy.trainableParameters();
+const opt = new AdamW(params, { weightDecay: 0 });
+
+// Batch as make_batch: a shared random prompt of S/4 tokens, random responses; loss on responses.
+const rng = new Rng(1);
+const rows = 2 * pairs, P = S / 4;
+const ids = new Int32Array(rows * S);
+for (let p = 0; p < pairs; p++) {
+  for (let t = 0; t < S; t++) {
+    const prompt = t < P;
+    const shared = prompt ? rng.int(cfg.vocabSize) : 0;
+    ids[p * S + t] = prompt ? shared : rng.int(cfg.vocabSize);
+    ids[(pairs + p) * S + t] = prompt ? shared : rng.int(cfg.vocabSize);
+  }
+}
+const targets = new Int32Array(rows * S).fill(-1);
+for (let r = 0; r < rows; r++) for (let t = 0; t + 1 < S; t++) if (mode === 'train' || t + 1 >= P) targets[r * S + t] = ids[r * S + t + 1]!;
+const batch = { pairs, seqLen: S, inputIds: ids, targets, lengths: new Int32Array(rows).fill(S), responseTokens: new Int32Array(rows).fill(S - P), indices: [] };
+const preRef = precompute ? referenceLogps(policy, batch) : null;
+
+function step(): number {
+  const lp = policy.tokenLogprobs({ ids, batch: rows, seq: S }, targets);
+  if (mode === 'train') {
+    const loss = T.scale(T.sumAll(lp), -1 / (rows * (S - 1)));
+    const v = loss.data[0]!;
+    T.backward(loss);
+    opt.update(1e-5);
+    T.zeroGrad(params);
+    return v;
+  }
+  const ref = preRef ?? referenceLogps(reference!, batch);
+  const seq = T.sum(T.reshape(lp, [rows, S]), 1);
+  const pol = Float64Array.from(seq.data);
+  const res = computePreferenceLoss('sigmoid', {
+    policyChosen: pol.slice(0, pairs), policyRejected: pol.slice(pairs), refChosen: ref.slice(0, pairs), refRejected: ref.slice(pairs),
+  }, { beta: 0.1 });
+  const g = new Float32Array(rows);
+  for (let i = 0; i < pairs; i++) {
+    g[i] = res.gradPolicyChosen[i]!;
+    g[pairs + i] = res.gradPolicyRejected[i]!;
+  }
+  T.backward(seq, g);
+  opt.update(1e-5);
+  T.zeroGrad(params);
+  return res.loss;
+}
+
+const times: number[] = [];
+for (let i = 0; i < warmup + steps; i++) {
+  const t0 = performance.now();
+  const loss = step();
+  const dt = (performance.now() - t0) / 1000;
+  console.error(`  step ${i} ${dt.toFixed(3)}s loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
+  if (i >= warmup) times.push(dt);
+}
+times.sort((a, b) => a - b);
+const med = times[Math.floor(times.length / 2)]!;
+let N = 0;
+for (const [name, p] of policy.parameters()) if (!/wpe/.test(name)) N += p.size;
+const res = {
+  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute,
+  step_s_median: med, step_s_min: times[0], step_s_all: times,
+  policy_tok_per_s: (rows * S) / med,
+  peak_rss_MiB: process.resourceUsage().maxRSS / 1024,
+  peak_tensor_MiB: T.memoryStats().peakBytes / 2 ** 20,
+  params: N,
+};
+console.log(JSON.stringify(res));
+const jsonPath = arg('json', '');
+if (jsonPath) writeFileSync(jsonPath, JSON.stringify(res, null, 1));
