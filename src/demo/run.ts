@@ -46,23 +46,23 @@ export interface DemoSettings {
 
 export const DEFAULT_SETTINGS: DemoSettings = {
   shape: { vocabSize: 2048, hiddenSize: 128, numLayers: 4, numHeads: 4, intermediateSize: 384, contextLength: 128 },
-  pretrain: { ...DEFAULT_PRETRAIN, steps: 300 },
-  trainPrompts: 384,
-  pairPrompts: 64,
-  evalPrompts: 96,
-  samplesPerPrompt: 4,
-  evalSamples: 4,
+  pretrain: { ...DEFAULT_PRETRAIN, steps: 800, learningRate: 3e-3, warmupSteps: 40, evalSteps: 100 },
+  trainPrompts: 800,
+  pairPrompts: 96,
+  evalPrompts: 128,
+  samplesPerPrompt: 6,
+  evalSamples: 6,
   maxNewTokens: 24,
-  dpo: { learningRate: 3e-4, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
+  dpo: { learningRate: 5e-4, epochs: 3, batchSize: 16, warmupRatio: 0.1 },
 };
 
 export const QUICK_SETTINGS: DemoSettings = {
   ...DEFAULT_SETTINGS,
-  pretrain: { ...DEFAULT_PRETRAIN, steps: 100 },
-  trainPrompts: 160,
-  pairPrompts: 32,
-  evalPrompts: 48,
-  dpo: { learningRate: 5e-4, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
+  pretrain: { ...DEFAULT_PRETRAIN, steps: 250, learningRate: 3e-3, warmupSteps: 20, evalSteps: 50 },
+  trainPrompts: 320,
+  pairPrompts: 48,
+  evalPrompts: 64,
+  evalSamples: 4,
 };
 
 export interface DemoOptions {
