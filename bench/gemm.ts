@@ -1,11 +1,13 @@
 // GEMM throughput: the native kernel against numpy (OpenBLAS) on the same machine, same run.
 //
-//   node dist/bench/gemm.js [--rounds 3] [--reps 5] [--threads 1,2]
+//   node dist/bench/gemm.js [--rounds 4] [--reps 8] [--threads 1,2]
 //
 // Shapes: 1024³ and the three GEMMs of a transformer linear layer (GPT-2 small MLP, 1024
 // tokens): Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY. Each round measures ours then numpy for every
 // thread count (best of --reps calls each); the table shows the best figure over rounds and the
-// spread (min–max) of the per-round ratio, because other processes share the CPU.
+// spread (min–max) of the per-round ratio, because other processes share the CPU. At 1 thread
+// it also shows the ratio of CPU-time throughputs (process CPU time instead of wall time on both
+// sides), which time-slicing by other processes barely affects.
 // numpy runs in a child python3 (tried: python3 on PATH, /usr/bin/python3) with
 // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (they can force a slower core) and
 // OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set to the thread count.
@@ -28,8 +30,8 @@ function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
 }
-const rounds = Number(arg('rounds', '3'));
-const reps = Number(arg('reps', '5'));
+const rounds = Number(arg('rounds', '4'));
+const reps = Number(arg('reps', '8'));
 const threadCounts = arg('threads', '1,2').split(',').map(Number);
 
 const k = nativeKernels();
@@ -53,20 +55,29 @@ const data = SHAPES.map((s, i) => ({
   A: rand(s.M * s.K, 1 + i), B: rand(s.K * s.N, 100 + i), C: new Float32Array(s.M * s.N),
 }));
 
-function ours(threads: number): number[] {
+type Speed = { wall: number[]; cpu: number[] };
+
+function ours(threads: number): Speed {
   k!.setNumThreads(threads);
-  return SHAPES.map((s, i) => {
+  const wall: number[] = [], cpu: number[] = [];
+  SHAPES.forEach((s, i) => {
     const { A, B, C } = data[i]!;
     const call = () => k!.gemm(s.ta, s.tb, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0);
     call();  // warm-up: pack buffers, page faults, wakes the pool
-    let best = Infinity;
+    let best = Infinity, bestCpu = Infinity;
     for (let r = 0; r < reps; r++) {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       call();
       best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+      const c = process.cpuUsage(c0);
+      bestCpu = Math.min(bestCpu, (c.user + c.system) / 1e6);
     }
-    return (2 * s.M * s.N * s.K) / best / 1e9;
+    const flop = 2 * s.M * s.N * s.K;
+    wall.push(flop / best / 1e9);
+    cpu.push(flop / Math.max(bestCpu, 1e-6) / 1e9);
   });
+  return { wall, cpu };
 }
 
 const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'gemm_numpy.py');
@@ -81,7 +92,7 @@ function findPython(): string | null {
 const python = existsSync(script) ? findPython() : null;
 let blas = '';
 
-function numpy(threads: number): number[] | null {
+function numpy(threads: number): Speed | null {
   if (!python) return null;
   const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
@@ -92,9 +103,9 @@ function numpy(threads: number): number[] | null {
     console.error(`numpy run failed: ${r.stderr}`);
     return null;
   }
-  const out = JSON.parse(r.stdout) as { blas: string; numpy: string; gflops: number[] };
+  const out = JSON.parse(r.stdout) as { blas: string; numpy: string; gflops: number[]; cpu_gflops: number[] };
   blas = `numpy ${out.numpy}, ${out.blas}`;
-  return out.gflops;
+  return { wall: out.gflops, cpu: out.cpu_gflops };
 }
 
 console.log(
@@ -103,21 +114,27 @@ console.log(
 );
 if (!python) console.log('numpy: not available (tried python3, /usr/bin/python3; `apt-get install python3-numpy`)');
 
-// results[threads][shape] = list of {ours, numpy} per round
-const results = new Map<number, { ours: number; np: number | null }[][]>();
+type Sample = { ours: number; np: number | null; oursCpu: number; npCpu: number | null };
+// results[threads][shape] = one sample per round
+const results = new Map<number, Sample[][]>();
 for (const t of threadCounts) results.set(t, SHAPES.map(() => []));
 for (let round = 0; round < rounds; round++) {
   for (const t of threadCounts) {
     const o = ours(t);
     const n = numpy(t);
-    SHAPES.forEach((_, i) => results.get(t)![i]!.push({ ours: o[i]!, np: n ? n[i]! : null }));
+    SHAPES.forEach((_, i) =>
+      results.get(t)![i]!.push({ ours: o.wall[i]!, np: n ? n.wall[i]! : null, oursCpu: o.cpu[i]!, npCpu: n ? n.cpu[i]! : null }),
+    );
   }
 }
 if (blas) console.log(`reference: ${blas} (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)`);
 
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);
-console.log(`${pad('shape', 28)}${lpad('threads', 8)}${lpad('ours GF/s', 11)}${lpad('numpy GF/s', 12)}${lpad('ratio', 8)}  ratio spread`);
+console.log(
+  `${pad('shape', 28)}${lpad('threads', 8)}${lpad('ours GF/s', 11)}${lpad('numpy GF/s', 12)}${lpad('ratio', 8)}` +
+    `${lpad('ratio spread', 14)}${lpad('cpu-time ratio', 16)}`,
+);
 for (const t of threadCounts) {
   SHAPES.forEach((s, i) => {
     const rs = results.get(t)![i]!;
@@ -127,9 +144,14 @@ for (const t of threadCounts) {
     const ratios = rs.filter((r) => r.np !== null).map((r) => r.ours / r.np!);
     const ratio = bestNp ? (bestOurs / bestNp).toFixed(2) : '-';
     const spread = ratios.length ? `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}` : '-';
+    // CPU-time throughput only compares like with like when each side runs on one thread.
+    const npCpu = rs.map((r) => r.npCpu).filter((x): x is number => x !== null);
+    const cpuRatio = t === 1 && npCpu.length
+      ? (Math.max(...rs.map((r) => r.oursCpu)) / Math.max(...npCpu)).toFixed(2)
+      : '-';
     console.log(
       `${pad(s.name, 28)}${lpad(String(t), 8)}${lpad(bestOurs.toFixed(1), 11)}` +
-        `${lpad(bestNp ? bestNp.toFixed(1) : '-', 12)}${lpad(ratio, 8)}  ${spread}`,
+        `${lpad(bestNp ? bestNp.toFixed(1) : '-', 12)}${lpad(ratio, 8)}${lpad(spread, 14)}${lpad(cpuRatio, 16)}`,
     );
   });
 }

@@ -373,7 +373,7 @@ const KernelDesc* ActiveKernel() {
 
 constexpr int64_t kKcMax = 256;   // KC×MR of A (12 KiB for MR=12) sits in L1 next to B lines
 constexpr int64_t kSlabN = 512;   // KC×TN slab of packed B: ≤ 512 KiB, stays in L2 with A and C
-constexpr int64_t kRowBlock = 96; // rows of A packed per task (~8 micro-panels, ≤ 144 KiB)
+constexpr int64_t kRowBlock = 48;  // rows of A per task: 4 micro-panels (48 KiB); many tasks balance threads
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand and kept for the thread's life.
 struct PackBuffers {
