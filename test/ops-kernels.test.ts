@@ -2,6 +2,8 @@
 // parity on awkward shapes, bit-identical native results for 1 and 2 threads, and error messages.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { referenceKernels } from '../src/tensor/backend.js';
 import { Act, type ActKind, type Buf, type Kernels } from '../src/tensor/kernels.js';
 import { Rng, randnF32, randnF64, randInt32 } from './helpers/rng.js';
@@ -591,6 +593,29 @@ describe('native kernels vs reference (float32)', () => {
       assertClose(yN, yR, parity(yR, `axpy n=${n}`));
     }
   });
+});
+
+// The addon picks AVX-512, AVX2 or baseline code at load time; on an AVX-512 machine only the
+// first would be tested. DPO_NATIVE_ISA caps the choice, so rerun the parity tests above in a
+// child process for each fallback.
+describe('native fallback code paths (DPO_NATIVE_ISA) vs reference', () => {
+  const child = Boolean(process.env.DPO_OPS_TEST_CHILD);
+  for (const isa of ['avx2', 'generic']) {
+    test(`DPO_NATIVE_ISA=${isa}`, { skip: child ? 'already in a child process' : nativeSkip }, () => {
+      const env: NodeJS.ProcessEnv = { ...process.env, DPO_NATIVE_ISA: isa, DPO_OPS_TEST_CHILD: '1' };
+      delete env.NODE_TEST_CONTEXT; // else the child talks the runner's internal protocol, not TAP
+      const r = spawnSync(
+        process.execPath,
+        ['--test', '--test-reporter=tap', '--test-name-pattern=native kernels vs reference', fileURLToPath(import.meta.url)],
+        { env, encoding: 'utf8', timeout: 120_000 },
+      );
+      const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail)/.test(l)).join(', ');
+      assert.equal(r.status, 0, `parity tests failed with DPO_NATIVE_ISA=${isa}:\n${r.stdout}\n${r.stderr}`);
+      assert.match(summary, /# fail 0/, summary);
+      const passed = Number(/# pass (\d+)/.exec(summary)?.[1] ?? 0);
+      assert.ok(passed >= 10, `expected the parity tests to run in the child, got: ${summary}`);
+    });
+  }
 });
 
 // =============================================================================================
