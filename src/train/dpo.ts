@@ -320,6 +320,12 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits });
     const seq = T.sum(T.reshape(lp, [rows, T_]), 1);
     const pol = Float64Array.from(seq.data);
+    let tokens = 0;
+    for (let r = 0; r < rows; r++) tokens += batch.lengths[r]!;
+    if (!pol.every(Number.isFinite)) {
+      // Diverged weights: report a non-finite loss (the loop stops cleanly) instead of back-propagating.
+      return { sums: { loss: NaN }, count: P, tokens };
+    }
     let refC: Float64Array | undefined, refR: Float64Array | undefined;
     if (!referenceFree) {
       if (ref) {
@@ -376,8 +382,6 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       'logits/rejected': nr ? (lr / nr) * P : 0,
     };
     if (res.nll !== undefined) sums.nll_loss = res.nll * P;
-    let tokens = 0;
-    for (let r = 0; r < rows; r++) tokens += batch.lengths[r]!;
     return { sums, count: P, tokens };
   };
 
