@@ -1,6 +1,7 @@
-// Causal attention forward + backward: native (AVX-512 and portable paths) against the TypeScript
-// reference, in the same run (the machine is shared, so ratios matter more than absolute times).
+// Causal attention forward + backward: native against the TypeScript reference, in the same run
+// (the machine is shared, so ratios matter more than absolute times).
 //   npx tsc -p . && node dist/bench/attention.js [--no-reference] [--threads N]
+// DPO_NATIVE_ISA=generic times the portable native path instead of AVX-512.
 // Shapes: B=4 T=512 H=12 D=64 (the reference case), then longer sequences and GQA, native only.
 import { nativeKernels, nativeLoadError, nativeMissing, referenceKernels } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
@@ -78,17 +79,12 @@ const cases: Case[] = [
 for (const c of cases) {
   const name = `B=${c.B} T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D}`;
   const avx = run(nat, c, 5);
-  process.env.DPO_ATTENTION_ISA = 'portable';
-  const portable = run(nat, c, 3);
-  delete process.env.DPO_ATTENTION_ISA;
   const line = (label: string, r: { fwd: number; bwd: number; cpu: number }) =>
     `  ${label.padEnd(18)} fwd ${r.fwd.toFixed(1).padStart(9)} ms (${gflops(c, r.fwd, 2)} GFLOP/s)` +
     `  bwd ${r.bwd.toFixed(1).padStart(9)} ms (${gflops(c, r.bwd, 5)} GFLOP/s)` +
     `  fwd+bwd ${(r.fwd + r.bwd).toFixed(1).padStart(9)} ms (CPU ${r.cpu.toFixed(1)} ms)`;
   console.log(name);
-  console.log(line('native (dispatch)', avx));
-  console.log(line('native portable', portable));
-  console.log(`  dispatch vs portable: ${((portable.fwd + portable.bwd) / (avx.fwd + avx.bwd)).toFixed(2)}x`);
+  console.log(line(`native (${process.env.DPO_NATIVE_ISA ?? 'auto'})`, avx));
   if (c.reference) {
     const r = run(referenceKernels, c, 1);
     console.log(line('reference (TS)', r));

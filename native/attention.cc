@@ -21,8 +21,8 @@
 // so transposed operands (Pᵀ, dSᵀ) cost nothing. Each C element is one FMA chain in a fixed order,
 // so a score is bit-identical whichever tile or pass recomputes it.
 //
-// ISA: AVX-512 kernels behind __builtin_cpu_supports, a portable path otherwise.
-// DPO_ATTENTION_ISA=portable forces the portable path (tests and benchmarks compare the two).
+// ISA: AVX-512 kernels behind __builtin_cpu_supports, a portable path otherwise
+// (DPO_NATIVE_ISA=generic forces the portable path; tests and benchmarks compare the two).
 #include "common.h"
 #include "threadpool.h"
 
@@ -306,15 +306,23 @@ struct Avx512Ops {
 #undef DPO_AVX512
 #endif  // __x86_64__
 
-bool UseAvx512() {
+// AVX-512 when the CPU has it, unless DPO_NATIVE_ISA=avx2|generic caps the choice (the project-wide
+// switch, read once, that lets tests run the fallback on an AVX-512 machine; attention has no
+// AVX2-specific code, so both caps select the portable path).
+bool DetectAvx512() {
 #if defined(__x86_64__)
-  static const bool cpu = __builtin_cpu_supports("avx512f");
-  const char* isa = std::getenv("DPO_ATTENTION_ISA");
-  if (isa && std::strcmp(isa, "portable") == 0) return false;
-  return cpu;
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f")) return false;
+  const char* cap = std::getenv("DPO_NATIVE_ISA");
+  return !(cap && (std::strcmp(cap, "generic") == 0 || std::strcmp(cap, "avx2") == 0));
 #else
   return false;
 #endif
+}
+
+bool UseAvx512() {
+  static const bool avx512 = DetectAvx512();
+  return avx512;
 }
 
 // ---------------------------------------------------------------------------------------------

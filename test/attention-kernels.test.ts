@@ -3,21 +3,21 @@
 // thread-count determinism and fully masked rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Buf, Kernels } from '../src/tensor/kernels.js';
-import { nativeKernels, nativeLoadError, nativeMissing, referenceKernels } from '../src/tensor/backend.js';
+import { referenceKernels } from '../src/tensor/backend.js';
+import { nativeForTests } from './helpers/native.js';
 
 const ref = referenceKernels;
-const nat = nativeKernels();
-const nativeReady = nat !== null && !nativeMissing.includes('attentionForward') && !nativeMissing.includes('attentionBackward');
-const nativeReason = nat === null
-  ? `native addon unavailable: ${nativeLoadError()}`
-  : 'native addon lacks attentionForward/attentionBackward (stale build)';
-// Without CI a missing addon skips with the reason; under CI the test runs and fails.
-const skipNative = !nativeReady && !process.env.CI ? nativeReason : false;
+// Without CI a missing addon skips with the reason; under CI these tests run and fail.
+const { native: nat, skip: nativeSkip, mustFail } = nativeForTests(['attentionForward', 'attentionBackward']);
+const skipNative = mustFail ? false : nativeSkip;
+const nativeReady = nat !== null;
 
 function native(): Kernels {
-  assert.ok(nativeReady, nativeReason);
-  return nat as Kernels;
+  assert.ok(nat, `CI is set but ${nativeSkip}`);
+  return nat;
 }
 
 // mulberry32: small seeded generator so every run sees the same data.
@@ -131,43 +131,44 @@ test('reference backward matches finite differences (float64, GQA, kvStart, odd 
 const parityShapes: Shape[] = [
   { B: 1, T: 1, H: 2, Hkv: 2, D: 8 },
   { B: 2, T: 7, H: 3, Hkv: 3, D: 8, kvStart: [0, 3] },
+  { B: 1, T: 19, H: 4, Hkv: 2, D: 3 },
+  { B: 1, T: 33, H: 2, Hkv: 1, D: 256, kvStart: [2] },
   { B: 1, T: 63, H: 2, Hkv: 1, D: 64 },
   { B: 2, T: 130, H: 9, Hkv: 3, D: 80, kvStart: [5, 70] },
   { B: 1, T: 257, H: 2, Hkv: 2, D: 128, kvStart: [100] },
   { B: 1, T: 257, H: 9, Hkv: 3, D: 64 },
 ];
 
-// The reference results are computed once and shared by the AVX-512 and portable runs.
-const refCache = new Map<string, ReturnType<typeof forwardBackward<Float32Array>>>();
-function refResults(s: Shape, p: Problem<Float32Array>) {
-  const key = label(s);
-  let r = refCache.get(key);
-  if (!r) refCache.set(key, r = forwardBackward(ref, Float32Array, s, p));
-  return r;
-}
-
-function parity(isa: 'auto' | 'portable'): void {
+test('native forward and backward match the reference (float32)', { skip: skipNative }, () => {
   const kern = native();
-  const saved = process.env.DPO_ATTENTION_ISA;
-  if (isa === 'portable') process.env.DPO_ATTENTION_ISA = 'portable';
-  try {
-    for (const [si, s] of parityShapes.entries()) {
-      const p = problem(Float32Array, s, 200 + si);
-      const want = refResults(s, p);
-      const got = forwardBackward(kern, Float32Array, s, p);
-      for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
-        const e = relErr(got[name], want[name], `${label(s)} ${name}`);
-        assert.ok(e < 1e-5, `${isa} ${label(s)}: ${name} relative error ${e.toExponential(2)}`);
-      }
+  for (const [si, s] of parityShapes.entries()) {
+    const p = problem(Float32Array, s, 200 + si);
+    const want = forwardBackward(ref, Float32Array, s, p);
+    const got = forwardBackward(kern, Float32Array, s, p);
+    for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+      const e = relErr(got[name], want[name], `${label(s)} ${name}`);
+      assert.ok(e < 1e-5, `${label(s)}: ${name} relative error ${e.toExponential(2)}`);
     }
-  } finally {
-    if (saved === undefined) delete process.env.DPO_ATTENTION_ISA;
-    else process.env.DPO_ATTENTION_ISA = saved;
   }
-}
+});
 
-test('native forward and backward match the reference (float32)', { skip: skipNative }, () => parity('auto'));
-test('native portable path (DPO_ATTENTION_ISA=portable) matches the reference', { skip: skipNative }, () => parity('portable'));
+// The addon picks its AVX-512 path at load time on this machine; DPO_NATIVE_ISA=generic selects
+// the portable path, so the parity test reruns in a child process with it set.
+const child = Boolean(process.env.DPO_ATTENTION_TEST_CHILD);
+test('native portable path (DPO_NATIVE_ISA=generic) matches the reference', { skip: child ? 'already in a child process' : skipNative }, () => {
+  native();
+  // NODE_TEST_CONTEXT (set by an outer `node --test`) would make the child report in binary form.
+  const env: NodeJS.ProcessEnv = { ...process.env, DPO_NATIVE_ISA: 'generic', DPO_ATTENTION_TEST_CHILD: '1' };
+  delete env.NODE_TEST_CONTEXT;
+  const r = spawnSync(
+    process.execPath,
+    ['--test', '--test-name-pattern=native forward and backward match', fileURLToPath(import.meta.url)],
+    { env, encoding: 'utf8', timeout: 120_000 },
+  );
+  const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail)/.test(l)).join(', ');
+  assert.equal(r.status, 0, `parity failed with DPO_NATIVE_ISA=generic:\n${r.stdout}\n${r.stderr}`);
+  assert.match(summary, /# pass 1.*# fail 0/, summary);
+});
 
 /** KV cache [B, cap, Hkv, D] with batch stride `stride`, filled with NaN beyond the first Tk keys. */
 function toCache(x: Float32Array, B: number, Tk: number, rowLen: number, stride: number): Float32Array {
