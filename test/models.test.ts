@@ -152,3 +152,19 @@ test('tiny-gpt2-random loads from its Hugging Face directory and runs', { skip: 
   const lp = fullLogprobs(model, Int32Array.from([1, 2, 3, 4]));
   assert.ok(lp.every((x) => Number.isFinite(x) && x <= 0));
 });
+
+test('generate(): streaming pieces add up to the text; stop strings cut; same seed, same text', { skip: !existsSync(STORIES) && `${STORIES} absent` }, async () => {
+  const { generate } = await import('../src/models/generate.js');
+  const { model } = loadModel(STORIES);
+  const tok = await loadLlama2cTokenizer(TOK512);
+  let streamed = '';
+  const r = generate(model, tok, ['Once upon a time'], { temperature: 0, maxNewTokens: 40, stopStrings: ['Lily'], onText: (_row, d) => (streamed += d) });
+  assert.equal(r.texts[0], ', there was a little girl named ');
+  assert.equal(streamed, r.texts[0]);
+  assert.equal(r.finish[0], 'stop');
+  const a = generate(model, tok, ['Once upon a time', 'The dog'], { temperature: 0.9, topP: 0.9, seed: 11, maxNewTokens: 25 });
+  const b = generate(model, tok, ['Once upon a time', 'The dog'], { temperature: 0.9, topP: 0.9, seed: 11, maxNewTokens: 25 });
+  assert.deepEqual(a.texts, b.texts);
+  const c = generate(model, tok, ['Once upon a time', 'The dog'], { temperature: 0.9, topP: 0.9, seed: 12, maxNewTokens: 25 });
+  assert.notDeepEqual(a.texts, c.texts);
+});

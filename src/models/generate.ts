@@ -148,6 +148,14 @@ export function generate(
   opts: SamplingOptions & { onText?: StreamCallback } = {},
 ): GenerateResult {
   const encoded = prompts.map((p) => tokenizer.encode(p));
+  // Decode generated tokens in the context of their prompt, so tokenizers whose pieces depend on
+  // what precedes them (SentencePiece's leading space after BOS) give the text a reader expects.
+  const promptText = encoded.map((ids) => tokenizer.decode(ids, { skipSpecialTokens: true }));
+  const decodeRow = (row: number, gen: readonly number[]): string => {
+    const full = tokenizer.decode([...encoded[row]!, ...gen], { skipSpecialTokens: true });
+    const p = promptText[row]!;
+    return full.startsWith(p) ? full.slice(p.length) : tokenizer.decode(gen, { skipSpecialTokens: true });
+  };
   const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
   const texts = prompts.map(() => '');
   const emitted = prompts.map(() => 0);
@@ -158,7 +166,7 @@ export function generate(
     padId: tokenizer.padId,
     onToken: (row, _tok, soFar) => {
       // Decode the row's tokens so far (handles multi-byte characters split over tokens).
-      const text = tokenizer.decode(soFar, { skipSpecialTokens: true });
+      const text = decodeRow(row, soFar);
       texts[row] = text;
       let stopAt = -1;
       for (const s of stopStrings) {
@@ -192,7 +200,7 @@ export function generate(
     },
   });
   for (let b = 0; b < gen.tokens.length; b++) {
-    if (!cut[b]) texts[b] = tokenizer.decode(gen.tokens[b]!, { skipSpecialTokens: true });
+    if (!cut[b]) texts[b] = decodeRow(b, gen.tokens[b]!);
     if (opts.onText && texts[b]!.length > emitted[b]!) opts.onText(b, texts[b]!.slice(emitted[b]));
   }
   return { tokens: gen.tokens, texts, finish: gen.finish.map((f, b) => (cut[b] ? 'stop' : f)) };
