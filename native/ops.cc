@@ -45,8 +45,13 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 // Instruction-set dispatch.
 
 #if defined(__x86_64__)
+#if defined(__clang__)
+#define DPO_TARGET_AVX512 __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")))
+#else
+// GCC's generic tuning would use 256-bit vectors even with AVX-512 enabled.
 #define DPO_TARGET_AVX512 \
   __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")))
+#endif
 #define DPO_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 // 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline. DPO_NATIVE_ISA=avx2|generic caps it (to test the
