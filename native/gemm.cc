@@ -111,6 +111,39 @@ void PackB(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t j0,
 // one element each per k) and op(B) from an N×K B (32 rows per panel). The scalar versions
 // cost a quarter of the GEMM time on these layouts; full micro-panels only, edges go scalar.
 // Gather offsets are int32 element indices (row·K), so K must keep 31·K below 2³¹.
+// cols[c][r] = src[r·ld + c] for r < 12, c < 16 (lanes 12-15 zero): a 16×16 transpose whose
+// last four rows are zero. Stages: 32-bit interleave, 64-bit shuffle (each 128-bit lane then
+// holds 4 rows of one column), then two rounds of 128-bit lane shuffles.
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline void Transpose12x16(const float* src, int64_t ld,
+                                                                                       __m512* cols) {
+  __m512 r[12], t[12], u[16], v[16];
+  for (int i = 0; i < 12; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+  for (int i = 0; i < 12; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4g + c], lane L = rows 4g..4g+3 of column 4L + c.
+  for (int g = 0; g < 3; g++) {
+    const __m512 *tg = t + 4 * g;
+    u[4 * g + 0] = _mm512_shuffle_ps(tg[0], tg[2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(tg[0], tg[2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(tg[1], tg[3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(tg[1], tg[3], 0xEE);
+  }
+  for (int c = 12; c < 16; c++) u[c] = _mm512_setzero_ps();
+  // v[j] (j < 4): columns j and j+8 of rows 0-7; v[j+4]: columns j+4 and j+12; v[8+..]: rows 8-15.
+  for (int h = 0; h < 16; h += 8) {
+    for (int j = 0; j < 4; j++) {
+      v[h + j] = _mm512_shuffle_f32x4(u[h + j], u[h + j + 4], 0x88);
+      v[h + j + 4] = _mm512_shuffle_f32x4(u[h + j], u[h + j + 4], 0xDD);
+    }
+  }
+  for (int c = 0; c < 8; c++) {
+    cols[c] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0x88);
+    cols[c + 8] = _mm512_shuffle_f32x4(v[c], v[c + 8], 0xDD);
+  }
+}
+
 __attribute__((target("avx512f,avx2,fma"))) void PackAAvx512(const Problem& P, const float* A, int64_t i0,
                                                              int64_t rows, int64_t p0, int64_t kc, int mr,
                                                              float* Ap) {
@@ -131,12 +164,20 @@ __attribute__((target("avx512f,avx2,fma"))) void PackAAvx512(const Problem& P, c
     if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, mr, Ap + (full / 12) * kc * 12);
     return;
   }
+  // A stored M×K: per 16 values of k, load 16 from each of the 12 rows (contiguous, so the
+  // prefetchers follow) and transpose in registers; the k tail uses a gather.
   const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0),
                                          _mm512_set1_epi32(static_cast<int>(P.K)));
+  const int64_t k16 = kc / 16 * 16;
   for (int64_t ir = 0; ir < full; ir += 12) {
     const float* src = A + (i0 + ir) * P.K + p0;
     float* dst = Ap + (ir / 12) * kc * 12;
-    for (int64_t k = 0; k < kc; k++) {
+    for (int64_t k = 0; k < k16; k += 16) {
+      __m512 cols[16];
+      Transpose12x16(src + k, P.K, cols);
+      for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(dst + (k + c) * 12, m12, cols[c]);
+    }
+    for (int64_t k = k16; k < kc; k++) {
       const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m12, idx, src + k, 4);
       _mm512_mask_storeu_ps(dst + k * 12, m12, v);
     }
