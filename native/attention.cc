@@ -16,10 +16,11 @@
 // query rows that see the tile; pass 2 per (batch, head, query tile) accumulates dQ over key tiles.
 // Both recompute scores from q, k and lse tile by tile.
 //
-// Every matrix product is one small "broadcast A, vector B" GEMM (Gemm below): B and C rows are
-// packed with a padded width (multiple of 16 floats = one zmm), A is read in place through strides,
-// so transposed operands (Pᵀ, dSᵀ) cost nothing. Each C element is one FMA chain in a fixed order,
-// so a score is bit-identical whichever tile or pass recomputes it.
+// Every matrix product is one small "broadcast A, vector B" GEMM (Gemm below): B and C rows have a
+// padded width (multiple of 16 floats = one zmm; B rows are read in place when D is a multiple of
+// 16, key tiles are packed transposed for Q·Kᵀ), A is read in place through strides, so transposed
+// operands (Pᵀ, dSᵀ) cost nothing. Each C element is one multiply-add chain in a fixed order, so a
+// score is bit-identical whichever tile or pass recomputes it.
 //
 // ISA: AVX-512 kernels behind __builtin_cpu_supports, a portable path otherwise
 // (DPO_NATIVE_ISA=generic forces the portable path; tests and benchmarks compare the two).
@@ -70,7 +71,7 @@ struct Scratch {
 thread_local Scratch tScratch;
 
 // ---------------------------------------------------------------------------------------------
-// Packing (plain loops, both ISAs).
+// GEMM B operands from tensor rows (both ISAs).
 
 // Rows src[r·stride + d] (r < n, d < D) as a GEMM B operand whose width is Dp = RoundUp16(D):
 // read in place when D is a multiple of 16, else copied to dst with zero padding. *ld receives
@@ -402,9 +403,9 @@ void ForwardTile(const FwdArgs& a, int64_t b, int64_t h, int64_t qt) {
 template <class Ops>
 void RunForward(const FwdArgs& a) {
   const int64_t nqt = (a.Tq + kBQ - 1) / kBQ;
-  // Later query tiles see more keys: hand them out first so the pool ends balanced.
+  // Later query tiles see more keys: all of them are handed out first so the pool ends balanced.
   ParallelFor(a.B * a.H * nqt, [&](int64_t task) {
-    const int64_t qt = nqt - 1 - task % nqt, bh = task / nqt;
+    const int64_t qt = nqt - 1 - task / (a.B * a.H), bh = task % (a.B * a.H);
     ForwardTile<Ops>(a, bh / a.H, bh % a.H, qt);
   });
 }
@@ -548,12 +549,12 @@ void RunBackward(BwdArgs a) {
   const int64_t ntiles = (T + kBK - 1) / kBK;
   // Low key tiles are seen by more queries: they go first.
   ParallelFor(a.B * a.Hkv * ntiles, [&](int64_t task) {
-    const int64_t kt = task % ntiles, bg = task / ntiles;
+    const int64_t kt = task / (a.B * a.Hkv), bg = task % (a.B * a.Hkv);
     BackwardKVTile<Ops>(a, bg / a.Hkv, bg % a.Hkv, kt);
   });
   const int64_t nqt = (T + kBQ - 1) / kBQ;
   ParallelFor(a.B * a.H * nqt, [&](int64_t task) {
-    const int64_t qt = nqt - 1 - task % nqt, bh = task / nqt;
+    const int64_t qt = nqt - 1 - task / (a.B * a.H), bh = task % (a.B * a.H);
     BackwardQTile<Ops>(a, bh / a.H, bh % a.H, qt);
   });
 }
