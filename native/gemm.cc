@@ -36,7 +36,7 @@ namespace dpo {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Problem description and packing (scalar versions serve every kernel; AVX-512 adds gathers).
+// Problem description and packing (scalar versions serve every kernel; AVX-512 adds register transposes).
 
 struct Problem {
   bool ta, tb;
@@ -107,30 +107,32 @@ void PackB(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t j0,
 }
 
 #if DPO_GEMM_X86
-// AVX-512 packing for the two transposing cases, with gathers: op(A) from an M×K A (12 rows,
-// one element each per k) and op(B) from an N×K B (32 rows per panel). The scalar versions
-// cost a quarter of the GEMM time on these layouts; full micro-panels only, edges go scalar.
-// Gather offsets are int32 element indices (row·K), so K must keep 31·K below 2³¹.
-// cols[c][r] = src[r·ld + c] for r < 12, c < 16 (lanes 12-15 zero): a 16×16 transpose whose
-// last four rows are zero. Stages: 32-bit interleave, 64-bit shuffle (each 128-bit lane then
+// AVX-512 packing. The transposing cases (op(A) from an M×K A, op(B) from an N×K B) load 16
+// contiguous values from each row and transpose in registers; scalar versions of these cost a
+// quarter of the GEMM time. Full micro-panels only, edges go scalar. The k tails use gathers,
+// whose int32 element offsets (row·K) need 31·K below 2³¹.
+// cols[c][r] = src[r·ld + c] for r < R, c < 16 (lanes R-15 zero): a 16×16 transpose (R = 12 for
+// A panels, 16 for B panels). Stages: 32-bit interleave, 64-bit shuffle (each 128-bit lane then
 // holds 4 rows of one column), then two rounds of 128-bit lane shuffles.
-__attribute__((target("avx512f,avx2,fma"), always_inline)) inline void Transpose12x16(const float* src, int64_t ld,
-                                                                                       __m512* cols) {
-  __m512 r[12], t[12], u[16], v[16];
-  for (int i = 0; i < 12; i++) r[i] = _mm512_loadu_ps(src + i * ld);
-  for (int i = 0; i < 12; i += 2) {
+template <int R>
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline void TransposeRows(const float* src, int64_t ld,
+                                                                                      __m512* cols) {
+  static_assert(R % 4 == 0 && R <= 16, "rows must be a multiple of 4, at most 16");
+  __m512 r[R], t[R], u[16], v[16];
+  for (int i = 0; i < R; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+  for (int i = 0; i < R; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
   // u[4g + c], lane L = rows 4g..4g+3 of column 4L + c.
-  for (int g = 0; g < 3; g++) {
-    const __m512 *tg = t + 4 * g;
+  for (int g = 0; g < R / 4; g++) {
+    const __m512* tg = t + 4 * g;
     u[4 * g + 0] = _mm512_shuffle_ps(tg[0], tg[2], 0x44);
     u[4 * g + 1] = _mm512_shuffle_ps(tg[0], tg[2], 0xEE);
     u[4 * g + 2] = _mm512_shuffle_ps(tg[1], tg[3], 0x44);
     u[4 * g + 3] = _mm512_shuffle_ps(tg[1], tg[3], 0xEE);
   }
-  for (int c = 12; c < 16; c++) u[c] = _mm512_setzero_ps();
+  for (int c = R; c < 16; c++) u[c] = _mm512_setzero_ps();
   // v[j] (j < 4): columns j and j+8 of rows 0-7; v[j+4]: columns j+4 and j+12; v[8+..]: rows 8-15.
   for (int h = 0; h < 16; h += 8) {
     for (int j = 0; j < 4; j++) {
@@ -174,7 +176,7 @@ __attribute__((target("avx512f,avx2,fma"))) void PackAAvx512(const Problem& P, c
     float* dst = Ap + (ir / 12) * kc * 12;
     for (int64_t k = 0; k < k16; k += 16) {
       __m512 cols[16];
-      Transpose12x16(src + k, P.K, cols);
+      TransposeRows<12>(src + k, P.K, cols);
       for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(dst + (k + c) * 12, m12, cols[c]);
     }
     for (int64_t k = k16; k < kc; k++) {
@@ -208,11 +210,21 @@ __attribute__((target("avx512f,avx2,fma"))) void PackBAvx512(const Problem& P, c
   }
   const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                          _mm512_set1_epi32(static_cast<int>(P.K)));
+  // B stored N×K: per 16 values of k, transpose two 16×16 blocks (rows 0-15 and 16-31 of the
+  // panel) from contiguous loads; the k tail uses gathers.
+  const int64_t k16 = kc / 16 * 16;
   for (int64_t jr = 0; jr < full; jr += 32) {
     const float* src0 = B + (j0 + jr) * P.K + p0;
     const float* src1 = src0 + 16 * P.K;
     float* dst = Bp + (jr / 32) * kc * 32;
-    for (int64_t k = 0; k < kc; k++) {
+    for (int64_t k = 0; k < k16; k += 16) {
+      __m512 cols[16];
+      TransposeRows<16>(src0 + k, P.K, cols);
+      for (int c = 0; c < 16; c++) _mm512_store_ps(dst + (k + c) * 32, cols[c]);
+      TransposeRows<16>(src1 + k, P.K, cols);
+      for (int c = 0; c < 16; c++) _mm512_store_ps(dst + (k + c) * 32 + 16, cols[c]);
+    }
+    for (int64_t k = k16; k < kc; k++) {
       _mm512_store_ps(dst + k * 32, _mm512_i32gather_ps(idx, src0 + k, 4));
       _mm512_store_ps(dst + k * 32 + 16, _mm512_i32gather_ps(idx, src1 + k, 4));
     }
