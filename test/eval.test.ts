@@ -13,7 +13,7 @@ import { createModel, randomModel, type CausalLM } from '../src/models/index.js'
 import { cloneWeights } from '../src/io/weights.js';
 import {
   allJudges, completionLogps, evaluateAgainstReference, evaluationTable, makeJudge, pairsFromSamples,
-  readIdPairs, readPrompts, sampleCompletions, stat, type Judge,
+  readIdPairs, readPrompts, sampleCompletions, sampleFromLogits, stat, type Judge,
 } from '../src/eval/cli.js';
 
 const CORPUS = [
@@ -85,6 +85,24 @@ test('sampleCompletions: seeded (same seed, same samples), samples of a prompt g
   for (const t of a.tokens) assert.ok(t.length >= 1 && t.length <= 7);
 });
 
+test('sampleFromLogits draws from softmax(logits / T); T = 0 is argmax', () => {
+  const logits = Float32Array.from([1, 2, 0.5, -1, 2]);
+  const rng = new T.Rng(9);
+  const n = 40000;
+  for (const temp of [1, 0.5]) {
+    const counts = new Array(5).fill(0);
+    for (let i = 0; i < n; i++) counts[sampleFromLogits(logits, temp, rng)]++;
+    const z = Array.from(logits, (l) => Math.exp(l / temp));
+    const total = z.reduce((a, b) => a + b, 0);
+    z.forEach((w, i) => {
+      const p = w / total;
+      const sd = Math.sqrt((p * (1 - p)) / n);
+      assert.ok(Math.abs(counts[i] / n - p) < 5 * sd + 1e-9, `T=${temp} token ${i}: ${counts[i] / n} vs ${p}`);
+    });
+  }
+  assert.equal(sampleFromLogits(logits, 0, rng), 1);
+});
+
 test('pairsFromSamples: best vs worst per prompt, ties dropped', () => {
   const comp = { promptIndex: [0, 0, 0, 1, 1], tokens: [[1], [2], [3], [4], [5]], texts: ['a', 'b', 'c', 'd', 'e'] };
   const pairs = pairsFromSamples([[9], [8]], comp, [0, 2, -1, 1, 1]);
@@ -113,7 +131,7 @@ test('evaluateAgainstReference: a copy of the reference has KL 0, win rate ½, e
   assert.deepEqual(copyEval!.samples.map((s) => s.completion), refEval!.samples.map((s) => s.completion));
   // Identical implicit rewards: every held-out pair ties, which counts as wrong.
   if (r.heldOutPairs > 0) assert.equal(copyEval!.implicitAccuracy, 0);
-  assert.ok(otherEval!.kl.mean > 0.1, `a different random model is far from the reference: KL ${otherEval!.kl.mean}`);
+  assert.ok(otherEval!.kl.mean > 0.02, `a different random model is far from the reference: KL ${otherEval!.kl.mean}`);
   const table = evaluationTable(r);
   assert.match(table, /^model +afinn \(train\) +vader/);
   assert.equal(table.trim().split('\n').length, 5);

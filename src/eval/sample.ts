@@ -3,8 +3,8 @@
 
 import * as T from '../tensor/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { generateTokens } from '../models/generate.js';
 import type { CausalLM } from '../models/model.js';
+import { Rng } from '../tensor/random.js';
 import { ProgressBar } from '../train/progress.js';
 
 export interface Completions {
@@ -29,30 +29,85 @@ export interface SampleOptions {
   quiet?: boolean;
 }
 
+/** Draws a token from softmax(logits / temperature) by inverse CDF: O(V), no sorting. */
+export function sampleFromLogits(logits: Float32Array, temperature: number, rng: Rng): number {
+  const V = logits.length;
+  let m = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i]! > m) m = logits[i]!;
+  if (temperature <= 0) {
+    for (let i = 0; i < V; i++) if (logits[i] === m) return i;
+  }
+  const inv = 1 / temperature;
+  let total = 0;
+  for (let i = 0; i < V; i++) total += Math.exp((logits[i]! - m) * inv);
+  let u = rng.next() * total;
+  for (let i = 0; i < V; i++) {
+    u -= Math.exp((logits[i]! - m) * inv);
+    if (u < 0) return i;
+  }
+  return V - 1;
+}
+
 /**
- * Samples `samplesPerPrompt` completions for every prompt (ids already encoded, with BOS).
- * Each batch gets its own seed derived from the row offset, so a row's sample depends only on the
- * seed, the row and the model: two models sampled with one seed share random numbers (common random
- * numbers make their comparison less noisy).
+ * Samples `samplesPerPrompt` completions for every prompt (ids already encoded, with BOS), with a
+ * KV cache, rows left-padded to a common length. Row r draws from its own RNG seeded by (seed, r),
+ * so a row's sample depends only on the seed, the row and the model, not on the batching: two
+ * models sampled with one seed share random numbers (common random numbers make their comparison
+ * less noisy). Plain sampling at temperature 1 by default, as unbiased KL estimates need.
  */
 export function sampleCompletions(model: CausalLM, tok: Tokenizer, prompts: readonly (readonly number[])[], o: SampleOptions): Completions {
   const rows: number[] = [];
   for (let p = 0; p < prompts.length; p++) for (let j = 0; j < o.samplesPerPrompt; j++) rows.push(p);
   const bs = o.batchSize ?? 64;
+  const temperature = o.temperature ?? 1;
   const out: Completions = { promptIndex: rows, tokens: [], texts: [] };
-  const stop = tok.stopIds;
+  const stop = new Set(tok.stopIds);
+  const V = model.config.vocabSize;
   const bar = new ProgressBar(o.label ?? 'sample', rows.length, { unit: 'sample', quiet: o.quiet });
   for (let start = 0; start < rows.length; start += bs) {
     const chunk = rows.slice(start, start + bs);
-    const g = generateTokens(model, chunk.map((p) => prompts[p]!), {
-      maxNewTokens: o.maxNewTokens, temperature: o.temperature ?? 1, seed: (o.seed * 1000003 + start) >>> 0,
-      stopIds: stop, padId: tok.padId,
+    const B = chunk.length;
+    const longest = Math.max(...chunk.map((p) => prompts[p]!.length));
+    if (longest === 0) throw new Error('sampleCompletions: an empty prompt (encode it with BOS)');
+    const capacity = longest + o.maxNewTokens;
+    if (capacity > model.config.maxPositions) {
+      throw new RangeError(`sampleCompletions: prompt (${longest} tokens) + ${o.maxNewTokens} new tokens exceed the model's ${model.config.maxPositions} positions`);
+    }
+    const ids = new Int32Array(B * longest).fill(tok.padId);
+    const kvStart = new Int32Array(B);
+    chunk.forEach((p, b) => {
+      const ptoks = prompts[p]!;
+      kvStart[b] = longest - ptoks.length;
+      ids.set(ptoks, b * longest + kvStart[b]!);
     });
-    g.tokens.forEach((ids, i) => {
-      const withStop = g.finish[i] === 'stop' && stop.length > 0 ? [...ids, stop[0]!] : ids;
-      out.tokens.push(withStop);
-      out.texts.push(tok.decode(ids, { skipSpecialTokens: true }));
+    const rngs = chunk.map((_, b) => new Rng(((o.seed * 1000003) ^ Math.imul(start + b + 1, 0x9e3779b1)) >>> 0));
+    const gen: number[][] = chunk.map(() => []);
+    const done = new Array<boolean>(B).fill(false);
+    T.noGrad(() => {
+      const cache = model.newCache(B, capacity);
+      const starts = kvStart.some((x) => x > 0) ? kvStart : null;
+      let logits = model.forwardCached(ids, longest, cache, starts);
+      const step = new Int32Array(B);
+      for (let t = 0; t < o.maxNewTokens; t++) {
+        for (let b = 0; b < B; b++) {
+          if (done[b]) {
+            step[b] = tok.padId;
+            continue;
+          }
+          const next = sampleFromLogits(logits.subarray(b * V, (b + 1) * V), temperature, rngs[b]!);
+          step[b] = next;
+          gen[b]!.push(next);
+          if (stop.has(next)) done[b] = true;
+        }
+        if (done.every(Boolean) || t === o.maxNewTokens - 1) break;
+        logits = model.forwardCached(step, 1, cache, starts);
+      }
     });
+    for (const g of gen) {
+      // Keep the stop token in the ids (its probability is part of the sequence's), not in the text.
+      out.tokens.push(g);
+      out.texts.push(tok.decode(g.filter((x) => !stop.has(x)), { skipSpecialTokens: true }));
+    }
     bar.update(Math.min(rows.length, start + bs));
   }
   bar.finish();
