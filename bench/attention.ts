@@ -1,8 +1,9 @@
 // Causal attention forward + backward: native against the TypeScript reference, in the same run
 // (the machine is shared, so ratios matter more than absolute times).
-//   npx tsc -p . && node dist/bench/attention.js [--no-reference] [--threads N]
+//   npx tsc -p . && node dist/bench/attention.js [--no-reference] [--threads N] [--short]
 // DPO_NATIVE_ISA=generic times the portable native path instead of AVX-512.
-// Shapes: B=4 T=512 H=12 D=64 (the reference case), then longer sequences and GQA, native only.
+// Shapes: B=4 T=512 H=12 D=64 (the reference case), then (unless --short) longer sequences and
+// GQA, native only.
 import { nativeKernels, nativeLoadError, nativeMissing, referenceKernels } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 
@@ -11,6 +12,7 @@ interface Case { B: number; T: number; H: number; Hkv: number; D: number; refere
 const args = process.argv.slice(2);
 const withReference = !args.includes('--no-reference');
 const threadsArg = args.indexOf('--threads');
+const short = args.includes('--short');
 
 function fill(n: number, seed: number): Float32Array {
   const x = new Float32Array(n);
@@ -74,7 +76,7 @@ const cases: Case[] = [
   { B: 4, T: 512, H: 12, Hkv: 12, D: 64, reference: withReference },
   { B: 1, T: 2048, H: 12, Hkv: 12, D: 64, reference: false },
   { B: 1, T: 4096, H: 8, Hkv: 2, D: 128, reference: false },
-];
+].slice(0, short ? 1 : undefined);
 
 for (const c of cases) {
   const name = `B=${c.B} T=${c.T} H=${c.H} Hkv=${c.Hkv} D=${c.D}`;
