@@ -1,18 +1,23 @@
 // Single-precision GEMM, row-major, batched:  C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b].
 //
-// Structure (Goto/BLIS): the output is cut into fixed tiles of TM×TN (they depend on the shape
-// only, never on the thread count); each tile is one pool task. A task walks K in blocks of KC:
-// it packs the KC×TN slab of op(B) into NR-wide micro-panels (kept in L2), then for every MR
-// rows packs a KC×MR micro-panel of op(A) (kept in L1) and runs the register-blocked
-// micro-kernel across the slab. Every C element is therefore summed in the same order whatever
-// the thread count (work is never split over K), so 1 and N threads give bit-identical results.
+// Structure (Goto/BLIS). For one large product: for each slab of ≤ kSlabN columns and each K
+// block of ≤ kKcMax, the pool first packs the KC×TN slab of op(B) into NR-wide micro-panels
+// (shared, stays in L2), then tasks of kRowBlock rows pack their op(A) rows into MR-row
+// micro-panels (L1) and run the register-blocked micro-kernel across the slab. Small batched
+// products run one task per (batch item, row block), each packing its own operands. Very thin
+// products (M < 4 or N < 8) skip packing and use direct loops.
+//
+// Determinism: all block sizes depend on the shape only, and work is split over rows/columns of
+// C, never over K, so every C element is summed in the same order whatever the thread count:
+// 1 and N threads give bit-identical results.
 //
 // Micro-kernels, chosen at run time from CPU features (DPO_GEMM_KERNEL=avx512|avx2|portable
 // forces one, gemmSetKernel(name) switches at run time for tests):
 //   avx512: 12×32 tile of C in 24 zmm accumulators, one broadcast of A per row, FMA.
 //   avx2:    6×16 tile in 12 ymm accumulators.
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
-// Very thin products (M or N below a few rows) skip packing and use a direct loop.
+// The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
+// Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -451,7 +456,8 @@ struct PackBuffers {
 };
 thread_local PackBuffers tl_pack;
 
-// The K blocks: equal sizes ≤ kKcMax (e.g. K = 768 → 3 × 256, K = 1000 → 4 × 250), so the last block is not a sliver.
+// The K blocks: equal sizes ≤ kKcMax (K = 768 → 3 × 256, K = 1000 → 4 × 250), so the last
+// block is not a sliver.
 inline int64_t KcFor(int64_t K) {
   const int64_t nblocks = (K + kKcMax - 1) / kKcMax;
   return (K + nblocks - 1) / nblocks;
@@ -603,8 +609,9 @@ void DirectChunk(const Problem& P, int64_t bi, int64_t i, int64_t j0, int64_t co
   }
 }
 
-// Work below this many multiply-adds runs on the calling thread only.
-constexpr double kParallelMinFlops = 2.0 * 64 * 64 * 64;
+// Work below this many flops (~20 µs) runs on the calling thread only: waking the pool would
+// cost as much as it saves.
+constexpr double kParallelMinFlops = 2.0 * 128 * 128 * 128;
 // Items at least this big use the shared-slab path (2·192³ flops); smaller ones one task each.
 constexpr double kSlabMinFlops = 2.0 * 192 * 192 * 192;
 
