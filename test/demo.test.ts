@@ -16,13 +16,13 @@ import { loadModelAndTokenizer } from '../src/models/index.js';
 const TINY: DemoSettings = {
   shape: { vocabSize: 512, hiddenSize: 64, numLayers: 2, numHeads: 2, intermediateSize: 192, contextLength: 64 },
   pretrain: { ...DEFAULT_PRETRAIN, steps: 150, batchSize: 16, learningRate: 4e-3, warmupSteps: 10, evalSteps: 0 },
-  trainPrompts: 320,
+  trainPrompts: 800,
   pairPrompts: 32,
   evalPrompts: 64,
-  samplesPerPrompt: 6,
-  evalSamples: 6,
-  maxNewTokens: 16,
-  dpo: { learningRate: 1e-3, epochs: 3, batchSize: 16, warmupRatio: 0.1 },
+  samplesPerPrompt: 8,
+  evalSamples: 8,
+  maxNewTokens: 24,
+  dpo: { learningRate: 2e-3, epochs: 4, batchSize: 16, warmupRatio: 0.1 },
 };
 
 function pngOk(path: string): boolean {

@@ -133,7 +133,8 @@ export function frontierChart(o: ChartOptions, points: readonly ScatterPoint[]):
   const cp = points.map((p, i) => ({ ...p, color: p.color ?? PALETTE[i % PALETTE.length]! }));
   const xs = cp.flatMap((p) => [p.x - (p.xErr ?? 0), p.x + (p.xErr ?? 0)]);
   const ys = cp.flatMap((p) => [p.y - (p.yErr ?? 0), p.y + (p.yErr ?? 0)]);
-  const f = frame(o, xs, ys, cp.map((p) => ({ name: p.name, color: p.color })));
+  // Points carry their own labels: no legend box to hide them.
+  const f = frame(o, xs, ys, []);
   const sorted = [...cp].sort((a, b) => a.x - b.x);
   f.svg.push(`<path d="${sorted.map((p, i) => `${i ? 'L' : 'M'}${f.x(p.x).toFixed(1)} ${f.y(p.y).toFixed(1)}`).join(' ')}" fill="none" stroke="#999" stroke-width="1" stroke-dasharray="3 3"/>`);
   for (const p of cp) {

@@ -27,11 +27,22 @@ export interface ReportData {
 
 const esc = escapeXml;
 
+/** Trailing mean over `w` points: per-step DPO metrics are noisy (16 pairs per step). */
+function smooth(points: (readonly [number, number])[], w: number): (readonly [number, number])[] {
+  return points.map(([x], i) => {
+    const from = Math.max(0, i - w + 1);
+    let acc = 0;
+    for (let k = from; k <= i; k++) acc += points[k]![1];
+    return [x, acc / (i - from + 1)] as const;
+  });
+}
+
 function curveSeries(curves: ReportData['curves'], key: string): Series[] {
   const out: Series[] = [];
   Object.entries(curves).forEach(([name, c], i) => {
     const color = PALETTE[(i + 1) % PALETTE.length]!;
-    out.push({ name: `${name} train`, color, points: c.train.filter((r) => r[key] !== undefined).map((r) => [r.step!, r[key]!] as const) });
+    const train = c.train.filter((r) => r[key] !== undefined).map((r) => [r.step!, r[key]!] as const);
+    out.push({ name: `${name} train (10-step mean)`, color, points: smooth(train, 10) });
     const ev = c.eval.filter((r) => r[`eval/${key}`] !== undefined).map((r) => [r.step!, r[`eval/${key}`]!] as const);
     if (ev.length) out.push({ name: `${name} held-out`, color, dashed: true, markers: true, points: ev });
   });
@@ -61,7 +72,7 @@ export function writeReport(out: string, d: ReportData): string[] {
     const series = curveSeries(d.curves, key);
     if (series.some((s) => s.points.length)) {
       add(`train_${key.replace(/\W+/g, '_')}`, `Training: ${label}`, lineChart({ title: `Training: ${label}`, xLabel: 'optimizer step', yLabel: label }, series),
-        'Solid: training batches; dashed with markers: held-out pairs.');
+        'Solid: training batches (mean of the last 10 steps); dashed with markers: held-out pairs.');
     }
   }
   const pm = d.pretrainMetrics.filter((r) => r.loss !== undefined && r.step !== undefined);

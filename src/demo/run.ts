@@ -46,23 +46,24 @@ export interface DemoSettings {
 
 export const DEFAULT_SETTINGS: DemoSettings = {
   shape: { vocabSize: 2048, hiddenSize: 128, numLayers: 4, numHeads: 4, intermediateSize: 384, contextLength: 128 },
-  pretrain: { ...DEFAULT_PRETRAIN, steps: 800, learningRate: 3e-3, warmupSteps: 40, evalSteps: 100 },
-  trainPrompts: 800,
+  pretrain: { ...DEFAULT_PRETRAIN, steps: 600, learningRate: 3e-3, warmupSteps: 30, evalSteps: 100 },
+  trainPrompts: 1200,
   pairPrompts: 96,
   evalPrompts: 128,
-  samplesPerPrompt: 6,
-  evalSamples: 6,
+  samplesPerPrompt: 8,
+  evalSamples: 8,
   maxNewTokens: 24,
-  dpo: { learningRate: 5e-4, epochs: 3, batchSize: 16, warmupRatio: 0.1 },
+  dpo: { learningRate: 5e-4, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
 };
 
 export const QUICK_SETTINGS: DemoSettings = {
   ...DEFAULT_SETTINGS,
-  pretrain: { ...DEFAULT_PRETRAIN, steps: 250, learningRate: 3e-3, warmupSteps: 20, evalSteps: 50 },
-  trainPrompts: 320,
+  pretrain: { ...DEFAULT_PRETRAIN, steps: 200, learningRate: 4e-3, warmupSteps: 20, evalSteps: 50 },
+  trainPrompts: 400,
   pairPrompts: 48,
   evalPrompts: 64,
   evalSamples: 4,
+  dpo: { learningRate: 1e-3, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
 };
 
 export interface DemoOptions {
