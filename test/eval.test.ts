@@ -133,7 +133,7 @@ test('evaluateAgainstReference: a copy of the reference has KL 0, win rate ½, e
   if (r.heldOutPairs > 0) assert.equal(copyEval!.implicitAccuracy, 0);
   assert.ok(otherEval!.kl.mean > 0.02, `a different random model is far from the reference: KL ${otherEval!.kl.mean}`);
   const table = evaluationTable(r);
-  assert.match(table, /^model +afinn \(train\) +vader/);
+  assert.match(table, /^model +afinn \(reward\) +vader/);
   assert.equal(table.trim().split('\n').length, 5);
 });
 

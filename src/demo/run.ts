@@ -308,7 +308,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   writeJsonl(join(out, 'data', 'eval_samples.jsonl'), evaluation.models.flatMap((m) => m.samples.map((x) => ({ model: m.name, ...x }))));
   files.push(join(out, 'summary.json'), join(out, 'data', 'eval_samples.jsonl'), trainFile, heldFile);
   if (!quiet) {
-    process.stdout.write(`\n${evaluationTable(evaluation)}`);
+    process.stdout.write(`\n${evaluationTable(evaluation, 'training reward')}`);
     process.stdout.write(`\nreport: ${join(out, 'report.html')}   total ${formatDuration(timings.total)} ` +
       `(${Object.entries(timings).filter(([k]) => k !== 'total').map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})\n`);
   }

@@ -200,9 +200,9 @@ export function evaluateAgainstReference(opts: {
 }
 
 /** A fixed-width text table of an evaluation (the terminal summary). */
-export function evaluationTable(r: EvaluationResult): string {
+export function evaluationTable(r: EvaluationResult, primaryLabel = 'reward'): string {
   const judges = Object.keys(r.models[0]?.rewards ?? {});
-  const head = ['model', ...judges.map((j) => (j === r.primary ? `${j} (train)` : j)), 'KL(π‖ref)', 'win vs ref', 'implicit acc', 'tokens'];
+  const head = ['model', ...judges.map((j) => (j === r.primary ? `${j} (${primaryLabel})` : j)), 'KL(π‖ref)', 'win vs ref', 'implicit acc', 'tokens'];
   const fmt = (x: number, d = 3): string => (Number.isNaN(x) ? '-' : x.toFixed(d));
   const rows = r.models.map((m) => [
     m.name,
