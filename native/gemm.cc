@@ -28,6 +28,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "common.h"
 #include "threadpool.h"
@@ -567,13 +568,39 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
 }
 
 // Thin products (M or N tiny): packing would cost as much as the arithmetic and the register
-// tile would be mostly padding. Direct loops over rows of C, split into column chunks.
-constexpr int64_t kDirectChunk = 256;
+// tile would be mostly padding (these are matrix-vector products, bound by memory).
+constexpr int64_t kDirectChunk = 256;  // columns of C per task when M is tiny
+constexpr int64_t kDirectRows = 64;    // rows of C per task when N is tiny
 
-void DirectChunk(const Problem& P, int64_t bi, int64_t i, int64_t j0, int64_t cols) {
+// Dot product with 16 independent partial sums (vectorizable without reassociation; the order
+// is fixed, so the result does not depend on threads).
+inline float Dot(const float* a, const float* b, int64_t K) {
+  float part[16] = {};
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16)
+    for (int l = 0; l < 16; l++) part[l] += a[k + l] * b[k + l];
+  for (int l = 0; k < K; k++, l++) part[l] += a[k] * b[k];
+  float s = 0.0f;
+  for (int l = 0; l < 16; l++) s += part[l];
+  return s;
+}
+
+inline void StoreRow(const Problem& P, float* c, const float* acc, int64_t cols) {
+  if (P.beta == 0.0f) {
+    for (int64_t j = 0; j < cols; j++) c[j] = P.alpha * acc[j];
+  } else {
+    for (int64_t j = 0; j < cols; j++) c[j] = P.alpha * acc[j] + P.beta * c[j];
+  }
+}
+
+// Per-thread scratch for contiguous copies of a strided row of op(A) or column of op(B).
+thread_local std::vector<float> tl_row, tl_cols;
+
+// M tiny: C[i, j0:j0+cols]. Without transB, rows of B are axpy'd into the accumulator; with
+// transB, each element is a dot product of contiguous rows.
+void DirectRowChunk(const Problem& P, int64_t bi, int64_t i, int64_t j0, int64_t cols) {
   const float* A = P.A + bi * P.sA;
   const float* B = P.B + bi * P.sB;
-  float* c = P.C + bi * P.sC + i * P.N + j0;
   const int64_t K = P.K, M = P.M, N = P.N;
   float acc[kDirectChunk];
   if (!P.tb) {
@@ -584,28 +611,42 @@ void DirectChunk(const Problem& P, int64_t bi, int64_t i, int64_t j0, int64_t co
       for (int64_t j = 0; j < cols; j++) acc[j] += a * b[j];
     }
   } else {
-    // Dot products with 16 independent partial sums (vectorizable without reassociation).
-    for (int64_t j = 0; j < cols; j++) {
-      const float* b = B + (j0 + j) * K;
-      float part[16] = {};
-      int64_t k = 0;
-      if (!P.ta) {
-        const float* a = A + i * K;
-        for (; k + 16 <= K; k += 16)
-          for (int l = 0; l < 16; l++) part[l] += a[k + l] * b[k + l];
-        for (; k < K; k++) part[0] += a[k] * b[k];
-      } else {
-        for (; k < K; k++) part[k & 15] += A[k * M + i] * b[k];
-      }
-      float s = 0.0f;
-      for (int l = 0; l < 16; l++) s += part[l];
-      acc[j] = s;
+    const float* a = A + i * K;
+    if (P.ta) {
+      tl_row.resize(K);
+      for (int64_t k = 0; k < K; k++) tl_row[k] = A[k * M + i];
+      a = tl_row.data();
+    }
+    for (int64_t j = 0; j < cols; j++) acc[j] = Dot(a, B + (j0 + j) * K, K);
+  }
+  StoreRow(P, P.C + bi * P.sC + i * N + j0, acc, cols);
+}
+
+// N tiny (< 8): rows [i0, i0+rows) of C, each element a dot product; the N columns of op(B)
+// (and a transposed A row) are first copied to contiguous scratch.
+void DirectColumns(const Problem& P, int64_t bi, int64_t i0, int64_t rows) {
+  const float* A = P.A + bi * P.sA;
+  const float* B = P.B + bi * P.sB;
+  const int64_t K = P.K, M = P.M, N = P.N;
+  tl_cols.resize(N * K);
+  for (int64_t j = 0; j < N; j++) {
+    float* dst = tl_cols.data() + j * K;
+    if (P.tb) {
+      std::memcpy(dst, B + j * K, sizeof(float) * K);
+    } else {
+      for (int64_t k = 0; k < K; k++) dst[k] = B[k * N + j];
     }
   }
-  if (P.beta == 0.0f) {
-    for (int64_t j = 0; j < cols; j++) c[j] = P.alpha * acc[j];
-  } else {
-    for (int64_t j = 0; j < cols; j++) c[j] = P.alpha * acc[j] + P.beta * c[j];
+  if (P.ta) tl_row.resize(K);
+  float acc[8];
+  for (int64_t i = i0; i < i0 + rows; i++) {
+    const float* a = A + i * K;
+    if (P.ta) {
+      for (int64_t k = 0; k < K; k++) tl_row[k] = A[k * M + i];
+      a = tl_row.data();
+    }
+    for (int64_t j = 0; j < N; j++) acc[j] = Dot(a, tl_cols.data() + j * K, K);
+    StoreRow(P, P.C + bi * P.sC + i * N, acc, N);
   }
 }
 
@@ -642,13 +683,21 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
     return;
   }
 
-  if (M < 4 || N < 8) {
+  if (N < 8) {
+    const int64_t blocks = (M + kDirectRows - 1) / kDirectRows;
+    RunTasks(P.batch * blocks, flops, [&](int64_t t) {
+      const int64_t bi = t / blocks, i0 = (t % blocks) * kDirectRows;
+      DirectColumns(P, bi, i0, std::min(kDirectRows, M - i0));
+    });
+    return;
+  }
+  if (M < 4) {
     const int64_t chunks = (N + kDirectChunk - 1) / kDirectChunk;
     const int64_t perBatch = M * chunks;
     RunTasks(P.batch * perBatch, flops, [&](int64_t t) {
       const int64_t bi = t / perBatch, r = t % perBatch;
       const int64_t i = r / chunks, j0 = (r % chunks) * kDirectChunk;
-      DirectChunk(P, bi, i, j0, std::min(kDirectChunk, N - j0));
+      DirectRowChunk(P, bi, i, j0, std::min(kDirectChunk, N - j0));
     });
     return;
   }

@@ -202,7 +202,8 @@ test('gemm: bit-identical results with 1 and 2 threads', { skip }, () => {
         { ta: false, tb: false, M: 301, N: 520, K: 700, batch: 1 },
         { ta: true, tb: false, M: 200, N: 333, K: 1100, batch: 1 },
         { ta: false, tb: true, M: 64, N: 1000, K: 257, batch: 3 },
-        { ta: false, tb: true, M: 2, N: 5000, K: 300, batch: 1 },  // thin (direct) path
+        { ta: false, tb: true, M: 2, N: 5000, K: 300, batch: 1 },  // thin M (direct) path
+        { ta: true, tb: false, M: 3000, N: 3, K: 700, batch: 1 },  // thin N (direct) path
       ]) {
         const r = rng(seed++);
         const A = rand(c.batch * c.M * c.K, r), B = rand(c.batch * c.K * c.N, r);
