@@ -1,14 +1,15 @@
 // `dpo convert`: llama2.c checkpoint → Hugging Face directory, and Hugging Face directory (or
 // llama2.c file) → GGUF for llama.cpp.
 
-import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generationDefaultsFromConfig } from './config.js';
-import { loadHfDirectory } from './hf-dir.js';
+import { loadHfDirectory, TOKENIZER_FILE_NAMES } from './hf-dir.js';
 import { readLlama2cCheckpoint } from './llama2c.js';
 import { saveHfDirectory } from './hf-dir.js';
 import { writeLlamaGguf } from './gguf.js';
-import { loadTokenizer, tokenizerGgufMetadata } from './tokenizers/index.js';
+import { Llama2cTokenizer, loadTokenizer, tokenizerGgufMetadata } from './tokenizers/index.js';
+import { llama2cTokenizerFiles } from './tokenizers/llama2c-hf.js';
 import type { ModelConfig } from './config.js';
 import type { WeightMap } from './weights.js';
 
@@ -57,7 +58,26 @@ export async function convertModel(src: string, out: string, opts: ConvertOption
   if (isDir) throw new Error(`convert: ${src} is already a Hugging Face directory; give a .gguf output to export to GGUF`);
   const dtype = (opts.dtype ?? 'float32').toLowerCase();
   if (!['float32', 'bfloat16', 'f32', 'bf16'].includes(dtype)) throw new Error(`convert: Hugging Face dtype must be float32 or bfloat16, got ${opts.dtype}`);
-  saveHfDirectory(out, { config, weights, dtype: dtype.startsWith('b') ? 'BF16' : 'F32', generation: generationDefaultsFromConfig(config) });
-  // The llama2.c tokenizer travels as tokenizer.bin, which loadTokenizer(dir) reads.
-  copyFileSync(tokPath, join(out, 'tokenizer.bin'));
+  saveHfDirectory(out, {
+    config,
+    weights,
+    dtype: dtype.startsWith('b') ? 'BF16' : 'F32',
+    generation: generationDefaultsFromConfig(config),
+    tokenizerFiles: await hfTokenizerFiles(tokPath, config),
+  });
+}
+
+/**
+ * The tokenizer files of the Hugging Face output: a llama2.c tokenizer becomes the equivalent
+ * tokenizer.json + tokenizer_config.json + special_tokens_map.json (what transformers and
+ * loadTokenizer read; tokenizer.bin is not copied, nothing would read it); a tokenizer directory
+ * given with --tokenizer is copied as it is.
+ */
+async function hfTokenizerFiles(tokPath: string, config: ModelConfig): Promise<string[] | Record<string, string>> {
+  const tok = await loadTokenizer(tokPath);
+  if (tok.vocabSize > config.vocabSize) {
+    throw new Error(`convert: tokenizer ${tokPath} has ${tok.vocabSize} tokens but the model only ${config.vocabSize}`);
+  }
+  if (tok instanceof Llama2cTokenizer) return llama2cTokenizerFiles(tok, { modelMaxLength: config.maxPositions });
+  return TOKENIZER_FILE_NAMES.map((f) => join(tokPath, f)).filter((f) => existsSync(f));
 }
