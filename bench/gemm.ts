@@ -3,8 +3,8 @@
 //   node dist/bench/gemm.js [--rounds 4] [--reps 8] [--threads 1,2]
 //
 // Shapes: 1024³ and the three GEMMs of a transformer linear layer (GPT-2 small MLP, 1024
-// tokens): Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY. Each round measures ours then numpy for every
-// thread count (best of --reps calls each); the table shows the best figure over rounds and the
+// tokens): Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY. Each round measures, shape by shape, ours then numpy
+// for every thread count (best of --reps calls each); the table shows the best figure over rounds and the
 // spread (min–max) of the per-round ratio, because other processes share the CPU. At 1 thread
 // it also shows the ratio of CPU-time throughputs (process CPU time instead of wall time on both
 // sides), which time-slicing by other processes barely affects.
@@ -57,10 +57,11 @@ const data = SHAPES.map((s, i) => ({
 
 type Speed = { wall: number[]; cpu: number[] };
 
-function ours(threads: number): Speed {
+function ours(threads: number, only: Shape[]): Speed {
   k!.setNumThreads(threads);
   const wall: number[] = [], cpu: number[] = [];
-  SHAPES.forEach((s, i) => {
+  only.forEach((s) => {
+    const i = SHAPES.indexOf(s);
     const { A, B, C } = data[i]!;
     const call = () => k!.gemm(s.ta, s.tb, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0);
     call();  // warm-up: pack buffers, page faults, wakes the pool
@@ -92,12 +93,12 @@ function findPython(): string | null {
 const python = existsSync(script) ? findPython() : null;
 let blas = '';
 
-function numpy(threads: number): Speed | null {
+function numpy(threads: number, only: Shape[]): Speed | null {
   if (!python) return null;
   const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const shapes = JSON.stringify(SHAPES.map((s) => [s.M, s.N, s.K, s.ta, s.tb]));
+  const shapes = JSON.stringify(only.map((s) => [s.M, s.N, s.K, s.ta, s.tb]));
   const r = spawnSync(python, [script, shapes, String(reps)], { env, encoding: 'utf8' });
   if (r.status !== 0) {
     console.error(`numpy run failed: ${r.stderr}`);
@@ -118,13 +119,14 @@ type Sample = { ours: number; np: number | null; oursCpu: number; npCpu: number 
 // results[threads][shape] = one sample per round
 const results = new Map<number, Sample[][]>();
 for (const t of threadCounts) results.set(t, SHAPES.map(() => []));
+// Ours and numpy alternate shape by shape, so a burst of load from other processes hits both.
 for (let round = 0; round < rounds; round++) {
   for (const t of threadCounts) {
-    const o = ours(t);
-    const n = numpy(t);
-    SHAPES.forEach((_, i) =>
-      results.get(t)![i]!.push({ ours: o.wall[i]!, np: n ? n.wall[i]! : null, oursCpu: o.cpu[i]!, npCpu: n ? n.cpu[i]! : null }),
-    );
+    SHAPES.forEach((shape, i) => {
+      const o = ours(t, [shape]);
+      const n = numpy(t, [shape]);
+      results.get(t)![i]!.push({ ours: o.wall[0]!, np: n ? n.wall[0]! : null, oursCpu: o.cpu[0]!, npCpu: n ? n.cpu[0]! : null });
+    });
   }
 }
 if (blas) console.log(`reference: ${blas} (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)`);
