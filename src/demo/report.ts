@@ -72,7 +72,7 @@ export function writeReport(out: string, d: ReportData): string[] {
     const series = curveSeries(d.curves, key);
     if (series.some((s) => s.points.length)) {
       add(`train_${key.replace(/\W+/g, '_')}`, `Training: ${label}`, lineChart({ title: `Training: ${label}`, xLabel: 'optimizer step', yLabel: label }, series),
-        'Solid: training batches (mean of the last 10 steps); dashed with markers: held-out pairs.');
+        'Solid: training batches (mean of the last 10 steps); dashed with markers: held-out pairs. A sharp change when the second epoch starts is memorization of pairs seen once; the held-out curve is the one to trust.');
     }
   }
   const pm = d.pretrainMetrics.filter((r) => r.loss !== undefined && r.step !== undefined);
