@@ -2,6 +2,7 @@
 // memory so the same Hugging Face implementation runs it (this is what transformers'
 // GPT2Converter does when it turns a slow GPT-2 tokenizer into a fast one).
 
+import { byteLevelBpeTokenizerJson, specialAddedToken } from './bpe-json.js';
 import type { AddedTokenJson, TokenizerConfigJson, TokenizerJson } from './hf.js';
 
 /** Parses merges.txt: an optional "#version" line, then one "left right" pair per line. */
@@ -78,33 +79,17 @@ export function gpt2TokenizerJson(
   for (const name of named) {
     const id = vocab[name];
     if (id === undefined || added.has(id)) continue;
-    added.set(id, { id, content: name, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    added.set(id, specialAddedToken(id, name));
   }
 
   // GPT-2 has no unk token in its BPE model; a named one that exists is used for unknown symbols
   // (the slow GPT2Tokenizer maps unknown tokens to unk_token the same way).
   const unk = specialName(config.unk_token ?? specialTokensMap.unk_token);
-  const addPrefixSpace = config.add_prefix_space === true;
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [...added.values()].sort((x, y) => x.id - y.id),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: addPrefixSpace, trim_offsets: true, use_regex: true },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: unk !== null && unk in vocab ? unk : null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  return byteLevelBpeTokenizerJson({
+    vocab,
+    merges,
+    addedTokens: [...added.values()].sort((x, y) => x.id - y.id),
+    addPrefixSpace: config.add_prefix_space === true,
+    unkToken: unk !== null && unk in vocab ? unk : null,
+  });
 }

@@ -21,7 +21,8 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AddedTokenJson, TokenizerJson } from './hf.js';
+import { specialAddedToken } from './bpe-json.js';
+import type { TokenizerJson } from './hf.js';
 import type { Llama2cTokenizer } from './llama2c.js';
 
 /** SentencePiece's visible space: llama2.c's export wrote it as ' '; tokenizer.json keeps '▁'. */
@@ -103,15 +104,7 @@ function buildMerges(tok: Llama2cTokenizer, tokens: readonly string[]): string[]
 export function llama2cToTokenizerJson(tok: Llama2cTokenizer): TokenizerJson {
   const tokens = tokenStrings(tok);
   const special = specialTokens(tok);
-  const addedTokens: AddedTokenJson[] = [tok.unkId, tok.bosId, tok.eosId].map((id) => ({
-    id,
-    content: tokens[id]!,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
+  const addedTokens = [tok.unkId, tok.bosId, tok.eosId].map((id) => specialAddedToken(id, tokens[id]!));
   const bos = { SpecialToken: { id: special.bos, type_id: 0 } };
   const bos1 = { SpecialToken: { id: special.bos, type_id: 1 } };
   const seqA = { Sequence: { id: 'A', type_id: 0 } };

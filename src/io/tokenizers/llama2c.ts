@@ -7,6 +7,7 @@
 
 import { readFile } from 'node:fs/promises';
 import type { ChatMessage, EncodeOptions, Tokenizer } from '../tokenizer.js';
+import { MaxHeap } from './heap.js';
 
 const utf8Decoder = new TextDecoder('utf-8');
 const utf8Encoder = new TextEncoder();
@@ -28,44 +29,6 @@ interface Candidate {
 
 function better(a: Candidate, b: Candidate): boolean {
   return a.score > b.score || (a.score === b.score && a.node < b.node);
-}
-
-class CandidateHeap {
-  private items: Candidate[] = [];
-  get size(): number {
-    return this.items.length;
-  }
-  push(c: Candidate): void {
-    const h = this.items;
-    h.push(c);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!better(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-  pop(): Candidate {
-    const h = this.items;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < h.length && better(h[l]!, h[best]!)) best = l;
-        if (r < h.length && better(h[r]!, h[best]!)) best = r;
-        if (best === i) break;
-        [h[i], h[best]] = [h[best]!, h[i]!];
-        i = best;
-      }
-    }
-    return top;
-  }
 }
 
 export class Llama2cTokenizer implements Tokenizer {
@@ -186,7 +149,7 @@ export class Llama2cTokenizer implements Tokenizer {
       prev[i] = i - 1;
       next[i] = i + 1 < n ? i + 1 : -1;
     }
-    const heap = new CandidateHeap();
+    const heap = new MaxHeap<Candidate>(better);
     const consider = (left: number) => {
       const right = next[left]!;
       if (left < 0 || right < 0) return;

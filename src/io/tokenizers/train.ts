@@ -7,7 +7,9 @@
 // (an index pair → words), and a lazy max-heap re-queues pairs whose count went stale.
 
 import { BYTE_TO_UNICODE, GPT2_SPLIT_PATTERN, toByteLevel } from './bytelevel.js';
+import { byteLevelBpeTokenizerJson, specialAddedToken } from './bpe-json.js';
 import type { TokenizerJson } from './hf.js';
+import { MaxHeap } from './heap.js';
 
 export interface TrainByteLevelBpeOptions {
   /** Final vocabulary size, special tokens included (at least 256 + specialTokens.length). */
@@ -33,44 +35,6 @@ function before(x: HeapEntry, y: HeapEntry): boolean {
   if (x.count !== y.count) return x.count > y.count;
   if (x.a !== y.a) return x.a < y.a;
   return x.b < y.b;
-}
-
-class PairHeap {
-  private h: HeapEntry[] = [];
-  get size(): number {
-    return this.h.length;
-  }
-  push(e: HeapEntry): void {
-    const h = this.h;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-  pop(): HeapEntry {
-    const h = this.h;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 function escapeRegExp(s: string): string {
@@ -144,7 +108,7 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: TrainByteLevelB
       set.add(wi);
     }
   }
-  const heap = new PairHeap();
+  const heap = new MaxHeap<HeapEntry>(before);
   for (const [k, count] of pairCount) heap.push({ count, a: Math.floor(k / PAIR_SHIFT), b: k % PAIR_SHIFT });
 
   const merges: string[] = [];
@@ -229,34 +193,11 @@ export function trainByteLevelBpe(texts: Iterable<string>, opts: TrainByteLevelB
   const vocab: Record<string, number> = {};
   idToToken.forEach((t, i) => (vocab[t] = i));
 
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: specialTokens.map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  return byteLevelBpeTokenizerJson({
+    vocab,
+    merges,
+    addedTokens: specialTokens.map((content, id) => specialAddedToken(id, content)),
+    addPrefixSpace: false,
+    unkToken: null,
+  });
 }
