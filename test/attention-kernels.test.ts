@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Buf, Kernels } from '../src/tensor/kernels.js';
 import { referenceKernels } from '../src/tensor/backend.js';
 import { nativeForTests } from './helpers/native.js';
+import { mulberry32 as rng } from './helpers/rng.js';
 
 const ref = referenceKernels;
 // Without CI a missing addon skips with the reason; under CI these tests run and fail.
@@ -18,18 +19,6 @@ const nativeReady = nat !== null;
 function native(): Kernels {
   assert.ok(nat, `CI is set but ${nativeSkip}`);
   return nat;
-}
-
-// mulberry32: small seeded generator so every run sees the same data.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randn<T extends Buf>(make: new (n: number) => T, n: number, r: () => number, s = 1): T {

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { nativeKernels, nativeLoadError, nativeMissing } from '../src/tensor/backend.js';
 import { gemm as refGemm } from '../src/tensor/reference/gemm.js';
+import { mulberry32 as rng } from './helpers/rng.js';
 
 const nat = nativeKernels();
 const ready = nat !== null && !nativeMissing.includes('gemm');
@@ -47,17 +48,6 @@ function rawAddon(): GemmAddon {
   return createRequire(import.meta.url)(p) as GemmAddon;
 }
 
-// mulberry32: small seeded generator so every run sees the same data.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function rand(n: number, r: () => number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = r() * 2 - 1;

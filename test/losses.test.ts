@@ -21,6 +21,7 @@ import {
   type PreferenceLogps,
 } from '../src/losses/index.js';
 import { bcoPairLoss } from '../src/losses/pairwise.js';
+import { mulberry32 } from './helpers/rng.js';
 
 const GOLDEN_DIR = process.env.DPO_GOLDEN_DIR ?? '/work/shared/golden';
 const BASE = join(GOLDEN_DIR, 'dpo_losses.json');
@@ -415,17 +416,6 @@ test('golden: sigmoid + rpo_alpha NLL (per-pair mean and TRL token-weighted) flo
 
 // ---------------------------------------------------------------------------------------------
 // finite-difference gradient checks on random inputs
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBatch(seed: number, n: number): PreferenceLogps & { chosenTokens: number[]; rejectedTokens: number[] } {
   const rnd = mulberry32(seed);

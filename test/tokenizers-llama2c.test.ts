@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Llama2cTokenizer, loadLlama2cTokenizer, loadTokenizer, tokenizerGgufMetadata } from '../src/io/tokenizers/index.js';
+import { mulberry32 as rng } from './helpers/rng.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tok512 = join(root, '..', 'shared', 'models', 'stories260K', 'tok512.bin');
@@ -50,18 +51,6 @@ function referenceEncode(pieces: Uint8Array[], scores: Float32Array, text: strin
     tokens.splice(bestIdx, 2, bestId);
   }
   return tokens;
-}
-
-/** Seeded generator (mulberry32) for reproducible random texts. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomText(next: () => number, alphabet: string[], length: number): string {

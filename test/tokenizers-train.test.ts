@@ -15,18 +15,7 @@ import {
   trainByteLevelBpe,
 } from '../src/io/tokenizers/index.js';
 import { BYTE_TO_UNICODE, GPT2_SPLIT_PATTERN, toByteLevel } from '../src/io/tokenizers/bytelevel.js';
-
-/** Seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './helpers/rng.js';
 
 const WORDS = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'park', 'Lily', 'happy', "didn't", 'café',
   'naïve', '東京', '42', '3.14', 'hello', 'world', 'it\'s', 'ok', '!', '?', ',', '—', '🙂', 'then', 'there', 'theme'];

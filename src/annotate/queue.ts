@@ -2,6 +2,7 @@
 // randomized and recorded), and recording a vote exactly once (idempotency key).
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
+import { mulberry32 } from '../data/batch.js';
 import type { AnnotateConfig, Label } from './config.js';
 import { nowIso, type DB } from './db.js';
 
@@ -18,16 +19,9 @@ export type Rng = () => number;
 
 export const cryptoRng: Rng = () => randomInt(2 ** 47) / 2 ** 47;
 
-/** Small seeded generator (mulberry32) for reproducible tests. */
+/** Small seeded generator (mulberry32, as the data sampler uses) for reproducible tests. */
 export function seededRng(seed: number): Rng {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 export interface AssignmentView {

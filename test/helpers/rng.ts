@@ -1,5 +1,8 @@
-// Seeded pseudo-random numbers for reproducible tests: sfc32 seeded through splitmix32.
-// Not cryptographic; fast, and identical on every platform.
+// Seeded pseudo-random numbers for reproducible tests: sfc32 seeded through splitmix32, and the
+// library's mulberry32 (a bare () => number in [0, 1)). Not cryptographic; fast, and identical on
+// every platform.
+
+export { mulberry32 } from '../../src/data/batch.js';
 
 export class Rng {
   private a: number;
