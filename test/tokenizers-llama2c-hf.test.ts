@@ -13,6 +13,7 @@ import { HfTokenizer, Llama2cTokenizer, loadLlama2cTokenizer, loadTokenizer, tok
 import { llama2cToTokenizerJson, saveLlama2cTokenizerAsHf } from '../src/io/tokenizers/llama2c-hf.js';
 import { generate } from '../src/models/generate.js';
 import { loadModelAndTokenizer } from '../src/models/index.js';
+import { buildLlama2cBin } from './helpers/llama2c-bin.js';
 import { Rng } from './helpers/rng.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -24,28 +25,6 @@ const skipModel = !(existsSync(tok512) && existsSync(stories260K)) && `${stories
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'dpo-llama2c-hf-'));
-}
-
-/** Builds a llama2.c tokenizer file: <unk>, BOS, EOS, 256 byte tokens, then the given pieces. */
-function buildBin(extra: [string, number][]): Buffer {
-  const entries: [Buffer, number][] = [
-    [Buffer.from('<unk>'), 0],
-    [Buffer.from('\n<s>\n'), 0],
-    [Buffer.from('\n</s>\n'), 0],
-  ];
-  for (let b = 0; b < 256; b++) entries.push([Buffer.from(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), 0]);
-  for (const [piece, score] of extra) entries.push([Buffer.from(piece, 'utf8'), score]);
-  const maxLen = Math.max(...entries.map(([b]) => b.length));
-  const head = Buffer.alloc(4);
-  head.writeInt32LE(maxLen);
-  const parts: Buffer[] = [head];
-  for (const [bytes, score] of entries) {
-    const h = Buffer.alloc(8);
-    h.writeFloatLE(score, 0);
-    h.writeInt32LE(bytes.length, 4);
-    parts.push(h, bytes);
-  }
-  return Buffer.concat(parts);
 }
 
 /** Random text over an alphabet, without the added-token strings (see llama2c-hf.ts). */
@@ -160,7 +139,7 @@ test('synthetic llama2.c vocabulary: non-ASCII pieces, merges across spaces, byt
     ['ab', 5], ['bc', 4.5], ['abc', 1], [' a', 2], [' ab', 7], ['ca', 3], ['cab', 4], ['é ', 6], [' é', 6.5],
     ['日本', 8], [' 日本', 0.5], ['  ', -1], ['   ', -2], ['. ', -3], ['.é', -4],
   ];
-  const ref = new Llama2cTokenizer(buildBin(pieces), 'synthetic.bin');
+  const ref = new Llama2cTokenizer(buildLlama2cBin(pieces), 'synthetic.bin');
   const dir = tempDir();
   try {
     await saveLlama2cTokenizerAsHf(dir, ref);
@@ -183,9 +162,9 @@ test('synthetic llama2.c vocabulary: non-ASCII pieces, merges across spaces, byt
 });
 
 test('llama2cToTokenizerJson: clear errors for what tokenizer.json cannot hold', () => {
-  assert.throws(() => llama2cToTokenizerJson(new Llama2cTokenizer(buildBin([[' ', -1], ['ab', -2], ['ab', -3]]), 'dup.bin')), /dup\.bin: tokens 260 and 261 are both "ab"/);
-  assert.throws(() => llama2cToTokenizerJson(new Llama2cTokenizer(buildBin([[' ', -1], ['x\u2581', -2]]), 'bar.bin')), /bar\.bin: token 260 "x▁" contains "▁"/);
-  const bad = buildBin([[' ', -1], ['zz', -2]]);
+  assert.throws(() => llama2cToTokenizerJson(new Llama2cTokenizer(buildLlama2cBin([[' ', -1], ['ab', -2], ['ab', -3]]), 'dup.bin')), /dup\.bin: tokens 260 and 261 are both "ab"/);
+  assert.throws(() => llama2cToTokenizerJson(new Llama2cTokenizer(buildLlama2cBin([[' ', -1], ['x\u2581', -2]]), 'bar.bin')), /bar\.bin: token 260 "x▁" contains "▁"/);
+  const bad = buildLlama2cBin([[' ', -1], ['zz', -2]]);
   bad[bad.length - 1] = 0xc3; // "z" + a lone UTF-8 lead byte
   assert.throws(() => llama2cToTokenizerJson(new Llama2cTokenizer(bad, 'utf8.bin')), /utf8\.bin: token 260 is not valid UTF-8/);
 });

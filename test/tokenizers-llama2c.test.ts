@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Llama2cTokenizer, loadLlama2cTokenizer, loadTokenizer, tokenizerGgufMetadata } from '../src/io/tokenizers/index.js';
+import { buildLlama2cBin } from './helpers/llama2c-bin.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -57,29 +58,6 @@ function randomText(next: () => number, alphabet: string[], length: number): str
   let s = '';
   for (let i = 0; i < length; i++) s += alphabet[Math.floor(next() * alphabet.length)];
   return s;
-}
-
-/** Builds a llama2.c tokenizer file: <unk>, BOS, EOS, 256 byte tokens, then the given pieces. */
-function buildBin(extra: [string, number][]): Buffer {
-  const entries: [Buffer, number][] = [
-    [Buffer.from('<unk>'), 0],
-    [Buffer.from('\n<s>\n'), 0],
-    [Buffer.from('\n</s>\n'), 0],
-  ];
-  for (let b = 0; b < 256; b++) entries.push([Buffer.from(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), 0]);
-  for (const [piece, score] of extra) entries.push([Buffer.from(piece, 'utf8'), score]);
-  const maxLen = Math.max(...entries.map(([b]) => b.length));
-  const parts: Buffer[] = [];
-  const head = Buffer.alloc(4);
-  head.writeInt32LE(maxLen);
-  parts.push(head);
-  for (const [bytes, score] of entries) {
-    const h = Buffer.alloc(8);
-    h.writeFloatLE(score, 0);
-    h.writeInt32LE(bytes.length, 4);
-    parts.push(h, bytes);
-  }
-  return Buffer.concat(parts);
 }
 
 test('tok512.bin: "Once upon a time" encodes to the ids read off the file, and back', { skip: skip512 }, async () => {
@@ -152,7 +130,7 @@ test('synthetic llama2.c vocabulary: ties go to the leftmost pair, equal to run.
     [' ', -1], ['a', -2], ['b', -3], ['c', -4], ['é', -5],
     ['ab', 5], ['bc', 5], ['abc', 1], [' a', 2], [' ab', 7], ['ca', 3], ['cab', 4], ['é ', 6], [' é', 6],
   ];
-  const tok = new Llama2cTokenizer(buildBin(pieces), 'synthetic.bin');
+  const tok = new Llama2cTokenizer(buildLlama2cBin(pieces), 'synthetic.bin');
   const id = (p: string) => 259 + pieces.findIndex(([s]) => s === p);
   assert.deepEqual(tok.encode('bc', { addBos: false }), [id(' '), id('bc')]);
   // " abc": " a"(2) loses to "ab"(5) and "bc"(5); "ab" is left of "bc" → " ","ab","c" → " ab"(7) + "c".
@@ -168,9 +146,9 @@ test('synthetic llama2.c vocabulary: ties go to the leftmost pair, equal to run.
 });
 
 test('llama2.c .bin: clear errors for truncated or malformed files', async () => {
-  const good = buildBin([[' ', -1]]);
+  const good = buildLlama2cBin([[' ', -1]]);
   assert.throws(() => new Llama2cTokenizer(good.subarray(0, good.length - 1), 'cut.bin'), /cut\.bin: token 259 has length 1, past the end/);
-  assert.throws(() => new Llama2cTokenizer(buildBin([]), 'nospace.bin'), /no " " token/);
+  assert.throws(() => new Llama2cTokenizer(buildLlama2cBin([]), 'nospace.bin'), /no " " token/);
   const small = Buffer.from(good);
   small.writeInt32LE(4, 0); // max_token_length below the 6-byte "<0x00>"
   assert.throws(() => new Llama2cTokenizer(small, 'max.bin'), /above max_token_length 4/);
