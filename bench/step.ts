@@ -92,21 +92,27 @@ function step(): number {
   return res.loss;
 }
 
-const times: number[] = [];
+const times: number[] = [], cpus: number[] = [];
 for (let i = 0; i < warmup + steps; i++) {
-  const t0 = performance.now();
+  const t0 = performance.now(), c0 = process.cpuUsage();
   const loss = step();
   const dt = (performance.now() - t0) / 1000;
-  console.error(`  step ${i} ${dt.toFixed(3)}s loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
-  if (i >= warmup) times.push(dt);
+  // CPU seconds of this process (all threads): less sensitive than wall time to other load.
+  const c = process.cpuUsage(c0), cpu = (c.user + c.system) / 1e6;
+  console.error(`  step ${i} ${dt.toFixed(3)}s cpu=${cpu.toFixed(2)}s loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
+  if (i >= warmup) {
+    times.push(dt);
+    cpus.push(cpu);
+  }
 }
+cpus.sort((a, b) => a - b);
 times.sort((a, b) => a - b);
 const med = times[Math.floor(times.length / 2)]!;
 let N = 0;
 for (const [name, p] of policy.parameters()) if (!/wpe/.test(name)) N += p.size;
 const res = {
   ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute,
-  step_s_median: med, step_s_min: times[0], step_s_all: times,
+  step_s_median: med, step_s_min: times[0], step_s_all: times, cpu_s_median: cpus[Math.floor(cpus.length / 2)],
   policy_tok_per_s: (rows * S) / med,
   peak_rss_MiB: process.resourceUsage().maxRSS / 1024,
   peak_tensor_MiB: T.memoryStats().peakBytes / 2 ** 20,
