@@ -108,66 +108,59 @@ function kernelsToTest(): string[] {
   return rawAddon().gemmKernelsSupported();
 }
 
-test('gemm matches the float64 reference on odd shapes, all transposes, every kernel path', { skip }, () => {
-  const k = native();
+/** Runs body with each supported micro-kernel path selected in-process, then restores the original. */
+function forEachKernelPath(body: (path: string) => void): void {
   const addon = rawAddon();
   const before = addon.gemmKernel();
-  const paths = kernelsToTest();
-  assert.ok(paths.includes('portable'), 'the portable path is always available');
   try {
-    for (const path of paths) {
+    for (const path of kernelsToTest()) {
       addon.gemmSetKernel(path);
-      assert.equal(addon.gemmKernel(), path);
-      let seed = 1;
-      for (const [M, N, K] of SHAPES) {
-        for (const [ta, tb] of TRANS) {
-          check(k, { ta, tb, M, N, K }, seed++);
-          check(k, { ta, tb, M, N, K, alpha: -1.5, beta: 0.75 }, seed++);
-        }
-      }
+      body(path);
     }
   } finally {
     addon.gemmSetKernel(before);
   }
+}
+
+test('gemm matches the float64 reference on odd shapes, all transposes, every kernel path', { skip }, () => {
+  const k = native();
+  const addon = rawAddon();
+  assert.ok(kernelsToTest().includes('portable'), 'the portable path is always available');
+  forEachKernelPath((path) => {
+    assert.equal(addon.gemmKernel(), path);
+    let seed = 1;
+    for (const [M, N, K] of SHAPES) {
+      for (const [ta, tb] of TRANS) {
+        check(k, { ta, tb, M, N, K }, seed++);
+        check(k, { ta, tb, M, N, K, alpha: -1.5, beta: 0.75 }, seed++);
+      }
+    }
+  });
 });
 
 test('gemm: batches with padded strides, broadcast operands (stride 0), alpha/beta', { skip }, () => {
   const k = native();
-  const addon = rawAddon();
-  const before = addon.gemmKernel();
-  try {
-    for (const path of kernelsToTest()) {
-      addon.gemmSetKernel(path);
-      let seed = 100;
-      for (const [ta, tb] of TRANS) {
-        // Padded strides: batch items are not adjacent.
-        check(k, { ta, tb, M: 19, N: 41, K: 23, batch: 3, sA: 19 * 23 + 5, sB: 23 * 41 + 7, sC: 19 * 41 + 3, alpha: 0.5, beta: 2 }, seed++);
-        // Broadcast B (one weight matrix for every batch item), then broadcast A.
-        check(k, { ta, tb, M: 37, N: 70, K: 45, batch: 4, sB: 0, beta: 1 }, seed++);
-        check(k, { ta, tb, M: 5, N: 66, K: 130, batch: 2, sA: 0 }, seed++);
-        // Items large enough for the shared-slab path, one after the other.
-        check(k, { ta, tb, M: 100, N: 200, K: 400, batch: 2, sB: 0, sC: 100 * 200 + 9, beta: -1 }, seed++);
-      }
+  forEachKernelPath(() => {
+    let seed = 100;
+    for (const [ta, tb] of TRANS) {
+      // Padded strides: batch items are not adjacent.
+      check(k, { ta, tb, M: 19, N: 41, K: 23, batch: 3, sA: 19 * 23 + 5, sB: 23 * 41 + 7, sC: 19 * 41 + 3, alpha: 0.5, beta: 2 }, seed++);
+      // Broadcast B (one weight matrix for every batch item), then broadcast A.
+      check(k, { ta, tb, M: 37, N: 70, K: 45, batch: 4, sB: 0, beta: 1 }, seed++);
+      check(k, { ta, tb, M: 5, N: 66, K: 130, batch: 2, sA: 0 }, seed++);
+      // Items large enough for the shared-slab path, one after the other.
+      check(k, { ta, tb, M: 100, N: 200, K: 400, batch: 2, sB: 0, sC: 100 * 200 + 9, beta: -1 }, seed++);
     }
-  } finally {
-    addon.gemmSetKernel(before);
-  }
+  });
 });
 
 test('gemm: beta = 0 overwrites NaN; K = 0 and alpha = 0 give beta·C', { skip }, () => {
   const k = native();
-  const addon = rawAddon();
-  const before = addon.gemmKernel();
-  try {
-    for (const path of kernelsToTest()) {
-      addon.gemmSetKernel(path);
-      for (const [M, N, K] of [[1, 1, 1], [30, 70, 20], [3, 5, 7]] as const) {
-        for (const [ta, tb] of TRANS) check(k, { ta, tb, M, N, K, alpha: 2 }, 7, 'nan');
-      }
+  forEachKernelPath(() => {
+    for (const [M, N, K] of [[1, 1, 1], [30, 70, 20], [3, 5, 7]] as const) {
+      for (const [ta, tb] of TRANS) check(k, { ta, tb, M, N, K, alpha: 2 }, 7, 'nan');
     }
-  } finally {
-    addon.gemmSetKernel(before);
-  }
+  });
   const C = Float32Array.from([NaN, 1, 2, 3]);
   k.gemm(false, false, 2, 2, 0, new Float32Array(0), 0, new Float32Array(0), 0, C, 0, 1, 1, 0);
   assert.deepEqual([...C], [0, 0, 0, 0]);
@@ -181,12 +174,9 @@ test('gemm: beta = 0 overwrites NaN; K = 0 and alpha = 0 give beta·C', { skip }
 
 test('gemm: bit-identical results with 1 and 2 threads', { skip }, () => {
   const k = native();
-  const addon = rawAddon();
-  const before = addon.gemmKernel();
   const threads = k.numThreads();
   try {
-    for (const path of kernelsToTest()) {
-      addon.gemmSetKernel(path);
+    forEachKernelPath((path) => {
       let seed = 500;
       for (const c of [
         { ta: false, tb: false, M: 301, N: 520, K: 700, batch: 1 },
@@ -211,9 +201,8 @@ test('gemm: bit-identical results with 1 and 2 threads', { skip }, () => {
           if (bits1[i] !== bits2[i]) assert.fail(`${path} ${JSON.stringify(c)}: element ${i} differs: ${one[i]} vs ${two[i]}`);
         }
       }
-    }
+    });
   } finally {
-    addon.gemmSetKernel(before);
     k.setNumThreads(threads);
   }
 });
