@@ -7,6 +7,8 @@ command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
 # Browser tests of the annotation UI (test/annotate-browser.test.ts) drive Debian's chromium.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Text in the demo's PNG plots (resvg renders SVG with system fonts).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
