@@ -6,53 +6,88 @@ import { addConfigFlags, loadDpoConfig, loadSftConfig } from './index.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
+/** Help texts of the options `train` and `sft` share; `ref` and `cacheDir` are train's alone. */
+interface RunOptionHelp {
+  model: string;
+  data: string;
+  evalData: string;
+  config: string;
+  output: string;
+  ref?: string;
+  tokenizer: string;
+  cacheDir?: string;
+}
+
+/** Adds the model/data/output/resume options of a training command, in the order --help lists them. */
+function addRunOptions(cmd: Command, help: RunOptionHelp): Command {
+  cmd
+    .requiredOption('--model <path>', help.model)
+    .requiredOption('--data <file>', help.data, collect)
+    .option('--eval-data <file>', help.evalData, collect)
+    .option('--config <file>', help.config)
+    .requiredOption('--output <dir>', help.output);
+  if (help.ref !== undefined) cmd.option('--ref <path>', help.ref);
+  cmd
+    .option('--tokenizer <path>', help.tokenizer)
+    .option('--resume [checkpoint]', 'continue from the newest checkpoint in --output (or the given one)');
+  if (help.cacheDir !== undefined) cmd.option('--cache-dir <dir>', help.cacheDir);
+  return cmd.option('--quiet', 'no progress output');
+}
+
+/** The parsed options of addRunOptions as the run functions take them. */
+function runOptions(opts: Record<string, unknown>) {
+  return {
+    model: opts.model as string,
+    tokenizer: opts.tokenizer as string | undefined,
+    data: opts.data as string[],
+    evalData: opts.evalData as string[] | undefined,
+    outputDir: opts.output as string,
+    // --resume alone: the newest checkpoint; --resume PATH: that one.
+    resume: opts.resume === undefined ? false : opts.resume === true ? true : (opts.resume as string),
+    quiet: Boolean(opts.quiet),
+  };
+}
+
 export function registerTrainingCommands(program: Command): void {
   const train = program
     .command('train')
-    .description('DPO (and its loss family) on preference data; every TRL DPOConfig option is also a flag (--beta 0.1, --loss-type ipo, ...)')
-    .requiredOption('--model <path>', 'starting policy: a Hugging Face directory or a llama2.c .bin checkpoint')
-    .requiredOption('--data <file>', 'training preference data (.jsonl/.json/.parquet, optionally .gz); repeatable', collect)
-    .option('--eval-data <file>', 'evaluation preference data; repeatable', collect)
-    .option('--config <file>', 'YAML or JSON config with TRL DPOConfig names (flags override it)')
-    .requiredOption('--output <dir>', 'output directory: checkpoints, metrics.jsonl, the final model')
-    .option('--ref <path>', 'reference model (default: a frozen copy of --model; with LoRA: the base with adapters off)')
-    .option('--tokenizer <path>', 'tokenizer directory or llama2.c tokenizer .bin (default: the model\'s)')
-    .option('--resume [checkpoint]', 'continue from the newest checkpoint in --output (or the given one)')
-    .option('--cache-dir <dir>', 'where precomputed reference log-probs are cached')
-    .option('--quiet', 'no progress output');
+    .description('DPO (and its loss family) on preference data; every TRL DPOConfig option is also a flag (--beta 0.1, --loss-type ipo, ...)');
+  addRunOptions(train, {
+    model: 'starting policy: a Hugging Face directory or a llama2.c .bin checkpoint',
+    data: 'training preference data (.jsonl/.json/.parquet, optionally .gz); repeatable',
+    evalData: 'evaluation preference data; repeatable',
+    config: 'YAML or JSON config with TRL DPOConfig names (flags override it)',
+    output: 'output directory: checkpoints, metrics.jsonl, the final model',
+    ref: 'reference model (default: a frozen copy of --model; with LoRA: the base with adapters off)',
+    tokenizer: 'tokenizer directory or llama2.c tokenizer .bin (default: the model\'s)',
+    cacheDir: 'where precomputed reference log-probs are cached',
+  });
   addConfigFlags(train, dpoOptionNames);
   train.action(async (opts: Record<string, unknown>) => {
     const config = loadDpoConfig(opts);
     const { runDpo } = await import('../train/dpo.js');
     const res = await runDpo({
-      model: opts.model as string, ref: opts.ref as string | undefined, tokenizer: opts.tokenizer as string | undefined,
-      data: opts.data as string[], evalData: opts.evalData as string[] | undefined, config, outputDir: opts.output as string,
-      resume: opts.resume === undefined ? false : opts.resume === true ? true : (opts.resume as string),
-      cacheDir: opts.cacheDir as string | undefined, quiet: Boolean(opts.quiet),
+      ...runOptions(opts), ref: opts.ref as string | undefined, config, cacheDir: opts.cacheDir as string | undefined,
     });
     report(res, opts);
   });
 
   const sft = program
     .command('sft')
-    .description('supervised fine-tuning on prompt/completion or messages data (completion-only loss); TRL SFTConfig options as flags')
-    .requiredOption('--model <path>', 'starting model: a Hugging Face directory or a llama2.c .bin checkpoint')
-    .requiredOption('--data <file>', 'training data; repeatable', collect)
-    .option('--eval-data <file>', 'evaluation data; repeatable', collect)
-    .option('--config <file>', 'YAML or JSON config (flags override it)')
-    .requiredOption('--output <dir>', 'output directory')
-    .option('--tokenizer <path>', 'tokenizer (default: the model\'s)')
-    .option('--resume [checkpoint]', 'continue from the newest checkpoint in --output (or the given one)')
-    .option('--quiet', 'no progress output');
+    .description('supervised fine-tuning on prompt/completion or messages data (completion-only loss); TRL SFTConfig options as flags');
+  addRunOptions(sft, {
+    model: 'starting model: a Hugging Face directory or a llama2.c .bin checkpoint',
+    data: 'training data; repeatable',
+    evalData: 'evaluation data; repeatable',
+    config: 'YAML or JSON config (flags override it)',
+    output: 'output directory',
+    tokenizer: 'tokenizer (default: the model\'s)',
+  });
   addConfigFlags(sft, sftOptionNames);
   sft.action(async (opts: Record<string, unknown>) => {
     const config = loadSftConfig(opts);
     const { runSft } = await import('../train/sft.js');
-    const res = await runSft({
-      model: opts.model as string, tokenizer: opts.tokenizer as string | undefined, data: opts.data as string[],
-      evalData: opts.evalData as string[] | undefined, config, outputDir: opts.output as string,
-      resume: opts.resume === undefined ? false : opts.resume === true ? true : (opts.resume as string), quiet: Boolean(opts.quiet),
-    });
+    const res = await runSft({ ...runOptions(opts), config });
     report(res, opts);
   });
 
