@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import type { ChatMessage, Tokenizer } from '../io/tokenizer.js';
 import { streamPreferenceExamples } from './load.js';
-import type { LoadOptions } from './load.js';
+import type { LoadOptions, LoadSummary } from './load.js';
 import { checkTruncation, countTruncation, emptyTokenizeSummary, encodePair, truncatePair } from './tokenize.js';
 import type { TokenizeSummary, TruncationOptions } from './tokenize.js';
-import type { BadRowReason, DataFormat, PreferenceExample, TruncationMode } from './types.js';
+import type { BadRowReason, PreferenceExample, TruncationMode } from './types.js';
 import { BAD_ROW_REASONS, countByReason, formatLoc } from './types.js';
 
 export interface AuditOptions extends Omit<LoadOptions, 'onBadRow' | 'limit'>, TruncationOptions {
@@ -70,13 +70,8 @@ export interface Finding {
   examples: string[][];
 }
 
-export interface SplitAudit {
-  files: string[];
-  format: DataFormat;
-  rowsRead: number;
-  valid: number;
-  bad: number;
-  badByReason: Partial<Record<BadRowReason, number>>;
+/** One split: the load's counts (its LoadSummary without the bad rows themselves), then the checks. */
+export interface SplitAudit extends Omit<LoadSummary, 'badRows'> {
   /** The first problems, as "file:line: reason: message". */
   badExamples: string[];
   identicalResponses: number;
