@@ -168,3 +168,46 @@ test('generate(): streaming pieces add up to the text; stop strings cut; same se
   const c = generate(model, tok, ['Once upon a time', 'The dog'], { temperature: 0.9, topP: 0.9, seed: 12, maxNewTokens: 25 });
   assert.notDeepEqual(a.texts, c.texts);
 });
+
+test('sampleToken equals a full-sort reference for top-k and top-p on random logits', () => {
+  // The straightforward definition: sort everything, cut top-k, softmax, cut the nucleus, walk.
+  function reference(logits: Float32Array, topK: number, topP: number, temperature: number, u: number): number {
+    let idx = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+    if (topK > 0 && topK < idx.length) idx = idx.slice(0, topK);
+    const m = logits[idx[0]!]!;
+    let p = idx.map((i) => Math.exp((logits[i]! - m) / temperature));
+    let total = p.reduce((a, b) => a + b, 0);
+    if (topP < 1) {
+      let acc = 0, cut = p.length;
+      for (let j = 0; j < p.length; j++) {
+        acc += p[j]! / total;
+        if (acc >= topP) {
+          cut = j + 1;
+          break;
+        }
+      }
+      idx = idx.slice(0, cut);
+      p = p.slice(0, cut);
+      total = p.reduce((a, b) => a + b, 0);
+    }
+    let x = u * total;
+    for (let j = 0; j < p.length; j++) {
+      x -= p[j]!;
+      if (x < 0) return idx[j]!;
+    }
+    return idx[idx.length - 1]!;
+  }
+  const r = new Rng(5);
+  for (let c = 0; c < 300; c++) {
+    const V = 1 + r.int(2000);
+    const logits = Float32Array.from({ length: V }, () => (r.next() - 0.5) * (c % 3 === 0 ? 40 : 6));
+    const topK = c % 4 === 0 ? 0 : 1 + r.int(50);
+    const topP = c % 5 === 0 ? 1 : 0.3 + 0.69 * r.next();
+    if (topK === 0 && topP === 1) continue;
+    const temperature = 0.3 + r.next() * 1.5;
+    const seed = c * 7 + 1;
+    const got = sampleToken(logits, { temperature, topK, topP }, new Rng(seed));
+    const want = reference(logits, topK, topP, temperature, new Rng(seed).next());
+    assert.equal(got, want, `case ${c}: V ${V}, topK ${topK}, topP ${topP}`);
+  }
+});

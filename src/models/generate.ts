@@ -34,43 +34,86 @@ export interface GenerateResult {
 /** Called with each row's newly decoded text as it is produced. */
 export type StreamCallback = (row: number, textDelta: string) => void;
 
-/** Samples one token from logits (length V) with the given options. */
+/**
+ * Indices of the entries with key ≥ the largest key − d for the smallest d (doubling) that keeps
+ * at least `need` entries (or their weight ≥ `needWeight`), sorted by key descending then index:
+ * the head of the fully sorted order, without sorting the whole vocabulary.
+ */
+function sortedHead(key: (i: number) => number, V: number, top: number, need: number, weight?: (i: number) => number, needWeight = 0): number[] {
+  let d = 1;
+  for (;;) {
+    const bound = top - d;
+    const sel: number[] = [];
+    let w = 0;
+    for (let i = 0; i < V; i++) {
+      if (key(i) >= bound) {
+        sel.push(i);
+        if (weight) w += weight(i);
+      }
+    }
+    if ((sel.length >= need && (!weight || w >= needWeight)) || !Number.isFinite(bound) || sel.length === V) {
+      return sel.sort((a, b) => key(b) - key(a) || a - b);
+    }
+    d = d >= 1e6 ? Infinity : d * 4;
+  }
+}
+
+/**
+ * Samples one token from logits (length V) with the given options: top-k cut, then softmax at the
+ * temperature, then the top-p nucleus; candidates are taken in descending-logit order. Only the
+ * head of the vocabulary that can matter is sorted, not all of it.
+ */
 export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
   const temperature = opts.temperature ?? 1;
   const V = logits.length;
-  if (temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
-    return best;
+  let m = -Infinity, best = 0;
+  for (let i = 0; i < V; i++) {
+    if (logits[i]! > m) {
+      m = logits[i]!;
+      best = i;
+    }
   }
-  // Candidates sorted by logit, cut by top-k, then softmax at temperature, then top-p.
-  let idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  if (temperature <= 0) return best;
   const topK = opts.topK ?? 0;
-  if (topK > 0 && topK < V) idx = idx.slice(0, topK);
-  const m = logits[idx[0]!]!;
-  const p = idx.map((i) => Math.exp((logits[i]! - m) / temperature));
-  let total = p.reduce((a, b) => a + b, 0);
   const topP = opts.topP ?? 1;
+  const weight = (i: number): number => Math.exp((logits[i]! - m) / temperature);
+  let idx: number[] | null = null;
+  if (topK > 0 && topK < V) idx = sortedHead((i) => logits[i]!, V, m, topK).slice(0, topK);
   if (topP < 1) {
-    let acc = 0;
-    let cut = p.length;
-    for (let j = 0; j < p.length; j++) {
-      acc += p[j]! / total;
+    let total = 0;
+    if (idx) for (const i of idx) total += weight(i);
+    else for (let i = 0; i < V; i++) total += weight(i);
+    // The nucleus is a prefix of the sorted order: sort only a head heavy enough to contain it.
+    const head = idx ?? sortedHead((i) => logits[i]!, V, m, 1, weight, topP * total);
+    let acc = 0, cut = head.length;
+    for (let j = 0; j < head.length; j++) {
+      acc += weight(head[j]!) / total;
       if (acc >= topP) {
         cut = j + 1;
         break;
       }
     }
-    idx = idx.slice(0, cut);
-    p.length = cut;
-    total = p.reduce((a, b) => a + b, 0);
+    idx = head.slice(0, cut);
   }
+  if (idx) {
+    let total = 0;
+    for (const i of idx) total += weight(i);
+    let u = rng.next() * total;
+    for (const i of idx) {
+      u -= weight(i);
+      if (u < 0) return i;
+    }
+    return idx[idx.length - 1]!;
+  }
+  // Plain sampling over the whole vocabulary: the order of the walk does not change the distribution.
+  let total = 0;
+  for (let i = 0; i < V; i++) total += weight(i);
   let u = rng.next() * total;
-  for (let j = 0; j < p.length; j++) {
-    u -= p[j]!;
-    if (u < 0) return idx[j]!;
+  for (let i = 0; i < V; i++) {
+    u -= weight(i);
+    if (u < 0) return i;
   }
-  return idx[idx.length - 1]!;
+  return best;
 }
 
 /**
