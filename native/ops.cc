@@ -705,6 +705,25 @@ DPO_INLINE void axpy_range_impl(float alpha, const float* x, float* y, int64_t n
 }
 MULTIVERSION(axpy_range, (float alpha, const float* x, float* y, int64_t n), (alpha, x, y, n))
 
+// Bias add and its gradient (row sums): rows [r0, r1) of a rows × n matrix.
+DPO_INLINE void add_rows_impl(const float* x, const float* b, float* out, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * n;
+    float* yr = out + r * n;
+    for (int64_t j = 0; j < n; j++) yr[j] = xr[j] + b[j];
+  }
+}
+MULTIVERSION(add_rows, (const float* x, const float* b, float* out, int64_t r0, int64_t r1, int64_t n),
+             (x, b, out, r0, r1, n))
+
+DPO_INLINE void sum_rows_impl(const float* x, double* partial, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * n;
+    for (int64_t j = 0; j < n; j++) partial[j] += static_cast<double>(xr[j]);
+  }
+}
+MULTIVERSION(sum_rows, (const float* x, double* partial, int64_t r0, int64_t r1, int64_t n), (x, partial, r0, r1, n))
+
 // ---------------------------------------------------------------------------------------------
 // Argument checking. The first failure throws (TypeError for a wrong type, RangeError for a bad
 // size) with the kernel's name; later accessors then return harmless defaults and the wrapper
@@ -1221,6 +1240,38 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// addRowVector(x, b, out, rows, n)
+Napi::Value AddRowVector(const Napi::CallbackInfo& info) {
+  Args a(info, "addRowVector", 5);
+  const int64_t rows = a.Count(3, "rows"), n = a.Count(4, "n");
+  const int64_t total = SatMul(rows, n);
+  const std::string rn = Dims("rows*n", {rows, n});
+  const float* x = a.F32(0, "x", total, rn);
+  const float* b = a.F32(1, "b", n, Dims("n", {n}));
+  float* out = a.F32(2, "out", total, rn);
+  if (!a.ok()) return info.Env().Undefined();
+  RunRows(rows, n, [&](int64_t r0, int64_t r1) { add_rows(x, b, out, r0, r1, n); });
+  return info.Env().Undefined();
+}
+
+// sumRows(x, out, rows, n): one float64 partial per fixed chunk of rows, added in chunk order.
+Napi::Value SumRows(const Napi::CallbackInfo& info) {
+  Args a(info, "sumRows", 4);
+  const int64_t rows = a.Count(2, "rows"), n = a.Count(3, "n");
+  const int64_t total = SatMul(rows, n);
+  const float* x = a.F32(0, "x", total, Dims("rows*n", {rows, n}));
+  float* out = a.F32(1, "out", n, Dims("n", {n}));
+  if (!a.ok()) return info.Env().Undefined();
+  const int64_t chunks = CeilDiv(rows, kRowsPerPartial);
+  std::vector<double> partials(static_cast<size_t>(chunks * n), 0.0);
+  Run(chunks, total, [&](int64_t c) {
+    const int64_t r0 = c * kRowsPerPartial;
+    sum_rows(x, partials.data() + c * n, r0, std::min(rows, r0 + kRowsPerPartial), n);
+  });
+  ReducePartials(partials, chunks, n, out);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterOps(Napi::Env env, Napi::Object exports) {
@@ -1246,6 +1297,8 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   exports.Set("add", Napi::Function::New(env, Add, "add"));
   exports.Set("mul", Napi::Function::New(env, MulOp, "mul"));
   exports.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
+  exports.Set("addRowVector", Napi::Function::New(env, AddRowVector, "addRowVector"));
+  exports.Set("sumRows", Napi::Function::New(env, SumRows, "sumRows"));
 }
 
 }  // namespace dpo

@@ -141,4 +141,11 @@ export interface Kernels {
   mul(a: Buf, b: Buf, out: Buf, n: number): void;
   /** y += alpha · x. */
   axpy(alpha: number, x: Buf, y: Buf, n: number): void;
+  /** out[r, j] = x[r, j] + b[j] for rows × n (bias add; out may alias x). */
+  addRowVector(x: Buf, b: Buf, out: Buf, rows: number, n: number): void;
+  /**
+   * out[j] += Σ_r x[r, j] over rows × n (the bias gradient), accumulated in float64 over fixed
+   * chunks of rows added in order (same result for any thread count).
+   */
+  sumRows(x: Buf, out: Buf, rows: number, n: number): void;
 }

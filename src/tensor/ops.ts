@@ -45,7 +45,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   if (numel(s) !== x.size) fail('reshape', `cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)}`);
   const out = new Tensor(x.data, s, { base: x });
-  return record(out, 'reshape', [x], (g) => accumulateGrad(x, copyOf(g)));
+  return record(out, 'reshape', [x], (g) => accumulateGrad(x, g));
 }
 
 function copyOf(g: Buf): Buf {
@@ -258,6 +258,12 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
   }
   const saved = kind === 'mul' || kind === 'div' ? [a, b] : [];
   return record(out, kind, [a, b], (g) => {
+    // Same-shape add: both gradients are g itself (b gets a copy, a takes g over: its last use).
+    if (kind === 'add' && !ia && !ib) {
+      if (b.requiresGrad) accumulateGrad(b, a.requiresGrad ? copyOf(g) : g);
+      if (a.requiresGrad) accumulateGrad(a, g);
+      return;
+    }
     if (a.requiresGrad) {
       let ga: Buf;
       if (kind === 'add' || kind === 'sub') ga = g;
@@ -820,20 +826,15 @@ export function addRowVector(x: Tensor, b: Tensor): Tensor {
   const dtype = sameDtype('addRowVector', x, b);
   const rows = x.size / n;
   const out = like(x);
-  const X = x.data, B = b.data, O = out.data;
-  for (let r = 0; r < rows; r++) {
-    const o = r * n;
-    for (let j = 0; j < n; j++) O[o + j] = X[o + j]! + B[j]!;
-  }
+  const k = K(dtype);
+  k.addRowVector(x.data, b.data, out.data, rows, n);
   return record(out, 'addRowVector', [x, b], (g) => {
-    if (x.requiresGrad) accumulateGrad(x, copyOf(g));
     if (b.requiresGrad) {
       const gb = alloc(dtype, n);
-      for (let r = 0; r < rows; r++) {
-        const o = r * n;
-        for (let j = 0; j < n; j++) gb[j]! += g[o + j]!;
-      }
+      k.sumRows(g, gb, rows, n);
       accumulateGrad(b, gb);
     }
+    // g's last use: x takes it over (no copy).
+    if (x.requiresGrad) accumulateGrad(x, g);
   });
 }

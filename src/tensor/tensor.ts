@@ -9,6 +9,7 @@
 
 import { alloc, release, type DType } from './memory.js';
 import type { Buf } from './kernels.js';
+import { kernels } from './backend.js';
 
 export type { DType };
 
@@ -251,11 +252,18 @@ export function record(
 // Gradients of non-leaf tensors during one backward pass.
 let pendingGrads: Map<Tensor, Buf> | null = null;
 
+// The gradient buffer handed to the running node's backward, and whether accumulateGrad took it
+// over (a node may pass its incoming gradient straight to an input as its last use of it).
+let gradOut: Buf | null = null;
+let gradOutTaken = false;
+
 /**
  * Adds g into the gradient of t (called by ops' backward functions). g may be taken over (not
- * copied) when t has no gradient yet: callers pass freshly allocated buffers they do not reuse.
+ * copied) when t has no gradient yet: callers pass freshly allocated buffers they do not reuse,
+ * or the node's own incoming gradient as the last thing they do with it.
  */
 export function accumulateGrad(t: Tensor, g: Buf): void {
+  if (g === gradOut) gradOutTaken = true;
   if (!t.requiresGrad) {
     release(g);
     return;
@@ -282,6 +290,11 @@ export function accumulateGrad(t: Tensor, g: Buf): void {
 }
 
 function addInto(dst: Buf, src: Buf): void {
+  // Large float32 gradients (shared weights, residual streams) go through the native add.
+  if (dst instanceof Float32Array && src instanceof Float32Array && dst.length >= 4096) {
+    kernels().add(dst, src, dst, dst.length);
+    return;
+  }
   for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
 }
 
@@ -339,8 +352,14 @@ export function backward(root: Tensor, gradRoot?: Buf): void {
       const node = t.node as Node & { saved: readonly Tensor[] };
       const g = pendingGrads.get(t);
       pendingGrads.delete(t);
-      if (g !== undefined) node.backward(g);
-      if (g !== undefined) release(g);
+      if (g !== undefined) {
+        gradOut = g;
+        gradOutTaken = false;
+        node.backward(g);
+        // accumulateGrad either kept g or already released it after adding it elsewhere.
+        if (!gradOutTaken) release(g);
+        gradOut = null;
+      }
       // The node is consumed: free its scratch and any saved activation no other node needs.
       if (node.scratch) for (const b of node.scratch) release(b);
       for (const s of node.saved) {
@@ -358,6 +377,7 @@ export function backward(root: Tensor, gradRoot?: Buf): void {
       }
     }
   } finally {
+    gradOut = null;
     for (const g of pendingGrads.values()) release(g);
     pendingGrads = outer;
   }

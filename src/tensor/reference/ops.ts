@@ -567,6 +567,29 @@ export function axpy(alpha: number, x: Buf, y: Buf, n: number): void {
   for (let i = 0; i < n; i++) y[i] = y[i]! + alpha * x[i]!;
 }
 
+export function addRowVector(x: Buf, b: Buf, out: Buf, rows: number, n: number): void {
+  const K = 'addRowVector';
+  checkCount(K, 'rows', rows);
+  checkCount(K, 'n', n);
+  checkLen(K, 'x', x, rows * n, `rows*n = ${rows}*${n}`);
+  checkLen(K, 'b', b, n, `n = ${n}`);
+  checkLen(K, 'out', out, rows * n, `rows*n = ${rows}*${n}`);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) out[r * n + j] = x[r * n + j]! + b[j]!;
+}
+
+export function sumRows(x: Buf, out: Buf, rows: number, n: number): void {
+  const K = 'sumRows';
+  checkCount(K, 'rows', rows);
+  checkCount(K, 'n', n);
+  checkLen(K, 'x', x, rows * n, `rows*n = ${rows}*${n}`);
+  checkLen(K, 'out', out, n, `n = ${n}`);
+  for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += x[r * n + j]!;
+    out[j] = out[j]! + s;
+  }
+}
+
 // Compile-time check that this module provides exactly the contract's signatures.
 const _contract: Pick<
   Kernels,
@@ -574,10 +597,12 @@ const _contract: Pick<
   | 'activationForward' | 'activationBackward' | 'swigluForward' | 'swigluBackward'
   | 'softmaxForward' | 'softmaxBackward' | 'logSoftmaxGather' | 'logSoftmaxGatherBackward'
   | 'embeddingForward' | 'embeddingBackward' | 'adamw' | 'sumSquares' | 'scale' | 'add' | 'mul' | 'axpy'
+  | 'addRowVector' | 'sumRows'
 > = {
   rmsnormForward, rmsnormBackward, layernormForward, layernormBackward, rope,
   activationForward, activationBackward, swigluForward, swigluBackward,
   softmaxForward, softmaxBackward, logSoftmaxGather, logSoftmaxGatherBackward,
   embeddingForward, embeddingBackward, adamw, sumSquares, scale, add, mul, axpy,
+  addRowVector, sumRows,
 };
 void _contract;

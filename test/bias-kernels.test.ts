@@ -1,0 +1,137 @@
+// Bias kernels (addRowVector, sumRows): reference values, native-vs-reference parity on awkward
+// shapes, bit-identical native results for 1 and 2 threads, error messages; and the tape's
+// gradient pass-through (add, addRowVector, reshape hand their incoming gradient on) checked
+// against finite differences.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { referenceKernels } from '../src/tensor/backend.js';
+import type { Kernels } from '../src/tensor/kernels.js';
+import * as T from '../src/tensor/index.js';
+import { Rng, randnF32, randnF64 } from './helpers/rng.js';
+import { numericGradient, maxAbs } from './helpers/numeric.js';
+import { assertClose, assertBitIdentical } from './helpers/assert.js';
+import { nativeForTests } from './helpers/native.js';
+
+const ref = referenceKernels;
+const { native, skip: nativeSkip } = nativeForTests(['addRowVector', 'sumRows']);
+
+describe('bias kernels', () => {
+  test('reference: known values; sumRows accumulates', () => {
+    const x = new Float64Array([1, 2, 3, 4, 5, 6]), b = new Float64Array([10, 20, 30]);
+    const out = new Float64Array(6);
+    ref.addRowVector(x, b, out, 2, 3);
+    assert.deepEqual(Array.from(out), [11, 22, 33, 14, 25, 36]);
+    const s = new Float64Array([100, 0, -1]);
+    ref.sumRows(x, s, 2, 3);
+    assert.deepEqual(Array.from(s), [105, 7, 8]);
+    ref.addRowVector(x, b, x, 2, 3);
+    assert.deepEqual(Array.from(x), [11, 22, 33, 14, 25, 36], 'out may alias x');
+  });
+
+  test('native matches the reference (awkward shapes, aliasing)', { skip: nativeSkip }, () => {
+    const k = native!;
+    const rng = new Rng(11);
+    for (const [rows, n] of [[1, 1], [3, 17], [33, 5], [97, 769], [2048, 48]] as const) {
+      const x = randnF32(rng, rows * n), b = randnF32(rng, n), acc = randnF32(rng, n);
+      const oR = new Float32Array(rows * n), oN = new Float32Array(rows * n);
+      ref.addRowVector(x, b, oR, rows, n);
+      k.addRowVector(x, b, oN, rows, n);
+      assertBitIdentical(oN, oR, `addRowVector ${rows}x${n}`);
+      const alias = x.slice();
+      k.addRowVector(alias, b, alias, rows, n);
+      assertBitIdentical(alias, oR, `addRowVector out = x ${rows}x${n}`);
+      const sR = acc.slice(), sN = acc.slice();
+      ref.sumRows(x, sR, rows, n);
+      k.sumRows(x, sN, rows, n);
+      assertClose(sN, sR, { rtol: 1e-6, atol: 1e-6 * maxAbs(sR), label: `sumRows ${rows}x${n}` });
+    }
+  });
+
+  test('native: bit-identical for 1 and 2 threads', { skip: nativeSkip }, () => {
+    const k = native!;
+    const rng = new Rng(12);
+    const rows = 1031, n = 770;
+    const x = randnF32(rng, rows * n), b = randnF32(rng, n);
+    const before = k.numThreads();
+    const run = (): Float32Array[] => {
+      const out = new Float32Array(rows * n), s = new Float32Array(n);
+      k.addRowVector(x, b, out, rows, n);
+      k.sumRows(x, s, rows, n);
+      return [out, s];
+    };
+    try {
+      k.setNumThreads(1);
+      const one = run();
+      k.setNumThreads(2);
+      const two = run();
+      one.forEach((a, i) => assertBitIdentical(two[i]!, a, `output ${i}`));
+    } finally {
+      k.setNumThreads(before);
+    }
+  });
+
+  const f = (n: number): Float32Array => new Float32Array(n);
+  const shortCalls: [string, (k: Kernels) => unknown][] = [
+    ['addRowVector', (k) => k.addRowVector(f(6), f(2), f(6), 2, 3)],
+    ['addRowVector', (k) => k.addRowVector(f(6), f(3), f(5), 2, 3)],
+    ['sumRows', (k) => k.sumRows(f(5), f(3), 2, 3)],
+    ['sumRows', (k) => k.sumRows(f(6), f(2), 2, 3)],
+  ];
+  for (const [label, get] of [['reference', () => ref], ['native', () => native!]] as const) {
+    test(`${label}: a short buffer is a RangeError naming the kernel`, { skip: label === 'native' && nativeSkip }, () => {
+      for (const [name, call] of shortCalls) {
+        assert.throws(() => call(get()), (e: unknown) => e instanceof RangeError && new RegExp(`^${name}: \\w+ has \\d+ elements, needs \\d+`).test(e.message), name);
+      }
+    });
+  }
+});
+
+describe('gradient pass-through on the tape', () => {
+  // loss = Σ w ⊙ reshape(add(addRowVector(x, b), x) + y)): x reaches the loss along three paths,
+  // so its gradient is accumulated from buffers that were handed on without copies.
+  function lossOf(x: T.Tensor, b: T.Tensor, y: T.Tensor, w: Float64Array): T.Tensor {
+    const h = T.add(T.add(T.addRowVector(x, b), x), y);
+    const r = T.reshape(h, [-1]);
+    return T.sumAll(T.mul(r, T.tensor(w, [w.length], { dtype: 'float64' })));
+  }
+
+  test('add / addRowVector / reshape gradients match finite differences (float64)', () => {
+    const rng = new Rng(13);
+    const rows = 5, n = 7;
+    const xv = randnF64(rng, rows * n), bv = randnF64(rng, n), yv = randnF64(rng, rows * n), w = randnF64(rng, rows * n);
+    const x = T.tensor(xv, [rows, n], { dtype: 'float64', requiresGrad: true });
+    const b = T.tensor(bv, [n], { dtype: 'float64', requiresGrad: true });
+    const y = T.tensor(yv, [rows, n], { dtype: 'float64', requiresGrad: true });
+    T.backward(lossOf(x, b, y, w));
+    const f = (): number => T.noGrad(() => lossOf(
+      T.tensor(xv, [rows, n], { dtype: 'float64' }), T.tensor(bv, [n], { dtype: 'float64' }),
+      T.tensor(yv, [rows, n], { dtype: 'float64' }), w).item());
+    for (const [name, t, v] of [['x', x, xv], ['b', b, bv], ['y', y, yv]] as const) {
+      assertClose(t.grad!, numericGradient(f, v), { rtol: 1e-6, atol: 1e-8, label: `d${name}` });
+    }
+  });
+
+  test('a passed-on gradient is not recycled while still in use (float32, repeated steps)', () => {
+    const rng = new Rng(14);
+    const rows = 64, n = 96;
+    const xv = randnF32(rng, rows * n), bv = randnF32(rng, n), yv = randnF32(rng, rows * n);
+    const w = Float64Array.from(randnF32(rng, rows * n));
+    const grads: Float32Array[] = [];
+    for (let step = 0; step < 3; step++) {
+      const x = T.tensor(xv, [rows, n], { requiresGrad: true });
+      const b = T.tensor(bv, [n], { requiresGrad: true });
+      const y = T.tensor(yv, [rows, n], { requiresGrad: true });
+      const h = T.add(T.add(T.addRowVector(x, b), x), y);
+      const loss = T.sumAll(T.mul(T.reshape(h, [-1]), T.tensor(Float32Array.from(w), [w.length])));
+      T.backward(loss);
+      // dx = 2w, db = Σ_rows w, dy = w, each time: pooled buffers must not alias live gradients.
+      for (let i = 0; i < rows * n; i++) {
+        assert.equal(x.grad![i], Math.fround(2 * Math.fround(w[i]!)), `step ${step} dx[${i}]`);
+        assert.equal(y.grad![i], Math.fround(w[i]!), `step ${step} dy[${i}]`);
+      }
+      grads.push(Float32Array.from(b.grad!));
+    }
+    assertBitIdentical(grads[1]!, grads[0]!, 'db step 1');
+    assertBitIdentical(grads[2]!, grads[0]!, 'db step 2');
+  });
+});
