@@ -4,22 +4,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { buildLlamaGguf, ggufGet, GGUF_TOKEN_TYPE, llama3RopeFactors, readGguf, writeGguf, writeLlamaGguf, type GgufTokenizerInput, type GgufValue } from '../src/io/gguf.js';
-import { llamaConfig, parseModelConfig, type ModelConfig } from '../src/io/config.js';
-import { expectedWeightShapes } from '../src/io/hf-dir.js';
+import { llamaConfig, parseModelConfig } from '../src/io/config.js';
 import { readLlama2cCheckpoint } from '../src/io/llama2c.js';
-import { bitsToF32, f16BitsToF32Bits, f32BitsToF16Bits, f32ToBits, permuteHalvesToInterleaved, type WeightMap } from '../src/io/weights.js';
-import { bitsEqual, llama2cTokenizerForGguf, randomWeight, rng, tempDir } from './fixtures/io/helpers.js';
+import { bitsToF32, f16BitsToF32Bits, f32BitsToF16Bits, f32ToBits, permuteHalvesToInterleaved } from '../src/io/weights.js';
+import { bitsEqual, llama2cTokenizerForGguf, randomModel, tempDir } from './fixtures/io/helpers.js';
 
 const STORIES = '/work/shared/models/stories260K/stories260K.bin';
 const TOK512 = '/work/shared/models/stories260K/tok512.bin';
 const noStories = !(existsSync(STORIES) && existsSync(TOK512)) && 'stories260K reference model absent';
-
-function randomModel(cfg: ModelConfig, seed: number): WeightMap {
-  const r = rng(seed);
-  const w: WeightMap = new Map();
-  for (const [name, shape] of expectedWeightShapes(cfg)) w.set(name, randomWeight(shape, r));
-  return w;
-}
 
 function toyTokenizer(n: number): GgufTokenizerInput {
   const tokens = ['<unk>', '<s>', '</s>', '<0x0A>', ...Array.from({ length: n - 4 }, (_, i) => `\u2581t${i}`)];

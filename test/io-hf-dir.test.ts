@@ -4,20 +4,13 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectedWeightShapes, loadHfDirectory, loadModel, saveHfDirectory, validateWeights } from '../src/io/hf-dir.js';
 import { writeLlama2cCheckpoint } from '../src/io/llama2c.js';
-import { llamaConfig, parseGenerationConfig, parseModelConfig, type ModelConfig } from '../src/io/config.js';
+import { llamaConfig, parseGenerationConfig, parseModelConfig } from '../src/io/config.js';
 import { readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
-import { bitsToF32, f32BitsToBf16Bits, f32ToBits, type WeightMap } from '../src/io/weights.js';
-import { bitsEqual, randomWeight, rng, tempDir } from './fixtures/io/helpers.js';
+import { bitsToF32, f32BitsToBf16Bits, f32ToBits } from '../src/io/weights.js';
+import { bitsEqual, randomModel, randomWeight, rng, tempDir } from './fixtures/io/helpers.js';
 
 const TINY_GPT2 = '/work/shared/models/tiny-gpt2-random';
 const noTiny = !existsSync(join(TINY_GPT2, 'model.safetensors')) && `${TINY_GPT2} absent (reference model not installed)`;
-
-function randomModel(cfg: ModelConfig, seed: number): WeightMap {
-  const r = rng(seed);
-  const w: WeightMap = new Map();
-  for (const [name, shape] of expectedWeightShapes(cfg)) w.set(name, randomWeight(shape, r));
-  return w;
-}
 
 const smallLlama = (tied: boolean) => llamaConfig({
   vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 64, tieWordEmbeddings: tied,
