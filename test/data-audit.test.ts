@@ -4,15 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { auditPreferenceData, percentiles, renderAuditText, type AuditReport } from '../src/data/index.js';
 import { registerDataCommands } from '../src/data/cli.js';
 import { ByteTokenizer } from './fixtures/data/byte-tokenizer.js';
+import { fx } from './fixtures/data/paths.js';
 
-const FIX = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'test', 'fixtures', 'data');
-const fx = (name: string) => join(FIX, name);
 const TRAIN = fx('audit-train.jsonl');
 const EVAL = fx('audit-eval.jsonl');
 const ORCA = '/work/shared/data/orca-dpo-pairs/validation.jsonl';

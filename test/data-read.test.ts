@@ -7,7 +7,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import {
   BadDataError,
   loadPreferenceData,
@@ -17,10 +16,8 @@ import {
   type PreferenceExample,
 } from '../src/data/index.js';
 import { writeStringParquet } from './fixtures/data/parquet-writer.js';
+import { fx } from './fixtures/data/paths.js';
 
-// Tests run from dist/test; fixtures stay in the source tree.
-const FIX = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'test', 'fixtures', 'data');
-const fx = (name: string) => join(FIX, name);
 const HH = '/work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
 const ORCA = '/work/shared/data/orca-dpo-pairs/validation.jsonl';
 

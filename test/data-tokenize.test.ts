@@ -6,8 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ChatMessage, Tokenizer } from '../src/io/tokenizer.js';
 import {
   BadDataError,
@@ -23,9 +21,8 @@ import {
   type TokenizedPair,
 } from '../src/data/index.js';
 import { BOS, ByteTokenizer, EOS, IM_END, IM_START } from './fixtures/data/byte-tokenizer.js';
+import { fx } from './fixtures/data/paths.js';
 
-const FIX = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'test', 'fixtures', 'data');
-const fx = (name: string) => join(FIX, name);
 const HH = '/work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
 const TOK512 = '/work/shared/models/stories260K/tok512.bin';
 
