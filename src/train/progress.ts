@@ -15,6 +15,8 @@ export interface ProgressOptions {
 export class ProgressBar {
   private readonly start = Date.now();
   private lastDraw = 0;
+  /** The count shown by the last draw (finish() does not repeat an identical last line). */
+  private drawnDone = -1;
   private done = 0;
   private fields = '';
   private readonly tty: boolean;
@@ -61,6 +63,7 @@ export class ProgressBar {
 
   private draw(): void {
     if (this.opts.quiet) return;
+    this.drawnDone = this.done;
     if (this.tty) this.stream.write(`\r\x1b[2K${this.line()}`);
     else this.stream.write(`${this.line()}\n`);
   }
@@ -68,7 +71,7 @@ export class ProgressBar {
   /** Final draw and newline. */
   finish(): void {
     if (this.opts.quiet) return;
-    this.draw();
+    if (this.drawnDone !== this.done || this.tty) this.draw();
     if (this.tty) this.stream.write('\n');
   }
 
