@@ -10,9 +10,9 @@
 // q/k rows permuted from Hugging Face's rotate_half layout back to interleaved RoPE pairs, 1-D
 // tensors (norms) kept float32 when the rest is F16.
 
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { ModelConfig } from './config.js';
-import { f16ToF32, f32ToF16, getWeight, permuteHalvesToInterleaved, writeExactly, type Weight, type WeightMap } from './weights.js';
+import { f16ToF32, f32ToF16, getWeight, permuteHalvesToInterleaved, writeFileAtomically, type Weight, type WeightMap } from './weights.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -165,33 +165,20 @@ export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensor
   const headBytes = head.concat();
   const dataStart = alignUp(headBytes.length, alignment);
 
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeExactly(fd, headBytes, `gguf ${path}`);
-    writeExactly(fd, new Uint8Array(dataStart - headBytes.length), `gguf ${path}`);
+  writeFileAtomically(path, `gguf ${path}`, (write) => {
+    write(headBytes);
+    write(new Uint8Array(dataStart - headBytes.length));
     let pos = 0;
     tensors.forEach((t, i) => {
-      if (pos < offsets[i]!) writeExactly(fd, new Uint8Array(offsets[i]! - pos), `gguf ${path}`);
+      if (pos < offsets[i]!) write(new Uint8Array(offsets[i]! - pos));
       pos = offsets[i]!;
-      let bytes: Uint8Array;
-      if (t.type === 'F32') bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      else {
-        const h = f32ToF16(t.data);
-        bytes = new Uint8Array(h.buffer);
-      }
-      writeExactly(fd, bytes, `gguf ${path}`);
+      const bytes = t.type === 'F32' ? new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) : new Uint8Array(f32ToF16(t.data).buffer);
+      write(bytes);
       pos += bytes.length;
     });
     const end = alignUp(pos, alignment);
-    if (end > pos) writeExactly(fd, new Uint8Array(end - pos), `gguf ${path}`);
-    closeSync(fd);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* nothing to remove */ }
-    throw e;
-  }
-  renameSync(tmp, path);
+    if (end > pos) write(new Uint8Array(end - pos));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@
 // halves (i, i + hd/2). wq / wk rows are permuted accordingly (convert_llama_weights_to_hf.py's
 // `permute`), so a Hugging Face-convention forward pass reproduces llama2.c exactly.
 
-import { closeSync, fstatSync, openSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { llamaConfig, type ModelConfig } from './config.js';
 import {
-  getWeight, permuteHalvesToInterleaved, permuteInterleavedToHalves, readExactly, writeExactly, type Weight, type WeightMap,
+  getWeight, permuteHalvesToInterleaved, permuteInterleavedToHalves, readExactly, writeFileAtomically, type Weight, type WeightMap,
 } from './weights.js';
 
 export const LLAMA2C_MAGIC = 0x616b3432;
@@ -232,10 +232,7 @@ export function writeLlama2cCheckpoint(path: string, config: ModelConfig, weight
     for (let l = 0; l < count; l++) ordered.push(s.name === null ? null : tensorFor(s.name.replace('{l}', String(l)), s.shape));
   }
 
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  const write = (bytes: Uint8Array) => writeExactly(fd, bytes, src);
-  try {
+  writeFileAtomically(path, src, (write) => {
     write(new Uint8Array(header.buffer));
     let freqIndex = 0;
     for (const w of ordered) {
@@ -255,11 +252,5 @@ export function writeLlama2cCheckpoint(path: string, config: ModelConfig, weight
       freqIndex++;
       write(new Uint8Array(table.buffer));
     }
-    closeSync(fd);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* nothing to remove */ }
-    throw e;
-  }
-  renameSync(tmp, path);
+  });
 }

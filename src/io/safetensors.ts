@@ -8,10 +8,10 @@
 // the model: F32 tensors are read straight into their Float32Array, 16-bit tensors go through one
 // reusable chunk buffer. Every malformed file gives an Error naming the file and the problem.
 
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, numel, readExactly, shapeString, sortedNames, writeExactly,
+  bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, numel, readExactly, shapeString, sortedNames, writeFileAtomically,
   type Weight, type WeightMap,
 } from './weights.js';
 
@@ -332,10 +332,6 @@ export function safetensorsDataBytes(weights: WeightMap, dtype: SafetensorsWrite
   return n;
 }
 
-function writeFully(fd: number, buf: Uint8Array, path: string): void {
-  writeExactly(fd, buf, `safetensors ${path}`);
-}
-
 /**
  * Writes weights to `path`: tensors sorted by name, header padded with spaces to a multiple of 8
  * bytes (so the data buffer is 8-byte aligned), written to a temporary file then renamed so a
@@ -363,19 +359,17 @@ export function writeSafetensors(path: string, weights: WeightMap, opts: WriteSa
   json += ' '.repeat((8 - ((8 + jsonBytes) % 8)) % 8);
   const headerBuf = Buffer.from(json, 'utf8');
 
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'w');
-  try {
+  writeFileAtomically(path, `safetensors ${path}`, (write) => {
     const lenBuf = Buffer.alloc(8);
     lenBuf.writeBigUInt64LE(BigInt(headerBuf.length));
-    writeFully(fd, lenBuf, tmp);
-    writeFully(fd, headerBuf, tmp);
+    write(lenBuf);
+    write(headerBuf);
     const chunkElems = CHUNK_BYTES / 2;
     const half = dtype === 'F32' ? null : new Uint16Array(chunkElems);
     for (const name of names) {
       const data = weights.get(name)!.data;
       if (!half) {
-        writeFully(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), tmp);
+        write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
         continue;
       }
       for (let s = 0; s < data.length; s += chunkElems) {
@@ -383,14 +377,8 @@ export function writeSafetensors(path: string, weights: WeightMap, opts: WriteSa
         const out = half.subarray(0, part.length);
         if (dtype === 'BF16') f32ToBf16(part, out);
         else f32ToF16(part, out);
-        writeFully(fd, new Uint8Array(out.buffer, 0, out.length * 2), tmp);
+        write(new Uint8Array(out.buffer, 0, out.length * 2));
       }
     }
-    closeSync(fd);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* nothing to remove */ }
-    throw e;
-  }
-  renameSync(tmp, path);
+  });
 }
