@@ -19,7 +19,8 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { saveHfDirectory } from '../io/hf-dir.js';
 import { cloneWeights } from '../io/weights.js';
 import { createModel, loadModelAndTokenizer, type CausalLM, type LoadedModel } from '../models/index.js';
-import { attachLora, defaultLoraTargets, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import { savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import { fingerprintSettings, loadTrainable, loopConfig } from './setup.js';
 import type { DpoConfig } from './config.js';
 import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import { ProgressBar } from './progress.js';
@@ -201,20 +202,8 @@ function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefin
 
 export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const cfg = opts.config;
-  if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
-  const loaded = await loadModelAndTokenizer(opts.model, opts.tokenizer);
+  const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
-
-  // ---- policy parameters (full fine-tuning or LoRA) ----
-  let lora: LoraSettings | null = null;
-  if (cfg.use_peft) {
-    lora = {
-      r: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout,
-      targetModules: cfg.lora_target_modules ?? defaultLoraTargets(model.config.architecture),
-    };
-    for (const p of model.parameters().values()) p.requiresGrad = false;
-    attachLora(model.linears(), lora, cfg.seed);
-  }
   const params = model.trainableParameters();
 
   // ---- data ----
@@ -402,7 +391,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   };
 
   const fingerprint = createHash('sha256');
-  fingerprint.update(JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null }));
+  fingerprint.update(fingerprintSettings(cfg));
   hashPairs(fingerprint, trainPairs);
   fingerprint.update(`${model.config.architecture}:${params.length}`);
 
@@ -417,34 +406,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     evaluate,
     lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
     saveFinal: (dir) => saveTrainedModel(dir, loaded, tokenizer, opts.tokenizer, lora, cfg.save_dtype),
-  }, {
-    outputDir: opts.outputDir,
-    learningRate: cfg.learning_rate,
-    lrSchedulerType: cfg.lr_scheduler_type,
-    warmupRatio: cfg.warmup_ratio,
-    warmupSteps: cfg.warmup_steps,
-    weightDecay: cfg.weight_decay,
-    adamBeta1: cfg.adam_beta1,
-    adamBeta2: cfg.adam_beta2,
-    adamEpsilon: cfg.adam_epsilon,
-    maxGradNorm: cfg.max_grad_norm,
-    batchSize: cfg.per_device_train_batch_size,
-    gradientAccumulationSteps: cfg.gradient_accumulation_steps,
-    numTrainEpochs: cfg.num_train_epochs,
-    maxSteps: cfg.max_steps,
-    loggingSteps: cfg.logging_steps,
-    evalSteps: cfg.eval_steps ?? 0,
-    saveSteps: cfg.save_steps,
-    saveTotalLimit: cfg.save_total_limit ?? 0,
-    seed: cfg.seed,
-    groupByLength: cfg.group_by_length,
-    resume: opts.resume ?? false,
-    fingerprint: fingerprint.digest('hex'),
-    stopAfterSteps: opts.stopAfterSteps,
-    quiet: opts.quiet,
-    onLog: opts.onLog,
-    watch: cfg.watchdogs ? dpoWatchdogs(cfg) : undefined,
-  });
+  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined));
   model.ctx.rng = null;
   return { ...result, trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit };
 }

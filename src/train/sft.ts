@@ -3,13 +3,11 @@
 // DPO. The loss of a micro-batch is the token-level mean over its trained tokens.
 
 import * as T from '../tensor/index.js';
-import { kernels } from '../tensor/backend.js';
 import { collateSft } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
-import { loadModelAndTokenizer } from '../models/index.js';
-import { attachLora, defaultLoraTargets, type LoraSettings } from '../nn/peft.js';
+import { fingerprintSettings, loadTrainable, loopConfig } from './setup.js';
 import { createHash } from 'node:crypto';
 import type { SftConfig } from './config.js';
 import { saveTrainedModel } from './dpo.js';
@@ -30,15 +28,8 @@ export interface SftRunOptions {
 
 export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainRows: number; evalRows: number }> {
   const cfg = opts.config;
-  if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
-  const loaded = await loadModelAndTokenizer(opts.model, opts.tokenizer);
+  const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
-  let lora: LoraSettings | null = null;
-  if (cfg.use_peft) {
-    lora = { r: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targetModules: cfg.lora_target_modules ?? defaultLoraTargets(model.config.architecture) };
-    for (const p of model.parameters().values()) p.requiresGrad = false;
-    attachLora(model.linears(), lora, cfg.seed);
-  }
   const prep = async (files: string[]): Promise<TokenizedSft[]> =>
     (await prepareSftData(files, tokenizer, {
       format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
@@ -73,7 +64,7 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
   };
 
   const fingerprint = createHash('sha256');
-  fingerprint.update(JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null }));
+  fingerprint.update(fingerprintSettings(cfg));
   for (const r of rows) fingerprint.update(Int32Array.from(r.ids));
 
   const result = runTrainingLoop({
@@ -97,16 +88,7 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
       return { loss, perplexity: Math.exp(loss) };
     },
     saveFinal: (dir) => saveTrainedModel(dir, loaded, tokenizer, opts.tokenizer, lora, cfg.save_dtype),
-  }, {
-    outputDir: opts.outputDir, learningRate: cfg.learning_rate, lrSchedulerType: cfg.lr_scheduler_type,
-    warmupRatio: cfg.warmup_ratio, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay,
-    adamBeta1: cfg.adam_beta1, adamBeta2: cfg.adam_beta2, adamEpsilon: cfg.adam_epsilon, maxGradNorm: cfg.max_grad_norm,
-    batchSize: cfg.per_device_train_batch_size, gradientAccumulationSteps: cfg.gradient_accumulation_steps,
-    numTrainEpochs: cfg.num_train_epochs, maxSteps: cfg.max_steps, loggingSteps: cfg.logging_steps,
-    evalSteps: cfg.eval_steps ?? 0, saveSteps: cfg.save_steps, saveTotalLimit: cfg.save_total_limit ?? 0, seed: cfg.seed,
-    groupByLength: cfg.group_by_length, resume: opts.resume ?? false, fingerprint: fingerprint.digest('hex'),
-    stopAfterSteps: opts.stopAfterSteps, quiet: opts.quiet, onLog: opts.onLog,
-  });
+  }, loopConfig(cfg, opts, fingerprint.digest('hex')));
   model.ctx.rng = null;
   return { ...result, trainRows: rows.length, evalRows: evalRows.length };
 }

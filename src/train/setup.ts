@@ -1,0 +1,74 @@
+// What SFT and DPO runs set up the same way: threads, model + tokenizer, LoRA adapters, and the
+// loop configuration from TRL-named options.
+import { kernels } from '../tensor/backend.js';
+import { loadModelAndTokenizer, type LoadedModel } from '../models/index.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { attachLora, defaultLoraTargets, type LoraSettings } from '../nn/peft.js';
+import type { SftConfig } from './config.js';
+import type { LoopConfig } from './loop.js';
+
+/** The options every training config has (DpoConfig extends them). */
+type CommonConfig = SftConfig;
+
+export interface RunBasics {
+  outputDir: string;
+  resume?: boolean | string;
+  stopAfterSteps?: number;
+  quiet?: boolean;
+  onLog?: (rec: Record<string, number>) => void;
+}
+
+/** Loads the model and tokenizer and, with use_peft, freezes the base and attaches adapters. */
+export async function loadTrainable(modelPath: string, tokenizerPath: string | undefined, cfg: CommonConfig): Promise<{
+  loaded: LoadedModel & { tokenizer: Tokenizer };
+  lora: LoraSettings | null;
+}> {
+  if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
+  const loaded = await loadModelAndTokenizer(modelPath, tokenizerPath);
+  const { model } = loaded;
+  if (!cfg.use_peft) return { loaded, lora: null };
+  const lora: LoraSettings = {
+    r: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout,
+    targetModules: cfg.lora_target_modules ?? defaultLoraTargets(model.config.architecture),
+  };
+  for (const p of model.parameters().values()) p.requiresGrad = false;
+  attachLora(model.linears(), lora, cfg.seed);
+  return { loaded, lora };
+}
+
+/** The training-loop configuration from TRL-named options. */
+export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: string, watch?: LoopConfig['watch']): LoopConfig {
+  return {
+    outputDir: run.outputDir,
+    learningRate: cfg.learning_rate,
+    lrSchedulerType: cfg.lr_scheduler_type,
+    warmupRatio: cfg.warmup_ratio,
+    warmupSteps: cfg.warmup_steps,
+    weightDecay: cfg.weight_decay,
+    adamBeta1: cfg.adam_beta1,
+    adamBeta2: cfg.adam_beta2,
+    adamEpsilon: cfg.adam_epsilon,
+    maxGradNorm: cfg.max_grad_norm,
+    batchSize: cfg.per_device_train_batch_size,
+    gradientAccumulationSteps: cfg.gradient_accumulation_steps,
+    numTrainEpochs: cfg.num_train_epochs,
+    maxSteps: cfg.max_steps,
+    loggingSteps: cfg.logging_steps,
+    evalSteps: cfg.eval_steps ?? 0,
+    saveSteps: cfg.save_steps,
+    saveTotalLimit: cfg.save_total_limit ?? 0,
+    seed: cfg.seed,
+    groupByLength: cfg.group_by_length,
+    resume: run.resume ?? false,
+    fingerprint,
+    stopAfterSteps: run.stopAfterSteps,
+    quiet: run.quiet,
+    onLog: run.onLog,
+    watch,
+  };
+}
+
+/** Settings that may change across a resume without changing the run (excluded from its fingerprint). */
+export function fingerprintSettings(cfg: CommonConfig): string {
+  return JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null });
+}
