@@ -135,3 +135,29 @@ describe('gradient pass-through on the tape', () => {
     assertBitIdentical(grads[2]!, grads[0]!, 'db step 2');
   });
 });
+
+describe('lmHeadLogprobs paths', () => {
+  test('kept logits and recomputed chunks agree (float32, values and gradients, ignored rows)', () => {
+    const rng = new Rng(15);
+    const N = 23, d = 16, V = 301;
+    const hv = randnF32(rng, N * d), Wv = randnF32(rng, V * d, 0.3);
+    const t = new Int32Array(N).map((_, i) => (i % 4 === 0 ? -1 : (i * 37) % V));
+    const g = randnF32(rng, N);
+    const run = (opts: { chunkRows?: number; maxLogitsBytes?: number }): Float32Array[] => {
+      const h = T.tensor(hv, [N, d], { requiresGrad: true }), W = T.tensor(Wv, [V, d], { requiresGrad: true });
+      const lp = T.lmHeadLogprobs(h, W, t, opts);
+      const vals = Float32Array.from(lp.data);
+      T.backward(lp, g);
+      return [vals, h.grad as Float32Array, W.grad as Float32Array];
+    };
+    const kept = run({});
+    const chunked = run({ chunkRows: 5 });
+    const tiny = run({ maxLogitsBytes: 3 * V * 4 });
+    for (let i = 0; i < N; i++) if (t[i]! < 0) assert.equal(kept[0]![i], 0, `ignored row ${i}`);
+    for (const [label, other] of [['chunkRows 5', chunked], ['3-row budget', tiny]] as const) {
+      kept.forEach((a, i) => assertClose(other[i]!, a, { rtol: 1e-5, atol: 1e-5 * maxAbs(a), label: `${label} output ${i}` }));
+    }
+    const hd = kept[1]!;
+    for (let i = 0; i < N; i++) if (t[i]! < 0) for (let j = 0; j < d; j++) assert.equal(hd[i * d + j], 0, `dh of ignored row ${i}`);
+  });
+});

@@ -113,7 +113,10 @@ export interface Kernels {
    * Never materializes the log-softmax.
    */
   logSoftmaxGather(logits: Buf, targets: Int32Array, logp: Buf, lse: Buf, rows: number, vocab: number): void;
-  /** dlogits[r, :] = dlogp[r] · (onehot(targets[r]) − softmax(logits[r, :])); 0 for ignored rows. Overwrites. */
+  /**
+   * dlogits[r, :] = dlogp[r] · (onehot(targets[r]) − softmax(logits[r, :])); 0 for ignored rows.
+   * Overwrites; dlogits may be logits (in place).
+   */
   logSoftmaxGatherBackward(logits: Buf, targets: Int32Array, lse: Buf, dlogp: Buf, dlogits: Buf, rows: number, vocab: number): void;
 
   /** out[i, :] = table[ids[i], :]. */

@@ -688,13 +688,20 @@ function checkTargets(op: string, targets: Int32Array, V: number): void {
 /**
  * Fused language-model head + log-softmax + gather: for hidden states h [N, d] and the output
  * embedding W [V, d], the log-probability of targets[i] under softmax(h[i]·Wᵀ), for i in [0, N)
- * (−1 = ignored → 0). Logits are computed in chunks of rows and never held whole: backward
- * recomputes each chunk (the idea behind Liger's fused linear cross-entropy), so memory is
- * O(chunk·V) instead of O(N·V).
+ * (−1 = ignored → 0). Only rows with a target are computed (prompt and padding rows cost
+ * nothing). When their logits fit in maxLogitsBytes (default 512 MiB: 2,600 rows of a 50k
+ * vocabulary) they are computed by one GEMM and kept for backward, which then needs two GEMMs;
+ * otherwise they are computed in chunks of rows and never held whole: backward recomputes each
+ * chunk (the idea behind Liger's fused linear cross-entropy), so memory is O(chunk·V).
  */
 export function lmHeadLogprobs(
   h: Tensor, W: Tensor, targets: Int32Array,
-  opts: { chunkRows?: number; /** Receives each row's mean logit over the vocabulary (h·mean(W), no grad). */ meanLogits?: Buf } = {},
+  opts: {
+    chunkRows?: number;
+    /** Upper bound on the logits buffer (bytes); decides between keeping and recomputing. */
+    maxLogitsBytes?: number;
+    /** Receives each row's mean logit over the vocabulary (h·mean(W), no grad). */ meanLogits?: Buf;
+  } = {},
 ): Tensor {
   if (h.ndim !== 2 || W.ndim !== 2 || h.shape[1] !== W.shape[1]) {
     fail('lmHeadLogprobs', `hidden ${shapeStr(h.shape)} and weight ${shapeStr(W.shape)} must be [N, d] and [V, d]`);
@@ -705,21 +712,38 @@ export function lmHeadLogprobs(
   checkTargets('lmHeadLogprobs', targets, V);
   const dtype = sameDtype('lmHeadLogprobs', h, W);
   const k = K(dtype);
-  // ~32 MB of float32 logits per chunk by default.
-  const chunk = Math.max(1, Math.min(N, opts.chunkRows ?? Math.max(1, Math.floor((8 << 20) / V))));
-  const out = empty([N], dtype);
-  const lse = alloc(dtype, N, false);
-  const logits = alloc(dtype, chunk * V, false);
-  for (let r0 = 0; r0 < N; r0 += chunk) {
-    const n = Math.min(chunk, N - r0);
-    if (!hasTargets(targets, r0, n)) {
-      out.data.fill(0, r0, r0 + n);
-      continue;
-    }
-    k.gemm(false, true, n, V, d, h.data.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
-    k.logSoftmaxGather(logits, targets.subarray(r0, r0 + n), out.data.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
+  const needGrad = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
+  // Compact the rows that have a target: hA [Na, d], tA [Na].
+  const rowsA: number[] = [];
+  for (let i = 0; i < N; i++) if (targets[i]! >= 0) rowsA.push(i);
+  const Na = rowsA.length;
+  const all = Na === N;
+  const hA = all ? h.data : alloc(dtype, Na * d, false);
+  const tA = all ? targets : new Int32Array(Na);
+  if (!all) {
+    rowsA.forEach((r, i) => {
+      hA.set(h.data.subarray(r * d, (r + 1) * d), i * d);
+      tA[i] = targets[r]!;
+    });
   }
-  release(logits);
+  const elemBytes = dtype === 'float32' ? 4 : 8;
+  const budgetRows = Math.max(1, Math.floor((opts.maxLogitsBytes ?? 512 * 2 ** 20) / (V * elemBytes)));
+  const chunk = Math.max(1, Math.min(Na, opts.chunkRows ?? budgetRows));
+  const keep = needGrad && chunk >= Na && Na > 0;
+  const out = zerosLike1(N, dtype);
+  const lse = alloc(dtype, Na, false);
+  const logpA = all ? out.data : alloc(dtype, Na, false);
+  const logits = alloc(dtype, Math.max(1, chunk * V), false);
+  for (let r0 = 0; r0 < Na; r0 += chunk) {
+    const n = Math.min(chunk, Na - r0);
+    k.gemm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
+    k.logSoftmaxGather(logits, tA.subarray(r0, r0 + n), logpA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
+  }
+  if (!all) {
+    rowsA.forEach((r, i) => (out.data[r] = logpA[i]!));
+    release(logpA);
+  }
+  if (!keep) release(logits);
   if (opts.meanLogits) {
     if (opts.meanLogits.length !== N) fail('lmHeadLogprobs', `meanLogits has ${opts.meanLogits.length} entries for ${N} rows`);
     // mean_v(h·W_v) = h·(mean_v W_v): one pass over W instead of the logits.
@@ -732,36 +756,46 @@ export function lmHeadLogprobs(
       opts.meanLogits[i] = s;
     }
   }
-  const needGrad = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
-  if (!needGrad) {
+  if (!needGrad || Na === 0) {
     release(lse);
+    if (!all) release(hA);
     return out;
   }
   return record(out, 'lmHeadLogprobs', [h, W], (g) => {
-    const gh = h.requiresGrad ? alloc(dtype, h.size) : null;
-    const gW = W.requiresGrad ? alloc(dtype, W.size) : null;
-    const buf = alloc(dtype, chunk * V, false);
-    const dl = alloc(dtype, chunk * V, false);
-    for (let r0 = 0; r0 < N; r0 += chunk) {
-      const n = Math.min(chunk, N - r0);
-      if (!hasTargets(targets, r0, n)) continue;
-      const hc = h.data.subarray(r0 * d, (r0 + n) * d);
-      k.gemm(false, true, n, V, d, hc, 0, W.data, 0, buf, 0, 1, 1, 0);
-      k.logSoftmaxGatherBackward(buf, targets.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), g.subarray(r0, r0 + n), dl, n, V);
+    const gA = alloc(dtype, Na, false);
+    rowsA.forEach((r, i) => (gA[i] = g[r]!));
+    const ghA = h.requiresGrad ? alloc(dtype, Na * d, false) : null;
+    const gW = W.requiresGrad ? alloc(dtype, W.size, false) : null;
+    // dl overwrites the logits in place (kept from forward, or recomputed per chunk).
+    const dl = keep ? logits : alloc(dtype, chunk * V, false);
+    for (let r0 = 0; r0 < Na; r0 += chunk) {
+      const n = Math.min(chunk, Na - r0);
+      const hc = hA.subarray(r0 * d, (r0 + n) * d);
+      if (!keep) k.gemm(false, true, n, V, d, hc, 0, W.data, 0, dl, 0, 1, 1, 0);
+      k.logSoftmaxGatherBackward(dl, tA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), gA.subarray(r0, r0 + n), dl, n, V);
       // dh = dlogits·W ; dW += dlogitsᵀ·h
-      if (gh) k.gemm(false, false, n, d, V, dl, 0, W.data, 0, gh.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
-      if (gW) k.gemm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, 1);
+      if (ghA) k.gemm(false, false, n, d, V, dl, 0, W.data, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
+      if (gW) k.gemm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, r0 === 0 ? 0 : 1);
     }
-    release(buf);
-    release(dl);
-    if (gh) accumulateGrad(h, gh);
+    if (!keep) release(dl);
+    release(gA);
+    if (ghA) {
+      if (all) accumulateGrad(h, ghA);
+      else {
+        const gh = alloc(dtype, h.size);
+        rowsA.forEach((r, i) => gh.set(ghA.subarray(i * d, (i + 1) * d), r * d));
+        release(ghA);
+        accumulateGrad(h, gh);
+      }
+    }
     if (gW) accumulateGrad(W, gW);
-  }, { saved: [h, W], scratch: [lse] });
+    // The kept logits and the compacted rows are scratch: released after backward (or at once
+    // when this node never gets one).
+  }, { saved: [h, W], scratch: [lse, ...(keep ? [logits] : []), ...(all ? [] : [hA])] });
 }
 
-function hasTargets(t: Int32Array, r0: number, n: number): boolean {
-  for (let i = r0; i < r0 + n; i++) if (t[i]! >= 0) return true;
-  return false;
+function zerosLike1(n: number, dtype: DType): Tensor {
+  return new Tensor(alloc(dtype, n), [n]);
 }
 
 /** Multiplies by a fixed 0/1-or-scale mask (same shape) with no gradient to the mask. */
