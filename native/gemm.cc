@@ -656,8 +656,13 @@ constexpr double kParallelMinFlops = 2.0 * 128 * 128 * 128;
 // Items at least this big use the shared-slab path (2·192³ flops); smaller ones one task each.
 constexpr double kSlabMinFlops = 2.0 * 192 * 192 * 192;
 
-void RunTasks(int64_t ntasks, double flops, const std::function<void(int64_t)>& fn) {
-  if (flops < kParallelMinFlops) {
+// Thin products (M < 4 or N < 8: GEMV-like, decoding) are memory-bound: each flop reads a
+// weight, so a second thread (more bandwidth) pays off from a much smaller size.
+constexpr double kThinParallelMinFlops = 2.0 * 48 * 48 * 48;
+
+void RunTasks(int64_t ntasks, double flops, const std::function<void(int64_t)>& fn,
+              double minFlops = kParallelMinFlops) {
+  if (flops < minFlops) {
     for (int64_t t = 0; t < ntasks; t++) fn(t);
   } else {
     ParallelFor(ntasks, fn);
@@ -688,7 +693,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
     RunTasks(P.batch * blocks, flops, [&](int64_t t) {
       const int64_t bi = t / blocks, i0 = (t % blocks) * kDirectRows;
       DirectColumns(P, bi, i0, std::min(kDirectRows, M - i0));
-    });
+    }, kThinParallelMinFlops);
     return;
   }
   if (M < 4) {
@@ -698,7 +703,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
       const int64_t bi = t / perBatch, r = t % perBatch;
       const int64_t i = r / chunks, j0 = (r % chunks) * kDirectChunk;
       DirectRowChunk(P, bi, i, j0, std::min(kDirectChunk, N - j0));
-    });
+    }, kThinParallelMinFlops);
     return;
   }
 
