@@ -65,30 +65,46 @@ for (let r = 0; r < rows; r++) for (let t = 0; t + 1 < S; t++) if (mode === 'tra
 const batch = { pairs, seqLen: S, inputIds: ids, targets, lengths: new Int32Array(rows).fill(S), responseTokens: new Int32Array(rows).fill(S - P), indices: [] };
 const preRef = precompute ? referenceLogps(policy, batch) : null;
 
+// Seconds of the last step's phases: reference forward, policy forward, backward, AdamW.
+const phase = { ref: 0, fwd: 0, bwd: 0, opt: 0 };
+const now = (): number => performance.now() / 1000;
+
 function step(): number {
+  let t = now();
+  const ref = mode === 'dpo' ? preRef ?? referenceLogps(reference!, batch) : null;
+  phase.ref = now() - t;
+  t = now();
   const lp = policy.tokenLogprobs({ ids, batch: rows, seq: S }, targets);
+  phase.fwd = now() - t;
   if (mode === 'train') {
     const loss = T.scale(T.sumAll(lp), -1 / (rows * (S - 1)));
     const v = loss.data[0]!;
+    t = now();
     T.backward(loss);
+    phase.bwd = now() - t;
+    t = now();
     opt.update(1e-5);
     T.zeroGrad(params);
+    phase.opt = now() - t;
     return v;
   }
-  const ref = preRef ?? referenceLogps(reference!, batch);
   const seq = T.sum(T.reshape(lp, [rows, S]), 1);
   const pol = Float64Array.from(seq.data);
   const res = computePreferenceLoss('sigmoid', {
-    policyChosen: pol.slice(0, pairs), policyRejected: pol.slice(pairs), refChosen: ref.slice(0, pairs), refRejected: ref.slice(pairs),
+    policyChosen: pol.slice(0, pairs), policyRejected: pol.slice(pairs), refChosen: ref!.slice(0, pairs), refRejected: ref!.slice(pairs),
   }, { beta: 0.1 });
   const g = new Float32Array(rows);
   for (let i = 0; i < pairs; i++) {
     g[i] = res.gradPolicyChosen[i]!;
     g[pairs + i] = res.gradPolicyRejected[i]!;
   }
+  t = now();
   T.backward(seq, g);
+  phase.bwd = now() - t;
+  t = now();
   opt.update(1e-5);
   T.zeroGrad(params);
+  phase.opt = now() - t;
   return res.loss;
 }
 
@@ -99,7 +115,8 @@ for (let i = 0; i < warmup + steps; i++) {
   const dt = (performance.now() - t0) / 1000;
   // CPU seconds of this process (all threads): less sensitive than wall time to other load.
   const c = process.cpuUsage(c0), cpu = (c.user + c.system) / 1e6;
-  console.error(`  step ${i} ${dt.toFixed(3)}s cpu=${cpu.toFixed(2)}s loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
+  const ph = `ref ${phase.ref.toFixed(2)} fwd ${phase.fwd.toFixed(2)} bwd ${phase.bwd.toFixed(2)} opt ${phase.opt.toFixed(2)}`;
+  console.error(`  step ${i} ${dt.toFixed(3)}s cpu=${cpu.toFixed(2)}s (${ph}) loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
   if (i >= warmup) {
     times.push(dt);
     cpus.push(cpu);
