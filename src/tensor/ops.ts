@@ -7,7 +7,7 @@ import { alloc, release } from './memory.js';
 import { kernels, referenceKernels } from './backend.js';
 import { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
 import {
-  Tensor, accumulateGrad, empty, gradBuffer, isGradEnabled, numel, record, shapeStr, type DType,
+  Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, numel, record, shapeStr, type DType,
 } from './tensor.js';
 
 function K(dtype: DType): Kernels {
@@ -48,6 +48,15 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record(out, 'reshape', [x], (g) => accumulateGrad(x, g));
 }
 
+/** dst += src (same length); long runs through the kernel, short ones in JS (call overhead). */
+function addSlice(dst: Buf, src: Buf): void {
+  if (dst.length >= 512) {
+    K(dst instanceof Float64Array ? 'float64' : 'float32').add(dst, src, dst, dst.length);
+    return;
+  }
+  for (let i = 0; i < dst.length; i++) dst[i]! += src[i]!;
+}
+
 function copyOf(g: Buf): Buf {
   const c = alloc(g instanceof Float64Array ? 'float64' : 'float32', g.length, false);
   c.set(g);
@@ -61,9 +70,7 @@ export function narrowRows(x: Tensor, start: number, len: number): Tensor {
   const inner = rows === 0 ? 0 : x.size / rows;
   const out = new Tensor(x.data.subarray(start * inner, (start + len) * inner), [len, ...x.shape.slice(1)], { base: x });
   return record(out, 'narrowRows', [x], (g) => {
-    const gx = gradBuffer(x);
-    gx.set(g, start * inner);
-    accumulateGrad(x, gx);
+    accumulateGradInPlace(x, (gx) => addSlice(gx.subarray(start * inner, (start + len) * inner), g));
   });
 }
 
@@ -139,9 +146,11 @@ export function narrow(x: Tensor, dim: number, start: number, len: number): Tens
     out.data.set(src, o * len * inner);
   }
   return record(out, 'narrow', [x], (g) => {
-    const gx = gradBuffer(x);
-    for (let o = 0; o < outer; o++) gx.set(g.subarray(o * len * inner, (o + 1) * len * inner), (o * size + start) * inner);
-    accumulateGrad(x, gx);
+    accumulateGradInPlace(x, (gx) => {
+      for (let o = 0; o < outer; o++) {
+        addSlice(gx.subarray((o * size + start) * inner, (o * size + start + len) * inner), g.subarray(o * len * inner, (o + 1) * len * inner));
+      }
+    });
   });
 }
 
@@ -508,9 +517,8 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape: readonly num
   const k = K(table.dtype);
   k.embeddingForward(ids, table.data, out.data, ids.length, D);
   return record(out, 'embedding', [table], (g) => {
-    const gt = gradBuffer(table);
-    k.embeddingBackward(ids, g, gt, ids.length, D);
-    accumulateGrad(table, gt);
+    // embeddingBackward accumulates: add straight into the table's gradient (no V×D temporary).
+    accumulateGradInPlace(table, (gt) => k.embeddingBackward(ids, g, gt, ids.length, D));
   });
 }
 

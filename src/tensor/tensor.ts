@@ -289,6 +289,27 @@ export function accumulateGrad(t: Tensor, g: Buf): void {
   }
 }
 
+/**
+ * Adds a contribution into t's gradient in place: add(dst) gets t's gradient buffer (a zeroed one
+ * when t has none yet) and adds into it. Ops whose gradient touches only part of an input (narrow,
+ * embedding rows) use it instead of a full-size zeroed temporary plus accumulateGrad.
+ */
+export function accumulateGradInPlace(t: Tensor, add: (dst: Buf) => void): void {
+  if (!t.requiresGrad) return;
+  if (t.isLeaf) {
+    if (t.grad === null) t.grad = alloc(t.dtype, t.size);
+    add(t.grad);
+    return;
+  }
+  if (!pendingGrads) throw new Error('accumulateGradInPlace called outside backward()');
+  let dst = pendingGrads.get(t);
+  if (dst === undefined) {
+    dst = alloc(t.dtype, t.size);
+    pendingGrads.set(t, dst);
+  }
+  add(dst);
+}
+
 function addInto(dst: Buf, src: Buf): void {
   // Large float32 gradients (shared weights, residual streams) go through the native add.
   if (dst instanceof Float32Array && src instanceof Float32Array && dst.length >= 4096) {
