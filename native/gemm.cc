@@ -697,12 +697,15 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
     return;
   }
   if (M < 4) {
-    const int64_t chunks = (N + kDirectChunk - 1) / kDirectChunk;
+    // At least ~8 column chunks (multiples of 16) so that a GEMV with N = 192 or 576 splits
+    // evenly over the threads; each C element is still one dot product in a fixed order.
+    const int64_t width = std::min<int64_t>(kDirectChunk, std::max<int64_t>(16, ((N + 7) / 8 + 15) / 16 * 16));
+    const int64_t chunks = (N + width - 1) / width;
     const int64_t perBatch = M * chunks;
     RunTasks(P.batch * perBatch, flops, [&](int64_t t) {
       const int64_t bi = t / perBatch, r = t % perBatch;
-      const int64_t i = r / chunks, j0 = (r % chunks) * kDirectChunk;
-      DirectRowChunk(P, bi, i, j0, std::min(kDirectChunk, N - j0));
+      const int64_t i = r / chunks, j0 = (r % chunks) * width;
+      DirectRowChunk(P, bi, i, j0, std::min(width, N - j0));
     }, kThinParallelMinFlops);
     return;
   }
