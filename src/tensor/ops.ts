@@ -465,7 +465,8 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
     }
     if (b.requiresGrad) {
       // dB = op(A)ᵀ·dC, laid out as B is stored; a broadcast B sums over the batch.
-      const gb = alloc(dtype, b.size, !bBroadcast ? false : true);
+      // Zeroed only for the per-item accumulation below (beta = 1); every other path overwrites.
+      const gb = alloc(dtype, b.size, bBroadcast && transA);
       if (bBroadcast) {
         // Treat the batch as extra rows: [batch·M, K]ᵀ · [batch·M, N] (only when A is not transposed).
         if (!transA) {
