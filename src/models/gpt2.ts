@@ -18,7 +18,7 @@ import type { Weight, WeightMap } from '../io/weights.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import { cachedAttention, lastLogits } from './llama.js';
 import {
-  KVCache, blockPositions, initConst, initNormal, weightOf, type CausalLM, type TokenBlock,
+  KVCache, blockPositions, initConst, initNormal, runDecoder, weightOf, type CausalLM, type TokenBlock,
 } from './model.js';
 
 interface Gpt2Layer {
@@ -153,16 +153,9 @@ export class Gpt2Model implements CausalLM {
     for (let i = 0; i < pos.length; i++) {
       if (pos[i]! >= this.config.maxPositions) throw new RangeError(`Gpt2Model: position ${pos[i]} beyond n_positions ${this.config.maxPositions}`);
     }
-    let x = T.add(T.embedding(this.wte, ids, [B * Tn]), T.embedding(this.wpe, pos, [B * Tn]));
-    for (let l = 0; l < this.layers.length; l++) {
-      const prev = x;
-      x = T.tidy(() => this.block(l, prev, B, Tn, kvStart, cache));
-      if (!T.isGradEnabled()) prev.dispose();
-    }
-    if (cache) cache.length += Tn;
-    const out = T.layernorm(x, this.lnfw, this.lnfb, this.config.normEps);
-    if (!T.isGradEnabled()) x.dispose();
-    return out;
+    const x = T.add(T.embedding(this.wte, ids, [B * Tn]), T.embedding(this.wpe, pos, [B * Tn]));
+    return runDecoder(x, this.layers.length, (l, h) => this.block(l, h, B, Tn, kvStart, cache),
+      (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn);
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {

@@ -19,7 +19,7 @@ import type { ModelConfig } from '../io/config.js';
 import type { WeightMap } from '../io/weights.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import {
-  KVCache, blockPositions, initConst, initNormal, paramFrom, ropeInvFreq, weightOf,
+  KVCache, blockPositions, initConst, initNormal, paramFrom, ropeInvFreq, runDecoder, weightOf,
   type CausalLM, type TokenBlock,
 } from './model.js';
 
@@ -154,16 +154,8 @@ export class LlamaModel implements CausalLM {
     if (ids.length !== B * Tn) throw new RangeError(`LlamaModel: ${ids.length} ids for batch ${B} × seq ${Tn}`);
     const pos = blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
     this.ensureRope(pos);
-    let x = T.embedding(this.embed, ids, [B * Tn]);
-    for (let l = 0; l < this.layers.length; l++) {
-      const prev = x;
-      x = T.tidy(() => this.block(l, prev, B, Tn, pos, kvStart, cache));
-      if (!T.isGradEnabled()) prev.dispose();
-    }
-    if (cache) cache.length += Tn;
-    const out = T.rmsnorm(x, this.norm, this.config.normEps);
-    if (!T.isGradEnabled()) x.dispose();
-    return out;
+    return runDecoder(T.embedding(this.embed, ids, [B * Tn]), this.layers.length,
+      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn);
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {

@@ -144,3 +144,23 @@ export function weightOf(t: Tensor): { shape: number[]; data: Float32Array } {
   if (!(t.data instanceof Float32Array)) throw new Error(`weightOf: ${t} is not float32`);
   return { shape: [...t.shape], data: t.data };
 }
+
+/**
+ * Runs the decoder blocks over the embedded input and applies the final norm. In inference each
+ * block's intermediates are freed as soon as it returns (tidy), and the previous block's output
+ * right after the next one consumed it; with a cache, its length advances by the new tokens.
+ */
+export function runDecoder(
+  x: Tensor, layers: number, block: (layer: number, x: Tensor) => Tensor, finalNorm: (x: Tensor) => Tensor,
+  cache: KVCache | null, newTokens: number,
+): Tensor {
+  for (let l = 0; l < layers; l++) {
+    const prev = x;
+    x = T.tidy(() => block(l, prev));
+    if (!T.isGradEnabled()) prev.dispose();
+  }
+  if (cache) cache.length += newTokens;
+  const out = finalNorm(x);
+  if (!T.isGradEnabled()) x.dispose();
+  return out;
+}
