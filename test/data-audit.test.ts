@@ -130,9 +130,11 @@ test('text report names every finding; JSON form round-trips', async () => {
   assert.deepEqual(back, r);
 });
 
+let exitCode = 0;
 function cli(write: (s: string) => void): Command {
   const program = new Command('dpo').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  registerDataCommands(program, { write, loadTokenizer: () => new ByteTokenizer() });
+  exitCode = 0;
+  registerDataCommands(program, { write, loadTokenizer: () => new ByteTokenizer(), setExitCode: (c) => (exitCode = c) });
   return program;
 }
 
@@ -141,6 +143,7 @@ test('dpo data check: text and --json output, options parsed', async () => {
   await cli((s) => (out += s)).parseAsync(['data', 'check', TRAIN, '--eval', EVAL], { from: 'user' });
   assert.match(out, /rows: 8 read, 6 valid, 2 bad/);
   assert.match(out, /no tokenizer given/);
+  assert.equal(exitCode, 1, 'bad rows must fail the check');
   out = '';
   await cli((s) => (out += s)).parseAsync(
     ['data', 'check', TRAIN, '--eval', EVAL, '--tokenizer', 'byte', '--max-length', '16', '--max-prompt-length', '10', '--truncation-mode', 'keep_start', '--json'],
@@ -154,6 +157,7 @@ test('dpo data check: text and --json output, options parsed', async () => {
   out = '';
   await cli((s) => (out += s)).parseAsync(['data', 'check', fx('columnar.json'), '--columns', 'prompt=question,chosen=good,rejected=bad', '--json'], { from: 'user' });
   assert.equal((JSON.parse(out) as AuditReport).train.valid, 3);
+  assert.equal(exitCode, 0, 'clean data must pass the check');
 });
 
 test('dpo data check: bad options give clear errors', async () => {

@@ -12,6 +12,8 @@ export interface DataCommandDeps {
   loadTokenizer?: (dir: string) => Promise<Tokenizer> | Tokenizer;
   /** Where the report goes (default: stdout). */
   write?: (text: string) => void;
+  /** Receives the exit status: 1 when the data has bad rows (default: sets process.exitCode). */
+  setExitCode?: (code: number) => void;
 }
 
 function positiveInt(name: string) {
@@ -56,7 +58,7 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
   const data = program.command('data').description('inspect preference and SFT data sets');
   data
     .command('check')
-    .description('audit a preference data set: bad rows, duplicates, train/eval leakage, length bias, length percentiles, truncation')
+    .description('audit a preference data set: bad rows, duplicates, train/eval leakage, length bias, length percentiles, truncation; exits 1 when rows are bad')
     .argument('<file...>', 'data files (.jsonl, .json, .parquet, optionally .gz)')
     .option('--eval <file>', 'eval split: audited too, and its prompts checked against train (leakage)')
     .addOption(new Option('--format <format>', 'force the format instead of detecting it').choices([...PREFERENCE_FORMATS]))
@@ -88,6 +90,9 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
         tokenizer,
       });
       write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderAuditText(report));
+      // Bad rows fail the check (scripts and CI can stop before training on broken data).
+      const bad = report.train.bad + (report.eval?.bad ?? 0);
+      if (bad > 0) (deps.setExitCode ?? ((c: number) => (process.exitCode = c)))(1);
     });
   return data;
 }
