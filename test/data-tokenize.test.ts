@@ -1,7 +1,7 @@
 // Tokenization: BOS and EOS exactly once, chat responses ending with the template's own stop
 // token, labels only on responses, truncation modes, special-token runs never split, SFT masks.
-// Runs on the byte-level test tokenizer; with DPO_TEST_TOKENIZER=DIR (or the shared tok512.bin)
-// the same invariants run on a real tokenizer.
+// Runs on the byte-level test tokenizer, and the same invariants on real tokenizers: the Llama-3
+// and ChatML fixture tokenizers, the shared tok512.bin, and DPO_TEST_TOKENIZER=DIR when set.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,6 +222,11 @@ async function realTokenizers(): Promise<{ name: string; tok: Tokenizer }[]> {
   const out: { name: string; tok: Tokenizer }[] = [];
   const { loadTokenizer } = await import('../src/io/tokenizers/index.js');
   if (existsSync(TOK512)) out.push({ name: 'tok512', tok: await loadTokenizer(TOK512) });
+  // Real Hugging Face tokenizer.json files with chat templates (Llama-3 style and ChatML), built
+  // by test/fixtures/tokenizers/make-fixtures.mjs.
+  for (const name of ['llama3-mini', 'chatml-mini']) {
+    out.push({ name, tok: await loadTokenizer(new URL(`../../test/fixtures/tokenizers/${name}`, import.meta.url).pathname) });
+  }
   const env = process.env.DPO_TEST_TOKENIZER;
   if (env) out.push({ name: env, tok: await loadTokenizer(env) });
   return out;
@@ -242,7 +247,7 @@ test('real tokenizers on hh-rlhf: BOS/EOS exactly once, within max_length', { sk
   }
 });
 
-test('real tokenizer with a chat template (DPO_TEST_TOKENIZER): conversational fixtures', { skip: !process.env.DPO_TEST_TOKENIZER && 'DPO_TEST_TOKENIZER unset' }, async (t) => {
+test('real tokenizers with chat templates (fixtures, and DPO_TEST_TOKENIZER when set): conversational fixtures', async (t) => {
   const toks = (await realTokenizers()).filter((x) => x.tok.chatTemplate !== null);
   if (toks.length === 0) return t.skip('the tokenizer has no chat template');
   for (const file of ['conversational.jsonl', 'openai.jsonl', 'implicit-messages.jsonl']) {
