@@ -249,20 +249,20 @@ function checkRopeRows(op: string, w: Weight, nHeads: number): number {
 }
 
 /**
- * Interleaved → halves (Hugging Face convert_llama_weights_to_hf.py `permute`):
- * w.view(nHeads, d/2, 2, in).transpose(1, 2).reshape(rows, in). New row h*d + j*d/2 + i is old row
- * h*d + 2i + j.
+ * Row j·d/2 + i of each head in the "halves" (rotate_half) layout is row 2i + j in the
+ * "interleaved" layout; this copies rows from one layout to the other.
  */
-export function permuteInterleavedToHalves(w: Weight, nHeads: number): Weight {
-  const d = checkRopeRows('permuteInterleavedToHalves', w, nHeads);
+function permuteRopeRows(op: string, w: Weight, nHeads: number, toHalves: boolean): Weight {
+  const d = checkRopeRows(op, w, nHeads);
   const cols = w.shape[1]!;
   const half = d / 2;
   const out = new Float32Array(w.data.length);
   for (let h = 0; h < nHeads; h++) {
     for (let j = 0; j < 2; j++) {
       for (let i = 0; i < half; i++) {
-        const dst = (h * d + j * half + i) * cols;
-        const src = (h * d + 2 * i + j) * cols;
+        const halves = (h * d + j * half + i) * cols;
+        const interleaved = (h * d + 2 * i + j) * cols;
+        const [dst, src] = toHalves ? [halves, interleaved] : [interleaved, halves];
         out.set(w.data.subarray(src, src + cols), dst);
       }
     }
@@ -271,22 +271,18 @@ export function permuteInterleavedToHalves(w: Weight, nHeads: number): Weight {
 }
 
 /**
+ * Interleaved → halves (Hugging Face convert_llama_weights_to_hf.py `permute`):
+ * w.view(nHeads, d/2, 2, in).transpose(1, 2).reshape(rows, in). New row h*d + j*d/2 + i is old row
+ * h*d + 2i + j.
+ */
+export function permuteInterleavedToHalves(w: Weight, nHeads: number): Weight {
+  return permuteRopeRows('permuteInterleavedToHalves', w, nHeads, true);
+}
+
+/**
  * Halves → interleaved (llama.cpp convert_hf_to_gguf.py LlamaModel.permute):
  * w.reshape(nHeads, 2, d/2, in).swapaxes(1, 2).reshape(rows, in). Inverse of the function above.
  */
 export function permuteHalvesToInterleaved(w: Weight, nHeads: number): Weight {
-  const d = checkRopeRows('permuteHalvesToInterleaved', w, nHeads);
-  const cols = w.shape[1]!;
-  const half = d / 2;
-  const out = new Float32Array(w.data.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let j = 0; j < 2; j++) {
-      for (let i = 0; i < half; i++) {
-        const dst = (h * d + 2 * i + j) * cols;
-        const src = (h * d + j * half + i) * cols;
-        out.set(w.data.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return { shape: [...w.shape], data: out };
+  return permuteRopeRows('permuteHalvesToInterleaved', w, nHeads, false);
 }

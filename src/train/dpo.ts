@@ -4,23 +4,20 @@
 // names, watchdogs, and the final model as a Hugging Face directory or a PEFT adapter.
 
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
 import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../losses/index.js';
-import { collatePreference, permutation, type PreferenceBatch } from '../data/batch.js';
+import { BatchSampler, collatePreference, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
-import type { Tokenizer } from '../io/tokenizer.js';
-import { saveHfDirectory } from '../io/hf-dir.js';
 import { cloneWeights } from '../io/weights.js';
-import { createModel, loadModelAndTokenizer, type CausalLM, type LoadedModel } from '../models/index.js';
-import { savePeftAdapter, type LoraSettings } from '../nn/peft.js';
-import { fingerprintSettings, loadTrainable, loopConfig } from './setup.js';
+import { createModel, loadModelAndTokenizer, type CausalLM } from '../models/index.js';
+import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
 import type { DpoConfig } from './config.js';
 import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import { ProgressBar } from './progress.js';
@@ -188,18 +185,6 @@ function splitEval(n: number, fraction: number, seed: number): { train: number[]
   return { train: perm.slice(nEval).sort((a, b) => a - b), eval: perm.slice(0, nEval).sort((a, b) => a - b) };
 }
 
-function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
-  const files: string[] = [];
-  const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
-  if (src && existsSync(src)) {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'tokenizer.bin']) {
-      if (existsSync(join(src, f))) files.push(join(src, f));
-    }
-    if (src.endsWith('.bin')) files.push(src);
-  }
-  return files;
-}
-
 export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const cfg = opts.config;
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
@@ -270,7 +255,6 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   let evalRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
   if (!referenceFree && cfg.precompute_ref_log_probs) {
     const cacheDir = join(opts.cacheDir ?? defaultCacheDir(), 'ref-logps');
-    const { BatchSampler } = await import('../data/batch.js');
     const order = new BatchSampler(trainPairs.length, { batchSize: cfg.per_device_train_batch_size, seed: cfg.seed }).epochBatches(0);
     const compute = (pairs: TokenizedPair[], ord: number[][]) =>
       withAdaptersOff
@@ -405,34 +389,11 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     },
     evaluate,
     lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, tokenizer, opts.tokenizer, lora, cfg.save_dtype),
+    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
   }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined));
   model.ctx.rng = null;
   return { ...result, trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit };
 }
 
-/** Writes the trained model: a Hugging Face directory, or a PEFT adapter when training LoRA. */
-export function saveTrainedModel(
-  dir: string, loaded: LoadedModel, tokenizer: Tokenizer, tokenizerPath: string | undefined,
-  lora: LoraSettings | null, dtype: 'float32' | 'bfloat16',
-): void {
-  const { model } = loaded;
-  if (lora) {
-    savePeftAdapter(dir, model.linears(), lora, model.config.architecture, loaded.source);
-    return;
-  }
-  const files = copyTokenizerFiles(loaded, tokenizerPath);
-  saveHfDirectory(dir, {
-    config: model.config,
-    weights: model.exportWeights(),
-    dtype: dtype === 'bfloat16' ? 'BF16' : 'F32',
-    generation: loaded.generation,
-    tokenizerFiles: files.filter((f) => !f.endsWith('.bin') || basename(f) === 'tokenizer.bin'),
-  });
-  // A llama2.c tokenizer travels as tokenizer.bin (our loader reads it from the directory).
-  const bin = files.find((f) => f.endsWith('.bin') && basename(f) !== 'tokenizer.bin');
-  if (bin) copyFileSync(bin, join(dir, 'tokenizer.bin'));
-  void tokenizer;
-}
 
 export type { Tensor };

@@ -1,9 +1,12 @@
-// What SFT and DPO runs set up the same way: threads, model + tokenizer, LoRA adapters, and the
-// loop configuration from TRL-named options.
+// What SFT and DPO runs set up the same way: threads, model + tokenizer, LoRA adapters, the
+// loop configuration from TRL-named options, and how the trained model is saved.
+import { copyFileSync, existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { kernels } from '../tensor/backend.js';
 import { loadModelAndTokenizer, type LoadedModel } from '../models/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { attachLora, defaultLoraTargets, type LoraSettings } from '../nn/peft.js';
+import { attachLora, defaultLoraTargets, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import { saveHfDirectory } from '../io/hf-dir.js';
 import type { SftConfig } from './config.js';
 import type { LoopConfig } from './loop.js';
 
@@ -71,4 +74,39 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
 /** Settings that may change across a resume without changing the run (excluded from its fingerprint). */
 export function fingerprintSettings(cfg: CommonConfig): string {
   return JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null });
+}
+
+function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
+  const files: string[] = [];
+  const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
+  if (src && existsSync(src)) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'tokenizer.bin']) {
+      if (existsSync(join(src, f))) files.push(join(src, f));
+    }
+    if (src.endsWith('.bin')) files.push(src);
+  }
+  return files;
+}
+
+/** Writes the trained model: a Hugging Face directory, or a PEFT adapter when training LoRA. */
+export function saveTrainedModel(
+  dir: string, loaded: LoadedModel, tokenizerPath: string | undefined,
+  lora: LoraSettings | null, dtype: 'float32' | 'bfloat16',
+): void {
+  const { model } = loaded;
+  if (lora) {
+    savePeftAdapter(dir, model.linears(), lora, model.config.architecture, loaded.source);
+    return;
+  }
+  const files = copyTokenizerFiles(loaded, tokenizerPath);
+  saveHfDirectory(dir, {
+    config: model.config,
+    weights: model.exportWeights(),
+    dtype: dtype === 'bfloat16' ? 'BF16' : 'F32',
+    generation: loaded.generation,
+    tokenizerFiles: files.filter((f) => !f.endsWith('.bin') || basename(f) === 'tokenizer.bin'),
+  });
+  // A llama2.c tokenizer travels as tokenizer.bin (our loader reads it from the directory).
+  const bin = files.find((f) => f.endsWith('.bin') && basename(f) !== 'tokenizer.bin');
+  if (bin) copyFileSync(bin, join(dir, 'tokenizer.bin'));
 }

@@ -7,10 +7,9 @@ import { collateSft } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
-import { fingerprintSettings, loadTrainable, loopConfig } from './setup.js';
+import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
 import { createHash } from 'node:crypto';
 import type { SftConfig } from './config.js';
-import { saveTrainedModel } from './dpo.js';
 import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 
 export interface SftRunOptions {
@@ -87,7 +86,7 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
       const loss = sum / Math.max(1, count);
       return { loss, perplexity: Math.exp(loss) };
     },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, tokenizer, opts.tokenizer, lora, cfg.save_dtype),
+    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
   }, loopConfig(cfg, opts, fingerprint.digest('hex')));
   model.ctx.rng = null;
   return { ...result, trainRows: rows.length, evalRows: evalRows.length };
