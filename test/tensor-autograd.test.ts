@@ -141,6 +141,15 @@ test('lmHeadLogprobs equals logSoftmaxGather of the full logits', () => {
   const full = T.noGrad(() => T.logSoftmaxGather(T.matmul(h, W, { transB: true }), t));
   for (let i = 0; i < 6; i++) assert.ok(Math.abs(fused.data[i]! - full.data[i]!) < 1e-12);
   assert.equal(fused.data[3], 0);
+  // meanLogits: each row's mean logit over the vocabulary.
+  const means = new Float64Array(6);
+  T.noGrad(() => T.lmHeadLogprobs(h, W, t, { meanLogits: means }));
+  const logits = T.noGrad(() => T.matmul(h, W, { transB: true }));
+  for (let i = 0; i < 6; i++) {
+    let m = 0;
+    for (let v = 0; v < 9; v++) m += logits.data[i * 9 + v]! / 9;
+    assert.ok(Math.abs(means[i]! - m) < 1e-12, `row ${i}: ${means[i]} vs ${m}`);
+  }
 });
 
 test('tape: gradients accumulate across uses and backward calls', () => {

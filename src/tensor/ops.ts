@@ -755,15 +755,16 @@ export function lmHeadLogprobs(
   if (!keep) release(logits);
   if (opts.meanLogits) {
     if (opts.meanLogits.length !== N) fail('lmHeadLogprobs', `meanLogits has ${opts.meanLogits.length} entries for ${N} rows`);
-    // mean_v(h·W_v) = h·(mean_v W_v): one pass over W instead of the logits.
-    const wbar = new Float64Array(d);
-    for (let v = 0; v < V; v++) for (let j = 0; j < d; j++) wbar[j]! += W.data[v * d + j]!;
-    for (let j = 0; j < d; j++) wbar[j]! /= V;
-    for (let i = 0; i < N; i++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += h.data[i * d + j]! * wbar[j]!;
-      opts.meanLogits[i] = s;
-    }
+    // mean_v(h·W_v) = h·(mean_v W_v): two matrix-vector products on the kernels, not the logits.
+    const ones = alloc(dtype, V, false).fill(1);
+    const wbar = alloc(dtype, d, false);
+    const means = alloc(dtype, N, false);
+    k.gemm(false, false, 1, d, V, ones, 0, W.data, 0, wbar, 0, 1, 1 / V, 0);
+    k.gemm(false, false, N, 1, d, h.data, 0, wbar, 0, means, 0, 1, 1, 0);
+    opts.meanLogits.set(means);
+    release(ones);
+    release(wbar);
+    release(means);
   }
   if (!needGrad || Na === 0) {
     release(lse);
