@@ -1,15 +1,17 @@
 // One training step of a GPT-2-small or SmolLM2-135M shaped model, timed, mirroring the PyTorch
 // reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
 //
-//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--json out.json]
+//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--json out.json] [--profile]
 //
 // MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
 //             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
 // MODE train: forward+backward+AdamW of next-token NLL on 2·pairs sequences (the compute-core target)
 // CONFIG: tiny | small | llama135. Prints JSON with tokens/s and peak RSS (run one config per process).
+// --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS).
 import { writeFileSync } from 'node:fs';
 import * as T from '../src/tensor/index.js';
-import { kernels, nativeKernels } from '../src/tensor/backend.js';
+import { kernels, nativeKernels, setKernels } from '../src/tensor/backend.js';
+import type { Kernels } from '../src/tensor/kernels.js';
 import { parseModelConfig, type ModelConfig } from '../src/io/config.js';
 import { randomModel } from '../src/models/index.js';
 import { referenceLogps } from '../src/train/dpo.js';
@@ -38,6 +40,31 @@ if (!mode || !['dpo', 'train'].includes(mode) || !configName || !(configName in 
 }
 if (!nativeKernels()) console.error('WARNING: native kernels unavailable; this measures the TypeScript reference backend');
 kernels().setNumThreads(Number(threadsArg));
+const profile = process.argv.includes('--profile');
+// Per-phase kernel seconds: phaseName → kernel name → seconds (reset each step).
+let currentPhase = 'other';
+const kernelTime = new Map<string, Map<string, number>>();
+if (profile) {
+  const base = kernels();
+  const timed = {} as Record<string, unknown>;
+  for (const name of Object.keys(base) as (keyof Kernels)[]) {
+    const f = base[name] as unknown;
+    if (typeof f !== 'function') continue;
+    timed[name] = (...a: unknown[]): unknown => {
+      const t0 = performance.now();
+      const r = (f as (...x: unknown[]) => unknown).apply(base, a);
+      const m = kernelTime.get(currentPhase) ?? new Map<string, number>();
+      kernelTime.set(currentPhase, m);
+      // Matrix products by shape with --profile gemm: transposes, M×N×K, batch.
+      const key = name === 'gemm' && process.argv.includes('gemm')
+        ? `gemm ${a[0] ? 'T' : 'N'}${a[1] ? 'T' : 'N'} ${a[2]}x${a[3]}x${a[4]}${(a[11] as number) > 1 ? `/b${a[11]}` : ''}${a[13] ? '+C' : ''}`
+        : name;
+      m.set(key, (m.get(key) ?? 0) + (performance.now() - t0) / 1000);
+      return r;
+    };
+  }
+  setKernels(timed as unknown as Kernels);
+}
 const steps = Number(arg('steps', '3')), warmup = Number(arg('warmup', '1')), pairs = Number(arg('pairs', '2'));
 const precompute = process.argv.includes('--precompute');
 const cfg: ModelConfig = parseModelConfig(CONFIGS[configName]!, configName);
@@ -70,18 +97,23 @@ const phase = { ref: 0, fwd: 0, bwd: 0, opt: 0 };
 const now = (): number => performance.now() / 1000;
 
 function step(): number {
+  kernelTime.clear();
+  currentPhase = 'ref';
   let t = now();
   const ref = mode === 'dpo' ? preRef ?? referenceLogps(reference!, batch) : null;
   phase.ref = now() - t;
+  currentPhase = 'fwd';
   t = now();
   const lp = policy.tokenLogprobs({ ids, batch: rows, seq: S }, targets);
   phase.fwd = now() - t;
   if (mode === 'train') {
     const loss = T.scale(T.sumAll(lp), -1 / (rows * (S - 1)));
     const v = loss.data[0]!;
+    currentPhase = 'bwd';
     t = now();
     T.backward(loss);
     phase.bwd = now() - t;
+    currentPhase = 'opt';
     t = now();
     opt.update(1e-5);
     T.zeroGrad(params);
@@ -98,9 +130,11 @@ function step(): number {
     g[i] = res.gradPolicyChosen[i]!;
     g[pairs + i] = res.gradPolicyRejected[i]!;
   }
+  currentPhase = 'bwd';
   t = now();
   T.backward(seq, g);
   phase.bwd = now() - t;
+  currentPhase = 'opt';
   t = now();
   opt.update(1e-5);
   T.zeroGrad(params);
@@ -120,6 +154,17 @@ for (let i = 0; i < warmup + steps; i++) {
   if (i >= warmup) {
     times.push(dt);
     cpus.push(cpu);
+  }
+}
+if (profile) {
+  for (const [ph, m] of kernelTime) {
+    const total = phase[ph as keyof typeof phase] ?? 0;
+    let inKernels = 0;
+    const parts = [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => {
+      inKernels += v;
+      return `${k} ${v.toFixed(3)}`;
+    });
+    console.error(`  profile ${ph} ${total.toFixed(3)}s: ${parts.join(', ')}; outside kernels ${(total - inKernels).toFixed(3)}`);
   }
 }
 cpus.sort((a, b) => a - b);

@@ -11,10 +11,16 @@
 //
 // Backward (FlashAttention-2 formulas, Di = rowsum(dO∘O)):
 //   P = exp(scale·Q·Kᵀ − lse), dP = dO·Vᵀ, dS = P∘(dP − Di), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO.
-// Two passes so that every task owns disjoint outputs and the summation order never depends on the
-// thread count: pass 1 per (batch, KV head, key tile) accumulates dK, dV over its query heads and the
-// query rows that see the tile; pass 2 per (batch, head, query tile) accumulates dQ over key tiles.
-// Both recompute scores from q, k and lse tile by tile.
+// Every task owns disjoint outputs, so the summation order never depends on the thread count.
+// Fused (the default): one task per (batch, KV head) sweeps key tiles in order and, for each, the
+// query heads of its group and the query rows that see the tile: S, dP, dV += Pᵀ·dO, dK += dSᵀ·Q
+// and dQ += dS·K into a per-task [G, T, D] accumulator (5 products per tile pair).
+// Two passes (when there are too few (batch, KV head) tasks to keep every thread busy): pass 1 per
+// (batch, KV head, key tile) accumulates dK, dV over its query heads and the query rows that see
+// the tile; pass 2 per (batch, head, query tile) accumulates dQ over key tiles (7 products: S and
+// dP are computed in both passes). Both schemes recompute scores from q, k and lse tile by tile
+// and add every dK, dV and dQ element in the same order (dQ: key tiles ascending, keys within a
+// tile ascending), so they give bit-identical gradients and the choice may depend on the threads.
 //
 // Every matrix product is one small "broadcast A, vector B" GEMM (Gemm below): B and C rows have a
 // padded width (multiple of 16 floats = one zmm; B rows are read in place when D is a multiple of
@@ -530,6 +536,97 @@ void BackwardQTile(const BwdArgs& a, int64_t b, int64_t h, int64_t qt) {
   }
 }
 
+// Fused pass: dQ, dK and dV of KV head g of batch item b in one sweep over key tiles.
+template <class Ops>
+void BackwardGroup(const BwdArgs& a, int64_t b, int64_t g) {
+  const int64_t T = a.T, D = a.D, Dp = RoundUp16(D), G = a.H / a.Hkv;
+  const int64_t qStride = a.H * D, kStride = a.Hkv * D;
+  const int64_t ks = std::min<int64_t>(a.kvStart ? a.kvStart[b] : 0, T);
+  const int64_t kvBase = b * T * kStride + g * D;
+  for (int64_t j = 0; j < ks; j++) {  // masked keys get no gradient
+    std::fill(a.dk + kvBase + j * kStride, a.dk + kvBase + j * kStride + D, 0.0f);
+    std::fill(a.dv + kvBase + j * kStride, a.dv + kvBase + j * kStride + D, 0.0f);
+  }
+
+  float* Kt = tScratch.Get(2 * D * kBK + kBK * Dp + 2 * kBQ * kBK + 2 * kBQ * Dp + 2 * kBK * Dp + G * T * Dp);
+  float* Vt = Kt + D * kBK;         // [D, kBK]
+  float* Kp = Vt + D * kBK;         // [kBK, Dp] key rows (the B operand of dS·K)
+  float* S = Kp + kBK * Dp;         // [kBQ, kBK] scores → P
+  float* dP = S + kBQ * kBK;        // [kBQ, kBK] dO·Vᵀ → dS
+  float* Qp = dP + kBQ * kBK;       // [kBQ, Dp]
+  float* dOp = Qp + kBQ * Dp;       // [kBQ, Dp]
+  float* dKacc = dOp + kBQ * Dp;    // [kBK, Dp] Σ dSᵀ·Q (scale applied at the end)
+  float* dVacc = dKacc + kBK * Dp;  // [kBK, Dp] Σ Pᵀ·dO
+  float* dQacc = dVacc + kBK * Dp;  // [G, T, Dp] Σ dS·K (scale applied at the end)
+  std::fill(dQacc, dQacc + G * T * Dp, 0.0f);
+
+  for (int64_t j0 = ks; j0 < T; j0 += kBK) {
+    const int64_t nk = std::min(kBK, T - j0), ncols = RoundUp16(nk);
+    Ops::PackTransposed(Kt, a.k + kvBase + j0 * kStride, kStride, nk, ncols, D);
+    Ops::PackTransposed(Vt, a.v + kvBase + j0 * kStride, kStride, nk, ncols, D);
+    int64_t ldk;
+    const float* Kr = RowsOrPack(Kp, a.k + kvBase + j0 * kStride, kStride, nk, D, Dp, &ldk);
+    std::fill(dKacc, dKacc + 2 * kBK * Dp, 0.0f);
+    for (int64_t h = g * G; h < (g + 1) * G; h++) {
+      const float* lseRow = a.lse + (b * a.H + h) * T;
+      const float* DiRow = a.Dvec + (b * a.H + h) * T;
+      float* dQh = dQacc + (h - g * G) * T * Dp;
+      // Queries before j0 cannot see these keys (causal): start at t = j0.
+      for (int64_t i0 = j0; i0 < T; i0 += kBQ) {
+        const int64_t nr = std::min(kBQ, T - i0);
+        const float* qa = a.q + ((b * T + i0) * a.H + h) * D;
+        const float* da = a.dout + ((b * T + i0) * a.H + h) * D;
+        int64_t ldq, ldo;
+        const float* Q = RowsOrPack(Qp, qa, qStride, nr, D, Dp, &ldq);
+        const float* dO = RowsOrPack(dOp, da, qStride, nr, D, Dp, &ldo);
+        Ops::Gemm(nr, ncols, D, qa, qStride, 1, Kt, kBK, S, kBK, false);
+        Ops::Gemm(nr, ncols, D, da, qStride, 1, Vt, kBK, dP, kBK, false);
+        for (int64_t i = 0; i < nr; i++) {
+          const int64_t t = i0 + i;
+          const float L = lseRow[t];
+          const int64_t nv = L == kNegInf ? 0 : std::min(nk, t - j0 + 1);
+          Ops::SoftmaxGrad(S + i * kBK, dP + i * kBK, nv, ncols, a.scale, L, DiRow[t]);
+        }
+        Ops::Gemm(nk, Dp, nr, S, 1, kBK, dO, ldo, dVacc, Dp, true);
+        Ops::Gemm(nk, Dp, nr, dP, 1, kBK, Q, ldq, dKacc, Dp, true);
+        Ops::Gemm(nr, Dp, nk, dP, kBK, 1, Kr, ldk, dQh + i0 * Dp, Dp, true);
+      }
+    }
+    for (int64_t jj = 0; jj < nk; jj++) {
+      float* dk = a.dk + kvBase + (j0 + jj) * kStride;
+      float* dv = a.dv + kvBase + (j0 + jj) * kStride;
+      for (int64_t d = 0; d < D; d++) {
+        dk[d] = a.scale * dKacc[jj * Dp + d];
+        dv[d] = dVacc[jj * Dp + d];
+      }
+    }
+  }
+  for (int64_t h = g * G; h < (g + 1) * G; h++) {
+    const float* dQh = dQacc + (h - g * G) * T * Dp;
+    for (int64_t t = 0; t < T; t++) {
+      float* dq = a.dq + ((b * T + t) * a.H + h) * D;
+      for (int64_t d = 0; d < D; d++) dq[d] = a.scale * dQh[t * Dp + d];
+    }
+  }
+}
+
+// DPO_ATTENTION_BACKWARD=fused|two-pass forces a scheme (tests compare them); otherwise fused
+// when the (batch, KV head) tasks keep every thread busy: at least 4 per thread, or an equal
+// number per thread (tasks cost about the same without left padding).
+bool UseFusedBackward(int64_t tasks) {
+  static const int forced = [] {
+    const char* env = std::getenv("DPO_ATTENTION_BACKWARD");
+    if (!env || !*env) return 0;
+    if (std::strcmp(env, "fused") == 0) return 1;
+    if (std::strcmp(env, "two-pass") == 0) return 2;
+    std::fprintf(stderr, "dpo attention: DPO_ATTENTION_BACKWARD=%s is not fused or two-pass; using the default\n", env);
+    return 0;
+  }();
+  if (forced) return forced == 1;
+  const int64_t threads = NumThreads();
+  return tasks >= 4 * threads || tasks % threads == 0;
+}
+
 template <class Ops>
 void RunBackward(BwdArgs a) {
   const int64_t T = a.T, D = a.D;
@@ -546,6 +643,10 @@ void RunBackward(BwdArgs a) {
     }
   });
   a.Dvec = Dvec.data();
+  if (UseFusedBackward(a.B * a.Hkv)) {
+    ParallelFor(a.B * a.Hkv, [&](int64_t bg) { BackwardGroup<Ops>(a, bg / a.Hkv, bg % a.Hkv); });
+    return;
+  }
   const int64_t ntiles = (T + kBK - 1) / kBK;
   // Low key tiles are seen by more queries: they go first.
   ParallelFor(a.B * a.Hkv * ntiles, [&](int64_t task) {

@@ -141,22 +141,47 @@ test('native forward and backward match the reference (float32)', { skip: skipNa
   }
 });
 
-// The addon picks its AVX-512 path at load time on this machine; DPO_NATIVE_ISA=generic selects
-// the portable path, so the parity test reruns in a child process with it set.
+// The addon picks its AVX-512 path at load time on this machine (DPO_NATIVE_ISA=generic selects the
+// portable one) and its backward scheme by the task count (DPO_ATTENTION_BACKWARD=fused|two-pass
+// forces one), so the parity test reruns in child processes for every combination. Each child
+// also prints a digest of its gradients: both schemes add every element in the same order, so
+// per ISA they must agree bit for bit (the scheme may then depend on the thread count).
 const child = Boolean(process.env.DPO_ATTENTION_TEST_CHILD);
-test('native portable path (DPO_NATIVE_ISA=generic) matches the reference', { skip: child ? 'already in a child process' : skipNative }, () => {
+if (child && nativeReady) {
+  test('child: digest of the native gradients', async () => {
+    const { createHash } = await import('node:crypto');
+    const hash = createHash('sha256');
+    for (const [si, s] of parityShapes.entries()) {
+      const got = forwardBackward(native(), Float32Array, s, problem(Float32Array, s, 200 + si));
+      for (const name of ['dq', 'dk', 'dv'] as const) hash.update(new Uint8Array(got[name].buffer));
+    }
+    console.log(`DIGEST ${hash.digest('hex')}`);
+  });
+}
+
+test('native portable path and both backward schemes match the reference; the schemes agree bit for bit', { skip: child ? 'already in a child process' : skipNative }, () => {
   native();
-  // NODE_TEST_CONTEXT (set by an outer `node --test`) would make the child report in binary form.
-  const env: NodeJS.ProcessEnv = { ...process.env, DPO_NATIVE_ISA: 'generic', DPO_ATTENTION_TEST_CHILD: '1' };
-  delete env.NODE_TEST_CONTEXT;
-  const r = spawnSync(
-    process.execPath,
-    ['--test', '--test-name-pattern=native forward and backward match', fileURLToPath(import.meta.url)],
-    { env, encoding: 'utf8', timeout: 120_000 },
-  );
-  const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail)/.test(l)).join(', ');
-  assert.equal(r.status, 0, `parity failed with DPO_NATIVE_ISA=generic:\n${r.stdout}\n${r.stderr}`);
-  assert.match(summary, /# pass 1.*# fail 0/, summary);
+  for (const isa of ['', 'generic']) {
+    const digests: string[] = [];
+    for (const scheme of ['fused', 'two-pass']) {
+      // NODE_TEST_CONTEXT (set by an outer `node --test`) would make the child report in binary form.
+      const env: NodeJS.ProcessEnv = { ...process.env, DPO_NATIVE_ISA: isa, DPO_ATTENTION_BACKWARD: scheme, DPO_ATTENTION_TEST_CHILD: '1' };
+      delete env.NODE_TEST_CONTEXT;
+      const r = spawnSync(
+        process.execPath,
+        ['--test', '--test-name-pattern=native forward and backward match|child: digest', fileURLToPath(import.meta.url)],
+        { env, encoding: 'utf8', timeout: 120_000 },
+      );
+      const what = `DPO_NATIVE_ISA=${isa || '(auto)'} DPO_ATTENTION_BACKWARD=${scheme}`;
+      const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail)/.test(l)).join(', ');
+      assert.equal(r.status, 0, `parity failed with ${what}:\n${r.stdout}\n${r.stderr}`);
+      assert.match(summary, /# pass 2.*# fail 0/, `${what}: ${summary}`);
+      const digest = /DIGEST ([0-9a-f]{64})/.exec(r.stdout ?? '');
+      assert.ok(digest, `${what}: no digest in the child's output:\n${r.stdout}`);
+      digests.push(digest[1]!);
+    }
+    assert.equal(digests[0], digests[1], `DPO_NATIVE_ISA=${isa || '(auto)'}: fused and two-pass gradients differ`);
+  }
 });
 
 /** KV cache [B, cap, Hkv, D] with batch stride `stride`, filled with NaN beyond the first Tk keys. */
@@ -228,16 +253,19 @@ test('incremental decoding: Tq=1 (and a 3-token chunk) over a cache equals the l
 
 test('native results are bit-identical with 1 and 2 threads', { skip: skipNative }, () => {
   const kern = native();
-  const s: Shape = { B: 2, T: 200, H: 6, Hkv: 2, D: 64, kvStart: [0, 37] };
-  const p = problem(Float32Array, s, 500);
+  // The second shape has 3 (batch, KV head) tasks: fused backward on 1 thread, two passes on 2.
+  const shapes: Shape[] = [{ B: 2, T: 200, H: 6, Hkv: 2, D: 64, kvStart: [0, 37] }, { B: 1, T: 200, H: 6, Hkv: 3, D: 64, kvStart: [37] }];
   const before = kern.numThreads();
   try {
-    kern.setNumThreads(1);
-    const one = forwardBackward(kern, Float32Array, s, p);
-    kern.setNumThreads(2);
-    const two = forwardBackward(kern, Float32Array, s, p);
-    for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
-      assert.deepEqual(new Uint32Array(two[name].buffer), new Uint32Array(one[name].buffer), `${name} differs`);
+    for (const s of shapes) {
+      const p = problem(Float32Array, s, 500);
+      kern.setNumThreads(1);
+      const one = forwardBackward(kern, Float32Array, s, p);
+      kern.setNumThreads(2);
+      const two = forwardBackward(kern, Float32Array, s, p);
+      for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+        assert.deepEqual(new Uint32Array(two[name].buffer), new Uint32Array(one[name].buffer), `${label(s)}: ${name} differs`);
+      }
     }
   } finally {
     kern.setNumThreads(before);
