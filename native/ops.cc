@@ -1272,6 +1272,33 @@ Napi::Value SumRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// copy2d(src, srcStride, dst, dstStride, rows, cols, accumulate)
+Napi::Value Copy2d(const Napi::CallbackInfo& info) {
+  Args a(info, "copy2d", 7);
+  const int64_t srcStride = a.Count(1, "srcStride"), dstStride = a.Count(3, "dstStride");
+  const int64_t rows = a.Count(4, "rows"), cols = a.Count(5, "cols");
+  const bool accumulate = a.Flag(6);
+  const bool empty = rows == 0 || cols == 0;
+  const int64_t srcNeed = empty ? 0 : SatMul(rows - 1, srcStride) + cols;
+  const int64_t dstNeed = empty ? 0 : SatMul(rows - 1, dstStride) + cols;
+  const auto need = [&](int64_t stride) {
+    return "(rows-1)*stride+cols = (" + std::to_string(rows) + "-1)*" + std::to_string(stride) + "+" +
+           std::to_string(cols);
+  };
+  const float* src = a.F32(0, "src", srcNeed, need(srcStride));
+  float* dst = a.F32(2, "dst", dstNeed, need(dstStride));
+  if (!a.ok() || empty) return info.Env().Undefined();
+  RunRows(rows, cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* s = src + r * srcStride;
+      float* d = dst + r * dstStride;
+      if (accumulate) add_range(d, s, d, cols);
+      else std::memmove(d, s, cols * sizeof(float));
+    }
+  });
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterOps(Napi::Env env, Napi::Object exports) {
@@ -1299,6 +1326,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   exports.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
   exports.Set("addRowVector", Napi::Function::New(env, AddRowVector, "addRowVector"));
   exports.Set("sumRows", Napi::Function::New(env, SumRows, "sumRows"));
+  exports.Set("copy2d", Napi::Function::New(env, Copy2d, "copy2d"));
 }
 
 }  // namespace dpo

@@ -1,5 +1,6 @@
-// Bias kernels (addRowVector, sumRows): reference values, native-vs-reference parity on awkward
-// shapes, bit-identical native results for 1 and 2 threads, error messages; and the tape's
+// Bias and block-copy kernels (addRowVector, sumRows, copy2d): reference values, native-vs-reference
+// parity on awkward shapes, bit-identical native results for 1 and 2 threads, error messages; the
+// float32 narrow/concat ops built on copy2d; and the tape's
 // gradient pass-through (add, addRowVector, reshape hand their incoming gradient on) checked
 // against finite differences.
 import { test, describe } from 'node:test';
@@ -13,7 +14,7 @@ import { assertClose, assertBitIdentical } from './helpers/assert.js';
 import { nativeForTests } from './helpers/native.js';
 
 const ref = referenceKernels;
-const { native, skip: nativeSkip } = nativeForTests(['addRowVector', 'sumRows']);
+const { native, skip: nativeSkip } = nativeForTests(['addRowVector', 'sumRows', 'copy2d']);
 
 describe('bias kernels', () => {
   test('reference: known values; sumRows accumulates', () => {
@@ -57,7 +58,9 @@ describe('bias kernels', () => {
       const out = new Float32Array(rows * n), s = new Float32Array(n);
       k.addRowVector(x, b, out, rows, n);
       k.sumRows(x, s, rows, n);
-      return [out, s];
+      const c = out.slice();
+      k.copy2d(x.subarray(1), n, c, n, rows - 1, n - 3, true);
+      return [out, s, c];
     };
     try {
       k.setNumThreads(1);
@@ -70,12 +73,61 @@ describe('bias kernels', () => {
     }
   });
 
+  test('reference copy2d: known values, strides, accumulate, empty blocks', () => {
+    const src = new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    const dst = new Float64Array(8).fill(-1);
+    // Rows of 2 from src every 4 elements (offset 1) into dst every 3 elements.
+    ref.copy2d(src.subarray(1), 4, dst, 3, 3, 2, false);
+    assert.deepEqual(Array.from(dst), [2, 3, -1, 6, 7, -1, 10, 11]);
+    ref.copy2d(src.subarray(1), 4, dst, 3, 3, 2, true);
+    assert.deepEqual(Array.from(dst), [4, 6, -1, 12, 14, -1, 20, 22]);
+    ref.copy2d(new Float64Array(0), 5, dst, 5, 0, 3, false);
+    ref.copy2d(new Float64Array(0), 5, dst, 5, 4, 0, true);
+    assert.deepEqual(Array.from(dst), [4, 6, -1, 12, 14, -1, 20, 22], 'empty blocks touch nothing');
+  });
+
+  test('native copy2d matches the reference bit for bit (copy and accumulate, awkward shapes)', { skip: nativeSkip }, () => {
+    const k = native!;
+    const rng = new Rng(16);
+    for (const [rows, cols, sPad, dPad] of [[1, 1, 0, 0], [3, 17, 5, 0], [97, 769, 1537, 3], [2048, 768, 1536, 0], [5, 4096, 0, 7]] as const) {
+      const src = randnF32(rng, rows * (cols + sPad) + 3), base = randnF32(rng, rows * (cols + dPad) + 2);
+      for (const accumulate of [false, true]) {
+        const dR = base.slice(), dN = base.slice();
+        ref.copy2d(src.subarray(3), cols + sPad, dR.subarray(2), cols + dPad, rows, cols, accumulate);
+        k.copy2d(src.subarray(3), cols + sPad, dN.subarray(2), cols + dPad, rows, cols, accumulate);
+        assertBitIdentical(dN, dR, `copy2d ${rows}x${cols} strides ${cols + sPad}/${cols + dPad} accumulate=${accumulate}`);
+      }
+    }
+    k.copy2d(new Float32Array(0), 9, new Float32Array(0), 9, 0, 9, true);
+  });
+
+  test('float32 narrow and concat (native copy2d) give the right values and gradients', () => {
+    const rng = new Rng(17);
+    const rows = 37, cols = 9;
+    const xv = randnF32(rng, rows * cols), yv = randnF32(rng, rows * 4);
+    const x = T.tensor(xv, [rows, cols], { requiresGrad: true }), y = T.tensor(yv, [rows, 4], { requiresGrad: true });
+    const n = T.narrow(x, 1, 2, 5); // columns 2..6
+    for (let r = 0; r < rows; r++) for (let c = 0; c < 5; c++) assert.equal(n.data[r * 5 + c], xv[r * cols + 2 + c]);
+    const cat = T.concat([n, y], 1); // [rows, 9]
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < 9; c++) assert.equal(cat.data[r * 9 + c], c < 5 ? xv[r * cols + 2 + c] : yv[r * 4 + c - 5]);
+    }
+    const w = randnF32(rng, rows * 9);
+    T.backward(T.sumAll(T.mul(cat, T.tensor(w, [rows, 9]))));
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) assert.equal(x.grad![r * cols + c], c >= 2 && c < 7 ? w[r * 9 + c - 2] : 0, `dx[${r}, ${c}]`);
+      for (let c = 0; c < 4; c++) assert.equal(y.grad![r * 4 + c], w[r * 9 + 5 + c], `dy[${r}, ${c}]`);
+    }
+  });
+
   const f = (n: number): Float32Array => new Float32Array(n);
   const shortCalls: [string, (k: Kernels) => unknown][] = [
     ['addRowVector', (k) => k.addRowVector(f(6), f(2), f(6), 2, 3)],
     ['addRowVector', (k) => k.addRowVector(f(6), f(3), f(5), 2, 3)],
     ['sumRows', (k) => k.sumRows(f(5), f(3), 2, 3)],
     ['sumRows', (k) => k.sumRows(f(6), f(2), 2, 3)],
+    ['copy2d', (k) => k.copy2d(f(10), 4, f(20), 5, 3, 3, false)],
+    ['copy2d', (k) => k.copy2d(f(11), 4, f(12), 5, 3, 3, true)],
   ];
   for (const [label, get] of [['reference', () => ref], ['native', () => native!]] as const) {
     test(`${label}: a short buffer is a RangeError naming the kernel`, { skip: label === 'native' && nativeSkip }, () => {

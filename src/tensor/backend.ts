@@ -12,7 +12,7 @@ const KERNEL_NAMES: (keyof Kernels)[] = [
   'attentionForward', 'attentionBackward', 'activationForward', 'activationBackward',
   'swigluForward', 'swigluBackward', 'softmaxForward', 'softmaxBackward', 'logSoftmaxGather',
   'logSoftmaxGatherBackward', 'embeddingForward', 'embeddingBackward', 'adamw', 'sumSquares',
-  'scale', 'add', 'mul', 'axpy', 'addRowVector', 'sumRows',
+  'scale', 'add', 'mul', 'axpy', 'addRowVector', 'sumRows', 'copy2d',
 ];
 
 function findAddon(): string | null {

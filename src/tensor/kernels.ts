@@ -151,4 +151,10 @@ export interface Kernels {
    * chunks of rows added in order (same result for any thread count).
    */
   sumRows(x: Buf, out: Buf, rows: number, n: number): void;
+  /**
+   * A 2-D block copy between strided rows: dst[r·dstStride + c] = src[r·srcStride + c]
+   * (accumulate: +=) for r < rows, c < cols. Slicing a column range (narrow, concat) and adding
+   * its gradient back, in one call instead of one per row.
+   */
+  copy2d(src: Buf, srcStride: number, dst: Buf, dstStride: number, rows: number, cols: number, accumulate: boolean): void;
 }

@@ -141,16 +141,11 @@ export function narrow(x: Tensor, dim: number, start: number, len: number): Tens
   const outShape = [...x.shape];
   outShape[dim] = len;
   const out = empty(outShape, x.dtype);
-  for (let o = 0; o < outer; o++) {
-    const src = x.data.subarray((o * size + start) * inner, (o * size + start + len) * inner);
-    out.data.set(src, o * len * inner);
-  }
+  const k = K(x.dtype), cols = len * inner;
+  // outer rows of cols elements, size·inner apart in x (one kernel call, not one per row).
+  k.copy2d(x.data.subarray(start * inner), size * inner, out.data, cols, outer, cols, false);
   return record(out, 'narrow', [x], (g) => {
-    accumulateGradInPlace(x, (gx) => {
-      for (let o = 0; o < outer; o++) {
-        addSlice(gx.subarray((o * size + start) * inner, (o * size + start + len) * inner), g.subarray(o * len * inner, (o + 1) * len * inner));
-      }
-    });
+    accumulateGradInPlace(x, (gx) => k.copy2d(g, cols, gx.subarray(start * inner), size * inner, outer, cols, true));
   });
 }
 
@@ -171,14 +166,13 @@ export function concat(xs: readonly Tensor[], dim: number): Tensor {
   const outShape = [...first.shape];
   outShape[dim] = total;
   const out = empty(outShape, dtype);
+  const k = K(dtype);
   let off = 0;
   const offsets: number[] = [];
   for (const t of xs) {
     const len = t.shape[dim]!;
     offsets.push(off);
-    for (let o = 0; o < outer; o++) {
-      out.data.set(t.data.subarray(o * len * inner, (o + 1) * len * inner), (o * total + off) * inner);
-    }
+    k.copy2d(t.data, len * inner, out.data.subarray(off * inner), total * inner, outer, len * inner, false);
     off += len;
   }
   return record(out, 'concat', xs, (g) => {
@@ -186,9 +180,7 @@ export function concat(xs: readonly Tensor[], dim: number): Tensor {
       if (!t.requiresGrad) return;
       const len = t.shape[dim]!;
       const gx = alloc(dtype, t.size, false);
-      for (let o = 0; o < outer; o++) {
-        gx.set(g.subarray((o * total + offsets[i]!) * inner, (o * total + offsets[i]! + len) * inner), o * len * inner);
-      }
+      k.copy2d(g.subarray(offsets[i]! * inner), total * inner, gx, len * inner, outer, len * inner, false);
       accumulateGrad(t, gx);
     });
   });

@@ -590,6 +590,23 @@ export function sumRows(x: Buf, out: Buf, rows: number, n: number): void {
   }
 }
 
+export function copy2d(src: Buf, srcStride: number, dst: Buf, dstStride: number, rows: number, cols: number, accumulate: boolean): void {
+  const K = 'copy2d';
+  checkCount(K, 'rows', rows);
+  checkCount(K, 'cols', cols);
+  checkCount(K, 'srcStride', srcStride);
+  checkCount(K, 'dstStride', dstStride);
+  if (rows > 0 && cols > 0) {
+    checkLen(K, 'src', src, (rows - 1) * srcStride + cols, `(rows-1)*stride+cols = (${rows}-1)*${srcStride}+${cols}`);
+    checkLen(K, 'dst', dst, (rows - 1) * dstStride + cols, `(rows-1)*stride+cols = (${rows}-1)*${dstStride}+${cols}`);
+  }
+  for (let r = 0; r < rows; r++) {
+    const s0 = r * srcStride, d0 = r * dstStride;
+    if (accumulate) for (let c = 0; c < cols; c++) dst[d0 + c] = dst[d0 + c]! + src[s0 + c]!;
+    else for (let c = 0; c < cols; c++) dst[d0 + c] = src[s0 + c]!;
+  }
+}
+
 // Compile-time check that this module provides exactly the contract's signatures.
 const _contract: Pick<
   Kernels,
@@ -597,12 +614,12 @@ const _contract: Pick<
   | 'activationForward' | 'activationBackward' | 'swigluForward' | 'swigluBackward'
   | 'softmaxForward' | 'softmaxBackward' | 'logSoftmaxGather' | 'logSoftmaxGatherBackward'
   | 'embeddingForward' | 'embeddingBackward' | 'adamw' | 'sumSquares' | 'scale' | 'add' | 'mul' | 'axpy'
-  | 'addRowVector' | 'sumRows'
+  | 'addRowVector' | 'sumRows' | 'copy2d'
 > = {
   rmsnormForward, rmsnormBackward, layernormForward, layernormBackward, rope,
   activationForward, activationBackward, swigluForward, swigluBackward,
   softmaxForward, softmaxBackward, logSoftmaxGather, logSoftmaxGatherBackward,
   embeddingForward, embeddingBackward, adamw, sumSquares, scale, add, mul, axpy,
-  addRowVector, sumRows,
+  addRowVector, sumRows, copy2d,
 };
 void _contract;
