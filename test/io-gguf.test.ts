@@ -1,14 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildLlamaGguf, ggufGet, GGUF_TOKEN_TYPE, llama3RopeFactors, readGguf, writeGguf, writeLlamaGguf, type GgufTokenizerInput, type GgufValue } from '../src/io/gguf.js';
 import { llamaConfig, parseModelConfig } from '../src/io/config.js';
 import { readLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { bitsToF32, f16BitsToF32Bits, f32BitsToF16Bits, f32ToBits, permuteHalvesToInterleaved } from '../src/io/weights.js';
 import { bitsEqual, llama2cTokenizerForGguf, randomModel, tempDir } from './fixtures/io/helpers.js';
 
+const FIXTURE_TOKENIZERS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'tokenizers');
 const STORIES = '/work/shared/models/stories260K/stories260K.bin';
 const TOK512 = '/work/shared/models/stories260K/tok512.bin';
 const noStories = !(existsSync(STORIES) && existsSync(TOK512)) && 'stories260K reference model absent';
@@ -163,7 +165,9 @@ test('export errors name the problem', () => {
   assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: { ...toyTokenizer(40), scores: [1] } }), /tokenizer scores has 1 entries for 40 tokens/);
   assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: { ...toyTokenizer(40), eosId: 40 } }), /eosId 40 is outside the vocabulary of 40/);
   assert.throws(() => buildLlamaGguf(cfg, w, { tokenizer: { ...toyTokenizer(40), model: 'gpt2' } }), /needs merges/);
-  assert.throws(() => buildLlamaGguf({ ...cfg, attentionBias: true }, w, { tokenizer: toyTokenizer(40) }), /linear biases are not supported/);
+  assert.throws(() => buildLlamaGguf({ ...cfg, mlpBias: true }, w, { tokenizer: toyTokenizer(40) }), /MLP biases have no place in llama\.cpp's llama layout/);
+  assert.throws(() => buildLlamaGguf({ ...cfg, attentionBias: true }, w, { tokenizer: toyTokenizer(40) }), /GGUF export: missing tensor model\.layers\.0\.self_attn\.q_proj\.bias/);
+  assert.throws(() => buildLlamaGguf({ ...cfg, architecture: 'gpt2' }, w, { tokenizer: toyTokenizer(40) }), /only Llama-family models \(Llama, Qwen2\) export to GGUF here, got gpt2/);
   const missing = new Map(w);
   missing.delete('model.layers.1.mlp.down_proj.weight');
   assert.throws(() => buildLlamaGguf(cfg, missing, { tokenizer: toyTokenizer(40) }), /GGUF export: missing tensor model\.layers\.1\.mlp\.down_proj\.weight/);
@@ -208,6 +212,7 @@ interface LlamaCppModule {
       tokens: { bos: number | null };
       createContext(opts: object): Promise<{ getSequence(): { evaluate(tokens: number[], opts: object): AsyncIterable<number> }; dispose(): Promise<void> }>;
       detokenize(tokens: number[]): string;
+      tokenize(text: string): number[];
       dispose(): Promise<void>;
     }>;
     dispose(): Promise<void>;
@@ -239,6 +244,147 @@ test('llama.cpp loads the stories260K GGUF (F32 and F16) and greedy text matches
     }
   } finally {
     await llama.dispose();
+    cleanup();
+  }
+});
+
+// Qwen2 (q/k/v biases, tied embeddings, no RoPE permutation) and Llama with attention biases
+// (q/k biases permuted like their rows): llama.cpp's greedy continuation equals ours, token for
+// token, and the biases are large enough that dropping them changes our own continuation.
+test('llama.cpp runs Qwen2 and biased-Llama exports (byte-level BPE vocabulary) like ours', { skip: !hasLlamaCpp && 'node-llama-cpp not installed' }, async () => {
+  const moduleName = 'node-llama-cpp';
+  const { getLlama } = (await import(moduleName)) as LlamaCppModule;
+  const { loadTokenizer, tokenizerGgufMetadata } = await import('../src/io/tokenizers/index.js');
+  const { createModel } = await import('../src/models/index.js');
+  const { generateTokens } = await import('../src/models/generate.js');
+  const tok = await loadTokenizer(join(FIXTURE_TOKENIZERS, 'chatml-mini'));
+  const meta = tokenizerGgufMetadata(tok);
+  assert.equal(meta.pre, 'gpt-2');
+  const { dir, cleanup } = tempDir('gguf-qwen2');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  try {
+    const shape = { vocab_size: tok.vocabSize, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, rope_theta: 10000, rms_norm_eps: 1e-6 };
+    const configs = [
+      { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', tie_word_embeddings: true, ...shape },
+      { architectures: ['LlamaForCausalLM'], model_type: 'llama', tie_word_embeddings: false, attention_bias: true, ...shape },
+    ];
+    const prompt = tok.encode('hello world');
+    for (const raw of configs) {
+      const c = parseModelConfig(raw, raw.model_type);
+      const w = randomModel(c, 7);
+      // Larger embeddings (peaked logits, so float rounding cannot flip a greedy choice) and biases
+      // (so they matter).
+      for (const [name, t] of w) {
+        const s = /embed_tokens|lm_head/.test(name) ? 10 : name.endsWith('.bias') ? 20 : 1;
+        for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! * s;
+      }
+      const greedy = (weights: typeof w): number[] =>
+        generateTokens(createModel(c, weights, 'test'), [prompt], { maxNewTokens: 16, temperature: 0, padId: 0, stopIds: [] }).tokens[0]!;
+      const ours = greedy(w);
+      const noBias = new Map([...w].map(([name, t]) => [name, name.endsWith('.bias') ? { shape: t.shape, data: new Float32Array(t.data.length) } : t]));
+      assert.notDeepEqual(greedy(noBias), ours, `${c.architecture}: the biases must matter for this check`);
+      const p = join(dir, `${c.architecture}.gguf`);
+      writeLlamaGguf(p, c, w, { tokenizer: { ...meta, bosId: meta.bosId!, eosId: meta.eosId! } });
+      const g = readGguf(p);
+      assert.equal(ggufGet(g, 'general.architecture'), c.architecture);
+      assert.ok(g.tensors.some((t) => t.name === 'blk.1.attn_k.bias'));
+      assert.equal(g.tensors.some((t) => t.name === 'output.weight'), !c.tieWordEmbeddings);
+      const model = await llama.loadModel({ modelPath: p });
+      const context = await model.createContext({ contextSize: 128, threads: 1, batchSize: 32 });
+      const theirs: number[] = [];
+      for await (const t of context.getSequence().evaluate(prompt, { temperature: 0 })) {
+        theirs.push(t);
+        if (theirs.length >= ours.length) break;
+      }
+      assert.deepEqual(theirs, ours, `${c.architecture}: llama.cpp's greedy tokens differ from ours`);
+      await context.dispose();
+      await model.dispose();
+    }
+  } finally {
+    await llama.dispose();
+    cleanup();
+  }
+});
+
+// tokenizer.ggml.pre names the pre-tokenizer llama.cpp applies before BPE: with Llama 3's split
+// ("llama-bpe") digits go in groups of up to three, with Qwen2's ("qwen2") one by one. Both
+// variants are the Llama 3 fixture plus a merge "1 2" (so "12345" tokenizes differently under the
+// two splits), the second with Qwen2's regex. llama.cpp must tokenize like tokenizer.json.
+test('llama.cpp tokenizes like tokenizer.json under the exported pre-tokenizer name (llama-bpe, qwen2)', { skip: !hasLlamaCpp && 'node-llama-cpp not installed' }, async () => {
+  const moduleName = 'node-llama-cpp';
+  const { getLlama } = (await import(moduleName)) as LlamaCppModule;
+  const { loadTokenizer, tokenizerGgufMetadata } = await import('../src/io/tokenizers/index.js');
+  const { dir, cleanup } = tempDir('gguf-pre');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  try {
+    const src = join(FIXTURE_TOKENIZERS, 'llama3-mini');
+    const variant = (name: string, qwenSplit: boolean): string => {
+      const out = join(dir, name);
+      mkdirSync(out);
+      for (const f of readdirSync(src)) writeFileSync(join(out, f), readFileSync(join(src, f)));
+      const json = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8')) as {
+        model: { vocab: Record<string, number>; merges: string[] };
+        pre_tokenizer: { pretokenizers: { pattern: { Regex: string } }[] };
+      };
+      json.model.vocab['12'] = Object.keys(json.model.vocab).length;
+      json.model.merges.push('1 2');
+      const split = json.pre_tokenizer.pretokenizers[0]!.pattern;
+      assert.ok(split.Regex.includes('\\p{N}{1,3}'));
+      if (qwenSplit) split.Regex = split.Regex.replace('\\p{N}{1,3}', '\\p{N}');
+      writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(json));
+      return out;
+    };
+    const text = 'In 2024, 12345 owls\n\nflew   over 7 hills!';
+    const seen: number[][] = [];
+    for (const [tokDir, pre] of [[variant('llama3', false), 'llama-bpe'], [variant('qwen2', true), 'qwen2']] as const) {
+      const tok = await loadTokenizer(tokDir);
+      const meta = tokenizerGgufMetadata(tok);
+      assert.equal(meta.pre, pre);
+      const c = parseModelConfig({ architectures: ['LlamaForCausalLM'], vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 4, max_position_embeddings: 64 }, 'tiny');
+      const p = join(dir, `${pre}.gguf`);
+      writeLlamaGguf(p, c, randomModel(c, 3), { tokenizer: { ...meta, bosId: meta.bosId!, eosId: meta.eosId! } });
+      const model = await llama.loadModel({ modelPath: p });
+      const ours = tok.encode(text, { addBos: false });
+      seen.push(ours);
+      assert.deepEqual(model.tokenize(text), ours, `${pre}: llama.cpp's tokens differ from tokenizer.json's`);
+      await model.dispose();
+    }
+    assert.notDeepEqual(seen[0], seen[1], 'the two splits must tokenize the digits differently');
+  } finally {
+    await llama.dispose();
+    cleanup();
+  }
+});
+
+test('convert: a Qwen2 directory whose tokenizer names no BOS takes the ids from config.json', async () => {
+  const { saveHfDirectory } = await import('../src/io/hf-dir.js');
+  const { convertModel } = await import('../src/io/convert.js');
+  const { dir, cleanup } = tempDir('gguf-convert-qwen2');
+  try {
+    const src = join(FIXTURE_TOKENIZERS, 'chatml-mini');
+    const vocab = Object.keys((JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8')) as { model: { vocab: object } }).model.vocab).length;
+    const c = parseModelConfig({
+      architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: vocab, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1,
+      num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 2,
+    }, 'qwen2');
+    const model = join(dir, 'model');
+    saveHfDirectory(model, { config: c, weights: randomModel(c, 5) });
+    for (const f of readdirSync(src)) writeFileSync(join(model, f), readFileSync(join(src, f)));
+    // No BOS anywhere on the tokenizer side (as Qwen2's files): only config.json's bos_token_id.
+    for (const [f, key] of [['tokenizer_config.json', 'bos_token'], ['special_tokens_map.json', 'bos_token'], ['generation_config.json', 'bos_token_id']]) {
+      const j = JSON.parse(readFileSync(join(model, f!), 'utf8')) as Record<string, unknown>;
+      delete j[key!];
+      writeFileSync(join(model, f!), JSON.stringify(j));
+    }
+    await convertModel(model, join(dir, 'q.gguf'));
+    const g = readGguf(join(dir, 'q.gguf'));
+    assert.equal(ggufGet(g, 'general.architecture'), 'qwen2');
+    assert.equal(ggufGet(g, 'tokenizer.ggml.bos_token_id'), 0);
+    assert.equal(ggufGet(g, 'tokenizer.ggml.add_bos_token'), false);
+    assert.equal(ggufGet(g, 'tokenizer.ggml.pre'), 'gpt-2');
+    assert.equal(ggufGet(g, 'qwen2.attention.head_count_kv'), 2);
+    assert.ok(bitsEqual(g.tensorData('blk.0.attn_q.bias'), randomModel(c, 5).get('model.layers.0.self_attn.q_proj.bias')!.data), 'Qwen2 q bias unpermuted');
+  } finally {
     cleanup();
   }
 });

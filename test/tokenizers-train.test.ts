@@ -177,7 +177,7 @@ test('GGUF metadata of a trained tokenizer: gpt2 model and pre-tokenizer, merges
   const tok = tokenizerFromJson(json, { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' });
   const meta = tokenizerGgufMetadata(tok);
   assert.equal(meta.model, 'gpt2');
-  assert.equal(meta.pre, 'gpt2');
+  assert.equal(meta.pre, 'gpt-2');
   assert.equal(meta.tokens.length, 320);
   assert.deepEqual(meta.tokens.slice(0, 3), SPECIALS);
   assert.deepEqual(meta.tokenTypes!.slice(0, 4), [3, 3, 3, 1]);

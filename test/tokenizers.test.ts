@@ -244,7 +244,7 @@ test('GPT-2 vocab.json + merges.txt (tiny-gpt2-random): load, ids, round trip', 
   assert.deepEqual(tok.encode(' low', { addBos: true }), [20, 14]);
   const meta = tokenizerGgufMetadata(tok);
   assert.equal(meta.model, 'gpt2');
-  assert.equal(meta.pre, 'gpt2');
+  assert.equal(meta.pre, 'gpt-2');
   assert.deepEqual(meta.merges, ['Ġ l', 'Ġl o', 'Ġlo w', 'e r']);
   assert.equal(meta.tokenTypes![19], 2); // <unk>
   assert.equal(meta.tokenTypes![20], 3); // <|endoftext|>

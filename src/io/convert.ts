@@ -47,9 +47,13 @@ export async function convertModel(src: string, out: string, opts: ConvertOption
     if (!['f32', 'f16', 'float32', 'float16'].includes(dtype)) throw new Error(`convert: GGUF dtype must be f32 or f16, got ${opts.dtype}`);
     const tok = await loadTokenizer(tokPath);
     const meta = tokenizerGgufMetadata(tok);
-    if (meta.bosId === null || meta.eosId === null) throw new Error(`convert: tokenizer ${tokPath} has no BOS/EOS token, which GGUF needs`);
+    // Tokenizers that never add a BOS (Qwen2's) name none; GGUF still wants the ids: like
+    // llama.cpp's converter, take them from config.json.
+    const eosId = meta.eosId ?? config.eosTokenId[0] ?? null;
+    const bosId = meta.bosId ?? config.bosTokenId ?? (meta.addBos ? null : eosId);
+    if (bosId === null || eosId === null) throw new Error(`convert: neither tokenizer ${tokPath} nor config.json names a BOS/EOS token, which GGUF needs`);
     writeLlamaGguf(out, config, weights, {
-      tokenizer: { ...meta, bosId: meta.bosId, eosId: meta.eosId },
+      tokenizer: { ...meta, bosId, eosId },
       dtype: dtype.endsWith('16') ? 'F16' : 'F32',
       name: src.split('/').filter(Boolean).at(-1),
     });

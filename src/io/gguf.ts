@@ -6,9 +6,11 @@
 // (general.alignment, default 32); tensor data, each tensor starting at a multiple of the
 // alignment. Strings are u64 length + UTF-8 bytes; arrays are u32 item type, u64 count, items.
 //
-// The Llama export follows llama.cpp's convert_hf_to_gguf.py (LlamaModel): llama.cpp tensor names,
-// q/k rows permuted from Hugging Face's rotate_half layout back to interleaved RoPE pairs, 1-D
-// tensors (norms) kept float32 when the rest is F16.
+// The export follows llama.cpp's convert_hf_to_gguf.py: llama.cpp tensor names, 1-D tensors (norms,
+// biases) kept float32 when the rest is F16. Llama (LlamaModel, architecture "llama"): q/k rows
+// (and q/k biases) permuted from Hugging Face's rotate_half layout back to interleaved RoPE pairs;
+// optional attention biases. Qwen2 (Qwen2Model, architecture "qwen2"): q/k/v biases, no
+// permutation (llama.cpp runs Qwen2 with NeoX-style, i.e. rotate_half, RoPE).
 
 import { readFileSync } from 'node:fs';
 import type { ModelConfig } from './config.js';
@@ -247,14 +249,15 @@ export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
   return out;
 }
 
-/** The metadata and tensors of a Llama-family GGUF, without writing them (see writeLlamaGguf). */
+/** The metadata and tensors of a Llama-family (Llama, Qwen2) GGUF, without writing them (see writeLlamaGguf). */
 export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
   const src = 'GGUF export';
-  if (cfg.architecture !== 'llama' && cfg.architecture !== 'qwen2') throw new Error(`${src}: only Llama-family models export to GGUF here, got ${cfg.architecture}`);
-  if (cfg.architecture === 'qwen2' || cfg.attentionBias || cfg.attentionOutputBias || cfg.mlpBias) {
-    throw new Error(`${src}: linear biases are not supported by the llama GGUF layout (architecture ${cfg.architecture})`);
-  }
-  if (cfg.activation !== 'silu') throw new Error(`${src}: llama GGUF needs SiLU activation, got ${cfg.activation}`);
+  if (cfg.architecture !== 'llama' && cfg.architecture !== 'qwen2') throw new Error(`${src}: only Llama-family models (Llama, Qwen2) export to GGUF here, got ${cfg.architecture}`);
+  const arch = cfg.architecture;
+  // llama.cpp reads no MLP biases for either architecture, and no output-projection bias for Qwen2.
+  if (cfg.mlpBias) throw new Error(`${src}: MLP biases have no place in llama.cpp's ${arch} layout`);
+  if (arch === 'qwen2' && cfg.attentionOutputBias) throw new Error(`${src}: an o_proj bias has no place in llama.cpp's qwen2 layout`);
+  if (cfg.activation !== 'silu') throw new Error(`${src}: ${arch} GGUF needs SiLU activation, got ${cfg.activation}`);
   const tok = opts.tokenizer;
   const V = tok.tokens.length;
   if (V !== cfg.vocabSize) throw new Error(`${src}: tokenizer has ${V} tokens but the model vocab_size is ${cfg.vocabSize}`);
@@ -273,26 +276,26 @@ export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: Llama
   const u32 = (v: number): GgufValue => ({ type: 'u32', value: v });
   const f32 = (v: number): GgufValue => ({ type: 'f32', value: v });
   const str = (v: string): GgufValue => ({ type: 'string', value: v });
-  md.set('general.architecture', str('llama'));
+  md.set('general.architecture', str(arch));
   if (opts.name) md.set('general.name', str(opts.name));
   md.set('general.file_type', u32(dtype === 'F32' ? 0 : 1)); // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16
-  md.set('llama.vocab_size', u32(cfg.vocabSize));
-  md.set('llama.context_length', u32(cfg.maxPositions));
-  md.set('llama.embedding_length', u32(cfg.hiddenSize));
-  md.set('llama.block_count', u32(cfg.numLayers));
-  md.set('llama.feed_forward_length', u32(cfg.intermediateSize));
-  md.set('llama.rope.dimension_count', u32(cfg.headDim));
-  md.set('llama.attention.head_count', u32(cfg.numHeads));
-  md.set('llama.attention.head_count_kv', u32(cfg.numKvHeads));
+  md.set(`${arch}.vocab_size`, u32(cfg.vocabSize));
+  md.set(`${arch}.context_length`, u32(cfg.maxPositions));
+  md.set(`${arch}.embedding_length`, u32(cfg.hiddenSize));
+  md.set(`${arch}.block_count`, u32(cfg.numLayers));
+  md.set(`${arch}.feed_forward_length`, u32(cfg.intermediateSize));
+  md.set(`${arch}.rope.dimension_count`, u32(cfg.headDim));
+  md.set(`${arch}.attention.head_count`, u32(cfg.numHeads));
+  md.set(`${arch}.attention.head_count_kv`, u32(cfg.numKvHeads));
   if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) {
-    md.set('llama.attention.key_length', u32(cfg.headDim));
-    md.set('llama.attention.value_length', u32(cfg.headDim));
+    md.set(`${arch}.attention.key_length`, u32(cfg.headDim));
+    md.set(`${arch}.attention.value_length`, u32(cfg.headDim));
   }
-  md.set('llama.rope.freq_base', f32(cfg.ropeTheta));
-  md.set('llama.attention.layer_norm_rms_epsilon', f32(cfg.normEps));
+  md.set(`${arch}.rope.freq_base`, f32(cfg.ropeTheta));
+  md.set(`${arch}.attention.layer_norm_rms_epsilon`, f32(cfg.normEps));
   if (cfg.ropeScaling?.type === 'linear') {
-    md.set('llama.rope.scaling.type', str('linear'));
-    md.set('llama.rope.scaling.factor', f32(cfg.ropeScaling.factor));
+    md.set(`${arch}.rope.scaling.type`, str('linear'));
+    md.set(`${arch}.rope.scaling.factor`, f32(cfg.ropeScaling.factor));
   }
   md.set('tokenizer.ggml.model', str(tok.model));
   if (tok.model === 'gpt2') md.set('tokenizer.ggml.pre', str(tok.pre ?? 'default'));
@@ -324,14 +327,27 @@ export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: Llama
     const factors = llama3RopeFactors(cfg);
     tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], data: factors, type: 'F32' });
   }
+  // Llama's q/k rows go back to interleaved RoPE pairs (a bias is a one-column matrix here).
+  const rope = (w: Weight, heads: number): Weight => {
+    if (arch !== 'llama') return w;
+    if (w.shape.length === 2) return permuteHalvesToInterleaved(w, heads);
+    const p = permuteHalvesToInterleaved({ shape: [w.shape[0]!, 1], data: w.data }, heads);
+    return { shape: [...w.shape], data: p.data };
+  };
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const b = `blk.${l}.`;
     add(`${b}attn_norm.weight`, get(`${p}input_layernorm.weight`, [h]));
-    add(`${b}attn_q.weight`, permuteHalvesToInterleaved(get(`${p}self_attn.q_proj.weight`, [q, h]), cfg.numHeads));
-    add(`${b}attn_k.weight`, permuteHalvesToInterleaved(get(`${p}self_attn.k_proj.weight`, [kv, h]), cfg.numKvHeads));
+    add(`${b}attn_q.weight`, rope(get(`${p}self_attn.q_proj.weight`, [q, h]), cfg.numHeads));
+    add(`${b}attn_k.weight`, rope(get(`${p}self_attn.k_proj.weight`, [kv, h]), cfg.numKvHeads));
     add(`${b}attn_v.weight`, get(`${p}self_attn.v_proj.weight`, [kv, h]));
+    if (cfg.attentionBias) {
+      add(`${b}attn_q.bias`, rope(get(`${p}self_attn.q_proj.bias`, [q]), cfg.numHeads));
+      add(`${b}attn_k.bias`, rope(get(`${p}self_attn.k_proj.bias`, [kv]), cfg.numKvHeads));
+      add(`${b}attn_v.bias`, get(`${p}self_attn.v_proj.bias`, [kv]));
+    }
     add(`${b}attn_output.weight`, get(`${p}self_attn.o_proj.weight`, [h, q]));
+    if (cfg.attentionOutputBias) add(`${b}attn_output.bias`, get(`${p}self_attn.o_proj.bias`, [h]));
     add(`${b}ffn_norm.weight`, get(`${p}post_attention_layernorm.weight`, [h]));
     add(`${b}ffn_gate.weight`, get(`${p}mlp.gate_proj.weight`, [f, h]));
     add(`${b}ffn_up.weight`, get(`${p}mlp.up_proj.weight`, [f, h]));
@@ -343,7 +359,7 @@ export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: Llama
   return { metadata: md, tensors };
 }
 
-/** Exports a Llama-family model (HF names, float32 weights) to a GGUF v3 file llama.cpp loads. */
+/** Exports a Llama-family model (Llama or Qwen2; HF names, float32 weights) to a GGUF v3 file llama.cpp loads. */
 export function writeLlamaGguf(path: string, cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): void {
   const { metadata, tensors } = buildLlamaGguf(cfg, weights, opts);
   writeGguf(path, metadata, tensors);

@@ -12,7 +12,7 @@ export const GGUF_TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined:
 export interface TokenizerGgufMetadata {
   /** tokenizer.ggml.model */
   model: 'llama' | 'gpt2';
-  /** tokenizer.ggml.pre: set to 'gpt2' when the pre-tokenizer is exactly GPT-2's regex split. */
+  /** tokenizer.ggml.pre: llama.cpp's name of the pre-tokenizer when it is one we recognize (see preTokenizerName). */
   pre?: string;
   /** tokenizer.ggml.tokens, indexed by id (length = vocabSize). */
   tokens: string[];
@@ -35,6 +35,40 @@ function hasByteLevel(node: unknown): boolean {
   const n = node as { type?: unknown; pretokenizers?: unknown[]; decoders?: unknown[] };
   if (n.type === 'ByteLevel') return true;
   return [...(n.pretokenizers ?? []), ...(n.decoders ?? [])].some(hasByteLevel);
+}
+
+// The split regexes of tokenizers llama.cpp knows by name (llama-vocab.cpp's pre-tokenizer types;
+// its converter identifies them by hashing tokenizer output, we compare the pre-tokenizer itself).
+const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+interface PreTokenizerNode {
+  type?: string;
+  use_regex?: boolean;
+  individual_digits?: boolean;
+  pattern?: { Regex?: string; String?: string };
+  pretokenizers?: PreTokenizerNode[];
+}
+
+/**
+ * llama.cpp's tokenizer.ggml.pre for a byte-level BPE pre-tokenizer: "gpt-2" (ByteLevel with its
+ * own regex), "llama-bpe" (Llama 3's split), "qwen2" (Qwen2's: digits one by one), "smollm"
+ * (digits split, then GPT-2's regex); undefined when unrecognized (llama.cpp then uses "default").
+ */
+export function preTokenizerName(pre: unknown): string | undefined {
+  if (typeof pre !== 'object' || pre === null) return undefined;
+  const p = pre as PreTokenizerNode;
+  if (p.type === 'ByteLevel') return p.use_regex !== false ? 'gpt-2' : undefined;
+  if (p.type !== 'Sequence' || !p.pretokenizers) return undefined;
+  const [a, b, ...rest] = p.pretokenizers;
+  if (!a || !b || rest.length > 0) return undefined;
+  if (a.type === 'Split' && b.type === 'ByteLevel' && b.use_regex === false) {
+    const re = a.pattern?.Regex;
+    if (re === LLAMA3_SPLIT) return 'llama-bpe';
+    if (re === QWEN2_SPLIT) return 'qwen2';
+  }
+  if (a.type === 'Digits' && a.individual_digits === true && b.type === 'ByteLevel' && b.use_regex !== false) return 'smollm';
+  return undefined;
 }
 
 function mergeStrings(merges: (string | [string, string])[] | undefined): string[] {
@@ -73,9 +107,8 @@ function fromHf(tok: HfTokenizer): TokenizerGgufMetadata {
   };
   const merges = mergeStrings(model.merges);
   if (hasByteLevel(tok.json.pre_tokenizer) || hasByteLevel(tok.json.decoder)) {
-    const pre = tok.json.pre_tokenizer as { type?: string; use_regex?: boolean } | null | undefined;
-    const gpt2Regex = pre?.type === 'ByteLevel' && pre.use_regex !== false;
-    return { model: 'gpt2', ...(gpt2Regex ? { pre: 'gpt2' } : {}), merges, ...common };
+    const pre = preTokenizerName(tok.json.pre_tokenizer);
+    return { model: 'gpt2', ...(pre ? { pre } : {}), merges, ...common };
   }
   if (!model.byte_fallback) {
     throw new Error(`tokenizerGgufMetadata: ${tok.source}: BPE without ByteLevel or byte_fallback is neither GPT-2 nor SentencePiece style`);
