@@ -1,13 +1,14 @@
 // One training step of a GPT-2-small or SmolLM2-135M shaped model, timed, mirroring the PyTorch
 // reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
 //
-//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--json out.json] [--profile]
+//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--json out.json] [--profile [gemm]]
 //
 // MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
 //             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
 // MODE train: forward+backward+AdamW of next-token NLL on 2·pairs sequences (the compute-core target)
 // CONFIG: tiny | small | llama135. Prints JSON with tokens/s and peak RSS (run one config per process).
-// --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS).
+// --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS);
+// --profile gemm also splits the matrix products by transposes and shape.
 import { writeFileSync } from 'node:fs';
 import * as T from '../src/tensor/index.js';
 import { kernels, nativeKernels, setKernels } from '../src/tensor/backend.js';
