@@ -17,6 +17,7 @@ import {
   tokenizerGgufMetadata,
   type TokenizerJson,
 } from '../src/io/tokenizers/index.js';
+import { preTokenizerName } from '../src/io/tokenizers/gguf.js';
 
 // dist/test/x.js → repository root is two levels up.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -157,7 +158,12 @@ test('GGUF metadata of a Llama-3-style tokenizer: gpt2 model, control types for 
   const tok = await loadTokenizer(join(fixtures, 'llama3-mini'));
   const meta = tokenizerGgufMetadata(tok);
   assert.equal(meta.model, 'gpt2');
-  assert.equal(meta.pre, undefined); // Llama-3's Split regex is not GPT-2's
+  assert.equal(meta.pre, 'llama-bpe'); // Llama 3's split regex, by llama.cpp's name
+  // SmolLM's (digits one by one, then GPT-2's regex); anything unrecognized is left to llama.cpp's default.
+  assert.equal(preTokenizerName({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', use_regex: true }] }), 'smollm');
+  assert.equal(preTokenizerName({ type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' } }, { type: 'ByteLevel', use_regex: false }] }), undefined);
+  assert.equal(preTokenizerName({ type: 'ByteLevel', use_regex: false }), undefined);
+  assert.equal(preTokenizerName(null), undefined);
   assert.equal(meta.tokens.length, 288);
   assert.equal(meta.tokens[283], '<|begin_of_text|>');
   assert.equal(meta.tokens[271], 'Hello');
