@@ -388,3 +388,35 @@ test('convert: a Qwen2 directory whose tokenizer names no BOS takes the ids from
     cleanup();
   }
 });
+
+// A SentencePiece tokenizer.model (the sp-mini fixture, trained by the sentencepiece library)
+// exported to GGUF: llama.cpp's own SentencePiece tokenizer gives the library's golden ids.
+test('llama.cpp tokenizes a tokenizer.model export like the sentencepiece library', { skip: !hasLlamaCpp && 'node-llama-cpp not installed' }, async () => {
+  const moduleName = 'node-llama-cpp';
+  const { getLlama } = (await import(moduleName)) as LlamaCppModule;
+  const { loadTokenizer, tokenizerGgufMetadata } = await import('../src/io/tokenizers/index.js');
+  const spDir = join(FIXTURE_TOKENIZERS, 'sp-mini');
+  const golden = JSON.parse(readFileSync(join(spDir, 'golden.json'), 'utf8')) as { cases: { text: string; ids: number[] }[] };
+  const tok = await loadTokenizer(spDir);
+  const meta = tokenizerGgufMetadata(tok);
+  const { dir, cleanup } = tempDir('gguf-sp');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  try {
+    const c = parseModelConfig({ architectures: ['LlamaForCausalLM'], vocab_size: tok.vocabSize, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 4, max_position_embeddings: 64 }, 'tiny');
+    const p = join(dir, 'sp.gguf');
+    writeLlamaGguf(p, c, randomModel(c, 3), { tokenizer: { ...meta, bosId: meta.bosId!, eosId: meta.eosId! } });
+    const model = await llama.loadModel({ modelPath: p });
+    let checked = 0;
+    for (const k of golden.cases) {
+      if (k.text.includes('<|user|>') || k.text === '') continue;
+      const theirs = model.tokenize(k.text).filter((id, i) => !(i === 0 && id === tok.bosId));
+      assert.deepEqual(theirs, k.ids, `llama.cpp ${JSON.stringify(k.text)}`);
+      checked++;
+    }
+    assert.ok(checked >= 10);
+    await model.dispose();
+  } finally {
+    await llama.dispose();
+    cleanup();
+  }
+});

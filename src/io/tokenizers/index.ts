@@ -11,11 +11,13 @@ import type { Tokenizer } from '../tokenizer.js';
 import { gpt2TokenizerJson, parseMergesTxt } from './gpt2.js';
 import { HfTokenizer, type TokenizerConfigJson, type TokenizerJson } from './hf.js';
 import { loadLlama2cTokenizer } from './llama2c.js';
+import { readSentencePieceAsTokenizerJson } from './sentencepiece.js';
 
 export { HfTokenizer, END_OF_TURN_TOKENS } from './hf.js';
 export type { HfTokenizerSources, TokenizerJson, TokenizerConfigJson, AddedTokenJson } from './hf.js';
 export { Llama2cTokenizer, loadLlama2cTokenizer, llama2cTokenizerFromBuffer } from './llama2c.js';
 export { gpt2TokenizerJson, parseMergesTxt } from './gpt2.js';
+export { readSentencePieceModel, sentencePieceToTokenizerJson, type SentencePieceModel } from './sentencepiece.js';
 export { renderChatTemplate, selectChatTemplate } from './chat.js';
 export { trainByteLevelBpe, type TrainByteLevelBpeOptions } from './train.js';
 export { saveTokenizerFiles, type SaveTokenizerOptions } from './save.js';
@@ -77,8 +79,15 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
     const tokenizerJson = gpt2TokenizerJson(vocab, merges, side.config, side.specialTokensMap ?? {}, vocabPath);
     return new HfTokenizer({ tokenizerJson, ...side, source: `${vocabPath} + merges.txt` });
   }
+  const spPath = join(path, 'tokenizer.model');
+  if (existsSync(spPath)) {
+    // SentencePiece protobuf (older Llama/Mistral-style repositories): converted in memory to the
+    // tokenizer.json Hugging Face's converter would write; tokenizer_config.json still applies.
+    const side = await readSideFiles(path);
+    const { tokenizerJson } = await readSentencePieceAsTokenizerJson(spPath);
+    return new HfTokenizer({ tokenizerJson, ...side, source: spPath });
+  }
   const binPath = join(path, 'tokenizer.bin');
   if (existsSync(binPath)) return loadLlama2cTokenizer(binPath);
-  const hint = existsSync(join(path, 'tokenizer.model')) ? ' (tokenizer.model, SentencePiece protobuf, is not supported: convert it to tokenizer.json)' : '';
-  throw new Error(`loadTokenizer: ${path} has no tokenizer.json, vocab.json + merges.txt, or tokenizer.bin${hint}`);
+  throw new Error(`loadTokenizer: ${path} has no tokenizer.json, vocab.json + merges.txt, tokenizer.model or tokenizer.bin`);
 }
