@@ -120,6 +120,9 @@ test('grad: transformer ops', () => {
   const qa = randn([2, 5, 4, 3], r), ka = randn([2, 5, 2, 3], r), va = randn([2, 5, 2, 3], r);
   gradCheck('attention (GQA)', (a, b2, c) => T.attention(a, b2, c), [qa, ka, va]);
   gradCheck('attention (kvStart)', (a, b2, c) => T.attention(a, b2, c, { kvStart: Int32Array.from([0, 2]) }), [qa, ka, va]);
+  // Three sequences of lengths 3, 1, 4 packed in one row of 8 tokens.
+  const qp = randn([1, 8, 4, 3], r), kp = randn([1, 8, 2, 3], r), vp = randn([1, 8, 2, 3], r);
+  gradCheck('packedAttention (GQA)', (a, b2, c) => T.packedAttention(a, b2, c, Int32Array.from([3, 1, 4])), [qp, kp, vp]);
   const z = randn([3, 5], r, 2);
   gradCheck('silu', T.silu, [z]);
   gradCheck('geluTanh', T.geluTanh, [z]);

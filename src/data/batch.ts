@@ -91,6 +91,25 @@ export function collatePreference(pairs: readonly TokenizedPair[], opts: Collate
   return { pairs: n, seqLen: T, inputIds, targets, lengths, responseTokens, indices: pairs.map((p) => p.index) };
 }
 
+/**
+ * Padding-free packing of a padded batch: the first lengths[r] positions of every row (ids and
+ * targets) back to back in one sequence, and where each packed position sits in the padded
+ * layout. A row's last real token has no target, so no target crosses into the next sequence.
+ */
+export function packRows(inputIds: Int32Array, targets: Int32Array, lengths: Int32Array, seqLen: number): { ids: Int32Array; targets: Int32Array; lengths: Int32Array; paddedIndex: Int32Array } {
+  let N = 0;
+  for (const n of lengths) N += n;
+  const ids = new Int32Array(N), tg = new Int32Array(N), paddedIndex = new Int32Array(N);
+  let i = 0;
+  lengths.forEach((n, r) => {
+    ids.set(inputIds.subarray(r * seqLen, r * seqLen + n), i);
+    tg.set(targets.subarray(r * seqLen, r * seqLen + n), i);
+    for (let t = 0; t < n; t++) paddedIndex[i + t] = r * seqLen + t;
+    i += n;
+  });
+  return { ids, targets: tg, lengths: Int32Array.from(lengths), paddedIndex };
+}
+
 /** Collates tokenized SFT rows into an SftBatch padded to the longest row. */
 export function collateSft(rows: readonly TokenizedSft[], opts: CollateOptions): SftBatch {
   const n = rows.length;

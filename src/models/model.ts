@@ -18,6 +18,37 @@ export interface TokenBlock {
    * Positions count from there: position of token t in row b is max(0, t − kvStart[b]).
    */
   kvStart?: Int32Array | null;
+  /**
+   * Padding-free packing: the lengths of sequences laid back to back in the single row (batch 1,
+   * Σ = seq). Each sequence gets positions from 0 and attends only to itself.
+   */
+  segments?: Int32Array | null;
+}
+
+/** Positions of packed sequences: 0, 1, ... within each segment. */
+export function segmentPositions(segments: Int32Array): Int32Array {
+  let n = 0;
+  for (const len of segments) n += len;
+  const pos = new Int32Array(n);
+  let i = 0;
+  for (const len of segments) for (let t = 0; t < len; t++) pos[i++] = t;
+  return pos;
+}
+
+/** Checks a TokenBlock's shape: ids count and, for packed blocks, batch 1 and Σ segments = seq. */
+export function checkBlock(model: string, block: TokenBlock, cache: KVCache | null): void {
+  const { ids, batch: B, seq: Tn, segments } = block;
+  if (ids.length !== B * Tn) throw new RangeError(`${model}: ${ids.length} ids for batch ${B} × seq ${Tn}`);
+  if (!segments) return;
+  let total = 0;
+  for (const len of segments) total += len;
+  if (B !== 1 || total !== Tn) throw new RangeError(`${model}: packed sequences need batch 1 and lengths adding up to seq (batch ${B}, seq ${Tn}, lengths sum ${total})`);
+  if (cache || block.kvStart) throw new RangeError(`${model}: packed sequences take no KV cache and no kvStart`);
+}
+
+/** Causal attention of a block: per packed sequence, or per row with optional left padding. */
+export function blockAttention(q: Tensor, k: Tensor, v: Tensor, kvStart: Int32Array | null, segments: Int32Array | null | undefined): Tensor {
+  return segments ? T.packedAttention(q, k, v, segments) : T.attention(q, k, v, { kvStart });
 }
 
 /** Keys and values of past tokens, per layer: [batch, capacity, kvHeads, headDim]. */

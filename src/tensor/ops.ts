@@ -615,6 +615,42 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { scale?: numbe
   }, { saved: [q, k, v, out], scratch: [lse] });
 }
 
+/**
+ * Causal attention over sequences packed back to back in one row (padding-free batches):
+ * q [1, N, H, D], k and v [1, N, Hkv, D], lengths of the packed sequences (Σ = N). Each sequence
+ * attends only to its own earlier tokens. Runs as right-padded attention over [S, max length]
+ * between two row gathers; the padding slots repeat their sequence's last row, which no real
+ * query sees (causal) and whose gradients are exactly zero, so the result equals attention of
+ * each sequence alone. Only the attention pays for the padding, not the linear layers around it.
+ */
+export function packedAttention(q: Tensor, k: Tensor, v: Tensor, lengths: Int32Array, opts: { scale?: number } = {}): Tensor {
+  if (q.ndim !== 4 || q.shape[0] !== 1 || k.ndim !== 4 || v.ndim !== 4) {
+    fail('packedAttention', `q, k, v must be [1, N, heads, D]: ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
+  }
+  const [, N, H, D] = q.shape as [number, number, number, number];
+  const Hkv = k.shape[2]!;
+  let total = 0, L = 0;
+  for (let s = 0; s < lengths.length; s++) {
+    const n = lengths[s]!;
+    if (!Number.isInteger(n) || n <= 0) fail('packedAttention', `sequence ${s} has length ${n}`);
+    total += n;
+    L = Math.max(L, n);
+  }
+  if (total !== N) fail('packedAttention', `lengths add up to ${total}, but q has ${N} tokens`);
+  const S = lengths.length;
+  const toPadded = new Int32Array(S * L), fromPadded = new Int32Array(N);
+  let row = 0;
+  for (let s = 0; s < S; s++) {
+    const n = lengths[s]!;
+    for (let t = 0; t < L; t++) toPadded[s * L + t] = row + Math.min(t, n - 1);
+    for (let t = 0; t < n; t++) fromPadded[row + t] = s * L + t;
+    row += n;
+  }
+  const pad = (x: Tensor, heads: number): Tensor => reshape(embedding(reshape(x, [N, heads * D]), toPadded), [S, L, heads, D]);
+  const out = attention(pad(q, H), pad(k, Hkv), pad(v, Hkv), { scale: opts.scale });
+  return reshape(embedding(reshape(out, [S * L, H * D]), fromPadded), [1, N, H, D]);
+}
+
 /** Elementwise activation. */
 export function activation(x: Tensor, kind: ActKind): Tensor {
   const k = K(x.dtype);

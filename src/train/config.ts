@@ -35,6 +35,8 @@ const common = {
   seed: z.number().int().default(42),
   group_by_length: z.boolean().default(false),
   pad_to_multiple_of: positiveInt.nullable().default(null),
+  /** Pack each batch's sequences back to back in one row (no padding through the model). */
+  padding_free: z.boolean().default(false),
   dataset_format: z.string().nullable().default(null),
   columns: z.record(z.string(), z.string()).nullable().default(null),
   on_bad_row: z.enum(['error', 'skip']).default('error'),

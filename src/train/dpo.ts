@@ -11,7 +11,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
 import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../losses/index.js';
-import { BatchSampler, collatePreference, permutation, type PreferenceBatch } from '../data/batch.js';
+import { BatchSampler, collatePreference, packRows, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
@@ -59,10 +59,53 @@ function sequenceSums(lp: Float32Array | Float64Array, rows: number, T_: number)
   return out;
 }
 
+/** A preference batch's real tokens packed into one row (padding-free), chosen rows first. */
+export function packPreferenceBatch(batch: PreferenceBatch): ReturnType<typeof packRows> {
+  return packRows(batch.inputIds, batch.targets, batch.lengths.subarray(0, 2 * batch.pairs), batch.seqLen);
+}
+
+/**
+ * Summed response log-probs of each row of a preference batch: a [2·pairs] tensor (chosen rows
+ * first), on the tape when grad is enabled. paddingFree packs the rows' real tokens into one
+ * sequence (TRL's padding_free), so the linear layers and the LM head never see padding.
+ * meanLogits (padded layout, rows·seqLen) receives each position's mean logit.
+ */
+export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFree: boolean, meanLogits?: Float32Array): Tensor {
+  const rows = 2 * batch.pairs, T_ = batch.seqLen;
+  if (!paddingFree) {
+    const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits });
+    return T.sum(T.reshape(lp, [rows, T_]), 1);
+  }
+  const p = packPreferenceBatch(batch);
+  const N = p.ids.length;
+  const packedMean = meanLogits ? new Float32Array(N) : undefined;
+  const lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: N, segments: p.lengths }, p.targets, { meanLogits: packedMean });
+  if (meanLogits && packedMean) p.paddedIndex.forEach((j, i) => (meanLogits[j] = packedMean[i]!));
+  // Per-sequence sums as a product with a 0/1 segment matrix [rows, N] (its backward hands each
+  // token its sequence's gradient).
+  const seg = new Float32Array(rows * N);
+  let i = 0;
+  for (let r = 0; r < rows; r++) for (let t = 0; t < p.lengths[r]!; t++) seg[r * N + i++] = 1;
+  return T.reshape(T.matmul(T.tensor(seg, [rows, N]), T.reshape(lp, [N, 1])), [rows]);
+}
+
 /** Reference log-probs of a batch under a frozen model (no tape, activations dropped). */
-export function referenceLogps(ref: CausalLM, batch: PreferenceBatch): Float64Array {
+export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFree = false): Float64Array {
   const rows = 2 * batch.pairs;
   return T.noGrad(() => {
+    if (paddingFree) {
+      const p = packPreferenceBatch(batch);
+      const lp = ref.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
+      const out = new Float64Array(rows);
+      let i = 0;
+      for (let r = 0; r < rows; r++) {
+        let s = 0;
+        for (let t = 0; t < p.lengths[r]!; t++) s += lp.data[i++]!;
+        out[r] = s;
+      }
+      lp.dispose();
+      return out;
+    }
     const lp = ref.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: batch.seqLen }, batch.targets);
     const s = sequenceSums(lp.data, rows, batch.seqLen);
     lp.dispose();
@@ -94,13 +137,14 @@ function hashPairs(h: ReturnType<typeof createHash>, pairs: readonly TokenizedPa
  */
 export function precomputeReferenceLogps(
   ref: CausalLM, pairs: readonly TokenizedPair[], order: readonly (readonly number[])[], padId: number,
-  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean,
+  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean, paddingFree = false,
 ): { chosen: Float64Array; rejected: Float64Array; hit: boolean; path: string } {
   const h = createHash('sha256');
   h.update('dpo-ts ref-logps v1');
   hashWeights(h, ref);
   hashPairs(h, pairs);
-  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, threads: kernels().numThreads() }));
+  // Packing changes summation order (last-bit differences): part of the fingerprint.
+  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, threads: kernels().numThreads(), ...(paddingFree ? { paddingFree } : {}) }));
   const fp = h.digest('hex').slice(0, 32);
   const path = join(cacheDir, `${fp}.bin`);
   const n = pairs.length;
@@ -116,7 +160,7 @@ export function precomputeReferenceLogps(
   let done = 0;
   for (const idx of order) {
     const batch = collatePreference(idx.map((i) => pairs[i]!), { padId, padToMultipleOf });
-    const s = referenceLogps(ref, batch);
+    const s = referenceLogps(ref, batch, paddingFree);
     idx.forEach((i, j) => {
       chosen[i] = s[j]!;
       rejected[i] = s[batch.pairs + j]!;
@@ -247,8 +291,9 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     }
     if (refModel !== model) for (const p of refModel.parameters().values()) p.requiresGrad = false;
   }
+  const paddingFree = cfg.padding_free;
   const liveRef = (batch: PreferenceBatch): Float64Array =>
-    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch)) : referenceLogps(refModel!, batch);
+    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch, paddingFree)) : referenceLogps(refModel!, batch, paddingFree);
 
   let refCacheHit: boolean | null = null;
   let trainRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
@@ -261,12 +306,12 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
         ? (() => {
             model.ctx.adaptersEnabled = false;
             try {
-              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false);
+              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree);
             } finally {
               model.ctx.adaptersEnabled = true;
             }
           })()
-        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false);
+        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree);
     const tr = compute(trainPairs, order);
     trainRef = tr;
     refCacheHit = tr.hit;
@@ -290,8 +335,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     const batch = collate(pairIdx.map((i) => pairs[i]!));
     const P = batch.pairs, rows = 2 * P, T_ = batch.seqLen;
     const meanLogits = new Float32Array(rows * T_);
-    const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits });
-    const seq = T.sum(T.reshape(lp, [rows, T_]), 1);
+    const seq = sequenceLogps(model, batch, paddingFree, meanLogits);
     const pol = Float64Array.from(seq.data);
     let tokens = 0;
     for (let r = 0; r < rows; r++) tokens += batch.lengths[r]!;

@@ -3,7 +3,7 @@
 // DPO. The loss of a micro-batch is the token-level mean over its trained tokens.
 
 import * as T from '../tensor/index.js';
-import { collateSft } from '../data/batch.js';
+import { collateSft, packRows } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
@@ -54,7 +54,14 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
       tokens += b.lengths[r]!;
     }
     if (ntok === 0) return { sums: {}, count: 0, tokens };
-    const lp = model.tokenLogprobs({ ids: b.inputIds, batch: b.rows, seq: b.seqLen }, b.targets);
+    let lp: T.Tensor;
+    if (cfg.padding_free) {
+      // Rows packed back to back: no padding through the model (TRL's padding_free).
+      const p = packRows(b.inputIds, b.targets, b.lengths, b.seqLen);
+      lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
+    } else {
+      lp = model.tokenLogprobs({ ids: b.inputIds, batch: b.rows, seq: b.seqLen }, b.targets);
+    }
     const loss = T.scale(T.sumAll(lp), -1 / ntok);
     const value = loss.data[0]!;
     if (gradScale !== null) T.backward(loss, Float32Array.of(gradScale));
