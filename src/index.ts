@@ -7,7 +7,7 @@ export * as tokenizers from './io/tokenizers/index.js';
 export { loadHfDirectory, saveHfDirectory } from './io/hf-dir.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { readLlama2cCheckpoint } from './io/llama2c.js';
-export { writeLlamaGguf } from './io/gguf.js';
+export { writeLlamaGguf, writeModelGguf } from './io/gguf.js';
 export { generate, generateTokens, sampleToken, type SamplingOptions } from './models/generate.js';
 export { runDpo, type DpoRunOptions } from './train/dpo.js';
 export { runSft, type SftRunOptions } from './train/sft.js';

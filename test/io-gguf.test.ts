@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildLlamaGguf, ggufGet, GGUF_TOKEN_TYPE, llama3RopeFactors, readGguf, writeGguf, writeLlamaGguf, type GgufTokenizerInput, type GgufValue } from '../src/io/gguf.js';
+import { buildLlamaGguf, buildModelGguf, ggufGet, GGUF_TOKEN_TYPE, llama3RopeFactors, readGguf, writeGguf, writeLlamaGguf, writeModelGguf, type GgufTokenizerInput, type GgufValue } from '../src/io/gguf.js';
 import { llamaConfig, parseModelConfig } from '../src/io/config.js';
 import { readLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { bitsToF32, f16BitsToF32Bits, f32BitsToF16Bits, f32ToBits, permuteHalvesToInterleaved } from '../src/io/weights.js';
@@ -168,6 +168,8 @@ test('export errors name the problem', () => {
   assert.throws(() => buildLlamaGguf({ ...cfg, mlpBias: true }, w, { tokenizer: toyTokenizer(40) }), /MLP biases have no place in llama\.cpp's llama layout/);
   assert.throws(() => buildLlamaGguf({ ...cfg, attentionBias: true }, w, { tokenizer: toyTokenizer(40) }), /GGUF export: missing tensor model\.layers\.0\.self_attn\.q_proj\.bias/);
   assert.throws(() => buildLlamaGguf({ ...cfg, architecture: 'gpt2' }, w, { tokenizer: toyTokenizer(40) }), /only Llama-family models \(Llama, Qwen2\) export to GGUF here, got gpt2/);
+  const g2 = parseModelConfig({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 40, n_embd: 16, n_layer: 1, n_head: 2, n_positions: 32, activation_function: 'gelu' }, 'gpt2');
+  assert.throws(() => buildModelGguf(g2, randomModel(g2, 1), { tokenizer: toyTokenizer(40) }), /llama\.cpp's gpt2 uses the tanh GELU \(gelu_new\), the model has gelu/);
   const missing = new Map(w);
   missing.delete('model.layers.1.mlp.down_proj.weight');
   assert.throws(() => buildLlamaGguf(cfg, missing, { tokenizer: toyTokenizer(40) }), /GGUF export: missing tensor model\.layers\.1\.mlp\.down_proj\.weight/);
@@ -248,10 +250,11 @@ test('llama.cpp loads the stories260K GGUF (F32 and F16) and greedy text matches
   }
 });
 
-// Qwen2 (q/k/v biases, tied embeddings, no RoPE permutation) and Llama with attention biases
-// (q/k biases permuted like their rows): llama.cpp's greedy continuation equals ours, token for
-// token, and the biases are large enough that dropping them changes our own continuation.
-test('llama.cpp runs Qwen2 and biased-Llama exports (byte-level BPE vocabulary) like ours', { skip: !hasLlamaCpp && 'node-llama-cpp not installed' }, async () => {
+// Qwen2 (q/k/v biases, tied embeddings, no RoPE permutation), Llama with attention biases (q/k
+// biases permuted like their rows) and GPT-2 (Conv1D weights transposed, learned positions):
+// llama.cpp's greedy continuation equals ours, token for token, and the biases are large enough
+// that dropping them changes our own continuation.
+test('llama.cpp runs Qwen2, biased-Llama and GPT-2 exports (byte-level BPE vocabulary) like ours', { skip: !hasLlamaCpp && 'node-llama-cpp not installed' }, async () => {
   const moduleName = 'node-llama-cpp';
   const { getLlama } = (await import(moduleName)) as LlamaCppModule;
   const { loadTokenizer, tokenizerGgufMetadata } = await import('../src/io/tokenizers/index.js');
@@ -267,6 +270,7 @@ test('llama.cpp runs Qwen2 and biased-Llama exports (byte-level BPE vocabulary) 
     const configs = [
       { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', tie_word_embeddings: true, ...shape },
       { architectures: ['LlamaForCausalLM'], model_type: 'llama', tie_word_embeddings: false, attention_bias: true, ...shape },
+      { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: tok.vocabSize, n_embd: 64, n_layer: 2, n_head: 4, n_positions: 128 },
     ];
     const prompt = tok.encode('hello world');
     for (const raw of configs) {
@@ -275,7 +279,7 @@ test('llama.cpp runs Qwen2 and biased-Llama exports (byte-level BPE vocabulary) 
       // Larger embeddings (peaked logits, so float rounding cannot flip a greedy choice) and biases
       // (so they matter).
       for (const [name, t] of w) {
-        const s = /embed_tokens|lm_head/.test(name) ? 10 : name.endsWith('.bias') ? 20 : 1;
+        const s = /embed_tokens|lm_head|wte/.test(name) ? 10 : name.endsWith('.bias') && !/ln_/.test(name) ? 20 : 1;
         for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! * s;
       }
       const greedy = (weights: typeof w): number[] =>
@@ -284,11 +288,12 @@ test('llama.cpp runs Qwen2 and biased-Llama exports (byte-level BPE vocabulary) 
       const noBias = new Map([...w].map(([name, t]) => [name, name.endsWith('.bias') ? { shape: t.shape, data: new Float32Array(t.data.length) } : t]));
       assert.notDeepEqual(greedy(noBias), ours, `${c.architecture}: the biases must matter for this check`);
       const p = join(dir, `${c.architecture}.gguf`);
-      writeLlamaGguf(p, c, w, { tokenizer: { ...meta, bosId: meta.bosId!, eosId: meta.eosId! } });
+      writeModelGguf(p, c, w, { tokenizer: { ...meta, bosId: meta.bosId!, eosId: meta.eosId! } });
       const g = readGguf(p);
       assert.equal(ggufGet(g, 'general.architecture'), c.architecture);
-      assert.ok(g.tensors.some((t) => t.name === 'blk.1.attn_k.bias'));
-      assert.equal(g.tensors.some((t) => t.name === 'output.weight'), !c.tieWordEmbeddings);
+      assert.ok(g.tensors.some((t) => t.name === (c.architecture === 'gpt2' ? 'blk.1.attn_qkv.bias' : 'blk.1.attn_k.bias')));
+      // The converter writes GPT-2's tied output.weight out; Llama/Qwen2 omit it when tied.
+      assert.equal(g.tensors.some((t) => t.name === 'output.weight'), c.architecture === 'gpt2' || !c.tieWordEmbeddings);
       const model = await llama.loadModel({ modelPath: p });
       const context = await model.createContext({ contextSize: 128, threads: 1, batchSize: 32 });
       const theirs: number[] = [];

@@ -7,7 +7,7 @@ import { generationDefaultsFromConfig } from './config.js';
 import { loadHfDirectory, TOKENIZER_FILE_NAMES } from './hf-dir.js';
 import { readLlama2cCheckpoint } from './llama2c.js';
 import { saveHfDirectory } from './hf-dir.js';
-import { writeLlamaGguf } from './gguf.js';
+import { writeModelGguf } from './gguf.js';
 import { Llama2cTokenizer, loadTokenizer, tokenizerGgufMetadata } from './tokenizers/index.js';
 import { llama2cTokenizerFiles } from './tokenizers/llama2c-hf.js';
 import type { ModelConfig } from './config.js';
@@ -52,7 +52,7 @@ export async function convertModel(src: string, out: string, opts: ConvertOption
     const eosId = meta.eosId ?? config.eosTokenId[0] ?? null;
     const bosId = meta.bosId ?? config.bosTokenId ?? (meta.addBos ? null : eosId);
     if (bosId === null || eosId === null) throw new Error(`convert: neither tokenizer ${tokPath} nor config.json names a BOS/EOS token, which GGUF needs`);
-    writeLlamaGguf(out, config, weights, {
+    writeModelGguf(out, config, weights, {
       tokenizer: { ...meta, bosId, eosId },
       dtype: dtype.endsWith('16') ? 'F16' : 'F32',
       name: src.split('/').filter(Boolean).at(-1),

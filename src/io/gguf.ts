@@ -249,15 +249,8 @@ export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
   return out;
 }
 
-/** The metadata and tensors of a Llama-family (Llama, Qwen2) GGUF, without writing them (see writeLlamaGguf). */
-export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
-  const src = 'GGUF export';
-  if (cfg.architecture !== 'llama' && cfg.architecture !== 'qwen2') throw new Error(`${src}: only Llama-family models (Llama, Qwen2) export to GGUF here, got ${cfg.architecture}`);
-  const arch = cfg.architecture;
-  // llama.cpp reads no MLP biases for either architecture, and no output-projection bias for Qwen2.
-  if (cfg.mlpBias) throw new Error(`${src}: MLP biases have no place in llama.cpp's ${arch} layout`);
-  if (arch === 'qwen2' && cfg.attentionOutputBias) throw new Error(`${src}: an o_proj bias has no place in llama.cpp's qwen2 layout`);
-  if (cfg.activation !== 'silu') throw new Error(`${src}: ${arch} GGUF needs SiLU activation, got ${cfg.activation}`);
+/** general.* keys, after checking the tokenizer against the model (architecture keys go next). */
+function generalMetadata(arch: string, cfg: ModelConfig, opts: LlamaGgufOptions, src: string): Map<string, GgufValue> {
   const tok = opts.tokenizer;
   const V = tok.tokens.length;
   if (V !== cfg.vocabSize) throw new Error(`${src}: tokenizer has ${V} tokens but the model vocab_size is ${cfg.vocabSize}`);
@@ -270,15 +263,47 @@ export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: Llama
     if (id !== undefined && (!Number.isInteger(id) || id < 0 || id >= V)) throw new Error(`${src}: tokenizer ${what} ${id} is outside the vocabulary of ${V}`);
   }
   if (tok.model === 'gpt2' && !tok.merges) throw new Error(`${src}: a "gpt2" (byte-level BPE) tokenizer needs merges`);
-  const dtype = opts.dtype ?? 'F32';
-
   const md = new Map<string, GgufValue>();
+  md.set('general.architecture', { type: 'string', value: arch });
+  if (opts.name) md.set('general.name', { type: 'string', value: opts.name });
+  md.set('general.file_type', { type: 'u32', value: (opts.dtype ?? 'F32') === 'F32' ? 0 : 1 }); // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16
+  return md;
+}
+
+/** tokenizer.ggml.* keys (and the chat template). */
+function addTokenizerMetadata(md: Map<string, GgufValue>, tok: GgufTokenizerInput): void {
+  const u32 = (v: number): GgufValue => ({ type: 'u32', value: v });
+  const str = (v: string): GgufValue => ({ type: 'string', value: v });
+  md.set('tokenizer.ggml.model', str(tok.model));
+  if (tok.model === 'gpt2') md.set('tokenizer.ggml.pre', str(tok.pre ?? 'default'));
+  md.set('tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tok.tokens });
+  if (tok.scores) md.set('tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: tok.scores });
+  else if (tok.model === 'llama') md.set('tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: tok.tokens.map(() => 0) });
+  md.set('tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: tok.tokenTypes ?? defaultTokenTypes(tok) });
+  if (tok.merges) md.set('tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: tok.merges });
+  md.set('tokenizer.ggml.bos_token_id', u32(tok.bosId));
+  md.set('tokenizer.ggml.eos_token_id', u32(tok.eosId));
+  if (tok.unkId !== undefined) md.set('tokenizer.ggml.unknown_token_id', u32(tok.unkId));
+  if (tok.padId !== undefined) md.set('tokenizer.ggml.padding_token_id', u32(tok.padId));
+  md.set('tokenizer.ggml.add_bos_token', { type: 'bool', value: tok.addBos });
+  md.set('tokenizer.ggml.add_eos_token', { type: 'bool', value: tok.addEos ?? false });
+  if (tok.chatTemplate) md.set('tokenizer.chat_template', str(tok.chatTemplate));
+}
+
+/** The metadata and tensors of a Llama-family (Llama, Qwen2) GGUF, without writing them (see writeLlamaGguf). */
+export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
+  const src = 'GGUF export';
+  if (cfg.architecture !== 'llama' && cfg.architecture !== 'qwen2') throw new Error(`${src}: only Llama-family models (Llama, Qwen2) export to GGUF here, got ${cfg.architecture}`);
+  const arch = cfg.architecture;
+  // llama.cpp reads no MLP biases for either architecture, and no output-projection bias for Qwen2.
+  if (cfg.mlpBias) throw new Error(`${src}: MLP biases have no place in llama.cpp's ${arch} layout`);
+  if (arch === 'qwen2' && cfg.attentionOutputBias) throw new Error(`${src}: an o_proj bias has no place in llama.cpp's qwen2 layout`);
+  if (cfg.activation !== 'silu') throw new Error(`${src}: ${arch} GGUF needs SiLU activation, got ${cfg.activation}`);
+  const dtype = opts.dtype ?? 'F32';
+  const md = generalMetadata(arch, cfg, opts, src);
   const u32 = (v: number): GgufValue => ({ type: 'u32', value: v });
   const f32 = (v: number): GgufValue => ({ type: 'f32', value: v });
   const str = (v: string): GgufValue => ({ type: 'string', value: v });
-  md.set('general.architecture', str(arch));
-  if (opts.name) md.set('general.name', str(opts.name));
-  md.set('general.file_type', u32(dtype === 'F32' ? 0 : 1)); // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16
   md.set(`${arch}.vocab_size`, u32(cfg.vocabSize));
   md.set(`${arch}.context_length`, u32(cfg.maxPositions));
   md.set(`${arch}.embedding_length`, u32(cfg.hiddenSize));
@@ -297,20 +322,7 @@ export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: Llama
     md.set(`${arch}.rope.scaling.type`, str('linear'));
     md.set(`${arch}.rope.scaling.factor`, f32(cfg.ropeScaling.factor));
   }
-  md.set('tokenizer.ggml.model', str(tok.model));
-  if (tok.model === 'gpt2') md.set('tokenizer.ggml.pre', str(tok.pre ?? 'default'));
-  md.set('tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tok.tokens });
-  if (tok.scores) md.set('tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: tok.scores });
-  else if (tok.model === 'llama') md.set('tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: tok.tokens.map(() => 0) });
-  md.set('tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: tok.tokenTypes ?? defaultTokenTypes(tok) });
-  if (tok.merges) md.set('tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: tok.merges });
-  md.set('tokenizer.ggml.bos_token_id', u32(tok.bosId));
-  md.set('tokenizer.ggml.eos_token_id', u32(tok.eosId));
-  if (tok.unkId !== undefined) md.set('tokenizer.ggml.unknown_token_id', u32(tok.unkId));
-  if (tok.padId !== undefined) md.set('tokenizer.ggml.padding_token_id', u32(tok.padId));
-  md.set('tokenizer.ggml.add_bos_token', { type: 'bool', value: tok.addBos });
-  md.set('tokenizer.ggml.add_eos_token', { type: 'bool', value: tok.addEos ?? false });
-  if (tok.chatTemplate) md.set('tokenizer.chat_template', str(tok.chatTemplate));
+  addTokenizerMetadata(md, opts.tokenizer);
 
   const h = cfg.hiddenSize;
   const q = cfg.numHeads * cfg.headDim;
@@ -357,6 +369,76 @@ export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: Llama
   // Tied models omit output.weight: llama.cpp then reuses token_embd.
   if (!cfg.tieWordEmbeddings) add('output.weight', get('lm_head.weight', [cfg.vocabSize, h]));
   return { metadata: md, tensors };
+}
+
+/**
+ * The metadata and tensors of a GPT-2 GGUF (convert_hf_to_gguf.py's GPT2Model): Conv1D weights
+ * transposed to [out, in], fused q/k/v as attn_qkv, learned positions as position_embd, LayerNorm
+ * weights and biases, and output.weight written out (a copy of the tied embedding, as the converter
+ * writes it).
+ */
+export function buildGpt2Gguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
+  const src = 'GGUF export';
+  if (cfg.architecture !== 'gpt2') throw new Error(`${src}: buildGpt2Gguf needs a GPT-2 model, got ${cfg.architecture}`);
+  if (cfg.activation !== 'gelu_tanh') throw new Error(`${src}: llama.cpp's gpt2 uses the tanh GELU (gelu_new), the model has ${cfg.activation}`);
+  const md = generalMetadata('gpt2', cfg, opts, src);
+  const u32 = (v: number): GgufValue => ({ type: 'u32', value: v });
+  const f32 = (v: number): GgufValue => ({ type: 'f32', value: v });
+  md.set('gpt2.vocab_size', u32(cfg.vocabSize));
+  md.set('gpt2.context_length', u32(cfg.maxPositions));
+  md.set('gpt2.embedding_length', u32(cfg.hiddenSize));
+  md.set('gpt2.block_count', u32(cfg.numLayers));
+  md.set('gpt2.feed_forward_length', u32(cfg.intermediateSize));
+  md.set('gpt2.attention.head_count', u32(cfg.numHeads));
+  md.set('gpt2.attention.layer_norm_epsilon', f32(cfg.normEps));
+  addTokenizerMetadata(md, opts.tokenizer);
+  const dtype = opts.dtype ?? 'F32';
+  const prefix = weights.has('transformer.wte.weight') ? 'transformer.' : '';
+  const h = cfg.hiddenSize, f = cfg.intermediateSize;
+  const tensors: GgufTensorInput[] = [];
+  const add = (name: string, w: Weight) => tensors.push({ name, shape: w.shape, data: w.data, type: w.shape.length === 1 ? 'F32' : dtype });
+  const get = (name: string, shape: number[]) => getWeight(weights, prefix + name, shape, src);
+  // HF Conv1D stores [in, out]; GGUF wants [out, in] like a Linear.
+  const conv = (name: string, inF: number, outF: number): Weight => {
+    const w = get(name, [inF, outF]);
+    const out = new Float32Array(inF * outF);
+    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) out[o * inF + i] = w.data[i * outF + o]!;
+    return { shape: [outF, inF], data: out };
+  };
+  const wte = get('wte.weight', [cfg.vocabSize, h]);
+  add('token_embd.weight', wte);
+  add('position_embd.weight', get('wpe.weight', [cfg.maxPositions, h]));
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `h.${l}.`, b = `blk.${l}.`;
+    add(`${b}attn_norm.weight`, get(`${p}ln_1.weight`, [h]));
+    add(`${b}attn_norm.bias`, get(`${p}ln_1.bias`, [h]));
+    add(`${b}attn_qkv.weight`, conv(`${p}attn.c_attn.weight`, h, 3 * h));
+    add(`${b}attn_qkv.bias`, get(`${p}attn.c_attn.bias`, [3 * h]));
+    add(`${b}attn_output.weight`, conv(`${p}attn.c_proj.weight`, h, h));
+    add(`${b}attn_output.bias`, get(`${p}attn.c_proj.bias`, [h]));
+    add(`${b}ffn_norm.weight`, get(`${p}ln_2.weight`, [h]));
+    add(`${b}ffn_norm.bias`, get(`${p}ln_2.bias`, [h]));
+    add(`${b}ffn_up.weight`, conv(`${p}mlp.c_fc.weight`, h, f));
+    add(`${b}ffn_up.bias`, get(`${p}mlp.c_fc.bias`, [f]));
+    add(`${b}ffn_down.weight`, conv(`${p}mlp.c_proj.weight`, f, h));
+    add(`${b}ffn_down.bias`, get(`${p}mlp.c_proj.bias`, [h]));
+  }
+  add('output_norm.weight', get('ln_f.weight', [h]));
+  add('output_norm.bias', get('ln_f.bias', [h]));
+  const head = weights.get('lm_head.weight');
+  add('output.weight', cfg.tieWordEmbeddings || !head ? wte : getWeight(weights, 'lm_head.weight', [cfg.vocabSize, h], src));
+  return { metadata: md, tensors };
+}
+
+/** GGUF metadata and tensors for any architecture this project trains (Llama, Qwen2, GPT-2). */
+export function buildModelGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
+  return cfg.architecture === 'gpt2' ? buildGpt2Gguf(cfg, weights, opts) : buildLlamaGguf(cfg, weights, opts);
+}
+
+/** Exports a model (Llama, Qwen2 or GPT-2; HF names, float32 weights) to a GGUF v3 file llama.cpp loads. */
+export function writeModelGguf(path: string, cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): void {
+  const { metadata, tensors } = buildModelGguf(cfg, weights, opts);
+  writeGguf(path, metadata, tensors);
 }
 
 /** Exports a Llama-family model (Llama or Qwen2; HF names, float32 weights) to a GGUF v3 file llama.cpp loads. */

@@ -67,7 +67,7 @@ export function packPreferenceBatch(batch: PreferenceBatch): ReturnType<typeof p
 /**
  * Summed response log-probs of each row of a preference batch: a [2·pairs] tensor (chosen rows
  * first), on the tape when grad is enabled. paddingFree packs the rows' real tokens into one
- * sequence (TRL's padding_free), so the linear layers and the LM head never see padding.
+ * sequence (TRL's padding_free), so the linear layers never see padding (the LM head skips it either way).
  * meanLogits (padded layout, rows·seqLen) receives each position's mean logit.
  */
 export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFree: boolean, meanLogits?: Float32Array): Tensor {
