@@ -363,6 +363,54 @@ __attribute__((target("avx512f,avx2,fma"))) void MicroAvx512(int64_t kc, const f
 
 using PackAFn = void (*)(const Problem&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
 using PackBFn = void (*)(const Problem&, const float*, int64_t, int64_t, int64_t, int64_t, int, float*);
+// out[m] = Σ_k A[m·K + k] · w[k] for m < M (M ≤ kFewRowsMax): one weight row against a few rows.
+using DotRowsFn = void (*)(const float* A, int64_t M, int64_t K, const float* w, float* out);
+
+inline float Dot(const float* a, const float* b, int64_t K);
+
+void DotRowsPortable(const float* A, int64_t M, int64_t K, const float* w, float* out) {
+  for (int64_t m = 0; m < M; m++) out[m] = Dot(A + m * K, w, K);
+}
+
+#if DPO_GEMM_X86
+// R rows at once: each 16-wide slice of w is loaded once and multiplied into R accumulators;
+// lane l sums k ≡ l (mod 16) in order, then the lanes are added by a fixed tree.
+template <int R>
+__attribute__((target("avx512f"))) inline void DotRowsAvx512R(const float* A, int64_t K, const float* w, float* out) {
+  __m512 acc[R];
+  for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    // The weight row after next, one cache line per slice: streaming W overlaps with the products.
+    _mm_prefetch(reinterpret_cast<const char*>(w + 2 * K + k), _MM_HINT_T0);
+    const __m512 wv = _mm512_loadu_ps(w + k);
+    for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(A + r * K + k), wv, acc[r]);
+  }
+  if (k < K) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1u);
+    const __m512 wv = _mm512_maskz_loadu_ps(m, w + k);
+    for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, A + r * K + k), wv, acc[r]);
+  }
+  for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+__attribute__((target("avx512f"))) void DotRowsAvx512(const float* A, int64_t M, int64_t K, const float* w, float* out) {
+  for (int64_t m0 = 0; m0 < M; m0 += 8) {
+    const float* a = A + m0 * K;
+    float* o = out + m0;
+    switch (std::min<int64_t>(8, M - m0)) {
+      case 1: DotRowsAvx512R<1>(a, K, w, o); break;
+      case 2: DotRowsAvx512R<2>(a, K, w, o); break;
+      case 3: DotRowsAvx512R<3>(a, K, w, o); break;
+      case 4: DotRowsAvx512R<4>(a, K, w, o); break;
+      case 5: DotRowsAvx512R<5>(a, K, w, o); break;
+      case 6: DotRowsAvx512R<6>(a, K, w, o); break;
+      case 7: DotRowsAvx512R<7>(a, K, w, o); break;
+      default: DotRowsAvx512R<8>(a, K, w, o); break;
+    }
+  }
+}
+#endif
 
 struct KernelDesc {
   const char* name;
@@ -370,12 +418,13 @@ struct KernelDesc {
   MicroKernel micro;
   PackAFn packA;
   PackBFn packB;
+  DotRowsFn dotRows;
 };
 
-constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable, PackA, PackB};
+constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable, PackA, PackB, DotRowsPortable};
 #if DPO_GEMM_X86
-constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackA, PackB};
-constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512};
+constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackA, PackB, DotRowsPortable};
+constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
 
 bool Supported(const std::string& name) {
@@ -640,6 +689,27 @@ void DirectRowChunk(const Problem& P, int64_t bi, int64_t i, int64_t j0, int64_t
   StoreRow(P, P.C + bi * P.sC + i * N + j0, acc, cols);
 }
 
+// Few rows against a weight stored N×K (Y = X·Wᵀ with 4 ≤ M ≤ kFewRowsMax: batched decoding):
+// columns [j0, j0+cols) of C. Each W row is read once, straight from memory, and dotted with all
+// M rows of A while it sits in L1; packing W for the blocked path would cost more than the products.
+constexpr int64_t kFewRowsMax = 16;
+constexpr int64_t kFewRowsChunk = 32;  // W rows per task
+
+void DirectFewRows(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t j0, int64_t cols) {
+  const float* A = P.A + bi * P.sA;
+  const float* B = P.B + bi * P.sB;
+  float* C = P.C + bi * P.sC;
+  const int64_t M = P.M, N = P.N, K = P.K;
+  float out[kFewRowsMax];
+  for (int64_t j = j0; j < j0 + cols; j++) {
+    kd.dotRows(A, M, K, B + j * K, out);
+    for (int64_t m = 0; m < M; m++) {
+      float* c = C + m * N + j;
+      *c = P.beta == 0.0f ? P.alpha * out[m] : P.alpha * out[m] + P.beta * *c;
+    }
+  }
+}
+
 // N tiny (< 8): rows [i0, i0+rows) of C, each element a dot product; the N columns of op(B)
 // (and a transposed A row) are first copied to contiguous scratch.
 void DirectColumns(const Problem& P, int64_t bi, int64_t i0, int64_t rows) {
@@ -724,6 +794,15 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
       const int64_t bi = t / perBatch, r = t % perBatch;
       const int64_t i = r / chunks, j0 = (r % chunks) * width;
       DirectRowChunk(P, bi, i, j0, std::min(width, N - j0));
+    }, kThinParallelMinFlops);
+    return;
+  }
+
+  if (M <= kFewRowsMax && P.tb && !P.ta) {
+    const int64_t chunks = (N + kFewRowsChunk - 1) / kFewRowsChunk;
+    RunTasks(P.batch * chunks, flops, [&](int64_t t) {
+      const int64_t bi = t / chunks, j0 = (t % chunks) * kFewRowsChunk;
+      DirectFewRows(P, kd, bi, j0, std::min(kFewRowsChunk, N - j0));
     }, kThinParallelMinFlops);
     return;
   }

@@ -183,6 +183,7 @@ test('gemm: bit-identical results with 1 and 2 threads', { skip }, () => {
         { ta: true, tb: false, M: 200, N: 333, K: 1100, batch: 1 },
         { ta: false, tb: true, M: 64, N: 1000, K: 257, batch: 3 },
         { ta: false, tb: true, M: 2, N: 5000, K: 300, batch: 1 },  // thin M (direct) path
+        { ta: false, tb: true, M: 11, N: 3000, K: 577, batch: 2 },  // few rows against W (decoding)
         { ta: true, tb: false, M: 3000, N: 3, K: 700, batch: 1 },  // thin N (direct) path
       ]) {
         const r = rng(seed++);
