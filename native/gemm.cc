@@ -1,11 +1,13 @@
 // Single-precision GEMM, row-major, batched:  C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b].
 //
-// Structure (Goto/BLIS). For one large product: for each slab of ≤ kSlabN columns and each K
+// Structure (Goto/BLIS). For one large product: for each slab of ≤ kSlabN columns (all of N when
+// that slab fits in half the L2, so op(A) is packed only once per K block) and each K
 // block of ≤ kKcMax, the pool first packs the KC×TN slab of op(B) into NR-wide micro-panels
 // (shared, stays in L2), then tasks of kRowBlock rows pack their op(A) rows into MR-row
 // micro-panels (L1) and run the register-blocked micro-kernel across the slab. Small batched
 // products run one task per (batch item, row block), each packing its own operands. Very thin
-// products (M < 4 or N < 8) skip packing and use direct loops.
+// products (M < 4 or N < 8) skip packing and use direct loops, and so do
+// a few rows (M ≤ 16) against a B stored N×K (batched decoding: each weight row read once).
 //
 // Determinism: all block sizes depend on the shape only, and work is split over rows/columns of
 // C, never over K, so every C element is summed in the same order whatever the thread count:
