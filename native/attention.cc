@@ -428,34 +428,40 @@ struct BwdArgs {
   const float* Dvec;  // [B, H, T]: Di = Σ_d dO·O
 };
 
-// Pass 1: dK, dV of key tile kt (keys ks + kt·kBK ...) for KV head g of batch item b.
+// Per-thread buffers of one key-tile sweep (see SweepKeyTile); extra floats follow dVacc.
+struct TileBufs {
+  float *Kt, *Vt, *Kp, *S, *dP, *Qp, *dOp, *dKacc, *dVacc, *extra;
+};
+
+TileBufs TileScratch(int64_t D, int64_t Dp, int64_t extra) {
+  TileBufs t;
+  t.Kt = tScratch.Get(2 * D * kBK + kBK * Dp + 2 * kBQ * kBK + 2 * kBQ * Dp + 2 * kBK * Dp + extra);
+  t.Vt = t.Kt + D * kBK;         // [D, kBK] key and value tiles, transposed
+  t.Kp = t.Vt + D * kBK;         // [kBK, Dp] key rows (the B operand of dS·K)
+  t.S = t.Kp + kBK * Dp;         // [kBQ, kBK] scores → P
+  t.dP = t.S + kBQ * kBK;        // [kBQ, kBK] dO·Vᵀ → dS
+  t.Qp = t.dP + kBQ * kBK;       // [kBQ, Dp]
+  t.dOp = t.Qp + kBQ * Dp;       // [kBQ, Dp]
+  t.dKacc = t.dOp + kBQ * Dp;    // [kBK, Dp] Σ dSᵀ·Q (scale applied at the end)
+  t.dVacc = t.dKacc + kBK * Dp;  // [kBK, Dp] Σ Pᵀ·dO
+  t.extra = t.dVacc + kBK * Dp;
+  return t;
+}
+
+// Keys j0 .. j0+kBK of KV head g of batch item b against every query head of the group and every
+// query row that sees them: writes the tile's dK, dV and, when dQacc ([G, T, Dp]) is given, adds
+// dS·K into it as well (the fused scheme). The same products in the same order either way.
 template <class Ops>
-void BackwardKVTile(const BwdArgs& a, int64_t b, int64_t g, int64_t kt) {
+void SweepKeyTile(const BwdArgs& a, int64_t b, int64_t g, int64_t j0, const TileBufs& s, float* dQacc) {
   const int64_t T = a.T, D = a.D, Dp = RoundUp16(D), G = a.H / a.Hkv;
   const int64_t qStride = a.H * D, kStride = a.Hkv * D;
-  const int64_t ks = std::min<int64_t>(a.kvStart ? a.kvStart[b] : 0, T);
   const int64_t kvBase = b * T * kStride + g * D;
-  if (kt == 0) {  // masked keys get no gradient
-    for (int64_t j = 0; j < ks; j++) {
-      std::fill(a.dk + kvBase + j * kStride, a.dk + kvBase + j * kStride + D, 0.0f);
-      std::fill(a.dv + kvBase + j * kStride, a.dv + kvBase + j * kStride + D, 0.0f);
-    }
-  }
-  const int64_t j0 = ks + kt * kBK;
-  if (j0 >= T) return;
   const int64_t nk = std::min(kBK, T - j0), ncols = RoundUp16(nk);
-
-  float* Kt = tScratch.Get(2 * D * kBK + 2 * kBQ * kBK + 2 * kBQ * Dp + 2 * kBK * Dp);
-  float* Vt = Kt + D * kBK;        // [D, kBK]
-  float* S = Vt + D * kBK;         // [kBQ, kBK] scores → P
-  float* dP = S + kBQ * kBK;       // [kBQ, kBK] dO·Vᵀ → dS
-  float* Qp = dP + kBQ * kBK;      // [kBQ, Dp]
-  float* dOp = Qp + kBQ * Dp;      // [kBQ, Dp]
-  float* dKacc = dOp + kBQ * Dp;   // [kBK, Dp] Σ dSᵀ·Q (scale applied at the end)
-  float* dVacc = dKacc + kBK * Dp; // [kBK, Dp] Σ Pᵀ·dO
-  Ops::PackTransposed(Kt, a.k + kvBase + j0 * kStride, kStride, nk, ncols, D);
-  Ops::PackTransposed(Vt, a.v + kvBase + j0 * kStride, kStride, nk, ncols, D);
-  std::fill(dKacc, dKacc + 2 * kBK * Dp, 0.0f);
+  Ops::PackTransposed(s.Kt, a.k + kvBase + j0 * kStride, kStride, nk, ncols, D);
+  Ops::PackTransposed(s.Vt, a.v + kvBase + j0 * kStride, kStride, nk, ncols, D);
+  int64_t ldk = 0;
+  const float* Kr = dQacc ? RowsOrPack(s.Kp, a.k + kvBase + j0 * kStride, kStride, nk, D, Dp, &ldk) : nullptr;
+  std::fill(s.dKacc, s.dKacc + 2 * kBK * Dp, 0.0f);
 
   for (int64_t h = g * G; h < (g + 1) * G; h++) {
     const float* lseRow = a.lse + (b * a.H + h) * T;
@@ -466,29 +472,49 @@ void BackwardKVTile(const BwdArgs& a, int64_t b, int64_t g, int64_t kt) {
       const float* qa = a.q + ((b * T + i0) * a.H + h) * D;
       const float* da = a.dout + ((b * T + i0) * a.H + h) * D;
       int64_t ldq, ldo;
-      const float* Q = RowsOrPack(Qp, qa, qStride, nr, D, Dp, &ldq);
-      const float* dO = RowsOrPack(dOp, da, qStride, nr, D, Dp, &ldo);
-      Ops::Gemm(nr, ncols, D, qa, qStride, 1, Kt, kBK, S, kBK, false);
-      Ops::Gemm(nr, ncols, D, da, qStride, 1, Vt, kBK, dP, kBK, false);
+      const float* Q = RowsOrPack(s.Qp, qa, qStride, nr, D, Dp, &ldq);
+      const float* dO = RowsOrPack(s.dOp, da, qStride, nr, D, Dp, &ldo);
+      Ops::Gemm(nr, ncols, D, qa, qStride, 1, s.Kt, kBK, s.S, kBK, false);
+      Ops::Gemm(nr, ncols, D, da, qStride, 1, s.Vt, kBK, s.dP, kBK, false);
       for (int64_t i = 0; i < nr; i++) {
         const int64_t t = i0 + i;
         const float L = lseRow[t];
         const int64_t nv = L == kNegInf ? 0 : std::min(nk, t - j0 + 1);
-        Ops::SoftmaxGrad(S + i * kBK, dP + i * kBK, nv, ncols, a.scale, L, DiRow[t]);
+        Ops::SoftmaxGrad(s.S + i * kBK, s.dP + i * kBK, nv, ncols, a.scale, L, DiRow[t]);
       }
       // dV += Pᵀ·dO and dK += dSᵀ·Q: A read transposed (row stride 1, inner stride kBK).
-      Ops::Gemm(nk, Dp, nr, S, 1, kBK, dO, ldo, dVacc, Dp, true);
-      Ops::Gemm(nk, Dp, nr, dP, 1, kBK, Q, ldq, dKacc, Dp, true);
+      Ops::Gemm(nk, Dp, nr, s.S, 1, kBK, dO, ldo, s.dVacc, Dp, true);
+      Ops::Gemm(nk, Dp, nr, s.dP, 1, kBK, Q, ldq, s.dKacc, Dp, true);
+      if (dQacc) Ops::Gemm(nr, Dp, nk, s.dP, kBK, 1, Kr, ldk, dQacc + ((h - g * G) * T + i0) * Dp, Dp, true);
     }
   }
   for (int64_t jj = 0; jj < nk; jj++) {
     float* dk = a.dk + kvBase + (j0 + jj) * kStride;
     float* dv = a.dv + kvBase + (j0 + jj) * kStride;
     for (int64_t d = 0; d < D; d++) {
-      dk[d] = a.scale * dKacc[jj * Dp + d];
-      dv[d] = dVacc[jj * Dp + d];
+      dk[d] = a.scale * s.dKacc[jj * Dp + d];
+      dv[d] = s.dVacc[jj * Dp + d];
     }
   }
+}
+
+// Masked keys (before kvStart) get no gradient.
+void ZeroMaskedKeys(const BwdArgs& a, int64_t b, int64_t g, int64_t ks) {
+  const int64_t kStride = a.Hkv * a.D, kvBase = b * a.T * kStride + g * a.D;
+  for (int64_t j = 0; j < ks; j++) {
+    std::fill(a.dk + kvBase + j * kStride, a.dk + kvBase + j * kStride + a.D, 0.0f);
+    std::fill(a.dv + kvBase + j * kStride, a.dv + kvBase + j * kStride + a.D, 0.0f);
+  }
+}
+
+// Pass 1: dK, dV of key tile kt (keys ks + kt·kBK ...) for KV head g of batch item b.
+template <class Ops>
+void BackwardKVTile(const BwdArgs& a, int64_t b, int64_t g, int64_t kt) {
+  const int64_t ks = std::min<int64_t>(a.kvStart ? a.kvStart[b] : 0, a.T);
+  if (kt == 0) ZeroMaskedKeys(a, b, g, ks);
+  const int64_t j0 = ks + kt * kBK;
+  if (j0 >= a.T) return;
+  SweepKeyTile<Ops>(a, b, g, j0, TileScratch(a.D, RoundUp16(a.D), 0), nullptr);
 }
 
 // Pass 2: dQ of query tile qt for head h of batch item b.
@@ -540,67 +566,12 @@ void BackwardQTile(const BwdArgs& a, int64_t b, int64_t h, int64_t qt) {
 template <class Ops>
 void BackwardGroup(const BwdArgs& a, int64_t b, int64_t g) {
   const int64_t T = a.T, D = a.D, Dp = RoundUp16(D), G = a.H / a.Hkv;
-  const int64_t qStride = a.H * D, kStride = a.Hkv * D;
   const int64_t ks = std::min<int64_t>(a.kvStart ? a.kvStart[b] : 0, T);
-  const int64_t kvBase = b * T * kStride + g * D;
-  for (int64_t j = 0; j < ks; j++) {  // masked keys get no gradient
-    std::fill(a.dk + kvBase + j * kStride, a.dk + kvBase + j * kStride + D, 0.0f);
-    std::fill(a.dv + kvBase + j * kStride, a.dv + kvBase + j * kStride + D, 0.0f);
-  }
-
-  float* Kt = tScratch.Get(2 * D * kBK + kBK * Dp + 2 * kBQ * kBK + 2 * kBQ * Dp + 2 * kBK * Dp + G * T * Dp);
-  float* Vt = Kt + D * kBK;         // [D, kBK]
-  float* Kp = Vt + D * kBK;         // [kBK, Dp] key rows (the B operand of dS·K)
-  float* S = Kp + kBK * Dp;         // [kBQ, kBK] scores → P
-  float* dP = S + kBQ * kBK;        // [kBQ, kBK] dO·Vᵀ → dS
-  float* Qp = dP + kBQ * kBK;       // [kBQ, Dp]
-  float* dOp = Qp + kBQ * Dp;       // [kBQ, Dp]
-  float* dKacc = dOp + kBQ * Dp;    // [kBK, Dp] Σ dSᵀ·Q (scale applied at the end)
-  float* dVacc = dKacc + kBK * Dp;  // [kBK, Dp] Σ Pᵀ·dO
-  float* dQacc = dVacc + kBK * Dp;  // [G, T, Dp] Σ dS·K (scale applied at the end)
+  ZeroMaskedKeys(a, b, g, ks);
+  const TileBufs s = TileScratch(D, Dp, G * T * Dp);
+  float* dQacc = s.extra;  // [G, T, Dp] Σ dS·K (scale applied at the end)
   std::fill(dQacc, dQacc + G * T * Dp, 0.0f);
-
-  for (int64_t j0 = ks; j0 < T; j0 += kBK) {
-    const int64_t nk = std::min(kBK, T - j0), ncols = RoundUp16(nk);
-    Ops::PackTransposed(Kt, a.k + kvBase + j0 * kStride, kStride, nk, ncols, D);
-    Ops::PackTransposed(Vt, a.v + kvBase + j0 * kStride, kStride, nk, ncols, D);
-    int64_t ldk;
-    const float* Kr = RowsOrPack(Kp, a.k + kvBase + j0 * kStride, kStride, nk, D, Dp, &ldk);
-    std::fill(dKacc, dKacc + 2 * kBK * Dp, 0.0f);
-    for (int64_t h = g * G; h < (g + 1) * G; h++) {
-      const float* lseRow = a.lse + (b * a.H + h) * T;
-      const float* DiRow = a.Dvec + (b * a.H + h) * T;
-      float* dQh = dQacc + (h - g * G) * T * Dp;
-      // Queries before j0 cannot see these keys (causal): start at t = j0.
-      for (int64_t i0 = j0; i0 < T; i0 += kBQ) {
-        const int64_t nr = std::min(kBQ, T - i0);
-        const float* qa = a.q + ((b * T + i0) * a.H + h) * D;
-        const float* da = a.dout + ((b * T + i0) * a.H + h) * D;
-        int64_t ldq, ldo;
-        const float* Q = RowsOrPack(Qp, qa, qStride, nr, D, Dp, &ldq);
-        const float* dO = RowsOrPack(dOp, da, qStride, nr, D, Dp, &ldo);
-        Ops::Gemm(nr, ncols, D, qa, qStride, 1, Kt, kBK, S, kBK, false);
-        Ops::Gemm(nr, ncols, D, da, qStride, 1, Vt, kBK, dP, kBK, false);
-        for (int64_t i = 0; i < nr; i++) {
-          const int64_t t = i0 + i;
-          const float L = lseRow[t];
-          const int64_t nv = L == kNegInf ? 0 : std::min(nk, t - j0 + 1);
-          Ops::SoftmaxGrad(S + i * kBK, dP + i * kBK, nv, ncols, a.scale, L, DiRow[t]);
-        }
-        Ops::Gemm(nk, Dp, nr, S, 1, kBK, dO, ldo, dVacc, Dp, true);
-        Ops::Gemm(nk, Dp, nr, dP, 1, kBK, Q, ldq, dKacc, Dp, true);
-        Ops::Gemm(nr, Dp, nk, dP, kBK, 1, Kr, ldk, dQh + i0 * Dp, Dp, true);
-      }
-    }
-    for (int64_t jj = 0; jj < nk; jj++) {
-      float* dk = a.dk + kvBase + (j0 + jj) * kStride;
-      float* dv = a.dv + kvBase + (j0 + jj) * kStride;
-      for (int64_t d = 0; d < D; d++) {
-        dk[d] = a.scale * dKacc[jj * Dp + d];
-        dv[d] = dVacc[jj * Dp + d];
-      }
-    }
-  }
+  for (int64_t j0 = ks; j0 < T; j0 += kBK) SweepKeyTile<Ops>(a, b, g, j0, s, dQacc);
   for (int64_t h = g * G; h < (g + 1) * G; h++) {
     const float* dQh = dQacc + (h - g * G) * T * Dp;
     for (int64_t t = 0; t < T; t++) {
