@@ -46,3 +46,34 @@ export function byteLevelBpeTokenizerJson(p: ByteLevelBpeParts): TokenizerJson {
     },
   };
 }
+
+/**
+ * SentencePiece-style merges for a BPE tokenizer.json (how Hugging Face's converter builds
+ * Llama-2's): every split of a mergeable piece, at codepoint boundaries, into two mergeable pieces,
+ * ranked by the merged piece's score (highest first), then its id, then the length of the left
+ * part. isResult can further restrict which pieces a merge may produce.
+ */
+export function scoredMerges(
+  tokens: readonly string[], scores: ArrayLike<number>, mergeable: (id: number) => boolean,
+  isResult: (id: number) => boolean = () => true,
+): string[] {
+  const ids = new Map<string, number>();
+  tokens.forEach((t, id) => {
+    if (mergeable(id)) ids.set(t, id);
+  });
+  const found: { score: number; id: number; leftLen: number; merge: string }[] = [];
+  for (let id = 0; id < tokens.length; id++) {
+    if (!mergeable(id) || !isResult(id)) continue;
+    const score = scores[id]!;
+    // Codepoint boundaries: a split inside a codepoint would leave invalid UTF-8 on both sides.
+    const cps = Array.from(tokens[id]!);
+    let left = '';
+    for (let k = 1; k < cps.length; k++) {
+      left += cps[k - 1]!;
+      const right = cps.slice(k).join('');
+      if (ids.has(left) && ids.has(right)) found.push({ score, id, leftLen: k, merge: `${left} ${right}` });
+    }
+  }
+  found.sort((a, b) => b.score - a.score || a.id - b.id || a.leftLen - b.leftLen);
+  return found.map((m) => m.merge);
+}

@@ -21,7 +21,7 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { specialAddedToken } from './bpe-json.js';
+import { scoredMerges, specialAddedToken } from './bpe-json.js';
 import type { TokenizerJson } from './hf.js';
 import type { Llama2cTokenizer } from './llama2c.js';
 
@@ -72,32 +72,9 @@ function tokenStrings(tok: Llama2cTokenizer): string[] {
   return out;
 }
 
-/**
- * The merges: every split of a mergeable piece into two mergeable pieces, ranked by the merged
- * piece's score (descending), then id, then the length of the left part.
- */
+/** The merges (see scoredMerges), into pieces run.c would merge into (score above its floor). */
 function buildMerges(tok: Llama2cTokenizer, tokens: readonly string[]): string[] {
-  const mergeable = (id: number) => !tok.isSpecial(id) && !isByteToken(tokens[id]!);
-  const ids = new Map<string, number>();
-  tokens.forEach((t, id) => {
-    if (mergeable(id)) ids.set(t, id);
-  });
-  const found: { score: number; id: number; leftLen: number; merge: string }[] = [];
-  for (let id = 0; id < tokens.length; id++) {
-    const score = tok.scores[id]!;
-    if (!mergeable(id) || !(score > MIN_MERGE_SCORE)) continue;
-    // Split at codepoint boundaries: both halves of a byte-level split of a valid UTF-8 piece that
-    // cuts a codepoint would be invalid UTF-8, and tokenStrings rejects such pieces.
-    const cps = Array.from(tokens[id]!);
-    let left = '';
-    for (let k = 1; k < cps.length; k++) {
-      left += cps[k - 1]!;
-      const right = cps.slice(k).join('');
-      if (ids.has(left) && ids.has(right)) found.push({ score, id, leftLen: k, merge: `${left} ${right}` });
-    }
-  }
-  found.sort((a, b) => b.score - a.score || a.id - b.id || a.leftLen - b.leftLen);
-  return found.map((m) => m.merge);
+  return scoredMerges(tokens, tok.scores, (id) => !tok.isSpecial(id) && !isByteToken(tokens[id]!), (id) => tok.scores[id]! > MIN_MERGE_SCORE);
 }
 
 /** The Llama-2 style tokenizer.json equivalent to a llama2.c tokenizer. */

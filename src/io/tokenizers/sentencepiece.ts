@@ -14,7 +14,7 @@
 // 5: escape_whitespaces } (booleans default to true in NormalizerSpec).
 
 import { readFile } from 'node:fs/promises';
-import { specialAddedToken } from './bpe-json.js';
+import { scoredMerges, specialAddedToken } from './bpe-json.js';
 import type { TokenizerJson } from './hf.js';
 
 const SPIECE_SPACE = '\u2581';
@@ -187,22 +187,7 @@ export function sentencePieceToTokenizerJson(m: SentencePieceModel, source = 'to
     .filter(({ p }) => p.type === SP_PIECE_TYPE.control || p.type === SP_PIECE_TYPE.unknown || p.type === SP_PIECE_TYPE.userDefined)
     .map(({ p, id }) => ({ ...specialAddedToken(id, p.piece), special: p.type !== SP_PIECE_TYPE.userDefined }));
 
-  // Merges: every split of a normal piece into two normal pieces, by the merged piece's score.
-  const mergeable = new Map<string, number>();
-  tokens.forEach((t, id) => {
-    if (type(id) === SP_PIECE_TYPE.normal) mergeable.set(t, id);
-  });
-  const found: { score: number; id: number; leftLen: number; merge: string }[] = [];
-  for (const [t, id] of mergeable) {
-    const cps = Array.from(t);
-    let left = '';
-    for (let k = 1; k < cps.length; k++) {
-      left += cps[k - 1]!;
-      const right = cps.slice(k).join('');
-      if (mergeable.has(left) && mergeable.has(right)) found.push({ score: m.pieces[id]!.score, id, leftLen: k, merge: `${left} ${right}` });
-    }
-  }
-  found.sort((a, b) => b.score - a.score || a.id - b.id || a.leftLen - b.leftLen);
+  const merges = scoredMerges(tokens, m.pieces.map((p) => p.score), (id) => type(id) === SP_PIECE_TYPE.normal);
 
   const normalizers: object[] = [];
   if (m.normalizerName === 'nmt_nfkc' || m.normalizerName === 'nfkc') normalizers.push({ type: 'NFKC' });
@@ -243,7 +228,7 @@ export function sentencePieceToTokenizerJson(m: SentencePieceModel, source = 'to
       byte_fallback: m.byteFallback,
       ignore_merges: false,
       vocab: Object.fromEntries(tokens.map((t, id) => [t, id])),
-      merges: found.map((f) => f.merge),
+      merges,
     },
   } as TokenizerJson;
 }
