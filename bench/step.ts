@@ -42,6 +42,7 @@ if (!mode || !['dpo', 'train'].includes(mode) || !configName || !(configName in 
 if (!nativeKernels()) console.error('WARNING: native kernels unavailable; this measures the TypeScript reference backend');
 kernels().setNumThreads(Number(threadsArg));
 const profile = process.argv.includes('--profile');
+const gemmByShape = profile && process.argv.includes('gemm');
 // Per-phase kernel seconds: phaseName → kernel name → seconds (reset each step).
 let currentPhase = 'other';
 const kernelTime = new Map<string, Map<string, number>>();
@@ -57,7 +58,7 @@ if (profile) {
       const m = kernelTime.get(currentPhase) ?? new Map<string, number>();
       kernelTime.set(currentPhase, m);
       // Matrix products by shape with --profile gemm: transposes, M×N×K, batch.
-      const key = name === 'gemm' && process.argv.includes('gemm')
+      const key = name === 'gemm' && gemmByShape
         ? `gemm ${a[0] ? 'T' : 'N'}${a[1] ? 'T' : 'N'} ${a[2]}x${a[3]}x${a[4]}${(a[11] as number) > 1 ? `/b${a[11]}` : ''}${a[13] ? '+C' : ''}`
         : name;
       m.set(key, (m.get(key) ?? 0) + (performance.now() - t0) / 1000);

@@ -48,12 +48,16 @@ export interface DpoRunResult extends LoopResult {
   refCacheHit: boolean | null;
 }
 
-/** Per-sequence sums of response log-probs, [2·pairs] (chosen rows first), as float64. */
-function sequenceSums(lp: Float32Array | Float64Array, rows: number, T_: number): Float64Array {
-  const out = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
+/**
+ * Per-sequence sums of response log-probs, [2·pairs] (chosen rows first), as float64: row r is the
+ * run of lengths[r] values after the previous rows (a padded row's length is seqLen).
+ */
+function sequenceSums(lp: Float32Array | Float64Array, lengths: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(lengths.length);
+  let i = 0;
+  for (let r = 0; r < lengths.length; r++) {
     let s = 0;
-    for (let t = 0; t < T_; t++) s += lp[r * T_ + t]!;
+    for (const end = i + lengths[r]!; i < end; i++) s += lp[i]!;
     out[r] = s;
   }
   return out;
@@ -96,18 +100,12 @@ export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFre
     if (paddingFree) {
       const p = packPreferenceBatch(batch);
       const lp = ref.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
-      const out = new Float64Array(rows);
-      let i = 0;
-      for (let r = 0; r < rows; r++) {
-        let s = 0;
-        for (let t = 0; t < p.lengths[r]!; t++) s += lp.data[i++]!;
-        out[r] = s;
-      }
+      const s = sequenceSums(lp.data, p.lengths);
       lp.dispose();
-      return out;
+      return s;
     }
     const lp = ref.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: batch.seqLen }, batch.targets);
-    const s = sequenceSums(lp.data, rows, batch.seqLen);
+    const s = sequenceSums(lp.data, new Array<number>(rows).fill(batch.seqLen));
     lp.dispose();
     return s;
   });
