@@ -211,6 +211,8 @@ export async function runRlLoop<R>(task: RlTask<R>, o: RlLoopOptions): Promise<R
         throw new Error(`resume from ${dir}: the checkpoint was made with different settings (model, prompts or options changed); start a new output directory or restore the settings`);
       }
       step = state.step;
+      // Several optimizer steps per update: Adam's bias correction needs the true count.
+      opt.step = typeof state.extra?.optimizerSteps === 'number' ? state.extra.optimizerSteps : step * o.epochs * o.numMiniBatches;
       sampler = new BatchSampler(task.numPrompts, samplerOpts, state.sampler);
       rng = new Rng(Uint32Array.from(state.rng));
       if (!cfg.quiet) process.stderr.write(`resumed from ${dir} at step ${step}\n`);
@@ -291,7 +293,10 @@ export async function runRlLoop<R>(task: RlTask<R>, o: RlLoopOptions): Promise<R
       windowStart = Date.now();
     }
     if (cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
-      const state: TrainerState = { step, epoch: step / perEpoch, sampler: sampler.state(), rng: Array.from(rng.state()), fingerprint: cfg.fingerprint };
+      const state: TrainerState = {
+        step, epoch: step / perEpoch, sampler: sampler.state(), rng: Array.from(rng.state()), fingerprint: cfg.fingerprint,
+        extra: { optimizerSteps: opt.step },
+      };
       saveCheckpoint(cfg.outputDir, task.params, opt, state, cfg.saveTotalLimit);
     }
     if (cfg.stopAfterSteps !== undefined && processed >= cfg.stopAfterSteps && step < totalSteps) {
