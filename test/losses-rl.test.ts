@@ -1,5 +1,5 @@
 // The RLHF loss pieces (src/losses/rl.ts) against golden vectors derived with PyTorch autograd from
-// TRL's formulas (test/fixtures/losses/rl_losses.json, generator rl_losses.py next to it), and
+// TRL's formulas (test/fixtures/golden/rl_losses.json, generator rl_losses.py next to it), and
 // finite-difference checks of every gradient.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,10 +10,11 @@ import {
   rewardModelLoss, rlooAdvantages, rlooLoss, whitenAdvantages, whitenRewards, type GrpoLossType,
 } from '../src/losses/rl.js';
 import { numericGradient } from './helpers/numeric.js';
-import { lossFixture } from './fixtures/losses/paths.js';
+import { join } from 'node:path';
+import { GOLDEN_DIR } from './helpers/fixtures.js';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
-const G: Json = JSON.parse(readFileSync(lossFixture('rl_losses.json'), 'utf8'));
+const G: Json = JSON.parse(readFileSync(join(GOLDEN_DIR, 'rl_losses.json'), 'utf8'));
 const flat = (m: number[][]): Float64Array => Float64Array.from(m.flat());
 
 function close(actual: ArrayLike<number> | number, expected: ArrayLike<number> | number, what: string, rel = 1e-9, abs = 1e-12): void {
