@@ -29,8 +29,8 @@ const online = {
   top_p: z.number().gt(0).max(1).default(1.0),
   top_k: z.number().int().min(0).default(0),
   /** Built-in reward functions (afinn, vader, length), JS modules (path.mjs[#export]) or reward-model directories. */
-  reward_funcs: z.array(z.string()).min(1).default(['afinn']),
-  reward_weights: z.array(z.number()).nullable().default(null),
+  reward_funcs: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(z.string()).min(1)).default(['afinn']),
+  reward_weights: z.preprocess((v) => (typeof v === 'number' ? [v] : v), z.array(z.number()).nullable()).default(null),
   /** Total optimizer updates; -1 = num_train_epochs passes over the prompts. */
   max_steps: z.number().int().default(-1),
   num_train_epochs: z.number().positive().default(1),
