@@ -131,6 +131,24 @@ test('LoRA reward model: adapters train, the output is a merged sequence-classif
   assert.equal(s.pairs.length, 48);
 });
 
+test('Qwen2 reward model: Qwen2ForSequenceClassification with q/k/v biases, reload gives the same rewards', () => {
+  const cfg = parseModelConfig({
+    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 40, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
+    num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 32, tie_word_embeddings: false,
+  });
+  const rm = SequenceClassifier.fromCausalLM(randomModel(cfg, 5), 39, 2);
+  const dir = tmp('rm-qwen2-');
+  saveSequenceClassifier(dir, rm);
+  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.deepEqual(c.architectures, ['Qwen2ForSequenceClassification']);
+  assert.equal(c.model_type, 'qwen2');
+  const w = readSafetensors(join(dir, 'model.safetensors'));
+  assert.ok(w.has('model.layers.0.self_attn.q_proj.bias') && w.has('score.weight') && !w.has('lm_head.weight'));
+  const ids = Int32Array.from([1, 2, 3, 39, 4, 5, 6, 7]);
+  const r1 = T.noGrad(() => rm.rewards(ids, 2, 4)), r2 = T.noGrad(() => loadSequenceClassifier(dir).model.rewards(ids, 2, 4));
+  assert.deepEqual(Array.from(r2.data), Array.from(r1.data));
+});
+
 test('GPT-2 reward model: GPT2ForSequenceClassification names, reload gives the same rewards', () => {
   const cfg = parseModelConfig({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 50, n_embd: 16, n_layer: 1, n_head: 2, n_positions: 32 });
   const rm = SequenceClassifier.fromCausalLM(randomModel(cfg, 2), 49, 4);
