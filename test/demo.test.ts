@@ -123,7 +123,7 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
     const pairs = readFileSync(join(out, 'data', 'train_pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(pairs.length, r.trainPairs);
     for (const p of pairs) assert.ok((p.score_chosen as number) > (p.score_rejected as number));
-    for (const f of ['frontier_afinn', 'frontier_wink', 'frontier_vader', 'train_loss', 'train_rewards_accuracies', 'train_rewards_margins', 'pretrain_loss']) {
+    for (const f of ['frontier_afinn', 'frontier_senticon', 'frontier_vader', 'train_loss', 'train_rewards_accuracies', 'train_rewards_margins', 'pretrain_loss']) {
       const svg = readFileSync(join(out, 'plots', `${f}.svg`), 'utf8');
       assert.ok(svgBalanced(svg), `${f}.svg is balanced SVG`);
       assert.ok(pngOk(join(out, 'plots', `${f}.png`)), `${f}.png is a PNG`);
