@@ -17,6 +17,8 @@ import {
   tokenizePair,
   tokenizePreferenceData,
   tokenizeSft,
+  pairRowLength,
+  pairLength,
   type PreferenceExample,
   type TokenizedPair,
 } from '../src/data/index.js';
@@ -92,13 +94,13 @@ test('template whose generation prompt is not a prefix of the full rendering: te
 test('max_prompt_length: keep_end keeps BOS and the end, keep_start keeps the start', () => {
   const tok = new ByteTokenizer();
   const ex = textEx('abcdefghij', ' yes', ' no');
-  const end = ok(tokenizePair(tok, ex, { maxPromptLength: 5 }));
+  const end = ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_end' }));
   assert.deepEqual(end.promptIds, [BOS, ...bytes('ghij')]);
   assert.equal(end.promptTruncated, true);
-  const start = ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_start' }));
+  const start = ok(tokenizePair(tok, ex, { maxPromptLength: 5 }));
   assert.deepEqual(start.promptIds, [BOS, ...bytes('abcd')]);
-  // keep_end is the default, as in TRL.
-  assert.deepEqual(ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_end' })).promptIds, end.promptIds);
+  // keep_start is the default, as in TRL v1.9.0.
+  assert.deepEqual(ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_start' })).promptIds, start.promptIds);
   assert.throws(() => tokenizePair(tok, ex, { truncationMode: 'middle' as never }), /truncationMode must be 'keep_end' or 'keep_start'/);
 });
 
@@ -121,14 +123,15 @@ test('prompt alone reaching max_length is a bad row naming file:line', () => {
   assert.equal(r.ok, false);
   assert.throws(
     () => tokenizePreferenceData(tok, [ex], { maxLength: 11 }),
-    (e: Error) => e instanceof BadDataError && /mem\.jsonl:7: prompt_too_long: prompt is 11 tokens, max_length 11 leaves no room/.test(e.message),
+    (e: Error) => e instanceof BadDataError && /mem\.jsonl:7: prompt_too_long: prompt is 11 tokens, so truncation_mode keep_start at max_length 11 leaves no response token/.test(e.message),
   );
   const skipped = tokenizePreferenceData(tok, [ex, { ...textEx('ab', ' yes', ' no'), index: 1 }], { maxLength: 11, onBadRow: 'skip' });
   assert.equal(skipped.pairs.length, 1);
   assert.deepEqual(skipped.summary.droppedByReason, { prompt_too_long: 1 });
   assert.equal(skipped.summary.dropped, 1);
-  // With a prompt cap the same row fits.
+  // With a prompt cap the same row fits; keep_end (TRL) keeps it too, dropping the oldest prompt tokens.
   assert.equal(tokenizePair(tok, ex, { maxLength: 11, maxPromptLength: 6 }).ok, true);
+  assert.equal(tokenizePair(tok, ex, { maxLength: 11, truncationMode: 'keep_end' }).ok, true);
 });
 
 test('truncation never splits a run of special tokens', () => {
@@ -152,7 +155,7 @@ test('truncation summary counts prompt and response cuts', async () => {
   assert.equal(d.tokenize.promptTruncated, 3);
   assert.equal(d.tokenize.responseTruncated, 2);
   assert.equal(d.tokenize.truncatedRows, 3);
-  for (const p of d.pairs) assert.ok(p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length) <= 14);
+  for (const p of d.pairs) assert.ok(pairLength(p) <= 14);
 });
 
 test('prepare: load and tokenize problems are reported together under policy error', async () => {
@@ -214,7 +217,7 @@ function checkPairInvariants(tok: Tokenizer, p: TokenizedPair, maxLength: number
       assert.ok(tok.stopIds.includes(ids[ids.length - 1]!), `${where}: ${name} does not end with a stop token`);
       assert.equal(ids.filter((x) => tok.stopIds.includes(x)).length, 1, `${where}: ${name} has more than one stop token`);
     }
-    if (maxLength !== undefined) assert.ok(p.promptIds.length + ids.length <= maxLength, `${where}: ${name} over max_length`);
+    if (maxLength !== undefined) assert.ok(pairRowLength(p, name) <= maxLength, `${where}: ${name} over max_length`);
   }
 }
 

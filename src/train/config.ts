@@ -61,9 +61,10 @@ export const DpoConfigSchema = z.object({
   rpo_alpha: z.number().nullable().default(null),
   simpo_gamma: z.number().default(0.5),
   discopop_tau: z.number().positive().default(0.05),
-  max_prompt_length: positiveInt.nullable().default(512),
+  /** Extensions from TRL < 1.0 (v1.9.0 has neither): cap the prompt / each response before max_length. */
+  max_prompt_length: positiveInt.nullable().default(null),
   max_completion_length: positiveInt.nullable().default(null),
-  truncation_mode: z.enum(['keep_end', 'keep_start']).default('keep_end'),
+  truncation_mode: z.enum(['keep_start', 'keep_end']).default('keep_start'),
   precompute_ref_log_probs: z.boolean().default(false),
   /** Watchdogs: warn or stop on over-optimization and falling chosen log-probs. */
   watchdogs: z.boolean().default(true),

@@ -11,7 +11,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
 import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../losses/index.js';
-import { BatchSampler, collatePreference, packRows, permutation, type PreferenceBatch } from '../data/batch.js';
+import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
@@ -122,6 +122,8 @@ function hashWeights(h: ReturnType<typeof createHash>, model: CausalLM): void {
 function hashPairs(h: ReturnType<typeof createHash>, pairs: readonly TokenizedPair[]): void {
   for (const p of pairs) {
     h.update(Int32Array.from([p.index, p.promptIds.length, p.chosenIds.length, p.rejectedIds.length]));
+    // keep_end truncation: where each row's prompt starts (absent = 0, so older fingerprints stand).
+    if (p.chosenPromptStart || p.rejectedPromptStart) h.update(Int32Array.from([-1, p.chosenPromptStart ?? 0, p.rejectedPromptStart ?? 0]));
     h.update(Int32Array.from(p.promptIds));
     h.update(Int32Array.from(p.chosenIds));
     h.update(Int32Array.from(p.rejectedIds));
@@ -423,7 +425,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
 
   const result = runTrainingLoop({
     numExamples: trainPairs.length,
-    lengths: trainPairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)),
+    lengths: pairLengths(trainPairs),
     params,
     trainMicroBatch: (idx, scale, rng) => {
       model.ctx.rng = rng;
