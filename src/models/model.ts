@@ -104,7 +104,7 @@ export interface CausalLM {
    * Records the tape when grad is enabled. Never materializes the full logits. opts.meanLogits
    * ([batch·seq]) receives each position's mean logit over the vocabulary (TRL's logits/* metrics).
    */
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array }): Tensor;
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array }): Tensor;
   /** Logits of the last position of each row after feeding ids through the cache: [batch, vocab]. */
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array;
   newCache(batch: number, capacity: number): KVCache;
