@@ -173,3 +173,38 @@ test('config: TRL v1.9.0 defaults (truncation_mode keep_start, max_length 1024, 
   assert.equal(cfg.max_prompt_length, null);
   assert.equal(cfg.max_completion_length, null);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Cases pinned by TRL's own test suite (tests/test_dpo_trainer.py at v1.9.0).
+
+function pairOf(prompt: number[], chosen: number[], rejected: number[], index = 0): TokenizedPair {
+  return { index, loc, promptIds: prompt, chosenIds: chosen, rejectedIds: rejected, promptTruncated: false, chosenTruncated: false, rejectedTruncated: false };
+}
+
+test('TRL TestDataCollatorForPreference.test_padding_and_masks', () => {
+  const pairs = [pairOf([1, 2, 3], [4, 5], [6]), pairOf([7, 8], [9, 10], [11, 12, 13], 1)];
+  const b = collatePreference(pairs, { padId: 0 });
+  assert.deepEqual([...b.inputIds], [1, 2, 3, 4, 5, 7, 8, 9, 10, 0, 1, 2, 3, 6, 0, 7, 8, 11, 12, 13]);
+  // attention_mask = positions < length.
+  assert.deepEqual([...b.lengths], [5, 4, 4, 5]);
+  // completion_mask [[0,0,0,1,1],[0,0,1,1,0],[0,0,0,1,0],[0,0,1,1,1]] (without padding).
+  assert.deepEqual(rows(pairs).mask, [[0, 0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 1, 1, 1]]);
+});
+
+test('TRL TestDataCollatorForPreference.test_with_pad_to_multiple_of', () => {
+  const b = collatePreference([pairOf([1], [2], [3]), pairOf([4, 5], [6, 7], [8, 9], 1)], { padId: 0, padToMultipleOf: 5 });
+  assert.equal(b.seqLen, 5);
+  assert.deepEqual([...b.inputIds], [1, 2, 0, 0, 0, 4, 5, 6, 7, 0, 1, 3, 0, 0, 0, 4, 5, 8, 9, 0]);
+});
+
+test('TRL TestDPOTrainer.test_fully_truncated_completion_examples_dropped (max_length 6, keep_start)', () => {
+  const tok = new ByteTokenizer();
+  const ex = (prompt: string, chosen: string, rejected: string, index: number): PreferenceExample => ({ kind: 'text', index, loc: { file: 'mem', line: index + 1 }, prompt, chosen, rejected });
+  const { pairs, summary } = tokenizePreferenceData(tok, [
+    ex('Hi', ' there', ' bye', 0),
+    ex('This is a very long prompt that fills up the whole max_length budget on its own', ' yes', ' no', 1),
+  ], { maxLength: 6, truncationMode: 'keep_start', onBadRow: 'skip' });
+  assert.equal(pairs.length, 1, 'only the short-prompt example survives');
+  assert.deepEqual(pairs[0]!.promptIds, tok.encode('Hi'));
+  assert.deepEqual(summary.droppedByReason, { prompt_too_long: 1 });
+});

@@ -247,3 +247,22 @@ test('WPO, LD-DPO and f-DPO train end to end (finite, and different from plain D
   const ld1 = await run({ ld_alpha: 1 });
   for (let i = 0; i < plain.length; i++) close(ld1[i]!.loss!, plain[i]!.loss!, 1e-5, `ld_alpha 1 step ${i}`);
 });
+
+test('TRL TestDPOTrainer.test_train_loss_types: every v1.9.0 loss type trains (parameters change)', async () => {
+  // TRL parametrizes over its loss types with learning_rate 0.1 (label_smoothing 1e-3 for exo_pair)
+  // and checks that every parameter changed; aot_unpaired is spelled aot_pair here (same loss).
+  const types = ['sigmoid', 'hinge', 'ipo', 'exo_pair', 'nca_pair', 'robust', 'bco_pair', 'sppo_hard', 'aot', 'aot_pair', 'apo_zero', 'apo_down', 'discopop', 'sft', 'sigmoid_norm'];
+  const initial = readSafetensors(join(modelDir, 'model.safetensors'));
+  for (const loss_type of types) {
+    const out = mkdtempSync(join(tmpdir(), `lt-${loss_type}-`));
+    await runDpo({
+      model: modelDir, data: [trainFile], outputDir: out, quiet: true,
+      config: parseDpoConfig({ loss_type, label_smoothing: loss_type === 'exo_pair' ? 1e-3 : 0, learning_rate: 0.1, max_steps: 1, max_length: 64, save_steps: 0 }),
+    });
+    const after = readSafetensors(join(out, 'model.safetensors'));
+    for (const [name, w] of initial) {
+      const a = after.get(name)!;
+      assert.ok(a.data.some((v, i) => v !== w.data[i]), `${loss_type}: parameter ${name} has not changed`);
+    }
+  }
+});

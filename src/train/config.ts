@@ -176,6 +176,16 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
       '(conservative DPO was removed in TRL 1.0); for noisy labels use loss_type robust (0 ≤ label_smoothing < 0.5)',
     );
   }
+  if (cfg.use_weighting && names.some((n) => n === 'aot' || n === 'aot_pair' || n === 'aot_unpaired')) {
+    throw new Error(`${source}: use_weighting with loss_type aot/aot_unpaired: their losses are indexed by sorted rank, not by pair, so pair weights do not apply (TRL refuses this too)`);
+  }
+  const refFree = names.filter((n) => n === 'simpo' || n === 'orpo');
+  if (refFree.length > 0 && (cfg.f_divergence_type !== 'reverse_kl' || cfg.ld_alpha !== null)) {
+    throw new Error(
+      `${source}: f_divergence_type/ld_alpha with loss_type ${refFree.join(', ')}: these extensions are reference-free, while f-DPO ` +
+      'transforms log π/π_ref and LD-DPO weights both models\' log-probs; use a reference-based loss_type',
+    );
+  }
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) {
     throw new Error(
       `${source}: sync_ref_model with precompute_ref_log_probs: precomputed log-probs assume a fixed reference, but TR-DPO ` +
