@@ -362,6 +362,13 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       `data: ${trainPairs.length} training pairs${evalPairs.length ? `, ${evalPairs.length} eval pairs` : ''} (format ${train.format}); ` +
       `${t.truncatedRows} truncated, ${t.dropped + train.load.bad} dropped\n`,
     );
+    const tooLong = t.droppedByReason.prompt_too_long ?? 0;
+    if (tooLong > 0) {
+      process.stderr.write(
+        `  ${tooLong} pairs dropped because their prompt alone fills max_length ${cfg.max_length} (truncation_mode keep_start, ` +
+        "as TRL does); truncation_mode: keep_end keeps them, cutting the oldest prompt tokens\n",
+      );
+    }
   }
   const padId = tokenizer.padId;
   const padToMultipleOf = cfg.pad_to_multiple_of ?? undefined;
