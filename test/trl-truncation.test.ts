@@ -208,3 +208,31 @@ test('TRL TestDPOTrainer.test_fully_truncated_completion_examples_dropped (max_l
   assert.deepEqual(pairs[0]!.promptIds, tok.encode('Hi'));
   assert.deepEqual(summary.droppedByReason, { prompt_too_long: 1 });
 });
+
+test('HH-RLHF (401-row fixture) at max_length 256 with the 512-token tokenizer: keep_end keeps every valid pair, keep_start drops exactly the pairs whose prompt fills max_length', async () => {
+  const { loadPreferenceData, encodePair, pairRowLength } = await import('../src/data/index.js');
+  const { loadTokenizer } = await import('../src/io/tokenizers/index.js');
+  const { HH_RLHF, TOK512 } = await import('./helpers/fixtures.js');
+  const tok = await loadTokenizer(TOK512);
+  const d = await loadPreferenceData(HH_RLHF, { onBadRow: 'skip' });
+  assert.equal(d.examples.length, 399);
+  const end = tokenizePreferenceData(tok, d.examples, { maxLength: 256, truncationMode: 'keep_end', onBadRow: 'skip' });
+  assert.equal(end.pairs.length, 399, 'keep_end drops nothing');
+  assert.ok(end.summary.promptTruncated > 100, `${end.summary.promptTruncated} prompts cut`);
+  for (const p of end.pairs) {
+    for (const side of ['chosen', 'rejected'] as const) assert.ok(pairRowLength(p, side) <= 256);
+    // The end of each response (its EOS) survives keep_end.
+    assert.equal(p.chosenIds.at(-1), tok.eosId);
+    assert.equal(p.rejectedIds.at(-1), tok.eosId);
+  }
+  let fills = 0;
+  for (const ex of d.examples) {
+    const e = encodePair(tok, ex);
+    if (e.ok && e.value.promptIds.length >= 256) fills++;
+  }
+  const start = tokenizePreferenceData(tok, d.examples, { maxLength: 256, onBadRow: 'skip' });
+  assert.ok(fills > 100, `${fills} prompts fill 256 tokens`);
+  assert.equal(start.summary.dropped, fills);
+  assert.deepEqual(start.summary.droppedByReason, { prompt_too_long: fills });
+  assert.equal(start.pairs.length, 399 - fills);
+});
