@@ -125,3 +125,20 @@ test('README.md holds the table rendered from the schemas and policies (node scr
   assert.equal(readmeWithTrlTable(readme), readme, 'README.md TRL table is stale: run `npx tsc -p . && node scripts/trl-readme.mjs`');
   for (const f of [...DPOConfig_FIELDS, ...SFTConfig_FIELDS]) assert.ok(readme.includes(`| \`${f.name}\` |`), `README table lacks ${f.name}`);
 });
+
+test('TrainingArguments semantics: fractional warmup_steps, eval_strategy, save_strategy, train_sampling_strategy', async () => {
+  const { loopConfig } = await import('../src/train/setup.js');
+  const lc = (o: Record<string, unknown>) => loopConfig(parseDpoConfig(o), { outputDir: '/nonexistent' }, 'fp');
+  // transformers 5: warmup_steps < 1 is a fraction of the total steps; ≥ 1 a step count.
+  assert.deepEqual([lc({ warmup_steps: 0.1 }).warmupRatio, lc({ warmup_steps: 0.1 }).warmupSteps], [0.1, 0]);
+  assert.deepEqual([lc({ warmup_steps: 30 }).warmupRatio, lc({ warmup_steps: 30 }).warmupSteps], [0, 30]);
+  // eval_strategy steps without eval_steps: every logging_steps (TRL); 'no': only with eval_steps (extension).
+  assert.equal(lc({ eval_strategy: 'steps', logging_steps: 7 }).evalSteps, 7);
+  assert.equal(lc({ eval_strategy: 'steps', eval_steps: 3 }).evalSteps, 3);
+  assert.equal(lc({}).evalSteps, 0);
+  assert.equal(lc({ save_strategy: 'no', save_steps: 5 }).saveSteps, 0);
+  assert.equal(lc({ save_steps: 5 }).saveSteps, 5);
+  assert.equal(lc({ train_sampling_strategy: 'group_by_length' }).groupByLength, true);
+  assert.throws(() => parseDpoConfig({ train_sampling_strategy: 'sequential' }), /train_sampling_strategy/);
+  assert.throws(() => parseDpoConfig({ eval_strategy: 'epoch' }), /eval_strategy/);
+});

@@ -266,3 +266,23 @@ test('TRL TestDPOTrainer.test_train_loss_types: every v1.9.0 loss type trains (p
     }
   }
 });
+
+test('disable_dropout (TRL default true) turns LoRA dropout off; false keeps it', async () => {
+  const base = { learning_rate: 5e-3, per_device_train_batch_size: 8, max_length: 64, logging_steps: 1, seed: 3, max_steps: 2, save_steps: 0, use_peft: true, lora_r: 4 };
+  const run = async (extra: Record<string, unknown>) =>
+    (await runDpo({ model: modelDir, data: [trainFile], outputDir: mkdtempSync(join(tmpdir(), 'drop-')), quiet: true, config: parseDpoConfig({ ...base, ...extra }) })).history.map((h) => h.loss);
+  const off = await run({ lora_dropout: 0.5 });
+  assert.deepEqual(off, await run({ lora_dropout: 0 }), 'disable_dropout: true trains as if lora_dropout were 0');
+  assert.notDeepEqual(await run({ lora_dropout: 0.5, disable_dropout: false }), off, 'disable_dropout: false applies lora_dropout');
+});
+
+test('precompute_ref_batch_size: the reference pass runs in batches of that size (same values up to float rounding, own cache entry)', async () => {
+  const base = { learning_rate: 5e-3, per_device_train_batch_size: 8, max_length: 64, logging_steps: 1, seed: 3, max_steps: 2, save_steps: 0, precompute_ref_log_probs: true };
+  const cacheDir = mkdtempSync(join(tmpdir(), 'prb-cache-'));
+  const run = (extra: Record<string, unknown>) =>
+    runDpo({ model: modelDir, data: [trainFile], outputDir: mkdtempSync(join(tmpdir(), 'prb-')), cacheDir, quiet: true, config: parseDpoConfig({ ...base, ...extra }) });
+  const a = await run({});
+  const b = await run({ precompute_ref_batch_size: 3 });
+  assert.equal(b.refCacheHit, false, 'a different batch size is a different cache entry');
+  for (let i = 0; i < a.history.length; i++) close(b.history[i]!.loss!, a.history[i]!.loss!, 1e-5, `step ${i}`);
+});
