@@ -142,3 +142,20 @@ test('TrainingArguments semantics: fractional warmup_steps, eval_strategy, save_
   assert.throws(() => parseDpoConfig({ train_sampling_strategy: 'sequential' }), /train_sampling_strategy/);
   assert.throws(() => parseDpoConfig({ eval_strategy: 'epoch' }), /eval_strategy/);
 });
+
+test("TRL's invariant DPO recipe (tests/invariant/references/dpo.json at v1.9.0): its training args parse; its script args point to the flags", () => {
+  // The "dpo_default" args, less the TRL CLI's model/dataset arguments.
+  const args = { max_steps: 50, max_length: 512, logging_steps: 1, report_to: 'none', seed: 42, data_seed: 42, full_determinism: true, bf16: false };
+  const cfg = parseDpoConfig(args);
+  assert.equal(cfg.max_steps, 50);
+  assert.equal(cfg.data_seed, 42);
+  assert.deepEqual(cfg.loss_type, 'sigmoid');
+  for (const [k, v, re] of [
+    ['model_name_or_path', 'Qwen/Qwen2.5-0.5B-Instruct', /pass --model/],
+    ['model_revision', '7ae557604adf67be50417f59c2c2f167def9a775', /nothing is downloaded/],
+    ['attn_implementation', 'eager', /native fused kernel/],
+    ['dataset_name', 'trl-lib/ultrafeedback_binarized', /pass --data FILE/],
+  ] as const) {
+    assert.throws(() => parseDpoConfig({ ...args, [k]: v }), re, k);
+  }
+});

@@ -41,6 +41,8 @@ const common = {
   save_steps: nonNegInt.default(500),
   save_total_limit: positiveInt.nullable().default(null),
   seed: z.number().int().default(42),
+  /** TRL data_seed: seeds the data sampler (default: seed). */
+  data_seed: z.number().int().nullable().default(null),
   group_by_length: z.boolean().default(false),
   /** transformers 5: 'group_by_length' batches examples of similar length (same as group_by_length: true). */
   train_sampling_strategy: z.enum(['random', 'group_by_length']).default('random'),

@@ -74,6 +74,8 @@ export interface LoopConfig {
   saveSteps: number;
   saveTotalLimit: number;
   seed: number;
+  /** Seed of the data sampler (TRL data_seed); default seed. */
+  dataSeed?: number;
   groupByLength: boolean;
   /** Resume from the newest checkpoint in outputDir (true), a given checkpoint dir, or not. */
   resume: boolean | string;
@@ -102,7 +104,7 @@ export class TrainingStopped extends Error {}
 export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   mkdirSync(cfg.outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
-    batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
+    batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
   });
   const batchesPerEpoch = sampler0.batchesPerEpoch();
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / cfg.gradientAccumulationSteps));
@@ -126,7 +128,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       }
       step = state.step;
       sampler = new BatchSampler(task.numExamples, {
-        batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
+        batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
       }, state.sampler);
       rng = new Rng(Uint32Array.from(state.rng));
       if (state.lossState !== undefined && task.lossState) task.lossState.set(state.lossState);

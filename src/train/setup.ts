@@ -62,6 +62,7 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     saveSteps: cfg.save_strategy === 'no' ? 0 : cfg.save_steps,
     saveTotalLimit: cfg.save_total_limit ?? 0,
     seed: cfg.seed,
+    ...(cfg.data_seed !== null ? { dataSeed: cfg.data_seed } : {}),
     groupByLength: cfg.group_by_length || cfg.train_sampling_strategy === 'group_by_length',
     resume: run.resume ?? false,
     fingerprint,

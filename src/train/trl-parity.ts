@@ -118,9 +118,9 @@ export const TRL_FIELD_POLICY: Readonly<Record<string, FieldPolicy>> = {
   restore_callback_states_from_checkpoint: defaultOnly('there are no callbacks'),
   resume_from_checkpoint: defaultOnly('use --resume [checkpoint]'),
   // ---- reproducibility and devices ----
-  full_determinism: defaultOnly('runs are already bit-identical for the same seed and thread count'),
+  full_determinism: only([false, true], 'runs are always bit-identical for the same seed and thread count, which is what true asks for'),
   seed: supported(),
-  data_seed: defaultOnly('the sampler is seeded from seed'),
+  data_seed: supported('seeds the batch sampler (shuffling, length grouping); unset: seed'),
   use_cpu: only([false, true], 'everything runs on the CPU either way'),
   accelerator_config: defaultOnly(ONE_PROCESS),
   parallelism_config: defaultOnly(ONE_PROCESS),
@@ -236,6 +236,8 @@ export const NOT_IN_TRL: Readonly<Record<string, string>> = {
   dataset_name: "TRL CLI's ScriptArguments: pass --data FILE (JSONL, JSON or Parquet; nothing is downloaded)",
   dataset_train_split: "TRL CLI's ScriptArguments: pass --data FILE (and --eval-data FILE)",
   dataset_test_split: "TRL CLI's ScriptArguments: pass --eval-data FILE (or eval_split)",
+  model_revision: "TRL CLI's ModelConfig: --model is a local directory or file (nothing is downloaded)",
+  attn_implementation: "TRL CLI's ModelConfig: attention always runs on the native fused kernel",
 };
 
 /** Where a field means something else in SFTConfig than in DPOConfig. */
