@@ -159,3 +159,14 @@ test("TRL's invariant DPO recipe (tests/invariant/references/dpo.json at v1.9.0)
     assert.throws(() => parseDpoConfig({ ...args, [k]: v }), re, k);
   }
 });
+
+test('options that act only with another one are refused when they would change nothing', () => {
+  assert.throws(() => parseDpoConfig({ loss_type: 'hinge', label_smoothing: 0.1 }), /label_smoothing 0.1 acts only with loss_type robust/);
+  assert.throws(() => parseDpoConfig({ discopop_tau: 0.1 }), /discopop_tau acts only with loss_type discopop/);
+  assert.throws(() => parseDpoConfig({ f_alpha_divergence_coef: 0.3 }), /alpha_divergence/);
+  assert.throws(() => parseDpoConfig({ ref_model_sync_steps: 64 }), /sync_ref_model: true/);
+  assert.throws(() => parseDpoConfig({ precompute_ref_batch_size: 32 }), /precompute_ref_log_probs: true/);
+  assert.throws(() => parseDpoConfig({ simpo_gamma: 1 }), /simpo_gamma acts only with loss_type simpo/);
+  assert.doesNotThrow(() => parseDpoConfig({ loss_type: 'discopop', discopop_tau: 0.1, f_divergence_type: 'alpha_divergence', f_alpha_divergence_coef: 0.3 }));
+  assert.doesNotThrow(() => parseDpoConfig({ loss_type: ['robust', 'hinge'], label_smoothing: 0.1, sync_ref_model: true, ref_model_sync_steps: 64 }));
+});

@@ -172,6 +172,24 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
   if (cfg.loss_weights && cfg.loss_weights.length !== names.length) {
     throw new Error(`${source}: loss_weights has ${cfg.loss_weights.length} entries for ${names.length} loss types`);
   }
+  // Options that only act together with another one: a value that would change nothing is refused.
+  const inert: string[] = [];
+  const smoothers = ['robust', 'exo_pair', 'aot', 'aot_pair', 'aot_unpaired', 'simpo'];
+  if (cfg.label_smoothing > 0 && !names.includes('sigmoid') && !names.some((n) => smoothers.includes(n))) {
+    inert.push(`label_smoothing ${cfg.label_smoothing} acts only with loss_type ${smoothers.join(', ')}`);
+  }
+  if (cfg.discopop_tau !== 0.05 && !names.includes('discopop')) inert.push(`discopop_tau acts only with loss_type discopop`);
+  if (cfg.simpo_gamma !== 0.5 && !names.includes('simpo')) inert.push(`simpo_gamma acts only with loss_type simpo`);
+  if (cfg.f_alpha_divergence_coef !== 0.5 && cfg.f_divergence_type !== 'alpha_divergence') {
+    inert.push('f_alpha_divergence_coef acts only with f_divergence_type alpha_divergence');
+  }
+  if ((cfg.ref_model_mixup_alpha !== 0.6 || cfg.ref_model_sync_steps !== 512) && !cfg.sync_ref_model) {
+    inert.push('ref_model_mixup_alpha and ref_model_sync_steps act only with sync_ref_model: true');
+  }
+  if (cfg.precompute_ref_batch_size !== null && !cfg.precompute_ref_log_probs) {
+    inert.push('precompute_ref_batch_size acts only with precompute_ref_log_probs: true');
+  }
+  if (inert.length > 0) throw new Error(`${source}: ${inert.join('; ')} (as set, it would change nothing)`);
   if (cfg.label_smoothing > 0 && names.includes('sigmoid')) {
     throw new Error(
       `${source}: label_smoothing ${cfg.label_smoothing} with loss_type sigmoid: TRL v1.9.0's sigmoid loss has no label smoothing ` +
