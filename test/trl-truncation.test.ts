@@ -236,3 +236,22 @@ test('HH-RLHF (401-row fixture) at max_length 256 with the 512-token tokenizer: 
   assert.deepEqual(start.summary.droppedByReason, { prompt_too_long: fills });
   assert.equal(start.pairs.length, 399 - fills);
 });
+
+test('responses are tokenized within prompt + response and split after the prompt, as TRL (SentencePiece: no stray "▁" token)', async () => {
+  const { loadPreferenceData, encodePair } = await import('../src/data/index.js');
+  const { loadTokenizer } = await import('../src/io/tokenizers/index.js');
+  const { HH_RLHF, TOK512 } = await import('./helpers/fixtures.js');
+  const tok = await loadTokenizer(TOK512);
+  const d = await loadPreferenceData(HH_RLHF, { onBadRow: 'skip', limit: 40 });
+  for (const ex of d.examples) {
+    if (ex.kind !== 'text') continue;
+    const e = encodePair(tok, ex);
+    if (!e.ok) return assert.fail(e.message);
+    // TRL v1.9.0 tokenize_fn: prompt_chosen_ids = tokenize(prompt + chosen + eos); chosen_ids = prompt_chosen_ids[len(prompt_ids):].
+    assert.deepEqual(e.value.promptIds, tok.encode(ex.prompt));
+    assert.deepEqual(e.value.chosenIds, [...tok.encode(ex.prompt + ex.chosen).slice(e.value.promptIds.length), tok.eosId]);
+    assert.deepEqual(e.value.rejectedIds, [...tok.encode(ex.prompt + ex.rejected).slice(e.value.promptIds.length), tok.eosId]);
+    // The response alone would start with an extra "▁" piece (SentencePiece's dummy prefix before " To").
+    assert.notDeepEqual(e.value.chosenIds.slice(0, -1), tok.encode(ex.chosen, { addBos: false }));
+  }
+});

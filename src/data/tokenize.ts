@@ -1,7 +1,9 @@
 // Tokenization for DPO and SFT, following TRL's conventions (pinned reference: TRL v1.9.0):
 // - the prompt is tokenized on its own, with BOS per the tokenizer's convention, exactly once;
-// - each response is tokenized on its own (no BOS) and ends with EOS exactly once; a chat
-//   response whose template already ends the turn with a stop token gets no extra EOS;
+// - each response is tokenized as TRL does, within prompt + response (split after the prompt's
+//   tokens), and ends with EOS exactly once; a chat response whose template already ends the turn
+//   with a stop token gets no extra EOS (whitespace after that token, e.g. ChatML's newline, is
+//   left out: the model never generates it, while TRL trains on it);
 // - labels only on response tokens;
 // - truncation exactly as TRL v1.9.0's DataCollatorForPreference: each row (prompt + chosen,
 //   prompt + rejected) is sliced to max_length on its own, `keep_start` keeping its first
@@ -217,15 +219,36 @@ export interface EncodedPair {
   rejectedIds: number[];
 }
 
+/**
+ * Response tokens as TRL v1.9.0 gets them: the prompt + response text tokenized as one sequence and
+ * split after the prompt's token count (so a word at the boundary is tokenized as in the running
+ * text: a SentencePiece tokenizer gives "▁To", not the "▁" "▁To" of the response alone), then ended
+ * with exactly one stop token as encodeResponse does.
+ */
+function encodeJointResponse(tok: Tokenizer, prompt: string, promptIds: readonly number[], response: string): number[] {
+  const ids = encodePrompt(tok, prompt + response).slice(promptIds.length);
+  const end = turnEnd(tok, ids);
+  if (end >= 0) return ids.slice(0, end);
+  if (tok.eosId === null) throw new Error('tokenize: the tokenizer has no eosId, so responses cannot be ended with EOS');
+  ids.push(tok.eosId);
+  return ids;
+}
+
 /** Renders and tokenizes one preference example, without truncation. */
 export function encodePair(tok: Tokenizer, ex: PreferenceExample): { ok: true; value: EncodedPair } | { ok: false; reason: BadRowReason; message: string } {
   const rendered = renderPreference(tok, ex);
   if (!rendered.ok) return { ok: false, reason: 'template_mismatch', message: rendered.message };
   const { prompt, chosen, rejected } = rendered.value;
-  return {
-    ok: true,
-    value: { promptIds: encodePrompt(tok, prompt), chosenIds: encodeResponse(tok, chosen), rejectedIds: encodeResponse(tok, rejected) },
-  };
+  const promptIds = encodePrompt(tok, prompt);
+  const chosenIds = encodeJointResponse(tok, prompt, promptIds, chosen);
+  const rejectedIds = encodeJointResponse(tok, prompt, promptIds, rejected);
+  for (const [name, ids] of [['chosen', chosenIds], ['rejected', rejectedIds]] as const) {
+    // Only the stop token left: the response text merged into the prompt's last token.
+    if (ids.length < 2 && (name === 'chosen' ? chosen : rejected).trim() !== '') {
+      return { ok: false, reason: 'template_mismatch', message: `${name}: tokenizing prompt + ${name} as one text leaves no ${name} token after the prompt's tokens` };
+    }
+  }
+  return { ok: true, value: { promptIds, chosenIds, rejectedIds } };
 }
 
 /**
