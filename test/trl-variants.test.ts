@@ -215,7 +215,7 @@ test('TR-DPO: the reference moves to α·policy + (1 − α)·reference every re
   }
   assert.ok(changed > 0, 'the reference changed (TRL test_train_with_sync_ref_model)');
   // Without the sync the reference stays put: the losses after the first sync differ.
-  const noSync = await runDpo({ model: modelDir, data: [trainFile], outputDir: mkdtempSync(join(tmpdir(), 'trdpo-n-')), quiet: true, config: parseDpoConfig({ ...base, sync_ref_model: false }) });
+  const noSync = await runDpo({ model: modelDir, data: [trainFile], outputDir: mkdtempSync(join(tmpdir(), 'trdpo-n-')), quiet: true, config: parseDpoConfig({ ...base, sync_ref_model: false, ref_model_sync_steps: 512, ref_model_mixup_alpha: 0.6 }) });
   assert.deepEqual(noSync.history.slice(0, 2).map((h) => h.loss), a.history.slice(0, 2).map((h) => h.loss));
   assert.notDeepEqual(noSync.history.slice(2).map((h) => h.loss), a.history.slice(2).map((h) => h.loss));
   // Killed after step 2 and resumed: bit-identical to the uninterrupted run.
