@@ -428,7 +428,8 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
     if (opts.maxLength !== undefined && p.length >= opts.maxLength) {
       return { ok: false, reason: 'prompt_too_long', message: `prompt is ${p.length} tokens, max_length ${opts.maxLength} leaves no room for the completion` };
     }
-    const c = encodeResponse(tok, ex.completion);
+    // As TRL: the completion tokenized within prompt + completion, split after the prompt's tokens.
+    const c = encodeJointResponse(tok, ex.prompt, p, ex.completion);
     for (const id of p) (ids.push(id), trained.push(0));
     for (const id of c) (ids.push(id), trained.push(1));
   } else {
