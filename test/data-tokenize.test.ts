@@ -175,12 +175,20 @@ test('SFT prompt/completion: BOS once, EOS once, labels only on the completion',
   const prompt = [BOS, ...bytes("Translate 'chat':")];
   assert.deepEqual(r.row.ids, [...prompt, ...bytes(' cat'), EOS]);
   assert.deepEqual([...r.row.trained], [...prompt.map(() => 0), 1, 1, 1, 1, 1]);
+  // completion_only_loss false: the prompt is trained too (TRL).
+  const both = tokenizeSft(tok, d.examples[0]!, { completionOnlyLoss: false });
+  if (!both.ok) return assert.fail(both.message);
+  assert.ok(both.row.trained.every((x) => x === 1));
 });
 
-test('SFT messages: only assistant turns are trained, up to and including <|im_end|>', async () => {
+test('SFT messages: assistant_only_loss trains only assistant turns, up to and including <|im_end|>', async () => {
   const tok = new ByteTokenizer();
   const d = await loadSftData(fx('sft-messages.jsonl'));
-  const r = tokenizeSft(tok, d.examples[0]!);
+  // TRL's default (assistant_only_loss false): every token is trained.
+  const all = tokenizeSft(tok, d.examples[0]!);
+  if (!all.ok) return assert.fail(all.message);
+  assert.ok(all.row.trained.every((x) => x === 1));
+  const r = tokenizeSft(tok, d.examples[0]!, { assistantOnlyLoss: true });
   if (!r.ok) return assert.fail(r.message);
   const { ids, trained } = r.row;
   assert.equal(tok.decode(ids), '<|bos|>' + tok.applyChatTemplate((d.examples[0] as { messages: ChatMessage[] }).messages));
@@ -189,11 +197,11 @@ test('SFT messages: only assistant turns are trained, up to and including <|im_e
   const trainedIds = ids.filter((_, i) => trained[i] === 1);
   assert.equal(tok.decode(trainedIds), 'Hello!<|im_end|>Goodbye!<|im_end|>');
   // Truncating into the first assistant turn keeps only its start trained; nothing left → bad row.
-  const cut = tokenizeSft(tok, d.examples[0]!, { maxLength: 45 });
+  const cut = tokenizeSft(tok, d.examples[0]!, { maxLength: 45, assistantOnlyLoss: true });
   if (!cut.ok) return assert.fail(cut.message);
   assert.equal(cut.row.truncated, true);
   assert.ok(tok.decode(cut.row.ids.filter((_, i) => cut.row.trained[i] === 1)).startsWith('Hel'));
-  const none = tokenizeSft(tok, d.examples[0]!, { maxLength: 20 });
+  const none = tokenizeSft(tok, d.examples[0]!, { maxLength: 20, assistantOnlyLoss: true });
   assert.equal(none.ok, false);
   if (!none.ok) assert.equal(none.reason, 'no_trained_tokens');
 });

@@ -77,7 +77,7 @@ export function registerTrainingCommands(program: Command): void {
 
   const sft = program
     .command('sft')
-    .description('supervised fine-tuning on prompt/completion or messages data (completion-only loss); TRL SFTConfig options as flags');
+    .description('supervised fine-tuning on prompt/completion data (loss on the completion) or messages data (every token, or assistant turns with --assistant-only-loss true); TRL SFTConfig options as flags');
   addRunOptions(sft, {
     model: 'starting model: a Hugging Face directory or a llama2.c .bin checkpoint',
     data: 'training data; repeatable',

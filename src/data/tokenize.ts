@@ -418,8 +418,19 @@ function chatSegments(tok: Tokenizer, messages: readonly ChatMessage[]): { ok: t
   return { ok: true, segs };
 }
 
-/** Tokenizes one SFT example: BOS per convention, labels only on completion / assistant tokens. */
-export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<TruncationOptions, 'maxLength'> = {}): SftResult {
+/** Which SFT tokens carry the loss (TRL v1.9.0 SFTConfig names and defaults). */
+export interface SftLossMask {
+  /** Prompt-completion data: null/true (default) trains only the completion, false the prompt too. */
+  completionOnlyLoss?: boolean | null;
+  /** Messages data: false (TRL's default) trains every token of the conversation, true only assistant turns. */
+  assistantOnlyLoss?: boolean;
+}
+
+/**
+ * Tokenizes one SFT example: BOS per convention, labels per SftLossMask; max_length keeps the first
+ * tokens (TRL's keep_start slice); a row left without a trained token is a bad row (TRL drops it).
+ */
+export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<TruncationOptions, 'maxLength'> & SftLossMask = {}): SftResult {
   checkPositive('maxLength', opts.maxLength);
   const ids: number[] = [];
   const trained: number[] = [];
@@ -430,7 +441,8 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
     }
     // As TRL: the completion tokenized within prompt + completion, split after the prompt's tokens.
     const c = encodeJointResponse(tok, ex.prompt, p, ex.completion);
-    for (const id of p) (ids.push(id), trained.push(0));
+    const promptTrained = opts.completionOnlyLoss === false ? 1 : 0;
+    for (const id of p) (ids.push(id), trained.push(promptTrained));
     for (const id of c) (ids.push(id), trained.push(1));
   } else {
     const segs = chatSegments(tok, ex.messages);
@@ -444,7 +456,7 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
       const end = isTrained ? turnEnd(tok, seg) : -1;
       for (let k = 0; k < seg.length; k++) {
         ids.push(seg[k]!);
-        trained.push(isTrained && (end < 0 || k < end) ? 1 : 0);
+        trained.push(!opts.assistantOnlyLoss || (isTrained && (end < 0 || k < end)) ? 1 : 0);
       }
     }
     // A template without end-of-turn tokens: end the final assistant turn with EOS.
@@ -458,7 +470,7 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
   let truncated = false;
   let n = ids.length;
   if (opts.maxLength !== undefined && n > opts.maxLength) {
-    n = keepStart(tok, ids, opts.maxLength).length;
+    n = opts.maxLength;
     truncated = true;
   }
   const mask = Uint8Array.from(trained.slice(0, n));
@@ -472,7 +484,7 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
 export function tokenizeSftData(
   tok: Tokenizer,
   examples: readonly SftExample[],
-  opts: Pick<TokenizeOptions, 'maxLength' | 'onBadRow'> = {},
+  opts: Pick<TokenizeOptions, 'maxLength' | 'onBadRow'> & SftLossMask = {},
 ): { rows: TokenizedSft[]; summary: TokenizeSummary } {
   const summary = emptyTokenizeSummary(examples.length);
   const rows: TokenizedSft[] = [];

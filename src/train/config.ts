@@ -104,6 +104,10 @@ export const DpoConfigSchema = z.object({
 export const SftConfigSchema = z.object({
   ...common,
   learning_rate: z.number().positive().default(2e-5),
+  /** Prompt-completion data: null/true trains the completion only, false the prompt too (TRL). */
+  completion_only_loss: z.boolean().nullable().default(null),
+  /** Messages data: false (TRL's default) trains every token, true only the assistant turns. */
+  assistant_only_loss: z.boolean().default(false),
 }).strict();
 
 export type DpoConfig = z.infer<typeof DpoConfigSchema>;

@@ -11,7 +11,7 @@ import type { SftConfig } from './config.js';
 import type { LoopConfig } from './loop.js';
 
 /** The options every training config has (DpoConfig extends them). */
-type CommonConfig = SftConfig;
+type CommonConfig = Omit<SftConfig, 'completion_only_loss' | 'assistant_only_loss'>;
 
 export interface RunBasics {
   outputDir: string;

@@ -173,8 +173,8 @@ export const TRL_FIELD_POLICY: Readonly<Record<string, FieldPolicy>> = {
   packing: defaultOnly('SFT sequences are padded per batch; padding_free: true removes the padding instead'),
   packing_strategy: defaultOnly('packing is not implemented; see padding_free'),
   eval_packing: defaultOnly('packing is not implemented; see padding_free'),
-  completion_only_loss: only([null, true], 'the SFT loss is always on completion tokens (prompt-completion data) or assistant turns (messages data)'),
-  assistant_only_loss: only([true], "messages data always trains on assistant turns only, as true does; TRL's default (false) trains on every token of the conversation, which is not implemented"),
+  completion_only_loss: supported('prompt-completion data: null or true trains the completion only, false the prompt too'),
+  assistant_only_loss: supported('messages data: false trains every token of the conversation (as TRL), true only the assistant turns up to their end-of-turn token'),
   // ---- TRL: DPO ----
   precompute_ref_log_probs: supported(),
   precompute_ref_batch_size: supported(),
@@ -244,7 +244,7 @@ export const NOT_IN_TRL: Readonly<Record<string, string>> = {
 export const SFT_POLICY: Readonly<Record<string, FieldPolicy>> = {
   loss_type: only([null, 'nll', 'chunked_nll'], 'the SFT loss is the token-mean NLL of the trained tokens (chunked_nll is the same loss computed in chunks); dft is not implemented'),
   truncation_mode: only(['keep_start'], "SFT rows keep their first max_length tokens (TRL's default; keep_end is deprecated in TRL)"),
-  max_length: supported('rows keep their first max_length tokens (a cut never splits a run of special tokens); rows left without a trained token are dropped, as TRL does'),
+  max_length: supported('rows keep their first max_length tokens; rows left without a trained token are dropped, as TRL does'),
 };
 
 /** The policy of a field in one config. */
