@@ -136,7 +136,11 @@ export function turnEnd(tok: Tokenizer, ids: readonly number[]): number {
  * has one (anything after it is whitespace the model never generates, so it is dropped), else EOS.
  */
 export function encodeResponse(tok: Tokenizer, text: string): number[] {
-  const ids = tok.encode(text, { addBos: false });
+  return endWithStop(tok, tok.encode(text, { addBos: false }));
+}
+
+/** Response ids ended with exactly one stop token: cut after the turn's own stop token, else EOS appended. */
+function endWithStop(tok: Tokenizer, ids: number[]): number[] {
   const end = turnEnd(tok, ids);
   if (end >= 0) return ids.slice(0, end);
   if (tok.eosId === null) throw new Error('tokenize: the tokenizer has no eosId, so responses cannot be ended with EOS');
@@ -226,12 +230,7 @@ export interface EncodedPair {
  * with exactly one stop token as encodeResponse does.
  */
 function encodeJointResponse(tok: Tokenizer, prompt: string, promptIds: readonly number[], response: string): number[] {
-  const ids = encodePrompt(tok, prompt + response).slice(promptIds.length);
-  const end = turnEnd(tok, ids);
-  if (end >= 0) return ids.slice(0, end);
-  if (tok.eosId === null) throw new Error('tokenize: the tokenizer has no eosId, so responses cannot be ended with EOS');
-  ids.push(tok.eosId);
-  return ids;
+  return endWithStop(tok, encodePrompt(tok, prompt + response).slice(promptIds.length));
 }
 
 /** Renders and tokenizes one preference example, without truncation. */
