@@ -144,9 +144,10 @@ function closest(name: string, valid: readonly string[]): string | null {
   return best !== null && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
 }
 
-function validate<S extends z.ZodObject>(schema: S, given: Record<string, unknown>, source: string, trl: TrlConfigName): z.infer<S> {
+/** Validates a raw config against a schema; with `trl`, TRL v1.9.0 fields outside the schema go through trl-parity.ts. */
+function validate<S extends z.ZodObject>(schema: S, given: Record<string, unknown>, source: string, trl?: TrlConfigName): z.infer<S> {
   const valid = Object.keys(schema.shape);
-  const raw = applyTrlPolicy(trl, given, valid, source);
+  const raw = trl ? applyTrlPolicy(trl, given, valid, source) : given;
   const unknown = Object.keys(raw).filter((k) => !valid.includes(k));
   if (unknown.length > 0) {
     const lines = unknown.map((k) => {
@@ -232,3 +233,7 @@ export function parseSftConfig(file: Record<string, unknown>, overrides: Record<
 /** Option names (for CLI help and suggestions). */
 export const dpoOptionNames = Object.keys(DpoConfigSchema.shape);
 export const sftOptionNames = Object.keys(SftConfigSchema.shape);
+
+/** The options every training config shares and the validator, for the RLHF configs (rl-config.ts). */
+export const commonTrainingOptions = common;
+export { validate as validateConfig, closest as closestName };

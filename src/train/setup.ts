@@ -81,7 +81,7 @@ export function fingerprintSettings(cfg: CommonConfig): string {
   });
 }
 
-function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
+export function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
   const files: string[] = [];
   const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
   if (src && existsSync(src)) {
