@@ -10,8 +10,9 @@
 //   node dist/bench/soak.js --workloads dpo-demo --steps 5000 --segment 100 --json soak.json
 //
 // Options: --workloads dpo-demo,dpo-hh,sft-hh,generate,serve   --modes pool,none,exact
-//          --steps N (units per run: optimizer steps, prompts or requests; default per workload)
-//          --segment K (units per segment; default steps/25)  --threads 1  --warmup 0.1 (fraction)
+//          --steps N (units per run: optimizer steps, prompts or requests; default per workload;
+//          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
+//          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
 //
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
@@ -544,6 +545,17 @@ function ratios(results: ModeResult[], other: Mode, warmFrac: number, key: 'wall
   return out;
 }
 
+/** "--steps 400" for every workload, or "--steps dpo-demo=400,serve=10000". */
+function perWorkload(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!v.includes('=')) return Number(v);
+  for (const part of v.split(',')) {
+    const [k, n] = part.split('=');
+    if (k === name) return Number(n);
+  }
+  return undefined;
+}
+
 async function parent(args: Map<string, string>): Promise<void> {
   const names = (args.get('workloads') ?? 'dpo-demo,dpo-hh,sft-hh,generate,serve').split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
@@ -559,8 +571,8 @@ async function parent(args: Map<string, string>): Promise<void> {
   try {
     for (const name of names) {
       const w = WORKLOADS[name]!;
-      const steps = Number(args.get('steps') ?? w.defaultSteps);
-      const segment = Number(args.get('segment') ?? Math.max(1, Math.round(steps / 25)));
+      const steps = perWorkload(args.get('steps'), name) ?? w.defaultSteps;
+      const segment = perWorkload(args.get('segment'), name) ?? Math.max(1, Math.round(steps / 25));
       const modes = modesWanted.filter((m) => !w.modes || w.modes.includes(m));
       const load0 = loadavg()[0]!;
       const t0 = Date.now();

@@ -36,7 +36,7 @@ export interface PoolConfig {
 }
 
 /** The auto bound: this multiple of the working set (the peak bytes held by live tensors)… */
-export const POOL_WORKING_SET_FACTOR = Number(process.env.DPO_POOL_FACTOR ?? 1);
+export const POOL_WORKING_SET_FACTOR = 2;
 /** …but never less than this (1 MiB: the smallest models still reuse their buffers). */
 export const POOL_MIN_LIMIT_BYTES = 2 ** 20;
 
