@@ -8,13 +8,13 @@
 //
 // The pool works in size classes, so that batches padded to different lengths share buffers: a
 // request for n elements gets a view of length n on a block of the class's capacity (n rounded up
-// to one of 8 geometric steps per power of two, at most 12.5% more). Its total is bounded by the
-// run's working set: the highest number of bytes live tensors have held at once (one training
-// step's peak, one generation batch's), so a long run keeps at most about one step's worth of
-// idle buffers. When a released buffer would exceed the bound, the least recently requested
-// classes are dropped first (the sizes of lengths no longer seen), so the pool follows a length
-// change instead of filling up with blocks nobody asks for. DPO_POOL_LIMIT_MB fixes the bound
-// instead (0 turns pooling off).
+// to one of 8 geometric steps per power of two, at most 12.5% more); when its class is empty, a
+// block of a larger class up to 1.5n will do (a shorter batch reusing a longer one's buffers).
+// The pooled total is bounded by twice the run's working set: the highest number of bytes live
+// tensors have held at once (one training step's peak, one generation batch's). When a released
+// buffer would exceed the bound, the least recently requested classes are dropped first (the
+// sizes of lengths no longer seen), so the pool follows a length change instead of filling up
+// with blocks nobody asks for. DPO_POOL_LIMIT_MB fixes the bound instead (0 turns pooling off).
 //
 // Reuse never changes results: zero = true buffers are cleared, and zero = false ones are only
 // requested by kernels that overwrite all n elements (setPoolPoison(true) fills them with NaN to
@@ -44,7 +44,7 @@ export const POOL_MIN_LIMIT_BYTES = 2 ** 20;
 const CLASS_STEPS_LOG2 = 3;
 /** An empty class borrows from up to this many larger classes. */
 const LARGER_CLASSES = 8;
-/** Requests up to this many elements share one class (one cache line of float64s…). */
+/** Requests up to this many elements share the smallest class. */
 const MIN_CLASS = 16;
 
 let currentBytes = 0;
