@@ -9,7 +9,7 @@
 //   npx tsc -p . && node dist/bench/soak.js        # default: every workload at its default length
 //   node dist/bench/soak.js --workloads dpo-demo --steps 5000 --segment 100 --json soak.json
 //
-// Options: --workloads dpo-demo,dpo-hh,sft-hh,generate,serve   --modes pool,none,exact
+// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,generate,serve   --modes pool,none,exact
 //          --steps N (units per run: optimizer steps, prompts or requests; default per workload;
 //          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
@@ -18,12 +18,12 @@
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
 // (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound).
 //
-// Workloads (add one by adding an entry to WORKLOADS; PPO/GRPO rollouts belong here once they
-// exist): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
+// Workloads (add one by adding an entry to WORKLOADS): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
 // context 128) with pairs built like the demo's (its Moby-Dick prompts of 3–6 words, completions
 // of up to 24 tokens), batch 8; dpo-hh = the same model with a 512 context on HH-RLHF pairs
 // (their real length spread, truncated at 256 tokens), batch 4; sft-hh = `dpo sft` on HH-RLHF's
-// chosen dialogues, batch 8; generate = `dpo annotate add-prompts` (two sampled candidates per
+// chosen dialogues, batch 8; grpo = `dpo grpo` on the demo's prompts (groups of 8, 24-token
+// completions, AFINN reward: rollouts + updates); generate = `dpo annotate add-prompts` (two sampled candidates per
 // demo prompt, up to 48 new tokens); serve = the annotation server answering loopback requests
 // (login, queue, votes, dashboard, static pages; only the pool mode, it allocates no tensors).
 // Models have random weights: memory and speed do not depend on the values.
@@ -47,6 +47,8 @@ import { loadMobyDick, promptsFrom, splitCorpus } from '../src/demo/corpus.js';
 import { runDpo } from '../src/train/dpo.js';
 import { runSft } from '../src/train/sft.js';
 import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
+import { runGrpo } from '../src/train/grpo.js';
+import { parseGrpoConfig } from '../src/train/rl-config.js';
 import { openDatabase } from '../src/annotate/db.js';
 import { addPairs, createAnnotator, dbPath, initProject } from '../src/annotate/store.js';
 import { addPrompts, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
@@ -143,6 +145,21 @@ const WORKLOADS: Record<string, Workload> = {
         model: join(s.dir, 'model-512'), data: [join(s.dir, 'hh_sft.jsonl')], outputDir: join(s.dir, `out-sft-${process.pid}`), quiet: true,
         config: parseSftConfig({ per_device_train_batch_size: 8, max_length: 256, on_bad_row: 'skip', max_steps: steps, logging_steps: segment, save_steps: 0, eval_split: 0, learning_rate: 1e-4, seed: 3 }),
         onLog: (r) => tick(r.step!),
+      });
+    },
+  },
+  grpo: {
+    unit: 'step',
+    defaultSteps: 200,
+    run: async (s, steps, segment, tick) => {
+      let calls = 0;
+      await runGrpo({
+        model: join(s.dir, 'model-128'), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-grpo-${process.pid}`), quiet: true,
+        config: parseGrpoConfig({
+          reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24, learning_rate: 1e-4,
+          max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
+        }),
+        onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
       });
     },
   },
@@ -312,6 +329,7 @@ async function makeSetup(dataRoot: string): Promise<Setup> {
   const demo = prompts.map((prompt, i) => ({
     prompt, chosen: ` ${cut(sentences[(i * 7) % sentences.length]!)}`, rejected: ` ${cut(sentences[(i * 13 + 5) % sentences.length]!)}`,
   }));
+  writeFileSync(join(dir, 'demo_prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
   writeFileSync(join(dir, 'demo_pairs.jsonl'), demo.slice(0, 1107).map((r) => JSON.stringify(r)).join('\n') + '\n');
   // HH-RLHF: the real file (implicit prompt format) for DPO; its chosen dialogues split at the last
   // assistant turn for SFT.
@@ -557,7 +575,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 }
 
 async function parent(args: Map<string, string>): Promise<void> {
-  const names = (args.get('workloads') ?? 'dpo-demo,dpo-hh,sft-hh,generate,serve').split(',');
+  const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? MODES.join(',')).split(',') as Mode[];
   for (const m of modesWanted) if (!MODES.includes(m)) throw new Error(`soak: unknown mode ${m} (known: ${MODES.join(', ')})`);
