@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import type { AnnotateConfig, Label } from './config.js';
 import type { DB } from './db.js';
+import { redactPii } from '../data/pii.js';
 import { computeQuality, failsGold, loadVotes } from './quality.js';
 
 export interface ExportOptions {
@@ -14,37 +15,17 @@ export interface ExportOptions {
   excludeGoldFailing: boolean;
   /** Export gold items too (their votes, not their known answer). */
   includeGold: boolean;
-  /** Replace e-mail addresses and phone numbers in exported text. */
+  /** Replace personal data (e-mail, phone, card, IBAN, IP, SSN) in exported text. */
   redact: boolean;
 }
 
 export const DEFAULT_EXPORT: ExportOptions = { minAgreement: 0.5, minVotes: 1, excludeGoldFailing: false, includeGold: false, redact: false };
 
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g;
-// Phone candidates: optional +, digits with space/dot/dash/parenthesis separators. Filtered below
-// so that dates, IP addresses, decimals and plain large numbers survive.
-const PHONE_CANDIDATE = /(?<![\w.+-])\+?\(?\d[\d\s().-]{5,}\d\)?(?![\w]|\.\d)/g;
-
-function looksLikePhone(s: string): boolean {
-  const digits = s.replace(/\D/g, '').length;
-  if (digits < 7 || digits > 15) return false;
-  if (/^\d{4}-\d{2}-\d{2}/.test(s)) return false; // ISO date
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s)) return false; // IPv4
-  const groups = s.split(/[\s().-]+/).filter((g) => g !== '');
-  if (s.startsWith('+')) return groups.length >= 2;
-  if (groups.length < 2) return false; // one run of digits: a number, not a phone
-  if (/^[\d.]+$/.test(s) && groups.length < 3) return false; // a decimal number
-  return groups.length >= 3 || groups.some((g) => g.length >= 4);
-}
-
-export function redactText(text: string): string {
-  return text
-    .replace(EMAIL, '[EMAIL]')
-    .replace(PHONE_CANDIDATE, (m) => {
-      const t = m.trimEnd();
-      return looksLikePhone(t) ? '[PHONE]' + m.slice(t.length) : m;
-    });
-}
+/**
+ * Redaction of exported text: the data layer's personal-data detector (src/data/pii.ts), the same
+ * one `dpo data check --redact` uses.
+ */
+export const redactText = (text: string): string => redactPii(text);
 
 export interface PreferenceRecord {
   prompt: string | { role: string; content: string }[];
