@@ -215,7 +215,8 @@ export class DiversityTally {
   private readonly opts: Required<DiversityOptions>;
 
   constructor(opts: DiversityOptions = {}) {
-    this.opts = { nearDuplicateThreshold: 0.8, maxClusterShare: 0.05, topTerms: 15, examples: 5, ...opts };
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    this.opts = { nearDuplicateThreshold: 0.8, maxClusterShare: 0.05, topTerms: 15, examples: 5, ...given };
     if (!(this.opts.nearDuplicateThreshold > 0 && this.opts.nearDuplicateThreshold <= 1)) {
       throw new Error(`diversity: near-duplicate threshold must be in (0, 1], got ${this.opts.nearDuplicateThreshold}`);
     }

@@ -38,6 +38,8 @@ export interface TokenizedPair {
   promptTruncated: boolean;
   chosenTruncated: boolean;
   rejectedTruncated: boolean;
+  /** Slice column values of the row (LoadOptions.sliceColumns), for per-slice evaluation. */
+  slices?: Record<string, string>;
 }
 
 export interface TokenizeSummary {
@@ -195,7 +197,7 @@ export function encodePair(tok: Tokenizer, ex: PreferenceExample): { ok: true; v
 }
 
 /** Applies max_prompt_length (per truncation mode), then max_completion_length and max_length (response end cut). */
-export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index' | 'loc'>, enc: EncodedPair, opts: TruncationOptions = {}): PairResult {
+export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index' | 'loc' | 'slices'>, enc: EncodedPair, opts: TruncationOptions = {}): PairResult {
   let { promptIds, chosenIds, rejectedIds } = enc;
   const fullPrompt = promptIds.length;
   let promptTruncated = false;
@@ -224,7 +226,7 @@ export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index'
   }
   return {
     ok: true,
-    pair: { index: ex.index, loc: ex.loc, promptIds, chosenIds, rejectedIds, promptTruncated, chosenTruncated, rejectedTruncated },
+    pair: { index: ex.index, loc: ex.loc, promptIds, chosenIds, rejectedIds, promptTruncated, chosenTruncated, rejectedTruncated, ...(ex.slices ? { slices: ex.slices } : {}) },
   };
 }
 
