@@ -98,8 +98,17 @@ export function cardBrandFits(d: string): boolean {
   return false;
 }
 
+/** ISBN-13 (978/979 prefix, weights 1,3 mod 10). */
+function isIsbn13(d: string): boolean {
+  if (d.length !== 13 || !/^97[89]/.test(d)) return false;
+  let sum = 0;
+  for (let i = 0; i < 13; i++) sum += (d.charCodeAt(i) - 48) * (i % 2 ? 3 : 1);
+  return sum % 10 === 0;
+}
+
 function looksLikePhone(s: string): boolean {
   if (/^\d{3}-\d{2}-\d{4}$/.test(s)) return false; // the shape of a US SSN (checked as such)
+  if (isIsbn13(s.replace(/\D/g, ''))) return false; // a book number
   const digits = s.replace(/\D/g, '').length;
   if (digits < 7 || digits > 15) return false;
   if (/^\d{4}-\d{2}-\d{2}/.test(s)) return false; // ISO date
