@@ -54,5 +54,5 @@ test('two-group demo: DPO on pooled labels learns the majority preference; the s
   const s = ev.models[1]!.implicitBySlice![0]!;
   assert.equal(s.column, 'group');
   assert.deepEqual(s.slices.map((x) => [x.slice, x.pairs, x.accuracy]), r.bySlice.slices.map((x) => [x.slice, x.pairs, x.accuracy]));
-  assert.match(evaluationTable(ev), /policy implicit acc by group: .*gap 1\.000 \(majority vs minority\)/);
+  assert.match(evaluationTable(ev), /policy implicit acc by group: .*gap \d\.\d{3} \(majority vs minority\)/);
 });
