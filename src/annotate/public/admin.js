@@ -151,7 +151,7 @@ function groupsSection(g) {
   for (const a of g.attributes) {
     parts.push(el('h3', {}, a.question));
     for (const w of a.warnings) parts.push(el('p', { class: 'error group-warning' }, w));
-    const head = el('tr', {}, ...['Group', 'Annotators', 'Votes', 'Vote share', "α within"].map((h) => el('th', {}, h)));
+    const head = el('tr', {}, ...['Group', 'Annotators', 'Votes', 'Vote share', 'Agreement within (alpha)'].map((h) => el('th', {}, h)));
     const rows = a.groups.map((x) =>
       el('tr', { 'data-group': x.group },
         el('td', {}, x.group),

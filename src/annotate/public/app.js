@@ -66,7 +66,7 @@ function showAttributes() {
   };
   const save = el('button', { class: 'primary', id: 'attributes-save', type: 'button' }, 'Save and start');
   save.addEventListener('click', () => void send({ answers }, save));
-  const skip = el('button', { id: 'attributes-skip', type: 'button' }, 'Skip all');
+  const skip = el('button', { id: 'attributes-skip', type: 'button', class: 'small' }, 'Skip all');
   skip.addEventListener('click', () => void send({ answers: {} }, skip));
   show(
     el(
