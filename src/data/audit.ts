@@ -534,7 +534,11 @@ function renderSplit(name: string, a: SplitAudit): string[] {
   const d = a.diversity;
   if (d) {
     const langs = Object.entries(d.languages);
-    out.push(`  languages: ${langs.slice(0, 8).map(([l, n]) => `${l === 'und' ? 'undetermined' : `${languageName(l)} (${l})`} ${pct(n, d.rows)}`).join(', ')}${langs.length > 8 ? `, ${langs.length - 8} more` : ''}`);
+    const sampleNote = d.languageRows < d.rows ? ` (sample of ${d.languageRows} rows)` : '';
+    out.push(
+      `  languages${sampleNote}: ${langs.slice(0, 8).map(([l, n]) => `${l === 'und' ? 'undetermined' : `${languageName(l)} (${l})`} ${pct(n, d.languageRows)}`).join(', ')}` +
+        `${langs.length > 8 ? `, ${langs.length - 8} more` : ''}`,
+    );
     const nd = d.nearDuplicates;
     out.push(
       `  near-duplicate prompts (MinHash, Jaccard ≥ ${nd.threshold}): ${nd.clusters} clusters hold ${nd.rowsInClusters} rows (${pct(nd.rowsInClusters, d.rows)}); ` +

@@ -75,7 +75,7 @@ function splitSection(name: string, a: SplitAudit): string[] {
   }
   const d = a.diversity;
   if (d) {
-    out.push(`| languages | ${Object.entries(d.languages).slice(0, 8).map(([l, n]) => `${l === 'und' ? 'undetermined' : l} ${pct(n / Math.max(1, d.rows))}`).join(', ')} |`);
+    out.push(`| languages | ${Object.entries(d.languages).slice(0, 8).map(([l, n]) => `${l === 'und' ? 'undetermined' : l} ${pct(n / Math.max(1, d.languageRows))}`).join(', ')} |`);
     out.push(`| near-duplicate prompt clusters | ${d.nearDuplicates.clusters} (largest ${pct(d.nearDuplicates.largestShare)} of rows) |`);
     out.push(`| distinct-1 / distinct-2 (responses) | ${d.lexical.responses.distinct1.toFixed(3)} / ${d.lexical.responses.distinct2.toFixed(3)} |`);
     if (d.topTerms.length) out.push(`| top prompt terms | ${d.topTerms.slice(0, 10).map((t) => mdEscape(t.term)).join(', ')} |`);

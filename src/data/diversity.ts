@@ -23,7 +23,7 @@ export function languageName(code: string): string {
 }
 
 /** Characters of a row's text given to the language identifier (enough for trigram statistics). */
-const LANG_CHARS = 400;
+const LANG_CHARS = 200;
 /** Texts shorter than this are "und" (franc's own minimum is 10; short texts are guesses). */
 export const LANG_MIN_CHARS = 20;
 
@@ -37,7 +37,7 @@ export function detectLanguage(text: string): string {
 
 /** Lower-cased words (letters, digits, inner apostrophes and hyphens), Unicode-aware. */
 export function words(text: string): string[] {
-  return text.toLowerCase().match(/[\p{L}\p{M}][\p{L}\p{M}\p{N}'’-]*|\p{N}+/gu) ?? [];
+  return text.toLowerCase().replace(/’/g, "'").match(/[\p{L}\p{M}][\p{L}\p{M}\p{N}'’-]*|\p{N}+/gu) ?? [];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,6 +139,11 @@ export interface DiversityOptions {
   topTerms?: number;
   /** Example locations per finding (default 5). */
   examples?: number;
+  /**
+   * Rows whose language is identified (default 1000): a uniform random sample (reservoir, fixed
+   * seed) when there are more rows, since identification costs about a millisecond per row.
+   */
+  languageSample?: number;
 }
 
 export interface LexicalStats {
@@ -159,8 +164,10 @@ export interface NearDuplicateCluster {
 
 export interface DiversityReport {
   rows: number;
-  /** Language code → rows (ISO 639-1 where there is one; "und" = undetermined: short or ambiguous). */
+  /** Language code → rows (ISO 639-1 where there is one; "und" = undetermined: short or ambiguous), over the sampled rows. */
   languages: Record<string, number>;
+  /** Rows whose language was identified (all rows, or the sample). */
+  languageRows: number;
   nearDuplicates: {
     threshold: number;
     distinctPrompts: number;
@@ -179,16 +186,20 @@ export interface DiversityReport {
 class Lexical {
   tokens = 0;
   bigrams = 0;
-  uni = new Set<string>();
+  /** Word → id; a bigram is the number id1·2^26 + id2 (exact below 2^53). */
+  uni = new Map<string, number>();
   bi = new Set<number>();
   add(w: readonly string[]): void {
     this.tokens += w.length;
+    let prev = -1;
     for (let i = 0; i < w.length; i++) {
-      this.uni.add(w[i]!);
-      if (i > 0) {
+      let id = this.uni.get(w[i]!);
+      if (id === undefined) this.uni.set(w[i]!, (id = this.uni.size));
+      if (prev >= 0) {
         this.bigrams++;
-        this.bi.add(fnv1a(`${w[i - 1]} ${w[i]}`));
+        this.bi.add(prev * 67108864 + id);
       }
+      prev = id;
     }
   }
   stats(): LexicalStats {
@@ -206,7 +217,9 @@ export class DiversityTally {
   private readonly promptRows: number[] = [];
   private readonly promptFirst: string[] = [];
   private readonly promptLocs: string[][] = [];
-  private readonly promptLang: string[] = [];
+  /** Reservoir of row texts for language identification. */
+  private readonly langSample: string[] = [];
+  private langRng = 0x2545f491;
   private readonly promptWords: string[][] = [];
   private readonly lexPrompt = new Lexical();
   private readonly lexResp = new Lexical();
@@ -216,17 +229,25 @@ export class DiversityTally {
 
   constructor(opts: DiversityOptions = {}) {
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
-    this.opts = { nearDuplicateThreshold: 0.8, maxClusterShare: 0.05, topTerms: 15, examples: 5, ...given };
+    this.opts = { nearDuplicateThreshold: 0.8, maxClusterShare: 0.05, topTerms: 15, examples: 5, languageSample: 1000, ...given };
     if (!(this.opts.nearDuplicateThreshold > 0 && this.opts.nearDuplicateThreshold <= 1)) {
       throw new Error(`diversity: near-duplicate threshold must be in (0, 1], got ${this.opts.nearDuplicateThreshold}`);
     }
   }
 
   /** One row: its prompt text, its responses' texts, and where it is ("file:line"). */
-  add(prompt: string, responses: readonly string[], where: string): string {
+  add(prompt: string, responses: readonly string[], where: string): void {
     this.rows++;
-    const lang = detectLanguage(`${prompt}\n${responses[0] ?? ''}`);
-    this.langs.set(lang, (this.langs.get(lang) ?? 0) + 1);
+    // Reservoir sampling (algorithm R) with a fixed xorshift seed: the same file gives the same sample.
+    const text = `${prompt}\n${responses[0] ?? ''}`.slice(0, LANG_CHARS + 50);
+    if (this.langSample.length < this.opts.languageSample) this.langSample.push(text);
+    else {
+      this.langRng ^= this.langRng << 13;
+      this.langRng ^= this.langRng >>> 17;
+      this.langRng ^= this.langRng << 5;
+      const j = (this.langRng >>> 0) % this.rows;
+      if (j < this.opts.languageSample) this.langSample[j] = text;
+    }
     const pw = words(prompt);
     this.lexPrompt.add(pw);
     for (const r of responses) {
@@ -246,15 +267,18 @@ export class DiversityTally {
       this.promptRows.push(0);
       this.promptFirst.push(prompt);
       this.promptLocs.push([]);
-      this.promptLang.push(lang);
       this.promptWords.push([...new Set(pw)]);
     }
     this.promptRows[k]!++;
     if (this.promptLocs[k]!.length < this.opts.examples) this.promptLocs[k]!.push(where);
-    return lang;
   }
 
   report(): DiversityReport {
+    this.langs.clear();
+    for (const t of this.langSample) {
+      const l = detectLanguage(t);
+      this.langs.set(l, (this.langs.get(l) ?? 0) + 1);
+    }
     const n = this.sigs.length;
     const uf = new UnionFind(n);
     const t = this.opts.nearDuplicateThreshold;
@@ -288,23 +312,21 @@ export class DiversityTally {
     }));
     const largestShare = this.rows && sized.length ? sized[0]!.rows / this.rows : 0;
 
-    // Topic terms: document frequency over distinct prompts weighted by their rows, stopwords of
-    // the prompt's language and of English removed.
+    // Topic terms: document frequency over distinct prompts weighted by their rows; stopwords of
+    // English and of every language with ≥ 1% of the identified rows removed, and terms in over
+    // 90% of the prompts (turn labels such as "Human:", templates) left out as boilerplate.
+    const sampled = this.langSample.length;
+    const stops = new Set<string>(STOPWORDS.en ?? []);
+    for (const [l, c] of this.langs) if (l !== 'und' && c >= 0.01 * sampled) for (const w of STOPWORDS[l] ?? []) stops.add(w);
     const df = new Map<string, number>();
-    const stopCache = new Map<string, Set<string>>();
-    const stopsFor = (lang: string): Set<string> => {
-      let s = stopCache.get(lang);
-      if (!s) stopCache.set(lang, (s = new Set([...(STOPWORDS[lang] ?? []), ...(STOPWORDS.en ?? [])])));
-      return s;
-    };
     for (let i = 0; i < n; i++) {
-      const stops = stopsFor(this.promptLang[i]!);
       for (const w of this.promptWords[i]!) {
         if (w.length < 3 || /^\p{N}+$/u.test(w) || stops.has(w)) continue;
         df.set(w, (df.get(w) ?? 0) + this.promptRows[i]!);
       }
     }
     const topTerms = [...df.entries()]
+      .filter(([, c]) => this.rows < 10 || c <= 0.9 * this.rows)
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, this.opts.topTerms)
       .map(([term, c]) => ({ term, prompts: c, share: this.rows ? c / this.rows : 0 }));
@@ -328,6 +350,7 @@ export class DiversityTally {
     return {
       rows: this.rows,
       languages,
+      languageRows: sampled,
       nearDuplicates: { threshold: t, distinctPrompts: n, clusters: sized.length, rowsInClusters: sized.reduce((a, c) => a + c.rows, 0), largest, largestShare },
       lexical: { prompts: this.lexPrompt.stats(), responses: this.lexResp.stats(), meanResponseTypeTokenRatio: this.ttrN ? this.ttrSum / this.ttrN : 0 },
       topTerms,
