@@ -71,8 +71,8 @@ const SEEDS = Uint32Array.from({ length: MINHASH_PERM }, (_, i) => fmix32(0x9e37
 const SHINGLE_WORDS = 400;
 
 /** Shingles: word 3-grams; prompts of fewer than 3 words use the words themselves. */
-function shingles(text: string): number[] {
-  const w = words(text).slice(0, SHINGLE_WORDS);
+function shingles(text: string, split?: readonly string[]): number[] {
+  const w = (split ?? words(text)).slice(0, SHINGLE_WORDS);
   if (w.length === 0) return [fnv1a(text.trim())];
   if (w.length < 3) return [fnv1a(w.join(' '))];
   const out = new Set<number>();
@@ -81,9 +81,9 @@ function shingles(text: string): number[] {
 }
 
 /** MinHash signature: the minimum of each seeded hash over the shingles. */
-export function minhash(text: string): Uint32Array {
+export function minhash(text: string, split?: readonly string[]): Uint32Array {
   const sig = new Uint32Array(MINHASH_PERM).fill(0xffffffff);
-  for (const x of shingles(text)) {
+  for (const x of shingles(text, split)) {
     for (let i = 0; i < MINHASH_PERM; i++) {
       const h = fmix32(x ^ SEEDS[i]!);
       if (h < sig[i]!) sig[i] = h;
@@ -263,7 +263,7 @@ export class DiversityTally {
     if (k === undefined) {
       k = this.sigs.length;
       this.promptIndex.set(key, k);
-      this.sigs.push(minhash(prompt));
+      this.sigs.push(minhash(prompt, pw));
       this.promptRows.push(0);
       this.promptFirst.push(prompt);
       this.promptLocs.push([]);
