@@ -15,6 +15,9 @@ import { seededRng, submitVote } from '../src/annotate/queue.js';
 import { startServer } from '../src/annotate/server.js';
 import { createAnnotator, dbPath, sha256 } from '../src/annotate/store.js';
 import { Client, makeProject } from './annotate-helpers.js';
+import { auditPreferenceData } from '../src/data/audit.js';
+import { parseDataCard } from '../src/data/card.js';
+import { buildProgram } from '../src/cli/index.js';
 
 const ATTRS: Partial<AnnotateConfig> = {
   attributes: [{ id: 'region', question: 'Where do you live?', options: ['north', 'south', 'east'] }],
@@ -215,4 +218,38 @@ test('forget NAME removes attributes (and with --votes the votes) from the datab
   assert.equal((d.prepare('SELECT COUNT(*) AS n FROM annotator_attributes WHERE annotator_id = ?').get(ids[5]) as { n: number }).n, 0);
   d.close();
   await assert.rejects(runCli('forget', dir, 'nobody'), /no annotator named "nobody"/);
+});
+
+test('end to end: export --vote-pairs → data check --slice region → data card --project (through the dpo program)', async () => {
+  const { dir, db } = constructedProject();
+  db.close();
+  const votePairs = join(dir, 'vote-pairs.jsonl');
+  const pairs = join(dir, 'pairs.jsonl');
+  await runCli('export', dir, '--out', pairs, '--vote-pairs', votePairs, '--min-votes', '1');
+  const audit = await auditPreferenceData({ train: votePairs, sliceColumns: ['region'], diversity: false });
+  const bySlice = Object.fromEntries(audit.train.slices!.region!.map((s) => [s.value, s]));
+  assert.deepEqual(Object.keys(bySlice).sort(), ['north', 'other', 'south']);
+  assert.equal(bySlice.north!.rows, 25);
+  assert.equal(bySlice.north!.withinAgreement, 1);
+  // South's majorities: B on items 1–2, A on 3–4, B on item 5 (one vote); the others' pooled majority is A everywhere.
+  assert.equal(bySlice.south!.sharedPairs, 5);
+  assert.equal(bySlice.south!.agreementWithOthers, 2 / 5);
+
+  const card = join(dir, 'README.md');
+  const program = buildProgram().exitOverride();
+  const stderr = process.stderr.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    await program.parseAsync(['node', 'dpo', 'data', 'card', pairs, '--out', card, '--project', dir, '--license', 'mit']);
+  } finally {
+    process.stderr.write = stderr;
+  }
+  const { meta, body } = parseDataCard(readFileSync(card, 'utf8'));
+  assert.equal(meta.license, 'mit');
+  assert.deepEqual(meta.tags, ['dpo', 'preference', 'rlhf', 'human-feedback']);
+  assert.match(body, /5 items, 51 votes by 11 annotators \(11 consented\), 11 annotators per item/);
+  assert.match(body, /Vote share by region: north 49\.0%, other 25\.5%, south 25\.5%\./);
+  assert.ok(!body.includes('east'), 'no small group in the card');
+  assert.match(body, /Groups with fewer than 3 annotators are merged into "other"/);
+  assert.match(body, new RegExp(`sha256 \`${sha256(consentText(loadProject(dir)))}\``));
 });
