@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
 import { registerAnnotateCommands } from '../src/annotate/cli.js';
-import { consentText, loadProject, type AnnotateConfig, type Label } from '../src/annotate/config.js';
+import { consentText, loadProject, parseConfig, type AnnotateConfig, type Label } from '../src/annotate/config.js';
 import { nowIso, openDatabase, type DB } from '../src/annotate/db.js';
 import { buildExport, DEFAULT_EXPORT, groupBalanceWeights } from '../src/annotate/export.js';
 import { computeGroupReport, groupAssignments } from '../src/annotate/groups.js';
 import { seededRng, submitVote } from '../src/annotate/queue.js';
 import { startServer } from '../src/annotate/server.js';
 import { createAnnotator, dbPath, sha256 } from '../src/annotate/store.js';
-import { Client, makeProject } from './annotate-helpers.js';
+import { Client, http, makeProject } from './annotate-helpers.js';
 import { auditPreferenceData } from '../src/data/audit.js';
 import { parseDataCard } from '../src/data/card.js';
 import { buildProgram } from '../src/cli/index.js';
@@ -45,7 +45,7 @@ async function runCli(...args: string[]): Promise<string[]> {
 }
 
 test('attributes: asked only after consent, covered by the consent hash, stored once and apart from the votes', async () => {
-  const { dir } = makeProject({ overlap: 1, goldRate: 0, ...ATTRS }, 3);
+  const { dir, adminToken } = makeProject({ overlap: 1, goldRate: 0, ...ATTRS }, 3);
   const db0 = openDatabase(dbPath(dir));
   const invite = createAnnotator(db0, 'Ada').inviteToken;
   db0.close();
@@ -84,6 +84,11 @@ test('attributes: asked only after consent, covered by the consent hash, stored 
     // Answering is optional: labeling works regardless.
     const n = await c.call('POST', '/api/next', {});
     assert.ok(n.json.assignment);
+    // The admin API reports groups, never one below the minimum size (Ada alone answered "south").
+    const q = await http(`${srv.url}/api/admin/quality`, { headers: { Authorization: `Bearer ${adminToken}` } });
+    assert.equal(q.status, 200);
+    assert.deepEqual(q.json.groups.attributes[0].groups.map((g: { group: string; annotators: number }) => [g.group, g.annotators]), [['other', 1]]);
+    assert.ok(!q.text.includes('south'), 'a group of one is not disclosed');
   } finally {
     await srv.close();
   }
@@ -252,4 +257,23 @@ test('end to end: export --vote-pairs → data check --slice region → data car
   assert.ok(!body.includes('east'), 'no small group in the card');
   assert.match(body, /Groups with fewer than 3 annotators are merged into "other"/);
   assert.match(body, new RegExp(`sha256 \`${sha256(consentText(loadProject(dir)))}\``));
+});
+
+test('config: attribute options are closed lists; reserved answers and duplicate ids are refused with the field named', () => {
+  const yaml = (body: string) => `attributes:\n${body}`;
+  assert.throws(
+    () => parseConfig(yaml('  - {id: region, question: Where?, options: [north, Other]}\n'), 'annotate.yaml'),
+    /annotate config annotate.yaml: attributes.0.options: options: "prefer not to say", "not stated" and "other" are reserved/,
+  );
+  assert.throws(() => parseConfig(yaml('  - {id: region, question: Where?, options: [north]}\n'), 'a.yaml'), /attributes.0.options/);
+  assert.throws(
+    () => parseConfig(yaml('  - {id: r, question: A?, options: [x, y]}\n  - {id: r, question: B?, options: [x, y]}\n'), 'a.yaml'),
+    /attributes: duplicate id/,
+  );
+  const c = parseConfig('privacy: {minGroupSize: 10}\n', 'a.yaml');
+  assert.equal(c.privacy.minGroupSize, 10);
+  assert.equal(c.groups.maxVoteShare, 0.6);
+  assert.deepEqual(c.attributes, []);
+  // Without attributes the consent text (and so its hash) is exactly consent.md.
+  assert.equal(consentText({ consent: 'Hello', config: c }), 'Hello');
 });

@@ -160,6 +160,15 @@ test('slices: counts, length bias and agreement within and across slices with kn
   assert.equal(b!.agreementWithOthers, 0.5);
   assert.deepEqual(r.train.slices!.missing_col!.map((s) => [s.value, s.rows]), [['(missing)', 10]]);
   assert.match(renderAuditText(r), /slice annotator_group\.region: 2 values\n {4}A: 7 rows \(70\.0%\); chosen longer 14\.3%; agreement within 66\.7% on 2 repeated pairs, with the other slices 50\.0% on 2 shared pairs/);
+  // The command line: --slice (repeatable, comma lists too) reaches the same figures.
+  let json = '';
+  const program = new Command().exitOverride();
+  registerDataCommands(program, { write: (t) => (json += t), setExitCode: () => {} });
+  await program.parseAsync(['data', 'check', f, '--slice', 'annotator_group.region', '--no-pii', '--no-diversity', '--json'], { from: 'user' });
+  const viaCli = JSON.parse(json) as { train: { slices: Record<string, unknown>; pii?: unknown; diversity?: unknown } };
+  assert.deepEqual(viaCli.train.slices, JSON.parse(JSON.stringify({ 'annotator_group.region': r.train.slices!['annotator_group.region'] })));
+  assert.equal(viaCli.train.pii, undefined);
+  assert.equal(viaCli.train.diversity, undefined);
   // The loader carries the slice values for training-side consumers (score, eval).
   const loaded = await loadPreferenceData(f, { sliceColumns: ['annotator_group.region'] });
   assert.deepEqual(loaded.examples.map((e) => e.slices!['annotator_group.region']), ['A', 'A', 'A', 'B', 'B', 'A', 'A', 'A', 'B', 'A']);
