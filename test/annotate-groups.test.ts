@@ -76,6 +76,15 @@ test('attributes: asked only after consent, covered by the consent hash, stored 
     const ok = await c.call('POST', '/api/attributes', { answers: { region: 'south' } });
     assert.equal(ok.status, 200, ok.text);
     assert.equal((await c.call('POST', '/api/attributes', { answers: { region: 'north' } })).status, 409, 'asked once');
+    // Someone who consented to an earlier text (before the questions existed) is never asked.
+    const earlier = createAnnotator(srv.db, 'Early');
+    srv.db.prepare('UPDATE annotators SET consented_at = ?, consent_sha256 = ? WHERE id = ?').run(nowIso(), sha256(project.consent), earlier.id);
+    const e = new Client(srv.url);
+    await e.login(earlier.inviteToken);
+    assert.deepEqual((await e.call('GET', '/api/me')).json.attributes, []);
+    const refused = await e.call('POST', '/api/attributes', { answers: { region: 'north' } });
+    assert.equal(refused.status, 403);
+    assert.match(refused.json.error, /consent was given to a text that did not include these questions/);
     assert.deepEqual((await c.call('GET', '/api/me')).json.attributes, []);
     // Apart from the votes: the vote table has no attribute columns; answers live in their own table.
     const voteCols = (srv.db.prepare('PRAGMA table_info(votes)').all() as { name: string }[]).map((r) => r.name);
@@ -84,10 +93,10 @@ test('attributes: asked only after consent, covered by the consent hash, stored 
     // Answering is optional: labeling works regardless.
     const n = await c.call('POST', '/api/next', {});
     assert.ok(n.json.assignment);
-    // The admin API reports groups, never one below the minimum size (Ada alone answered "south").
+    // The admin API reports groups, never one below the minimum size (Ada answered "south", Early nothing).
     const q = await http(`${srv.url}/api/admin/quality`, { headers: { Authorization: `Bearer ${adminToken}` } });
     assert.equal(q.status, 200);
-    assert.deepEqual(q.json.groups.attributes[0].groups.map((g: { group: string; annotators: number }) => [g.group, g.annotators]), [['other', 1]]);
+    assert.deepEqual(q.json.groups.attributes[0].groups.map((g: { group: string; annotators: number }) => [g.group, g.annotators]), [['other', 2]]);
     assert.ok(!q.text.includes('south'), 'a group of one is not disclosed');
   } finally {
     await srv.close();

@@ -8,7 +8,7 @@ import { nowIso, type DB } from './db.js';
 import { krippendorffAlphaNominal, loadVotes, type VoteRow } from './quality.js';
 
 /** Validates and stores an annotator's answers (once). `answers[id]` = one of the options, "prefer not to say", or null/absent. */
-export function saveAttributes(db: DB, annotatorId: number, body: unknown, config: AnnotateConfig): { stored: number } {
+export function saveAttributes(db: DB, annotatorId: number, body: unknown, config: AnnotateConfig, consentSha256: string): { stored: number } {
   const b = (body ?? {}) as { answers?: unknown };
   const answers = b.answers ?? {};
   if (typeof answers !== 'object' || answers === null || Array.isArray(answers)) throw new HttpError(400, 'attributes: "answers" must be an object {attribute: answer}');
@@ -24,11 +24,13 @@ export function saveAttributes(db: DB, annotatorId: number, body: unknown, confi
     if (v !== PREFER_NOT_TO_SAY) rows.push([k, v]); // "prefer not to say" is stored as no answer at all
   }
   return db.transaction(() => {
-    const me = db.prepare('SELECT consented_at, attributes_answered_at FROM annotators WHERE id = ?').get(annotatorId) as
-      | { consented_at: string | null; attributes_answered_at: string | null }
+    const me = db.prepare('SELECT consented_at, consent_sha256, attributes_answered_at FROM annotators WHERE id = ?').get(annotatorId) as
+      | { consented_at: string | null; consent_sha256: string | null; attributes_answered_at: string | null }
       | undefined;
     if (!me) throw new HttpError(404, 'attributes: no such annotator');
     if (!me.consented_at) throw new HttpError(403, 'consent required first');
+    // Consent given to an earlier text (before the questions were configured) does not cover them.
+    if (me.consent_sha256 !== consentSha256) throw new HttpError(403, 'attributes: your consent was given to a text that did not include these questions');
     if (me.attributes_answered_at) throw new HttpError(409, 'attributes: already answered (ask the project admin to delete them: dpo annotate forget)');
     const ins = db.prepare('INSERT INTO annotator_attributes (annotator_id, attribute, value, created_at) VALUES (?, ?, ?, ?)');
     const now = nowIso();
@@ -38,9 +40,12 @@ export function saveAttributes(db: DB, annotatorId: number, body: unknown, confi
   })();
 }
 
-export function attributesAnswered(db: DB, annotatorId: number): boolean {
-  const r = db.prepare('SELECT attributes_answered_at FROM annotators WHERE id = ?').get(annotatorId) as { attributes_answered_at: string | null } | undefined;
-  return r?.attributes_answered_at != null;
+/** Whether to ask the optional questions now: consented to the current text (which lists them), not yet answered. */
+export function attributesDue(db: DB, annotatorId: number, consentSha256: string): boolean {
+  const r = db.prepare('SELECT consent_sha256, attributes_answered_at FROM annotators WHERE id = ?').get(annotatorId) as
+    | { consent_sha256: string | null; attributes_answered_at: string | null }
+    | undefined;
+  return r !== undefined && r.consent_sha256 === consentSha256 && r.attributes_answered_at === null;
 }
 
 export interface ForgetResult {

@@ -14,7 +14,7 @@ import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN_FILE, consentText, loadProject, PREFER_NOT_TO_SAY, type AnnotateConfig, type Project } from './config.js';
 import { getMeta, nowIso, openDatabase, type DB } from './db.js';
-import { attributesAnswered, computeGroupReport, saveAttributes } from './groups.js';
+import { attributesDue, computeGroupReport, saveAttributes } from './groups.js';
 import { computeQuality } from './quality.js';
 import { cryptoRng, getAssignment, HttpError, nextAssignment, progress, submitVote, type AssignmentView, type Rng } from './queue.js';
 import { escapeHtml, renderMarkdown, renderPrompt } from './render.js';
@@ -312,14 +312,14 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
         config: { title: config.title, labels: config.labels, rationale: config.rationale, criteria: config.criteria, ratingScale: config.ratingScale },
         progress: progress(db, s.annotatorId, config),
         // Optional questions, asked once after consent (never before).
-        attributes: s.consentedAt !== null && config.attributes.length && !attributesAnswered(db, s.annotatorId) ? attributesJson : [],
+        attributes: config.attributes.length && attributesDue(db, s.annotatorId, consentHash) ? attributesJson : [],
         attributesPurpose: config.privacy.purpose,
       });
     }
     if (path === '/api/attributes' && post) {
       const s = requireAnnotator(req, true);
       checkCsrf(req, s);
-      const r = saveAttributes(db, s.annotatorId, await jsonBody(req), config);
+      const r = saveAttributes(db, s.annotatorId, await jsonBody(req), config, consentHash);
       return json(res, 200, { ok: true, stored: r.stored });
     }
     if (path === '/api/consent' && post) {
