@@ -3,7 +3,7 @@
 // turn/role balance of conversational data. Streams the files; keeps only hashes and lengths.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DiversityTally, languageName, type DiversityOptions, type DiversityReport } from './diversity.js';
 import { PiiTally, PII_KINDS, findPii, redactValue, type PiiFieldReport, type PiiKind } from './pii.js';
@@ -611,37 +611,42 @@ export interface RedactResult {
 export async function writeRedactedCopy(files: string | readonly string[], out: string, opts: { fileKind?: 'jsonl' | 'json' | 'parquet' } = {}): Promise<RedactResult> {
   const list = typeof files === 'string' ? [files] : files;
   const res: RedactResult = { rows: 0, redactedRows: 0, byKind: {}, unreadable: [] };
-  const lines: string[] = [];
   const count = (v: unknown): void => {
     if (typeof v === 'string') for (const m of findPii(v)) res.byKind[m.kind] = (res.byKind[m.kind] ?? 0) + 1;
     else if (Array.isArray(v)) v.forEach(count);
     else if (typeof v === 'object' && v !== null) Object.values(v).forEach(count);
   };
-  for (const f of list) {
-    for await (const rec of readRecords(f, { kind: opts.fileKind })) {
-      if (rec.error !== undefined) {
-        res.unreadable.push(formatLoc(rec.loc));
-        continue;
-      }
-      res.rows++;
-      const before = JSON.stringify(rec.value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-      const red = redactValue(JSON.parse(before) as unknown, PII_KINDS);
-      const after = JSON.stringify(red);
-      if (after !== before) {
-        res.redactedRows++;
-        count(rec.value);
-      }
-      lines.push(after);
-    }
-  }
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
+  // Streamed row by row into a temporary file, renamed into place when complete.
+  const fd = openSync(tmp, 'w');
   try {
-    writeFileSync(tmp, lines.join('\n') + (lines.length ? '\n' : ''));
+    for (const f of list) {
+      for await (const rec of readRecords(f, { kind: opts.fileKind })) {
+        if (rec.error !== undefined) {
+          res.unreadable.push(formatLoc(rec.loc));
+          continue;
+        }
+        res.rows++;
+        const before = JSON.stringify(rec.value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+        const after = JSON.stringify(redactValue(JSON.parse(before) as unknown, PII_KINDS));
+        if (after !== before) {
+          res.redactedRows++;
+          count(rec.value);
+        }
+        writeSync(fd, after + '\n');
+      }
+    }
+    closeSync(fd);
     renameSync(tmp, out);
   } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
     rmSync(tmp, { force: true });
-    throw new Error(`redact: cannot write ${out}: ${(e as Error).message}`);
+    throw e;
   }
   return res;
 }
