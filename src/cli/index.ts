@@ -8,6 +8,7 @@ import { registerModelCommands } from './models.js';
 import { registerDataCommands } from '../data/cli.js';
 import { loadTokenizer } from '../io/tokenizers/index.js';
 import { registerExtraCommands } from './extra.js';
+import { registerRlCommands } from './rl.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     loadCollection: async (dir) => (await import('../annotate/card.js')).collectionSummary(dir),
   });
   registerExtraCommands(program);
+  registerRlCommands(program);
   return program;
 }
 

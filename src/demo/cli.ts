@@ -4,6 +4,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './run.js';
 import { runTwoGroupDemo } from './groups.js';
+import { RL_METHODS, type DemoMethod } from './rlhf.js';
+
+export function parseMethods(v: string): DemoMethod[] {
+  const m = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = m.filter((x) => !(RL_METHODS as readonly string[]).includes(x));
+  if (m.length === 0 || bad.length) throw new InvalidArgumentError(`--methods takes a comma-separated list of ${RL_METHODS.join(', ')}, got "${v}"`);
+  return [...new Set(m)] as DemoMethod[];
+}
 
 export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
 
@@ -33,10 +41,11 @@ export function registerDemoCommands(program: Command): Command {
     .option('--model <path>', 'use this model instead of the pretrained base (Hugging Face directory or llama2.c checkpoint)')
     .option('--prompts <file>', 'prompts (.txt lines or .jsonl "prompt"); every fifth is held out. Default: sentence starts of Moby-Dick')
     .option('--betas <list>', 'DPO β values', parseBetas, [0.05, 0.1, 0.5])
+    .option('--methods <list>', 'arms to run: dpo, ppo (a reward model + PPO, and PPO against the ground truth), grpo', parseMethods, ['dpo', 'ppo', 'grpo'])
     .option('--seed <n>', 'seed', intArg('--seed', 0), 0)
     .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))
     .option('--cache-dir <dir>', 'cache folder (default $DPO_CACHE_DIR, $XDG_CACHE_HOME/dpo-ts or ~/.cache/dpo-ts)')
-    .option('--two-groups', 'instead: the two-group task (two simulated labeller groups with opposite preferences, one in the majority) and the per-group accuracy gap, in about a minute')
+    .option('--two-groups', 'instead: the two-group task (two simulated labeller groups with opposite preferences, one in the majority) and the per-group accuracy gap (a few seconds)')
     .option('--quiet', 'no progress output and no table')
     .action(async (o: Record<string, unknown>) => {
       if (o.twoGroups) {
@@ -48,6 +57,7 @@ export function registerDemoCommands(program: Command): Command {
         out: o.out as string, quick: Boolean(o.quick), fresh: Boolean(o.fresh), model: o.model as string | undefined,
         prompts: o.prompts as string | undefined, betas: o.betas as number[], seed: o.seed as number,
         threads: o.threads as number | undefined, cacheDir: o.cacheDir as string | undefined, quiet: Boolean(o.quiet),
+        methods: o.methods as DemoMethod[],
       });
     });
 }
