@@ -312,7 +312,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
         config: { title: config.title, labels: config.labels, rationale: config.rationale, criteria: config.criteria, ratingScale: config.ratingScale },
         progress: progress(db, s.annotatorId, config),
         // Optional questions, asked once after consent (never before).
-        attributes: config.attributes.length && attributesDue(db, s.annotatorId, consentHash) ? attributesJson : [],
+        attributes: config.attributes.length > 0 && attributesDue(db, s.annotatorId, consentHash) ? attributesJson : [],
         attributesPurpose: config.privacy.purpose,
       });
     }
