@@ -38,7 +38,7 @@ export interface CardOptions {
   /** Files the card describes (relative paths as they will be published). */
   files: string[];
   collection?: CollectionSummary;
-  /** Share of identified rows a language needs to be listed in the metadata (default 0.01). */
+  /** Share of identified rows a language needs to be listed in the metadata (default 0.05: identification of short texts is noisy). */
   minLanguageShare?: number;
 }
 
@@ -104,7 +104,7 @@ export function renderDataCard(report: AuditReport, o: CardOptions): string {
     for (const [l, n] of Object.entries(s?.diversity?.languages ?? {})) if (l !== 'und') langRows[l] = (langRows[l] ?? 0) + n;
   }
   const identified = Object.values(langRows).reduce((a, b) => a + b, 0);
-  const minShare = o.minLanguageShare ?? 0.01;
+  const minShare = o.minLanguageShare ?? 0.05;
   const languages = Object.entries(langRows)
     .filter(([, n]) => identified && n / identified >= minShare)
     .sort((a, b) => b[1] - a[1])
