@@ -2,12 +2,12 @@
 // and the redacted copy; languages, near-duplicate clusters, lexical diversity and topic terms;
 // per-slice figures with known answers; the data card parses as YAML front matter + Markdown.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Command } from 'commander';
-import { auditPreferenceData, renderAuditText } from '../src/data/audit.js';
+import { auditPreferenceData, renderAuditText, writeRedactedCopy } from '../src/data/audit.js';
 import { parseDataCard, sizeCategory, type CollectionSummary } from '../src/data/card.js';
 import { registerDataCommands } from '../src/data/cli.js';
 import { detectLanguage, DiversityTally, jaccard, minhash, signatureSimilarity } from '../src/data/diversity.js';
@@ -77,6 +77,15 @@ test('data check: PII counted per field with line numbers; --redact writes a cop
   assert.deepEqual(rows[1], { prompt: 'Hello there', chosen: 'Reach us at [IP]', rejected: 'No IBAN: DE89 3704 0044 0532 0130 01' });
   assert.equal(rows[2], 'not json');
   assert.match(text, /personal data: 3 matches/);
+  // A line that is not JSON cannot be rewritten field by field: reported, left out; nothing half-written.
+  const broken = join(dir, 'broken.jsonl');
+  writeFileSync(broken, '{"prompt": "mail x@y.org", "chosen": "a", "rejected": "b"}\n{not json\n');
+  const res = await writeRedactedCopy(broken, join(dir, 'broken-red.jsonl'));
+  assert.deepEqual(res, { rows: 1, redactedRows: 1, byKind: { email: 1 }, unreadable: [`${broken}:2`] });
+  assert.equal(readFileSync(join(dir, 'broken-red.jsonl'), 'utf8'), '{"prompt":"mail [EMAIL]","chosen":"a","rejected":"b"}\n');
+  await assert.rejects(writeRedactedCopy(join(dir, 'missing.jsonl'), join(dir, 'never.jsonl')));
+  assert.ok(!existsSync(join(dir, 'never.jsonl')), 'no output for a failed copy');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no temporary file left behind');
 });
 
 test('language identification (franc-min): English, German, French, Spanish; short text undetermined', () => {
