@@ -14,7 +14,7 @@ import type { LoadOptions, LoadSummary } from './load.js';
 import { checkTruncation, countTruncation, emptyTokenizeSummary, encodePair, truncatePair } from './tokenize.js';
 import type { TokenizeSummary, TruncationOptions } from './tokenize.js';
 import type { BadRowReason, PreferenceExample, TruncationMode } from './types.js';
-import { BAD_ROW_REASONS, countByReason, formatLoc } from './types.js';
+import { BAD_ROW_REASONS, countByReason, formatLoc, MISSING_SLICE } from './types.js';
 
 export interface AuditOptions extends Omit<LoadOptions, 'onBadRow' | 'limit'>, TruncationOptions {
   train: string | readonly string[];
@@ -365,7 +365,7 @@ async function auditSplit(
     if (div) div.add(promptText(ex), [texts(ex.chosen).join('\n'), texts(ex.rejected).join('\n')], where);
     if (sliceTallies.size) {
       const { key, dir } = unorderedPairKey(ex);
-      for (const [col, t] of sliceTallies) t.add(ex.slices?.[col] ?? '(missing)', cChars, rChars, key, dir);
+      for (const [col, t] of sliceTallies) t.add(ex.slices?.[col] ?? MISSING_SLICE, cChars, rChars, key, dir);
     }
     if (ex.kind === 'chat') {
       conv ??= { pairs: 0, promptTurns: {}, promptRoles: {}, withSystemPrompt: 0, lastPromptRole: {}, chosenTurns: {}, rejectedTurns: {}, turnCountMismatch: 0 };

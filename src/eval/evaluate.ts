@@ -13,6 +13,7 @@ import type { CausalLM } from '../models/model.js';
 import type { Judge } from './judges.js';
 import { completionLogps, sampleCompletions, type Completions } from './sample.js';
 import { scoresBySlice, type SliceReport } from '../losses/reward.js';
+import { MISSING_SLICE } from '../data/types.js';
 
 export interface Stat {
   mean: number;
@@ -201,7 +202,7 @@ export function evaluateAgainstReference(opts: {
       acc = correct / pairs.length;
       margin = m / pairs.length;
       const cols = [...new Set(pairs.flatMap((p) => Object.keys(p.slices ?? {})))];
-      if (cols.length) bySlice = cols.map((c) => scoresBySlice(c, pairs.map((p) => p.slices?.[c] ?? '(missing)'), rcs, rrs));
+      if (cols.length) bySlice = cols.map((c) => scoresBySlice(c, pairs.map((p) => p.slices?.[c] ?? MISSING_SLICE), rcs, rrs));
     }
     const ev = build(pol.name, pol.beta, comp, scores, ratio, refScores[primary]!, acc, margin);
     if (bySlice) ev.implicitBySlice = bySlice;

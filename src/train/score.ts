@@ -3,7 +3,7 @@
 
 import { collatePreference } from '../data/batch.js';
 import { preparePreferenceData } from '../data/prepare.js';
-import type { DataFormat } from '../data/types.js';
+import { MISSING_SLICE, type DataFormat } from '../data/types.js';
 import { scorePreferencePairs, scoresBySlice, type PairScores, type SliceReport } from '../losses/reward.js';
 import { loadModelAndTokenizer } from '../models/index.js';
 import { referenceLogps } from './dpo.js';
@@ -73,7 +73,7 @@ export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPai
     ...(p.slices ? { slices: p.slices } : {}),
   }));
   const bySlice = (opts.slice ?? []).map((col) =>
-    scoresBySlice(col, data.pairs.map((p) => p.slices?.[col] ?? '(missing)'), summary.chosenRewards, summary.rejectedRewards),
+    scoresBySlice(col, data.pairs.map((p) => p.slices?.[col] ?? MISSING_SLICE), summary.chosenRewards, summary.rejectedRewards),
   );
   return { pairs, summary, bySlice };
 }
