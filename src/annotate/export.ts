@@ -1,7 +1,7 @@
 // Export: preference pairs aggregated by majority vote (standard prompt/chosen/rejected JSONL),
 // and the raw votes. Annotators appear only under their pseudonyms.
 import { writeFileSync } from 'node:fs';
-import type { AnnotateConfig, Label } from './config.js';
+import { OTHER_GROUP, type AnnotateConfig, type Label } from './config.js';
 import type { DB } from './db.js';
 import { redactPii } from '../data/pii.js';
 import { annotatorGroups } from './groups.js';
@@ -131,7 +131,7 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
   const votes = loadVotes(db);
   const groupsOf = annotatorGroups(db, config);
   const groupLabels = (annotatorId: number): Record<string, string> | undefined =>
-    groupsOf.size ? Object.fromEntries([...groupsOf].map(([attr, m]) => [attr, m.get(annotatorId) ?? 'other'])) : undefined;
+    groupsOf.size ? Object.fromEntries([...groupsOf].map(([attr, m]) => [attr, m.get(annotatorId) ?? OTHER_GROUP])) : undefined;
   const raw: RawVoteRecord[] = votes.map((v) => {
     const it = items.get(v.itemId)!;
     const groups = groupLabels(v.annotatorId);
@@ -193,7 +193,7 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
   for (const v of votes) {
     if (excluded.has(v.annotatorId)) continue;
     if (v.isGold && !opts.includeGold) continue;
-    const entry = { label: v.label, group: balanceGroups?.get(v.annotatorId) ?? 'other' };
+    const entry = { label: v.label, group: balanceGroups?.get(v.annotatorId) ?? OTHER_GROUP };
     const l = byItem.get(v.itemId);
     if (l) l.push(entry);
     else byItem.set(v.itemId, [entry]);
