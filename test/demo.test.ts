@@ -75,10 +75,12 @@ test('report: every generated and corpus text is escaped in the HTML', () => {
     const model = (name: string, beta: number | null) => ({
       name, beta, rewards: { afinn: { mean: 1, stderr: 0.1, n: 1 } }, kl: { mean: beta ? 1 : 0, stderr: 0, n: 1 },
       winRate: 0.5, implicitAccuracy: NaN, implicitMargin: NaN, meanTokens: 3, samples: [sample],
+      quality: { perplexity: beta ? 30 : 10, fluencyPerplexity: null, offTopK: 0.1, topK: 10, distinct1: 0.5, distinct2: 0.8, repeatShare: 0, selfSimilarity: 0.1, meanTokens: 3, truncatedShare: 1 },
+      verdict: beta ? 'collapsed' as const : 'fluent' as const, verdictReasons: beta ? [evil] : [],
     });
     mkdirSync(join(out, 'plots'));
     writeReport(out, {
-      evaluation: { primary: 'afinn', prompts: 1, samplesPerPrompt: 1, heldOutPairs: 0, models: [model('reference', null), model(evil, 0.1)] },
+      evaluation: { primary: 'afinn', fluencyModel: null, bestTradeOff: null, prompts: 1, samplesPerPrompt: 1, heldOutPairs: 0, models: [model('reference', null), model(evil, 0.1)] },
       curves: { [evil]: { train: [{ step: 1, loss: 0.7 }, { step: 2, loss: 0.6 }], eval: [] } },
       timings: { total: 1 }, settings: DEFAULT_SETTINGS, betas: [0.1], basePath: evil, baseCached: true, promptSource: evil,
       trainPairs: 1, heldOutPairs: 0, trainPairExamples: [{ prompt: evil, chosen: evil, rejected: evil, score_chosen: 1, score_rejected: 0 }],

@@ -104,7 +104,7 @@ test('sampleFromLogits draws from softmax(logits / T); T = 0 is argmax', () => {
 });
 
 test('pairsFromSamples: best vs worst per prompt, ties dropped', () => {
-  const comp = { promptIndex: [0, 0, 0, 1, 1], tokens: [[1], [2], [3], [4], [5]], texts: ['a', 'b', 'c', 'd', 'e'] };
+  const comp = { promptIndex: [0, 0, 0, 1, 1], tokens: [[1], [2], [3], [4], [5]], texts: ['a', 'b', 'c', 'd', 'e'], stopped: [true, true, true, true, true] };
   const pairs = pairsFromSamples([[9], [8]], comp, [0, 2, -1, 1, 1]);
   assert.deepEqual(pairs, [{ prompt: [9], chosen: [2], rejected: [3] }]);
 });
