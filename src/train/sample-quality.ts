@@ -17,6 +17,7 @@
 
 import * as T from '../tensor/index.js';
 import type { CausalLM } from '../models/model.js';
+import { generateTokens } from '../models/generate.js';
 
 /** Lower-cased words: runs of letters and digits (inner apostrophes kept); punctuation dropped. */
 export function words(text: string): string[] {
@@ -305,4 +306,42 @@ export function fluencyVerdict(m: SampleQuality, ref: SampleQuality): FluencyVer
   if (collapsed.length) return { verdict: 'collapsed', reasons: collapsed };
   if (degrading.length) return { verdict: 'degrading', reasons: degrading };
   return { verdict: 'fluent', reasons: [] };
+}
+
+/** Samples for a periodic check during training: generated with fixed seeds, scored by the reference. */
+export interface SampleCheck {
+  quality: SampleQuality;
+  texts: string[];
+  promptIndex: number[];
+}
+
+/**
+ * Samples `samplesPerPrompt` completions per prompt from `model` (temperature 1, the same seeds on
+ * every call, so successive checks share random numbers) and measures their quality under
+ * `reference` (run inside `withReference`, e.g. to switch LoRA adapters off).
+ */
+export function checkSamples(
+  model: CausalLM, reference: CausalLM, prompts: readonly (readonly number[])[],
+  o: {
+    samplesPerPrompt: number; maxNewTokens: number; seed: number; padId: number; stopIds: readonly number[]; topK: number;
+    decode: (ids: number[]) => string; withReference?: <R>(f: () => R) => R;
+  },
+): SampleCheck {
+  const rowPrompts: (readonly number[])[] = [];
+  const promptIndex: number[] = [];
+  prompts.forEach((p, i) => {
+    for (let j = 0; j < o.samplesPerPrompt; j++) {
+      rowPrompts.push(p);
+      promptIndex.push(i);
+    }
+  });
+  const stop = new Set(o.stopIds);
+  // Stops are handled here so the stop token stays in the ids (its probability is part of the sample's).
+  const gen = T.noGrad(() => generateTokens(model, rowPrompts, {
+    maxNewTokens: o.maxNewTokens, temperature: 1, seed: o.seed, padId: o.padId, stopIds: [], onToken: (_r, tok) => !stop.has(tok),
+  }));
+  const ref = (o.withReference ?? ((f) => f()))(() => scoreTokens(reference, rowPrompts, gen.tokens, { padId: o.padId, topK: o.topK }));
+  const texts = gen.tokens.map((t) => o.decode(t.filter((x) => !stop.has(x))));
+  const stopped = gen.tokens.map((t) => t.length > 0 && stop.has(t[t.length - 1]!));
+  return { quality: sampleQuality({ texts, promptIndex, ref, stopped, topK: o.topK }), texts, promptIndex };
 }
