@@ -244,19 +244,22 @@ export type Verdict = 'fluent' | 'degrading' | 'collapsed';
  * verdict means the same for any model). A model is "collapsed" when any signal passes its
  * `collapsed` bound, "degrading" when any passes its `degrading` bound, else "fluent".
  *
- * Where the numbers come from (README "Verdicts"): the reference's own samples, scored by the
- * reference, are the baseline (ratio 1, difference 0). Sampled again with other random numbers, the
- * reference moves by a few percent at most on every signal (perplexity ratio 0.93–1.07, distinct-2
- * ratio 0.97–1.03 across seeds on the demo base and stories260K), far inside the `degrading` bounds.
- * The reference sampled hotter, at temperature 1.3 — a model that is visibly sloppier but still
- * reads as its own text — has a perplexity ratio of 1.9–2.4 and 1.8–2.3× the share of tokens
- * outside the top-10: `degrading` starts below that, at 1.5×. At temperature 2 the reference
- * writes gibberish (ratio 8–12×, 3.5–4.5× off-top-k), and the DPO runs the issue reported as
- * word salad (stories260K, β = 0.05/0.1) sit at 4–9×: `collapsed` starts at 3× (perplexity)
- * and 2.5× (off-top-k). Collapse into repetition lowers perplexity instead, so it is caught by
- * diversity: distinct-2 below 0.75× (degrading) or 0.5× (collapsed) of the reference's, or 10
- * (25) more percentage points of samples repeating a bigram three times, or a prompt's samples
- * 0.15 (0.35) more alike than the reference's.
+ * Where the numbers come from (README "Verdicts"; `node dist/bench/fluency-calibration.js --model M`
+ * measures them): the reference's own samples, scored by the reference, are the baseline (ratio 1,
+ * difference 0). Sampled again with other random numbers, the reference moves by a few percent
+ * (perplexity ratio 0.92–1.03, distinct-2 ratio 0.99–1.02, off-top-10 ratio 0.98–1.05 on the demo
+ * base and stories260K, 128 prompts × 4 samples), far inside every bound. Sampled hotter, at
+ * temperature 1.3 — visibly sloppier, still recognisably its own text — the reference's perplexity
+ * ratio is 1.9 (stories260K) to 2.9 (demo base): `degrading` starts below, at 1.5×. At temperature
+ * 2 it writes gibberish at 14–15×, and the stories260K DPO runs that read as word salad (β = 0.05,
+ * 0.1 at the demo's old settings) measure 8.1× and 3.3×: `collapsed` starts at 3×. The off-top-k
+ * share saturates for a weak reference (the demo base already leaves its top-10 61% of the time) but
+ * separates well for a good one (stories260K: 1.8× at temperature 1.3, 4.2× at 2): bounds 1.5× and
+ * 2.5×. Collapse into repetition lowers perplexity instead and is caught by diversity: the
+ * reference at temperature 0.5 (samples that all start the same way) has 0.53–0.60× the distinct-2,
+ * so `degrading` is below 0.75× and `collapsed` below 0.5×; 10 (25) more percentage points of
+ * samples repeating a phrase three times, or a prompt's samples 0.15 (0.35) more alike than the
+ * reference's, are the same verdicts.
  */
 export const FLUENCY_THRESHOLDS = {
   /** Perplexity under the reference (and the fluency model) ÷ the reference samples' own. */
