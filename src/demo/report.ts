@@ -11,6 +11,8 @@ import type { DemoSettings } from './run.js';
 export interface ReportData {
   evaluation: EvaluationResult;
   curves: Record<string, { train: Record<string, number>[]; eval: Record<string, number>[] }>;
+  /** Watchdog warnings of each DPO run (by model name). */
+  warnings?: Record<string, string[]>;
   timings: Record<string, number>;
   settings: DemoSettings;
   betas: number[];
@@ -119,6 +121,17 @@ export function writeReport(out: string, d: ReportData): string[] {
     const cls = m.beta === null ? '' : ` class="v-${m.verdict}"`;
     return `<tr>${r.map((c, k) => (k === r.length - 1 ? `<td${cls}><b>${esc(c)}</b>${m.verdictReasons.length ? `<br><span class="se">${esc(m.verdictReasons.join('; '))}</span>` : ''}</td>` : `<td>${esc(c)}</td>`)).join('')}</tr>`;
   }).join('\n');
+  // The first warning of each kind per run (a watchdog repeats itself with new numbers while the condition lasts).
+  const warningList = Object.entries(d.warnings ?? {}).flatMap(([name, ws]) => {
+    const kinds = new Map<string, { first: string; n: number }>();
+    for (const w of ws) {
+      const kind = w.replace(/[\d.]+/g, '#').slice(0, 40);
+      const k = kinds.get(kind);
+      if (k) k.n++;
+      else kinds.set(kind, { first: w, n: 1 });
+    }
+    return [...kinds.values()].map((k) => `<li><b>${esc(name)}</b>: ${esc(k.first)}${k.n > 1 ? ` <span class="se">(${k.n - 1} more like it)</span>` : ''}</li>`);
+  });
   const slots = ev.samplesPerPrompt;
   const shown = Math.min(8, ev.prompts);
   const ref = ev.models[0]!;
@@ -167,6 +180,9 @@ ${fluencyRows}
 ${plots.map((p) => `<div class="plot"><h3>${esc(p.title)}</h3>${p.svg.replace(/^<svg /, '<svg role="img" ')}<p class="caption">${esc(p.caption)}</p></div>`).join('\n')}
 </div>
 ${pngErrors.length ? `<p>PNG copies were not written: ${esc(pngErrors[0]!)}</p>` : ''}
+${warningList.length ? `<h2>Training watchdogs</h2>
+<p>Warnings the DPO runs printed while training (samples of held-out prompts were checked at every evaluation, <code>generate_during_eval</code>; texts in <code>models/beta-*/eval_generations.jsonl</code>):</p>
+<ul>${warningList.join('\n')}</ul>` : ''}
 <h2>Samples before and after</h2>
 <p>The first sample of the first ${shown} held-out prompts, for the reference and each policy (the same random numbers for every model).</p>
 <table><tr><th>prompt</th>${ev.models.map((m) => `<th>${esc(m.name)}${m.beta === null ? '' : ` (${esc(m.verdict)})`}</th>`).join('')}</tr>
