@@ -19,7 +19,7 @@ import { evaluateAgainstReference, evaluationTable, makeJudge, sampleCompletions
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { writeJsonl } from './fixtures/train/tiny.js';
-import { STORIES260K } from './fixtures/models/paths.js';
+import { STORIES260K } from './helpers/fixtures.js';
 
 test('words, distinct-n, repetition and self-similarity of constructed texts', () => {
   assert.deepEqual(words("The cat's mat, THE end!"), ["the", "cat's", 'mat', 'the', 'end']);
