@@ -283,12 +283,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         logging_steps: 1, eval_steps: Math.max(1, Math.floor(steps / 6)), save_steps: 0, seed: o.seed,
         warmup_ratio: s.dpo.warmupRatio, lr_scheduler_type: 'linear', precompute_ref_log_probs: true,
         // Sample checks at every evaluation: the watchdog says when a run starts collapsing.
-        generate_during_eval: true, max_completion_length: s.maxNewTokens + 1,
+        generate_during_eval: true,
         ...(o.threads ? { num_threads: o.threads } : {}),
       }, {}, 'demo DPO config');
       const r = await runDpo({
         model: basePath, data: [trainFile], evalData: data.held.rows.length ? [heldFile] : undefined,
-        config, outputDir: dir, quiet, cacheDir: cacheRoot,
+        config, outputDir: dir, quiet, cacheDir: cacheRoot, generateMaxNewTokens: s.maxNewTokens,
       });
       if (r.stoppedBecause) throw new Error(`demo: DPO ${betaName(beta)} stopped: ${r.stoppedBecause}`);
       curves[betaName(beta)] = { train: r.history, eval: r.evalHistory };

@@ -40,6 +40,8 @@ export interface DpoRunOptions {
   /** Stop after this many steps in this process (tests). */
   stopAfterSteps?: number;
   onLog?: (rec: Record<string, number>) => void;
+  /** Tokens per sample of the generate_during_eval check (default max_completion_length, else 64). */
+  generateMaxNewTokens?: number;
 }
 
 export interface DpoRunResult extends LoopResult {
@@ -258,7 +260,7 @@ function makeSampleCheck(
     if (prompts.length === CHECK_PROMPTS) break;
   }
   const longest = Math.max(...prompts.map((p) => p.length));
-  const maxNewTokens = Math.min(cfg.max_completion_length ?? 64, model.config.maxPositions - longest);
+  const maxNewTokens = Math.min(opts.generateMaxNewTokens ?? cfg.max_completion_length ?? 64, model.config.maxPositions - longest);
   if (maxNewTokens < 1) {
     say(`eval prompts of ${longest} tokens leave no room to generate in ${model.config.maxPositions} positions; skipped`);
     return null;
