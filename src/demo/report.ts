@@ -7,6 +7,7 @@ import { fluencyColumns, tradeOffSentence, type EvaluationResult } from '../eval
 import { formatDuration } from '../train/progress.js';
 import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
 import type { DemoSettings } from './run.js';
+import { methodOf, type MethodCost } from './rlhf.js';
 
 export interface ReportData {
   evaluation: EvaluationResult;
@@ -25,6 +26,9 @@ export interface ReportData {
   pretrainMetrics: Record<string, number>[];
   pretrainSummary: Record<string, unknown> | null;
   seed: number;
+  /** RLHF arms: cost per method and the reward model's held-out accuracy (when they ran). */
+  costs?: MethodCost[];
+  rmAccuracy?: number | null;
 }
 
 const esc = escapeXml;
@@ -62,12 +66,18 @@ export function writeReport(out: string, d: ReportData): string[] {
     plots.push({ name, title, svg, caption });
   };
   const judges = Object.keys(ev.models[0]!.rewards);
+  /** Colour (one per method when there are RL arms, else per model) and the line joining a method's points. */
+  const pointStyle = (m: EvaluationResult['models'][number], i: number): { color: string; group: string | undefined } => {
+    const method = methodOf(m.name, m.beta === null);
+    const colorIdx = d.costs ? ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO'].indexOf(method) : i;
+    return { color: PALETTE[colorIdx % PALETTE.length]!, group: d.costs ? method : undefined };
+  };
   for (const j of judges) {
     add(`frontier_${j}`, `Reward–KL frontier (${j})`, frontierChart(
       { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs KL`, xLabel: 'KL(π ‖ π_ref) per completion (nats, from samples)', yLabel: `mean ${j} score of samples` },
-      ev.models.map((m, i) => ({ name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr, color: PALETTE[i % PALETTE.length] })),
+      ev.models.map((m, i) => ({ ...pointStyle(m, i), name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr })),
     ), j === primary
-      ? 'Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). DPO trades KL for reward; smaller β moves further.'
+      ? `Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). ${d.costs ? 'Dashed lines join the points of one method (DPO over β; PPO, PPO-GT over kl_coef; GRPO over β), as in the DPO paper\'s Figure 2.' : 'DPO trades KL for reward; smaller β moves further.'}`
       : `A judge the training never saw (${j}): if the points rise here too, the gain is sentiment, not only AFINN's word list.`);
   }
   // The fluency axis: the same rewards against the perplexity of the samples under the reference.
@@ -76,7 +86,7 @@ export function writeReport(out: string, d: ReportData): string[] {
   for (const j of judges) {
     add(`fluency_${j}`, `Reward–fluency (${j})`, frontierChart(
       { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs perplexity`, xLabel: 'perplexity of the samples under the reference (per token)', yLabel: `mean ${j} score of samples` },
-      ev.models.map((m, i) => ({ name: m.beta === null ? m.name : `${m.name} (${m.verdict})`, x: m.quality.perplexity, y: m.rewards[j]!.mean, yErr: m.rewards[j]!.stderr, color: PALETTE[i % PALETTE.length] })),
+      ev.models.map((m, i) => ({ ...pointStyle(m, i), name: m.beta === null ? m.name : `${m.name} (${m.verdict})`, x: m.quality.perplexity, y: m.rewards[j]!.mean, yErr: m.rewards[j]!.stderr })),
     ), j === primary
       ? `The same points against fluency: the per-token perplexity of each model's samples under the reference (the reference's own samples: ${Number.isFinite(refPpl) ? refPpl.toFixed(1) : '–'}). Moving up is better text by the reward's measure; moving far to the right means the model no longer writes what the reference would — the labels give each model's verdict.`
       : `Held-out judge ${j} against fluency: the best trade-off is high on this axis without moving far right.`);
@@ -183,6 +193,12 @@ ${pngErrors.length ? `<p>PNG copies were not written: ${esc(pngErrors[0]!)}</p>`
 ${warningList.length ? `<h2>Training watchdogs</h2>
 <p>Warnings the DPO runs printed while training (samples of held-out prompts were checked at every evaluation, <code>generate_during_eval</code>; texts in <code>models/beta-*/eval_generations.jsonl</code>):</p>
 <ul>${warningList.join('\n')}</ul>` : ''}
+${d.costs && d.costs.length ? `<h2>Cost per method</h2>
+<p>Wall time, peak tensor memory, tokens generated during training, and optimizer steps of each training run on this machine
+(the preference data sampled for DPO and the reward model is shared and listed once).${d.rmAccuracy != null ? ` Reward model (PPO): held-out pair accuracy ${fmt(d.rmAccuracy)}.` : ''}</p>
+<table><tr><th>method</th><th>run</th><th>wall time</th><th>peak tensor memory</th><th>generated tokens</th><th>optimizer steps</th></tr>
+${d.costs.map((c) => `<tr><td>${esc(c.method)}</td><td>${esc(c.arm)}</td><td>${formatDuration(c.seconds)}</td><td>${(c.peakTensorBytes / 2 ** 20).toFixed(1)} MiB</td><td>${c.generatedTokens}</td><td>${c.optimizerSteps}</td></tr>`).join('\n')}
+</table>` : ''}
 <h2>Samples before and after</h2>
 <p>The first sample of the first ${shown} held-out prompts, for the reference and each policy (the same random numbers for every model).</p>
 <table><tr><th>prompt</th>${ev.models.map((m) => `<th>${esc(m.name)}${m.beta === null ? '' : ` (${esc(m.verdict)})`}</th>`).join('')}</tr>
