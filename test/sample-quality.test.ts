@@ -178,7 +178,7 @@ test('verdict on stories260K: fluent against itself with other random numbers; c
     })));
     const data = writeJsonl(join(dir, 'pairs.jsonl'), rows);
     const config = parseDpoConfig({
-      beta: 0.01, learning_rate: 1e-2, num_train_epochs: 8, per_device_train_batch_size: 12, logging_steps: 1, save_steps: 0,
+      beta: 0.01, learning_rate: 1e-2, num_train_epochs: 3, per_device_train_batch_size: 12, logging_steps: 1, save_steps: 0,
       seed: 0, max_length: 64, max_prompt_length: 32, lr_scheduler_type: 'constant',
     }, {}, 'test');
     const r = await runDpo({ model: STORIES260K, data: [data], config, outputDir: join(dir, 'out'), quiet: true, cacheDir: join(dir, 'cache') });
