@@ -2,7 +2,7 @@
 // and self-similarity of constructed texts with known values; perplexity and top-k share under a
 // tiny model against a hand computation; the verdict on the real stories260K (fluent, also with
 // other random numbers) and on a deliberately over-trained DPO copy of it (collapsed); the
-// generate_during_eval watchdog.
+// sample_checks watchdog.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -201,14 +201,14 @@ test('verdict on stories260K: fluent against itself with other random numbers; c
   }
 });
 
-test('generate_during_eval: eval/samples/* metrics, eval_generations.jsonl, and a watchdog warning when samples collapse', async () => {
+test('sample_checks: eval/samples/* metrics, eval_generations.jsonl, and a watchdog warning when samples collapse', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gen-eval-'));
   try {
     const rows = STORY_PROMPTS.flatMap((p) => [{ prompt: p, chosen: ' happy happy good love fun happy good', rejected: ' girl named Lily. She' }]);
     const data = writeJsonl(join(dir, 'pairs.jsonl'), rows);
     const config = parseDpoConfig({
       beta: 0.01, learning_rate: 1e-2, num_train_epochs: 12, per_device_train_batch_size: 12, logging_steps: 1, eval_steps: 4, save_steps: 0,
-      seed: 0, max_length: 64, max_prompt_length: 32, max_completion_length: 16, lr_scheduler_type: 'constant', generate_during_eval: true,
+      seed: 0, max_length: 64, max_prompt_length: 32, max_completion_length: 16, lr_scheduler_type: 'constant', sample_checks: true,
     }, {}, 'test');
     const r = await runDpo({ model: STORIES260K, data: [data], evalData: [data], config, outputDir: join(dir, 'out'), quiet: true, cacheDir: join(dir, 'cache') });
     assert.ok(r.evalHistory.length >= 3);

@@ -191,7 +191,7 @@ ${plots.map((p) => `<div class="plot"><h3>${esc(p.title)}</h3>${p.svg.replace(/^
 </div>
 ${pngErrors.length ? `<p>PNG copies were not written: ${esc(pngErrors[0]!)}</p>` : ''}
 ${warningList.length ? `<h2>Training watchdogs</h2>
-<p>Warnings the DPO runs printed while training (samples of held-out prompts were checked at every evaluation, <code>generate_during_eval</code>; texts in <code>models/beta-*/eval_generations.jsonl</code>):</p>
+<p>Warnings the DPO runs printed while training (samples of held-out prompts were checked at every evaluation, <code>sample_checks</code>; texts in <code>models/beta-*/eval_generations.jsonl</code>):</p>
 <ul>${warningList.join('\n')}</ul>` : ''}
 ${d.costs && d.costs.length ? `<h2>Cost per method</h2>
 <p>Wall time, peak tensor memory, tokens generated during training, and optimizer steps of each training run on this machine

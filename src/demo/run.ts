@@ -295,7 +295,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         logging_steps: 1, eval_steps: Math.max(1, Math.floor(steps / 6)), save_steps: 0, seed: o.seed,
         warmup_ratio: s.dpo.warmupRatio, lr_scheduler_type: 'linear', precompute_ref_log_probs: true,
         // Sample checks at every evaluation: the watchdog says when a run starts collapsing.
-        generate_during_eval: true,
+        sample_checks: true,
         ...(o.threads ? { num_threads: o.threads } : {}),
       }, {}, 'demo DPO config');
       const m = await measured(() => runDpo({

@@ -104,7 +104,7 @@ export const DpoConfigSchema = z.object({
    * fluency and diversity against the reference's own samples (eval/samples/* metrics,
    * eval_generations.jsonl; the watchdogs warn when the samples degrade or collapse).
    */
-  generate_during_eval: z.boolean().default(false),
+  sample_checks: z.boolean().default(false),
 }).strict();
 
 export const SftConfigSchema = z.object({

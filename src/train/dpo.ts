@@ -41,7 +41,7 @@ export interface DpoRunOptions {
   /** Stop after this many steps in this process (tests). */
   stopAfterSteps?: number;
   onLog?: (rec: Record<string, number>) => void;
-  /** Tokens per sample of the generate_during_eval check (default max_completion_length, else 64). */
+  /** Tokens per sample of the sample_checks check (default max_completion_length, else 64). */
   generateMaxNewTokens?: number;
 }
 
@@ -287,11 +287,11 @@ export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, 
 }
 
 const VERDICT_CODE = { fluent: 0, degrading: 1, collapsed: 2 } as const;
-/** Prompts and samples per prompt of the generate_during_eval check. */
+/** Prompts and samples per prompt of the sample_checks check. */
 const CHECK_PROMPTS = 32, CHECK_SAMPLES = 2, CHECK_TOP_K = 10;
 
 /**
- * generate_during_eval: at every evaluation the policy samples completions of (up to 32) eval
+ * sample_checks: at every evaluation the policy samples completions of (up to 32) eval
  * prompts with fixed seeds; their fluency and diversity are compared with the reference's own
  * samples of the same prompts (src/train/sample-quality.ts) and logged as eval/samples/*
  * (verdict 0 fluent, 1 degrading, 2 collapsed); the texts go to eval_generations.jsonl, and the
@@ -302,7 +302,7 @@ function makeSampleCheck(
   withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null, tokenizer: { padId: number; stopIds: readonly number[]; decode(ids: readonly number[], o?: { skipSpecialTokens?: boolean }): string },
 ): { run(step: number): Record<string, number>; watch(evalHistory: readonly Record<string, number>[]): string[] } | null {
   const say = (m: string): void => {
-    if (!opts.quiet) process.stderr.write(`generate_during_eval: ${m}\n`);
+    if (!opts.quiet) process.stderr.write(`sample_checks: ${m}\n`);
   };
   if (evalPairs.length === 0) {
     say('no eval set, nothing to sample');
@@ -537,7 +537,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     }
     if (!opts.quiet) process.stderr.write(`reference log-probs: ${tr.hit ? 'loaded from cache' : 'computed and cached'} (${tr.path})\n`);
     // A separate reference copy is no longer needed (unless samples are checked against it): free its weights.
-    if (refModel !== model && !cfg.generate_during_eval) refModel = null;
+    if (refModel !== model && !cfg.sample_checks) refModel = null;
   }
 
   const lossTypes = cfg.loss_type;
@@ -642,10 +642,10 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     return { sums, count: P, tokens };
   };
 
-  // ---- samples generated during evaluation (generate_during_eval) ----
+  // ---- samples generated during evaluation (sample_checks) ----
   // TR-DPO moves its reference toward the policy: samples are judged against a frozen copy of the start.
   const checkRef = cfg.sync_ref_model && refModel ? createModel(refModel.config, cloneWeights(refModel.exportWeights()), 'reference at the start (sample checks)') : refModel;
-  const sampleCheck = cfg.generate_during_eval ? makeSampleCheck(cfg, opts, evalPairs, model, checkRef, withAdaptersOff, tokenizer) : null;
+  const sampleCheck = cfg.sample_checks ? makeSampleCheck(cfg, opts, evalPairs, model, checkRef, withAdaptersOff, tokenizer) : null;
 
   const evaluate = (step: number): Record<string, number> | null => {
     if (evalPairs.length === 0) return null;

@@ -13,7 +13,7 @@
 // A verdict per model — "fluent", "degrading", "collapsed" — compares these figures with the
 // reference's own on the same prompts (ratios and differences, thresholds in FLUENCY_THRESHOLDS),
 // so it means the same for any model. This module sits in src/train because the training
-// watchdogs use it on the periodic eval samples (generate_during_eval); src/eval builds on it.
+// watchdogs use it on the periodic eval samples (sample_checks); src/eval builds on it.
 
 import * as T from '../tensor/index.js';
 import type { CausalLM } from '../models/model.js';

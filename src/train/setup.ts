@@ -79,7 +79,7 @@ export function fingerprintSettings(cfg: CommonConfig): string {
   // Options that do not change the weights (how often to log/eval/save, sample checks) may change on resume.
   return JSON.stringify({
     ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null,
-    eval_strategy: null, save_strategy: null, output_dir: null, generate_during_eval: null,
+    eval_strategy: null, save_strategy: null, output_dir: null, sample_checks: null,
   });
 }
 
