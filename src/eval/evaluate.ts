@@ -304,9 +304,16 @@ export function evaluationTable(r: EvaluationResult, primaryLabel = 'reward'): s
     fmt(m.implicitAccuracy),
     fmt(m.meanTokens, 1),
   ]);
+  const slices = r.models.flatMap((m) =>
+    (m.implicitBySlice ?? []).map(
+      (s) =>
+        `${m.name} implicit acc by ${s.column}: ${s.slices.map((x) => `${x.slice} ${fmt(x.accuracy)} (${x.pairs} pairs, reward ${fmt(x.meanChosenReward)}/${fmt(x.meanRejectedReward)})`).join(', ')}; ` +
+        `gap ${fmt(s.accuracyGap)} (${s.best} vs ${s.worst})`,
+    ),
+  );
   const fl = fluencyColumns(r);
   const verdicts = r.models.filter((m) => m.verdictReasons.length).map((m) => `  ${m.name}: ${m.verdict} — ${m.verdictReasons.join('; ')}`);
-  return `${textTable(head, rows)}\n${textTable(fl.head, fl.rows)}${verdicts.length ? `\n${verdicts.join('\n')}\n` : ''}\n${tradeOffSentence(r)}\n`;
+  return `${textTable(head, rows)}${slices.length ? `\n${slices.join('\n')}\n` : ''}\n${textTable(fl.head, fl.rows)}${verdicts.length ? `\n${verdicts.join('\n')}\n` : ''}\n${tradeOffSentence(r)}\n`;
 }
 
 /** Column heads and cells of the fluency / diversity / length table (terminal and report). */
@@ -333,12 +340,5 @@ export function fluencyColumns(r: EvaluationResult): { head: string[]; rows: str
 function textTable(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const slices = r.models.flatMap((m) =>
-    (m.implicitBySlice ?? []).map(
-      (s) =>
-        `${m.name} implicit acc by ${s.column}: ${s.slices.map((x) => `${x.slice} ${fmt(x.accuracy)} (${x.pairs} pairs, reward ${fmt(x.meanChosenReward)}/${fmt(x.meanRejectedReward)})`).join(', ')}; ` +
-        `gap ${fmt(s.accuracyGap)} (${s.best} vs ${s.worst})`,
-    ),
-  );
-  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line), ...(slices.length ? ['', ...slices] : [])].join('\n') + '\n';
+  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
 }
