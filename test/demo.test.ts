@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DEFAULT_PRETRAIN } from '../src/train/pretrain.js';
 import { DEFAULT_SETTINGS, ensureBaseModel, runDemo, type DemoSettings } from '../src/demo/run.js';
 import { writeReport } from '../src/demo/report.js';
+import { evaluationTable } from '../src/eval/evaluate.js';
 import { frontierChart, lineChart, niceTicks } from '../src/demo/plots.js';
 import { promptsFrom, splitCorpus, loadMobyDick } from '../src/demo/corpus.js';
 import { loadModelAndTokenizer } from '../src/models/index.js';
@@ -75,10 +76,12 @@ test('report: every generated and corpus text is escaped in the HTML', () => {
     const model = (name: string, beta: number | null) => ({
       name, beta, rewards: { afinn: { mean: 1, stderr: 0.1, n: 1 } }, kl: { mean: beta ? 1 : 0, stderr: 0, n: 1 },
       winRate: 0.5, implicitAccuracy: NaN, implicitMargin: NaN, meanTokens: 3, samples: [sample],
+      quality: { perplexity: beta ? 30 : 10, fluencyPerplexity: null, offTopK: 0.1, topK: 10, distinct1: 0.5, distinct2: 0.8, repeatShare: 0, selfSimilarity: 0.1, meanTokens: 3, truncatedShare: 1 },
+      verdict: beta ? 'collapsed' as const : 'fluent' as const, verdictReasons: beta ? [evil] : [],
     });
     mkdirSync(join(out, 'plots'));
     writeReport(out, {
-      evaluation: { primary: 'afinn', prompts: 1, samplesPerPrompt: 1, heldOutPairs: 0, models: [model('reference', null), model(evil, 0.1)] },
+      evaluation: { primary: 'afinn', fluencyModel: null, bestTradeOff: null, prompts: 1, samplesPerPrompt: 1, heldOutPairs: 0, models: [model('reference', null), model(evil, 0.1)] },
       curves: { [evil]: { train: [{ step: 1, loss: 0.7 }, { step: 2, loss: 0.6 }], eval: [] } },
       timings: { total: 1 }, settings: DEFAULT_SETTINGS, betas: [0.1], basePath: evil, baseCached: true, promptSource: evil,
       trainPairs: 1, heldOutPairs: 0, trainPairExamples: [{ prompt: evil, chosen: evil, rejected: evil, score_chosen: 1, score_rejected: 0 }],
@@ -96,7 +99,7 @@ test('report: every generated and corpus text is escaped in the HTML', () => {
 });
 
 
-test('demo (tiny settings): every β beats the reference on held-out prompts, KL grows as β falls, files parse, base is cached', async () => {
+test('demo (tiny settings): every β beats the reference on held-out prompts, KL grows as β falls, a fluent β with a reward gain, files parse, base is cached', async () => {
   const root = mkdtempSync(join(tmpdir(), 'demo-run-'));
   const cacheDir = join(root, 'cache');
   const out = join(root, 'out');
@@ -116,14 +119,28 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
     assert.ok(byBeta.get(0.05)!.kl.mean > byBeta.get(0.5)!.kl.mean,
       `KL should grow as β falls: β=0.05 ${byBeta.get(0.05)!.kl.mean.toFixed(3)}, β=0.5 ${byBeta.get(0.5)!.kl.mean.toFixed(3)}`);
 
+    // Fluency: every policy has a verdict; at least one β is fluent and beats the reference on every
+    // judge (the best trade-off the report names).
+    for (const m of ev.models.slice(1)) assert.ok(['fluent', 'degrading', 'collapsed'].includes(m.verdict), `${m.name}: ${m.verdict}`);
+    const good = ev.models.slice(1).filter((m) => m.verdict === 'fluent' && m.rewards.afinn!.mean > ref.rewards.afinn!.mean + 2 * m.rewards.afinn!.stderr);
+    assert.ok(good.length >= 1, `a fluent β with a reward gain: ${ev.models.map((m) => `${m.name} ${m.verdict} ${m.rewards.afinn!.mean.toFixed(2)} ppl ${m.quality.perplexity.toFixed(1)}`).join(', ')}`);
+    assert.ok(ev.bestTradeOff !== null && good.some((m) => m.name === ev.bestTradeOff), `best trade-off ${ev.bestTradeOff}`);
+    const table = evaluationTable(ev, 'training reward');
+    const fluencyHead = table.split('\n').find((l) => l.startsWith('model') && l.includes('verdict'))!;
+    assert.match(fluencyHead, /ppl \(ref\) .*distinct-2 .*repeat 3\+ .*verdict$/);
+    for (const m of ev.models.slice(1)) assert.match(table, new RegExp(`\\n${m.name.replace('.', '\\.')} .* ${m.verdict}\\n`));
+    assert.match(table, new RegExp(`Best trade-off: ${ev.bestTradeOff!.replace('.', '\\.')} — fluent`));
+
     // Files: summary, data, models, plots (SVG + PNG), report.
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { evaluation: { models: unknown[] }; train_pairs: number };
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { evaluation: { models: { verdict: string; quality: { perplexity: number } }[]; bestTradeOff: string }; train_pairs: number };
     assert.equal(summary.evaluation.models.length, 3);
+    assert.equal(summary.evaluation.bestTradeOff, ev.bestTradeOff);
+    for (const m of summary.evaluation.models) assert.ok(m.verdict && Number.isFinite(m.quality.perplexity));
     assert.equal(summary.train_pairs, r.trainPairs);
     const pairs = readFileSync(join(out, 'data', 'train_pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(pairs.length, r.trainPairs);
     for (const p of pairs) assert.ok((p.score_chosen as number) > (p.score_rejected as number));
-    for (const f of ['frontier_afinn', 'frontier_senticon', 'frontier_vader', 'train_loss', 'train_rewards_accuracies', 'train_rewards_margins', 'pretrain_loss']) {
+    for (const f of ['frontier_afinn', 'frontier_senticon', 'frontier_vader', 'fluency_afinn', 'fluency_senticon', 'fluency_vader', 'train_loss', 'train_rewards_accuracies', 'train_rewards_margins', 'pretrain_loss']) {
       const svg = readFileSync(join(out, 'plots', `${f}.svg`), 'utf8');
       assert.ok(svgBalanced(svg), `${f}.svg is balanced SVG`);
       assert.ok(pngOk(join(out, 'plots', `${f}.png`)), `${f}.png is a PNG`);
@@ -131,7 +148,7 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /^<!doctype html>/);
     assert.match(html, /<\/html>\s*$/);
-    assert.equal((html.match(/<svg /g) ?? []).length, 7, 'all plots are inline');
+    assert.equal((html.match(/<svg /g) ?? []).length, 10, 'all plots are inline');
     // The judges' independence from AFINN: lexicon overlap from the packages' data, r on the samples.
     assert.match(html, /How independent are the judges of AFINN\?/);
     assert.match(html, /<tr><td>senticon<\/td><td>\d+ stems<\/td><td>\d+\.\d% \(\d+\)<\/td><td>\d+\.\d% of \d+<\/td><td>-?\d\.\d{3}<\/td><\/tr>/);
@@ -140,6 +157,8 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
     assert.equal(indep[0]!.overlap!.shareOfJudgeInAfinn, 1);
     assert.ok(indep[1]!.overlap!.shareOfJudgeInAfinn < 0.15);
     assert.equal(indep[0]!.samples, 3 * ev.prompts * ev.samplesPerPrompt);
+    assert.match(html, /<p class="summary">Best trade-off: /);
+    assert.match(html, /<th>verdict<\/th>/);
     for (const b of betas) assert.ok(existsSync(join(out, 'models', `beta-${b}`, 'model.safetensors')));
     const policy = await loadModelAndTokenizer(join(out, 'models', 'beta-0.05'));
     assert.equal(policy.tokenizer.vocabSize, TINY.shape.vocabSize);

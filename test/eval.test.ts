@@ -104,7 +104,7 @@ test('sampleFromLogits draws from softmax(logits / T); T = 0 is argmax', () => {
 });
 
 test('pairsFromSamples: best vs worst per prompt, ties dropped', () => {
-  const comp = { promptIndex: [0, 0, 0, 1, 1], tokens: [[1], [2], [3], [4], [5]], texts: ['a', 'b', 'c', 'd', 'e'] };
+  const comp = { promptIndex: [0, 0, 0, 1, 1], tokens: [[1], [2], [3], [4], [5]], texts: ['a', 'b', 'c', 'd', 'e'], stopped: [true, true, true, true, true] };
   const pairs = pairsFromSamples([[9], [8]], comp, [0, 2, -1, 1, 1]);
   assert.deepEqual(pairs, [{ prompt: [9], chosen: [2], rejected: [3] }]);
 });
@@ -132,9 +132,37 @@ test('evaluateAgainstReference: a copy of the reference has KL 0, win rate ½, e
   // Identical implicit rewards: every held-out pair ties, which counts as wrong.
   if (r.heldOutPairs > 0) assert.equal(copyEval!.implicitAccuracy, 0);
   assert.ok(otherEval!.kl.mean > 0.02, `a different random model is far from the reference: KL ${otherEval!.kl.mean}`);
+  // The copy's samples are the reference's: the same fluency figures, so "fluent".
+  assert.deepEqual(copyEval!.quality, refEval!.quality);
+  assert.equal(copyEval!.verdict, 'fluent');
+  assert.ok(refEval!.quality.perplexity > 1 && refEval!.quality.perplexity < tok.vocabSize * 4, `reference perplexity ${refEval!.quality.perplexity}`);
+  assert.equal(r.fluencyModel, null);
   const table = evaluationTable(r);
   assert.match(table, /^model +afinn \(reward\) +vader/);
-  assert.equal(table.trim().split('\n').length, 5);
+  const blocks = table.trim().split('\n\n');
+  assert.equal(blocks[0]!.split('\n').length, 5, 'reward table: head, rule, 3 models');
+  assert.match(blocks[1]!, /^model +ppl \(ref\) +× ref +off top-10 +distinct-1 +distinct-2 +repeat 3\+ +self-sim +tokens +hit max +verdict\n/);
+  assert.match(blocks[1]!, /\ncopy .* fluent\n/);
+  assert.match(blocks[1]!, /\nreference .* reference\n/);
+  assert.match(blocks.at(-1)!, /^(Best trade-off|No model is both fluent)/);
+});
+
+test('evaluateAgainstReference with a second fluency model: its perplexity of the same texts, in the table and the verdict', () => {
+  const tok = tinyTokenizer();
+  const ref = tinyModel(tok.vocabSize, 3);
+  const other = tinyModel(tok.vocabSize, 4);
+  const judge: Judge = { name: 'afinn', description: 'text length', score: (t) => t.length };
+  const r = evaluateAgainstReference({
+    ref, policies: [{ name: 'other', model: other, beta: 0.1 }], tokenizer: tok, prompts: ['The good ship', 'Call me'], judges: [judge],
+    fluencyModel: { name: 'judge-lm', model: tinyModel(tok.vocabSize, 9), tokenizer: tok },
+    settings: { samplesPerPrompt: 2, maxNewTokens: 6, seed: 1, quiet: true, topK: 3 },
+  });
+  assert.equal(r.fluencyModel, 'judge-lm');
+  for (const m of r.models) {
+    assert.ok(Number.isFinite(m.quality.fluencyPerplexity!) && m.quality.fluencyPerplexity! > 1, `${m.name}: ${m.quality.fluencyPerplexity}`);
+    assert.equal(m.quality.topK, 3);
+  }
+  assert.match(evaluationTable(r), /ppl \(judge-lm\) +off top-3/);
 });
 
 test('implicit-reward accuracy follows the sign of β(log π − log π_ref) on given pairs', () => {

@@ -80,11 +80,13 @@ test('judgeIndependence: overlap per lexicon judge, r with AFINN over every samp
   const judges = ['afinn', 'senticon', 'vader'].map((n) => makeJudge(n));
   const model = (name: string, idx: number[]): ModelEvaluation => ({
     name, beta: null, rewards: {}, kl: { mean: 0, stderr: 0, n: 0 }, winRate: 0, implicitAccuracy: NaN, implicitMargin: 0, meanTokens: 0,
+    quality: { perplexity: 1, fluencyPerplexity: null, offTopK: 0, topK: 10, distinct1: 1, distinct2: 1, repeatShare: 0, selfSimilarity: 0, meanTokens: 0, truncatedShare: 0 },
+    verdict: 'fluent', verdictReasons: [],
     samples: idx.map((i) => ({ prompt: '', completion: texts[i]!, logRatio: 0, rewards: { ...Object.fromEntries(judges.map((j) => [j.name, j.score(texts[i]!)])), length: texts[i]!.length } })),
   });
   const models = [model('ref', [0, 1, 2]), model('pol', [3, 4])];
   for (const m of models) m.rewards = Object.fromEntries(Object.keys(m.samples[0]!.rewards).map((k) => [k, { mean: 0, stderr: 0, n: 0 }]));
-  const ev: EvaluationResult = { primary: 'afinn', prompts: 1, samplesPerPrompt: 1, heldOutPairs: 0, models };
+  const ev: EvaluationResult = { primary: 'afinn', prompts: 1, samplesPerPrompt: 1, heldOutPairs: 0, models, fluencyModel: null, bestTradeOff: null };
   const rows = judgeIndependence(ev);
   assert.deepEqual(rows.map((r) => r.judge), ['afinn', 'senticon', 'vader', 'length']);
   assert.equal(rows[0]!.correlationWithAfinn, 1);

@@ -2,7 +2,7 @@
 // --prompts, --betas, --seed, --threads, --cache-dir.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { runDemo } from './run.js';
+import { DEFAULT_BETAS, runDemo } from './run.js';
 import { runTwoGroupDemo } from './groups.js';
 import { RL_METHODS, type DemoMethod } from './rlhf.js';
 
@@ -13,7 +13,7 @@ export function parseMethods(v: string): DemoMethod[] {
   return [...new Set(m)] as DemoMethod[];
 }
 
-export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
+export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, PRETRAINED_DPO, DEFAULT_BETAS, baseModelDir, ensureBaseModel, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
 
 function parseBetas(v: string): number[] {
   const betas = v.split(',').map((x) => Number(x.trim()));
@@ -38,9 +38,9 @@ export function registerDemoCommands(program: Command): Command {
     .option('--out <dir>', 'output folder', './dpo-demo-out')
     .option('--quick', 'a smaller run (about 2 minutes)')
     .option('--fresh', 'rebuild the cached base model')
-    .option('--model <path>', 'use this model instead of the pretrained base (Hugging Face directory or llama2.c checkpoint)')
+    .option('--model <path>', 'use this model instead of the pretrained base (Hugging Face directory or llama2.c checkpoint; trained more gently: one epoch at learning rate 2e-4)')
     .option('--prompts <file>', 'prompts (.txt lines or .jsonl "prompt"); every fifth is held out. Default: sentence starts of Moby-Dick')
-    .option('--betas <list>', 'DPO β values', parseBetas, [0.05, 0.1, 0.5])
+    .option('--betas <list>', 'DPO β values', parseBetas, DEFAULT_BETAS)
     .option('--methods <list>', 'arms to run: dpo, ppo (a reward model + PPO, and PPO against the ground truth), grpo', parseMethods, ['dpo', 'ppo', 'grpo'])
     .option('--seed <n>', 'seed', intArg('--seed', 0), 0)
     .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))

@@ -148,7 +148,9 @@ export function frontierChart(o: ChartOptions, points: readonly ScatterPoint[]):
     if (p.yErr) f.svg.push(`<line x1="${px.toFixed(1)}" y1="${f.y(p.y - p.yErr).toFixed(1)}" x2="${px.toFixed(1)}" y2="${f.y(p.y + p.yErr).toFixed(1)}" stroke="${p.color}" stroke-width="1.5"/>`);
     if (p.xErr) f.svg.push(`<line x1="${f.x(p.x - p.xErr).toFixed(1)}" y1="${py.toFixed(1)}" x2="${f.x(p.x + p.xErr).toFixed(1)}" y2="${py.toFixed(1)}" stroke="${p.color}" stroke-width="1.5"/>`);
     f.svg.push(`<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="5" fill="${p.color}" stroke="#fff"/>`);
-    f.svg.push(`<text x="${(px + 8).toFixed(1)}" y="${(py - 8).toFixed(1)}" font-size="12" fill="#222">${escapeXml(p.name)}</text>`);
+    // Labels that would run past the right edge end at the point instead.
+    const flip = px + 8 + 7 * p.name.length > f.width - 4;
+    f.svg.push(`<text x="${(flip ? px - 8 : px + 8).toFixed(1)}" y="${(py - 8).toFixed(1)}" font-size="12" fill="#222"${flip ? ' text-anchor="end"' : ''}>${escapeXml(p.name)}</text>`);
   }
   f.svg.push('</svg>');
   return f.svg.join('\n');

@@ -3,7 +3,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EvaluationResult } from '../eval/evaluate.js';
+import { fluencyColumns, tradeOffSentence, type EvaluationResult } from '../eval/evaluate.js';
 import { judgeIndependence } from '../eval/independence.js';
 import { formatDuration } from '../train/progress.js';
 import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
@@ -13,6 +13,8 @@ import { methodOf, type MethodCost } from './rlhf.js';
 export interface ReportData {
   evaluation: EvaluationResult;
   curves: Record<string, { train: Record<string, number>[]; eval: Record<string, number>[] }>;
+  /** Watchdog warnings of each DPO run (by model name). */
+  warnings?: Record<string, string[]>;
   timings: Record<string, number>;
   settings: DemoSettings;
   betas: number[];
@@ -65,17 +67,30 @@ export function writeReport(out: string, d: ReportData): string[] {
     plots.push({ name, title, svg, caption });
   };
   const judges = Object.keys(ev.models[0]!.rewards);
+  /** Colour (one per method when there are RL arms, else per model) and the line joining a method's points. */
+  const pointStyle = (m: EvaluationResult['models'][number], i: number): { color: string; group: string | undefined } => {
+    const method = methodOf(m.name, m.beta === null);
+    const colorIdx = d.costs ? ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO'].indexOf(method) : i;
+    return { color: PALETTE[colorIdx % PALETTE.length]!, group: d.costs ? method : undefined };
+  };
   for (const j of judges) {
     add(`frontier_${j}`, `Reward–KL frontier (${j})`, frontierChart(
       { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs KL`, xLabel: 'KL(π ‖ π_ref) per completion (nats, from samples)', yLabel: `mean ${j} score of samples` },
-      ev.models.map((m, i) => {
-        const method = methodOf(m.name, m.beta === null);
-        const colorIdx = d.costs ? ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO'].indexOf(method) : i;
-        return { name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr, color: PALETTE[colorIdx % PALETTE.length], group: d.costs ? method : undefined };
-      }),
+      ev.models.map((m, i) => ({ ...pointStyle(m, i), name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr })),
     ), j === primary
       ? `Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). ${d.costs ? 'Dashed lines join the points of one method (DPO over β; PPO, PPO-GT over kl_coef; GRPO over β), as in the DPO paper\'s Figure 2.' : 'DPO trades KL for reward; smaller β moves further.'}`
       : `A judge the training never saw (${j}): if the points rise here too, the gain is sentiment, not only AFINN's word list.`);
+  }
+  // The fluency axis: the same rewards against the perplexity of the samples under the reference.
+  // Reward hacking moves right (gibberish) while it moves up; a good model moves up only.
+  const refPpl = ev.models.find((m) => m.beta === null)?.quality.perplexity ?? NaN;
+  for (const j of judges) {
+    add(`fluency_${j}`, `Reward–fluency (${j})`, frontierChart(
+      { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs perplexity`, xLabel: 'perplexity of the samples under the reference (per token)', yLabel: `mean ${j} score of samples` },
+      ev.models.map((m, i) => ({ ...pointStyle(m, i), name: m.beta === null ? m.name : `${m.name} (${m.verdict})`, x: m.quality.perplexity, y: m.rewards[j]!.mean, yErr: m.rewards[j]!.stderr })),
+    ), j === primary
+      ? `The same points against fluency: the per-token perplexity of each model's samples under the reference (the reference's own samples: ${Number.isFinite(refPpl) ? refPpl.toFixed(1) : '–'}). Moving up is better text by the reward's measure; moving far to the right means the model no longer writes what the reference would — the labels give each model's verdict.`
+      : `Held-out judge ${j} against fluency: the best trade-off is high on this axis without moving far right.`);
   }
   for (const [key, label] of [['loss', 'DPO loss'], ['rewards/accuracies', 'implicit-reward accuracy'], ['rewards/margins', 'implicit-reward margin']] as const) {
     const series = curveSeries(d.curves, key);
@@ -111,6 +126,23 @@ export function writeReport(out: string, d: ReportData): string[] {
   const fmt = (x: number, dgt = 3): string => (Number.isFinite(x) ? x.toFixed(dgt) : '–');
   const tableRows = ev.models.map((m) => `<tr><td>${esc(m.name)}</td>${judges.map((j) => `<td>${fmt(m.rewards[j]!.mean)} <span class="se">± ${fmt(m.rewards[j]!.stderr)}</span></td>`).join('')}` +
     `<td>${fmt(m.kl.mean, 2)} <span class="se">± ${fmt(m.kl.stderr, 2)}</span></td><td>${m.beta === null ? '–' : fmt(m.winRate)}</td><td>${fmt(m.implicitAccuracy)}</td><td>${fmt(m.meanTokens, 1)}</td></tr>`).join('\n');
+  const fc = fluencyColumns(ev);
+  const fluencyRows = fc.rows.map((r, i) => {
+    const m = ev.models[i]!;
+    const cls = m.beta === null ? '' : ` class="v-${m.verdict}"`;
+    return `<tr>${r.map((c, k) => (k === r.length - 1 ? `<td${cls}><b>${esc(c)}</b>${m.verdictReasons.length ? `<br><span class="se">${esc(m.verdictReasons.join('; '))}</span>` : ''}</td>` : `<td>${esc(c)}</td>`)).join('')}</tr>`;
+  }).join('\n');
+  // The first warning of each kind per run (a watchdog repeats itself with new numbers while the condition lasts).
+  const warningList = Object.entries(d.warnings ?? {}).flatMap(([name, ws]) => {
+    const kinds = new Map<string, { first: string; n: number }>();
+    for (const w of ws) {
+      const kind = w.replace(/[\d.]+/g, '#').slice(0, 40);
+      const k = kinds.get(kind);
+      if (k) k.n++;
+      else kinds.set(kind, { first: w, n: 1 });
+    }
+    return [...kinds.values()].map((k) => `<li><b>${esc(name)}</b>: ${esc(k.first)}${k.n > 1 ? ` <span class="se">(${k.n - 1} more like it)</span>` : ''}</li>`);
+  });
   const slots = ev.samplesPerPrompt;
   const shown = Math.min(8, ev.prompts);
   const ref = ev.models[0]!;
@@ -134,6 +166,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px soli
 .se{color:#888;font-size:12px}.score{display:inline-block;min-width:3.5em;color:#555;font-size:12px;background:#f3f3f3;border-radius:3px;padding:0 3px}
 .prompt{font-style:italic;white-space:nowrap}.plots{display:flex;flex-wrap:wrap;gap:12px}.plot{flex:1 1 520px}.plot svg{max-width:100%;height:auto}
 .caption{font-size:13px;color:#555}code{background:#f3f3f3;padding:0 3px}
+.v-fluent{background:#e6f4e6}.v-degrading{background:#fff3d6}.v-collapsed{background:#fbe0e0}.summary{font-size:17px;border-left:4px solid #1f77b4;padding:4px 12px;background:#f5f9fd}
 </style></head><body>
 <h1>DPO demo: controlled sentiment generation</h1>
 <p>The first experiment of the DPO paper (Rafailov et al. 2023, §6.1) in miniature: a base model continues short prompts;
@@ -141,16 +174,27 @@ a ground-truth sentiment score (AFINN-165, npm <code>sentiment</code>) ranks sam
 prompt form a preference pair; DPO trains against the frozen base for β ∈ {${d.betas.map((b) => esc(String(b))).join(', ')}}; each model is evaluated on
 held-out prompts by mean reward and KL(π‖π_ref) estimated from its own samples, plus two judges the training never saw (Senticon via nlp.js, VADER).</p>
 <h2>Results on held-out prompts</h2>
+<p class="summary">${esc(tradeOffSentence(ev))}</p>
 <p>${ev.prompts} held-out prompts × ${ev.samplesPerPrompt} samples per model (temperature 1, up to ${s.maxNewTokens} tokens), same random numbers for every model.
 Implicit-reward accuracy: ${ev.heldOutPairs} held-out pairs. Win rate: share of samples whose ${esc(primary)} score beats the reference's sample for the same prompt and slot (ties count ½).</p>
 <table><tr><th>model</th>${judges.map((j) => `<th>${esc(j)}${j === primary ? ' (training reward)' : ' (held-out judge)'}</th>`).join('')}<th>KL(π‖π_ref)</th><th>win rate vs reference</th><th>implicit-reward accuracy</th><th>tokens / completion</th></tr>
 ${tableRows}
+</table>
+<p>Fluency, diversity and length of the same samples. <i>ppl (ref)</i>: per-token perplexity under the reference model (× ref: relative to the reference's own samples);
+<i>off top-k</i>: share of tokens outside the reference's k most likely; <i>distinct-1/2</i>: distinct words / word pairs over all samples; <i>repeat 3+</i>: samples repeating a phrase three or more times;
+<i>self-sim</i>: how alike the samples of one prompt are; <i>hit max</i>: samples that ran to the token limit without a stop token.
+The verdict compares each model with the reference's own figures (thresholds in the README, "Verdicts"): a reward gain from a model that is not fluent is reward hacking.</p>
+<table><tr>${fc.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>
+${fluencyRows}
 </table>
 ${independenceHtml(ev)}
 <div class="plots">
 ${plots.map((p) => `<div class="plot"><h3>${esc(p.title)}</h3>${p.svg.replace(/^<svg /, '<svg role="img" ')}<p class="caption">${esc(p.caption)}</p></div>`).join('\n')}
 </div>
 ${pngErrors.length ? `<p>PNG copies were not written: ${esc(pngErrors[0]!)}</p>` : ''}
+${warningList.length ? `<h2>Training watchdogs</h2>
+<p>Warnings the DPO runs printed while training (samples of held-out prompts were checked at every evaluation, <code>sample_checks</code>; texts in <code>models/beta-*/eval_generations.jsonl</code>):</p>
+<ul>${warningList.join('\n')}</ul>` : ''}
 ${d.costs && d.costs.length ? `<h2>Cost per method</h2>
 <p>Wall time, peak tensor memory, tokens generated during training, and optimizer steps of each training run on this machine
 (the preference data sampled for DPO and the reward model is shared and listed once).${d.rmAccuracy != null ? ` Reward model (PPO): held-out pair accuracy ${fmt(d.rmAccuracy)}.` : ''}</p>
@@ -159,7 +203,7 @@ ${d.costs.map((c) => `<tr><td>${esc(c.method)}</td><td>${esc(c.arm)}</td><td>${f
 </table>` : ''}
 <h2>Samples before and after</h2>
 <p>The first sample of the first ${shown} held-out prompts, for the reference and each policy (the same random numbers for every model).</p>
-<table><tr><th>prompt</th>${ev.models.map((m) => `<th>${esc(m.name)}</th>`).join('')}</tr>
+<table><tr><th>prompt</th>${ev.models.map((m) => `<th>${esc(m.name)}${m.beta === null ? '' : ` (${esc(m.verdict)})`}</th>`).join('')}</tr>
 ${sampleRows.join('\n')}
 </table>
 <h2>Training pairs (examples)</h2>

@@ -72,6 +72,19 @@ export const QUICK_SETTINGS: DemoSettings = {
   rl: QUICK_RL,
 };
 
+/**
+ * DPO settings for a pretrained model given with --model. A real pretrained model (stories260K)
+ * has a sharp distribution that DPO pulls out of shape much sooner than the tiny Moby-Dick base:
+ * at the base's settings (5e-4, 2 epochs) every β from 0.05 to 4 left stories260K degrading or
+ * collapsed (word salad at β ≤ 0.1, one stock phrase for every prompt above), while one epoch at
+ * 2e-4 keeps β = 0.5 fluent with most of the reward gain (AFINN 1.0 → 4.4) and still shows the
+ * collapse of β = 0.01.
+ */
+export const PRETRAINED_DPO: DemoSettings['dpo'] = { learningRate: 2e-4, epochs: 1, batchSize: 16, warmupRatio: 0.1 };
+
+/** The default β grid: an aggressive, a middle and a conservative setting (see the README). */
+export const DEFAULT_BETAS = [0.01, 0.1, 0.5];
+
 export interface DemoOptions {
   out: string;
   quick?: boolean;
@@ -209,7 +222,8 @@ const betaName = (b: number): string => `β=${b}`;
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = Date.now();
-  const s = o.settings ?? (o.quick ? QUICK_SETTINGS : DEFAULT_SETTINGS);
+  const preset = o.settings ?? (o.quick ? QUICK_SETTINGS : DEFAULT_SETTINGS);
+  const s: DemoSettings = o.model && !o.settings ? { ...preset, dpo: PRETRAINED_DPO } : preset;
   const quiet = o.quiet ?? false;
   const log = (m: string): void => {
     if (!quiet) process.stderr.write(`${m}\n`);
@@ -268,6 +282,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // ---- 3. DPO for each β ----
   const curves: Record<string, { train: Record<string, number>[]; eval: Record<string, number>[] }> = {};
+  const warnings: Record<string, string[]> = {};
   const modelDirs: string[] = [];
   if (methods.includes('dpo')) await phase('dpo', async () => {
     for (const beta of o.betas) {
@@ -280,16 +295,19 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         max_length: base.model.config.maxPositions, max_prompt_length: Math.min(64, base.model.config.maxPositions - s.maxNewTokens - 2),
         logging_steps: 1, eval_steps: Math.max(1, Math.floor(steps / 6)), save_steps: 0, seed: o.seed,
         warmup_ratio: s.dpo.warmupRatio, lr_scheduler_type: 'linear', precompute_ref_log_probs: true,
+        // Sample checks at every evaluation: the watchdog says when a run starts collapsing.
+        sample_checks: true,
         ...(o.threads ? { num_threads: o.threads } : {}),
       }, {}, 'demo DPO config');
       const m = await measured(() => runDpo({
         model: basePath, data: [trainFile], evalData: data.held.rows.length ? [heldFile] : undefined,
-        config, outputDir: dir, quiet, cacheDir: cacheRoot,
+        config, outputDir: dir, quiet, cacheDir: cacheRoot, generateMaxNewTokens: s.maxNewTokens,
       }));
       const r = m.value;
       costs.push({ method: 'DPO', arm: betaName(beta), seconds: m.seconds, peakTensorBytes: m.peakBytes, generatedTokens: 0, optimizerSteps: r.steps });
       if (r.stoppedBecause) throw new Error(`demo: DPO ${betaName(beta)} stopped: ${r.stoppedBecause}`);
       curves[betaName(beta)] = { train: r.history, eval: r.evalHistory };
+      warnings[betaName(beta)] = r.warnings;
       modelDirs.push(dir);
     }
   });
@@ -323,7 +341,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   timings.total = (Date.now() - t0) / 1000;
   const pretrainSummary = existsSync(join(basePath, 'pretrain_summary.json')) ? JSON.parse(readFileSync(join(basePath, 'pretrain_summary.json'), 'utf8')) as Record<string, unknown> : null;
   const files = await phase('report', () => writeReport(out, {
-    evaluation, curves, timings, settings: s, betas: o.betas, basePath, baseCached, promptSource: sets.source,
+    evaluation, curves, warnings, timings, settings: s, betas: o.betas, basePath, baseCached, promptSource: sets.source,
     trainPairs: data.train.rows.length, heldOutPairs: data.held.rows.length, trainPairExamples: data.train.rows.slice(0, 6),
     pretrainMetrics: readMetrics(join(basePath, 'metrics.jsonl')), pretrainSummary, seed: o.seed,
     ...(methods.some((m) => m !== 'dpo') ? { costs, rmAccuracy: rlDone.rmAccuracy } : {}),
@@ -332,7 +350,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const summary = {
     base_model: basePath, base_cached: baseCached, betas: o.betas, seed: o.seed, settings: s, prompt_source: sets.source,
     train_pairs: data.train.rows.length, heldout_pairs: data.held.rows.length, timings_seconds: timings, methods, costs,
-    reward_model_heldout_accuracy: rlDone.rmAccuracy,
+    reward_model_heldout_accuracy: rlDone.rmAccuracy, training_warnings: warnings,
     evaluation: { ...evaluation, models: evaluation.models.map(({ samples: _s, ...m }) => m) },
     judges_vs_afinn: judgeIndependence(evaluation),
   };

@@ -1,16 +1,18 @@
 // `dpo eval --model DIR --ref DIR --prompts FILE`: the demo's evaluation for any model pair, prompt
 // file and reward: mean reward (all judges), KL(π‖π_ref) from samples, win rate against the
-// reference, implicit-reward accuracy on held-out pairs. Prints a table; --out writes JSON.
+// reference, implicit-reward accuracy on held-out pairs, and the samples' fluency, diversity and
+// length with a verdict (fluent / degrading / collapsed; --fluency-model adds a second, independent
+// perplexity). Prints tables; --out writes JSON.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { kernels } from '../tensor/backend.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadModelAndTokenizer } from '../models/index.js';
 import { sliceValue } from '../data/formats.js';
 import { JUDGE_NAMES, makeJudge } from './judges.js';
-import { evaluateAgainstReference, evaluationTable, type IdPair } from './evaluate.js';
+import { DEFAULT_TOP_K, evaluateAgainstReference, evaluationTable, type IdPair } from './evaluate.js';
 
 export * from './evaluate.js';
 export * from './judges.js';
@@ -80,7 +82,7 @@ function intArg(name: string, min = 1) {
 export function registerEvalCommands(program: Command): Command {
   return program
     .command('eval')
-    .description('evaluate a policy against its reference on prompts: mean reward of samples, KL(π‖π_ref), win rate, implicit-reward accuracy')
+    .description('evaluate a policy against its reference on prompts: mean reward of samples, KL(π‖π_ref), win rate, implicit-reward accuracy, fluency/diversity/length of the samples and a verdict (fluent, degrading, collapsed)')
     .requiredOption('--model <path>', 'policy: Hugging Face directory or llama2.c checkpoint')
     .requiredOption('--ref <path>', 'reference model (e.g. the model DPO started from)')
     .requiredOption('--prompts <file>', 'prompts: .jsonl with "prompt", or text with one prompt per line')
@@ -96,6 +98,8 @@ export function registerEvalCommands(program: Command): Command {
     .option('--max-new-tokens <n>', 'tokens per completion', intArg('--max-new-tokens'), 24)
     .option('--seed <n>', 'sampling seed', intArg('--seed', 0), 0)
     .option('--tokenizer <path>', 'tokenizer (default: the model\'s)')
+    .option('--fluency-model <path>', 'a second, independent model (its own tokenizer) for the perplexity of the samples')
+    .option('--top-k <n>', 'k of the "tokens outside the reference\'s top-k" share', intArg('--top-k'), DEFAULT_TOP_K)
     .option('--threads <n>', 'kernel threads', intArg('--threads'))
     .option('--out <file>', 'write the full result (with every sample) as JSON')
     .option('--quiet', 'no progress output')
@@ -110,11 +114,13 @@ export function registerEvalCommands(program: Command): Command {
       }
       if (o.slice && !o.pairs) throw new Error('eval: --slice needs --pairs (the held-out pairs carry the slice column)');
       const prompts = readPrompts(o.prompts as string);
+      const fluency = o.fluencyModel ? await loadModelAndTokenizer(o.fluencyModel as string) : null;
       const result = evaluateAgainstReference({
         ref: ref.model, refName: 'reference', tokenizer: pol.tokenizer, prompts, judges,
         policies: [{ name: 'policy', model: pol.model, beta: o.beta as number }],
         pairs: o.pairs ? readIdPairs(o.pairs as string, pol.tokenizer, (o.slice as string[] | undefined) ?? []) : undefined,
-        settings: { samplesPerPrompt: o.samples as number, maxNewTokens: o.maxNewTokens as number, seed: o.seed as number, quiet: Boolean(o.quiet) },
+        fluencyModel: fluency ? { name: basename(o.fluencyModel as string), model: fluency.model, tokenizer: fluency.tokenizer } : null,
+        settings: { samplesPerPrompt: o.samples as number, maxNewTokens: o.maxNewTokens as number, seed: o.seed as number, quiet: Boolean(o.quiet), topK: o.topK as number },
       });
       process.stdout.write(evaluationTable(result));
       if (o.out) {

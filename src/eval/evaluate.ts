@@ -5,12 +5,19 @@
 //   - sequence-level KL(π‖π_ref) = E_{y~π}[log π(y|x) − log π_ref(y|x)], estimated from π's samples,
 //   - win rate against the reference (same prompt, same sample slot; a tie counts one half),
 //   - implicit-reward accuracy on held-out pairs: β(log π − log π_ref) ranks chosen above rejected.
+//   - fluency, diversity and length of the same samples (perplexity under the reference and an
+//     optional second model, tokens outside the reference's top-k, distinct-1/2, repetition,
+//     self-similarity, truncation) and a verdict in words: fluent / degrading / collapsed
+//     (src/train/sample-quality.ts), so reward hacking shows next to the reward.
 // Every model is sampled with the same seed (common random numbers), so differences between models
 // are less noisy than independent draws would make them.
 
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { CausalLM } from '../models/model.js';
 import type { Judge } from './judges.js';
+import {
+  fluencyVerdict, sampleQuality, scoreTokens, type SampleQuality, type TokenScores, type Verdict,
+} from '../train/sample-quality.js';
 import { completionLogps, sampleCompletions, type Completions } from './sample.js';
 import { scoresBySlice, type SliceReport } from '../losses/reward.js';
 import { MISSING_SLICE } from '../data/types.js';
@@ -68,7 +75,20 @@ export interface ModelEvaluation {
   /** Per slice column of the held-out pairs: accuracy and mean reward per value, best−worst gap. */
   implicitBySlice?: SliceReport[];
   meanTokens: number;
+  /** Fluency, diversity and length of the samples. */
+  quality: SampleQuality;
+  /** Against the reference's own figures; the reference itself is the baseline ("fluent"). */
+  verdict: Verdict;
+  /** Why the verdict is not "fluent", in words. */
+  verdictReasons: string[];
   samples: EvalSample[];
+}
+
+/** A second, independent model for fluency (perplexity of the same texts under its own tokenizer). */
+export interface FluencyModel {
+  name: string;
+  model: CausalLM;
+  tokenizer: Tokenizer;
 }
 
 export interface EvaluationSettings {
@@ -77,10 +97,18 @@ export interface EvaluationSettings {
   seed: number;
   batchSize?: number;
   quiet?: boolean;
+  /** k of the "outside the reference's top-k" share (default 10). */
+  topK?: number;
 }
+
+export const DEFAULT_TOP_K = 10;
 
 export interface EvaluationResult {
   primary: string;
+  /** Name of the second fluency model, when one was given. */
+  fluencyModel: string | null;
+  /** The policy that is fluent and beats the reference on every judge, with the highest reward. */
+  bestTradeOff: string | null;
   prompts: number;
   samplesPerPrompt: number;
   heldOutPairs: number;
@@ -131,6 +159,7 @@ export function evaluateAgainstReference(opts: {
   judges: readonly Judge[];
   settings: EvaluationSettings;
   pairs?: readonly IdPair[];
+  fluencyModel?: FluencyModel | null;
   onModel?: (m: ModelEvaluation) => void;
 }): EvaluationResult {
   const { ref, tokenizer: tok, judges, settings: s } = opts;
@@ -140,6 +169,20 @@ export function evaluateAgainstReference(opts: {
   const promptIds = opts.prompts.map((p) => tok.encode(p, { addBos: true }));
   const pad = tok.padId;
   const sampleOpts = { samplesPerPrompt: s.samplesPerPrompt, maxNewTokens: s.maxNewTokens, seed: s.seed, batchSize: s.batchSize, quiet: s.quiet };
+  const topK = s.topK ?? DEFAULT_TOP_K;
+  const fm = opts.fluencyModel ?? null;
+  const fmPrompts = fm ? opts.prompts.map((p) => fm.tokenizer.encode(p, { addBos: true })) : [];
+  /** Fluency and diversity of a model's samples (reference scores computed here unless given). */
+  const qualityOf = (comp: Completions): SampleQuality => {
+    const rowPrompts = comp.promptIndex.map((p) => promptIds[p]!);
+    const refScores: TokenScores = scoreTokens(ref, rowPrompts, comp.tokens, { padId: pad, topK, batchSize: s.batchSize });
+    const fluency = fm
+      ? scoreTokens(fm.model, comp.promptIndex.map((p) => fmPrompts[p]!), comp.texts.map((t) => fm.tokenizer.encode(t, { addBos: false })),
+        { padId: fm.tokenizer.padId, topK, batchSize: s.batchSize })
+      : null;
+    return sampleQuality({ texts: comp.texts, promptIndex: comp.promptIndex, ref: refScores, fluency, stopped: comp.stopped, topK });
+  };
+  let refQuality: SampleQuality | null = null;
 
   const score = (comp: Completions): Record<string, number[]> => {
     const out: Record<string, number[]> = {};
@@ -155,9 +198,12 @@ export function evaluateAgainstReference(opts: {
       for (let r = 0; r < mine.length; r++) win += mine[r]! > refPrimary[r]! ? 1 : mine[r] === refPrimary[r] ? 0.5 : 0;
       win /= mine.length;
     } else win = 0.5;
+    const quality = qualityOf(comp);
+    const v = refQuality ? fluencyVerdict(quality, refQuality) : { verdict: 'fluent' as const, reasons: [] };
     return {
       name, beta, rewards, kl: stat(logRatio), winRate: win, implicitAccuracy: acc, implicitMargin: margin,
       meanTokens: comp.tokens.reduce((a, t) => a + t.length, 0) / Math.max(1, comp.tokens.length),
+      quality, verdict: v.verdict, verdictReasons: v.reasons,
       samples: comp.texts.map((t, r) => ({
         prompt: opts.prompts[comp.promptIndex[r]!]!, completion: t,
         rewards: Object.fromEntries(judges.map((j) => [j.name, scores[j.name]![r]!])), logRatio: logRatio[r]!,
@@ -174,6 +220,7 @@ export function evaluateAgainstReference(opts: {
   const refPairLogps = pairs.length ? completionLogps(ref, pairPrompts, pairCompletions, pad) : new Float64Array(0);
   const models: ModelEvaluation[] = [];
   const refEval = build(opts.refName ?? 'reference', null, refComp, refScores, new Float64Array(refComp.tokens.length), null, NaN, NaN);
+  refQuality = refEval.quality;
   models.push(refEval);
   opts.onModel?.(refEval);
 
@@ -209,7 +256,39 @@ export function evaluateAgainstReference(opts: {
     models.push(ev);
     opts.onModel?.(ev);
   }
-  return { primary, prompts: opts.prompts.length, samplesPerPrompt: s.samplesPerPrompt, heldOutPairs: pairs.length, models };
+  return {
+    primary, fluencyModel: fm?.name ?? null, bestTradeOff: bestTradeOff(models, primary),
+    prompts: opts.prompts.length, samplesPerPrompt: s.samplesPerPrompt, heldOutPairs: pairs.length, models,
+  };
+}
+
+/**
+ * The best trade-off point: among policies rated "fluent" whose mean reward beats the reference's
+ * on every judge (the training reward and each held-out judge), the one with the highest training
+ * reward; null when no policy qualifies (the highest reward alone can be reward hacking).
+ */
+export function bestTradeOff(models: readonly ModelEvaluation[], primary: string): string | null {
+  const ref = models.find((m) => m.beta === null);
+  if (!ref) return null;
+  let best: ModelEvaluation | null = null;
+  for (const m of models) {
+    if (m.beta === null || m.verdict !== 'fluent') continue;
+    if (!Object.keys(ref.rewards).every((j) => m.rewards[j]!.mean > ref.rewards[j]!.mean)) continue;
+    if (!best || m.rewards[primary]!.mean > best.rewards[primary]!.mean) best = m;
+  }
+  return best?.name ?? null;
+}
+
+/** One sentence on the best trade-off point (terminal and report). */
+export function tradeOffSentence(r: EvaluationResult): string {
+  const policies = r.models.filter((m) => m.beta !== null);
+  const collapsed = policies.filter((m) => m.verdict !== 'fluent').map((m) => `${m.name} (${m.verdict})`);
+  const tail = collapsed.length ? ` Not fluent: ${collapsed.join(', ')} — a higher reward there is reward hacking, not better text.` : '';
+  if (r.bestTradeOff) {
+    const m = r.models.find((x) => x.name === r.bestTradeOff)!;
+    return `Best trade-off: ${m.name} — fluent and above the reference on every judge (${r.primary} ${m.rewards[r.primary]!.mean.toFixed(2)}, KL ${m.kl.mean.toFixed(1)} nats).${tail}`;
+  }
+  return `No model is both fluent and better than the reference on every judge: use a larger β, a lower learning rate or fewer epochs.${tail}`;
 }
 
 /** A fixed-width text table of an evaluation (the terminal summary). */
@@ -225,8 +304,6 @@ export function evaluationTable(r: EvaluationResult, primaryLabel = 'reward'): s
     fmt(m.implicitAccuracy),
     fmt(m.meanTokens, 1),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const slices = r.models.flatMap((m) =>
     (m.implicitBySlice ?? []).map(
       (s) =>
@@ -234,5 +311,34 @@ export function evaluationTable(r: EvaluationResult, primaryLabel = 'reward'): s
         `gap ${fmt(s.accuracyGap)} (${s.best} vs ${s.worst})`,
     ),
   );
-  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line), ...(slices.length ? ['', ...slices] : [])].join('\n') + '\n';
+  const fl = fluencyColumns(r);
+  const verdicts = r.models.filter((m) => m.verdictReasons.length).map((m) => `  ${m.name}: ${m.verdict} — ${m.verdictReasons.join('; ')}`);
+  return `${textTable(head, rows)}${slices.length ? `\n${slices.join('\n')}\n` : ''}\n${textTable(fl.head, fl.rows)}${verdicts.length ? `\n${verdicts.join('\n')}\n` : ''}\n${tradeOffSentence(r)}\n`;
+}
+
+/** Column heads and cells of the fluency / diversity / length table (terminal and report). */
+export function fluencyColumns(r: EvaluationResult): { head: string[]; rows: string[][] } {
+  const fmt = (x: number | null, d: number): string => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(d));
+  const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-');
+  const refQ = r.models.find((m) => m.beta === null)?.quality;
+  const k = r.models[0]?.quality.topK ?? DEFAULT_TOP_K;
+  const head = [
+    'model', 'ppl (ref)', '× ref', ...(r.fluencyModel ? [`ppl (${r.fluencyModel})`] : []), `off top-${k}`,
+    'distinct-1', 'distinct-2', 'repeat 3+', 'self-sim', 'tokens', 'hit max', 'verdict',
+  ];
+  const rows = r.models.map((m) => {
+    const q = m.quality;
+    return [
+      m.name, fmt(q.perplexity, 1), refQ ? fmt(q.perplexity / refQ.perplexity, 2) : '-', ...(r.fluencyModel ? [fmt(q.fluencyPerplexity, 1)] : []),
+      pct(q.offTopK), fmt(q.distinct1, 2), fmt(q.distinct2, 2), pct(q.repeatShare), fmt(q.selfSimilarity, 2),
+      fmt(q.meanTokens, 1), pct(q.truncatedShare), m.beta === null ? 'reference' : m.verdict,
+    ];
+  });
+  return { head, rows };
+}
+
+function textTable(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
 }

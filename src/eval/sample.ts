@@ -14,6 +14,8 @@ export interface Completions {
   tokens: number[][];
   /** Decoded text (special tokens skipped). */
   texts: string[];
+  /** Whether the row ended on a stop token (false: it hit maxNewTokens). */
+  stopped: boolean[];
 }
 
 export interface SampleOptions {
@@ -60,7 +62,7 @@ export function sampleCompletions(model: CausalLM, tok: Tokenizer, prompts: read
   for (let p = 0; p < prompts.length; p++) for (let j = 0; j < o.samplesPerPrompt; j++) rows.push(p);
   const bs = o.batchSize ?? 64;
   const temperature = o.temperature ?? 1;
-  const out: Completions = { promptIndex: rows, tokens: [], texts: [] };
+  const out: Completions = { promptIndex: rows, tokens: [], texts: [], stopped: [] };
   const stop = new Set(tok.stopIds);
   const V = model.config.vocabSize;
   const bar = new ProgressBar(o.label ?? 'sample', rows.length, { unit: 'sample', quiet: o.quiet });
@@ -103,11 +105,12 @@ export function sampleCompletions(model: CausalLM, tok: Tokenizer, prompts: read
         logits = model.forwardCached(step, 1, cache, starts);
       }
     });
-    for (const g of gen) {
+    gen.forEach((g, b) => {
       // Keep the stop token in the ids (its probability is part of the sequence's), not in the text.
       out.tokens.push(g);
+      out.stopped.push(done[b]!);
       out.texts.push(tok.decode(g.filter((x) => !stop.has(x)), { skipSpecialTokens: true }));
-    }
+    });
     bar.update(Math.min(rows.length, start + bs));
   }
   bar.finish();

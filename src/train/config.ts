@@ -99,6 +99,12 @@ export const DpoConfigSchema = z.object({
   precompute_ref_log_probs: z.boolean().default(false),
   /** Watchdogs: warn or stop on over-optimization and falling chosen log-probs. */
   watchdogs: z.boolean().default(true),
+  /**
+   * At every evaluation, sample completions of eval prompts from the policy and measure their
+   * fluency and diversity against the reference's own samples (eval/samples/* metrics,
+   * eval_generations.jsonl; the watchdogs warn when the samples degrade or collapse).
+   */
+  sample_checks: z.boolean().default(false),
 }).strict();
 
 export const SftConfigSchema = z.object({

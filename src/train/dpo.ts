@@ -4,7 +4,7 @@
 // names, watchdogs, and the final model as a Hugging Face directory or a PEFT adapter.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
@@ -22,6 +22,7 @@ import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from
 import type { DpoConfig } from './config.js';
 import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import { ProgressBar } from './progress.js';
+import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 
 export interface DpoRunOptions {
   /** Policy (and default reference) model: Hugging Face directory or llama2.c file. */
@@ -40,6 +41,8 @@ export interface DpoRunOptions {
   /** Stop after this many steps in this process (tests). */
   stopAfterSteps?: number;
   onLog?: (rec: Record<string, number>) => void;
+  /** Tokens per sample of the sample_checks check (default max_completion_length, else 64). */
+  generateMaxNewTokens?: number;
 }
 
 export interface DpoRunResult extends LoopResult {
@@ -283,6 +286,100 @@ export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, 
   };
 }
 
+const VERDICT_CODE = { fluent: 0, degrading: 1, collapsed: 2 } as const;
+/** Prompts and samples per prompt of the sample_checks check. */
+const CHECK_PROMPTS = 32, CHECK_SAMPLES = 2, CHECK_TOP_K = 10;
+
+/**
+ * sample_checks: at every evaluation the policy samples completions of (up to 32) eval
+ * prompts with fixed seeds; their fluency and diversity are compared with the reference's own
+ * samples of the same prompts (src/train/sample-quality.ts) and logged as eval/samples/*
+ * (verdict 0 fluent, 1 degrading, 2 collapsed); the texts go to eval_generations.jsonl, and the
+ * watchdog warns when the verdict is no longer "fluent".
+ */
+function makeSampleCheck(
+  cfg: DpoConfig, opts: DpoRunOptions, evalPairs: readonly TokenizedPair[], model: CausalLM, refModel: CausalLM | null,
+  withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null, tokenizer: { padId: number; stopIds: readonly number[]; decode(ids: readonly number[], o?: { skipSpecialTokens?: boolean }): string },
+): { run(step: number): Record<string, number>; watch(evalHistory: readonly Record<string, number>[]): string[] } | null {
+  const say = (m: string): void => {
+    if (!opts.quiet) process.stderr.write(`sample_checks: ${m}\n`);
+  };
+  if (evalPairs.length === 0) {
+    say('no eval set, nothing to sample');
+    return null;
+  }
+  if (!refModel) {
+    say(`the loss (${String(cfg.loss_type)}) has no reference model to compare samples with; skipped`);
+    return null;
+  }
+  const seen = new Set<string>();
+  const prompts: number[][] = [];
+  for (const p of evalPairs) {
+    const key = p.promptIds.join(',');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    prompts.push(p.promptIds);
+    if (prompts.length === CHECK_PROMPTS) break;
+  }
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const maxNewTokens = Math.min(opts.generateMaxNewTokens ?? cfg.max_completion_length ?? 64, model.config.maxPositions - longest);
+  if (maxNewTokens < 1) {
+    say(`eval prompts of ${longest} tokens leave no room to generate in ${model.config.maxPositions} positions; skipped`);
+    return null;
+  }
+  // LoRA: the reference is the policy with adapters off, for sampling and scoring alike.
+  const withRef = <R>(f: () => R): R => {
+    if (!withAdaptersOff) return f();
+    let out: R | undefined;
+    withAdaptersOff(() => {
+      out = f();
+      return new Float64Array(0);
+    });
+    return out as R;
+  };
+  const o = {
+    samplesPerPrompt: CHECK_SAMPLES, maxNewTokens, seed: cfg.seed, padId: tokenizer.padId, stopIds: tokenizer.stopIds, topK: CHECK_TOP_K,
+    decode: (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true }), withReference: withRef,
+  };
+  const ref = withRef(() => checkSamples(refModel, refModel, prompts, { ...o, withReference: undefined }));
+  const refQ: SampleQuality = ref.quality;
+  const file = join(opts.outputDir, 'eval_generations.jsonl');
+  if (!opts.resume) rmSync(file, { force: true });
+  say(`${prompts.length} eval prompts × ${CHECK_SAMPLES} samples of up to ${maxNewTokens} tokens at every evaluation; reference perplexity ${refQ.perplexity.toFixed(2)}`);
+  const reasons = new Map<number, string[]>();
+  return {
+    run(step) {
+      const c = checkSamples(model, refModel, prompts, o);
+      const v = fluencyVerdict(c.quality, refQ);
+      reasons.set(step, v.reasons);
+      mkdirSync(opts.outputDir, { recursive: true });
+      appendFileSync(file, c.texts.map((t, r) => JSON.stringify({
+        step, prompt: tokenizer.decode(prompts[c.promptIndex[r]!]!, { skipSpecialTokens: true }), policy: t, reference: ref.texts[r], verdict: v.verdict,
+      })).join('\n') + '\n');
+      const q = c.quality;
+      return {
+        'samples/perplexity': q.perplexity, 'samples/perplexity_ratio': q.perplexity / refQ.perplexity,
+        'samples/off_top_k': q.offTopK, 'samples/distinct_1': q.distinct1, 'samples/distinct_2': q.distinct2,
+        'samples/repeat_share': q.repeatShare, 'samples/self_similarity': q.selfSimilarity,
+        'samples/mean_tokens': q.meanTokens, 'samples/truncated': q.truncatedShare, 'samples/verdict': VERDICT_CODE[v.verdict],
+      };
+    },
+    watch(evalHistory) {
+      const last = evalHistory.at(-1);
+      const code = last?.['eval/samples/verdict'];
+      if (last === undefined || code === undefined || code === 0) return [];
+      const verdict = code === 2 ? 'collapsed' : 'degrading';
+      const fluentBefore = [...evalHistory].reverse().find((r) => r['eval/samples/verdict'] === 0);
+      return [
+        `samples are ${verdict} at step ${last.step}: ${(reasons.get(last.step!) ?? []).join('; ')}. ` +
+        'The reward can still be rising while the text stops reading like the reference (over-optimization, reward hacking). ' +
+        `See eval_generations.jsonl; ${fluentBefore ? `step ${fluentBefore.step} was still fluent — stop near there (a checkpoint), or ` : ''}` +
+        'use a larger beta, a lower learning rate or fewer epochs.',
+      ];
+    },
+  };
+}
+
 /** TR-DPO needs the reference to have the policy's parameters, name for name and shape for shape. */
 function checkSyncable(policy: CausalLM, ref: CausalLM): void {
   const pp = policy.parameters(), rp = ref.parameters();
@@ -439,8 +536,8 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       evalRef = compute(evalPairs, evOrder);
     }
     if (!opts.quiet) process.stderr.write(`reference log-probs: ${tr.hit ? 'loaded from cache' : 'computed and cached'} (${tr.path})\n`);
-    // A separate reference copy is no longer needed: free its weights.
-    if (refModel !== model) refModel = null;
+    // A separate reference copy is no longer needed (unless samples are checked against it): free its weights.
+    if (refModel !== model && !cfg.sample_checks) refModel = null;
   }
 
   const lossTypes = cfg.loss_type;
@@ -545,7 +642,12 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     return { sums, count: P, tokens };
   };
 
-  const evaluate = (): Record<string, number> | null => {
+  // ---- samples generated during evaluation (sample_checks) ----
+  // TR-DPO moves its reference toward the policy: samples are judged against a frozen copy of the start.
+  const checkRef = cfg.sync_ref_model && refModel ? createModel(refModel.config, cloneWeights(refModel.exportWeights()), 'reference at the start (sample checks)') : refModel;
+  const sampleCheck = cfg.sample_checks ? makeSampleCheck(cfg, opts, evalPairs, model, checkRef, withAdaptersOff, tokenizer) : null;
+
+  const evaluate = (step: number): Record<string, number> | null => {
     if (evalPairs.length === 0) return null;
     const total: Record<string, number> = {};
     let count = 0;
@@ -558,6 +660,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     }
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(total)) out[k] = v / count;
+    if (sampleCheck) Object.assign(out, sampleCheck.run(step));
     return out;
   };
 
@@ -591,7 +694,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     evaluate,
     lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
     saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
-  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined));
+  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined, cfg.watchdogs && sampleCheck ? sampleCheck.watch : undefined));
   model.ctx.rng = null;
   return { ...result, trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit };
 }

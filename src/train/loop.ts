@@ -39,8 +39,8 @@ export interface TrainTask {
    * `gradScale` (1 / accumulation steps) so that accumulated gradients are the step's mean.
    */
   trainMicroBatch(indices: readonly number[], gradScale: number, rng: Rng): MicroResult;
-  /** Evaluation metrics (names without the eval/ prefix), or null when there is no eval set. */
-  evaluate?(): Record<string, number> | null;
+  /** Evaluation metrics (names without the eval/ prefix) after `step` optimizer steps, or null when there is no eval set. */
+  evaluate?(step: number): Record<string, number> | null;
   /** State carried between steps that must be checkpointed (e.g. bco_pair's running mean). */
   lossState?: { get(): unknown; set(s: unknown): void };
   /** Called after every optimizer step with the new step count (e.g. TR-DPO's reference sync). */
@@ -88,6 +88,8 @@ export interface LoopConfig {
   onLog?: (record: Record<string, number>) => void;
   /** Watchdog hooks: extra checks on each logged training record; return warnings. */
   watch?: (history: readonly Record<string, number>[]) => string[];
+  /** Watchdog hooks on each evaluation record (e.g. the quality of samples generated during eval). */
+  watchEval?: (evalHistory: readonly Record<string, number>[]) => string[];
 }
 
 export interface LoopResult {
@@ -163,15 +165,24 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     fingerprint: cfg.fingerprint,
   });
 
+  const warn = (ws: string[]): void => {
+    for (const w of ws) {
+      if (!warnings.includes(w)) {
+        warnings.push(w);
+        bar.log(`warning: ${w}`);
+      }
+    }
+  };
   const runEval = (): void => {
     if (!task.evaluate) return;
-    const m = T.noGrad(() => task.evaluate!());
+    const m = T.noGrad(() => task.evaluate!(step));
     if (!m) return;
     const rec: Record<string, number> = { step, epoch: step / stepsPerEpoch };
     for (const [k, v] of Object.entries(m)) rec[`eval/${k}`] = v;
     evalHistory.push(rec);
     log(rec);
-    bar.log(`eval step ${step}: ${Object.entries(m).filter(([k]) => ['loss', 'rewards/accuracies', 'rewards/margins'].includes(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  ')}`);
+    bar.log(`eval step ${step}: ${Object.entries(m).filter(([k]) => ['loss', 'rewards/accuracies', 'rewards/margins', 'samples/perplexity_ratio'].includes(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  ')}`);
+    if (cfg.watchEval) warn(cfg.watchEval(evalHistory));
   };
 
   let processedThisRun = 0;
@@ -222,14 +233,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       rec.step = step;
       history.push(rec);
       log(rec);
-      if (cfg.watch) {
-        for (const w of cfg.watch(history)) {
-          if (!warnings.includes(w)) {
-            warnings.push(w);
-            bar.log(`warning: ${w}`);
-          }
-        }
-      }
+      if (cfg.watch) warn(cfg.watch(history));
       window = {};
       windowCount = 0;
       windowSteps = 0;

@@ -40,7 +40,7 @@ export async function loadTrainable(modelPath: string, tokenizerPath: string | u
 }
 
 /** The training-loop configuration from TRL-named options. */
-export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: string, watch?: LoopConfig['watch']): LoopConfig {
+export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: string, watch?: LoopConfig['watch'], watchEval?: LoopConfig['watchEval']): LoopConfig {
   return {
     outputDir: run.outputDir,
     learningRate: cfg.learning_rate,
@@ -70,14 +70,16 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     quiet: run.quiet,
     onLog: run.onLog,
     watch,
+    watchEval,
   };
 }
 
 /** Settings that may change across a resume without changing the run (excluded from its fingerprint). */
 export function fingerprintSettings(cfg: CommonConfig): string {
+  // Options that do not change the weights (how often to log/eval/save, sample checks) may change on resume.
   return JSON.stringify({
     ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null,
-    eval_strategy: null, save_strategy: null, output_dir: null,
+    eval_strategy: null, save_strategy: null, output_dir: null, sample_checks: null,
   });
 }
 

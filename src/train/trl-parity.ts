@@ -212,6 +212,7 @@ export const EXTENSIONS: Readonly<Record<string, string>> = {
   save_dtype: 'dtype of the saved weights (float32 or bfloat16)',
   num_threads: 'kernel threads (default: DPO_NUM_THREADS or the number of cores)',
   watchdogs: 'explain over-optimization and falling chosen log-probs in warnings',
+  sample_checks: 'at every evaluation, sample eval prompts and judge fluency and diversity against the reference (eval/samples/*, a collapse watchdog)',
 };
 
 /** Names TRL used before v1.9.0 (or TRL's other configs) that v1.9.0's DPOConfig/SFTConfig do not have. */
@@ -220,7 +221,7 @@ export const NOT_IN_TRL: Readonly<Record<string, string>> = {
   padding_value: "not in TRL v1.9.0: the pad id is the tokenizer's pad token",
   label_pad_token_id: 'not in TRL v1.9.0: response tokens are selected by the completion mask, never by a label pad id',
   use_logits_to_keep: 'not in TRL v1.9.0: the LM head here already computes logits only for response tokens',
-  generate_during_eval: 'not in TRL v1.9.0: sample with `dpo generate` or compare policy and reference with `dpo eval`',
+  generate_during_eval: 'not in TRL v1.9.0: set sample_checks: true (samples judged at every evaluation), or compare policy and reference with `dpo eval`',
   ref_model_init_kwargs: 'not in TRL v1.9.0: the reference loads like the policy (float32); give a different one with --ref',
   model_adapter_name: 'not in TRL v1.9.0: one adapter is trained (use_peft)',
   ref_adapter_name: 'not in TRL v1.9.0: with use_peft the reference is the base with adapters off',
