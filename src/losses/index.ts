@@ -68,6 +68,9 @@ export type LossType = (typeof lossTypes)[number];
 // Other spellings TRL has used for the same loss.
 const lossTypeAliases: Record<string, LossType> = { aot_unpaired: 'aot_pair' };
 
+/** Every name computePreferenceLoss accepts: the loss types and their aliases (TRL v1.9's aot_unpaired). */
+export const lossTypeNames: readonly string[] = [...lossTypes, ...Object.keys(lossTypeAliases)];
+
 const referenceFreeTypes: ReadonlySet<LossType> = new Set<LossType>(['simpo', 'orpo', 'sft']);
 
 /** Maps a loss-type name (or alias) to its canonical name; unknown names throw with a suggestion. */

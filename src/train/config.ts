@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { editDistance } from '../losses/math.js';
-import { lossTypes } from '../losses/index.js';
+import { lossTypeNames, lossTypes } from '../losses/index.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -131,7 +131,7 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
   const cfg = validate(DpoConfigSchema, { ...file, ...overrides }, source);
   const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
   for (const n of names) {
-    if (!(lossTypes as readonly string[]).includes(n)) {
+    if (!lossTypeNames.includes(n)) {
       const s = closest(n, lossTypes);
       throw new Error(`${source}: loss_type "${n}" is not a loss${s ? ` (did you mean "${s}"?)` : ''}; valid: ${lossTypes.join(', ')}`);
     }
