@@ -151,3 +151,101 @@ test("Mistral's sliding_window: sequences within it run, longer ones are refused
   m.forwardCached(ids(8), 8, cache, null);
   assert.throws(() => m.forwardCached(ids(1), 1, cache, null), /sliding_window \(8\)/);
 });
+
+// ---- kill + resume ----------------------------------------------------------------------------
+
+const { makeTinyModelDir, syntheticPairs, writeJsonl } = await import('./fixtures/train/tiny.js');
+const { runDpo } = await import('../src/train/dpo.js');
+const { spawnSync } = await import('node:child_process');
+const { existsSync, readdirSync } = await import('node:fs');
+const modelDir = await makeTinyModelDir();
+const dataDir = tmp('dpo-hard-data-');
+const trainFile = writeJsonl(join(dataDir, 'train.jsonl'), syntheticPairs(20, 5));
+const evalFile = writeJsonl(join(dataDir, 'eval.jsonl'), syntheticPairs(8, 6));
+const DIST = new URL('../src/', import.meta.url).href;
+
+/** Trains in a child process that SIGKILLs itself right after logging step `killAt`. */
+function trainKilledAt(out: string, cfg: Record<string, unknown>, killAt: number): void {
+  const code = `
+    const { runDpo } = await import(${JSON.stringify(DIST + 'train/dpo.js')});
+    const { parseDpoConfig } = await import(${JSON.stringify(DIST + 'train/config.js')});
+    const [model, data, evalData, out, cfg, killAt] = process.argv.slice(1);
+    await runDpo({ model, data: [data], evalData: [evalData], outputDir: out, quiet: true, config: parseDpoConfig(JSON.parse(cfg)),
+      onLog: (r) => { if (r.step === Number(killAt) && !('eval/loss' in r)) process.kill(process.pid, 'SIGKILL'); } });`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, modelDir, trainFile, evalFile, out, JSON.stringify(cfg), String(killAt)], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.signal, 'SIGKILL', `child was not killed: ${r.status} ${r.stderr}`);
+}
+
+const metricsOf = (dir: string) =>
+  readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
+    const rec = JSON.parse(l) as Record<string, number>;
+    delete rec['tokens/s']; // wall-clock
+    return rec;
+  });
+
+/** Uninterrupted run vs killed at `killAt` and resumed: same files, byte for byte. */
+async function assertResumeIdentical(cfg: Record<string, unknown>, killAt: number, files: string[]): Promise<{ straight: string; killed: string }> {
+  const straight = tmp('dpo-hard-straight-');
+  await runDpo({ model: modelDir, data: [trainFile], evalData: [evalFile], outputDir: straight, quiet: true, config: parseDpoConfig(cfg) });
+  const killed = tmp('dpo-hard-killed-');
+  trainKilledAt(killed, cfg, killAt);
+  const before = metricsOf(killed);
+  assert.equal(before.filter((r) => !('eval/loss' in r)).at(-1)!.step, killAt, 'the child logged up to the kill');
+  const resumed = await runDpo({ model: modelDir, data: [trainFile], evalData: [evalFile], outputDir: killed, quiet: true, resume: true, config: parseDpoConfig(cfg) });
+  assert.equal(resumed.warnings.length, 0, resumed.warnings.join('\n'));
+  for (const f of files) assert.ok(readFileSync(join(killed, f)).equals(readFileSync(join(straight, f))), `${f} differs after kill + resume`);
+  assert.deepEqual(metricsOf(killed), metricsOf(straight), 'metrics.jsonl: no duplicated steps, same records');
+  assert.equal(resumed.history.length, metricsOf(straight).filter((r) => !('eval/loss' in r)).length, 'history holds the whole run');
+  return { straight, killed };
+}
+
+// 20 pairs in batches of 4 = 5 micro-batches per epoch; 2 per step: step 3 spans epochs 0 and 1,
+// the checkpoint at step 4 is mid-epoch 1, the kill at step 6 is after epoch 2 began, and the
+// log window (every 3 steps) is open at the checkpoint.
+const resumeCfg = {
+  learning_rate: 1e-2, beta: 0.1, per_device_train_batch_size: 4, per_device_eval_batch_size: 8, gradient_accumulation_steps: 2,
+  num_train_epochs: 3, max_length: 48, max_prompt_length: 24, logging_steps: 3, eval_steps: 3, save_steps: 4, seed: 11,
+  lr_scheduler_type: 'linear', warmup_ratio: 0.2,
+};
+
+test('kill (SIGKILL) + resume across an epoch boundary with gradient accumulation, LoRA and dropout: weights, optimizer state and metrics.jsonl identical', async () => {
+  const cfg = { ...resumeCfg, use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0.2 };
+  const ck = join('checkpoint-8');
+  await assertResumeIdentical(cfg, 6, ['adapter_model.safetensors', join(ck, 'weights.safetensors'), join(ck, 'optimizer.safetensors'), join(ck, 'trainer_state.json')]);
+});
+
+test('bco_pair: the running-mean δ runs in training, is checkpointed, and resumes bit-identically', async () => {
+  const cfg = { ...resumeCfg, loss_type: 'bco_pair' };
+  const { killed } = await assertResumeIdentical(cfg, 6, ['model.safetensors', join('checkpoint-8', 'optimizer.safetensors'), join('checkpoint-8', 'trainer_state.json')]);
+  const state = JSON.parse(readFileSync(join(killed, 'checkpoint-8', 'trainer_state.json'), 'utf8'));
+  // One running-mean update per training micro-batch: 8 steps × 2.
+  assert.equal(Math.round(state.lossState.count), 16);
+  assert.notEqual(state.lossState.mean, 0);
+  const logged = metricsOf(killed).filter((r) => 'bco_delta' in r && !('eval/loss' in r));
+  assert.ok(logged.length >= 3 && logged.every((r) => r.bco_delta !== 0), 'δ logged and non-zero');
+});
+
+test('resume: metrics.jsonl is cut back to the checkpoint atomically, a torn last line dropped; another thread count warns', async () => {
+  const { truncateMetrics } = await import('../src/train/loop.js');
+  const dir = tmp('dpo-hard-trunc-');
+  const p = join(dir, 'metrics.jsonl');
+  writeFileSync(p, '{"loss":1,"step":2}\n{"eval/loss":1,"step":2}\n{"loss":1,"step":4}\n{"loss":0.5,"st');
+  assert.deepEqual(truncateMetrics(p, 2).map((r) => r.step), [2, 2]);
+  assert.equal(readFileSync(p, 'utf8'), '{"loss":1,"step":2}\n{"eval/loss":1,"step":2}\n');
+  assert.deepEqual(readdirSync(dir), ['metrics.jsonl'], 'no temporary file left');
+
+  const native = nativeKernels();
+  if (!native || kernels() !== native) return;
+  const cfg = { ...resumeCfg, max_steps: 4, save_steps: 2 };
+  const out = tmp('dpo-hard-threads-');
+  await runDpo({ model: modelDir, data: [trainFile], outputDir: out, quiet: true, stopAfterSteps: 2, config: parseDpoConfig(cfg) });
+  const threads = native.numThreads();
+  native.setNumThreads(threads === 1 ? 2 : 1);
+  try {
+    const r = await runDpo({ model: modelDir, data: [trainFile], outputDir: out, quiet: true, resume: true, config: parseDpoConfig(cfg) });
+    assert.match(r.warnings.join('\n'), new RegExp(`written with ${threads} kernel threads, this run uses ${threads === 1 ? 2 : 1}`));
+    assert.ok(existsSync(join(out, 'model.safetensors')));
+  } finally {
+    native.setNumThreads(threads);
+  }
+});

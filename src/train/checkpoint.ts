@@ -25,7 +25,9 @@ export interface TrainerState {
   lossState?: unknown;
   /** A hash of the settings that must not change across a resume. */
   fingerprint: string;
-  /** Free-form extras (watchdog history...). */
+  /** Kernel threads of the run that wrote it (a resume with another count warns). */
+  threads?: number;
+  /** Free-form extras (the metrics not yet logged: logWindow). */
   extra?: Record<string, unknown>;
 }
 

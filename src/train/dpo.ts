@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernelPath } from '../tensor/backend.js';
-import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../losses/index.js';
+import { computePreferenceLoss, newBcoRunningMean, type BcoRunningMean, type LossParams } from '../losses/index.js';
 import { BatchSampler, collatePreference, packRows, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
@@ -415,7 +415,11 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   }
 
   const lossTypes = cfg.loss_type;
-  let bcoState: BcoRunningMean | undefined;
+  // bco_pair's δ: the running mean of the training batches' mean reward, checkpointed with the
+  // run (TrainTask.lossState) so a resume continues it bit for bit. Evaluation folds each eval
+  // batch into a copy and leaves the training state alone.
+  let bcoState: BcoRunningMean | undefined =
+    (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).includes('bco_pair') ? newBcoRunningMean() : undefined;
 
   /** Forward (+ backward when training) of one batch; returns metric sums. */
   const runBatch = (pairIdx: readonly number[], pairs: readonly TokenizedPair[], ref: typeof trainRef, gradScale: number | null): MicroResult => {
@@ -445,7 +449,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       policyChosen: pol.slice(0, P), policyRejected: pol.slice(P),
       refChosen: refC, refRejected: refR,
       chosenTokens: batch.responseTokens.slice(0, P), rejectedTokens: batch.responseTokens.slice(P),
-    }, lossParams(cfg, gradScale !== null ? bcoState : undefined));
+    }, lossParams(cfg, bcoState));
     if (gradScale !== null) {
       if (res.bcoState) bcoState = res.bcoState;
       const g = new Float32Array(rows);
@@ -486,6 +490,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       'logits/rejected': nr ? (lr / nr) * P : 0,
     };
     if (res.nll !== undefined) sums.nll_loss = res.nll * P;
+    if (res.metrics.bco_delta !== undefined) sums.bco_delta = res.metrics.bco_delta * P;
     return { sums, count: P, tokens };
   };
 

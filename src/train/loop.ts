@@ -6,11 +6,12 @@
 // an interruption and --resume (weights, optimizer moments, schedule position, sampler position
 // and dropout RNG state are all checkpointed).
 
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
+import { kernels } from '../tensor/backend.js';
 import { BatchSampler } from '../data/batch.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps, type ScheduleType } from './schedule.js';
@@ -95,6 +96,38 @@ export interface LoopResult {
 
 export class TrainingStopped extends Error {}
 
+/** Metric sums of the steps since the last logged record (checkpointed so a resume logs the same records). */
+interface LogWindow {
+  sums: Record<string, number>;
+  count: number;
+  steps: number;
+  tokens: number;
+}
+
+/**
+ * Cuts metrics.jsonl back to the records of steps ≤ step (atomically: a new file renamed over it),
+ * so the steps between a checkpoint and a kill are not logged twice after --resume. A torn last
+ * line (killed mid-write) is dropped. Returns the records kept.
+ */
+export function truncateMetrics(path: string, step: number): Record<string, number>[] {
+  if (!existsSync(path)) return [];
+  const kept: Record<string, number>[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let rec: Record<string, number>;
+    try {
+      rec = JSON.parse(line) as Record<string, number>;
+    } catch {
+      continue;
+    }
+    if (typeof rec.step === 'number' && rec.step <= step) kept.push(rec);
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  renameSync(tmp, path);
+  return kept;
+}
+
 export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   mkdirSync(cfg.outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
@@ -111,6 +144,11 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   let rng = new Rng(cfg.seed ^ 0x5eed);
   let sampler = sampler0;
   let step = 0;
+  let restoredWindow: LogWindow | undefined;
+  const warnings: string[] = [];
+  const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
+  const history: Record<string, number>[] = [];
+  const evalHistory: Record<string, number>[] = [];
 
   // ---- resume ----
   if (cfg.resume) {
@@ -126,25 +164,35 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       }, state.sampler);
       rng = new Rng(Uint32Array.from(state.rng));
       if (state.lossState !== undefined && task.lossState) task.lossState.set(state.lossState);
-      if (!cfg.quiet) process.stderr.write(`resumed from ${dir} at step ${step}\n`);
+      restoredWindow = state.extra?.logWindow as LogWindow | undefined;
+      // The log continues from the checkpoint: later records (written before the kill) go.
+      for (const rec of truncateMetrics(metricsPath, step)) (Object.keys(rec).some((k) => k.startsWith('eval/')) ? evalHistory : history).push(rec);
+      // Thread count is not in the fingerprint (it may change), but the last bits can depend on it.
+      const threads = kernels().numThreads();
+      if (state.threads !== undefined && state.threads !== threads) {
+        warnings.push(
+          `resume: the checkpoint was written with ${state.threads} kernel threads, this run uses ${threads}; ` +
+          `the continued run may differ in the last bits from an uninterrupted one (set DPO_NUM_THREADS=${state.threads} or num_threads: ${state.threads} for bit-identity)`,
+        );
+      }
+      if (!cfg.quiet) {
+        process.stderr.write(`resumed from ${dir} at step ${step}\n`);
+        for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      }
     } else if (typeof cfg.resume === 'string') {
       throw new Error(`resume: ${cfg.resume} is not a checkpoint`);
     }
   }
 
-  const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
   if (step === 0 && existsSync(metricsPath)) writeFileSync(metricsPath, '');
-  const history: Record<string, number>[] = [];
-  const evalHistory: Record<string, number>[] = [];
-  const warnings: string[] = [];
   const bar = new ProgressBar('train', totalSteps, { unit: 'step', quiet: cfg.quiet }, step);
   const log = (rec: Record<string, number>): void => {
     appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
     cfg.onLog?.(rec);
   };
 
-  let window: Record<string, number> = {};
-  let windowCount = 0, windowSteps = 0, windowTokens = 0, windowStart = Date.now();
+  let window: Record<string, number> = { ...restoredWindow?.sums };
+  let windowCount = restoredWindow?.count ?? 0, windowSteps = restoredWindow?.steps ?? 0, windowTokens = restoredWindow?.tokens ?? 0, windowStart = Date.now();
   let lastCheckpoint: string | null = null;
   let stoppedBecause: string | null = null;
   const stateOf = (): TrainerState => ({
@@ -154,6 +202,8 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     rng: Array.from(rng.state()),
     lossState: task.lossState?.get(),
     fingerprint: cfg.fingerprint,
+    threads: kernels().numThreads(),
+    extra: { logWindow: { sums: { ...window }, count: windowCount, steps: windowSteps, tokens: windowTokens } satisfies LogWindow },
   });
 
   const runEval = (): void => {
