@@ -249,3 +249,43 @@ test('resume: metrics.jsonl is cut back to the checkpoint atomically, a torn las
     native.setNumThreads(threads);
   }
 });
+
+// ---- one TRL version (v1.9.0) where versions differ ---------------------------------------------
+
+test('TRL v1.9.0 semantics: sigmoid ignores label smoothing, rewards are β·log-ratios whenever a reference is used, simpo carries cpo_alpha·NLL', async () => {
+  const { computePreferenceLoss, sftLoss } = await import('../src/losses/index.js');
+  const f = (a: number[]) => Float64Array.from(a);
+  const logps = {
+    policyChosen: f([-12, -30, -8, -20]), policyRejected: f([-15, -25, -9, -28]),
+    refChosen: f([-13, -29, -9, -21]), refRejected: f([-14, -26, -8.5, -27]),
+    chosenTokens: [4, 10, 2, 5], rejectedTokens: [5, 8, 3, 7],
+  };
+  // sigmoid: −log σ(βh) whatever label_smoothing says (TRL v0.x's cDPO is gone).
+  assert.equal(computePreferenceLoss('sigmoid', logps, { beta: 0.5, labelSmoothing: 0.2 }).loss, computePreferenceLoss('sigmoid', logps, { beta: 0.5 }).loss);
+  // Rewards: the reference-based ones for any list that uses a reference, in any order.
+  for (const types of [['simpo', 'sigmoid'], ['sigmoid', 'simpo'], ['orpo', 'ipo'], ['sft', 'hinge']]) {
+    const r = computePreferenceLoss(types, logps, { beta: 0.5 });
+    assert.deepEqual(Array.from(r.chosenRewards), Array.from(logps.policyChosen, (p, i) => 0.5 * (p - logps.refChosen[i]!)), types.join('+'));
+    assert.deepEqual(Array.from(r.rejectedRewards), Array.from(logps.policyRejected, (p, i) => 0.5 * (p - logps.refRejected[i]!)), types.join('+'));
+  }
+  const noRef = { policyChosen: logps.policyChosen, policyRejected: logps.policyRejected, chosenTokens: logps.chosenTokens, rejectedTokens: logps.rejectedTokens };
+  assert.deepEqual(Array.from(computePreferenceLoss('simpo', noRef, { beta: 0.5 }).chosenRewards), [-1.5, -1.5, -2, -2], 'reference-free: β·average');
+  // SimPO as CPOTrainer(loss_type="simpo") computes it: cpo_alpha (default 1) · token-mean chosen NLL added.
+  const pure = computePreferenceLoss('simpo', noRef, { beta: 2, simpoGamma: 0.5, cpoAlpha: 0 });
+  const cpo = computePreferenceLoss('simpo', noRef, { beta: 2, simpoGamma: 0.5 });
+  const nll = sftLoss(noRef.policyChosen, noRef.chosenTokens).loss;
+  assert.equal(pure.nll, undefined);
+  assert.equal(cpo.nll, nll);
+  assert.ok(Math.abs(cpo.loss - (pure.loss + nll)) < 1e-12);
+  const half = computePreferenceLoss('simpo', noRef, { beta: 2, simpoGamma: 0.5, cpoAlpha: 0.5 });
+  assert.ok(Math.abs(half.loss - (pure.loss + 0.5 * nll)) < 1e-12);
+});
+
+test('config: label_smoothing that no chosen loss uses, and exo_pair without it, are errors; cpo_alpha is an option', () => {
+  assert.throws(() => parseDpoConfig({ loss_type: 'sigmoid', label_smoothing: 0.1 }), /label_smoothing 0\.1 has no effect with loss_type sigmoid \(TRL v1\.9\.0 uses it only for robust, exo_pair, aot, aot_pair, aot_unpaired, simpo\); for noisy labels use loss_type robust/);
+  assert.equal(parseDpoConfig({ loss_type: ['sigmoid', 'robust'], label_smoothing: 0.1 }).label_smoothing, 0.1);
+  assert.throws(() => parseDpoConfig({ loss_type: 'exo_pair' }), /exo_pair needs label_smoothing > 0 \(the EXO paper recommends 1e-3\)/);
+  assert.equal(parseDpoConfig({ loss_type: 'exo_pair', label_smoothing: 1e-3 }).label_smoothing, 1e-3);
+  assert.equal(parseDpoConfig({ loss_type: 'simpo' }).cpo_alpha, 1);
+  assert.equal(parseDpoConfig({ loss_type: 'simpo', cpo_alpha: 0 }).cpo_alpha, 0);
+});

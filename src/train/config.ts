@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { editDistance } from '../losses/math.js';
-import { lossTypeNames, lossTypes } from '../losses/index.js';
+import { labelSmoothingLossTypes, lossTypeNames, lossTypes } from '../losses/index.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -59,6 +59,8 @@ export const DpoConfigSchema = z.object({
   loss_weights: z.array(z.number()).nullable().default(null),
   label_smoothing: z.number().min(0).max(0.5).default(0),
   rpo_alpha: z.number().nullable().default(null),
+  /** simpo's NLL weight (TRL CPOConfig; 0 = SimPO as in its paper). */
+  cpo_alpha: z.number().min(0).default(1),
   simpo_gamma: z.number().default(0.5),
   discopop_tau: z.number().positive().default(0.05),
   max_prompt_length: positiveInt.nullable().default(512),
@@ -135,6 +137,13 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
       const s = closest(n, lossTypes);
       throw new Error(`${source}: loss_type "${n}" is not a loss${s ? ` (did you mean "${s}"?)` : ''}; valid: ${lossTypes.join(', ')}`);
     }
+  }
+  // TRL v1.9.0 semantics (see src/losses/index.ts): say so instead of ignoring a setting.
+  if (cfg.label_smoothing > 0 && !names.some((n) => labelSmoothingLossTypes.includes(n))) {
+    throw new Error(`${source}: label_smoothing ${cfg.label_smoothing} has no effect with loss_type ${names.join(', ')} (TRL v1.9.0 uses it only for ${labelSmoothingLossTypes.join(', ')}); for noisy labels use loss_type robust`);
+  }
+  if (names.includes('exo_pair') && cfg.label_smoothing === 0) {
+    throw new Error(`${source}: exo_pair needs label_smoothing > 0 (the EXO paper recommends 1e-3)`);
   }
   if (cfg.loss_weights && cfg.loss_weights.length !== names.length) {
     throw new Error(`${source}: loss_weights has ${cfg.loss_weights.length} entries for ${names.length} loss types`);

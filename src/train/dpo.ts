@@ -268,6 +268,7 @@ function lossParams(cfg: DpoConfig, bcoState: BcoRunningMean | undefined): LossP
     beta: cfg.beta,
     labelSmoothing: cfg.label_smoothing,
     rpoAlpha: cfg.rpo_alpha ?? undefined,
+    cpoAlpha: cfg.cpo_alpha,
     simpoGamma: cfg.simpo_gamma,
     discopopTau: cfg.discopop_tau,
     lossWeights: cfg.loss_weights ?? undefined,
@@ -287,7 +288,7 @@ export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, 
       out.push(
         `over-optimization: the loss is ${last.loss!.toExponential(2)} and reward margins keep growing (${margins.map((m) => m.toFixed(1)).join(' → ')}). ` +
         'The policy is separating the training pairs far beyond what the data supports; consider a larger beta, ' +
-        'the ipo loss (bounded margins), label_smoothing, fewer steps, or evaluating on held-out pairs.',
+        'the ipo loss (bounded margins), the robust loss with label_smoothing, fewer steps, or evaluating on held-out pairs.',
       );
     }
     const lp = history.slice(-4).map((r) => r['logps/chosen'] ?? 0);
