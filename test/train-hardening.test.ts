@@ -289,3 +289,26 @@ test('config: label_smoothing that no chosen loss uses, and exo_pair without it,
   assert.equal(parseDpoConfig({ loss_type: 'simpo' }).cpo_alpha, 1);
   assert.equal(parseDpoConfig({ loss_type: 'simpo', cpo_alpha: 0 }).cpo_alpha, 0);
 });
+
+test('precomputed reference log-probs use the training loop\'s first-epoch batches, group_by_length included, and equal the live reference there', async () => {
+  const cfg = { ...resumeCfg, gradient_accumulation_steps: 1, num_train_epochs: 1, logging_steps: 1, eval_steps: 0, save_steps: 0, group_by_length: true };
+  const cacheDir = tmp('dpo-hard-cache-');
+  const live = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('dpo-hard-live-'), quiet: true, config: parseDpoConfig(cfg) });
+  const pre = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('dpo-hard-pre-'), quiet: true, cacheDir, config: parseDpoConfig({ ...cfg, precompute_ref_log_probs: true }) });
+  for (const k of ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/margins']) {
+    assert.deepEqual(pre.history.map((h) => h[k]), live.history.map((h) => h[k]), k);
+  }
+  // The cache entry is the one for the sampler's length-grouped batches (the file name is a
+  // fingerprint of the batches): asking for exactly those finds it.
+  const { loadModelAndTokenizer } = await import('../src/models/index.js');
+  const { preparePreferenceData } = await import('../src/data/prepare.js');
+  const { BatchSampler } = await import('../src/data/batch.js');
+  const { model, tokenizer } = await loadModelAndTokenizer(modelDir);
+  const { pairs: tp } = await preparePreferenceData([trainFile], tokenizer!, { maxLength: 48, maxPromptLength: 24, truncationMode: 'keep_end', onBadRow: 'error' });
+  const lengths = tp.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length));
+  const grouped = new BatchSampler(tp.length, { batchSize: 4, seed: 11, lengths }).epochBatches(0);
+  const plain = new BatchSampler(tp.length, { batchSize: 4, seed: 11 }).epochBatches(0);
+  assert.notDeepEqual(grouped, plain, 'grouping changes the batches');
+  const r = precomputeReferenceLogps(model, tp, grouped, tokenizer!.padId, undefined, join(cacheDir, 'ref-logps'), true);
+  assert.equal(r.hit, true, 'the precomputed cache was made from the length-grouped batches');
+});
