@@ -1,4 +1,4 @@
-// Preference losses pinned to PyTorch/TRL golden vectors (shared/golden), plus finite-difference
+// Preference losses pinned to PyTorch/TRL golden vectors (test/fixtures/golden), plus finite-difference
 // gradient checks of every loss type, the weighted combination, SFT, rewards and error messages.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,11 +23,9 @@ import {
 import { bcoPairLoss } from '../src/losses/pairwise.js';
 import { mulberry32 } from './helpers/rng.js';
 
-const GOLDEN_DIR = process.env.DPO_GOLDEN_DIR ?? '/work/shared/golden';
+import { GOLDEN_DIR } from './helpers/fixtures.js';
 const BASE = join(GOLDEN_DIR, 'dpo_losses.json');
 const MORE = join(GOLDEN_DIR, 'dpo_losses_more.json');
-const noBase = !existsSync(BASE) && `golden vectors not found at ${BASE} (set DPO_GOLDEN_DIR)`;
-const noMore = !existsSync(MORE) && `golden vectors not found at ${MORE} (set DPO_GOLDEN_DIR)`;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -209,7 +207,7 @@ const SPECIAL = new Set(['simpo', 'orpo', 'sigmoid+rpo']);
 /** The golden file's cDPO case (sigmoid with label_smoothing, TRL v0.x): TRL v1.9.0 ignores ε for sigmoid. */
 const isCdpo = (c: Json): boolean => c.loss_type === 'sigmoid' && (c.label_smoothing ?? 0) > 0;
 
-test('golden: dpo_losses.json (sigmoid, ipo, hinge) float64 and float32; cDPO ε is ignored as in TRL v1.9.0', { skip: noBase }, () => {
+test('golden: dpo_losses.json (sigmoid, ipo, hinge) float64 and float32; cDPO ε is ignored as in TRL v1.9.0', () => {
   const g = load(BASE);
   for (const c of g.cases) {
     if (isCdpo(c)) {
@@ -228,7 +226,7 @@ test('golden: dpo_losses.json (sigmoid, ipo, hinge) float64 and float32; cDPO ε
   }
 });
 
-test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', { skip: noBase }, () => {
+test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', () => {
   const g = load(BASE);
   for (const c of g.extreme.cases) {
     if (isCdpo(c)) continue;
@@ -238,7 +236,7 @@ test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', { skip: noBas
   }
 });
 
-test('golden: dpo_losses_more.json pairwise losses float64 and float32', { skip: noMore }, () => {
+test('golden: dpo_losses_more.json pairwise losses float64 and float32', () => {
   const g = load(MORE);
   let checked = 0;
   for (const c of g.cases) {
@@ -296,7 +294,7 @@ function exoExactGrad(golden: number[], inputs: Json, beta: number, eps: number)
   });
 }
 
-test('golden: dpo_losses_more.json extreme rows (robust, exo_pair, nca_pair) float64 and float32', { skip: noMore }, () => {
+test('golden: dpo_losses_more.json extreme rows (robust, exo_pair, nca_pair) float64 and float32', () => {
   const g = load(MORE);
   for (const c of g.extreme.cases) {
     for (const dtype of ['float64', 'float32'] as const) {
@@ -315,7 +313,7 @@ test('golden: dpo_losses_more.json extreme rows (robust, exo_pair, nca_pair) flo
 // ---------------------------------------------------------------------------------------------
 // golden vectors: SimPO, ORPO, RPO
 
-test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and on sums', { skip: noMore }, () => {
+test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and on sums', () => {
   const g = load(MORE);
   const cases = g.cases.filter((c: Json) => c.loss_type === 'simpo');
   assert.equal(cases.length, 2);
@@ -352,7 +350,7 @@ test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and 
   }
 });
 
-test('golden: orpo (odds ratio + NLL) float64 and float32', { skip: noMore }, () => {
+test('golden: orpo (odds ratio + NLL) float64 and float32', () => {
   const g = load(MORE);
   const c = g.cases.find((x: Json) => x.loss_type === 'orpo');
   for (const dtype of ['float64', 'float32'] as const) {
@@ -391,7 +389,7 @@ test('golden: orpo (odds ratio + NLL) float64 and float32', { skip: noMore }, ()
   }
 });
 
-test('golden: sigmoid + rpo_alpha NLL (per-pair mean and TRL token-weighted) float64 and float32', { skip: noMore }, () => {
+test('golden: sigmoid + rpo_alpha NLL (per-pair mean and TRL token-weighted) float64 and float32', () => {
   const g = load(MORE);
   const c = g.cases.find((x: Json) => x.loss_type === 'sigmoid+rpo');
   const counts: number[] = c.inputs.rpo_chosen_token_counts;
@@ -666,7 +664,7 @@ test('sft: token-level mean NLL and its gradient', () => {
   assert.throws(() => sftLoss(f64([-1, NaN]), [1, 2]), /sft: sumLogps\[1\] is NaN/);
 });
 
-test('rewards: implicit reward, reference-free reward, pairwise accuracy, pair scoring', { skip: noBase }, () => {
+test('rewards: implicit reward, reference-free reward, pairwise accuracy, pair scoring', () => {
   const g = load(BASE);
   const c = g.cases[0];
   const inputs = inputsOf(g.inputs, f64);
