@@ -225,7 +225,7 @@ test('bco_pair: the running-mean δ runs in training, is checkpointed, and resum
   assert.ok(logged.length >= 3 && logged.every((r) => r.bco_delta !== 0), 'δ logged and non-zero');
 });
 
-test('resume: metrics.jsonl is cut back to the checkpoint atomically, a torn last line dropped; another thread count warns', async () => {
+test('resume: metrics.jsonl is cut back to the checkpoint atomically, a torn last line dropped; another thread count or kernel warns', async () => {
   const { truncateMetrics } = await import('../src/train/loop.js');
   const dir = tmp('dpo-hard-trunc-');
   const p = join(dir, 'metrics.jsonl');
@@ -247,6 +247,16 @@ test('resume: metrics.jsonl is cut back to the checkpoint atomically, a torn las
     assert.ok(existsSync(join(out, 'model.safetensors')));
   } finally {
     native.setNumThreads(threads);
+  }
+  // Another backend (or GEMM micro-kernel) warns the same way.
+  const out2 = tmp('dpo-hard-kernels-');
+  await runDpo({ model: modelDir, data: [trainFile], outputDir: out2, quiet: true, stopAfterSteps: 2, config: parseDpoConfig(cfg) });
+  setKernels(referenceKernels);
+  try {
+    const r = await runDpo({ model: modelDir, data: [trainFile], outputDir: out2, quiet: true, resume: true, config: parseDpoConfig(cfg) });
+    assert.match(r.warnings.join('\n'), /written with kernels native\/\w+, this run uses reference/);
+  } finally {
+    setKernels(native);
   }
 });
 

@@ -27,6 +27,8 @@ export interface TrainerState {
   fingerprint: string;
   /** Kernel threads of the run that wrote it (a resume with another count warns). */
   threads?: number;
+  /** Backend and GEMM micro-kernel of the run that wrote it, e.g. "native/avx512" (others warn). */
+  kernels?: string;
   /** Free-form extras (the metrics not yet logged: logWindow). */
   extra?: Record<string, unknown>;
 }

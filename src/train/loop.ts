@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
-import { kernels } from '../tensor/backend.js';
+import { kernelPath } from '../tensor/backend.js';
 import { BatchSampler } from '../data/batch.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps, type ScheduleType } from './schedule.js';
@@ -104,6 +104,12 @@ interface LogWindow {
   tokens: number;
 }
 
+/** The backend and GEMM micro-kernel, e.g. "native/avx512" (checkpointed; a resume on others warns). */
+function kernelsOf(): string {
+  const k = kernelPath();
+  return k.gemmKernel ? `${k.backend}/${k.gemmKernel}` : k.backend;
+}
+
 /**
  * Cuts metrics.jsonl back to the records of steps ≤ step (atomically: a new file renamed over it),
  * so the steps between a checkpoint and a kill are not logged twice after --resume. A torn last
@@ -167,12 +173,18 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       restoredWindow = state.extra?.logWindow as LogWindow | undefined;
       // The log continues from the checkpoint: later records (written before the kill) go.
       for (const rec of truncateMetrics(metricsPath, step)) (Object.keys(rec).some((k) => k.startsWith('eval/')) ? evalHistory : history).push(rec);
-      // Thread count is not in the fingerprint (it may change), but the last bits can depend on it.
-      const threads = kernels().numThreads();
+      // Threads and kernels are not in the fingerprint (they may change), but the last bits can depend on them.
+      const { threads } = kernelPath();
       if (state.threads !== undefined && state.threads !== threads) {
         warnings.push(
           `resume: the checkpoint was written with ${state.threads} kernel threads, this run uses ${threads}; ` +
           `the continued run may differ in the last bits from an uninterrupted one (set DPO_NUM_THREADS=${state.threads} or num_threads: ${state.threads} for bit-identity)`,
+        );
+      }
+      if (state.kernels !== undefined && state.kernels !== kernelsOf()) {
+        warnings.push(
+          `resume: the checkpoint was written with kernels ${state.kernels}, this run uses ${kernelsOf()}; ` +
+          'the continued run may differ in the last bits from an uninterrupted one (DPO_BACKEND and DPO_GEMM_KERNEL choose them)',
         );
       }
       if (!cfg.quiet) {
@@ -202,7 +214,8 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     rng: Array.from(rng.state()),
     lossState: task.lossState?.get(),
     fingerprint: cfg.fingerprint,
-    threads: kernels().numThreads(),
+    threads: kernelPath().threads,
+    kernels: kernelsOf(),
     extra: { logWindow: { sums: { ...window }, count: windowCount, steps: windowSteps, tokens: windowTokens } satisfies LogWindow },
   });
 
