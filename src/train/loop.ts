@@ -3,8 +3,9 @@
 // checkpoints, exact resume, and watchdogs that stop or warn with an explanation.
 //
 // Determinism: for a given seed and thread count every step is bit-identical, including across
-// an interruption and --resume (weights, optimizer moments, schedule position, sampler position
-// and dropout RNG state are all checkpointed).
+// an interruption and --resume (weights, optimizer moments, schedule position, sampler position,
+// dropout RNG state, loss state and the open logging window are all checkpointed; metrics.jsonl is
+// cut back to the checkpoint's step, so it ends up as an uninterrupted run's, tokens/s aside).
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -96,12 +97,14 @@ export interface LoopResult {
 
 export class TrainingStopped extends Error {}
 
-/** Metric sums of the steps since the last logged record (checkpointed so a resume logs the same records). */
+/**
+ * Metric sums of the steps since the last logged record (checkpointed so a resume logs the same
+ * records). Not tokens/s: that is tokens over wall time in this process.
+ */
 interface LogWindow {
   sums: Record<string, number>;
   count: number;
   steps: number;
-  tokens: number;
 }
 
 /** The backend and GEMM micro-kernel, e.g. "native/avx512" (checkpointed; a resume on others warns). */
@@ -204,7 +207,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   };
 
   let window: Record<string, number> = { ...restoredWindow?.sums };
-  let windowCount = restoredWindow?.count ?? 0, windowSteps = restoredWindow?.steps ?? 0, windowTokens = restoredWindow?.tokens ?? 0, windowStart = Date.now();
+  let windowCount = restoredWindow?.count ?? 0, windowSteps = restoredWindow?.steps ?? 0, windowTokens = 0, windowStart = Date.now();
   let lastCheckpoint: string | null = null;
   let stoppedBecause: string | null = null;
   const stateOf = (): TrainerState => ({
@@ -216,7 +219,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     fingerprint: cfg.fingerprint,
     threads: kernelPath().threads,
     kernels: kernelsOf(),
-    extra: { logWindow: { sums: { ...window }, count: windowCount, steps: windowSteps, tokens: windowTokens } satisfies LogWindow },
+    extra: { logWindow: { sums: { ...window }, count: windowCount, steps: windowSteps } satisfies LogWindow },
   });
 
   const runEval = (): void => {
