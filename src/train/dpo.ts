@@ -308,7 +308,7 @@ function pairLengths(pairs: readonly TokenizedPair[]): number[] {
   return pairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length));
 }
 
-function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
+export function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
   const perm = permutation(n, seed ^ 0xe7a1, 0);
   const nEval = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
   return { train: perm.slice(nEval).sort((a, b) => a - b), eval: perm.slice(0, nEval).sort((a, b) => a - b) };
