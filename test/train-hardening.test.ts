@@ -209,7 +209,7 @@ const resumeCfg = {
 };
 
 test('kill (SIGKILL) + resume across an epoch boundary with gradient accumulation, LoRA and dropout: weights, optimizer state and metrics.jsonl identical', async () => {
-  const cfg = { ...resumeCfg, use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0.2 };
+  const cfg = { ...resumeCfg, use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0.2, disable_dropout: false };
   const ck = join('checkpoint-8');
   await assertResumeIdentical(cfg, 6, ['adapter_model.safetensors', join(ck, 'weights.safetensors'), join(ck, 'optimizer.safetensors'), join(ck, 'trainer_state.json')]);
 });
@@ -292,8 +292,10 @@ test('TRL v1.9.0 semantics: sigmoid ignores label smoothing, rewards are β·log
 });
 
 test('config: label_smoothing that no chosen loss uses, and exo_pair without it, are errors; cpo_alpha is an option', () => {
-  assert.throws(() => parseDpoConfig({ loss_type: 'sigmoid', label_smoothing: 0.1 }), /label_smoothing 0\.1 has no effect with loss_type sigmoid \(TRL v1\.9\.0 uses it only for robust, exo_pair, aot, aot_pair, aot_unpaired, simpo\); for noisy labels use loss_type robust/);
-  assert.equal(parseDpoConfig({ loss_type: ['sigmoid', 'robust'], label_smoothing: 0.1 }).label_smoothing, 0.1);
+  assert.throws(() => parseDpoConfig({ loss_type: 'sigmoid', label_smoothing: 0.1 }), /label_smoothing 0\.1 with loss_type sigmoid: TRL v1\.9\.0's sigmoid loss has no label smoothing/);
+  assert.throws(() => parseDpoConfig({ loss_type: ['hinge', 'ipo'], label_smoothing: 0.1 }), /label_smoothing 0\.1 acts only with loss_type robust, exo_pair, aot, aot_pair, aot_unpaired, simpo/);
+  assert.throws(() => parseDpoConfig({ loss_type: 'sigmoid', cpo_alpha: 0 }), /cpo_alpha acts only with loss_type simpo/);
+  assert.equal(parseDpoConfig({ loss_type: ['hinge', 'robust'], label_smoothing: 0.1 }).label_smoothing, 0.1);
   assert.throws(() => parseDpoConfig({ loss_type: 'exo_pair' }), /exo_pair needs label_smoothing > 0 \(the EXO paper recommends 1e-3\)/);
   assert.equal(parseDpoConfig({ loss_type: 'exo_pair', label_smoothing: 1e-3 }).label_smoothing, 1e-3);
   assert.equal(parseDpoConfig({ loss_type: 'simpo' }).cpo_alpha, 1);
