@@ -204,9 +204,20 @@ const REL32 = 1e-6;
 
 const SPECIAL = new Set(['simpo', 'orpo', 'sigmoid+rpo']);
 
-test('golden: dpo_losses.json (sigmoid, cDPO, ipo, hinge) float64 and float32', () => {
+/** The golden file's cDPO case (sigmoid with label_smoothing, TRL v0.x): TRL v1.9.0 ignores ε for sigmoid. */
+const isCdpo = (c: Json): boolean => c.loss_type === 'sigmoid' && (c.label_smoothing ?? 0) > 0;
+
+test('golden: dpo_losses.json (sigmoid, ipo, hinge) float64 and float32; cDPO ε is ignored as in TRL v1.9.0', () => {
   const g = load(BASE);
   for (const c of g.cases) {
+    if (isCdpo(c)) {
+      const inputs = inputsOf(g.inputs, f64);
+      const smoothed = computePreferenceLoss('sigmoid', inputs, { beta: c.beta, labelSmoothing: c.label_smoothing });
+      const plain = computePreferenceLoss('sigmoid', inputs, { beta: c.beta });
+      assert.deepEqual(Array.from(smoothed.losses), Array.from(plain.losses));
+      assert.ok(Math.abs(smoothed.loss - c.float64.loss_mean) > 1e-6 * Math.abs(c.float64.loss_mean), 'not the v0.x cDPO value');
+      continue;
+    }
     for (const dtype of ['float64', 'float32'] as const) {
       const { type, params } = caseSpec(c, dtype);
       const inputs = dtype === 'float64' ? inputsOf(g.inputs, f64) : inputsOf(g.inputs_float32, f32);
@@ -218,6 +229,7 @@ test('golden: dpo_losses.json (sigmoid, cDPO, ipo, hinge) float64 and float32', 
 test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', () => {
   const g = load(BASE);
   for (const c of g.extreme.cases) {
+    if (isCdpo(c)) continue;
     const { type, params } = caseSpec(c, 'float64');
     const r = computePreferenceLoss(type, inputsOf(g.extreme.inputs, f64), params);
     checkBlock(r, c.float64, REL64, 0, `extreme ${c.name}/float64`);
@@ -254,13 +266,10 @@ test('golden: dpo_losses_more.json pairwise losses float64 and float32', () => {
   assert.equal(checked, 2 * 11, 'every pairwise case of dpo_losses_more.json was checked');
 });
 
-test('golden: exo_pair with configured label_smoothing 0 equals 1e-3 exactly (TRL v0.27 rule)', () => {
-  const g = load(MORE);
-  const inputs = inputsOf(g.inputs, f64);
-  const a = computePreferenceLoss('exo_pair', inputs, { beta: 0.1, labelSmoothing: 0 });
-  const b = computePreferenceLoss('exo_pair', inputs, { beta: 0.1, labelSmoothing: 0.001 });
-  assert.deepEqual(Array.from(a.losses), Array.from(b.losses));
-  assert.deepEqual(Array.from(a.gradPolicyChosen), Array.from(b.gradPolicyChosen));
+test('exo_pair refuses label_smoothing 0 (TRL v1.9.0 raises; v0.27 silently used 1e-3)', () => {
+  const inputs = randomBatch(11, 4);
+  assert.throws(() => computePreferenceLoss('exo_pair', inputs, { beta: 0.1, labelSmoothing: 0 }), /exo_pair: labelSmoothing = 0 is invalid; it must be in \(0, 1\)/);
+  assert.throws(() => computePreferenceLoss('exo_pair', inputs, { beta: 0.1 }), /exo_pair: labelSmoothing = 0/);
 });
 
 /**
@@ -316,7 +325,8 @@ test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and 
       const round = dtype === 'float64' ? f64 : f32;
       const rel = dtype === 'float64' ? REL64 : REL32;
       const abs = dtype === 'float64' ? 0 : F32_MIN_NORMAL;
-      const params: LossParams = { beta: c.beta, simpoGamma: c.simpo_gamma, labelSmoothing: c.label_smoothing };
+      // The golden values are CPOTrainer.cpo_loss alone (no NLL term): cpo_alpha 0.
+      const params: LossParams = { beta: c.beta, simpoGamma: c.simpo_gamma, labelSmoothing: c.label_smoothing, cpoAlpha: 0 };
       const ones = new Array(16).fill(1);
       // T = 1: the summed log-probs ARE the averages.
       const c0 = round(inp.avg_chosen_logps);
@@ -459,7 +469,7 @@ function fdCheck(
 }
 
 const fdParams: Record<string, LossParams> = {
-  sigmoid: { beta: 0.1, labelSmoothing: 0.1 },
+  sigmoid: { beta: 0.1 },
   robust: { beta: 0.2, labelSmoothing: 0.2 },
   ipo: { beta: 0.1 },
   hinge: { beta: 0.05 },

@@ -20,6 +20,9 @@ export interface AnnotateCliDeps {
   loadGenerator?: (modelPath: string) => Promise<CandidateGenerator>;
   /** Where messages go (tests capture them). */
   print?: (line: string) => void;
+  /** Whether `print` reaches a terminal (default: process.stdout.isTTY). Secrets (the admin
+   *  token) are printed only then, so they do not end up in a saved log. */
+  isTerminal?: () => boolean;
 }
 
 function num(name: string, min: number, max: number, integer = false) {
@@ -34,6 +37,8 @@ function num(name: string, min: number, max: number, integer = false) {
 
 export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps = {}): Command {
   const print = deps.print ?? ((l: string) => process.stdout.write(l + '\n'));
+  const isTerminal = deps.isTerminal ?? (() => process.stdout.isTTY === true);
+  const notPrinted = 'not printed: standard output is not a terminal, and a token in a saved log would be a standing admin credential';
   const ann = program.command('annotate').description('collect human preferences: annotation projects, web UI, export');
 
   ann
@@ -65,7 +70,8 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
       if (o.goldRate !== undefined) cfg.goldRate = o.goldRate as number;
       const r = initProject(dir, cfg, { force: o.force === true });
       print(`created annotation project in ${dir} (overlap ${r.config.overlap}, labels ${r.config.labels.join('/')})`);
-      print(`admin token (also saved in ${dir}/admin-token, mode 600): ${r.adminToken}`);
+      if (isTerminal()) print(`admin token (also saved in ${dir}/admin-token, mode 600): ${r.adminToken}`);
+      else print(`admin token saved in ${dir}/admin-token (mode 600; ${notPrinted})`);
       print(`edit ${dir}/guidelines.md and ${dir}/consent.md, add items, then: dpo annotate serve ${dir}`);
     });
 
@@ -162,7 +168,9 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
       const srv = await startServer({ dir, host: o.host, port: o.port, ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}) });
       const token = readAdminToken(dir);
       print(`listening ${srv.url}`);
-      print(`admin dashboard: ${srv.url}/admin${token ? `#token=${token}` : ' (admin token: see "dpo annotate init")'}`);
+      if (token && isTerminal()) print(`admin dashboard: ${srv.url}/admin#token=${token}`);
+      else if (token) print(`admin dashboard: ${srv.url}/admin (sign in with the token in ${dir}/admin-token; ${notPrinted})`);
+      else print(`admin dashboard: ${srv.url}/admin (admin token: see "dpo annotate init")`);
       if (o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1') {
         print('warning: reachable from the network over plain HTTP; put it behind HTTPS for anything but a trusted LAN');
       }

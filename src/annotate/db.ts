@@ -2,6 +2,7 @@
 // when the call returns, so a vote is on disk before the HTTP response is written).
 // WAL for concurrent readers, synchronous=FULL so a committed vote survives even an OS crash,
 // foreign keys on, schema versioned with PRAGMA user_version.
+import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 export type DB = Database.Database;
@@ -79,6 +80,9 @@ export const MIGRATIONS: readonly string[] = [
 ];
 
 export function openDatabase(path: string, opts: { readonly?: boolean } = {}): DB {
+  // A new database file is created readable by its owner only (0600, whatever the umask); SQLite
+  // gives its -wal and -shm files the database file's mode.
+  if (!opts.readonly && !existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
   const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');

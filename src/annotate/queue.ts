@@ -146,6 +146,21 @@ export interface VoteResult {
   duplicate: boolean;
 }
 
+// Characters that show nothing on their own: whitespace, format characters (zero-width, bidi
+// controls), combining marks, variation selectors, and blank letters (Hangul fillers, braille blank).
+const INVISIBLE = /[\p{White_Space}\p{Cf}\p{M}\u115F\u1160\u3164\uFFA0\u2800\u034F\u180E]/gu;
+// Control characters other than tab and newline (NUL, escapes, DEL, C1 controls).
+const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
+
+/**
+ * A rationale as stored: CRLF → LF, control characters (other than tab and newline) removed,
+ * trimmed; '' when no visible character is left (so "required" counts visible text only).
+ */
+export function cleanRationale(text: string): string {
+  const s = text.replace(/\r\n?/g, '\n').replace(CONTROL, '').trim();
+  return s.replace(INVISIBLE, '') === '' ? '' : s;
+}
+
 export function submitVote(db: DB, me: number, input: unknown, config: AnnotateConfig): VoteResult {
   const parsed = voteSchema.safeParse(input);
   if (!parsed.success) {
@@ -154,7 +169,7 @@ export function submitVote(db: DB, me: number, input: unknown, config: AnnotateC
   const v = parsed.data;
   const allowed = config.labels.map((l) => (l === 'a' ? 'A' : l === 'b' ? 'B' : l));
   if (!allowed.includes(v.choice)) throw new HttpError(400, `vote: choice "${v.choice}" is not offered in this project`);
-  const rationale = v.rationale.trim();
+  const rationale = cleanRationale(v.rationale);
   if (config.rationale === 'off' && rationale !== '') throw new HttpError(400, 'vote: rationale is switched off in this project');
   if (config.rationale === 'required' && rationale === '') throw new HttpError(400, 'vote: a rationale is required');
   if (rationale.length > config.limits.maxRationaleChars) throw new HttpError(400, `vote: rationale longer than ${config.limits.maxRationaleChars} characters`);

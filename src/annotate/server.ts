@@ -5,7 +5,9 @@
 //  - CSRF: every state-changing request is a JSON POST carrying the session's CSRF token in a
 //    header, and a cross-origin Origin header is refused;
 //  - all texts reach the page as sanitized HTML (render.ts) or through textContent, under a strict CSP;
-//  - bodies are size-limited, logins rate-limited per client address, static files confined.
+//  - bodies are size-limited and must be JSON objects; logins and failed admin-token (Bearer)
+//    checks rate-limited per client address; static files confined;
+//  - an invite link opens one session and is then used up (the session is the credential).
 import { timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -18,7 +20,7 @@ import { attributesDue, computeGroupReport, saveAttributes } from './groups.js';
 import { computeQuality } from './quality.js';
 import { cryptoRng, getAssignment, HttpError, nextAssignment, progress, submitVote, type AssignmentView, type Rng } from './queue.js';
 import { escapeHtml, renderMarkdown, renderPrompt } from './render.js';
-import { createAnnotator, dbPath, hashToken, inviteUrl, listAnnotators, newToken, resetInvite, setAnnotatorDisabled, sha256 } from './store.js';
+import { createAnnotator, dbPath, permissionWarnings, hashToken, inviteUrl, listAnnotators, newToken, resetInvite, setAnnotatorDisabled, sha256 } from './store.js';
 
 export interface ServerOptions {
   dir: string;
@@ -109,6 +111,12 @@ class RateLimiter {
     private readonly perMinute: number,
     private readonly now: () => number = Date.now,
   ) {}
+  /** Seconds to wait before the next attempt is allowed (0: allowed); counts nothing. */
+  blocked(key: string): number {
+    const h = this.hits.get(key);
+    if (!h || this.now() - h.start >= 60_000 || h.n < this.perMinute) return 0;
+    return Math.ceil((h.start + 60_000 - this.now()) / 1000);
+  }
   /** Whether one more attempt is allowed; counts it. Returns seconds to wait when not. */
   take(key: string): number {
     const t = this.now();
@@ -139,9 +147,10 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 export async function startServer(opts: ServerOptions): Promise<AnnotateServer> {
   const project = loadProject(opts.dir);
   const config: AnnotateConfig = project.config;
+  const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  for (const w of permissionWarnings(opts.dir)) log(`warning: ${w}`);
   const db = openDatabase(dbPath(opts.dir));
   const rng = opts.rng ?? cryptoRng;
-  const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const loginLimiter = new RateLimiter(config.limits.loginAttemptsPerMinute);
   const adminHash = getMeta(db, 'admin_token_hash');
   if (!adminHash) throw new Error(`annotate serve: ${opts.dir} has no admin token (re-run "dpo annotate init ${opts.dir} --force")`);
@@ -165,6 +174,8 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     deleteSession: db.prepare('DELETE FROM sessions WHERE token_hash = ?'),
     purgeSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     annotatorByInvite: db.prepare('SELECT id, disabled FROM annotators WHERE invite_hash = ?'),
+    // A used invite keeps a unique placeholder no token hashes to (hashes are hex, without ':').
+    useInvite: db.prepare("UPDATE annotators SET invite_hash = 'used:' || ? WHERE id = ? AND invite_hash = ?"),
     consent: db.prepare('UPDATE annotators SET consented_at = ?, consent_sha256 = ? WHERE id = ? AND consented_at IS NULL'),
   };
   q.purgeSessions.run(nowIso());
@@ -208,14 +219,20 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     if (typeof h !== 'string' || !safeEqual(h, s.csrf)) throw new HttpError(403, 'missing or wrong CSRF token');
   }
 
-  async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  /** The request's JSON body: always an object (an empty body is {}); anything else is a 400. */
+  async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
     const buf = await readBody(req, config.limits.maxBodyBytes);
     if (buf.length === 0) return {};
+    let v: unknown;
     try {
-      return JSON.parse(buf.toString('utf8'));
+      v = JSON.parse(buf.toString('utf8'));
     } catch {
       throw new HttpError(400, 'request body is not valid JSON');
     }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      throw new HttpError(400, `request body must be a JSON object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+    }
+    return v as Record<string, unknown>;
   }
 
   function requireAnnotator(req: IncomingMessage, needConsent: boolean): Session & { annotatorId: number } {
@@ -225,11 +242,18 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     return s as Session & { annotatorId: number };
   }
 
-  /** Admin: a Bearer admin token (scripts; no cookie so no CSRF), or the admin session cookie. */
+  /**
+   * Admin: a Bearer admin token (scripts; no cookie so no CSRF), or the admin session cookie.
+   * Failed Bearer checks count against the login limit of the client address; once it is
+   * reached every Bearer check is refused (429) until the window ends, right token or not.
+   */
   function requireAdmin(req: IncomingMessage, post: boolean): void {
     const auth = req.headers.authorization;
     if (typeof auth === 'string' && auth.startsWith('Bearer ')) {
+      const wait = loginLimiter.blocked(clientKey(req));
+      if (wait > 0) throw new HttpError(429, `too many failed admin-token attempts; retry in ${wait} s`);
       if (safeEqual(hashToken(auth.slice(7).trim()), adminHash!)) return;
+      loginLimiter.take(clientKey(req));
       throw new HttpError(401, 'wrong admin token');
     }
     const s = sessionFrom(req, ADMIN_COOKIE);
@@ -287,11 +311,16 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     if (path === '/api/login' && post) {
       const wait = loginLimiter.take(clientKey(req));
       if (wait > 0) throw new HttpError(429, `too many login attempts; retry in ${wait} s`);
-      const body = (await jsonBody(req)) as { invite?: unknown };
+      const body = await jsonBody(req);
       if (typeof body.invite !== 'string' || body.invite.length > 100) throw new HttpError(400, 'login: "invite" must be the token from your invite link');
-      const a = q.annotatorByInvite.get(hashToken(body.invite)) as { id: number; disabled: number } | undefined;
-      if (!a || a.disabled) throw new HttpError(401, 'invalid or revoked invite link');
-      const { setCookie } = openSession(a.id, SESSION_COOKIE);
+      const inviteHash = hashToken(body.invite);
+      const a = q.annotatorByInvite.get(inviteHash) as { id: number; disabled: number } | undefined;
+      if (!a || a.disabled) throw new HttpError(401, 'invalid, already used or revoked invite link (each link signs in once; ask for a new link)');
+      // Single use: the link is spent in the same transaction that opens the session.
+      const { setCookie } = db.transaction(() => {
+        if (q.useInvite.run(newToken(16), a.id, inviteHash).changes !== 1) throw new HttpError(401, 'invite link already used');
+        return openSession(a.id, SESSION_COOKIE);
+      })();
       return json(res, 200, { ok: true }, { 'Set-Cookie': setCookie });
     }
     if (path === '/api/logout' && post) {
@@ -325,7 +354,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     if (path === '/api/consent' && post) {
       const s = requireAnnotator(req, false);
       checkCsrf(req, s);
-      const body = (await jsonBody(req)) as { agree?: unknown };
+      const body = await jsonBody(req);
       if (body.agree !== true) throw new HttpError(400, 'consent: send {"agree": true}');
       q.consent.run(nowIso(), consentHash, s.annotatorId);
       return json(res, 200, { ok: true });
@@ -353,7 +382,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     if (path === '/api/admin/login' && post) {
       const wait = loginLimiter.take(clientKey(req));
       if (wait > 0) throw new HttpError(429, `too many login attempts; retry in ${wait} s`);
-      const body = (await jsonBody(req)) as { token?: unknown };
+      const body = await jsonBody(req);
       if (typeof body.token !== 'string' || !safeEqual(hashToken(body.token), adminHash!)) throw new HttpError(401, 'wrong admin token');
       const { setCookie } = openSession(null, ADMIN_COOKIE);
       return json(res, 200, { ok: true }, { 'Set-Cookie': setCookie });
@@ -373,7 +402,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     }
     if (path === '/api/admin/annotators' && post) {
       requireAdmin(req, true);
-      const body = (await jsonBody(req)) as { name?: unknown };
+      const body = await jsonBody(req);
       if (typeof body.name !== 'string') throw new HttpError(400, 'create annotator: "name" must be a string');
       let a;
       try {

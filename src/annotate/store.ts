@@ -1,6 +1,6 @@
 // Project creation, items, annotators and tokens. Every SQL statement is parameterized.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ADMIN_TOKEN_FILE,
@@ -52,7 +52,11 @@ export function initProject(dir: string, overrides: Partial<AnnotateConfig> = {}
     throw new Error(`annotate init: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const config = parsed.data;
-  mkdirSync(dir, { recursive: true });
+  // The folder holds every item, rationale and annotator name: owner only (0700) when we create it.
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o700);
+  }
   writeFileSync(join(dir, CONFIG_FILE), configToYaml(config));
   if (!existsSync(join(dir, GUIDELINES_FILE))) writeFileSync(join(dir, GUIDELINES_FILE), DEFAULT_GUIDELINES);
   if (!existsSync(join(dir, CONSENT_FILE))) writeFileSync(join(dir, CONSENT_FILE), DEFAULT_CONSENT);
@@ -68,6 +72,24 @@ export function initProject(dir: string, overrides: Partial<AnnotateConfig> = {}
   } finally {
     db.close();
   }
+}
+
+/**
+ * Warnings for a project folder or database file (-wal, -shm included) that other local users can
+ * read or write (any group/other permission bit), each with the chmod that fixes it.
+ */
+export function permissionWarnings(dir: string): string[] {
+  if (process.platform === 'win32') return [];
+  const out: string[] = [];
+  const db = dbPath(dir);
+  for (const [path, want] of [[dir, 0o700], [db, 0o600], [`${db}-wal`, 0o600], [`${db}-shm`, 0o600]] as const) {
+    if (!existsSync(path)) continue;
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077) {
+      out.push(`${path} is mode ${mode.toString(8).padStart(3, '0')}: other local users can read the project's items, rationales and annotator names; run: chmod ${want.toString(8)} ${path}`);
+    }
+  }
+  return out;
 }
 
 export interface NewItem {

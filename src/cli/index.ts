@@ -72,9 +72,30 @@ export function loadSftConfig(opts: Record<string, unknown>) {
   return parseSftConfig(file, configOverrides(opts, sftOptionNames), typeof opts.config === 'string' ? opts.config : 'options');
 }
 
+/**
+ * Refuses an unknown command name anywhere in a command path before commander parses: commander
+ * answers `dpo nosuch --help` with the parent's help and exit 0, so a script could not tell a
+ * missing command from a present one. Only levels with subcommands and no options of their own
+ * are checked (their first operand must name a subcommand).
+ */
+export function refuseUnknownCommand(program: Command, args: readonly string[]): void {
+  let cmd = program;
+  for (const a of args) {
+    if (a === '--') return;
+    if (a.startsWith('-')) continue;
+    if (cmd.commands.length === 0 || cmd.options.some((o) => o.long !== '--help')) return;
+    if (a === 'help') return; // `dpo help [command]` is commander's own
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) cmd.error(`error: unknown command '${a}'`, { code: 'commander.unknownCommand', exitCode: 1 });
+    cmd = sub!;
+  }
+}
+
 export async function main(): Promise<void> {
   try {
-    await buildProgram().parseAsync(process.argv);
+    const program = buildProgram();
+    refuseUnknownCommand(program, process.argv.slice(2));
+    await program.parseAsync(process.argv);
   } catch (e) {
     process.stderr.write(`dpo: ${(e as Error).message}\n`);
     if (process.env.DPO_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);

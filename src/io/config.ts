@@ -1,7 +1,7 @@
 // Hugging Face config.json → a typed ModelConfig (and back), and generation_config.json.
 //
-// Supported: LlamaForCausalLM (also SmolLM, TinyLlama), MistralForCausalLM (its sliding window is
-// ignored: for sequences shorter than the window the model is a Llama), Qwen2ForCausalLM,
+// Supported: LlamaForCausalLM (also SmolLM, TinyLlama), MistralForCausalLM (a Llama for sequences
+// that fit in its sliding window; longer ones are refused, see slidingWindow), Qwen2ForCausalLM,
 // GPT2LMHeadModel / GPT2Model. Defaults follow the transformers config classes.
 
 import { readFileSync } from 'node:fs';
@@ -27,6 +27,12 @@ export interface ModelConfig {
   headDim: number;
   /** Longest sequence: max_position_embeddings (GPT-2: n_positions, the size of wpe). */
   maxPositions: number;
+  /**
+   * Sliding-window attention span (Mistral's sliding_window, Qwen2's when use_sliding_window),
+   * or null. Sliding-window attention is not implemented: within the window it equals full
+   * attention, so the models refuse any position ≥ slidingWindow instead of computing something else.
+   */
+  slidingWindow?: number | null;
   /** RMSNorm eps (Llama, Qwen2) or LayerNorm eps (GPT-2). */
   normEps: number;
   /** RoPE base. 0 for GPT-2 (learned absolute positions, no rotary). */
@@ -181,6 +187,14 @@ function parseRopeScaling(f: Fields): RopeScaling {
   throw configError(f.source, `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, linear, default)`);
 }
 
+/** Mistral: sliding_window (transformers' default 4096; null disables it); Qwen2: only with use_sliding_window. */
+function slidingWindowOf(f: Fields, isQwen: boolean): number | null {
+  const mistral = f.raw.model_type === 'mistral' || (Array.isArray(f.raw.architectures) && f.raw.architectures.includes('MistralForCausalLM'));
+  if (isQwen ? f.bool('use_sliding_window', false) !== true : !mistral) return null;
+  if (f.raw.sliding_window === null) return null;
+  return f.int('sliding_window', 4096);
+}
+
 /** Parses an already-loaded config.json object. `source` names it in errors. */
 export function parseModelConfig(raw: Record<string, unknown>, source = 'config.json'): ModelConfig {
   const f = new Fields(raw, source);
@@ -233,6 +247,7 @@ export function parseModelConfig(raw: Record<string, unknown>, source = 'config.
       numKvHeads,
       headDim,
       maxPositions: f.int('max_position_embeddings', isQwen ? 32768 : 2048),
+      slidingWindow: slidingWindowOf(f, isQwen),
       normEps: f.num('rms_norm_eps', 1e-6),
       ropeTheta: f.num('rope_theta', 10000),
       ropeScaling: parseRopeScaling(f),

@@ -6,6 +6,17 @@
 //
 // The loss is Σ_k weight_k · mean_i(losses_k,i) (+ rpoAlpha · nll); all gradients are of that
 // scalar, in float64. See types.ts for the exact meaning of every input field.
+//
+// TRL version followed: v1.9.0 (DPOTrainer._compute_loss; CPOTrainer for simpo, ORPOTrainer for
+// orpo), wherever TRL versions differ:
+//  - label_smoothing is used by robust, exo_pair, aot, aot_pair and simpo only; sigmoid ignores it
+//    (v0.x's cDPO is gone) and exo_pair refuses 0 (v0.27 silently used 1e-3);
+//  - rewards (and margins, accuracies) are β·(π − π_ref) whenever a reference is in use, whatever
+//    the list of loss types; only reference-free runs (simpo, orpo, sft) report β·(Σ log p / T);
+//  - simpo carries CPOTrainer's NLL term, cpoAlpha · nll (cpo_alpha, default 1.0; 0 = pure SimPO);
+//  - the one exception: bco_pair's δ is the running mean of the batch rewards (BCO paper, TRL
+//    ≤ 0.28's DPOTrainer, RunningMoments as in v1.9.0's BCOTrainer) when a state is passed — the
+//    trainer always passes one; v1.9.0's DPOTrainer uses δ = 0, which is what no state gives.
 
 import { editDistance } from './math.js';
 import { fDivergenceScores, type FDivergenceType } from './fdiv.js';
@@ -77,6 +88,12 @@ export type LossType = (typeof lossTypes)[number];
 
 // Other spellings TRL has used for the same loss.
 const lossTypeAliases: Record<string, LossType> = { aot_unpaired: 'aot_pair' };
+
+/** The loss types label_smoothing affects (TRL v1.9.0); the others ignore it. */
+export const labelSmoothingLossTypes: readonly string[] = ['robust', 'exo_pair', 'aot', 'aot_pair', 'aot_unpaired', 'simpo'];
+
+/** Every name computePreferenceLoss accepts: the loss types and their aliases (TRL v1.9's aot_unpaired). */
+export const lossTypeNames: readonly string[] = [...lossTypes, ...Object.keys(lossTypeAliases)];
 
 const referenceFreeTypes: ReadonlySet<LossType> = new Set<LossType>(['simpo', 'orpo', 'sft']);
 
@@ -159,7 +176,9 @@ export function computePreferenceLoss(
   }
 
   const ipoNormalize = params.ipoLengthNormalize ?? true;
-  const usesNll = params.rpoAlpha !== undefined || types.includes('sft') || types.includes('orpo');
+  const cpoAlpha = params.cpoAlpha ?? 1;
+  if (types.includes('simpo')) checkParam(where('simpo'), 'cpoAlpha', cpoAlpha, cpoAlpha >= 0, 'a number ≥ 0');
+  const usesNll = params.rpoAlpha !== undefined || types.includes('sft') || types.includes('orpo') || (types.includes('simpo') && cpoAlpha > 0);
   const needTokens = (t: LossType): boolean => t === 'simpo' || t === 'orpo' || t === 'sigmoid_norm' || (t === 'ipo' && ipoNormalize);
   for (const t of types) {
     if (!needTokens(t)) continue;
@@ -173,7 +192,7 @@ export function computePreferenceLoss(
     }
   }
   if (usesNll && logps.chosenTokens === undefined) {
-    const who = params.rpoAlpha !== undefined ? 'rpoAlpha' : types.includes('orpo') ? 'orpo' : 'sft';
+    const who = params.rpoAlpha !== undefined ? 'rpoAlpha' : types.includes('orpo') ? 'orpo' : types.includes('sft') ? 'sft' : 'simpo (cpoAlpha)';
     throw new Error(`${where(who)}: chosenTokens is required (the NLL term is a token-level mean over all chosen response tokens)`);
   }
   if (logps.chosenTokens !== undefined) checkCounts(label, 'chosenTokens', logps.chosenTokens, n, 1);
@@ -233,13 +252,12 @@ export function computePreferenceLoss(
   const gradPolicyChosen = new Float64Array(n);
   const gradPolicyRejected = new Float64Array(n);
   let loss = 0;
-  // Total weight of the NLL term (rpoAlpha + sft and orpo weights); like TRL, it is added to every
+  // Total weight of the NLL term (rpoAlpha + sft, orpo and cpoAlpha·simpo weights); like TRL, it is added to every
   // pair's loss as well, so mean(losses) = loss.
   let nllWeight = params.rpoAlpha ?? 0;
   const metrics: Record<string, number> = {};
   let bcoState: BcoRunningMean | undefined;
   let bcoDelta: number | undefined;
-  let rewardSource: LossType | undefined;
 
   const addTerm = (
     term: PairTerm, w: number, chainChosen?: ArrayLike<number>, chainRejected?: ArrayLike<number>,
@@ -265,10 +283,9 @@ export function computePreferenceLoss(
   for (let k = 0; k < types.length; k++) {
     const t = types[k];
     const w = weights[k];
-    if (rewardSource === undefined && t !== 'sft') rewardSource = t;
     switch (t) {
       case 'sigmoid':
-        addScored(sigmoidLoss(scored!, beta, labelSmoothing), w);
+        addScored(sigmoidLoss(scored!, beta), w);
         break;
       case 'robust':
         checkParam(where(t), 'labelSmoothing', labelSmoothing, labelSmoothing < 0.5, 'in [0, 0.5) (robust DPO divides by 1 − 2ε)');
@@ -280,13 +297,11 @@ export function computePreferenceLoss(
       case 'ipo':
         addScored(ipoNormalize ? ipoLoss(scored!, beta, logps.chosenTokens, logps.rejectedTokens) : ipoLoss(scored!, beta), w);
         break;
-      case 'exo_pair': {
-        // TRL v0.27 replaces ε = 0 by 1e-3 (log ε would be −∞); TRL v1 asks for 1e-3 explicitly.
-        const eps = labelSmoothing === 0 ? 1e-3 : labelSmoothing;
-        checkParam(where(t), 'labelSmoothing', eps, eps < 1, 'in [0, 1) (EXO takes log(1 − ε))');
-        addScored(exoPairLoss(scored!, beta, eps), w);
+      case 'exo_pair':
+        // TRL v1.9.0 refuses ε = 0 (log ε would be −∞); the EXO paper recommends 1e-3.
+        checkParam(where(t), 'labelSmoothing', labelSmoothing, labelSmoothing > 0 && labelSmoothing < 1, 'in (0, 1) (EXO takes log ε and log(1 − ε); the paper recommends 1e-3)');
+        addScored(exoPairLoss(scored!, beta, labelSmoothing), w);
         break;
-      }
       case 'nca_pair':
         addScored(ncaPairLoss(scored!, beta), w);
         break;
@@ -335,6 +350,8 @@ export function computePreferenceLoss(
         const gamma = params.simpoGamma ?? 0.5;
         checkParam(where(t), 'simpoGamma', gamma, true, 'a finite number');
         addTerm(simpoLoss(avgChosen!, avgRejected!, beta, gamma, labelSmoothing), w, logps.chosenTokens, logps.rejectedTokens);
+        // CPOTrainer: loss = mean(simpo losses) + cpo_alpha · nll.
+        nllWeight += w * cpoAlpha * meanPairWeight;
         break;
       }
       case 'orpo': {
@@ -396,8 +413,9 @@ export function computePreferenceLoss(
   // ---- rewards and TRL's metrics ----
   const chosenRewards = new Float64Array(n);
   const rejectedRewards = new Float64Array(n);
-  const lengthNormalizedReward =
-    rewardSource === 'simpo' || rewardSource === 'orpo' || (rewardSource === undefined && ref === undefined && avgChosen !== undefined);
+  // TRL v1.9.0: β·(π − π_ref) whenever there is a reference; reference-free runs (CPO/ORPO
+  // trainers) report β times the per-token average log-prob.
+  const lengthNormalizedReward = ref === undefined && avgChosen !== undefined;
   for (let i = 0; i < n; i++) {
     if (lengthNormalizedReward) {
       chosenRewards[i] = beta * avgChosen![i];

@@ -30,17 +30,17 @@ function newTerm(n: number): PairTerm {
 }
 
 // sigmoid — DPO, Rafailov et al. 2023, "Direct Preference Optimization: Your Language Model is
-// Secretly a Reward Model" (arXiv:2305.18290); with ε > 0 conservative DPO (cDPO), Mitchell 2023,
-// "A note on DPO with noisy preferences & relationship to IPO":
-//   loss = −(1 − ε)·ls(x) − ε·ls(−x),   dloss/dx = −(1 − ε)·σ(−x) + ε·σ(x)
-export function sigmoidLoss(p: RefLogps, beta: number, eps: number): PairTerm {
+// Secretly a Reward Model" (arXiv:2305.18290), as TRL v1.9.0 computes it (no label smoothing:
+// TRL v0.x's cDPO form −(1 − ε)·ls(x) − ε·ls(−x) is gone; robust DPO covers noisy labels):
+//   loss = −ls(x),   dloss/dx = −σ(−x)
+export function sigmoidLoss(p: RefLogps, beta: number): PairTerm {
   const n = p.pc.length;
   const t = newTerm(n);
   for (let i = 0; i < n; i++) {
     const h = p.pc[i] - p.pr[i] - (p.rc[i] - p.rr[i]);
     const x = beta * h;
-    t.losses[i] = -(1 - eps) * logSigmoid(x) - eps * logSigmoid(-x);
-    const dx = -(1 - eps) * sigmoid(-x) + eps * sigmoid(x);
+    t.losses[i] = -logSigmoid(x);
+    const dx = -sigmoid(-x);
     t.dChosen[i] = beta * dx;
     t.dRejected[i] = -beta * dx;
   }

@@ -50,8 +50,8 @@ export interface BcoRunningMean {
 export interface LossParams {
   /** β (TRL `beta`, default 0.1). For `orpo` it is ORPO's λ; for `ipo`, the paper's τ. */
   beta?: number;
-  /** ε (TRL `label_smoothing`, default 0): cDPO for sigmoid, robust DPO, also aot / aot_pair / simpo;
-   *  for exo_pair the EXO ε (0 is replaced by 1e-3, as TRL v0.27 does). */
+  /** ε (TRL `label_smoothing`, default 0): used by robust, aot, aot_pair and simpo, and as the EXO ε
+   *  by exo_pair (which needs ε > 0); the other types ignore it, as TRL v1.9.0 does. */
   labelSmoothing?: number;
   /** DiscoPOP temperature τ (TRL `discopop_tau`, default 0.05). */
   discopopTau?: number;
@@ -61,9 +61,11 @@ export interface LossParams {
   /** IPO on per-token averages of the log-ratios, as TRL's DPOTrainer does (default true). With
    *  false, IPO uses the summed log-probs directly (the golden-vector / paper-as-written form). */
   ipoLengthNormalize?: boolean;
-  /** RPO: adds rpoAlpha · nll (see PreferenceLogps) to the loss (TRL `rpo_alpha`, default none).
-   *  With simpo this is CPOTrainer's `cpo_alpha` (CPO-SimPO): the same token-mean chosen NLL. */
+  /** RPO: adds rpoAlpha · nll (see PreferenceLogps) to the loss (TRL v0.x `rpo_alpha`, default none). */
   rpoAlpha?: number;
+  /** simpo: CPOTrainer's `cpo_alpha` (default 1.0, as in TRL v1.9.0): adds weight · cpoAlpha · nll,
+   *  the same token-mean chosen NLL; 0 gives SimPO as in its paper. */
+  cpoAlpha?: number;
   /** TRL `loss_weights` for a list of loss types (default all 1). */
   lossWeights?: readonly number[];
   /** bco_pair: running-mean state (TRL v0.x). The batch's mean reward is folded in first and the
@@ -86,8 +88,8 @@ export interface LossResult {
   losses: Float64Array;
   /** The training loss: Σ_k weight_k · mean(losses_k) (+ rpoAlpha · nll) = mean(losses). */
   loss: number;
-  /** Implicit rewards: β(π − π_ref) for the DPO family, β · (Σ log p / T) for simpo / orpo
-   *  (reference-free). With several loss types they come from the first one that defines them. */
+  /** Implicit rewards: β(π − π_ref) whenever reference log-probs are in use (any list of loss
+   *  types, as TRL v1.9.0's DPOTrainer); β · (Σ log p / T) for reference-free runs (simpo / orpo / sft). */
   chosenRewards: Float64Array;
   rejectedRewards: Float64Array;
   /** 1 where chosenReward > rejectedReward (strictly, as TRL), else 0. */
@@ -100,7 +102,7 @@ export interface LossResult {
   /** ∂loss/∂chosenNllSum_i; present only when chosenNllSum was passed (otherwise that gradient is
    *  already folded into gradPolicyChosen). */
   gradChosenNllSum?: Float64Array;
-  /** The NLL term's value when one is part of the loss (rpoAlpha, sft, orpo). */
+  /** The NLL term's value when one is part of the loss (rpoAlpha, sft, orpo, simpo with cpoAlpha > 0). */
   nll?: number;
   /** bco_pair with a running state: the state after this batch (pass it to the next call). */
   bcoState?: BcoRunningMean;

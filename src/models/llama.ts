@@ -153,6 +153,7 @@ export class LlamaModel implements CausalLM {
     const kvStart = block.kvStart ?? null, segments = block.segments ?? null;
     checkBlock('LlamaModel', block, cache);
     const pos = segments ? segmentPositions(segments) : blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
+    checkSlidingWindow(this.config, pos);
     this.ensureRope(pos);
     return runDecoder(T.embedding(this.embed, ids, [B * Tn]), this.layers.length,
       (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn);
@@ -200,4 +201,22 @@ export function lastLogits(h: Tensor, batch: number, tNew: number, head: Tensor)
   const logits = new Float32Array(batch * V);
   kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
   return logits;
+}
+
+/**
+ * Sliding-window attention (Mistral; Qwen2 with use_sliding_window) is not implemented. While
+ * every position is < the window, each query sees all earlier keys either way, so the model is
+ * exact; beyond it the result would differ, so such a sequence is refused.
+ */
+function checkSlidingWindow(c: ModelConfig, pos: Int32Array): void {
+  const w = c.slidingWindow;
+  if (!w) return;
+  let max = -1;
+  for (let i = 0; i < pos.length; i++) if (pos[i]! > max) max = pos[i]!;
+  if (max >= w) {
+    throw new RangeError(
+      `LlamaModel: a sequence of ${max + 1} tokens is longer than the model's sliding_window (${w}); sliding-window attention ` +
+      `is not implemented, so sequences are limited to ${w} tokens (set max_length ≤ ${w}, or for generation keep prompt + new tokens ≤ ${w})`,
+    );
+  }
 }

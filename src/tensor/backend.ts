@@ -1,7 +1,8 @@
 // Chooses the kernel backend: the native addon when it loads, else the portable reference
 // (with a one-line warning saying what it costs). DPO_BACKEND=reference forces the reference.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import type { Kernels } from './kernels.js';
@@ -37,6 +38,7 @@ function addonCandidates(): string[] {
 }
 
 let nativeError: string | null = null;
+let addonGemmKernel: (() => string) | null = null;
 
 function loadNative(): Kernels | null {
   const paths = addonCandidates();
@@ -58,6 +60,7 @@ function loadNative(): Kernels | null {
       k.setNumThreads = typeof addon.setNumThreads === 'function' ? addon.setNumThreads : () => {};
       nativeMissing = missing;
       nativePath = path;
+      if (typeof addon.gemmKernel === 'function') addonGemmKernel = addon.gemmKernel as () => string;
       return k as unknown as Kernels;
     } catch (e) {
       errors.push(`${path}: ${(e as Error).message.split('\n')[0]}`);
@@ -107,6 +110,25 @@ export function kernels(): Kernels {
     }
   }
   return active;
+}
+
+let addonDigest: string | null = null;
+
+/**
+ * What computed numbers depend on besides the inputs: the backend, the GEMM micro-kernel
+ * (native: avx512, avx2 or portable), the thread count, and a digest of the native addon file
+ * (a rebuilt or upgraded addon may round differently).
+ */
+export function kernelPath(): { backend: string; gemmKernel: string | null; threads: number; addon: string | null } {
+  const k = kernels();
+  const isNative = k === native && native !== null;
+  if (isNative && addonDigest === null && nativePath) addonDigest = createHash('sha256').update(readFileSync(nativePath)).digest('hex').slice(0, 16);
+  return {
+    backend: k.name,
+    gemmKernel: isNative && addonGemmKernel ? addonGemmKernel() : null,
+    threads: k.numThreads(),
+    addon: isNative ? addonDigest : null,
+  };
 }
 
 /** Switches the backend for the rest of the process (tests compare backends this way). */

@@ -25,7 +25,11 @@ export interface TrainerState {
   lossState?: unknown;
   /** A hash of the settings that must not change across a resume. */
   fingerprint: string;
-  /** Free-form extras (watchdog history...). */
+  /** Kernel threads of the run that wrote it (a resume with another count warns). */
+  threads?: number;
+  /** Backend and GEMM micro-kernel of the run that wrote it, e.g. "native/avx512" (others warn). */
+  kernels?: string;
+  /** Free-form extras (the metrics not yet logged: logWindow). */
   extra?: Record<string, unknown>;
 }
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { editDistance } from '../losses/math.js';
-import { lossTypes } from '../losses/index.js';
+import { labelSmoothingLossTypes, lossTypeNames, lossTypes } from '../losses/index.js';
 import { applyTrlPolicy, type TrlConfigName } from './trl-parity.js';
 
 const positiveInt = z.number().int().positive();
@@ -75,6 +75,8 @@ export const DpoConfigSchema = z.object({
   loss_weights: z.array(z.number()).nullable().default(null),
   label_smoothing: z.number().min(0).max(0.5).default(0),
   rpo_alpha: z.number().nullable().default(null),
+  /** simpo's NLL weight (TRL CPOConfig; 0 = SimPO as in its paper). */
+  cpo_alpha: z.number().min(0).default(1),
   simpo_gamma: z.number().default(0.5),
   discopop_tau: z.number().positive().default(0.05),
   /** LD-DPO: response tokens past the shorter response's length count with weight ld_alpha. */
@@ -175,22 +177,27 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
   const cfg = validate(DpoConfigSchema, { ...file, ...overrides }, source, 'DPOConfig');
   const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
   for (const n of names) {
-    if (!(lossTypes as readonly string[]).includes(n)) {
+    if (!lossTypeNames.includes(n)) {
       const s = closest(n, lossTypes);
       throw new Error(`${source}: loss_type "${n}" is not a loss${s ? ` (did you mean "${s}"?)` : ''}; valid: ${lossTypes.join(', ')}`);
     }
+  }
+  // TRL v1.9.0 refuses exo_pair without label smoothing (log ε); see src/losses/index.ts.
+  if (names.includes('exo_pair') && cfg.label_smoothing === 0) {
+    throw new Error(`${source}: exo_pair needs label_smoothing > 0 (the EXO paper recommends 1e-3)`);
   }
   if (cfg.loss_weights && cfg.loss_weights.length !== names.length) {
     throw new Error(`${source}: loss_weights has ${cfg.loss_weights.length} entries for ${names.length} loss types`);
   }
   // Options that only act together with another one: a value that would change nothing is refused.
   const inert: string[] = [];
-  const smoothers = ['robust', 'exo_pair', 'aot', 'aot_pair', 'aot_unpaired', 'simpo'];
+  const smoothers = labelSmoothingLossTypes;
   if (cfg.label_smoothing > 0 && !names.includes('sigmoid') && !names.some((n) => smoothers.includes(n))) {
     inert.push(`label_smoothing ${cfg.label_smoothing} acts only with loss_type ${smoothers.join(', ')}`);
   }
   if (cfg.discopop_tau !== 0.05 && !names.includes('discopop')) inert.push(`discopop_tau acts only with loss_type discopop`);
   if (cfg.simpo_gamma !== 0.5 && !names.includes('simpo')) inert.push(`simpo_gamma acts only with loss_type simpo`);
+  if (cfg.cpo_alpha !== 1 && !names.includes('simpo')) inert.push(`cpo_alpha acts only with loss_type simpo`);
   if (cfg.f_alpha_divergence_coef !== 0.5 && cfg.f_divergence_type !== 'alpha_divergence') {
     inert.push('f_alpha_divergence_coef acts only with f_divergence_type alpha_divergence');
   }

@@ -6,11 +6,12 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { kernels } from '../tensor/backend.js';
-import { computePreferenceLoss, ldTokenWeights, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
+import { kernelPath } from '../tensor/backend.js';
+import { computePreferenceLoss, ldTokenWeights, newBcoRunningMean, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
 import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
@@ -188,33 +189,106 @@ function hashPairs(h: ReturnType<typeof createHash>, pairs: readonly TokenizedPa
   }
 }
 
+/** dpo-ts's version (package.json above this file), part of the reference cache's inputs. */
+function packageVersion(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++, d = dirname(d)) {
+    const p = join(d, 'package.json');
+    if (!existsSync(p)) continue;
+    const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'dpo-ts') return String(pkg.version);
+  }
+  return 'unknown';
+}
+
+const REF_CACHE_MAGIC = 'dpo-ts ref-logps v2\n';
+
 /**
- * Reference log-probs for every pair, computed once in the same batches as the first epoch (so
- * they equal the live reference bit for bit) and cached under a fingerprint of the reference
- * weights, the tokenized data (tokenizer + data file + truncation) and the batching.
+ * Everything cached reference log-probs depend on besides the weights, the data and the batching
+ * (which name the cache file): the model config (every parsed field and config.json itself), the
+ * backend, GEMM micro-kernel, thread count and native addon, and the dpo-ts version. Kept in the
+ * file's header; a cache written under different inputs is not used, and the message names them.
+ */
+function refCacheInputs(ref: CausalLM): Record<string, unknown> {
+  const { raw, ...parsed } = ref.config;
+  const k = kernelPath();
+  return {
+    modelConfig: parsed,
+    configJson: createHash('sha256').update(JSON.stringify(raw)).digest('hex').slice(0, 16),
+    backend: k.backend,
+    gemmKernel: k.gemmKernel,
+    threads: k.threads,
+    nativeAddon: k.addon,
+    dpoTs: packageVersion(),
+  };
+}
+
+/** The inputs that differ between a cache header and now, as "name: old → new" (config fields one by one). */
+function changedInputs(old: Record<string, unknown>, now: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const show = (v: unknown): string => JSON.stringify(v) ?? 'none';
+  for (const key of new Set([...Object.keys(old), ...Object.keys(now)])) {
+    const a = old[key], b = now[key];
+    if (show(a) === show(b)) continue;
+    if (key === 'modelConfig' && a && b && typeof a === 'object' && typeof b === 'object') {
+      const ao = a as Record<string, unknown>, bo = b as Record<string, unknown>;
+      for (const f of new Set([...Object.keys(ao), ...Object.keys(bo)])) {
+        if (show(ao[f]) !== show(bo[f])) out.push(`model config ${f}: ${show(ao[f])} → ${show(bo[f])}`);
+      }
+    } else out.push(`${key}: ${show(a)} → ${show(b)}`);
+  }
+  return out;
+}
+
+/** Reads a cache file; returns its values, or why they cannot be used. */
+function readRefCache(path: string, n: number, inputs: Record<string, unknown>): { all: Float64Array } | { reason: string } {
+  const buf = readFileSync(path);
+  const magic = Buffer.from(REF_CACHE_MAGIC);
+  if (buf.byteLength < magic.length + 4 || !buf.subarray(0, magic.length).equals(magic)) return { reason: 'not a dpo-ts v2 reference cache (older format or damaged)' };
+  const headerLen = buf.readUInt32LE(magic.length);
+  const start = magic.length + 4 + headerLen;
+  let header: { pairs: number; sha256: string; inputs: Record<string, unknown> };
+  try {
+    header = JSON.parse(buf.subarray(magic.length + 4, start).toString('utf8'));
+  } catch {
+    return { reason: 'damaged header' };
+  }
+  const payload = buf.subarray(start);
+  if (header.pairs !== n || payload.byteLength !== 16 * n) return { reason: `it holds ${header.pairs} pairs, the data has ${n}` };
+  if (createHash('sha256').update(payload).digest('hex') !== header.sha256) return { reason: 'checksum mismatch (the file is damaged)' };
+  const changed = changedInputs(header.inputs ?? {}, inputs);
+  if (changed.length) return { reason: `computed under different inputs: ${changed.join('; ')}` };
+  return { all: new Float64Array(payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.byteLength)) };
+}
+
+/**
+ * Reference log-probs for every pair, computed once in the batches of the first epoch (`order`;
+ * the trainer passes the sampler's, group_by_length included) and cached on disk. In the first
+ * epoch they equal the live reference bit for bit; later epochs compose batches differently, and
+ * a pair's values can differ from a live reference's in the last bits (padding length and
+ * kernel blocking change with the batch). The file name is a fingerprint of the reference
+ * weights, the tokenized data (tokenizer + data file + truncation) and the batching; the header
+ * holds the other inputs (refCacheInputs) and a checksum of the values.
  */
 export function precomputeReferenceLogps(
   ref: CausalLM, pairs: readonly TokenizedPair[], order: readonly (readonly number[])[], padId: number,
   padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean, paddingFree = false, ldAlpha: number | null = null,
-): { chosen: Float64Array; rejected: Float64Array; hit: boolean; path: string } {
+): { chosen: Float64Array; rejected: Float64Array; hit: boolean; path: string; stale: string | null } {
   const h = createHash('sha256');
-  h.update('dpo-ts ref-logps v1');
+  h.update('dpo-ts ref-logps v2');
   hashWeights(h, ref);
   hashPairs(h, pairs);
-  // Packing changes summation order (last-bit differences): part of the fingerprint.
-  h.update(JSON.stringify({
-    order, padId, padToMultipleOf: padToMultipleOf ?? null, threads: kernels().numThreads(),
-    ...(paddingFree ? { paddingFree } : {}), ...(ldAlpha !== null ? { ldAlpha } : {}),
-  }));
+  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, paddingFree, ...(ldAlpha !== null ? { ldAlpha } : {}) }));
   const fp = h.digest('hex').slice(0, 32);
   const path = join(cacheDir, `${fp}.bin`);
   const n = pairs.length;
+  const inputs = refCacheInputs(ref);
+  let stale: string | null = null;
   if (existsSync(path)) {
-    const buf = readFileSync(path);
-    if (buf.byteLength === 16 * n) {
-      const all = new Float64Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-      return { chosen: all.slice(0, n), rejected: all.slice(n), hit: true, path };
-    }
+    const r = readRefCache(path, n, inputs);
+    if ('all' in r) return { chosen: r.all.slice(0, n), rejected: r.all.slice(n), hit: true, path, stale: null };
+    stale = r.reason;
+    if (!quiet) process.stderr.write(`reference log-prob cache ${path} not used: ${stale}; recomputing\n`);
   }
   const chosen = new Float64Array(n), rejected = new Float64Array(n);
   const bar = new ProgressBar('reference log-probs', n, { unit: 'pair', quiet });
@@ -234,10 +308,14 @@ export function precomputeReferenceLogps(
   const all = new Float64Array(2 * n);
   all.set(chosen, 0);
   all.set(rejected, n);
+  const payload = new Uint8Array(all.buffer);
+  const header = Buffer.from(JSON.stringify({ pairs: n, sha256: createHash('sha256').update(payload).digest('hex'), inputs }));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.byteLength);
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, new Uint8Array(all.buffer));
+  writeFileSync(tmp, Buffer.concat([Buffer.from(REF_CACHE_MAGIC), len, header, payload]));
   renameSync(tmp, path);
-  return { chosen, rejected, hit: false, path };
+  return { chosen, rejected, hit: false, path, stale };
 }
 
 export function defaultCacheDir(): string {
@@ -250,6 +328,7 @@ function lossParams(cfg: DpoConfig, bcoState: BcoRunningMean | undefined): LossP
     beta: cfg.beta,
     labelSmoothing: cfg.label_smoothing,
     rpoAlpha: cfg.rpo_alpha ?? undefined,
+    cpoAlpha: cfg.cpo_alpha,
     simpoGamma: cfg.simpo_gamma,
     discopopTau: cfg.discopop_tau,
     lossWeights: cfg.loss_weights ?? undefined,
@@ -271,7 +350,7 @@ export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, 
       out.push(
         `over-optimization: the loss is ${last.loss!.toExponential(2)} and reward margins keep growing (${margins.map((m) => m.toFixed(1)).join(' → ')}). ` +
         'The policy is separating the training pairs far beyond what the data supports; consider a larger beta, ' +
-        'the ipo loss (bounded margins), label_smoothing, fewer steps, or evaluating on held-out pairs.',
+        'the ipo loss (bounded margins), the robust loss with label_smoothing, fewer steps, or evaluating on held-out pairs.',
       );
     }
     const lp = history.slice(-4).map((r) => r['logps/chosen'] ?? 0);
@@ -512,7 +591,12 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   let evalRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
   if (!referenceFree && cfg.precompute_ref_log_probs) {
     const cacheDir = join(opts.cacheDir ?? defaultCacheDir(), 'ref-logps');
-    const order = new BatchSampler(trainPairs.length, { batchSize: cfg.precompute_ref_batch_size ?? cfg.per_device_train_batch_size, seed: cfg.seed }).epochBatches(0);
+    // The first epoch's batches as the training loop's sampler makes them (group_by_length included;
+    // precompute_ref_batch_size, when set, batches differently).
+    const order = new BatchSampler(trainPairs.length, {
+      batchSize: cfg.precompute_ref_batch_size ?? cfg.per_device_train_batch_size, seed: cfg.seed,
+      lengths: cfg.group_by_length ? pairLengths(trainPairs) : undefined,
+    }).epochBatches(0);
     const compute = (pairs: TokenizedPair[], ord: number[][]) =>
       withAdaptersOff
         ? (() => {
@@ -541,8 +625,12 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   }
 
   const lossTypes = cfg.loss_type;
-  const usesNll = cfg.rpo_alpha !== null || (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).some((t) => t === 'sft' || t === 'orpo');
-  let bcoState: BcoRunningMean | undefined;
+  const usesNll = cfg.rpo_alpha !== null || (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).some((t) => t === 'sft' || t === 'orpo' || (t === 'simpo' && cfg.cpo_alpha > 0));
+  // bco_pair's δ: the running mean of the training batches' mean reward, checkpointed with the
+  // run (TrainTask.lossState) so a resume continues it bit for bit. Evaluation folds each eval
+  // batch into a copy and leaves the training state alone.
+  let bcoState: BcoRunningMean | undefined =
+    (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).includes('bco_pair') ? newBcoRunningMean() : undefined;
 
   /** Forward (+ backward when training) of one batch; returns metric sums. */
   const runBatch = (pairIdx: readonly number[], pairs: readonly TokenizedPair[], ref: typeof trainRef, gradScale: number | null): MicroResult => {
@@ -595,7 +683,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       chosenTokens: batch.responseTokens.slice(0, P), rejectedTokens: batch.responseTokens.slice(P),
       // With LD-DPO the NLL term stays the plain token-mean cross-entropy, as TRL's sft loss.
       ...(alsoUnweighted && usesNll ? { chosenNllSum: Float64Array.from(plain.subarray(0, P), (v) => -v) } : {}),
-    }, { ...lossParams(cfg, gradScale !== null ? bcoState : undefined), pairWeights });
+    }, { ...lossParams(cfg, bcoState), pairWeights });
     if (gradScale !== null) {
       if (res.bcoState) bcoState = res.bcoState;
       const g = new Float32Array(seq.size);
@@ -639,6 +727,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       'logits/rejected': nr ? (lr / nr) * P : 0,
     };
     if (res.nll !== undefined) sums.nll_loss = res.nll * P;
+    if (res.metrics.bco_delta !== undefined) sums.bco_delta = res.metrics.bco_delta * P;
     return { sums, count: P, tokens };
   };
 

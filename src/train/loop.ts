@@ -3,14 +3,16 @@
 // checkpoints, exact resume, and watchdogs that stop or warn with an explanation.
 //
 // Determinism: for a given seed and thread count every step is bit-identical, including across
-// an interruption and --resume (weights, optimizer moments, schedule position, sampler position
-// and dropout RNG state are all checkpointed).
+// an interruption and --resume (weights, optimizer moments, schedule position, sampler position,
+// dropout RNG state, loss state and the open logging window are all checkpointed; metrics.jsonl is
+// cut back to the checkpoint's step, so it ends up as an uninterrupted run's, tokens/s aside).
 
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
+import { kernelPath } from '../tensor/backend.js';
 import { BatchSampler } from '../data/batch.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps, type ScheduleType } from './schedule.js';
@@ -103,6 +105,46 @@ export interface LoopResult {
 
 export class TrainingStopped extends Error {}
 
+/**
+ * Metric sums of the steps since the last logged record (checkpointed so a resume logs the same
+ * records). Not tokens/s: that is tokens over wall time in this process.
+ */
+interface LogWindow {
+  sums: Record<string, number>;
+  count: number;
+  steps: number;
+}
+
+/** The backend and GEMM micro-kernel, e.g. "native/avx512" (checkpointed; a resume on others warns). */
+function kernelsOf(): string {
+  const k = kernelPath();
+  return k.gemmKernel ? `${k.backend}/${k.gemmKernel}` : k.backend;
+}
+
+/**
+ * Cuts metrics.jsonl back to the records of steps ≤ step (atomically: a new file renamed over it),
+ * so the steps between a checkpoint and a kill are not logged twice after --resume. A torn last
+ * line (killed mid-write) is dropped. Returns the records kept.
+ */
+export function truncateMetrics(path: string, step: number): Record<string, number>[] {
+  if (!existsSync(path)) return [];
+  const kept: Record<string, number>[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let rec: Record<string, number>;
+    try {
+      rec = JSON.parse(line) as Record<string, number>;
+    } catch {
+      continue;
+    }
+    if (typeof rec.step === 'number' && rec.step <= step) kept.push(rec);
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  renameSync(tmp, path);
+  return kept;
+}
+
 export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   mkdirSync(cfg.outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
@@ -119,6 +161,11 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   let rng = new Rng(cfg.seed ^ 0x5eed);
   let sampler = sampler0;
   let step = 0;
+  let restoredWindow: LogWindow | undefined;
+  const warnings: string[] = [];
+  const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
+  const history: Record<string, number>[] = [];
+  const evalHistory: Record<string, number>[] = [];
 
   // ---- resume ----
   if (cfg.resume) {
@@ -135,25 +182,41 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       rng = new Rng(Uint32Array.from(state.rng));
       if (state.lossState !== undefined && task.lossState) task.lossState.set(state.lossState);
       task.extraState?.load(dir);
-      if (!cfg.quiet) process.stderr.write(`resumed from ${dir} at step ${step}\n`);
+      restoredWindow = state.extra?.logWindow as LogWindow | undefined;
+      // The log continues from the checkpoint: later records (written before the kill) go.
+      for (const rec of truncateMetrics(metricsPath, step)) (Object.keys(rec).some((k) => k.startsWith('eval/')) ? evalHistory : history).push(rec);
+      // Threads and kernels are not in the fingerprint (they may change), but the last bits can depend on them.
+      const { threads } = kernelPath();
+      if (state.threads !== undefined && state.threads !== threads) {
+        warnings.push(
+          `resume: the checkpoint was written with ${state.threads} kernel threads, this run uses ${threads}; ` +
+          `the continued run may differ in the last bits from an uninterrupted one (set DPO_NUM_THREADS=${state.threads} or num_threads: ${state.threads} for bit-identity)`,
+        );
+      }
+      if (state.kernels !== undefined && state.kernels !== kernelsOf()) {
+        warnings.push(
+          `resume: the checkpoint was written with kernels ${state.kernels}, this run uses ${kernelsOf()}; ` +
+          'the continued run may differ in the last bits from an uninterrupted one (DPO_BACKEND and DPO_GEMM_KERNEL choose them)',
+        );
+      }
+      if (!cfg.quiet) {
+        process.stderr.write(`resumed from ${dir} at step ${step}\n`);
+        for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      }
     } else if (typeof cfg.resume === 'string') {
       throw new Error(`resume: ${cfg.resume} is not a checkpoint`);
     }
   }
 
-  const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
   if (step === 0 && existsSync(metricsPath)) writeFileSync(metricsPath, '');
-  const history: Record<string, number>[] = [];
-  const evalHistory: Record<string, number>[] = [];
-  const warnings: string[] = [];
   const bar = new ProgressBar('train', totalSteps, { unit: 'step', quiet: cfg.quiet }, step);
   const log = (rec: Record<string, number>): void => {
     appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
     cfg.onLog?.(rec);
   };
 
-  let window: Record<string, number> = {};
-  let windowCount = 0, windowSteps = 0, windowTokens = 0, windowStart = Date.now();
+  let window: Record<string, number> = { ...restoredWindow?.sums };
+  let windowCount = restoredWindow?.count ?? 0, windowSteps = restoredWindow?.steps ?? 0, windowTokens = 0, windowStart = Date.now();
   let lastCheckpoint: string | null = null;
   let stoppedBecause: string | null = null;
   const stateOf = (): TrainerState => ({
@@ -163,6 +226,9 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     rng: Array.from(rng.state()),
     lossState: task.lossState?.get(),
     fingerprint: cfg.fingerprint,
+    threads: kernelPath().threads,
+    kernels: kernelsOf(),
+    extra: { logWindow: { sums: { ...window }, count: windowCount, steps: windowSteps } satisfies LogWindow },
   });
 
   const warn = (ws: string[]): void => {

@@ -198,6 +198,7 @@ export const EXTENSIONS: Readonly<Record<string, string>> = {
   max_completion_length: 'TRL < 1.0: cap on each response, applied before max_length; default off',
   rpo_alpha: "TRL < 1.0 RPO: adds rpo_alpha × the chosen NLL (TRL v1.9.0 way: loss_type [sigmoid, sft] with loss_weights [1, α])",
   simpo_gamma: "SimPO's target margin γ (TRL's CPOConfig) for loss_type simpo",
+  cpo_alpha: "TRL's CPOConfig: loss_type simpo adds cpo_alpha × the chosen NLL (default 1.0, as CPOTrainer; 0 = SimPO as published)",
   warmup_ratio: 'transformers < 5: warmup as a fraction of the total steps (transformers 5: warmup_steps < 1)',
   group_by_length: "transformers < 5: same as train_sampling_strategy: 'group_by_length'",
   dataset_format: 'force the data format instead of detecting it',

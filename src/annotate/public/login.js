@@ -11,7 +11,16 @@ if (!invite) {
 } else {
   api('/api/login', { method: 'POST', body: { invite } })
     .then(() => location.replace('/app'))
-    .catch((e) => {
+    .catch(async (e) => {
+      // Invite links work once: a browser that already signed in with it still has its session.
+      if (e.status === 401) {
+        try {
+          await api('/api/me');
+          return location.replace('/app');
+        } catch {
+          // not signed in here: fall through to the message
+        }
+      }
       status.textContent = e.status === 429 ? e.message : `Could not sign in: ${e.message}. Ask for a new invite link.`;
       status.className = 'error';
     });
