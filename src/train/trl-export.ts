@@ -1,0 +1,543 @@
+// `dpo export-job --engine trl`: the same model, data and options as `dpo train`, handed to Hugging
+// Face TRL + accelerate as a self-contained job folder:
+//
+//   JOB/job.json              manifest: model, data, counts, the option-by-option translation
+//   JOB/dpo_config.yaml       DPOConfig keyword arguments for the pinned TRL version
+//   JOB/peft_config.json      LoraConfig keyword arguments (with use_peft)
+//   JOB/data/train.jsonl      validated, normalized pairs with TRL's column names (+ eval.jsonl)
+//   JOB/data/audit.json       `dpo data check`'s report of the source data
+//   JOB/model/ (JOB/ref_model/)  the model as a Hugging Face directory (unless a hub id is given)
+//   JOB/accelerate/*.yaml     1 GPU, N GPUs (DDP, ZeRO-2, ZeRO-3, FSDP), N×M nodes (ZeRO-2/3, FSDP)
+//   JOB/train.py, JOB/requirements.txt, JOB/launch/slurm.sbatch, JOB/launch/kubernetes.yaml, JOB/README.md
+//
+// Files are written into JOB.tmp-PID and renamed at the end, so a refused or failed export leaves
+// nothing half-written.
+
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { preparePreferenceData } from '../data/prepare.js';
+import { auditPreferenceData } from '../data/audit.js';
+import { encodePair, type TokenizedPair } from '../data/tokenize.js';
+import type { DataFormat, PreferenceExample } from '../data/types.js';
+import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
+import { convertModel } from '../io/convert.js';
+import { loadTokenizerFor } from '../models/index.js';
+import { defaultLoraTargets } from '../nn/peft.js';
+import { readModelConfig } from '../io/config.js';
+import type { DpoConfig } from './config.js';
+import { splitEval } from './dpo.js';
+import { translateDpoConfig, TRL_VERSION, type TranslationNote } from './trl-translate.js';
+
+/** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
+export const PINNED = {
+  trl: TRL_VERSION,
+  transformers: '4.56.2',
+  datasets: '4.7.0',
+  accelerate: '1.10.1',
+  torch: '2.8.0',
+  peft: '0.17.1',
+  deepspeed: '0.17.5',
+  pyyaml: '6.0.3',
+} as const;
+
+export interface ExportJobOptions {
+  model: string;
+  tokenizer?: string;
+  ref?: string;
+  data: string[];
+  evalData?: string[];
+  config: DpoConfig;
+  out: string;
+  /** Reference the model by this Hugging Face hub id instead of copying --model into the job. */
+  hubModel?: string;
+  /** GPUs per node for the multi-GPU files (default 8). */
+  gpusPerNode?: number;
+  /** Nodes for the multi-node files (default 2). */
+  nodes?: number;
+  /** Replace an existing JOB folder. */
+  force?: boolean;
+  /** The command line that made the job (recorded in job.json). */
+  command?: string;
+  quiet?: boolean;
+}
+
+export interface ExportJobResult {
+  dir: string;
+  trainPairs: number;
+  evalPairs: number;
+  dropped: number;
+  notes: TranslationNote[];
+  files: string[];
+}
+
+/** A pair as TRL reads it: standard (strings) or conversational (message lists). */
+export type TrlRow = { prompt: unknown; chosen: unknown; rejected: unknown };
+
+export function trlRow(ex: PreferenceExample): TrlRow {
+  return { prompt: ex.prompt, chosen: ex.chosen, rejected: ex.rejected };
+}
+
+/** Where train.py lives in the source tree (this module runs as dist/src/train/trl-export.js). */
+export const TRAIN_PY = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'src', 'train', 'trl', 'train.py');
+
+function writeText(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
+
+function writeJsonl(path: string, rows: readonly object[]): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
+}
+
+/** Model files TRL (transformers) reads from a Hugging Face directory. */
+function copyHfModel(src: string, dst: string): void {
+  const names = ['config.json', 'generation_config.json', 'model.safetensors', 'model.safetensors.index.json', ...TOKENIZER_FILE_NAMES];
+  mkdirSync(dst, { recursive: true });
+  for (const f of readdirSync(src)) {
+    if (names.includes(f as (typeof names)[number]) || /^model-\d+-of-\d+\.safetensors$/.test(f)) copyFileSync(join(src, f), join(dst, f));
+  }
+  const tok = ['tokenizer.json', 'tokenizer.model', 'vocab.json'];
+  if (!tok.some((f) => existsSync(join(dst, f)))) {
+    throw new Error(`export-job: ${src} has no tokenizer transformers can load (${tok.join(', ')}); a llama2.c tokenizer.bin needs \`dpo convert\` from the .bin checkpoint`);
+  }
+}
+
+/** Copies (or converts from llama2.c) a model into the job as a Hugging Face directory. */
+async function placeModel(src: string, tokenizer: string | undefined, dst: string): Promise<void> {
+  if (!existsSync(src)) throw new Error(`export-job: model ${src} does not exist`);
+  if (statSync(src).isDirectory()) {
+    copyHfModel(src, dst);
+    if (tokenizer && statSync(tokenizer).isDirectory()) for (const f of TOKENIZER_FILE_NAMES) if (existsSync(join(tokenizer, f))) copyFileSync(join(tokenizer, f), join(dst, f));
+  } else {
+    await convertModel(src, dst, { tokenizer });
+  }
+}
+
+function dropoutSettings(modelDir: string): Record<string, number> {
+  const path = join(modelDir, 'config.json');
+  if (!existsSync(path)) return {};
+  const cfg = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(cfg)) if (/(dropout|pdrop)$/.test(k) && typeof v === 'number') out[k] = v;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// accelerate configs (the layout of TRL's examples/accelerate_configs at v1.9.0)
+
+export type Distributed = 'single' | 'ddp' | 'zero2' | 'zero3' | 'fsdp';
+
+export interface AccelerateFile {
+  name: string;
+  kind: Distributed;
+  machines: number;
+  processes: number;
+  config: Record<string, unknown>;
+}
+
+export function accelerateConfig(kind: Distributed, machines: number, processes: number): Record<string, unknown> {
+  const c: Record<string, unknown> = {
+    compute_environment: 'LOCAL_MACHINE',
+    debug: false,
+    distributed_type: { single: 'NO', ddp: 'MULTI_GPU', zero2: 'DEEPSPEED', zero3: 'DEEPSPEED', fsdp: 'FSDP' }[kind],
+    downcast_bf16: 'no',
+  };
+  if (kind === 'single' || kind === 'ddp') c.gpu_ids = 'all';
+  if (kind === 'zero2' || kind === 'zero3') {
+    c.deepspeed_config = {
+      deepspeed_multinode_launcher: 'standard',
+      offload_optimizer_device: 'none',
+      offload_param_device: 'none',
+      zero3_init_flag: kind === 'zero3',
+      ...(kind === 'zero3' ? { zero3_save_16bit_model: true } : {}),
+      zero_stage: kind === 'zero2' ? 2 : 3,
+    };
+  }
+  if (kind === 'fsdp') {
+    c.fsdp_config = {
+      fsdp_activation_checkpointing: false,
+      fsdp_auto_wrap_policy: 'TRANSFORMER_BASED_WRAP',
+      fsdp_cpu_ram_efficient_loading: true,
+      fsdp_offload_params: false,
+      fsdp_reshard_after_forward: true,
+      // A full state dict on save: the output is an ordinary Hugging Face directory.
+      fsdp_state_dict_type: 'FULL_STATE_DICT',
+      fsdp_version: 2,
+    };
+  }
+  Object.assign(c, {
+    machine_rank: 0,
+    main_training_function: 'main',
+    mixed_precision: 'bf16',
+    num_machines: machines,
+    // accelerate counts processes over all machines.
+    num_processes: processes,
+    rdzv_backend: machines > 1 ? 'c10d' : 'static',
+    same_network: true,
+    tpu_env: [],
+    tpu_use_cluster: false,
+    tpu_use_sudo: false,
+    use_cpu: false,
+  });
+  return c;
+}
+
+export function accelerateFiles(gpus: number, nodes: number): AccelerateFile[] {
+  const files: AccelerateFile[] = [{ name: 'single_gpu.yaml', kind: 'single', machines: 1, processes: 1, config: accelerateConfig('single', 1, 1) }];
+  for (const kind of ['ddp', 'zero2', 'zero3', 'fsdp'] as const) {
+    files.push({ name: `${kind}_${gpus}gpu.yaml`, kind, machines: 1, processes: gpus, config: accelerateConfig(kind, 1, gpus) });
+  }
+  for (const kind of ['zero2', 'zero3', 'fsdp'] as const) {
+    files.push({ name: `${kind}_${nodes}x${gpus}gpu.yaml`, kind, machines: nodes, processes: nodes * gpus, config: accelerateConfig(kind, nodes, nodes * gpus) });
+  }
+  return files;
+}
+
+// ---------------------------------------------------------------------------------------------
+// requirements, launch files, README
+
+export function requirementsTxt(usePeft: boolean): string {
+  return [
+    `# Exact versions for TRL v${TRL_VERSION}, written by dpo-ts export-job.`,
+    '# transformers, datasets: the minimum versions TRL v1.9.0 declares (pyproject.toml), the set its CI',
+    '#   job "Tests with minimum versions" installs (.github/workflows/tests.yml), on torch 2.8.0 (that job\'s image).',
+    '# accelerate: >= TRL\'s minimum 1.4.0; 1.10.1 is the first whose ParallelismConfig transformers 4.56 imports',
+    '#   (trl/_compat.py) and it has FSDP2 (fsdp_version: 2 in accelerate/fsdp_*.yaml).',
+    '# peft, deepspeed: releases of the same period as transformers 4.56, above TRL\'s minimums (peft >= 0.8.0,',
+    '#   deepspeed >= 0.14.4). Pick the torch wheel that matches your CUDA (e.g. --index-url .../cu128).',
+    `trl==${PINNED.trl}`,
+    `transformers==${PINNED.transformers}`,
+    `datasets==${PINNED.datasets}`,
+    `accelerate==${PINNED.accelerate}`,
+    `torch==${PINNED.torch}`,
+    `deepspeed==${PINNED.deepspeed}`,
+    `${usePeft ? '' : '# (not needed without LoRA) '}peft==${PINNED.peft}`,
+    `PyYAML==${PINNED.pyyaml}`,
+    '',
+  ].join('\n');
+}
+
+function slurmScript(gpus: number, nodes: number): string {
+  return `#!/bin/bash
+# Slurm: ${nodes} nodes × ${gpus} GPUs, one accelerate launcher per node (written by dpo-ts export-job).
+# Submit from the job folder: sbatch launch/slurm.sbatch  (CONFIG=accelerate/zero2_${nodes}x${gpus}gpu.yaml to change)
+#SBATCH --job-name=dpo-trl
+#SBATCH --nodes=${nodes}
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=${gpus}
+#SBATCH --cpus-per-task=16
+#SBATCH --exclusive
+#SBATCH --output=slurm-%j.out
+set -euo pipefail
+cd "\${SLURM_SUBMIT_DIR}"
+CONFIG="\${CONFIG:-accelerate/zero3_${nodes}x${gpus}gpu.yaml}"
+export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+export MASTER_PORT="\${MASTER_PORT:-29500}"
+srun --kill-on-bad-exit=1 bash -c 'accelerate launch \\
+  --config_file "'"$CONFIG"'" \\
+  --num_machines "$SLURM_NNODES" \\
+  --num_processes "$((SLURM_NNODES * ${gpus}))" \\
+  --machine_rank "$SLURM_NODEID" \\
+  --main_process_ip "$MASTER_ADDR" \\
+  --main_process_port "$MASTER_PORT" \\
+  train.py "$@"' -- "$@"
+`;
+}
+
+function kubernetesManifest(gpus: number, nodes: number): string {
+  const worker = (replicas: number) => `      replicas: ${replicas}
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers:
+            - name: pytorch
+              image: pytorch/pytorch:2.8.0-cuda12.8-cudnn9-devel   # the image of TRL v1.9.0's CI
+              workingDir: /job
+              command: ["bash", "-c"]
+              args:
+                - >-
+                  pip install -r requirements.txt &&
+                  accelerate launch --config_file accelerate/zero3_${nodes}x${gpus}gpu.yaml
+                  --num_machines ${nodes} --num_processes ${nodes * gpus}
+                  --machine_rank "$RANK" --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT"
+                  train.py --output-dir /job/output
+              resources:
+                limits:
+                  nvidia.com/gpu: ${gpus}
+              volumeMounts:
+                - { name: job, mountPath: /job }
+                - { name: shm, mountPath: /dev/shm }
+          volumes:
+            - name: job
+              persistentVolumeClaim: { claimName: dpo-job }   # a volume holding this folder
+            - name: shm
+              emptyDir: { medium: Memory }`;
+  return `# Kubernetes (Kubeflow Training Operator PyTorchJob): ${nodes} pods × ${gpus} GPUs. The operator sets
+# MASTER_ADDR, MASTER_PORT and RANK (the pod's node rank) in every pod. Written by dpo-ts export-job.
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata:
+  name: dpo-trl
+spec:
+  pytorchReplicaSpecs:
+    Master:
+${worker(1)}
+${nodes > 1 ? `    Worker:\n${worker(nodes - 1)}` : ''}
+`;
+}
+
+interface ReadmeFacts {
+  model: string;
+  trainPairs: number;
+  evalPairs: number;
+  dropped: number;
+  format: string;
+  gpus: number;
+  nodes: number;
+  accelerate: AccelerateFile[];
+  notes: TranslationNote[];
+  cfg: DpoConfig;
+}
+
+function jobReadme(f: ReadmeFacts): string {
+  const perStep = f.cfg.per_device_train_batch_size * f.cfg.gradient_accumulation_steps;
+  const table = f.notes.map((n) => `| \`${n.option}\` | \`${JSON.stringify(n.value)}\` | ${n.to} | ${n.detail ?? ''} |`).join('\n');
+  return `# DPO job for TRL v${TRL_VERSION} (exported by dpo-ts)
+
+Model: \`${f.model}\`. Data: ${f.trainPairs} training pairs${f.evalPairs ? `, ${f.evalPairs} eval pairs` : ''}
+(${f.format}; ${f.dropped} rows left out as bad, see \`data/audit.json\` and \`job.json\`).
+
+## Set up (every node)
+
+    python3 -m venv .venv && . .venv/bin/activate
+    pip install -r requirements.txt
+
+## Launch
+
+One GPU:
+
+    accelerate launch --config_file accelerate/single_gpu.yaml train.py
+
+One node with ${f.gpus} GPUs (plain data parallel, DeepSpeed ZeRO-2/ZeRO-3 or FSDP):
+
+    accelerate launch --config_file accelerate/zero2_${f.gpus}gpu.yaml train.py
+
+${f.nodes} nodes × ${f.gpus} GPUs: on every node, with that node's rank (0 on the node whose address is given):
+
+    accelerate launch --config_file accelerate/zero3_${f.nodes}x${f.gpus}gpu.yaml \\
+      --machine_rank RANK --main_process_ip ADDRESS_OF_RANK_0 --main_process_port 29500 train.py
+
+Slurm: \`sbatch launch/slurm.sbatch\` (one launcher per node; \`CONFIG=accelerate/fsdp_${f.nodes}x${f.gpus}gpu.yaml sbatch ...\`
+for another file). Kubernetes: \`launch/kubernetes.yaml\` is a Kubeflow PyTorchJob whose pods mount this folder
+(a PersistentVolumeClaim named \`dpo-job\`) and launch the same command with the operator's RANK and MASTER_ADDR.
+Other GPU counts: edit \`num_processes\` (all GPUs of all nodes) and \`num_machines\`, or pass
+\`--num_processes\`/\`--num_machines\` to \`accelerate launch\`.
+
+Files: ${f.accelerate.map((a) => `\`${a.name}\` (${a.machines}×${a.processes / a.machines})`).join(', ')}.
+
+\`train.py --output-dir DIR\` chooses where the result goes (default \`output/\`); \`--resume\` continues from the
+newest checkpoint there. Bring the result back with
+
+    dpo import-run output/ --out runs/trl-dpo
+
+which writes \`metrics.jsonl\` with dpo-ts names and a model \`dpo eval\`, \`dpo score\`, \`dpo convert\` and
+\`dpo annotate add-prompts\` read.
+
+## Batch size
+
+dpo-ts trained ${perStep} pairs per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
+gradient_accumulation_steps ${f.cfg.gradient_accumulation_steps}). TRL multiplies that by the number of processes:
+on ${f.gpus} GPUs a step sees ${perStep * f.gpus} pairs. To keep the optimization of a dpo-ts run, divide
+\`gradient_accumulation_steps\` (or \`per_device_train_batch_size\`) in \`dpo_config.yaml\` by the GPU count
+where it divides, and scale \`learning_rate\` with the batch if you change it.
+
+## What differs from a dpo-ts run
+
+- TRL computes in bf16 mixed precision (\`bf16: true\`, its default; ours is float32) and checkpoints
+  activations (\`gradient_checkpointing\`, its default): expect the same curves, not the same bits.
+- TRL tokenizes the text itself (prompt + response in one call, then splits; ours tokenizes them apart),
+  so a response can start with a different token where the tokenizer merges across the boundary.
+- The data order comes from TRL's sampler with the same seed, not ours.
+- This export has not been run end to end on a GPU from this repository's machines (they have none);
+  the files are checked by tests (config keys against TRL v${TRL_VERSION}'s DPOConfig fields,
+  \`python3 -m py_compile train.py\`, the data read back, the accelerate files parsed).
+
+## Every option, and where it went
+
+| option | value | to | note |
+|---|---|---|---|
+${table}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function countCompletionTruncated(tok: Parameters<typeof encodePair>[0], examples: readonly PreferenceExample[], pairs: readonly TokenizedPair[], max: number | null): number {
+  if (max === null) return 0;
+  let n = 0;
+  for (const p of pairs) {
+    if (!p.chosenTruncated && !p.rejectedTruncated) continue;
+    const enc = encodePair(tok, examples[p.index]!);
+    if (enc.ok && (enc.value.chosenIds.length > max || enc.value.rejectedIds.length > max)) n++;
+  }
+  return n;
+}
+
+export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobResult> {
+  const cfg = opts.config;
+  const out = resolve(opts.out);
+  if (existsSync(out) && readdirSync(out).length > 0 && !opts.force) throw new Error(`export-job: ${out} exists and is not empty (pass --force to replace it)`);
+  const gpus = opts.gpusPerNode ?? 8, nodes = opts.nodes ?? 2;
+  if (!(Number.isInteger(gpus) && gpus >= 1)) throw new Error(`export-job: --gpus must be a positive integer, got ${gpus}`);
+  if (!(Number.isInteger(nodes) && nodes >= 2)) throw new Error(`export-job: --nodes must be an integer ≥ 2 (the multi-node files), got ${nodes}`);
+
+  // ---- data: the same reading, validation and tokenization as `dpo train` ----
+  const tokenizer = await loadTokenizerFor(opts.model, opts.tokenizer);
+  const prepOpts = {
+    format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
+    columns: cfg.columns ?? undefined,
+    onBadRow: cfg.on_bad_row,
+    maxLength: cfg.max_length ?? undefined,
+    maxPromptLength: cfg.max_prompt_length ?? undefined,
+    maxCompletionLength: cfg.max_completion_length ?? undefined,
+    truncationMode: cfg.truncation_mode,
+  };
+  const train = await preparePreferenceData(opts.data, tokenizer, prepOpts);
+  let trainPairs = train.pairs;
+  let evalPairs: TokenizedPair[] = [];
+  let evalExamples: PreferenceExample[] = train.examples;
+  if (opts.evalData && opts.evalData.length > 0) {
+    const ev = await preparePreferenceData(opts.evalData, tokenizer, prepOpts);
+    evalPairs = ev.pairs;
+    evalExamples = ev.examples;
+  } else if (cfg.eval_split > 0 && trainPairs.length > 1) {
+    const s = splitEval(trainPairs.length, cfg.eval_split, cfg.seed);
+    evalPairs = s.eval.map((i) => trainPairs[i]!);
+    trainPairs = s.train.map((i) => trainPairs[i]!);
+  }
+  if (trainPairs.length === 0) throw new Error(`export-job: no usable training pairs in ${opts.data.join(', ')}`);
+  const dropped = train.load.bad + train.tokenize.dropped;
+
+  // ---- options ----
+  const promptTruncated = [...trainPairs, ...evalPairs].filter((p) => p.promptTruncated).length;
+  const completionTruncated =
+    countCompletionTruncated(tokenizer, train.examples, trainPairs, cfg.max_completion_length) +
+    countCompletionTruncated(tokenizer, evalExamples, evalPairs, cfg.max_completion_length);
+  const modelIsDir = existsSync(opts.model) && statSync(opts.model).isDirectory();
+  const { config: trlConfig, notes } = translateDpoConfig(cfg, {
+    promptTruncated, completionTruncated, hasEval: evalPairs.length > 0,
+    modelDropout: modelIsDir ? dropoutSettings(opts.model) : {},
+  });
+  const dpoConfig: Record<string, unknown> = {
+    output_dir: 'output',
+    ...trlConfig,
+    bf16: true,
+    report_to: 'none',
+  };
+
+  // ---- write into a temporary folder, rename at the end ----
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const files: string[] = [];
+    const put = (rel: string, text: string): void => {
+      writeText(join(tmp, rel), text);
+      files.push(rel);
+    };
+    writeJsonl(join(tmp, 'data', 'train.jsonl'), trainPairs.map((p) => trlRow(train.examples[p.index]!)));
+    files.push('data/train.jsonl');
+    if (evalPairs.length > 0) {
+      writeJsonl(join(tmp, 'data', 'eval.jsonl'), evalPairs.map((p) => trlRow(evalExamples[p.index]!)));
+      files.push('data/eval.jsonl');
+    }
+    const audit = await auditPreferenceData({
+      train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
+      format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
+      maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
+    });
+    put('data/audit.json', `${JSON.stringify(audit, null, 2)}\n`);
+
+    // Model (and reference): copied in as Hugging Face directories, or referenced by hub id.
+    let modelRef: string;
+    if (opts.hubModel) modelRef = opts.hubModel;
+    else {
+      await placeModel(opts.model, opts.tokenizer, join(tmp, 'model'));
+      modelRef = 'model';
+      files.push('model/');
+    }
+    let refRef: string | null = null;
+    if (opts.ref) {
+      await placeModel(opts.ref, opts.tokenizer, join(tmp, 'ref_model'));
+      refRef = 'ref_model';
+      files.push('ref_model/');
+    }
+
+    let peft: Record<string, unknown> | null = null;
+    if (cfg.use_peft) {
+      const arch = modelIsDir ? readModelConfig(join(opts.model, 'config.json')).architecture : 'llama';
+      peft = {
+        r: cfg.lora_r,
+        lora_alpha: cfg.lora_alpha,
+        lora_dropout: cfg.lora_dropout,
+        target_modules: cfg.lora_target_modules ?? defaultLoraTargets(arch),
+        bias: 'none',
+        task_type: 'CAUSAL_LM',
+        ...(arch === 'gpt2' ? { fan_in_fan_out: true } : {}),
+      };
+      put('peft_config.json', `${JSON.stringify(peft, null, 2)}\n`);
+    }
+
+    put('dpo_config.yaml', `# TRL v${TRL_VERSION} DPOConfig, translated from dpo-ts options (see README.md for each option).\n${toYaml(dpoConfig)}`);
+    const acc = accelerateFiles(gpus, nodes);
+    for (const a of acc) put(`accelerate/${a.name}`, toYaml(a.config));
+    put('train.py', readFileSync(TRAIN_PY, 'utf8'));
+    put('requirements.txt', requirementsTxt(cfg.use_peft));
+    put('launch/slurm.sbatch', slurmScript(gpus, nodes));
+    put('launch/kubernetes.yaml', kubernetesManifest(gpus, nodes));
+    const job = {
+      format: 'dpo-ts trl job',
+      version: 1,
+      engine: 'trl',
+      trl_version: TRL_VERSION,
+      trainer: 'dpo',
+      created: new Date().toISOString(),
+      command: opts.command ?? null,
+      model: { ref: modelRef, hub: Boolean(opts.hubModel), source: opts.model },
+      ref_model: refRef ? { ref: refRef, source: opts.ref } : null,
+      tokenizer_source: opts.tokenizer ?? null,
+      config_file: 'dpo_config.yaml',
+      peft_config_file: peft ? 'peft_config.json' : null,
+      data: {
+        train: 'data/train.jsonl',
+        eval: evalPairs.length > 0 ? 'data/eval.jsonl' : null,
+        format: train.format,
+        columns: train.examples[0]?.kind === 'chat' ? 'conversational' : 'standard',
+        train_pairs: trainPairs.length,
+        eval_pairs: evalPairs.length,
+        dropped_rows: dropped,
+        dropped_by_reason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
+        source: { train: opts.data, eval: opts.evalData ?? null, eval_split: cfg.eval_split },
+      },
+      final_evaluate: evalPairs.length > 0 && !(cfg.eval_steps && cfg.eval_steps > 0),
+      import: { save_dtype: cfg.save_dtype, watchdogs: cfg.watchdogs, beta: cfg.beta },
+      dpo_ts_config: cfg,
+      translation: notes,
+      accelerate: acc.map((a) => ({ file: `accelerate/${a.name}`, kind: a.kind, num_machines: a.machines, num_processes: a.processes })),
+    };
+    put('job.json', `${JSON.stringify(job, null, 2)}\n`);
+    put('README.md', jobReadme({
+      model: opts.hubModel ?? basename(resolve(opts.model)), trainPairs: trainPairs.length, evalPairs: evalPairs.length, dropped,
+      format: train.format, gpus, nodes, accelerate: acc, notes, cfg,
+    }));
+    rmSync(out, { recursive: true, force: true });
+    renameSync(tmp, out);
+    return { dir: out, trainPairs: trainPairs.length, evalPairs: evalPairs.length, dropped, notes, files };
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

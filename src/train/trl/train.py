@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""DPO with Hugging Face TRL on the job folder `dpo export-job --engine trl` wrote.
+
+Launch with accelerate (see README.md):
+
+    accelerate launch --config_file accelerate/single_gpu.yaml train.py [--output-dir DIR] [--resume]
+
+Uses TRL's public API only: DPOConfig, DPOTrainer, and datasets / transformers / peft loaders.
+The result (model or PEFT adapter, trainer_state.json, checkpoints) goes to the output directory,
+with a copy of job.json as dpo_ts_job.json, so `dpo import-run DIR` can bring it back.
+"""
+
+import argparse
+import json
+import os
+import shutil
+
+import yaml
+from datasets import load_dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def job_path(rel):
+    return rel if os.path.isabs(rel) else os.path.join(HERE, rel)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", help="where the trained model goes (default: dpo_config.yaml's output_dir)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output directory")
+    args = parser.parse_args()
+
+    with open(job_path("job.json"), encoding="utf-8") as f:
+        job = json.load(f)
+    with open(job_path(job["config_file"]), encoding="utf-8") as f:
+        config_kwargs = yaml.safe_load(f)
+    config_kwargs["output_dir"] = args.output_dir or job_path(config_kwargs.get("output_dir", "output"))
+    training_args = DPOConfig(**config_kwargs)
+
+    model = job["model"]["ref"] if job["model"]["hub"] else job_path(job["model"]["ref"])
+    tokenizer = AutoTokenizer.from_pretrained(model)
+
+    data_files = {"train": job_path(job["data"]["train"])}
+    if job["data"]["eval"]:
+        data_files["eval"] = job_path(job["data"]["eval"])
+    dataset = load_dataset("json", data_files=data_files)
+
+    ref_model = None
+    if job.get("ref_model"):
+        ref_model = AutoModelForCausalLM.from_pretrained(
+            job_path(job["ref_model"]["ref"]), **(training_args.model_init_kwargs or {})
+        )
+
+    peft_config = None
+    if job.get("peft_config_file"):
+        from peft import LoraConfig
+
+        with open(job_path(job["peft_config_file"]), encoding="utf-8") as f:
+            peft_config = LoraConfig(**json.load(f))
+
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=training_args,
+        train_dataset=dataset["train"],
+        eval_dataset=dataset["eval"] if "eval" in dataset else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    if job.get("final_evaluate"):
+        trainer.evaluate()
+    trainer.save_model(training_args.output_dir)
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(training_args.output_dir)
+        shutil.copyfile(job_path("job.json"), os.path.join(training_args.output_dir, "dpo_ts_job.json"))
+
+
+if __name__ == "__main__":
+    main()
