@@ -33,12 +33,12 @@ import { translateDpoConfig, TRL_VERSION, type TranslationNote } from './trl-tra
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
 export const PINNED = {
   trl: TRL_VERSION,
-  transformers: '4.56.2',
-  datasets: '4.7.0',
-  accelerate: '1.10.1',
-  torch: '2.8.0',
-  peft: '0.17.1',
-  deepspeed: '0.17.5',
+  transformers: '5.17.0',
+  datasets: '5.0.1',
+  accelerate: '1.15.0',
+  torch: '2.13.0',
+  peft: '0.21.0',
+  deepspeed: '0.19.8',
   pyyaml: '6.0.3',
 } as const;
 
@@ -81,6 +81,15 @@ export function trlRow(ex: PreferenceExample): TrlRow {
 
 /** Where train.py lives in the source tree (this module runs as dist/src/train/trl-export.js). */
 export const TRAIN_PY = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'src', 'train', 'trl', 'train.py');
+
+/**
+ * YAML that PyYAML (YAML 1.1, what accelerate and TRL read it with) parses to the same values:
+ * "no"/"yes"/"on" stay quoted strings, and floats in exponent form get the dot and signed
+ * exponent YAML 1.1 requires (1e-8 → 1.0e-8; PyYAML reads 1e-8 as a string).
+ */
+export function pyYaml(value: unknown): string {
+  return toYaml(value, { version: '1.1' }).replace(/(^|: |- )(-?\d+)(e[-+]\d+)$/gm, '$1$2.0$3');
+}
 
 function writeText(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -201,13 +210,13 @@ export function accelerateFiles(gpus: number, nodes: number): AccelerateFile[] {
 
 export function requirementsTxt(usePeft: boolean): string {
   return [
-    `# Exact versions for TRL v${TRL_VERSION}, written by dpo-ts export-job.`,
-    '# transformers, datasets: the minimum versions TRL v1.9.0 declares (pyproject.toml), the set its CI',
-    '#   job "Tests with minimum versions" installs (.github/workflows/tests.yml), on torch 2.8.0 (that job\'s image).',
-    '# accelerate: >= TRL\'s minimum 1.4.0; 1.10.1 is the first whose ParallelismConfig transformers 4.56 imports',
-    '#   (trl/_compat.py) and it has FSDP2 (fsdp_version: 2 in accelerate/fsdp_*.yaml).',
-    '# peft, deepspeed: releases of the same period as transformers 4.56, above TRL\'s minimums (peft >= 0.8.0,',
-    '#   deepspeed >= 0.14.4). Pick the torch wheel that matches your CUDA (e.g. --index-url .../cu128).',
+    `# Exact versions for TRL v${TRL_VERSION}, written by dpo-ts export-job. All satisfy TRL v${TRL_VERSION}'s own`,
+    '# requirements (pyproject.toml: transformers>=4.56.2 and !=5.1.0 with deepspeed, datasets>=4.7.0,',
+    '# accelerate>=1.4.0, peft>=0.8.0, deepspeed>=0.14.4). transformers 5.17.0 is the release whose',
+    '# TrainingArguments the DPOConfig field list in dpo-ts\'s tests was read from; trl, transformers, datasets,',
+    '# accelerate, peft, torch (CPU build) and PyYAML are the set the dpo-ts repository ran an exported job with',
+    '# (on CPU; see its README). deepspeed was not installed there. On GPUs install the torch build for your',
+    '# CUDA (e.g. pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128) first.',
     `trl==${PINNED.trl}`,
     `transformers==${PINNED.transformers}`,
     `datasets==${PINNED.datasets}`,
@@ -491,9 +500,9 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
       put('peft_config.json', `${JSON.stringify(peft, null, 2)}\n`);
     }
 
-    put('dpo_config.yaml', `# TRL v${TRL_VERSION} DPOConfig, translated from dpo-ts options (see README.md for each option).\n${toYaml(dpoConfig)}`);
+    put('dpo_config.yaml', `# TRL v${TRL_VERSION} DPOConfig, translated from dpo-ts options (see README.md for each option).\n${pyYaml(dpoConfig)}`);
     const acc = accelerateFiles(gpus, nodes);
-    for (const a of acc) put(`accelerate/${a.name}`, toYaml(a.config));
+    for (const a of acc) put(`accelerate/${a.name}`, pyYaml(a.config));
     put('train.py', readFileSync(TRAIN_PY, 'utf8'));
     put('requirements.txt', requirementsTxt(cfg.use_peft));
     put('launch/slurm.sbatch', slurmScript(gpus, nodes));

@@ -83,8 +83,13 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
     if (v === 'constant' && (cfg.warmup_steps > 0 || cfg.warmup_ratio > 0)) api.set('', 'constant_with_warmup', 'ours warms up before a constant rate');
     else api.set('', v);
   },
-  warmup_ratio: same,
-  warmup_steps: same,
+  // transformers 5.x has no warmup_ratio: warmup_steps takes a float in [0, 1) as the ratio (ceil(ratio · total), as ours).
+  warmup_ratio: (v: number, cfg, _x, api) => {
+    if (cfg.warmup_steps > 0) return api.handledBy('not used', 'warmup_steps is set and takes precedence (as in dpo-ts)');
+    if (v >= 1) return api.refuse('1 (all steps) has no TrainingArguments form: transformers 5.x reads warmup_steps < 1 as a ratio; set warmup_steps to the step count');
+    api.set('warmup_steps', v, 'transformers 5.x: a warmup_steps below 1 is the ratio of total steps');
+  },
+  warmup_steps: (v: number, cfg, _x, api) => (v > 0 || cfg.warmup_ratio === 0 ? api.set('', v) : api.handledBy('DPOConfig.warmup_steps', 'the ratio (see warmup_ratio)')),
   weight_decay: same,
   adam_beta1: same,
   adam_beta2: same,
@@ -109,7 +114,7 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
   },
   save_total_limit: same,
   seed: same,
-  group_by_length: same,
+  group_by_length: (v: boolean, _c, _x, api) => api.set('train_sampling_strategy', v ? 'group_by_length' : 'random', 'transformers 5.x names the sampler'),
   pad_to_multiple_of: same,
   padding_free: (v: boolean, _c, _x, api) => {
     api.set('', v);

@@ -1,0 +1,240 @@
+// `dpo export-job --engine trl`: the option translation (every option covered; keys a subset of TRL
+// v1.9.0's DPOConfig fields; untranslatable options refused by name), the data read back as the
+// same pairs, train.py compiling, accelerate files parsing with their process counts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { DpoConfigSchema, parseDpoConfig, type DpoConfig } from '../src/train/config.js';
+import { DPO_RULES, RefusedOptions, translateDpoConfig, TRL_VERSION, type TranslationContext } from '../src/train/trl-translate.js';
+import { exportTrlJob, PINNED, pyYaml, requirementsTxt } from '../src/train/trl-export.js';
+import { loadPreferenceData } from '../src/data/load.js';
+import { buildProgram } from '../src/cli/index.js';
+import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { fx } from './fixtures/data/paths.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FIELDS = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'trl', 'v1.9.0', 'config-fields.json'), 'utf8')) as {
+  trl: { tag: string };
+  transformers: { tag: string };
+  configs: Record<string, { fields: { name: string }[] }>;
+};
+const DPO_FIELDS = new Set(FIELDS.configs.DPOConfig!.fields.map((f) => f.name));
+
+const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
+const modelDir = await makeTinyModelDir();
+const dataDir = tmp('dpo-export-data-');
+const pairs = syntheticPairs(40, 3);
+const trainFile = writeJsonl(join(dataDir, 'train.jsonl'), pairs);
+
+/** python3 with PyYAML (what accelerate and TRL parse YAML with), or null. */
+const pyYamlAvailable = spawnSync('python3', ['-c', 'import yaml'], { encoding: 'utf8' }).status === 0;
+function parseWithPyYaml(path: string): unknown {
+  const r = spawnSync('python3', ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', path], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+const ctx: TranslationContext = { promptTruncated: 0, completionTruncated: 0, hasEval: true, modelDropout: { resid_pdrop: 0.1, attention_dropout: 0 } };
+
+test('every dpo-ts option has a TRL translation rule, and every rule an option', () => {
+  // A new config option without a rule fails here (and DPO_RULES' type fails to compile).
+  assert.deepEqual(Object.keys(DPO_RULES).sort(), Object.keys(DpoConfigSchema.shape).sort());
+});
+
+test(`translated configs use only TRL v${TRL_VERSION} DPOConfig fields (the stored field list)`, () => {
+  assert.equal(FIELDS.trl.tag, `v${TRL_VERSION}`);
+  const variants: Record<string, unknown>[] = [
+    {},
+    { use_peft: true, lora_dropout: 0.1, lora_target_modules: ['q_proj', 'k_proj'] },
+    { padding_free: true, eval_steps: 5, save_steps: 0, lr_scheduler_type: 'constant', warmup_ratio: 0.1 },
+    { loss_type: ['aot_pair', 'exo_pair'], label_smoothing: 0.01 },
+    { loss_type: 'exo_pair' },
+    { loss_type: 'ipo', rpo_alpha: 0.5, precompute_ref_log_probs: true },
+    { loss_type: ['sigmoid', 'hinge'], loss_weights: [1, 0.2], rpo_alpha: 1 },
+    { max_length: null, pad_to_multiple_of: 8, group_by_length: true, save_total_limit: 2 },
+  ];
+  for (const v of variants) {
+    const cfg = parseDpoConfig(v);
+    const { config, notes } = translateDpoConfig(cfg, ctx);
+    const unknown = Object.keys(config).filter((k) => !DPO_FIELDS.has(k));
+    assert.deepEqual(unknown, [], `${JSON.stringify(v)} → keys not in DPOConfig: ${unknown.join(', ')}`);
+    // Every option is accounted for in the notes.
+    for (const k of Object.keys(cfg)) assert.ok(notes.some((n) => n.option === k), `${k} has no note`);
+  }
+  // Specific translations.
+  const t = (v: Record<string, unknown>) => translateDpoConfig(parseDpoConfig(v), ctx).config;
+  assert.deepEqual(t({ loss_type: 'aot_pair' }).loss_type, ['aot_unpaired']);
+  assert.deepEqual(t({ loss_type: 'ipo', rpo_alpha: 0.5 }).loss_type, ['ipo', 'sft']);
+  assert.deepEqual(t({ loss_type: 'ipo', rpo_alpha: 0.5 }).loss_weights, [1, 0.5]);
+  assert.equal(t({ loss_type: 'exo_pair' }).label_smoothing, 1e-3);
+  assert.equal(t({ lr_scheduler_type: 'constant', warmup_steps: 3 }).lr_scheduler_type, 'constant_with_warmup');
+  assert.equal(t({ lr_scheduler_type: 'constant' }).lr_scheduler_type, 'constant');
+  assert.equal(t({ save_steps: 0 }).save_strategy, 'no');
+  assert.equal(t({ eval_steps: 5 }).eval_strategy, 'steps');
+  const peft = t({ use_peft: true, lora_dropout: 0.1 });
+  assert.equal(peft.disable_dropout, false);
+  assert.deepEqual(peft.model_init_kwargs, { resid_pdrop: 0 });
+  assert.deepEqual(t({ padding_free: true }).model_init_kwargs, { attn_implementation: 'flash_attention_2' });
+});
+
+test('options TRL v1.9.0 cannot express are refused with their names, all at once', () => {
+  const refused = (v: Record<string, unknown>, c: Partial<TranslationContext> = {}): string[] => {
+    try {
+      translateDpoConfig(parseDpoConfig(v), { ...ctx, ...c });
+    } catch (e) {
+      assert.ok(e instanceof RefusedOptions, String(e));
+      return e.refusals.map((r) => r.option);
+    }
+    return [];
+  };
+  assert.deepEqual(refused({ loss_type: 'simpo' }), ['loss_type', 'simpo_gamma']);
+  assert.deepEqual(refused({ loss_type: 'orpo' }), ['loss_type']);
+  assert.deepEqual(refused({ loss_type: 'bco_pair' }), ['loss_type']);
+  assert.deepEqual(refused({ loss_type: 'sigmoid', label_smoothing: 0.1 }), ['loss_type']);
+  assert.deepEqual(refused({ loss_type: ['exo_pair', 'robust'] }), ['label_smoothing']);
+  assert.deepEqual(refused({ max_prompt_length: 8 }, { promptTruncated: 3 }), ['max_prompt_length']);
+  assert.deepEqual(refused({ max_completion_length: 8 }, { completionTruncated: 1 }), ['max_completion_length']);
+  assert.deepEqual(refused({ max_prompt_length: 8 }, { promptTruncated: 0 }), []);
+  const msg = (() => {
+    try {
+      translateDpoConfig(parseDpoConfig({ loss_type: 'orpo' }), ctx);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  })();
+  assert.match(msg, /loss_type: loss "orpo"/);
+});
+
+test('the exported job: data read back as the same pairs (bad rows left out), YAMLs parse, train.py compiles', async () => {
+  const bad = [{ prompt: 'p', chosen: ' same', rejected: ' same' }, { prompt: 'no rejected', chosen: ' x' }];
+  const mixed = writeJsonl(join(dataDir, 'mixed.jsonl'), [...pairs.slice(0, 10), ...bad, ...pairs.slice(10)]);
+  const out = join(tmp('dpo-job-'), 'job');
+  const cfg: DpoConfig = parseDpoConfig({ on_bad_row: 'skip', eval_split: 0.25, use_peft: true, adam_epsilon: 1e-8, learning_rate: 5e-7, logging_steps: 1 });
+  const res = await exportTrlJob({ model: modelDir, data: [mixed], config: cfg, out, gpusPerNode: 4, nodes: 3 });
+  assert.equal(res.trainPairs + res.evalPairs, pairs.length);
+  assert.equal(res.dropped, 2);
+
+  // Data: TRL's standard columns only; together the splits are the valid source pairs, in order.
+  const trainRows = readFileSync(join(out, 'data', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  for (const r of trainRows) assert.deepEqual(Object.keys(r), ['prompt', 'chosen', 'rejected']);
+  const back = [
+    ...(await loadPreferenceData(join(out, 'data', 'train.jsonl'))).examples,
+    ...(await loadPreferenceData(join(out, 'data', 'eval.jsonl'))).examples,
+  ].map((e) => ({ prompt: e.prompt, chosen: e.chosen, rejected: e.rejected }));
+  const key = (p: object) => JSON.stringify(p);
+  assert.deepEqual(back.map(key).sort(), pairs.map(key).sort());
+  assert.equal(back.length, pairs.length);
+
+  // The config: the same values under PyYAML (YAML 1.1, what TRL and accelerate use) as under YAML 1.2.
+  const yamlPath = join(out, 'dpo_config.yaml');
+  const viaJs = parseYaml(readFileSync(yamlPath, 'utf8')) as Record<string, unknown>;
+  for (const k of Object.keys(viaJs)) assert.ok(DPO_FIELDS.has(k), `dpo_config.yaml key ${k} is not a DPOConfig field`);
+  assert.equal(viaJs.adam_epsilon, 1e-8);
+  if (pyYamlAvailable) assert.deepEqual(parseWithPyYaml(yamlPath), viaJs);
+
+  // accelerate: 1 GPU, 4 GPUs (DDP, ZeRO-2, ZeRO-3, FSDP), 3 × 4 (ZeRO-2, ZeRO-3, FSDP).
+  const accDir = join(out, 'accelerate');
+  const expected: Record<string, [string, number, number]> = {
+    'single_gpu.yaml': ['NO', 1, 1], 'ddp_4gpu.yaml': ['MULTI_GPU', 1, 4], 'zero2_4gpu.yaml': ['DEEPSPEED', 1, 4],
+    'zero3_4gpu.yaml': ['DEEPSPEED', 1, 4], 'fsdp_4gpu.yaml': ['FSDP', 1, 4], 'zero2_3x4gpu.yaml': ['DEEPSPEED', 3, 12],
+    'zero3_3x4gpu.yaml': ['DEEPSPEED', 3, 12], 'fsdp_3x4gpu.yaml': ['FSDP', 3, 12],
+  };
+  assert.deepEqual(readdirSync(accDir).sort(), Object.keys(expected).sort());
+  for (const [name, [type, machines, processes]] of Object.entries(expected)) {
+    const path = join(accDir, name);
+    const c = (pyYamlAvailable ? parseWithPyYaml(path) : parseYaml(readFileSync(path, 'utf8'))) as Record<string, any>;
+    assert.equal(c.distributed_type, type, name);
+    assert.equal(c.num_machines, machines, name);
+    assert.equal(c.num_processes, processes, name);
+    assert.equal(c.mixed_precision, 'bf16', name);
+    assert.equal(c.downcast_bf16, 'no', `${name}: downcast_bf16 must stay the string "no" under YAML 1.1`);
+    if (name.startsWith('zero')) assert.equal(c.deepspeed_config.zero_stage, name.startsWith('zero2') ? 2 : 3);
+    if (name.startsWith('fsdp')) assert.equal(c.fsdp_config.fsdp_state_dict_type, 'FULL_STATE_DICT');
+  }
+
+  // train.py compiles; requirements are exact pins; PEFT config; the model is a Hugging Face directory.
+  const py = spawnSync('python3', ['-m', 'py_compile', join(out, 'train.py')], { encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  const req = readFileSync(join(out, 'requirements.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  for (const l of req) assert.match(l, /^[A-Za-z][A-Za-z0-9_.-]*==[0-9][0-9.]*$/);
+  assert.ok(req.includes(`trl==${TRL_VERSION}`));
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'peft_config.json'), 'utf8')).target_modules, ['q_proj', 'v_proj']);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(out, 'model', f)), f);
+  const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
+  assert.equal(job.data.train_pairs, res.trainPairs);
+  assert.equal(job.peft_config_file, 'peft_config.json');
+  const readme = readFileSync(join(out, 'README.md'), 'utf8');
+  for (const k of Object.keys(cfg)) assert.ok(readme.includes(`| \`${k}\` |`), `README lacks option ${k}`);
+  assert.match(readme, /sbatch launch\/slurm\.sbatch/);
+  assert.ok(existsSync(join(out, 'launch', 'kubernetes.yaml')));
+  if (pyYamlAvailable) assert.equal((parseWithPyYaml(join(out, 'launch', 'kubernetes.yaml')) as any).kind, 'PyTorchJob');
+});
+
+test('conversational data is exported as TRL conversational rows', async () => {
+  const tokenizer = join(ROOT, 'test', 'fixtures', 'tokenizers', 'chatml-mini');
+  const out = join(tmp('dpo-job-chat-'), 'job');
+  await exportTrlJob({ model: modelDir, tokenizer, data: [fx('conversational.jsonl')], config: parseDpoConfig({}), out });
+  const rows = readFileSync(join(out, 'data', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const src = (await loadPreferenceData(fx('conversational.jsonl'))).examples;
+  assert.deepEqual(rows, src.map((e) => ({ prompt: e.prompt, chosen: e.chosen, rejected: e.rejected })));
+  assert.ok(Array.isArray(rows[0].prompt) && rows[0].prompt[0].role);
+  assert.equal(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')).data.columns, 'conversational');
+  // The chat template travels with the model.
+  assert.ok(existsSync(join(out, 'model', 'tokenizer_config.json')));
+});
+
+test('a refused option writes nothing; bad rows with on_bad_row error stop the export', async () => {
+  const long = writeJsonl(join(dataDir, 'long.jsonl'), pairs.map((p) => ({ ...p, prompt: `${p.prompt} ${'abc '.repeat(30)}` })));
+  const out = join(tmp('dpo-job-refused-'), 'job');
+  await assert.rejects(
+    exportTrlJob({ model: modelDir, data: [long], config: parseDpoConfig({ max_prompt_length: 16, max_length: 128 }), out }),
+    (e: Error) => e instanceof RefusedOptions && /max_prompt_length: cuts 40 prompts/.test(e.message),
+  );
+  assert.ok(!existsSync(out));
+  assert.deepEqual(readdirSync(dirname(out)), []);
+  const badFile = writeJsonl(join(dataDir, 'bad.jsonl'), [...pairs.slice(0, 3), { prompt: 'x', chosen: ' y' }]);
+  await assert.rejects(exportTrlJob({ model: modelDir, data: [badFile], config: parseDpoConfig({}), out }), /bad row/);
+  assert.ok(!existsSync(out));
+});
+
+test('YAML for PyYAML: exponent floats keep a dot, yes/no/on stay strings', () => {
+  const text = pyYaml({ a: 1e-8, b: 5e-7, c: 1e21, d: 'no', e: 'on', f: [1e-9, 0.5], g: 'x: 1e-8' });
+  assert.match(text, /^a: 1\.0e-8$/m);
+  assert.match(text, /^ {2}- 1\.0e-9$/m);
+  if (pyYamlAvailable) {
+    const p = join(tmp('dpo-yaml-'), 'y.yaml');
+    writeFileSync(p, text);
+    assert.deepEqual(parseWithPyYaml(p), { a: 1e-8, b: 5e-7, c: 1e21, d: 'no', e: 'on', f: [1e-9, 0.5], g: 'x: 1e-8' });
+  }
+});
+
+test('requirements pin TRL and the transformers release the field list was read from', () => {
+  const req = requirementsTxt(true);
+  assert.match(req, new RegExp(`^trl==${TRL_VERSION.replace(/\./g, '\\.')}$`, 'm'));
+  assert.equal(`v${PINNED.transformers}`, FIELDS.transformers.tag);
+  assert.match(req, /^peft==/m);
+  assert.match(requirementsTxt(false), /^# \(not needed without LoRA\) peft==/m);
+});
+
+test('dpo export-job on the command line: flags as for dpo train; an unknown engine is an error', async () => {
+  const out = join(tmp('dpo-job-cli-'), 'job');
+  await buildProgram().parseAsync(['node', 'dpo', 'export-job', '--engine', 'trl', '--out', out, '--model', modelDir,
+    '--data', trainFile, '--beta', '0.2', '--loss-type', 'ipo', '--quiet'], { from: 'node' });
+  const cfg = parseYaml(readFileSync(join(out, 'dpo_config.yaml'), 'utf8'));
+  assert.equal(cfg.beta, 0.2);
+  assert.deepEqual(cfg.loss_type, ['ipo']);
+  await assert.rejects(
+    buildProgram().parseAsync(['node', 'dpo', 'export-job', '--engine', 'megatron', '--out', join(out, 'x'), '--model', modelDir, '--data', trainFile], { from: 'node' }),
+    /--engine megatron is not supported/,
+  );
+  await assert.rejects(
+    buildProgram().parseAsync(['node', 'dpo', 'export-job', '--engine', 'trl', '--out', out, '--model', modelDir, '--data', trainFile], { from: 'node' }),
+    /exists and is not empty/,
+  );
+});
