@@ -124,6 +124,15 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
     if (isPeftAdapterDir(modelDir)) {
       kind = 'adapter';
       const adapterCfg = readJson(join(modelDir, 'adapter_config.json'), 'adapter config');
+      // Settings our merge (W + (α/r)·B·A on the listed linears) does not implement: refuse rather than merge wrongly.
+      const unsupported = [
+        adapterCfg.use_rslora === true && 'use_rslora (scale α/√r)',
+        adapterCfg.use_dora === true && 'use_dora',
+        Array.isArray(adapterCfg.modules_to_save) && adapterCfg.modules_to_save.length > 0 && 'modules_to_save',
+        adapterCfg.bias !== undefined && adapterCfg.bias !== 'none' && `bias "${String(adapterCfg.bias)}"`,
+        ...['rank_pattern', 'alpha_pattern'].map((k) => typeof adapterCfg[k] === 'object' && adapterCfg[k] !== null && Object.keys(adapterCfg[k] as object).length > 0 && k),
+      ].filter((x): x is string => typeof x === 'string');
+      if (unsupported.length > 0) throw new Error(`import-run: ${join(modelDir, 'adapter_config.json')}: ${unsupported.join(', ')} not supported (LoRA with one rank and α, bias "none")`);
       const declared = typeof adapterCfg.base_model_name_or_path === 'string' ? adapterCfg.base_model_name_or_path : null;
       const base = opts.base ?? (declared && existsSync(declared) ? declared : null);
       if (!base) {

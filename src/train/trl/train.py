@@ -31,6 +31,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", help="where the trained model goes (default: dpo_config.yaml's output_dir)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output directory")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU (a smoke test of the job before the GPUs)")
     args = parser.parse_args()
 
     with open(job_path("job.json"), encoding="utf-8") as f:
@@ -38,6 +39,8 @@ def main():
     with open(job_path(job["config_file"]), encoding="utf-8") as f:
         config_kwargs = yaml.safe_load(f)
     config_kwargs["output_dir"] = args.output_dir or job_path(config_kwargs.get("output_dir", "output"))
+    if args.cpu:
+        config_kwargs["use_cpu"] = True
     training_args = DPOConfig(**config_kwargs)
 
     model = job["model"]["ref"] if job["model"]["hub"] else job_path(job["model"]["ref"])
