@@ -238,3 +238,60 @@ test('dpo export-job on the command line: flags as for dpo train; an unknown eng
     /exists and is not empty/,
   );
 });
+
+test('reference log-probs: written only when TRL provably tokenizes as we do, and equal to our reference pass', async () => {
+  const { loadModelAndTokenizer } = await import('../src/models/index.js');
+  const { collatePreference } = await import('../src/data/batch.js');
+  const { referenceLogps } = await import('../src/train/dpo.js');
+  const { tokenizePair } = await import('../src/data/tokenize.js');
+  const { trlTokenizationMatches } = await import('../src/train/trl-export.js');
+  const cacheDir = tmp('dpo-job-cache-');
+  const cfg = parseDpoConfig({ max_length: 64, per_device_train_batch_size: 4 });
+  // The fixture tokenizer says add_bos_token true but its tokenizer.json adds no BOS: transformers
+  // (PreTrainedTokenizerFast) follows the post-processor, we follow the config: refused.
+  await assert.rejects(
+    exportTrlJob({ model: modelDir, data: [trainFile], config: cfg, out: join(tmp('dpo-job-ref-'), 'job'), refLogps: true, cacheDir }),
+    /--ref-logps refused: .*add_bos_token true but tokenizer\.json's post-processor does not add BOS/,
+  );
+  // The same model with the two agreeing (no BOS either way).
+  const agreeing = tmp('dpo-model-nobos-');
+  for (const f of readdirSync(modelDir)) writeFileSync(join(agreeing, f), readFileSync(join(modelDir, f)));
+  const tc = JSON.parse(readFileSync(join(agreeing, 'tokenizer_config.json'), 'utf8'));
+  writeFileSync(join(agreeing, 'tokenizer_config.json'), JSON.stringify({ ...tc, add_bos_token: false }));
+  const out = join(tmp('dpo-job-ref-ok-'), 'job');
+  await exportTrlJob({ model: agreeing, data: [trainFile], config: cfg, out, refLogps: true, cacheDir });
+  const rows = readFileSync(join(out, 'data', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(rows.length, pairs.length);
+  const { model, tokenizer } = await loadModelAndTokenizer(agreeing);
+  for (const [i, row] of rows.entries()) {
+    assert.deepEqual(Object.keys(row), ['prompt', 'chosen', 'rejected', 'ref_chosen_logps', 'ref_rejected_logps']);
+    if (i % 8 !== 0) continue;
+    const t = tokenizePair(tokenizer, { kind: 'text', index: 0, loc: { file: 'x' }, ...pairs[i]! }, { maxLength: 64 });
+    assert.ok(t.ok);
+    const s = referenceLogps(model, collatePreference([t.pair], { padId: tokenizer.padId }));
+    assert.ok(Math.abs(s[0]! - row.ref_chosen_logps) < 1e-3 && Math.abs(s[1]! - row.ref_rejected_logps) < 1e-3, `row ${i}`);
+  }
+  assert.equal(parseYaml(readFileSync(join(out, 'dpo_config.yaml'), 'utf8')).precompute_ref_log_probs, true);
+  assert.equal(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')).ref_logps, true);
+
+  // A pair whose response merges with the prompt's end when tokenized in one piece (as TRL does) is not provable.
+  let merged: { prompt: string; chosen: string } | null = null;
+  for (const a of 'abcdefghijklm') {
+    for (const b of 'abcdefghijklm') {
+      const prompt = `Q7: ${a}`, chosen = `${b}${b}.`;
+      const t = tokenizePair(tokenizer, { kind: 'text', index: 0, loc: { file: 'x' }, prompt, chosen, rejected: ' zz.' }, {});
+      if (t.ok && !trlTokenizationMatches(tokenizer, { kind: 'text', index: 0, loc: { file: 'x' }, prompt, chosen, rejected: ' zz.' }, t.pair).ok) merged ??= { prompt, chosen };
+    }
+  }
+  assert.ok(merged, 'the fixture tokenizer merges some letters across the prompt/response boundary');
+  const withMerge = writeJsonl(join(dataDir, 'merge.jsonl'), [...pairs.slice(0, 5), { ...merged, rejected: ' zz.' }]);
+  await assert.rejects(
+    exportTrlJob({ model: agreeing, data: [withMerge], config: cfg, out: join(tmp('dpo-job-ref-merge-'), 'job'), refLogps: true, cacheDir }),
+    /for 1 of 6 pairs TRL v1\.9\.0 would not see our tokens[\s\S]*merge\.jsonl:6: (prompt|chosen) tokens differ at position \d+ \(TRL: ,
+  );
+  // Truncated pairs are not provable either.
+  await assert.rejects(
+    exportTrlJob({ model: agreeing, data: [trainFile], config: parseDpoConfig({ max_length: 12 }), out: join(tmp('dpo-job-ref-trunc-'), 'job'), refLogps: true, cacheDir }),
+    /truncated by max_length/,
+  );
+});

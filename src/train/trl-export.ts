@@ -19,15 +19,17 @@ import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { preparePreferenceData } from '../data/prepare.js';
 import { auditPreferenceData } from '../data/audit.js';
-import { encodePair, type TokenizedPair } from '../data/tokenize.js';
+import { encodePair, renderPreference, type TokenizedPair } from '../data/tokenize.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { findTemplateProcessing, type PostProcessorJson } from '../io/tokenizers/hf.js';
 import type { DataFormat, PreferenceExample } from '../data/types.js';
 import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { convertModel } from '../io/convert.js';
-import { loadTokenizerFor } from '../models/index.js';
+import { loadModelAndTokenizer, loadTokenizerFor } from '../models/index.js';
 import { defaultLoraTargets } from '../nn/peft.js';
 import { readModelConfig } from '../io/config.js';
 import type { DpoConfig } from './config.js';
-import { splitEval } from './dpo.js';
+import { defaultCacheDir, precomputeReferenceLogps, splitEval } from './dpo.js';
 import { translateDpoConfig, TRL_VERSION, type TranslationNote } from './trl-translate.js';
 
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
@@ -56,6 +58,13 @@ export interface ExportJobOptions {
   gpusPerNode?: number;
   /** Nodes for the multi-node files (default 2). */
   nodes?: number;
+  /**
+   * Add our reference log-probs as TRL's ref_chosen_logps / ref_rejected_logps columns. Refused
+   * unless TRL v1.9.0 provably tokenizes every pair as we do (see trlTokenizationMatches).
+   */
+  refLogps?: boolean;
+  /** Where reference log-probs are cached (default ~/.cache/dpo-ts). */
+  cacheDir?: string;
   /** Replace an existing JOB folder. */
   force?: boolean;
   /** The command line that made the job (recorded in job.json). */
@@ -384,6 +393,86 @@ ${table}
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * TRL v1.9.0's token ids for a pair (DPOTrainer._prepare_dataset), computed with our tokenizer:
+ * text pairs get the EOS text appended to each response unless it already ends with it, then
+ * prompt_ids = tok(prompt) and response ids = tok(prompt + response)[len(prompt_ids):], special
+ * tokens added as the tokenizer's post-processor does; chat pairs tokenize the template's
+ * rendering (generation prompt for the prompt, prompt + response for the rest) with no special
+ * tokens added, as apply_chat_template(tokenize=True) does.
+ */
+export function trlTokenization(tok: Tokenizer, ex: PreferenceExample): { promptIds: number[]; chosenIds: number[]; rejectedIds: number[] } | { error: string } {
+  const r = renderPreference(tok, ex);
+  if (!r.ok) return { error: r.message };
+  const { prompt, chosen, rejected, chat } = r.value;
+  const opts = chat ? { addBos: false } : {};
+  let eosText = '';
+  if (!chat) {
+    if (tok.eosId === null) return { error: 'the tokenizer has no EOS token' };
+    eosText = tok.decode([tok.eosId], { skipSpecialTokens: false });
+  }
+  const withEos = (t: string): string => (chat || t.endsWith(eosText) ? t : t + eosText);
+  const promptIds = tok.encode(prompt, opts);
+  const cut = (full: number[]): number[] => full.slice(promptIds.length);
+  return { promptIds, chosenIds: cut(tok.encode(prompt + withEos(chosen), opts)), rejectedIds: cut(tok.encode(prompt + withEos(rejected), opts)) };
+}
+
+/**
+ * Whether transformers' tokenizer(text) adds exactly the special tokens our encode(text) does, for
+ * the tokenizer.json in dir: its post-processor must add at most a leading BOS (nothing after the
+ * text), and tokenizer_config.json's add_bos_token, when present, must agree with it. When they
+ * disagree, which one transformers follows depends on the tokenizer class and the transformers
+ * version (PreTrainedTokenizerFast follows the post-processor; we follow add_bos_token), so
+ * nothing is provable.
+ */
+export function specialTokensMatchTransformers(dir: string, tok: Tokenizer): { ok: true } | { ok: false; reason: string } {
+  const tjPath = join(dir, 'tokenizer.json');
+  if (!existsSync(tjPath)) return { ok: false, reason: `${dir} has no tokenizer.json (transformers would convert another format itself)` };
+  const tj = JSON.parse(readFileSync(tjPath, 'utf8')) as { post_processor?: PostProcessorJson | null };
+  const tp = findTemplateProcessing(tj.post_processor);
+  const single = tp?.single ?? [];
+  const at = single.findIndex((x) => 'Sequence' in x);
+  const before = at < 0 ? [] : single.slice(0, at), after = at < 0 ? [] : single.slice(at + 1);
+  if (after.length > 0) return { ok: false, reason: 'tokenizer.json\'s post-processor appends special tokens after the text' };
+  const specialIds = (x: (typeof single)[number]): number[] => {
+    if (!('SpecialToken' in x)) return [];
+    const st = (tp?.special_tokens as Record<string, { ids?: number[] }> | undefined)?.[x.SpecialToken.id];
+    return st?.ids ?? [];
+  };
+  const ppBos = before.length === 1 && tok.bosId !== null && specialIds(before[0]!)[0] === tok.bosId;
+  if (before.length > 1 || (before.length === 1 && !ppBos)) return { ok: false, reason: 'tokenizer.json\'s post-processor adds special tokens other than one BOS' };
+  const cfgPath = join(dir, 'tokenizer_config.json');
+  const cfg = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : {};
+  if (typeof cfg.add_bos_token === 'boolean' && cfg.add_bos_token !== ppBos) {
+    return { ok: false, reason: `tokenizer_config.json says add_bos_token ${cfg.add_bos_token} but tokenizer.json's post-processor ${ppBos ? 'adds' : 'does not add'} BOS; transformers' choice depends on the tokenizer class and version` };
+  }
+  if (tok.addsBosByDefault !== ppBos) return { ok: false, reason: `our tokenizer ${tok.addsBosByDefault ? 'adds' : 'does not add'} BOS, tokenizer.json's post-processor ${ppBos ? 'does' : 'does not'}` };
+  return { ok: true };
+}
+
+/**
+ * Whether TRL v1.9.0 feeds the model exactly the tokens we do for this pair, so our reference
+ * log-probs are the ones TRL would compute: the same prompt, chosen and rejected ids (TRL's
+ * procedure above, run with our implementation of the model's tokenizer.json), and no truncation
+ * on our side (the full sequences then fit max_length, so TRL cuts nothing either).
+ */
+export function trlTokenizationMatches(tok: Tokenizer, ex: PreferenceExample, pair: TokenizedPair): { ok: true } | { ok: false; reason: string } {
+  if (pair.promptTruncated || pair.chosenTruncated || pair.rejectedTruncated) return { ok: false, reason: 'truncated by max_length/max_prompt_length/max_completion_length' };
+  const trl = trlTokenization(tok, ex);
+  if ('error' in trl) return { ok: false, reason: trl.error };
+  const same = (a: readonly number[], b: readonly number[]): number => {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
+    return -1;
+  };
+  for (const part of ['promptIds', 'chosenIds', 'rejectedIds'] as const) {
+    const at = same(trl[part], pair[part]);
+    if (at >= 0) {
+      return { ok: false, reason: `${part.replace('Ids', '')} tokens differ at position ${at} (TRL: ${JSON.stringify(trl[part].slice(at, at + 4))}, ours: ${JSON.stringify(pair[part].slice(at, at + 4))})` };
+    }
+  }
+  return { ok: true };
+}
+
 function countCompletionTruncated(tok: Parameters<typeof encodePair>[0], examples: readonly PreferenceExample[], pairs: readonly TokenizedPair[], max: number | null): number {
   if (max === null) return 0;
   let n = 0;
@@ -440,6 +529,47 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
     promptTruncated, completionTruncated, hasEval: evalPairs.length > 0,
     modelDropout: modelIsDir ? dropoutSettings(opts.model) : {},
   });
+  // ---- optional reference log-probs (only when TRL provably sees our tokens) ----
+  let refCols: { train: { chosen: Float64Array; rejected: Float64Array }; eval: { chosen: Float64Array; rejected: Float64Array } | null } | null = null;
+  if (opts.refLogps) {
+    const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
+    if (names.every((n) => ['simpo', 'orpo', 'sft'].includes(n))) throw new Error('export-job: --ref-logps: the loss uses no reference model');
+    const ldAlpha = (cfg as Record<string, unknown>).ld_alpha;
+    if (ldAlpha !== undefined && ldAlpha !== null) throw new Error('export-job: --ref-logps: with ld_alpha TRL weights the reference log-probs per token; not exported');
+    if (opts.hubModel) throw new Error('export-job: --ref-logps refused: with --hub-model TRL loads the hub\'s tokenizer, which cannot be checked here');
+    const tokDir = opts.tokenizer ?? opts.model;
+    const special = existsSync(tokDir) && statSync(tokDir).isDirectory() ? specialTokensMatchTransformers(tokDir, tokenizer) : { ok: false as const, reason: `${tokDir} is not a Hugging Face directory with tokenizer.json` };
+    if (!special.ok) throw new Error(`export-job: --ref-logps refused: TRL's tokenization cannot be proven equal to ours: ${special.reason}`);
+    const failures: string[] = [];
+    let failed = 0;
+    const check = (ps: readonly TokenizedPair[], exs: readonly PreferenceExample[]): void => {
+      for (const p of ps) {
+        const m = trlTokenizationMatches(tokenizer, exs[p.index]!, p);
+        if (m.ok) continue;
+        failed++;
+        if (failures.length < 5) failures.push(`  ${p.loc.file}${p.loc.line !== undefined ? `:${p.loc.line}` : `[row ${p.loc.row}]`}: ${m.reason}`);
+      }
+    };
+    check(trainPairs, train.examples);
+    check(evalPairs, evalExamples);
+    if (failed > 0) {
+      throw new Error(`export-job: --ref-logps refused: for ${failed} of ${trainPairs.length + evalPairs.length} pairs TRL v${TRL_VERSION} would not see our tokens, so our reference log-probs would not be its:\n${failures.join('\n')}`);
+    }
+    const ref = await loadModelAndTokenizer(opts.ref ?? opts.model, opts.tokenizer);
+    const cacheDir = join(opts.cacheDir ?? defaultCacheDir(), 'ref-logps');
+    const batches = (n: number, bs: number): number[][] => Array.from({ length: Math.ceil(n / bs) }, (_, b) => Array.from({ length: Math.min(bs, n - b * bs) }, (_, j) => b * bs + j));
+    const run = (ps: TokenizedPair[], bs: number) =>
+      precomputeReferenceLogps(ref.model, ps, batches(ps.length, bs), tokenizer.padId, cfg.pad_to_multiple_of ?? undefined, cacheDir, opts.quiet ?? true, cfg.padding_free);
+    refCols = {
+      train: run(trainPairs, cfg.per_device_train_batch_size),
+      eval: evalPairs.length ? run(evalPairs, cfg.per_device_eval_batch_size) : null,
+    };
+    notes.push({ option: '--ref-logps', value: true, to: 'data columns ref_chosen_logps / ref_rejected_logps', detail: 'train.py hands them to TRL instead of a reference pass; DPOConfig.precompute_ref_log_probs set' });
+    trlConfig.precompute_ref_log_probs = true;
+  }
+  const withRef = (rows: TrlRow[], cols: { chosen: Float64Array; rejected: Float64Array } | null | undefined): object[] =>
+    cols ? rows.map((r, i) => ({ ...r, ref_chosen_logps: cols.chosen[i]!, ref_rejected_logps: cols.rejected[i]! })) : rows;
+
   const dpoConfig: Record<string, unknown> = {
     output_dir: 'output',
     ...trlConfig,
@@ -457,10 +587,10 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
       writeText(join(tmp, rel), text);
       files.push(rel);
     };
-    writeJsonl(join(tmp, 'data', 'train.jsonl'), trainPairs.map((p) => trlRow(train.examples[p.index]!)));
+    writeJsonl(join(tmp, 'data', 'train.jsonl'), withRef(trainPairs.map((p) => trlRow(train.examples[p.index]!)), refCols?.train));
     files.push('data/train.jsonl');
     if (evalPairs.length > 0) {
-      writeJsonl(join(tmp, 'data', 'eval.jsonl'), evalPairs.map((p) => trlRow(evalExamples[p.index]!)));
+      writeJsonl(join(tmp, 'data', 'eval.jsonl'), withRef(evalPairs.map((p) => trlRow(evalExamples[p.index]!)), refCols?.eval));
       files.push('data/eval.jsonl');
     }
     const audit = await auditPreferenceData({
@@ -531,6 +661,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
         dropped_by_reason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
         source: { train: opts.data, eval: opts.evalData ?? null, eval_split: cfg.eval_split },
       },
+      ref_logps: refCols !== null,
       final_evaluate: evalPairs.length > 0 && !(cfg.eval_steps && cfg.eval_steps > 0),
       import: { save_dtype: cfg.save_dtype, watchdogs: cfg.watchdogs, beta: cfg.beta },
       dpo_ts_config: cfg,

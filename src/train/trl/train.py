@@ -5,7 +5,9 @@ Launch with accelerate (see README.md):
 
     accelerate launch --config_file accelerate/single_gpu.yaml train.py [--output-dir DIR] [--resume]
 
-Uses TRL's public API only: DPOConfig, DPOTrainer, and datasets / transformers / peft loaders.
+Uses TRL's public API only: DPOConfig, DPOTrainer (its public compute_ref_log_probs overridden to use the
+job's reference log-probs when it has them), the documented DataCollatorForPreference, and
+datasets / transformers / peft loaders.
 The result (model or PEFT adapter, trainer_state.json, checkpoints) goes to the output directory,
 with a copy of job.json as dpo_ts_job.json, so `dpo import-run DIR` can bring it back.
 """
@@ -19,8 +21,37 @@ import yaml
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
+from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The job's reference log-probs (job.json "ref_logps": written by dpo-ts only when TRL provably tokenizes every
+# pair as dpo-ts does) arrive as the columns ref_chosen_logps / ref_rejected_logps. TRL's precompute pass adds
+# columns of those names itself, so they are renamed on loading, carried into each batch by the collator, and
+# returned by compute_ref_log_probs instead of a reference forward pass; TRL then caches and uses them as its own.
+JOB_REF_COLUMNS = {"ref_chosen_logps": "job_ref_chosen_logps", "ref_rejected_logps": "job_ref_rejected_logps"}
+
+
+class CollatorWithJobReference(DataCollatorForPreference):
+    """TRL's preference collator; batches of rows that carry the job's reference log-probs get them too."""
+
+    def torch_call(self, examples):
+        import torch
+
+        batch = super().torch_call(examples)
+        if "ref_chosen_logps" not in batch and "job_ref_chosen_logps" in examples[0]:
+            for ours, theirs in JOB_REF_COLUMNS.items():
+                batch[ours] = torch.tensor([example[theirs] for example in examples], dtype=torch.float32)
+        return batch
+
+
+class DPOTrainerWithJobReference(DPOTrainer):
+    """DPOTrainer whose reference log-probs come from the job's columns when a batch carries them."""
+
+    def compute_ref_log_probs(self, model, inputs):
+        if "ref_chosen_logps" in inputs:
+            return inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        return super().compute_ref_log_probs(model, inputs)
 
 
 def job_path(rel):
@@ -51,6 +82,22 @@ def main():
         data_files["eval"] = job_path(job["data"]["eval"])
     dataset = load_dataset("json", data_files=data_files)
 
+    trainer_class, data_collator = DPOTrainer, None
+    if job.get("ref_logps"):
+        if not training_args.precompute_ref_log_probs:
+            raise ValueError("job.json has ref_logps but dpo_config.yaml turns precompute_ref_log_probs off")
+        dataset = dataset.rename_columns(JOB_REF_COLUMNS)
+        # The pad token as DPOTrainer chooses it when it builds its own collator.
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        data_collator = CollatorWithJobReference(
+            pad_token_id=tokenizer.pad_token_id,
+            max_length=training_args.max_length,
+            truncation_mode=training_args.truncation_mode,
+            pad_to_multiple_of=training_args.pad_to_multiple_of,
+        )
+        trainer_class = DPOTrainerWithJobReference
+
     ref_model = None
     if job.get("ref_model"):
         ref_model = AutoModelForCausalLM.from_pretrained(
@@ -64,7 +111,7 @@ def main():
         with open(job_path(job["peft_config_file"]), encoding="utf-8") as f:
             peft_config = LoraConfig(**json.load(f))
 
-    trainer = DPOTrainer(
+    trainer = trainer_class(
         model=model,
         ref_model=ref_model,
         args=training_args,
@@ -72,6 +119,7 @@ def main():
         eval_dataset=dataset["eval"] if "eval" in dataset else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        data_collator=data_collator,
     )
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     if job.get("final_evaluate"):
