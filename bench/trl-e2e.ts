@@ -1,0 +1,74 @@
+// End-to-end check of the TRL hand-over with a real TRL install (no GPU needed): exports jobs from
+// a tiny Llama (full fine-tuning, LoRA, and with our reference log-probs), runs each job's train.py
+// on the CPU with TRL, compares our exported reference log-probs with the ones TRL computes itself
+// (float32), and imports each result back with `import-run`.
+//
+//   npx tsc -p . && PYTHON=/path/to/venv/bin/python node dist/bench/trl-e2e.js [--keep]
+//
+// PYTHON must have trl (v1.9.0), transformers, datasets, accelerate, peft and PyYAML (the versions
+// of a job's requirements.txt; torch's CPU build does). Prints one JSON summary.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDpoConfig } from '../src/train/config.js';
+import { exportTrlJob } from '../src/train/trl-export.js';
+import { importRun } from '../src/train/import-run.js';
+import { makeTinyModelDir, syntheticPairs, writeJsonl } from '../test/fixtures/train/tiny.js';
+
+const PYTHON = process.env.PYTHON ?? 'python3';
+const keep = process.argv.includes('--keep');
+const work = mkdtempSync(join(tmpdir(), 'dpo-trl-e2e-'));
+
+const COMPARE = `
+import json, sys, tempfile
+from datasets import load_dataset
+from transformers import AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+job, max_length = sys.argv[1], int(sys.argv[2])
+ds = load_dataset("json", data_files={"train": f"{job}/data/train.jsonl"})["train"]
+ours = list(ds["ref_chosen_logps"]) + list(ds["ref_rejected_logps"])
+ds = ds.remove_columns(["ref_chosen_logps", "ref_rejected_logps"])
+args = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, precompute_ref_log_probs=True, max_length=max_length, report_to="none")
+t = DPOTrainer(model=f"{job}/model", args=args, train_dataset=ds, processing_class=AutoTokenizer.from_pretrained(f"{job}/model"))
+theirs = list(t.train_dataset["ref_chosen_logps"]) + list(t.train_dataset["ref_rejected_logps"])
+d = [abs(a - b) for a, b in zip(ours, theirs)]
+print(json.dumps({"values": len(d), "max_abs_diff": max(d), "mean_abs_diff": sum(d) / len(d)}))
+`;
+
+function python(args: string[], cwd: string, log: string): string {
+  const r = spawnSync(PYTHON, args, { cwd, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' }, maxBuffer: 64 << 20 });
+  writeFileSync(join(work, log), `${r.stdout}\n${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${PYTHON} ${args.join(' ')} failed (see ${join(work, log)}):\n${r.stderr.slice(-2000)}`);
+  return r.stdout;
+}
+
+const versions = JSON.parse(python(['-c', 'import json, trl, transformers, datasets, accelerate, torch; print(json.dumps({m.__name__: m.__version__ for m in (trl, transformers, datasets, accelerate, torch)}))'], work, 'versions.log').trim());
+const model = await makeTinyModelDir();
+// The fixture's tokenizer_config says add_bos_token true while its tokenizer.json adds no BOS;
+// transformers follows the latter, so --ref-logps needs them to agree: a copy with add_bos_token false.
+const tc = JSON.parse(readFileSync(join(model, 'tokenizer_config.json'), 'utf8'));
+writeFileSync(join(model, 'tokenizer_config.json'), JSON.stringify({ ...tc, add_bos_token: false }));
+const data = writeJsonl(join(work, 'train.jsonl'), syntheticPairs(48, 1));
+const base = { eval_split: 0.25, learning_rate: 1e-3, max_steps: 6, logging_steps: 1, per_device_train_batch_size: 4, per_device_eval_batch_size: 4, save_steps: 3, max_length: 64 };
+
+const results: Record<string, unknown> = {};
+for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true]] as const) {
+  const job = join(work, `job-${name}`);
+  const t0 = Date.now();
+  await exportTrlJob({ model, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job, refLogps, cacheDir: join(work, 'cache') });
+  const r: Record<string, unknown> = {};
+  if (refLogps) r.ref_logps_vs_trl = JSON.parse(python(['-c', COMPARE, job, String(base.max_length)], job, `compare-${name}.log`).trim().split('\n').at(-1)!);
+  python(['train.py', '--cpu'], job, `train-${name}.log`);
+  const imported = await importRun(join(job, 'output'), { out: join(work, `imported-${name}`) });
+  const lines = readFileSync(join(imported.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const train = lines.filter((l) => 'loss' in l);
+  r.kind = imported.kind;
+  r.steps = imported.globalStep;
+  r.loss_first_last = [train[0]?.loss, train.at(-1)?.loss];
+  r.eval_loss = lines.find((l) => 'eval/loss' in l)?.['eval/loss'];
+  r.seconds = (Date.now() - t0) / 1000;
+  results[name] = r;
+}
+process.stdout.write(`${JSON.stringify({ python: PYTHON, versions, results, work: keep ? work : null }, null, 2)}\n`);
+if (!keep) rmSync(work, { recursive: true, force: true });
