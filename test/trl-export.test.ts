@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { DpoConfigSchema, parseDpoConfig, type DpoConfig } from '../src/train/config.js';
-import { DPO_RULES, RefusedOptions, translateDpoConfig, TRL_VERSION, type TranslationContext } from '../src/train/trl-translate.js';
-import { exportTrlJob, PINNED, pyYaml, requirementsTxt } from '../src/train/trl-export.js';
-import { loadPreferenceData } from '../src/data/load.js';
+import { DpoConfigSchema, parseDpoConfig, parseSftConfig, SftConfigSchema, type DpoConfig } from '../src/train/config.js';
+import { COMMON_RULES, DPO_RULES, RefusedOptions, translateDpoConfig, translateSftConfig, TRL_VERSION, type TranslationContext } from '../src/train/trl-translate.js';
+import { exportTrlJob, exportTrlSftJob, PINNED, pyYaml, requirementsTxt } from '../src/train/trl-export.js';
+import { loadPreferenceData, loadSftData } from '../src/data/load.js';
 import { buildProgram } from '../src/cli/index.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 import { fx } from './fixtures/data/paths.js';
@@ -24,6 +24,7 @@ const FIELDS = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'trl', 'v1
   configs: Record<string, { fields: { name: string }[] }>;
 };
 const DPO_FIELDS = new Set(FIELDS.configs.DPOConfig!.fields.map((f) => f.name));
+const SFT_FIELDS = new Set(FIELDS.configs.SFTConfig!.fields.map((f) => f.name));
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
 const modelDir = await makeTinyModelDir();
@@ -44,6 +45,7 @@ const ctx: TranslationContext = { promptTruncated: 0, completionTruncated: 0, ha
 test('every dpo-ts option has a TRL translation rule, and every rule an option', () => {
   // A new config option without a rule fails here (and DPO_RULES' type fails to compile).
   assert.deepEqual(Object.keys(DPO_RULES).sort(), Object.keys(DpoConfigSchema.shape).sort());
+  assert.deepEqual(Object.keys(COMMON_RULES).sort(), Object.keys(SftConfigSchema.shape).sort());
 });
 
 test(`translated configs use only TRL v${TRL_VERSION} DPOConfig fields (the stored field list)`, () => {
@@ -167,7 +169,7 @@ test('the exported job: data read back as the same pairs (bad rows left out), YA
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'peft_config.json'), 'utf8')).target_modules, ['q_proj', 'v_proj']);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(out, 'model', f)), f);
   const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
-  assert.equal(job.data.train_pairs, res.trainPairs);
+  assert.equal(job.data.train_rows, res.trainPairs);
   assert.equal(job.peft_config_file, 'peft_config.json');
   const readme = readFileSync(join(out, 'README.md'), 'utf8');
   for (const k of Object.keys(cfg)) assert.ok(readme.includes(`| \`${k}\` |`), `README lacks option ${k}`);
@@ -293,5 +295,47 @@ test('reference log-probs: written only when TRL provably tokenizes as we do, an
   await assert.rejects(
     exportTrlJob({ model: agreeing, data: [trainFile], config: parseDpoConfig({ max_length: 18, on_bad_row: 'skip' }), out: join(tmp('dpo-job-ref-trunc-'), 'job'), refLogps: true, cacheDir }),
     /truncated by max_length/,
+  );
+});
+
+test('SFT jobs: SFTConfig keys only, completion-only data as dpo sft trains it, interleaved assistant turns refused', async () => {
+  for (const v of [{}, { use_peft: true, lora_dropout: 0.1 }, { eval_steps: 3, warmup_ratio: 0.1, group_by_length: true, save_steps: 0 }]) {
+    const { config } = translateSftConfig(parseSftConfig(v), { ...ctx, trainer: 'sft' });
+    const unknown = Object.keys(config).filter((k) => !SFT_FIELDS.has(k));
+    assert.deepEqual(unknown, [], `${JSON.stringify(v)} → keys not in SFTConfig: ${unknown.join(', ')}`);
+  }
+  // prompt/completion text.
+  const out = join(tmp('dpo-job-sft-'), 'job');
+  const res = await exportTrlSftJob({ model: modelDir, data: [fx('sft-prompt-completion.jsonl')], config: parseSftConfig({ use_peft: true }), out });
+  const cfg = parseYaml(readFileSync(join(out, 'sft_config.yaml'), 'utf8')) as Record<string, unknown>;
+  for (const k of Object.keys(cfg)) assert.ok(SFT_FIELDS.has(k), `sft_config.yaml key ${k} is not an SFTConfig field`);
+  assert.equal(cfg.completion_only_loss, true);
+  const back = (await loadSftData(join(out, 'data', 'train.jsonl'))).examples.map(({ index: _i, loc: _l, ...e }) => e);
+  const src = (await loadSftData(fx('sft-prompt-completion.jsonl'))).examples.map(({ index: _i, loc: _l, ...e }) => e);
+  assert.deepEqual(back, src);
+  assert.equal(res.trainPairs, src.length);
+  const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
+  assert.equal(job.trainer, 'sft');
+  assert.equal(job.config_file, 'sft_config.yaml');
+  // A conversation whose assistant turns are all at the end → conversational prompt/completion.
+  const chatTok = join(ROOT, 'test', 'fixtures', 'tokenizers', 'chatml-mini');
+  const single = writeJsonl(join(dataDir, 'sft-chat.jsonl'), [
+    { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }] },
+  ]);
+  const out2 = join(tmp('dpo-job-sft-chat-'), 'job');
+  await exportTrlSftJob({ model: modelDir, tokenizer: chatTok, data: [single], config: parseSftConfig({}), out: out2 });
+  assert.deepEqual(JSON.parse(readFileSync(join(out2, 'data', 'train.jsonl'), 'utf8')), {
+    prompt: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Hello!' }],
+  });
+  // Assistant turns between user turns: TRL needs {% generation %} markers for that; chatml-mini has none.
+  await assert.rejects(
+    exportTrlSftJob({ model: modelDir, tokenizer: chatTok, data: [fx('sft-messages.jsonl')], config: parseSftConfig({}), out: join(tmp('dpo-job-sft-multi-'), 'job') }),
+    (e: Error) => e instanceof RefusedOptions && /1 conversation train assistant turns between user turns[\s\S]*\{% generation %\}/.test(e.message),
+  );
+  // DPO-only flags are refused for an SFT job on the command line.
+  await assert.rejects(
+    buildProgram().parseAsync(['node', 'dpo', 'export-job', '--engine', 'trl', '--trainer', 'sft', '--out', join(tmp('dpo-job-sft-cli-'), 'job'),
+      '--model', modelDir, '--data', fx('sft-prompt-completion.jsonl'), '--beta', '0.2'], { from: 'node' }),
+    /beta is a DPO option/,
   );
 });

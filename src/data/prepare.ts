@@ -7,7 +7,7 @@ import { loadPreferenceData, loadSftData } from './load.js';
 import type { LoadOptions, LoadSummary } from './load.js';
 import { tokenizePreferenceData, tokenizeSftData } from './tokenize.js';
 import type { TokenizedPair, TokenizedSft, TokenizeSummary, TruncationOptions } from './tokenize.js';
-import type { DataFormat, PreferenceExample } from './types.js';
+import type { DataFormat, PreferenceExample, SftExample } from './types.js';
 import { BadDataError } from './types.js';
 
 export interface PrepareOptions extends LoadOptions, TruncationOptions {}
@@ -23,6 +23,8 @@ export interface PreparedPreferenceData {
 
 export interface PreparedSftData {
   format: DataFormat;
+  /** The valid examples as read (rows[i].index points into this list). */
+  examples: SftExample[];
   rows: TokenizedSft[];
   load: LoadSummary;
   tokenize: TokenizeSummary;
@@ -51,5 +53,5 @@ export async function prepareSftData(
   if (bad.length > 0 && (opts.onBadRow ?? 'error') === 'error') {
     throw new BadDataError(`${loaded.summary.files.join(', ')} (format ${loaded.format})`, bad);
   }
-  return { format: loaded.format, rows: tokenized.rows, load: loaded.summary, tokenize: tokenized.summary };
+  return { format: loaded.format, examples: loaded.examples, rows: tokenized.rows, load: loaded.summary, tokenize: tokenized.summary };
 }

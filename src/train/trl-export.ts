@@ -17,20 +17,20 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
-import { preparePreferenceData } from '../data/prepare.js';
+import { preparePreferenceData, prepareSftData } from '../data/prepare.js';
 import { auditPreferenceData } from '../data/audit.js';
 import { encodePair, renderPreference, type TokenizedPair } from '../data/tokenize.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { findTemplateProcessing, type PostProcessorJson } from '../io/tokenizers/hf.js';
-import type { DataFormat, PreferenceExample } from '../data/types.js';
+import type { DataFormat, PreferenceExample, SftExample } from '../data/types.js';
 import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { convertModel } from '../io/convert.js';
 import { loadModelAndTokenizer, loadTokenizerFor } from '../models/index.js';
 import { defaultLoraTargets } from '../nn/peft.js';
 import { readModelConfig } from '../io/config.js';
-import type { DpoConfig } from './config.js';
+import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, splitEval } from './dpo.js';
-import { translateDpoConfig, TRL_VERSION, type TranslationNote } from './trl-translate.js';
+import { RefusedOptions, translateDpoConfig, translateSftConfig, TRL_VERSION, type TranslationNote } from './trl-translate.js';
 
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
 export const PINNED = {
@@ -70,6 +70,11 @@ export interface ExportJobOptions {
   /** The command line that made the job (recorded in job.json). */
   command?: string;
   quiet?: boolean;
+}
+
+/** `dpo sft`'s arguments for an SFT job (no reference model). */
+export interface ExportSftJobOptions extends Omit<ExportJobOptions, 'config' | 'ref' | 'refLogps' | 'cacheDir'> {
+  config: SftConfig;
 }
 
 export interface ExportJobResult {
@@ -308,24 +313,28 @@ ${nodes > 1 ? `    Worker:\n${worker(nodes - 1)}` : ''}
 }
 
 interface ReadmeFacts {
+  trainer: 'dpo' | 'sft';
+  className: string;
+  configFile: string;
   model: string;
-  trainPairs: number;
-  evalPairs: number;
+  trainRows: number;
+  evalRows: number;
   dropped: number;
   format: string;
   gpus: number;
   nodes: number;
   accelerate: AccelerateFile[];
   notes: TranslationNote[];
-  cfg: DpoConfig;
+  cfg: SftConfig;
 }
 
 function jobReadme(f: ReadmeFacts): string {
   const perStep = f.cfg.per_device_train_batch_size * f.cfg.gradient_accumulation_steps;
   const table = f.notes.map((n) => `| \`${n.option}\` | \`${JSON.stringify(n.value)}\` | ${n.to} | ${n.detail ?? ''} |`).join('\n');
-  return `# DPO job for TRL v${TRL_VERSION} (exported by dpo-ts)
+  const unit = f.trainer === 'dpo' ? 'pairs' : 'examples';
+  return `# ${f.trainer.toUpperCase()} job for TRL v${TRL_VERSION} (exported by dpo-ts)
 
-Model: \`${f.model}\`. Data: ${f.trainPairs} training pairs${f.evalPairs ? `, ${f.evalPairs} eval pairs` : ''}
+Model: \`${f.model}\`. Data: ${f.trainRows} training ${unit}${f.evalRows ? `, ${f.evalRows} eval ${unit}` : ''}
 (${f.format}; ${f.dropped} rows left out as bad, see \`data/audit.json\` and \`job.json\`).
 
 ## Set up (every node)
@@ -366,10 +375,10 @@ which writes \`metrics.jsonl\` with dpo-ts names and a model \`dpo eval\`, \`dpo
 
 ## Batch size
 
-dpo-ts trained ${perStep} pairs per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
+dpo-ts trained ${perStep} ${unit} per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
 gradient_accumulation_steps ${f.cfg.gradient_accumulation_steps}). TRL multiplies that by the number of processes:
-on ${f.gpus} GPUs a step sees ${perStep * f.gpus} pairs. To keep the optimization of a dpo-ts run, divide
-\`gradient_accumulation_steps\` (or \`per_device_train_batch_size\`) in \`dpo_config.yaml\` by the GPU count
+on ${f.gpus} GPUs a step sees ${perStep * f.gpus} ${unit}. To keep the optimization of a dpo-ts run, divide
+\`gradient_accumulation_steps\` (or \`per_device_train_batch_size\`) in \`${f.configFile}\` by the GPU count
 where it divides, and scale \`learning_rate\` with the batch if you change it.
 
 ## What differs from a dpo-ts run
@@ -380,7 +389,7 @@ where it divides, and scale \`learning_rate\` with the batch if you change it.
   so a response can start with a different token where the tokenizer merges across the boundary.
 - The data order comes from TRL's sampler with the same seed, not ours.
 - This export has not been run end to end on a GPU from this repository's machines (they have none);
-  the files are checked by tests (config keys against TRL v${TRL_VERSION}'s DPOConfig fields,
+  the files are checked by tests (config keys against TRL v${TRL_VERSION}'s ${f.className} fields,
   \`python3 -m py_compile train.py\`, the data read back, the accelerate files parsed).
 
 ## Every option, and where it went
@@ -484,13 +493,17 @@ function countCompletionTruncated(tok: Parameters<typeof encodePair>[0], example
   return n;
 }
 
-export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobResult> {
-  const cfg = opts.config;
+function checkJobTarget(opts: { out: string; force?: boolean; gpusPerNode?: number; nodes?: number }): void {
   const out = resolve(opts.out);
   if (existsSync(out) && readdirSync(out).length > 0 && !opts.force) throw new Error(`export-job: ${out} exists and is not empty (pass --force to replace it)`);
   const gpus = opts.gpusPerNode ?? 8, nodes = opts.nodes ?? 2;
   if (!(Number.isInteger(gpus) && gpus >= 1)) throw new Error(`export-job: --gpus must be a positive integer, got ${gpus}`);
   if (!(Number.isInteger(nodes) && nodes >= 2)) throw new Error(`export-job: --nodes must be an integer ≥ 2 (the multi-node files), got ${nodes}`);
+}
+
+export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobResult> {
+  const cfg = opts.config;
+  checkJobTarget(opts);
 
   // ---- data: the same reading, validation and tokenization as `dpo train` ----
   const tokenizer = await loadTokenizerFor(opts.model, opts.tokenizer);
@@ -570,14 +583,52 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
   const withRef = (rows: TrlRow[], cols: { chosen: Float64Array; rejected: Float64Array } | null | undefined): object[] =>
     cols ? rows.map((r, i) => ({ ...r, ref_chosen_logps: cols.chosen[i]!, ref_rejected_logps: cols.rejected[i]! })) : rows;
 
-  const dpoConfig: Record<string, unknown> = {
+  const audit = await auditPreferenceData({
+    train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
+    format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
+    maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
+  });
+  return assembleJob({
+    opts, cfg, trainer: 'dpo', trlConfig, notes, audit, format: train.format,
+    columns: train.examples[0]?.kind === 'chat' ? 'conversational' : 'standard',
+    trainRows: withRef(trainPairs.map((p) => trlRow(train.examples[p.index]!)), refCols?.train),
+    evalRows: withRef(evalPairs.map((p) => trlRow(evalExamples[p.index]!)), refCols?.eval),
+    dropped, droppedByReason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
+    refLogps: refCols !== null, importSettings: { save_dtype: cfg.save_dtype, watchdogs: cfg.watchdogs, beta: cfg.beta },
+  });
+}
+
+interface JobParts {
+  opts: ExportJobOptions | ExportSftJobOptions;
+  cfg: SftConfig;
+  trainer: 'dpo' | 'sft';
+  trlConfig: Record<string, unknown>;
+  notes: TranslationNote[];
+  audit: unknown;
+  format: string;
+  columns: string;
+  trainRows: object[];
+  evalRows: object[];
+  dropped: number;
+  droppedByReason: Record<string, number | undefined>;
+  refLogps: boolean;
+  importSettings: Record<string, unknown>;
+}
+
+/** Writes the job folder (into OUT.tmp-PID, renamed at the end). */
+async function assembleJob(j: JobParts): Promise<ExportJobResult> {
+  const { opts, cfg, notes } = j;
+  const out = resolve(opts.out);
+  const gpus = opts.gpusPerNode ?? 8, nodes = opts.nodes ?? 2;
+  const className = j.trainer === 'dpo' ? 'DPOConfig' : 'SFTConfig';
+  const configFile = `${j.trainer}_config.yaml`;
+  const modelIsDir = existsSync(opts.model) && statSync(opts.model).isDirectory();
+  const trlConfig: Record<string, unknown> = {
     output_dir: 'output',
-    ...trlConfig,
+    ...j.trlConfig,
     bf16: true,
     report_to: 'none',
   };
-
-  // ---- write into a temporary folder, rename at the end ----
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -587,18 +638,13 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
       writeText(join(tmp, rel), text);
       files.push(rel);
     };
-    writeJsonl(join(tmp, 'data', 'train.jsonl'), withRef(trainPairs.map((p) => trlRow(train.examples[p.index]!)), refCols?.train));
+    writeJsonl(join(tmp, 'data', 'train.jsonl'), j.trainRows);
     files.push('data/train.jsonl');
-    if (evalPairs.length > 0) {
-      writeJsonl(join(tmp, 'data', 'eval.jsonl'), withRef(evalPairs.map((p) => trlRow(evalExamples[p.index]!)), refCols?.eval));
+    if (j.evalRows.length > 0) {
+      writeJsonl(join(tmp, 'data', 'eval.jsonl'), j.evalRows);
       files.push('data/eval.jsonl');
     }
-    const audit = await auditPreferenceData({
-      train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
-      format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
-      maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
-    });
-    put('data/audit.json', `${JSON.stringify(audit, null, 2)}\n`);
+    if (j.audit !== null) put('data/audit.json', `${JSON.stringify(j.audit, null, 2)}\n`);
 
     // Model (and reference): copied in as Hugging Face directories, or referenced by hub id.
     let modelRef: string;
@@ -609,8 +655,9 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
       files.push('model/');
     }
     let refRef: string | null = null;
-    if (opts.ref) {
-      await placeModel(opts.ref, opts.tokenizer, join(tmp, 'ref_model'));
+    const refSrc = 'ref' in opts ? opts.ref : undefined;
+    if (refSrc) {
+      await placeModel(refSrc, opts.tokenizer, join(tmp, 'ref_model'));
       refRef = 'ref_model';
       files.push('ref_model/');
     }
@@ -630,7 +677,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
       put('peft_config.json', `${JSON.stringify(peft, null, 2)}\n`);
     }
 
-    put('dpo_config.yaml', `# TRL v${TRL_VERSION} DPOConfig, translated from dpo-ts options (see README.md for each option).\n${pyYaml(dpoConfig)}`);
+    put(configFile, `# TRL v${TRL_VERSION} ${className}, translated from dpo-ts options (see README.md for each option).\n${pyYaml(trlConfig)}`);
     const acc = accelerateFiles(gpus, nodes);
     for (const a of acc) put(`accelerate/${a.name}`, pyYaml(a.config));
     put('train.py', readFileSync(TRAIN_PY, 'utf8'));
@@ -642,42 +689,125 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
       version: 1,
       engine: 'trl',
       trl_version: TRL_VERSION,
-      trainer: 'dpo',
+      trainer: j.trainer,
       created: new Date().toISOString(),
       command: opts.command ?? null,
       model: { ref: modelRef, hub: Boolean(opts.hubModel), source: opts.model },
-      ref_model: refRef ? { ref: refRef, source: opts.ref } : null,
+      ref_model: refRef ? { ref: refRef, source: refSrc } : null,
       tokenizer_source: opts.tokenizer ?? null,
-      config_file: 'dpo_config.yaml',
+      config_file: configFile,
       peft_config_file: peft ? 'peft_config.json' : null,
       data: {
         train: 'data/train.jsonl',
-        eval: evalPairs.length > 0 ? 'data/eval.jsonl' : null,
-        format: train.format,
-        columns: train.examples[0]?.kind === 'chat' ? 'conversational' : 'standard',
-        train_pairs: trainPairs.length,
-        eval_pairs: evalPairs.length,
-        dropped_rows: dropped,
-        dropped_by_reason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
+        eval: j.evalRows.length > 0 ? 'data/eval.jsonl' : null,
+        format: j.format,
+        columns: j.columns,
+        train_rows: j.trainRows.length,
+        eval_rows: j.evalRows.length,
+        dropped_rows: j.dropped,
+        dropped_by_reason: j.droppedByReason,
         source: { train: opts.data, eval: opts.evalData ?? null, eval_split: cfg.eval_split },
       },
-      ref_logps: refCols !== null,
-      final_evaluate: evalPairs.length > 0 && !(cfg.eval_steps && cfg.eval_steps > 0),
-      import: { save_dtype: cfg.save_dtype, watchdogs: cfg.watchdogs, beta: cfg.beta },
+      ref_logps: j.refLogps,
+      final_evaluate: j.evalRows.length > 0 && !(cfg.eval_steps && cfg.eval_steps > 0),
+      import: j.importSettings,
       dpo_ts_config: cfg,
       translation: notes,
       accelerate: acc.map((a) => ({ file: `accelerate/${a.name}`, kind: a.kind, num_machines: a.machines, num_processes: a.processes })),
     };
     put('job.json', `${JSON.stringify(job, null, 2)}\n`);
     put('README.md', jobReadme({
-      model: opts.hubModel ?? basename(resolve(opts.model)), trainPairs: trainPairs.length, evalPairs: evalPairs.length, dropped,
-      format: train.format, gpus, nodes, accelerate: acc, notes, cfg,
+      trainer: j.trainer, className, configFile,
+      model: opts.hubModel ?? basename(resolve(opts.model)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
+      format: j.format, gpus, nodes, accelerate: acc, notes, cfg,
     }));
     rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
-    return { dir: out, trainPairs: trainPairs.length, evalPairs: evalPairs.length, dropped, notes, files };
+    return { dir: out, trainPairs: j.trainRows.length, evalPairs: j.evalRows.length, dropped: j.dropped, notes, files };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * An SFT example as TRL's SFTTrainer trains it the way `dpo sft` does (loss on the completion /
+ * the assistant turns only): text → prompt/completion; a conversation whose assistant turns all
+ * come after the last other turn → conversational prompt/completion; assistant turns between user
+ * turns → messages with assistant_only_loss, which needs {% generation %} markers in the chat
+ * template (else null: not expressible).
+ */
+export function trlSftRow(ex: SftExample, templateHasGenerationTags: boolean): { row: object; kind: 'prompt_completion' | 'messages' } | null {
+  if (ex.kind === 'text') return { row: { prompt: ex.prompt, completion: ex.completion }, kind: 'prompt_completion' };
+  const firstAssistant = ex.messages.findIndex((m) => m.role === 'assistant');
+  if (firstAssistant > 0 && ex.messages.slice(firstAssistant).every((m) => m.role === 'assistant')) {
+    return { row: { prompt: ex.messages.slice(0, firstAssistant), completion: ex.messages.slice(firstAssistant) }, kind: 'prompt_completion' };
+  }
+  return templateHasGenerationTags ? { row: { messages: ex.messages }, kind: 'messages' } : null;
+}
+
+/** `dpo export-job --trainer sft`: the same as `dpo sft`, handed to TRL's SFTTrainer. */
+export async function exportTrlSftJob(opts: ExportSftJobOptions): Promise<ExportJobResult> {
+  const cfg = opts.config;
+  checkJobTarget(opts);
+  const tokenizer = await loadTokenizerFor(opts.model, opts.tokenizer);
+  const prepOpts = {
+    format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
+    columns: cfg.columns ?? undefined,
+    onBadRow: cfg.on_bad_row,
+    maxLength: cfg.max_length ?? undefined,
+  };
+  const train = await prepareSftData(opts.data, tokenizer, prepOpts);
+  let trainRows = train.rows;
+  let evalRows: typeof trainRows = [];
+  let evalExamples = train.examples;
+  if (opts.evalData && opts.evalData.length > 0) {
+    const ev = await prepareSftData(opts.evalData, tokenizer, prepOpts);
+    evalRows = ev.rows;
+    evalExamples = ev.examples;
+  } else if (cfg.eval_split > 0 && trainRows.length > 1) {
+    const s = splitEval(trainRows.length, cfg.eval_split, cfg.seed);
+    evalRows = s.eval.map((i) => trainRows[i]!);
+    trainRows = s.train.map((i) => trainRows[i]!);
+  }
+  if (trainRows.length === 0) throw new Error(`export-job: no usable training examples in ${opts.data.join(', ')}`);
+  const modelIsDir = existsSync(opts.model) && statSync(opts.model).isDirectory();
+  const modelDropout = modelIsDir ? dropoutSettings(opts.model) : {};
+  const { config: trlConfig, notes } = translateSftConfig(cfg, { promptTruncated: 0, completionTruncated: 0, hasEval: evalRows.length > 0, modelDropout, trainer: 'sft' });
+
+  const generationTags = /\{%-?\s*generation\s*-?%\}/.test(tokenizer.chatTemplate ?? '');
+  const convert = (rows: typeof trainRows, exs: readonly SftExample[]) => rows.map((r) => ({ r, t: trlSftRow(exs[r.index]!, generationTags) }));
+  const all = [...convert(trainRows, train.examples), ...convert(evalRows, evalExamples)];
+  const bad = all.filter((x) => x.t === null);
+  if (bad.length > 0) {
+    throw new RefusedOptions([{
+      option: 'data',
+      reason: `${bad.length} conversation${bad.length === 1 ? '' : 's'} train assistant turns between user turns (first: ${bad[0]!.r.loc.file}:${bad[0]!.r.loc.line ?? bad[0]!.r.loc.row}); ` +
+        'TRL trains those only with assistant_only_loss, which needs {% generation %} markers in the chat template, and this template has none',
+    }], 'SFTConfig');
+  }
+  const kinds = new Set(all.map((x) => x.t!.kind));
+  if (kinds.size > 1) throw new Error('export-job: the data mixes plain conversations and ones needing assistant_only_loss; TRL reads one format per dataset');
+  if (kinds.has('messages')) {
+    trlConfig.assistant_only_loss = true;
+    notes.push({ option: '(data)', value: 'messages', to: 'SFTConfig.assistant_only_loss', detail: 'loss on assistant turns only, as dpo sft' });
+  } else {
+    trlConfig.completion_only_loss = true;
+    notes.push({ option: '(data)', value: 'prompt/completion', to: 'SFTConfig.completion_only_loss', detail: 'loss on the completion only, as dpo sft' });
+  }
+  // TRL's SFTTrainer keeps the model's dropout on; ours has none.
+  for (const [k, d] of Object.entries(modelDropout)) {
+    if (d === 0) continue;
+    trlConfig.model_init_kwargs = { ...(trlConfig.model_init_kwargs as object | undefined), [k]: 0 };
+    notes.push({ option: '(model dropout)', value: d, to: `SFTConfig.model_init_kwargs.${k}`, detail: 'our models run without dropout' });
+  }
+  const dropped = train.load.bad + train.tokenize.dropped;
+  return assembleJob({
+    opts, cfg, trainer: 'sft', trlConfig, notes, audit: null, format: train.format,
+    columns: kinds.has('messages') ? 'messages' : train.examples[0]?.kind === 'chat' ? 'conversational prompt-completion' : 'prompt-completion',
+    trainRows: all.slice(0, trainRows.length).map((x) => x.t!.row),
+    evalRows: all.slice(trainRows.length).map((x) => x.t!.row),
+    dropped, droppedByReason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
+    refLogps: false, importSettings: { save_dtype: cfg.save_dtype, watchdogs: false },
+  });
 }

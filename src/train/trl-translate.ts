@@ -4,7 +4,7 @@
 // too). A rule either writes DPOConfig keys, hands the option to another part of the job (data
 // export, PEFT config, import), or refuses with the option's name: nothing is silently dropped.
 
-import type { DpoConfig } from './config.js';
+import type { DpoConfig, SftConfig } from './config.js';
 
 /** The TRL release the exported job is written for. */
 export const TRL_VERSION = '1.9.0';
@@ -19,6 +19,8 @@ export interface TranslationContext {
   hasEval: boolean;
   /** Numeric dropout settings of the model's config.json (name → value), e.g. GPT-2's resid_pdrop. */
   modelDropout: Record<string, number>;
+  /** Which TRL trainer the job is for (default dpo). */
+  trainer?: 'dpo' | 'sft';
 }
 
 /** How one option was carried over, for the job's translation table. */
@@ -31,9 +33,9 @@ export interface TranslationNote {
 }
 
 export class RefusedOptions extends Error {
-  constructor(readonly refusals: { option: string; reason: string }[]) {
+  constructor(readonly refusals: { option: string; reason: string }[], className = 'DPOConfig') {
     super(
-      `export-job: ${refusals.length} option${refusals.length === 1 ? '' : 's'} cannot be translated to TRL v${TRL_VERSION}'s DPOConfig ` +
+      `export-job: ${refusals.length} option${refusals.length === 1 ? '' : 's'} cannot be translated to TRL v${TRL_VERSION}'s ${className} ` +
       `(nothing was written):\n${refusals.map((r) => `  ${r.option}: ${r.reason}`).join('\n')}`,
     );
     this.name = 'RefusedOptions';
@@ -48,11 +50,11 @@ interface RuleApi {
   refuse(reason: string): void;
 }
 
-type Rule = (value: never, cfg: DpoConfig, ctx: TranslationContext, api: RuleApi) => void;
+type Rule<C = DpoConfig> = (value: never, cfg: C, ctx: TranslationContext, api: RuleApi) => void;
 
-const same: Rule = (value: unknown, _cfg, _ctx, api) => api.set('', value);
-const byData = (detail: string): Rule => (_v, _c, _x, api) => api.handledBy('data export', detail);
-const byPeft = (field: string): Rule => (_v, cfg, _x, api) =>
+const same: Rule<SftConfig> = (value: unknown, _cfg, _ctx, api) => api.set('', value);
+const byData = (detail: string): Rule<SftConfig> => (_v, _c, _x, api) => api.handledBy('data export', detail);
+const byPeft = (field: string): Rule<SftConfig> => (_v, cfg, _x, api) =>
   cfg.use_peft ? api.handledBy(`peft_config.json ${field}`) : api.handledBy('not used', 'use_peft is false');
 
 /** Our loss names → TRL v1.9.0's (same formula); absent: no v1.9.0 DPOTrainer equivalent. */
@@ -65,20 +67,21 @@ const LOSS_NAMES: Record<string, string | { refuse: string }> = {
   orpo: { refuse: 'TRL v1.9.0 has ORPO only in its ORPOTrainer, not in DPOTrainer' },
 };
 
-export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
+/** Rules of the options every trainer has (SFTConfig's and DPOConfig's TrainingArguments part). */
+export const COMMON_RULES: { [K in keyof SftConfig]-?: Rule<SftConfig> } = {
   learning_rate: same,
   per_device_train_batch_size: same,
   per_device_eval_batch_size: same,
   gradient_accumulation_steps: same,
   num_train_epochs: same,
   max_steps: same,
-  max_length: (v: number | null, cfg, ctx, api) => {
-    // TRL v1.9.0 cuts prompt+response at max_length keeping the start (truncation_mode keep_start),
-    // as ours does once the prompt is within max_prompt_length (checked by that option's rule).
+  max_length: (v: number | null, _c, _x, api) => {
+    // TRL v1.9.0 cuts each row at max_length keeping the start (truncation_mode keep_start), as ours
+    // does once the prompt is within max_prompt_length (checked by that option's rule).
     api.set('', v);
-    api.set('truncation_mode', 'keep_start', 'TRL cuts prompt+response at max_length keeping the start, as ours does');
+    api.set('truncation_mode', 'keep_start', 'TRL cuts each row at max_length keeping the start, as ours does');
   },
-  lr_scheduler_type: (v: DpoConfig['lr_scheduler_type'], cfg, _x, api) => {
+  lr_scheduler_type: (v: SftConfig['lr_scheduler_type'], cfg, _x, api) => {
     // Ours warms up with any schedule; Hugging Face's "constant" never does.
     if (v === 'constant' && (cfg.warmup_steps > 0 || cfg.warmup_ratio > 0)) api.set('', 'constant_with_warmup', 'ours warms up before a constant rate');
     else api.set('', v);
@@ -130,7 +133,8 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
   lora_dropout: (v: number, cfg, ctx, api) => {
     if (!cfg.use_peft) return api.handledBy('not used', 'use_peft is false');
     api.handledBy('peft_config.json lora_dropout');
-    if (v > 0) {
+    // SFTTrainer keeps dropout on (LoRA's included): nothing to do there (the model's own is zeroed by the SFT export).
+    if (v > 0 && ctx.trainer !== 'sft') {
       // TRL's disable_dropout (default true) would zero LoRA dropout too; keep it and zero the model's own.
       api.set('disable_dropout', false, 'keeps LoRA dropout active, as ours');
       for (const [k, d] of Object.entries(ctx.modelDropout)) if (d !== 0) api.set(`model_init_kwargs.${k}`, 0, 'our models run without dropout');
@@ -139,6 +143,10 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
   lora_target_modules: byPeft('target_modules'),
   save_dtype: (v: string, _c, _x, api) => api.handledBy('import-run', `dpo import-run writes the model as ${v}`),
   num_threads: (_v, _c, _x, api) => api.handledBy('not used', 'CPU kernel threads of dpo-ts; no meaning on GPUs'),
+};
+
+export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
+  ...COMMON_RULES,
   beta: same,
   loss_type: (v: string | string[], cfg, _x, api) => {
     const names = typeof v === 'string' ? [v] : v;
@@ -208,22 +216,23 @@ function setPath(out: Record<string, unknown>, path: string, value: unknown): vo
   o[parts.at(-1)!] = value;
 }
 
-export interface DpoTranslation {
-  /** DPOConfig keyword arguments (without output_dir). */
+export interface Translation {
+  /** TRL config keyword arguments (without output_dir). */
   config: Record<string, unknown>;
   notes: TranslationNote[];
 }
+export type DpoTranslation = Translation;
 
 /**
- * Translates a validated DpoConfig. Throws RefusedOptions listing every option that cannot be
- * carried over (all of them at once).
+ * Translates validated options with a rule table. Throws RefusedOptions listing every option that
+ * cannot be carried over (all of them at once).
  */
-export function translateDpoConfig(cfg: DpoConfig, ctx: TranslationContext): DpoTranslation {
+export function translateConfig<C extends object>(rules: { [K in keyof C]-?: Rule<C> }, cfg: C, ctx: TranslationContext, className: string): Translation {
   const config: Record<string, unknown> = {};
   const notes: TranslationNote[] = [];
   const refusals: { option: string; reason: string }[] = [];
-  for (const option of Object.keys(cfg) as (keyof DpoConfig)[]) {
-    const rule = DPO_RULES[option] as Rule | undefined;
+  for (const option of Object.keys(cfg) as (keyof C & string)[]) {
+    const rule = rules[option] as Rule<C> | undefined;
     const value = cfg[option];
     if (rule === undefined) {
       refusals.push({ option, reason: 'no translation to TRL is defined for this option' });
@@ -233,7 +242,7 @@ export function translateDpoConfig(cfg: DpoConfig, ctx: TranslationContext): Dpo
       set(key, v, detail) {
         const k = key === '' ? option : key;
         setPath(config, k, v);
-        notes.push({ option, value, to: `DPOConfig.${k}`, ...(detail ? { detail } : {}) });
+        notes.push({ option, value, to: `${className}.${k}`, ...(detail ? { detail } : {}) });
       },
       handledBy(to, detail) {
         notes.push({ option, value, to, ...(detail ? { detail } : {}) });
@@ -243,6 +252,14 @@ export function translateDpoConfig(cfg: DpoConfig, ctx: TranslationContext): Dpo
       },
     });
   }
-  if (refusals.length > 0) throw new RefusedOptions(refusals);
+  if (refusals.length > 0) throw new RefusedOptions(refusals, className);
   return { config, notes };
+}
+
+export function translateDpoConfig(cfg: DpoConfig, ctx: TranslationContext): Translation {
+  return translateConfig(DPO_RULES, cfg, ctx, 'DPOConfig');
+}
+
+export function translateSftConfig(cfg: SftConfig, ctx: TranslationContext): Translation {
+  return translateConfig(COMMON_RULES, cfg, ctx, 'SFTConfig');
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""DPO with Hugging Face TRL on the job folder `dpo export-job --engine trl` wrote.
+"""DPO (or SFT) with Hugging Face TRL on the job folder `dpo export-job --engine trl` wrote.
 
 Launch with accelerate (see README.md):
 
     accelerate launch --config_file accelerate/single_gpu.yaml train.py [--output-dir DIR] [--resume]
 
-Uses TRL's public API only: DPOConfig, DPOTrainer (its public compute_ref_log_probs overridden to use the
+Uses TRL's public API only: DPOConfig, DPOTrainer, SFTConfig, SFTTrainer (DPOTrainer's public compute_ref_log_probs overridden to use the
 job's reference log-probs when it has them), the documented DataCollatorForPreference, and
 datasets / transformers / peft loaders.
 The result (model or PEFT adapter, trainer_state.json, checkpoints) goes to the output directory,
@@ -20,7 +20,7 @@ import shutil
 import yaml
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import DPOConfig, DPOTrainer
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,7 +72,8 @@ def main():
     config_kwargs["output_dir"] = args.output_dir or job_path(config_kwargs.get("output_dir", "output"))
     if args.cpu:
         config_kwargs["use_cpu"] = True
-    training_args = DPOConfig(**config_kwargs)
+    sft = job["trainer"] == "sft"
+    training_args = (SFTConfig if sft else DPOConfig)(**config_kwargs)
 
     model = job["model"]["ref"] if job["model"]["hub"] else job_path(job["model"]["ref"])
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -111,16 +112,18 @@ def main():
         with open(job_path(job["peft_config_file"]), encoding="utf-8") as f:
             peft_config = LoraConfig(**json.load(f))
 
-    trainer = trainer_class(
+    common = dict(
         model=model,
-        ref_model=ref_model,
         args=training_args,
         train_dataset=dataset["train"],
         eval_dataset=dataset["eval"] if "eval" in dataset else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        data_collator=data_collator,
     )
+    if sft:
+        trainer = SFTTrainer(**common)
+    else:
+        trainer = trainer_class(ref_model=ref_model, data_collator=data_collator, **common)
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     if job.get("final_evaluate"):
         trainer.evaluate()
