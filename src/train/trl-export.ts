@@ -29,7 +29,7 @@ import { loadModelAndTokenizer, loadTokenizerFor } from '../models/index.js';
 import { defaultLoraTargets } from '../nn/peft.js';
 import { readModelConfig } from '../io/config.js';
 import type { DpoConfig, SftConfig } from './config.js';
-import { defaultCacheDir, precomputeReferenceLogps, splitEval } from './dpo.js';
+import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
 import { RefusedOptions, translateDpoConfig, translateSftConfig, TRL_VERSION, type TranslationNote } from './trl-translate.js';
 
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
@@ -44,13 +44,8 @@ export const PINNED = {
   pyyaml: '6.0.3',
 } as const;
 
-export interface ExportJobOptions {
-  model: string;
-  tokenizer?: string;
-  ref?: string;
-  data: string[];
-  evalData?: string[];
-  config: DpoConfig;
+/** `dpo train`'s model, data and options, and where the job goes. */
+export interface ExportJobOptions extends Pick<DpoRunOptions, 'model' | 'tokenizer' | 'ref' | 'data' | 'evalData' | 'config' | 'cacheDir'> {
   out: string;
   /** Reference the model by this Hugging Face hub id instead of copying --model into the job. */
   hubModel?: string;
@@ -63,8 +58,6 @@ export interface ExportJobOptions {
    * unless TRL v1.9.0 provably tokenizes every pair as we do (see trlTokenizationMatches).
    */
   refLogps?: boolean;
-  /** Where reference log-probs are cached (default ~/.cache/dpo-ts). */
-  cacheDir?: string;
   /** Replace an existing JOB folder. */
   force?: boolean;
   /** The command line that made the job (recorded in job.json). */
@@ -501,35 +494,40 @@ function checkJobTarget(opts: { out: string; force?: boolean; gpusPerNode?: numb
   if (!(Number.isInteger(nodes) && nodes >= 2)) throw new Error(`export-job: --nodes must be an integer ≥ 2 (the multi-node files), got ${nodes}`);
 }
 
+/**
+ * Training and eval rows as `dpo train` / `dpo sft` build them: eval rows from --eval-data, or
+ * held out of the training rows by eval_split (the same split as the run would make).
+ */
+async function dataSplits<D extends { rows: unknown[]; examples: unknown[] }>(
+  opts: { data: string[]; evalData?: string[] }, cfg: SftConfig,
+  prepare: (files: string[]) => Promise<D>,
+): Promise<{ train: D; trainRows: D['rows']; evalRows: D['rows']; evalExamples: D['examples'] }> {
+  const train = await prepare(opts.data);
+  let trainRows: D['rows'] = train.rows, evalRows: D['rows'] = [], evalExamples: D['examples'] = train.examples;
+  if (opts.evalData && opts.evalData.length > 0) {
+    const ev = await prepare(opts.evalData);
+    evalRows = ev.rows;
+    evalExamples = ev.examples;
+  } else if (cfg.eval_split > 0 && trainRows.length > 1) {
+    const s = splitEval(trainRows.length, cfg.eval_split, cfg.seed);
+    evalRows = s.eval.map((i) => trainRows[i]!);
+    trainRows = s.train.map((i) => trainRows[i]!);
+  }
+  if (trainRows.length === 0) throw new Error(`export-job: no usable training rows in ${opts.data.join(', ')}`);
+  return { train, trainRows, evalRows, evalExamples };
+}
+
 export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobResult> {
   const cfg = opts.config;
   checkJobTarget(opts);
 
   // ---- data: the same reading, validation and tokenization as `dpo train` ----
   const tokenizer = await loadTokenizerFor(opts.model, opts.tokenizer);
-  const prepOpts = {
-    format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
-    columns: cfg.columns ?? undefined,
-    onBadRow: cfg.on_bad_row,
-    maxLength: cfg.max_length ?? undefined,
-    maxPromptLength: cfg.max_prompt_length ?? undefined,
-    maxCompletionLength: cfg.max_completion_length ?? undefined,
-    truncationMode: cfg.truncation_mode,
-  };
-  const train = await preparePreferenceData(opts.data, tokenizer, prepOpts);
-  let trainPairs = train.pairs;
-  let evalPairs: TokenizedPair[] = [];
-  let evalExamples: PreferenceExample[] = train.examples;
-  if (opts.evalData && opts.evalData.length > 0) {
-    const ev = await preparePreferenceData(opts.evalData, tokenizer, prepOpts);
-    evalPairs = ev.pairs;
-    evalExamples = ev.examples;
-  } else if (cfg.eval_split > 0 && trainPairs.length > 1) {
-    const s = splitEval(trainPairs.length, cfg.eval_split, cfg.seed);
-    evalPairs = s.eval.map((i) => trainPairs[i]!);
-    trainPairs = s.train.map((i) => trainPairs[i]!);
-  }
-  if (trainPairs.length === 0) throw new Error(`export-job: no usable training pairs in ${opts.data.join(', ')}`);
+  const prepOpts = preferencePrepareOptions(cfg);
+  const { train, trainRows: trainPairs, evalRows: evalPairs, evalExamples } = await dataSplits(opts, cfg, async (files) => {
+    const d = await preparePreferenceData(files, tokenizer, prepOpts);
+    return { ...d, rows: d.pairs };
+  });
   const dropped = train.load.bad + train.tokenize.dropped;
 
   // ---- options ----
@@ -757,20 +755,7 @@ export async function exportTrlSftJob(opts: ExportSftJobOptions): Promise<Export
     onBadRow: cfg.on_bad_row,
     maxLength: cfg.max_length ?? undefined,
   };
-  const train = await prepareSftData(opts.data, tokenizer, prepOpts);
-  let trainRows = train.rows;
-  let evalRows: typeof trainRows = [];
-  let evalExamples = train.examples;
-  if (opts.evalData && opts.evalData.length > 0) {
-    const ev = await prepareSftData(opts.evalData, tokenizer, prepOpts);
-    evalRows = ev.rows;
-    evalExamples = ev.examples;
-  } else if (cfg.eval_split > 0 && trainRows.length > 1) {
-    const s = splitEval(trainRows.length, cfg.eval_split, cfg.seed);
-    evalRows = s.eval.map((i) => trainRows[i]!);
-    trainRows = s.train.map((i) => trainRows[i]!);
-  }
-  if (trainRows.length === 0) throw new Error(`export-job: no usable training examples in ${opts.data.join(', ')}`);
+  const { train, trainRows, evalRows, evalExamples } = await dataSplits(opts, cfg, (files) => prepareSftData(files, tokenizer, prepOpts));
   const modelIsDir = existsSync(opts.model) && statSync(opts.model).isDirectory();
   const modelDropout = modelIsDir ? dropoutSettings(opts.model) : {};
   const { config: trlConfig, notes } = translateSftConfig(cfg, { promptTruncated: 0, completionTruncated: 0, hasEval: evalRows.length > 0, modelDropout, trainer: 'sft' });
