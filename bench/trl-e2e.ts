@@ -1,5 +1,5 @@
 // End-to-end check of the TRL hand-over with a real TRL install (no GPU needed): exports jobs from
-// a tiny Llama (full fine-tuning, LoRA, and with our reference log-probs), runs each job's train.py
+// a tiny Llama (DPO full fine-tuning, LoRA, with our reference log-probs; SFT with LoRA), runs each job's train.py
 // on the CPU with TRL, compares our exported reference log-probs with the ones TRL computes itself
 // (float32), and imports each result back with `import-run`.
 //
@@ -11,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDpoConfig } from '../src/train/config.js';
-import { exportTrlJob } from '../src/train/trl-export.js';
+import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
+import { exportTrlJob, exportTrlSftJob } from '../src/train/trl-export.js';
 import { importRun } from '../src/train/import-run.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from '../test/fixtures/train/tiny.js';
 
@@ -53,10 +53,12 @@ const data = writeJsonl(join(work, 'train.jsonl'), syntheticPairs(48, 1));
 const base = { eval_split: 0.25, learning_rate: 1e-3, max_steps: 6, logging_steps: 1, per_device_train_batch_size: 4, per_device_eval_batch_size: 4, save_steps: 3, max_length: 64 };
 
 const results: Record<string, unknown> = {};
-for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true]] as const) {
+const sftData = writeJsonl(join(work, 'sft.jsonl'), syntheticPairs(48, 1).map((p) => ({ prompt: p.prompt, completion: p.chosen })));
+for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true], ['sft-lora', { use_peft: true }, false]] as const) {
   const job = join(work, `job-${name}`);
   const t0 = Date.now();
-  await exportTrlJob({ model, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job, refLogps, cacheDir: join(work, 'cache') });
+  if (name.startsWith('sft')) await exportTrlSftJob({ model, data: [sftData], config: parseSftConfig({ ...base, ...extra }), out: job });
+  else await exportTrlJob({ model, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job, refLogps, cacheDir: join(work, 'cache') });
   const r: Record<string, unknown> = {};
   if (refLogps) r.ref_logps_vs_trl = JSON.parse(python(['-c', COMPARE, job, String(base.max_length)], job, `compare-${name}.log`).trim().split('\n').at(-1)!);
   python(['train.py', '--cpu'], job, `train-${name}.log`);
