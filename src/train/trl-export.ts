@@ -359,7 +359,8 @@ Other GPU counts: edit \`num_processes\` (all GPUs of all nodes) and \`num_machi
 Files: ${f.accelerate.map((a) => `\`${a.name}\` (${a.machines}×${a.processes / a.machines})`).join(', ')}.
 
 \`train.py --output-dir DIR\` chooses where the result goes (default \`output/\`); \`--resume\` continues from the
-newest checkpoint there. Bring the result back with
+newest checkpoint there; \`python train.py --cpu\` runs the job without a GPU (a smoke test: set a small
+\`max_steps\` in \`${f.configFile}\`). Bring the result back with
 
     dpo import-run output/ --out runs/trl-dpo
 
@@ -707,7 +708,8 @@ async function assembleJob(j: JobParts): Promise<ExportJobResult> {
         source: { train: opts.data, eval: opts.evalData ?? null, eval_split: cfg.eval_split },
       },
       ref_logps: j.refLogps,
-      final_evaluate: j.evalRows.length > 0 && !(cfg.eval_steps && cfg.eval_steps > 0),
+      // dpo-ts always evaluates once more at the end of a run with eval data.
+      final_evaluate: j.evalRows.length > 0,
       import: j.importSettings,
       dpo_ts_config: cfg,
       translation: notes,

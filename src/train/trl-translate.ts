@@ -105,8 +105,7 @@ export const COMMON_RULES: { [K in keyof SftConfig]-?: Rule<SftConfig> } = {
       api.set('eval_strategy', 'steps');
       api.set('', v);
     } else {
-      api.set('eval_strategy', 'no');
-      api.handledBy('train.py', 'ours evaluates once at the end: train.py calls trainer.evaluate() after training');
+      api.set('eval_strategy', 'no', 'evaluation at the end only: train.py calls trainer.evaluate() after training, as dpo-ts evaluates at the end');
     }
   },
   save_steps: (v: number, _c, _x, api) => {
