@@ -97,7 +97,8 @@ test('options TRL v1.9.0 cannot express are refused with their names, all at onc
   assert.deepEqual(refused({ loss_type: 'simpo' }), ['loss_type', 'simpo_gamma']);
   assert.deepEqual(refused({ loss_type: 'orpo' }), ['loss_type']);
   assert.deepEqual(refused({ loss_type: 'bco_pair' }), ['loss_type']);
-  assert.deepEqual(refused({ loss_type: 'sigmoid', label_smoothing: 0.1 }), ['loss_type']);
+  // cDPO: refused by the translation, or already by the config (which follows TRL v1.9.0 there).
+  assert.throws(() => translateDpoConfig(parseDpoConfig({ loss_type: 'sigmoid', label_smoothing: 0.1 }), ctx), /label_smoothing|loss_type/);
   assert.deepEqual(refused({ loss_type: ['exo_pair', 'robust'] }), ['label_smoothing']);
   assert.deepEqual(refused({ max_prompt_length: 8 }, { promptTruncated: 3 }), ['max_prompt_length']);
   assert.deepEqual(refused({ max_completion_length: 8 }, { completionTruncated: 1 }), ['max_completion_length']);
@@ -276,21 +277,28 @@ test('reference log-probs: written only when TRL provably tokenizes as we do, an
   assert.equal(parseYaml(readFileSync(join(out, 'dpo_config.yaml'), 'utf8')).precompute_ref_log_probs, true);
   assert.equal(JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')).ref_logps, true);
 
-  // A pair whose response merges with the prompt's end when tokenized in one piece (as TRL does) is not provable.
+  // The per-pair proof: ids tokenized apart (prompt, then response) where the tokenizer merges
+  // across the boundary are not what TRL feeds the model, and the check says where they differ.
+  const ex = (prompt: string, chosen: string) => ({ kind: 'text' as const, index: 0, loc: { file: 'x' }, prompt, chosen, rejected: ' zz.' });
   let merged: { prompt: string; chosen: string } | null = null;
   for (const a of 'abcdefghijklm') {
     for (const b of 'abcdefghijklm') {
       const prompt = `Q7: ${a}`, chosen = `${b}${b}.`;
-      const t = tokenizePair(tokenizer, { kind: 'text', index: 0, loc: { file: 'x' }, prompt, chosen, rejected: ' zz.' }, {});
-      if (t.ok && !trlTokenizationMatches(tokenizer, { kind: 'text', index: 0, loc: { file: 'x' }, prompt, chosen, rejected: ' zz.' }, t.pair).ok) merged ??= { prompt, chosen };
+      const apart = [...tokenizer.encode(prompt), ...tokenizer.encode(chosen, { addBos: false })];
+      if (JSON.stringify(apart) !== JSON.stringify(tokenizer.encode(prompt + chosen))) merged ??= { prompt, chosen };
     }
   }
   assert.ok(merged, 'the fixture tokenizer merges some letters across the prompt/response boundary');
+  const t = tokenizePair(tokenizer, ex(merged.prompt, merged.chosen), {});
+  assert.ok(t.ok);
+  const apartPair = { ...t.pair, chosenIds: [...tokenizer.encode(merged.chosen, { addBos: false }), tokenizer.eosId!] };
+  const verdict = trlTokenizationMatches(tokenizer, ex(merged.prompt, merged.chosen), apartPair);
+  assert.ok(!verdict.ok && /chosen tokens differ at position \d+ \(TRL: /.test(verdict.reason), JSON.stringify(verdict));
+  // The export refuses exactly when our own tokenization of such a pair is not TRL's.
   const withMerge = writeJsonl(join(dataDir, 'merge.jsonl'), [...pairs.slice(0, 5), { ...merged, rejected: ' zz.' }]);
-  await assert.rejects(
-    exportTrlJob({ model: agreeing, data: [withMerge], config: cfg, out: join(tmp('dpo-job-ref-merge-'), 'job'), refLogps: true, cacheDir }),
-    /for 1 of 6 pairs TRL v1\.9\.0 would not see our tokens[\s\S]*merge\.jsonl:6: (prompt|chosen) tokens differ at position \d+ \(TRL: /,
-  );
+  const exportMerge = exportTrlJob({ model: agreeing, data: [withMerge], config: cfg, out: join(tmp('dpo-job-ref-merge-'), 'job'), refLogps: true, cacheDir });
+  if (trlTokenizationMatches(tokenizer, ex(merged.prompt, merged.chosen), t.pair).ok) await exportMerge;
+  else await assert.rejects(exportMerge, /for 1 of 6 pairs TRL v1\.9\.0 would not see our tokens[\s\S]*merge\.jsonl:6: (prompt|chosen) tokens differ at position \d+ \(TRL: /);
   // Truncated pairs are not provable either.
   await assert.rejects(
     exportTrlJob({ model: agreeing, data: [trainFile], config: parseDpoConfig({ max_length: 18, on_bad_row: 'skip' }), out: join(tmp('dpo-job-ref-trunc-'), 'job'), refLogps: true, cacheDir }),
