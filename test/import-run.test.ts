@@ -15,6 +15,8 @@ import { Rng } from '../src/tensor/random.js';
 import { convertModel } from '../src/io/convert.js';
 import { scorePairs } from '../src/train/score.js';
 import { buildProgram } from '../src/cli/index.js';
+import { loadLocalCandidateGenerator } from '../src/annotate/local-model.js';
+import { DEFAULT_SAMPLING } from '../src/annotate/generate.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
@@ -87,6 +89,10 @@ test('a full-model TRL run imports with the same weight bytes and metrics, and s
   const scored = await scorePairs({ model: out, ref: baseDir, data: [data], beta: 0.1, quiet: true });
   assert.equal(scored.pairs.length, 4);
   assert.ok(scored.pairs.some((p) => p.chosenReward !== 0), 'the imported policy differs from the base');
+  // dpo annotate add-prompts' candidate generator samples from it.
+  const gen = await loadLocalCandidateGenerator(out);
+  const cands = await gen('Q1: ab cd?', 2, { ...DEFAULT_SAMPLING, maxNewTokens: 6 });
+  assert.equal(cands.length, 2);
   const gguf = join(tmp('dpo-imp-gguf-'), 'm.gguf');
   await convertModel(out, gguf, { dtype: 'f32' });
   assert.ok(readFileSync(gguf).subarray(0, 4).toString() === 'GGUF');
