@@ -1,7 +1,9 @@
 // End-to-end check of the TRL hand-over with a real TRL install (no GPU needed): exports jobs from
-// a tiny Llama (DPO full fine-tuning, LoRA, with our reference log-probs; SFT with LoRA), runs each job's train.py
+// a tiny Llama (DPO full fine-tuning, LoRA, with our reference log-probs; SFT with LoRA) and a tiny
+// GPT-2 (DPO LoRA: Conv1D, fan_in_fan_out), runs each job's train.py
 // on the CPU with TRL, compares our exported reference log-probs with the ones TRL computes itself
-// (float32), and imports each result back with `import-run`.
+// (float32), imports each result back with `import-run`, and checks the merged GPT-2 adapter
+// against PEFT's own adapted model.
 //
 //   npx tsc -p . && PYTHON=/path/to/venv/bin/python node dist/bench/trl-e2e.js [--keep]
 //
@@ -15,6 +17,8 @@ import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
 import { exportTrlJob, exportTrlSftJob } from '../src/train/trl-export.js';
 import { importRun } from '../src/train/import-run.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from '../test/fixtures/train/tiny.js';
+import { TINY_GPT2 } from '../test/helpers/fixtures.js';
+import { loadModelAndTokenizer } from '../src/models/index.js';
 
 const PYTHON = process.env.PYTHON ?? 'python3';
 const keep = process.argv.includes('--keep');
@@ -36,6 +40,20 @@ d = [abs(a - b) for a, b in zip(ours, theirs)]
 print(json.dumps({"values": len(d), "max_abs_diff": max(d), "mean_abs_diff": sum(d) / len(d)}))
 `;
 
+const PEFT_LOGPS = `
+import json, sys, torch
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+job, ids = sys.argv[1], json.loads(sys.argv[2])
+base = AutoModelForCausalLM.from_pretrained(f"{job}/model", dtype=torch.float32).eval()
+def lps(m):
+    with torch.no_grad():
+        lg = m(torch.tensor([ids])).logits[0, :-1].double().log_softmax(-1)
+    return lg.gather(1, torch.tensor(ids[1:])[:, None])[:, 0].tolist()
+b = lps(base)
+print(json.dumps({"base": b, "peft": lps(PeftModel.from_pretrained(base, f"{job}/output").eval())}))
+`;
+
 function python(args: string[], cwd: string, log: string): string {
   const r = spawnSync(PYTHON, args, { cwd, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' }, maxBuffer: 64 << 20 });
   writeFileSync(join(work, log), `${r.stdout}\n${r.stderr}`);
@@ -54,10 +72,11 @@ const base = { eval_split: 0.25, learning_rate: 1e-3, max_steps: 6, logging_step
 
 const results: Record<string, unknown> = {};
 const sftData = writeJsonl(join(work, 'sft.jsonl'), syntheticPairs(48, 1).map((p) => ({ prompt: p.prompt, completion: p.chosen })));
-for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true], ['sft-lora', { use_peft: true }, false]] as const) {
+for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true], ['sft-lora', { use_peft: true }, false], ['gpt2-lora', { use_peft: true, lora_dropout: 0 }, false]] as const) {
   const job = join(work, `job-${name}`);
   const t0 = Date.now();
-  if (name.startsWith('sft')) await exportTrlSftJob({ model, data: [sftData], config: parseSftConfig({ ...base, ...extra }), out: job });
+  if (name === 'gpt2-lora') await exportTrlJob({ model: TINY_GPT2, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job });
+  else if (name.startsWith('sft')) await exportTrlSftJob({ model, data: [sftData], config: parseSftConfig({ ...base, ...extra }), out: job });
   else await exportTrlJob({ model, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job, refLogps, cacheDir: join(work, 'cache') });
   const r: Record<string, unknown> = {};
   if (refLogps) r.ref_logps_vs_trl = JSON.parse(python(['-c', COMPARE, job, String(base.max_length)], job, `compare-${name}.log`).trim().split('\n').at(-1)!);
@@ -69,6 +88,15 @@ for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft:
   r.steps = imported.globalStep;
   r.loss_first_last = [train[0]?.loss, train.at(-1)?.loss];
   r.eval_loss = lines.find((l) => 'eval/loss' in l)?.['eval/loss'];
+  if (name === 'gpt2-lora') {
+    // The adapter merged by import-run against PEFT's adapted model, token by token.
+    const ids = [5, 7, 9, 11, 3, 2, 8];
+    const peft = JSON.parse(python(['-c', PEFT_LOGPS, job, JSON.stringify(ids)], job, 'peft-gpt2.log').trim().split('\n').at(-1)!) as { base: number[]; peft: number[] };
+    const m = await loadModelAndTokenizer(imported.dir);
+    const ours = m.model.tokenLogprobs({ ids: Int32Array.from(ids), batch: 1, seq: ids.length }, Int32Array.from([...ids.slice(1), -1])).data;
+    r.merged_vs_peft_max_abs_diff = Math.max(...peft.peft.map((v, i) => Math.abs(v - ours[i]!)));
+    r.adapter_effect_max_abs = Math.max(...peft.peft.map((v, i) => Math.abs(v - peft.base[i]!)));
+  }
   r.seconds = (Date.now() - t0) / 1000;
   results[name] = r;
 }

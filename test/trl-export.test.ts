@@ -16,6 +16,7 @@ import { loadPreferenceData, loadSftData } from '../src/data/load.js';
 import { buildProgram } from '../src/cli/index.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 import { fx } from './fixtures/data/paths.js';
+import { TINY_GPT2 } from './helpers/fixtures.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIELDS = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'trl', 'v1.9.0', 'config-fields.json'), 'utf8')) as {
@@ -346,4 +347,14 @@ test('SFT jobs: SFTConfig keys only, completion-only data as dpo sft trains it, 
       '--model', modelDir, '--data', fx('sft-prompt-completion.jsonl'), '--beta', '0.2'], { from: 'node' }),
     /beta is a DPO option/,
   );
+});
+
+test('a GPT-2 checkpoint whose config names the bare GPT2Model goes to TRL as GPT2LMHeadModel, LoRA with fan_in_fan_out', async () => {
+  assert.deepEqual(JSON.parse(readFileSync(join(TINY_GPT2, 'config.json'), 'utf8')).architectures, ['GPT2Model']);
+  const out = join(tmp('dpo-job-gpt2-'), 'job');
+  await exportTrlJob({ model: TINY_GPT2, data: [trainFile], config: parseDpoConfig({ use_peft: true, max_length: 64 }), out });
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')).architectures, ['GPT2LMHeadModel']);
+  assert.deepEqual(readFileSync(join(out, 'model', 'model.safetensors')), readFileSync(join(TINY_GPT2, 'model.safetensors')));
+  const peft = JSON.parse(readFileSync(join(out, 'peft_config.json'), 'utf8'));
+  assert.deepEqual([peft.target_modules, peft.fan_in_fan_out], [['c_attn'], true]);
 });

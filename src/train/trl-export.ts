@@ -108,6 +108,11 @@ function writeJsonl(path: string, rows: readonly object[]): void {
   writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
 }
 
+/** transformers' causal-LM class per model_type of the architectures dpo-ts reads. */
+const CAUSAL_LM_CLASS: Record<string, string> = {
+  llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', gpt2: 'GPT2LMHeadModel',
+};
+
 /** Model files TRL (transformers) reads from a Hugging Face directory. */
 function copyHfModel(src: string, dst: string): void {
   const names = ['config.json', 'generation_config.json', 'model.safetensors', 'model.safetensors.index.json', ...TOKENIZER_FILE_NAMES];
@@ -115,6 +120,12 @@ function copyHfModel(src: string, dst: string): void {
   for (const f of readdirSync(src)) {
     if (names.includes(f as (typeof names)[number]) || /^model-\d+-of-\d+\.safetensors$/.test(f)) copyFileSync(join(src, f), join(dst, f));
   }
+  // A config naming the bare base model (e.g. "GPT2Model", as some test checkpoints do) would make
+  // transformers load it without its LM head; dpo-ts reads it as the causal LM, so say so.
+  const cfgPath = join(dst, 'config.json');
+  const hfCfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as { architectures?: string[]; model_type?: string };
+  const causal = CAUSAL_LM_CLASS[hfCfg.model_type ?? ''];
+  if (causal && !(hfCfg.architectures ?? []).includes(causal)) writeFileSync(cfgPath, `${JSON.stringify({ ...hfCfg, architectures: [causal] }, null, 2)}\n`);
   const tok = ['tokenizer.json', 'tokenizer.model', 'vocab.json'];
   if (!tok.some((f) => existsSync(join(dst, f)))) {
     throw new Error(`export-job: ${src} has no tokenizer transformers can load (${tok.join(', ')}); a llama2.c tokenizer.bin needs \`dpo convert\` from the .bin checkpoint`);
