@@ -9,6 +9,7 @@ import { registerDataCommands } from '../data/cli.js';
 import { loadTokenizer } from '../io/tokenizers/index.js';
 import { registerExtraCommands } from './extra.js';
 import { registerHandoffCommands } from './handoff.js';
+import { registerRlCommands } from './rl.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerDataCommands(program, { loadTokenizer });
   registerExtraCommands(program);
   registerHandoffCommands(program);
+  registerRlCommands(program);
   return program;
 }
 

@@ -76,7 +76,7 @@ export function fingerprintSettings(cfg: CommonConfig): string {
   return JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null });
 }
 
-function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
+export function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
   const files: string[] = [];
   const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
   if (src && existsSync(src)) {
