@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { DpoConfigSchema, parseDpoConfig, parseSftConfig, SftConfigSchema, type DpoConfig } from '../src/train/config.js';
-import { COMMON_RULES, DPO_RULES, RefusedOptions, translateDpoConfig, translateSftConfig, TRL_VERSION, type TranslationContext } from '../src/train/trl-translate.js';
+import { SFT_RULES, DPO_RULES, RefusedOptions, translateDpoConfig, translateSftConfig, TRL_VERSION, type TranslationContext } from '../src/train/trl-translate.js';
 import { exportTrlJob, exportTrlSftJob, PINNED, pyYaml, requirementsTxt } from '../src/train/trl-export.js';
 import { loadPreferenceData, loadSftData } from '../src/data/load.js';
 import { buildProgram } from '../src/cli/index.js';
@@ -46,14 +46,17 @@ const ctx: TranslationContext = { promptTruncated: 0, completionTruncated: 0, ha
 test('every dpo-ts option has a TRL translation rule, and every rule an option', () => {
   // A new config option without a rule fails here (and DPO_RULES' type fails to compile).
   assert.deepEqual(Object.keys(DPO_RULES).sort(), Object.keys(DpoConfigSchema.shape).sort());
-  assert.deepEqual(Object.keys(COMMON_RULES).sort(), Object.keys(SftConfigSchema.shape).sort());
+  assert.deepEqual(Object.keys(SFT_RULES).sort(), Object.keys(SftConfigSchema.shape).sort());
 });
 
 test(`translated configs use only TRL v${TRL_VERSION} DPOConfig fields (the stored field list)`, () => {
   assert.equal(FIELDS.trl.tag, `v${TRL_VERSION}`);
   const variants: Record<string, unknown>[] = [
     {},
-    { use_peft: true, lora_dropout: 0.1, lora_target_modules: ['q_proj', 'k_proj'] },
+    { use_peft: true, lora_dropout: 0.1, lora_target_modules: ['q_proj', 'k_proj'], disable_dropout: false },
+    { ld_alpha: 0.5, f_divergence_type: 'alpha_divergence', f_alpha_divergence_coef: 0.3, use_weighting: true, data_seed: 3, eval_strategy: 'steps' },
+    { sync_ref_model: true, ref_model_mixup_alpha: 0.5, ref_model_sync_steps: 16, save_strategy: 'no', truncation_mode: 'keep_end', output_dir: 'x' },
+    { precompute_ref_log_probs: true, precompute_ref_batch_size: 16, train_sampling_strategy: 'group_by_length', router_aux_loss_coef: 0 },
     { padding_free: true, eval_steps: 5, save_steps: 0, lr_scheduler_type: 'constant', warmup_ratio: 0.1 },
     { loss_type: ['aot_pair', 'exo_pair'], label_smoothing: 0.01 },
     { loss_type: 'exo_pair' },
@@ -79,9 +82,15 @@ test(`translated configs use only TRL v${TRL_VERSION} DPOConfig fields (the stor
   assert.equal(t({ lr_scheduler_type: 'constant' }).lr_scheduler_type, 'constant');
   assert.equal(t({ save_steps: 0 }).save_strategy, 'no');
   assert.equal(t({ eval_steps: 5 }).eval_strategy, 'steps');
-  const peft = t({ use_peft: true, lora_dropout: 0.1 });
+  const peft = t({ use_peft: true, lora_dropout: 0.1, disable_dropout: false });
   assert.equal(peft.disable_dropout, false);
   assert.deepEqual(peft.model_init_kwargs, { resid_pdrop: 0 });
+  assert.equal(t({ use_peft: true, lora_dropout: 0.1 }).disable_dropout, true);
+  assert.equal(t({ eval_strategy: 'steps' }).eval_strategy, 'steps');
+  assert.equal(t({ group_by_length: true }).train_sampling_strategy, 'group_by_length');
+  assert.equal(t({ truncation_mode: 'keep_end' }).truncation_mode, 'keep_end');
+  assert.equal(t({ save_strategy: 'no' }).save_strategy, 'no');
+  assert.equal(t({ f_divergence_type: 'js_divergence', use_weighting: true }).f_divergence_type, 'js_divergence');
   assert.deepEqual(t({ padding_free: true }).model_init_kwargs, { attn_implementation: 'flash_attention_2' });
 });
 
@@ -307,8 +316,8 @@ test('reference log-probs: written only when TRL provably tokenizes as we do, an
   );
 });
 
-test('SFT jobs: SFTConfig keys only, completion-only data as dpo sft trains it, interleaved assistant turns refused', async () => {
-  for (const v of [{}, { use_peft: true, lora_dropout: 0.1 }, { eval_steps: 3, warmup_ratio: 0.1, group_by_length: true, save_steps: 0 }]) {
+test('SFT jobs: SFTConfig keys only, the data in TRL\'s columns, assistant_only_loss refused without {% generation %} markers', async () => {
+  for (const v of [{}, { use_peft: true, lora_dropout: 0.1 }, { eval_steps: 3, warmup_ratio: 0.1, group_by_length: true, save_steps: 0 }, { completion_only_loss: false, assistant_only_loss: true }]) {
     const { config } = translateSftConfig(parseSftConfig(v), { ...ctx, trainer: 'sft' });
     const unknown = Object.keys(config).filter((k) => !SFT_FIELDS.has(k));
     assert.deepEqual(unknown, [], `${JSON.stringify(v)} → keys not in SFTConfig: ${unknown.join(', ')}`);
@@ -318,7 +327,7 @@ test('SFT jobs: SFTConfig keys only, completion-only data as dpo sft trains it, 
   const res = await exportTrlSftJob({ model: modelDir, data: [fx('sft-prompt-completion.jsonl')], config: parseSftConfig({ use_peft: true }), out });
   const cfg = parseYaml(readFileSync(join(out, 'sft_config.yaml'), 'utf8')) as Record<string, unknown>;
   for (const k of Object.keys(cfg)) assert.ok(SFT_FIELDS.has(k), `sft_config.yaml key ${k} is not an SFTConfig field`);
-  assert.equal(cfg.completion_only_loss, true);
+  assert.equal(cfg.completion_only_loss, null);
   const back = (await loadSftData(join(out, 'data', 'train.jsonl'))).examples.map(({ index: _i, loc: _l, ...e }) => e);
   const src = (await loadSftData(fx('sft-prompt-completion.jsonl'))).examples.map(({ index: _i, loc: _l, ...e }) => e);
   assert.deepEqual(back, src);
@@ -326,20 +335,16 @@ test('SFT jobs: SFTConfig keys only, completion-only data as dpo sft trains it, 
   const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
   assert.equal(job.trainer, 'sft');
   assert.equal(job.config_file, 'sft_config.yaml');
-  // A conversation whose assistant turns are all at the end → conversational prompt/completion.
+  // Conversations go as messages; assistant_only_loss needs the template's {% generation %} markers in TRL.
   const chatTok = join(ROOT, 'test', 'fixtures', 'tokenizers', 'chatml-mini');
-  const single = writeJsonl(join(dataDir, 'sft-chat.jsonl'), [
-    { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }] },
-  ]);
   const out2 = join(tmp('dpo-job-sft-chat-'), 'job');
-  await exportTrlSftJob({ model: modelDir, tokenizer: chatTok, data: [single], config: parseSftConfig({}), out: out2 });
-  assert.deepEqual(JSON.parse(readFileSync(join(out2, 'data', 'train.jsonl'), 'utf8')), {
-    prompt: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Hello!' }],
-  });
-  // Assistant turns between user turns: TRL needs {% generation %} markers for that; chatml-mini has none.
+  await exportTrlSftJob({ model: modelDir, tokenizer: chatTok, data: [fx('sft-messages.jsonl')], config: parseSftConfig({}), out: out2 });
+  const rows = readFileSync(join(out2, 'data', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const srcChat = (await loadSftData(fx('sft-messages.jsonl'))).examples;
+  assert.deepEqual(rows, srcChat.map((e) => ({ messages: (e as { messages: unknown }).messages })));
   await assert.rejects(
-    exportTrlSftJob({ model: modelDir, tokenizer: chatTok, data: [fx('sft-messages.jsonl')], config: parseSftConfig({}), out: join(tmp('dpo-job-sft-multi-'), 'job') }),
-    (e: Error) => e instanceof RefusedOptions && /1 conversation train assistant turns between user turns[\s\S]*\{% generation %\}/.test(e.message),
+    exportTrlSftJob({ model: modelDir, tokenizer: chatTok, data: [fx('sft-messages.jsonl')], config: parseSftConfig({ assistant_only_loss: true }), out: join(tmp('dpo-job-sft-multi-'), 'job') }),
+    (e: Error) => e instanceof RefusedOptions && /assistant_only_loss: .*\{% generation %\}/.test(e.message),
   );
   // DPO-only flags are refused for an SFT job on the command line.
   await assert.rejects(

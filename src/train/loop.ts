@@ -43,6 +43,10 @@ export interface TrainTask {
   evaluate?(): Record<string, number> | null;
   /** State carried between steps that must be checkpointed (e.g. bco_pair's running mean). */
   lossState?: { get(): unknown; set(s: unknown): void };
+  /** Called after every optimizer step with the new step count (e.g. TR-DPO's reference sync). */
+  afterStep?(step: number): void;
+  /** Files of task state that must be checkpointed (written into the checkpoint before it is complete). */
+  extraState?: { save(dir: string): void; load(dir: string): void };
   /** Saves the final model (Hugging Face directory or adapter) into dir. */
   saveFinal(dir: string): void;
 }
@@ -70,6 +74,8 @@ export interface LoopConfig {
   saveSteps: number;
   saveTotalLimit: number;
   seed: number;
+  /** Seed of the data sampler (TRL data_seed); default seed. */
+  dataSeed?: number;
   groupByLength: boolean;
   /** Resume from the newest checkpoint in outputDir (true), a given checkpoint dir, or not. */
   resume: boolean | string;
@@ -98,7 +104,7 @@ export class TrainingStopped extends Error {}
 export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   mkdirSync(cfg.outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
-    batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
+    batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
   });
   const batchesPerEpoch = sampler0.batchesPerEpoch();
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / cfg.gradientAccumulationSteps));
@@ -122,10 +128,11 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       }
       step = state.step;
       sampler = new BatchSampler(task.numExamples, {
-        batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
+        batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
       }, state.sampler);
       rng = new Rng(Uint32Array.from(state.rng));
       if (state.lossState !== undefined && task.lossState) task.lossState.set(state.lossState);
+      task.extraState?.load(dir);
       if (!cfg.quiet) process.stderr.write(`resumed from ${dir} at step ${step}\n`);
     } else if (typeof cfg.resume === 'string') {
       throw new Error(`resume: ${cfg.resume} is not a checkpoint`);
@@ -196,6 +203,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     T.zeroGrad(task.params);
     step++;
     processedThisRun++;
+    task.afterStep?.(step);
 
     // ---- metrics ----
     for (const [k, v] of Object.entries(sums)) window[k] = (window[k] ?? 0) + v;
@@ -230,7 +238,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     }
     if (cfg.evalSteps > 0 && step % cfg.evalSteps === 0 && step < totalSteps) runEval();
     if (cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
-      lastCheckpoint = saveCheckpoint(cfg.outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit);
+      lastCheckpoint = saveCheckpoint(cfg.outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit, task.extraState?.save);
     }
     if (cfg.stopAfterSteps !== undefined && processedThisRun >= cfg.stopAfterSteps && step < totalSteps) {
       bar.finish();

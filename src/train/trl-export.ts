@@ -30,7 +30,7 @@ import { defaultLoraTargets } from '../nn/peft.js';
 import { readModelConfig } from '../io/config.js';
 import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
-import { RefusedOptions, translateDpoConfig, translateSftConfig, TRL_VERSION, type TranslationNote } from './trl-translate.js';
+import { translateDpoConfig, translateSftConfig, TRL_VERSION, type CommonConfig, type TranslationNote } from './trl-translate.js';
 
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
 export const PINNED = {
@@ -329,7 +329,7 @@ interface ReadmeFacts {
   nodes: number;
   accelerate: AccelerateFile[];
   notes: TranslationNote[];
-  cfg: SftConfig;
+  cfg: CommonConfig;
 }
 
 function jobReadme(f: ReadmeFacts): string {
@@ -511,7 +511,7 @@ function checkJobTarget(opts: { out: string; force?: boolean; gpusPerNode?: numb
  * held out of the training rows by eval_split (the same split as the run would make).
  */
 async function dataSplits<D extends { rows: unknown[]; examples: unknown[] }>(
-  opts: { data: string[]; evalData?: string[] }, cfg: SftConfig,
+  opts: { data: string[]; evalData?: string[] }, cfg: { eval_split: number; seed: number },
   prepare: (files: string[]) => Promise<D>,
 ): Promise<{ train: D; trainRows: D['rows']; evalRows: D['rows']; evalExamples: D['examples'] }> {
   const train = await prepare(opts.data);
@@ -610,7 +610,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
 
 interface JobParts {
   opts: ExportJobOptions | ExportSftJobOptions;
-  cfg: SftConfig;
+  cfg: CommonConfig;
   trainer: 'dpo' | 'sft';
   trlConfig: Record<string, unknown>;
   notes: TranslationNote[];
@@ -742,19 +742,11 @@ async function assembleJob(j: JobParts): Promise<ExportJobResult> {
 }
 
 /**
- * An SFT example as TRL's SFTTrainer trains it the way `dpo sft` does (loss on the completion /
- * the assistant turns only): text → prompt/completion; a conversation whose assistant turns all
- * come after the last other turn → conversational prompt/completion; assistant turns between user
- * turns → messages with assistant_only_loss, which needs {% generation %} markers in the chat
- * template (else null: not expressible).
+ * An SFT example in TRL's columns: text → prompt/completion, a conversation → messages. dpo sft
+ * masks the loss as TRL's SFTTrainer does for these (completion_only_loss, assistant_only_loss).
  */
-export function trlSftRow(ex: SftExample, templateHasGenerationTags: boolean): { row: object; kind: 'prompt_completion' | 'messages' } | null {
-  if (ex.kind === 'text') return { row: { prompt: ex.prompt, completion: ex.completion }, kind: 'prompt_completion' };
-  const firstAssistant = ex.messages.findIndex((m) => m.role === 'assistant');
-  if (firstAssistant > 0 && ex.messages.slice(firstAssistant).every((m) => m.role === 'assistant')) {
-    return { row: { prompt: ex.messages.slice(0, firstAssistant), completion: ex.messages.slice(firstAssistant) }, kind: 'prompt_completion' };
-  }
-  return templateHasGenerationTags ? { row: { messages: ex.messages }, kind: 'messages' } : null;
+export function trlSftRow(ex: SftExample): object {
+  return ex.kind === 'text' ? { prompt: ex.prompt, completion: ex.completion } : { messages: ex.messages };
 }
 
 /** `dpo export-job --trainer sft`: the same as `dpo sft`, handed to TRL's SFTTrainer. */
@@ -771,28 +763,14 @@ export async function exportTrlSftJob(opts: ExportSftJobOptions): Promise<Export
   const { train, trainRows, evalRows, evalExamples } = await dataSplits(opts, cfg, (files) => prepareSftData(files, tokenizer, prepOpts));
   const modelIsDir = existsSync(opts.model) && statSync(opts.model).isDirectory();
   const modelDropout = modelIsDir ? dropoutSettings(opts.model) : {};
-  const { config: trlConfig, notes } = translateSftConfig(cfg, { promptTruncated: 0, completionTruncated: 0, hasEval: evalRows.length > 0, modelDropout, trainer: 'sft' });
+  const { config: trlConfig, notes } = translateSftConfig(cfg, {
+    promptTruncated: 0, completionTruncated: 0, hasEval: evalRows.length > 0, modelDropout, trainer: 'sft',
+    chatRows: train.examples.some((e) => e.kind === 'chat'), generationTags: /\{%-?\s*generation\s*-?%\}/.test(tokenizer.chatTemplate ?? ''),
+  });
 
-  const generationTags = /\{%-?\s*generation\s*-?%\}/.test(tokenizer.chatTemplate ?? '');
-  const convert = (rows: typeof trainRows, exs: readonly SftExample[]) => rows.map((r) => ({ r, t: trlSftRow(exs[r.index]!, generationTags) }));
-  const all = [...convert(trainRows, train.examples), ...convert(evalRows, evalExamples)];
-  const bad = all.filter((x) => x.t === null);
-  if (bad.length > 0) {
-    throw new RefusedOptions([{
-      option: 'data',
-      reason: `${bad.length} conversation${bad.length === 1 ? '' : 's'} train assistant turns between user turns (first: ${bad[0]!.r.loc.file}:${bad[0]!.r.loc.line ?? bad[0]!.r.loc.row}); ` +
-        'TRL trains those only with assistant_only_loss, which needs {% generation %} markers in the chat template, and this template has none',
-    }], 'SFTConfig');
-  }
-  const kinds = new Set(all.map((x) => x.t!.kind));
-  if (kinds.size > 1) throw new Error('export-job: the data mixes plain conversations and ones needing assistant_only_loss; TRL reads one format per dataset');
-  if (kinds.has('messages')) {
-    trlConfig.assistant_only_loss = true;
-    notes.push({ option: '(data)', value: 'messages', to: 'SFTConfig.assistant_only_loss', detail: 'loss on assistant turns only, as dpo sft' });
-  } else {
-    trlConfig.completion_only_loss = true;
-    notes.push({ option: '(data)', value: 'prompt/completion', to: 'SFTConfig.completion_only_loss', detail: 'loss on the completion only, as dpo sft' });
-  }
+  const toRows = (rows: typeof trainRows, exs: readonly SftExample[]) => rows.map((r) => trlSftRow(exs[r.index]!));
+  const trainOut = toRows(trainRows, train.examples), evalOut = toRows(evalRows, evalExamples);
+  const chat = train.examples[0]?.kind === 'chat';
   // TRL's SFTTrainer keeps the model's dropout on; ours has none.
   for (const [k, d] of Object.entries(modelDropout)) {
     if (d === 0) continue;
@@ -802,9 +780,9 @@ export async function exportTrlSftJob(opts: ExportSftJobOptions): Promise<Export
   const dropped = train.load.bad + train.tokenize.dropped;
   return assembleJob({
     opts, cfg, trainer: 'sft', trlConfig, notes, audit: null, format: train.format,
-    columns: kinds.has('messages') ? 'messages' : train.examples[0]?.kind === 'chat' ? 'conversational prompt-completion' : 'prompt-completion',
-    trainRows: all.slice(0, trainRows.length).map((x) => x.t!.row),
-    evalRows: all.slice(trainRows.length).map((x) => x.t!.row),
+    columns: chat ? 'messages' : 'prompt-completion',
+    trainRows: trainOut,
+    evalRows: evalOut,
     dropped, droppedByReason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
     refLogps: false, importSettings: { save_dtype: cfg.save_dtype, watchdogs: false },
   });

@@ -21,6 +21,9 @@ export interface TranslationContext {
   modelDropout: Record<string, number>;
   /** Which TRL trainer the job is for (default dpo). */
   trainer?: 'dpo' | 'sft';
+  /** SFT: whether the data has conversations, and whether the chat template marks assistant turns ({% generation %}). */
+  chatRows?: boolean;
+  generationTags?: boolean;
 }
 
 /** How one option was carried over, for the job's translation table. */
@@ -52,9 +55,12 @@ interface RuleApi {
 
 type Rule<C = DpoConfig> = (value: never, cfg: C, ctx: TranslationContext, api: RuleApi) => void;
 
-const same: Rule<SftConfig> = (value: unknown, _cfg, _ctx, api) => api.set('', value);
-const byData = (detail: string): Rule<SftConfig> => (_v, _c, _x, api) => api.handledBy('data export', detail);
-const byPeft = (field: string): Rule<SftConfig> => (_v, cfg, _x, api) =>
+/** The options SFT and DPO share. */
+export type CommonConfig = Pick<SftConfig, keyof SftConfig & keyof DpoConfig>;
+
+const same: Rule<CommonConfig> = (value: unknown, _cfg, _ctx, api) => api.set('', value);
+const byData = (detail: string): Rule<CommonConfig> => (_v, _c, _x, api) => api.handledBy('data export', detail);
+const byPeft = (field: string): Rule<CommonConfig> => (_v, cfg, _x, api) =>
   cfg.use_peft ? api.handledBy(`peft_config.json ${field}`) : api.handledBy('not used', 'use_peft is false');
 
 /** Our loss names → TRL v1.9.0's (same formula); absent: no v1.9.0 DPOTrainer equivalent. */
@@ -68,20 +74,16 @@ const LOSS_NAMES: Record<string, string | { refuse: string }> = {
 };
 
 /** Rules of the options every trainer has (SFTConfig's and DPOConfig's TrainingArguments part). */
-export const COMMON_RULES: { [K in keyof SftConfig]-?: Rule<SftConfig> } = {
+export const COMMON_RULES: { [K in keyof CommonConfig]-?: Rule<CommonConfig> } = {
   learning_rate: same,
   per_device_train_batch_size: same,
   per_device_eval_batch_size: same,
   gradient_accumulation_steps: same,
   num_train_epochs: same,
   max_steps: same,
-  max_length: (v: number | null, _c, _x, api) => {
-    // TRL v1.9.0 cuts each row at max_length keeping the start (truncation_mode keep_start), as ours
-    // does once the prompt is within max_prompt_length (checked by that option's rule).
-    api.set('', v);
-    api.set('truncation_mode', 'keep_start', 'TRL cuts each row at max_length keeping the start, as ours does');
-  },
-  lr_scheduler_type: (v: SftConfig['lr_scheduler_type'], cfg, _x, api) => {
+  // Each row (prompt + response) cut at max_length by truncation_mode, as TRL v1.9.0 (DPO: its own option; SFT: keep_start, TRL's default).
+  max_length: same,
+  lr_scheduler_type: (v: CommonConfig['lr_scheduler_type'], cfg, _x, api) => {
     // Ours warms up with any schedule; Hugging Face's "constant" never does.
     if (v === 'constant' && (cfg.warmup_steps > 0 || cfg.warmup_ratio > 0)) api.set('', 'constant_with_warmup', 'ours warms up before a constant rate');
     else api.set('', v);
@@ -99,24 +101,33 @@ export const COMMON_RULES: { [K in keyof SftConfig]-?: Rule<SftConfig> } = {
   adam_epsilon: same,
   max_grad_norm: same,
   logging_steps: same,
-  eval_steps: (v: number | null, _c, ctx, api) => {
+  // Ours: 'steps' evaluates every eval_steps (default logging_steps, as TRL), and so does eval_steps alone.
+  eval_strategy: (v: string, cfg, ctx, api) => {
     if (!ctx.hasEval) return api.handledBy('not used', 'no eval data');
-    if (v !== null && v > 0) {
-      api.set('eval_strategy', 'steps');
-      api.set('', v);
-    } else {
-      api.set('eval_strategy', 'no', 'evaluation at the end only: train.py calls trainer.evaluate() after training, as dpo-ts evaluates at the end');
+    api.set('', v === 'steps' || (cfg.eval_steps ?? 0) > 0 ? 'steps' : 'no', 'and train.py evaluates once more at the end, as dpo-ts');
+  },
+  eval_steps: (v: number | null, cfg, ctx, api) => {
+    if (!ctx.hasEval) return api.handledBy('not used', 'no eval data');
+    if (v !== null && v > 0) api.set('', v);
+    else if (cfg.eval_strategy === 'steps') api.handledBy('not needed', 'TRL also defaults eval_steps to logging_steps');
+    else {
+      api.handledBy('not used', 'evaluation at the end only: train.py calls trainer.evaluate() after training');
     }
   },
-  save_steps: (v: number, _c, _x, api) => {
+  save_strategy: (v: string, cfg, _x, api) => api.set('', v === 'no' || cfg.save_steps === 0 ? 'no' : 'steps'),
+  save_steps: (v: number, cfg, _x, api) => {
+    if (cfg.save_strategy === 'no') return api.handledBy('not used', 'save_strategy no');
     if (v > 0) {
-      api.set('save_strategy', 'steps');
       api.set('', v);
-    } else api.set('save_strategy', 'no', 'save_steps 0: no checkpoints');
+    } else api.handledBy('DPOConfig.save_strategy', 'save_steps 0: no checkpoints');
   },
   save_total_limit: same,
   seed: same,
-  group_by_length: (v: boolean, _c, _x, api) => api.set('train_sampling_strategy', v ? 'group_by_length' : 'random', 'transformers 5.x names the sampler'),
+  group_by_length: (_v, _c, _x, api) => api.handledBy('train_sampling_strategy', 'transformers 5.x names the sampler'),
+  train_sampling_strategy: (v: string, cfg, _x, api) => api.set('', v === 'group_by_length' || cfg.group_by_length ? 'group_by_length' : 'random'),
+  data_seed: same,
+  router_aux_loss_coef: same,
+  output_dir: (_v, _c, _x, api) => api.handledBy('train.py --output-dir', 'the job writes to output/ in its folder unless told otherwise'),
   pad_to_multiple_of: same,
   padding_free: (v: boolean, _c, _x, api) => {
     api.set('', v);
@@ -131,13 +142,7 @@ export const COMMON_RULES: { [K in keyof SftConfig]-?: Rule<SftConfig> } = {
   lora_alpha: byPeft('lora_alpha'),
   lora_dropout: (v: number, cfg, ctx, api) => {
     if (!cfg.use_peft) return api.handledBy('not used', 'use_peft is false');
-    api.handledBy('peft_config.json lora_dropout');
-    // SFTTrainer keeps dropout on (LoRA's included): nothing to do there (the model's own is zeroed by the SFT export).
-    if (v > 0 && ctx.trainer !== 'sft') {
-      // TRL's disable_dropout (default true) would zero LoRA dropout too; keep it and zero the model's own.
-      api.set('disable_dropout', false, 'keeps LoRA dropout active, as ours');
-      for (const [k, d] of Object.entries(ctx.modelDropout)) if (d !== 0) api.set(`model_init_kwargs.${k}`, 0, 'our models run without dropout');
-    }
+    api.handledBy('peft_config.json lora_dropout', ctx.trainer === 'sft' ? 'SFTTrainer keeps it on, as dpo sft' : 'on only with disable_dropout false, in TRL as in dpo-ts');
   },
   lora_target_modules: byPeft('target_modules'),
   save_dtype: (v: string, _c, _x, api) => api.handledBy('import-run', `dpo import-run writes the model as ${v}`),
@@ -186,6 +191,19 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
     else api.handledBy('not used', 'only the simpo loss reads it');
   },
   discopop_tau: same,
+  ld_alpha: same,
+  f_divergence_type: same,
+  f_alpha_divergence_coef: same,
+  use_weighting: same,
+  sync_ref_model: same,
+  ref_model_mixup_alpha: same,
+  ref_model_sync_steps: same,
+  precompute_ref_batch_size: same,
+  disable_dropout: (v: boolean, _c, ctx, api) => {
+    api.set('', v);
+    // With it off TRL also runs the model's own dropout (GPT-2's resid_pdrop...); ours has none.
+    if (!v) for (const [k, d] of Object.entries(ctx.modelDropout)) if (d !== 0) api.set(`model_init_kwargs.${k}`, 0, 'our models run without dropout');
+  },
   max_prompt_length: (v: number | null, _c, ctx, api) => {
     if (ctx.promptTruncated > 0) {
       return api.refuse(`cuts ${ctx.promptTruncated} prompt${ctx.promptTruncated === 1 ? '' : 's'} of this data (${v} tokens); TRL v${TRL_VERSION} has no max_prompt_length (only max_length on prompt+response). Raise or unset it, or shorten the prompts`);
@@ -198,8 +216,7 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
     }
     api.handledBy('not needed', v === null ? 'null' : `no response of the exported data exceeds ${v} tokens`);
   },
-  truncation_mode: (_v, _c, ctx, api) =>
-    api.handledBy('not needed', ctx.promptTruncated === 0 ? 'ours applies it to prompts cut by max_prompt_length, and none is' : 'see max_prompt_length'),
+  truncation_mode: same,
   precompute_ref_log_probs: same,
   watchdogs: (v: boolean, _c, _x, api) => api.handledBy(v ? 'import-run' : 'not used', v ? 'dpo import-run runs the watchdogs on the imported metrics' : 'false'),
 };
@@ -259,6 +276,18 @@ export function translateDpoConfig(cfg: DpoConfig, ctx: TranslationContext): Tra
   return translateConfig(DPO_RULES, cfg, ctx, 'DPOConfig');
 }
 
+/** SFTConfig: the shared rules and the SFT loss masks (the same names and meaning in dpo sft). */
+export const SFT_RULES: { [K in keyof SftConfig]-?: Rule<SftConfig> } = {
+  ...COMMON_RULES,
+  completion_only_loss: same,
+  assistant_only_loss: (v: boolean, _c, ctx, api) => {
+    if (v && ctx.chatRows && !ctx.generationTags) {
+      return api.refuse('TRL computes assistant-only masks from {% generation %} markers in the chat template, and this template has none');
+    }
+    api.set('', v);
+  },
+};
+
 export function translateSftConfig(cfg: SftConfig, ctx: TranslationContext): Translation {
-  return translateConfig(COMMON_RULES, cfg, ctx, 'SFTConfig');
+  return translateConfig(SFT_RULES, cfg, ctx, 'SFTConfig');
 }
