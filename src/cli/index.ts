@@ -20,7 +20,10 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (s, write) => write(s) });
   registerTrainingCommands(program);
   registerModelCommands(program);
-  registerDataCommands(program, { loadTokenizer });
+  registerDataCommands(program, {
+    loadTokenizer,
+    loadCollection: async (dir) => (await import('../annotate/card.js')).collectionSummary(dir),
+  });
   registerExtraCommands(program);
   registerHandoffCommands(program);
   registerRlCommands(program);

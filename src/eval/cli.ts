@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { kernels } from '../tensor/backend.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadModelAndTokenizer } from '../models/index.js';
+import { sliceValue } from '../data/formats.js';
 import { JUDGE_NAMES, makeJudge } from './judges.js';
 import { evaluateAgainstReference, evaluationTable, type IdPair } from './evaluate.js';
 
@@ -53,8 +54,8 @@ export function readPrompts(path: string): string[] {
   return text.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0);
 }
 
-/** Preference pairs {prompt, chosen, rejected} (plain text) as token ids. */
-export function readIdPairs(path: string, tok: Tokenizer): IdPair[] {
+/** Preference pairs {prompt, chosen, rejected} (plain text) as token ids; `sliceColumns` are carried as the pairs' slices. */
+export function readIdPairs(path: string, tok: Tokenizer, sliceColumns: readonly string[] = []): IdPair[] {
   return jsonlRows(path, 'pairs').map((r, i) => {
     for (const k of ['prompt', 'chosen', 'rejected']) {
       if (typeof r[k] !== 'string') throw new Error(`pairs ${path} row ${i + 1}: "${k}" is missing or not a string`);
@@ -63,6 +64,7 @@ export function readIdPairs(path: string, tok: Tokenizer): IdPair[] {
       prompt: tok.encode(r.prompt as string, { addBos: true }),
       chosen: tok.encode(r.chosen as string, { addBos: false }),
       rejected: tok.encode(r.rejected as string, { addBos: false }),
+      ...(sliceColumns.length ? { slices: Object.fromEntries(sliceColumns.map((c) => [c, sliceValue(r, c)])) } : {}),
     };
   });
 }
@@ -89,6 +91,7 @@ export function registerEvalCommands(program: Command): Command {
       return n;
     }, 0.1)
     .option('--pairs <file>', 'held-out preference pairs (.jsonl prompt/chosen/rejected) for implicit-reward accuracy (default: pairs built from the reference\'s samples)')
+    .option('--slice <column>', 'implicit-reward accuracy per value of this --pairs column (e.g. group), with the best−worst gap; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--samples <n>', 'samples per prompt', intArg('--samples'), 4)
     .option('--max-new-tokens <n>', 'tokens per completion', intArg('--max-new-tokens'), 24)
     .option('--seed <n>', 'sampling seed', intArg('--seed', 0), 0)
@@ -105,11 +108,12 @@ export function registerEvalCommands(program: Command): Command {
       if (ref.tokenizer.vocabSize !== pol.tokenizer.vocabSize) {
         throw new Error(`eval: the policy's tokenizer has ${pol.tokenizer.vocabSize} tokens and the reference's ${ref.tokenizer.vocabSize}; they must share one`);
       }
+      if (o.slice && !o.pairs) throw new Error('eval: --slice needs --pairs (the held-out pairs carry the slice column)');
       const prompts = readPrompts(o.prompts as string);
       const result = evaluateAgainstReference({
         ref: ref.model, refName: 'reference', tokenizer: pol.tokenizer, prompts, judges,
         policies: [{ name: 'policy', model: pol.model, beta: o.beta as number }],
-        pairs: o.pairs ? readIdPairs(o.pairs as string, pol.tokenizer) : undefined,
+        pairs: o.pairs ? readIdPairs(o.pairs as string, pol.tokenizer, (o.slice as string[] | undefined) ?? []) : undefined,
         settings: { samplesPerPrompt: o.samples as number, maxNewTokens: o.maxNewTokens as number, seed: o.seed as number, quiet: Boolean(o.quiet) },
       });
       process.stdout.write(evaluationTable(result));

@@ -3,8 +3,8 @@
 
 import { collatePreference } from '../data/batch.js';
 import { preparePreferenceData } from '../data/prepare.js';
-import type { DataFormat } from '../data/types.js';
-import { scorePreferencePairs, type PairScores } from '../losses/reward.js';
+import { MISSING_SLICE, type DataFormat } from '../data/types.js';
+import { scorePreferencePairs, scoresBySlice, type PairScores, type SliceReport } from '../losses/reward.js';
 import { loadModelAndTokenizer } from '../models/index.js';
 import { referenceLogps } from './dpo.js';
 import { ProgressBar } from './progress.js';
@@ -20,6 +20,8 @@ export interface ScoreOptions {
   maxPromptLength?: number;
   format?: string;
   quiet?: boolean;
+  /** Slice columns (e.g. "group"): accuracy and mean reward per value, and the best−worst gap. */
+  slice?: readonly string[];
 }
 
 export interface ScoredPair {
@@ -29,9 +31,10 @@ export interface ScoredPair {
   rejectedReward: number;
   margin: number;
   correct: boolean;
+  slices?: Record<string, string>;
 }
 
-export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPair[]; summary: PairScores }> {
+export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPair[]; summary: PairScores; bySlice: SliceReport[] }> {
   const policy = await loadModelAndTokenizer(opts.model, opts.tokenizer);
   const ref = await loadModelAndTokenizer(opts.ref, opts.tokenizer);
   const tok = policy.tokenizer;
@@ -39,6 +42,7 @@ export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPai
     format: opts.format as DataFormat | undefined,
     maxLength: opts.maxLength,
     maxPromptLength: opts.maxPromptLength,
+    sliceColumns: opts.slice,
   });
   const n = data.pairs.length;
   const pc = new Float64Array(n), pr = new Float64Array(n), rc = new Float64Array(n), rr = new Float64Array(n);
@@ -66,6 +70,10 @@ export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPai
     rejectedReward: summary.rejectedRewards[k]!,
     margin: summary.margins[k]!,
     correct: summary.accuracies[k] === 1,
+    ...(p.slices ? { slices: p.slices } : {}),
   }));
-  return { pairs, summary };
+  const bySlice = (opts.slice ?? []).map((col) =>
+    scoresBySlice(col, data.pairs.map((p) => p.slices?.[col] ?? MISSING_SLICE), summary.chosenRewards, summary.rejectedRewards),
+  );
+  return { pairs, summary, bySlice };
 }
