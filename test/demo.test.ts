@@ -123,7 +123,7 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
     const pairs = readFileSync(join(out, 'data', 'train_pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(pairs.length, r.trainPairs);
     for (const p of pairs) assert.ok((p.score_chosen as number) > (p.score_rejected as number));
-    for (const f of ['frontier_afinn', 'frontier_wink', 'frontier_vader', 'train_loss', 'train_rewards_accuracies', 'train_rewards_margins', 'pretrain_loss']) {
+    for (const f of ['frontier_afinn', 'frontier_senticon', 'frontier_vader', 'train_loss', 'train_rewards_accuracies', 'train_rewards_margins', 'pretrain_loss']) {
       const svg = readFileSync(join(out, 'plots', `${f}.svg`), 'utf8');
       assert.ok(svgBalanced(svg), `${f}.svg is balanced SVG`);
       assert.ok(pngOk(join(out, 'plots', `${f}.png`)), `${f}.png is a PNG`);
@@ -132,6 +132,14 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
     assert.match(html, /^<!doctype html>/);
     assert.match(html, /<\/html>\s*$/);
     assert.equal((html.match(/<svg /g) ?? []).length, 7, 'all plots are inline');
+    // The judges' independence from AFINN: lexicon overlap from the packages' data, r on the samples.
+    assert.match(html, /How independent are the judges of AFINN\?/);
+    assert.match(html, /<tr><td>senticon<\/td><td>\d+ stems<\/td><td>\d+\.\d% \(\d+\)<\/td><td>\d+\.\d% of \d+<\/td><td>-?\d\.\d{3}<\/td><\/tr>/);
+    const indep = (summary as unknown as { judges_vs_afinn: { judge: string; overlap: { shareOfJudgeInAfinn: number } | null; samples: number }[] }).judges_vs_afinn;
+    assert.deepEqual(indep.map((x) => x.judge), ['afinn', 'senticon', 'vader']);
+    assert.equal(indep[0]!.overlap!.shareOfJudgeInAfinn, 1);
+    assert.ok(indep[1]!.overlap!.shareOfJudgeInAfinn < 0.15);
+    assert.equal(indep[0]!.samples, 3 * ev.prompts * ev.samplesPerPrompt);
     for (const b of betas) assert.ok(existsSync(join(out, 'models', `beta-${b}`, 'model.safetensors')));
     const policy = await loadModelAndTokenizer(join(out, 'models', 'beta-0.05'));
     assert.equal(policy.tokenizer.vocabSize, TINY.shape.vocabSize);

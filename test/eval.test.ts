@@ -40,7 +40,7 @@ test('judges: positive text scores above negative text for every judge', () => {
     assert.ok(pos > 0 && neg < 0, `${j.name}: ${pos} vs ${neg}`);
   }
   assert.equal(makeJudge('afinn').score('good'), 3);
-  assert.throws(() => makeJudge('bert'), /unknown reward "bert"; choose one of afinn, wink, vader/);
+  assert.throws(() => makeJudge('bert'), /unknown reward "bert"; choose one of afinn, senticon, vader/);
 });
 
 test('stat: mean and standard error', () => {

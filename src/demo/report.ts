@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EvaluationResult } from '../eval/evaluate.js';
+import { judgeIndependence } from '../eval/independence.js';
 import { formatDuration } from '../train/progress.js';
 import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
 import type { DemoSettings } from './run.js';
@@ -138,13 +139,14 @@ table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px soli
 <p>The first experiment of the DPO paper (Rafailov et al. 2023, §6.1) in miniature: a base model continues short prompts;
 a ground-truth sentiment score (AFINN-165, npm <code>sentiment</code>) ranks sampled completions; the best and worst completion of each
 prompt form a preference pair; DPO trains against the frozen base for β ∈ {${d.betas.map((b) => esc(String(b))).join(', ')}}; each model is evaluated on
-held-out prompts by mean reward and KL(π‖π_ref) estimated from its own samples, plus two judges the training never saw (wink-sentiment, VADER).</p>
+held-out prompts by mean reward and KL(π‖π_ref) estimated from its own samples, plus two judges the training never saw (Senticon via nlp.js, VADER).</p>
 <h2>Results on held-out prompts</h2>
 <p>${ev.prompts} held-out prompts × ${ev.samplesPerPrompt} samples per model (temperature 1, up to ${s.maxNewTokens} tokens), same random numbers for every model.
 Implicit-reward accuracy: ${ev.heldOutPairs} held-out pairs. Win rate: share of samples whose ${esc(primary)} score beats the reference's sample for the same prompt and slot (ties count ½).</p>
 <table><tr><th>model</th>${judges.map((j) => `<th>${esc(j)}${j === primary ? ' (training reward)' : ' (held-out judge)'}</th>`).join('')}<th>KL(π‖π_ref)</th><th>win rate vs reference</th><th>implicit-reward accuracy</th><th>tokens / completion</th></tr>
 ${tableRows}
 </table>
+${independenceHtml(ev)}
 <div class="plots">
 ${plots.map((p) => `<div class="plot"><h3>${esc(p.title)}</h3>${p.svg.replace(/^<svg /, '<svg role="img" ')}<p class="caption">${esc(p.caption)}</p></div>`).join('\n')}
 </div>
@@ -177,4 +179,17 @@ ${pairRows}
   writeFileSync(htmlPath, html);
   files.push(htmlPath);
   return files;
+}
+
+/** The judges' independence from AFINN: lexicon overlap (from the packages' data) and score correlation. */
+function independenceHtml(ev: EvaluationResult): string {
+  const rows = judgeIndependence(ev);
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  return `<h3>How independent are the judges of AFINN?</h3>
+<p>A held-out judge only tests generalisation if it does not score with AFINN's word list. Lexicon overlap is computed from each package's own data
+(a stemming judge is compared on stems); the correlation is Pearson's r between the judge's and AFINN's scores over all ${rows[0]?.samples ?? 0} evaluation samples above.</p>
+<table><tr><th>judge</th><th>lexicon entries</th><th>share of the judge's lexicon in AFINN</th><th>share of AFINN's words covered</th><th>r with AFINN on these samples</th></tr>
+${rows.map((x) => `<tr><td>${esc(x.judge)}</td><td>${x.overlap ? `${x.overlap.judgeEntries} ${x.overlap.unit}s` : 'no lexicon'}</td><td>${x.overlap ? `${pct(x.overlap.shareOfJudgeInAfinn)} (${x.overlap.judgeInAfinn})` : '–'}</td>` +
+    `<td>${x.overlap ? `${pct(x.overlap.shareOfAfinnCovered)} of ${x.overlap.afinnEntries}` : '–'}</td><td>${Number.isFinite(x.correlationWithAfinn) ? x.correlationWithAfinn.toFixed(3) : '–'}</td></tr>`).join('\n')}
+</table>`;
 }

@@ -25,6 +25,7 @@ import { readPrompts } from '../eval/cli.js';
 import { sampleCompletions } from '../eval/sample.js';
 import { CORPUS_NAME, loadMobyDick, promptsFrom, splitCorpus, spread } from './corpus.js';
 import { writeReport } from './report.js';
+import { independenceTable, judgeIndependence } from '../eval/independence.js';
 import { costTable, DEFAULT_RL, measured, QUICK_RL, RL_METHODS, runRlArms, type DemoMethod, type MethodCost, type RlArmSettings } from './rlhf.js';
 
 export interface DemoSettings {
@@ -305,7 +306,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // ---- 4. evaluation ----
   const evaluation = await phase('evaluation', () => {
-    log(`evaluation: ${sets.eval.length} held-out prompts × ${s.evalSamples} samples per model; judges AFINN (training reward), wink, VADER (held out)`);
+    log(`evaluation: ${sets.eval.length} held-out prompts × ${s.evalSamples} samples per model; judges AFINN (training reward), Senticon, VADER (held out)`);
     const policies = [
       ...modelDirs.map((dir, i) => ({ name: betaName(o.betas[i]!), beta: o.betas[i]!, model: loadModel(dir).model })),
       // An RL arm's KL coefficient is the β of the implicit reward its optimum defines.
@@ -333,12 +334,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     train_pairs: data.train.rows.length, heldout_pairs: data.held.rows.length, timings_seconds: timings, methods, costs,
     reward_model_heldout_accuracy: rlDone.rmAccuracy,
     evaluation: { ...evaluation, models: evaluation.models.map(({ samples: _s, ...m }) => m) },
+    judges_vs_afinn: judgeIndependence(evaluation),
   };
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   writeJsonl(join(out, 'data', 'eval_samples.jsonl'), evaluation.models.flatMap((m) => m.samples.map((x) => ({ model: m.name, ...x }))));
   files.push(join(out, 'summary.json'), join(out, 'data', 'eval_samples.jsonl'), trainFile, heldFile);
   if (!quiet) {
     process.stdout.write(`\n${evaluationTable(evaluation, 'training reward')}`);
+    process.stdout.write(`\njudges vs AFINN (lexicon overlap from the packages' data; r over all samples)\n${independenceTable(judgeIndependence(evaluation))}`);
     process.stdout.write(`\n${costTable(costs)}`);
     process.stdout.write(`\nreport: ${join(out, 'report.html')}   total ${formatDuration(timings.total)} ` +
       `(${Object.entries(timings).filter(([k]) => k !== 'total').map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})\n`);
