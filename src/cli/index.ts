@@ -8,6 +8,7 @@ import { registerModelCommands } from './models.js';
 import { registerDataCommands } from '../data/cli.js';
 import { loadTokenizer } from '../io/tokenizers/index.js';
 import { registerExtraCommands } from './extra.js';
+import { registerHandoffCommands } from './handoff.js';
 import { registerRlCommands } from './rl.js';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     loadCollection: async (dir) => (await import('../annotate/card.js')).collectionSummary(dir),
   });
   registerExtraCommands(program);
+  registerHandoffCommands(program);
   registerRlCommands(program);
   return program;
 }

@@ -7,13 +7,15 @@ import { loadPreferenceData, loadSftData } from './load.js';
 import type { LoadOptions, LoadSummary } from './load.js';
 import { tokenizePreferenceData, tokenizeSftData } from './tokenize.js';
 import type { SftLossMask, TokenizedPair, TokenizedSft, TokenizeSummary, TruncationOptions } from './tokenize.js';
-import type { DataFormat } from './types.js';
+import type { DataFormat, PreferenceExample, SftExample } from './types.js';
 import { BadDataError } from './types.js';
 
 export interface PrepareOptions extends LoadOptions, TruncationOptions {}
 
 export interface PreparedPreferenceData {
   format: DataFormat;
+  /** The valid examples as read (pairs[i].index points into this list). */
+  examples: PreferenceExample[];
   pairs: TokenizedPair[];
   load: LoadSummary;
   tokenize: TokenizeSummary;
@@ -21,6 +23,8 @@ export interface PreparedPreferenceData {
 
 export interface PreparedSftData {
   format: DataFormat;
+  /** The valid examples as read (rows[i].index points into this list). */
+  examples: SftExample[];
   rows: TokenizedSft[];
   load: LoadSummary;
   tokenize: TokenizeSummary;
@@ -34,7 +38,7 @@ export async function preparePreferenceData(files: string | readonly string[], t
   if (bad.length > 0 && (opts.onBadRow ?? 'error') === 'error') {
     throw new BadDataError(`${loaded.summary.files.join(', ')} (format ${loaded.format})`, bad);
   }
-  return { format: loaded.format, pairs: tokenized.pairs, load: loaded.summary, tokenize: tokenized.summary };
+  return { format: loaded.format, examples: loaded.examples, pairs: tokenized.pairs, load: loaded.summary, tokenize: tokenized.summary };
 }
 
 /** Loads and tokenizes SFT data (prompt/completion or messages; only completions/assistant turns trained). */
@@ -51,5 +55,5 @@ export async function prepareSftData(
   if (bad.length > 0 && (opts.onBadRow ?? 'error') === 'error') {
     throw new BadDataError(`${loaded.summary.files.join(', ')} (format ${loaded.format})`, bad);
   }
-  return { format: loaded.format, rows: tokenized.rows, load: loaded.summary, tokenize: tokenized.summary };
+  return { format: loaded.format, examples: loaded.examples, rows: tokenized.rows, load: loaded.summary, tokenize: tokenized.summary };
 }

@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor/index.js';
 import { kernelPath } from '../tensor/backend.js';
 import { computePreferenceLoss, ldTokenWeights, newBcoRunningMean, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
 import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
-import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
+import { preparePreferenceData, type PrepareOptions, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
@@ -459,6 +459,19 @@ function makeSampleCheck(
   };
 }
 
+/** How a DPO config reads and tokenizes preference data (the same for `dpo train` and `dpo export-job`). */
+export function preferencePrepareOptions(cfg: DpoConfig): PrepareOptions {
+  return {
+    format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
+    columns: cfg.columns ?? undefined,
+    onBadRow: cfg.on_bad_row,
+    maxLength: cfg.max_length ?? undefined,
+    maxPromptLength: cfg.max_prompt_length ?? undefined,
+    maxCompletionLength: cfg.max_completion_length ?? undefined,
+    truncationMode: cfg.truncation_mode,
+  };
+}
+
 /** TR-DPO needs the reference to have the policy's parameters, name for name and shape for shape. */
 function checkSyncable(policy: CausalLM, ref: CausalLM): void {
   const pp = policy.parameters(), rp = ref.parameters();
@@ -499,6 +512,7 @@ function loadReferenceWeights(ref: CausalLM, dir: string): void {
   }
 }
 
+/** The eval_split hold-out: which training rows become eval rows (the same for `dpo train` and `dpo export-job`). */
 export function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
   const perm = permutation(n, seed ^ 0xe7a1, 0);
   const nEval = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
@@ -512,16 +526,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const params = model.trainableParameters();
 
   // ---- data ----
-  const prep = (files: string[]): Promise<PreparedPreferenceData> =>
-    preparePreferenceData(files, tokenizer, {
-      format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
-      columns: cfg.columns ?? undefined,
-      onBadRow: cfg.on_bad_row,
-      maxLength: cfg.max_length ?? undefined,
-      maxPromptLength: cfg.max_prompt_length ?? undefined,
-      maxCompletionLength: cfg.max_completion_length ?? undefined,
-      truncationMode: cfg.truncation_mode,
-    });
+  const prep = (files: string[]): Promise<PreparedPreferenceData> => preparePreferenceData(files, tokenizer, preferencePrepareOptions(cfg));
   const train = await prep(opts.data);
   let trainPairs = train.pairs;
   let evalPairs: TokenizedPair[] = [];

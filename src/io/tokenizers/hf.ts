@@ -78,7 +78,7 @@ function tokenString(value: unknown): string | null {
 }
 
 /** First TemplateProcessing inside a (possibly Sequence) post-processor. */
-function findTemplateProcessing(pp: PostProcessorJson | null | undefined): PostProcessorJson | null {
+export function findTemplateProcessing(pp: PostProcessorJson | null | undefined): PostProcessorJson | null {
   if (!pp) return null;
   if (pp.type === 'TemplateProcessing') return pp;
   if (pp.type === 'Sequence' && Array.isArray(pp.processors)) {
