@@ -2,9 +2,10 @@
 // when the call returns, so a vote is on disk before the HTTP response is written).
 // WAL for concurrent readers, synchronous=FULL so a committed vote survives even an OS crash,
 // foreign keys on, schema versioned with PRAGMA user_version.
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { requireOptional } from '../io/optional-deps.js';
 
-export type DB = Database.Database;
+export type DB = BetterSqlite3.Database;
 
 /** Each entry moves the schema from version i to i+1. Append only; never edit a shipped one. */
 export const MIGRATIONS: readonly string[] = [
@@ -68,6 +69,7 @@ export const MIGRATIONS: readonly string[] = [
 ];
 
 export function openDatabase(path: string, opts: { readonly?: boolean } = {}): DB {
+  const Database = requireOptional<typeof BetterSqlite3>('better-sqlite3');
   const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');

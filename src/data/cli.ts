@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer as defaultLoadTokenizer } from '../io/tokenizers/index.js';
-import { auditPreferenceData, renderAuditText } from './audit.js';
+import { auditPreferenceData, auditVerdict, renderAuditText } from './audit.js';
 import type { ColumnMapping, PreferenceFormat, TruncationMode } from './types.js';
 import { PREFERENCE_FORMATS } from './types.js';
 
@@ -91,8 +91,7 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
       });
       write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderAuditText(report));
       // Bad rows fail the check (scripts and CI can stop before training on broken data).
-      const bad = report.train.bad + (report.eval?.bad ?? 0);
-      if (bad > 0) (deps.setExitCode ?? ((c: number) => (process.exitCode = c)))(1);
+      if (!auditVerdict(report).passed) (deps.setExitCode ?? ((c: number) => (process.exitCode = c)))(1);
     });
   return data;
 }

@@ -4,9 +4,7 @@
 //   vader — `vader-sentiment` (VADER rules: intensifiers, "but", caps), the compound score in [−1, 1].
 // The demo trains on afinn only; wink and vader are judges the training never saw.
 
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
+import { requireOptional } from '../io/optional-deps.js';
 
 export const JUDGE_NAMES = ['afinn', 'wink', 'vader'] as const;
 export type JudgeName = (typeof JUDGE_NAMES)[number];
@@ -30,30 +28,24 @@ let afinn: { analyze(text: string): { score: number } } | null = null;
 let wink: WinkFn | null = null;
 let vader: VaderModule | null = null;
 
-function load<T>(pkg: string): T {
-  try {
-    return require(pkg) as T;
-  } catch (e) {
-    throw new Error(`judge: the npm package ${pkg} is not installed (${(e as Error).message}); run npm ci`);
-  }
-}
+
 
 export function makeJudge(name: string): Judge {
   switch (name) {
     case 'afinn':
       return {
         name, description: 'AFINN-165 sum of word scores (npm sentiment)',
-        score: (t) => (afinn ??= new (load<SentimentCtor>('sentiment'))()).analyze(t).score,
+        score: (t) => (afinn ??= new (requireOptional<SentimentCtor>('sentiment'))()).analyze(t).score,
       };
     case 'wink':
       return {
         name, description: 'wink-sentiment sum of scores (AFINN + emoticons, negation)',
-        score: (t) => (wink ??= load<WinkFn>('wink-sentiment'))(t).score,
+        score: (t) => (wink ??= requireOptional<WinkFn>('wink-sentiment'))(t).score,
       };
     case 'vader':
       return {
         name, description: 'VADER compound score in [-1, 1] (npm vader-sentiment)',
-        score: (t) => (vader ??= load<VaderModule>('vader-sentiment')).SentimentIntensityAnalyzer.polarity_scores(t).compound,
+        score: (t) => (vader ??= requireOptional<VaderModule>('vader-sentiment')).SentimentIntensityAnalyzer.polarity_scores(t).compound,
       };
     default:
       throw new Error(`judge: unknown reward "${name}"; choose one of ${JUDGE_NAMES.join(', ')}`);

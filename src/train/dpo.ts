@@ -14,34 +14,61 @@ import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../
 import { BatchSampler, collatePreference, packRows, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
-import type { DataFormat } from '../data/types.js';
+import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
-import { createModel, loadModelAndTokenizer, type CausalLM } from '../models/index.js';
-import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
-import type { DpoConfig } from './config.js';
-import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
+import { createModel, type CausalLM } from '../models/index.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import type { GenerationDefaults } from '../io/config.js';
+import type { LoraSettings } from '../nn/peft.js';
+import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput } from './setup.js';
+import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
+import { runTrainingLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
 
 export interface DpoRunOptions {
-  /** Policy (and default reference) model: Hugging Face directory or llama2.c file. */
-  model: string;
-  tokenizer?: string;
-  /** A separate reference model (default: the starting policy). */
-  ref?: string;
-  data: string[];
-  evalData?: string[];
-  config: DpoConfig;
-  outputDir: string;
-  resume?: boolean | string;
-  quiet?: boolean;
+  /**
+   * Starting policy (and default reference): a path (Hugging Face directory or llama2.c file) or a
+   * model in memory. A model object is trained in place.
+   */
+  model: ModelInput;
+  /** Tokenizer path or object (default: the model's; required for a bare model object). */
+  tokenizer?: TokenizerInput | undefined;
+  /** A separate reference model (default: a frozen copy of the starting policy). */
+  ref?: ModelInput | undefined;
+  /** Training pairs: file(s), or rows in memory (`{prompt, chosen, rejected}`, conversational, ...). */
+  data: DataSource;
+  /** Held-out pairs evaluated every eval_steps and at the end. */
+  evalData?: DataSource | undefined;
+  /** TRL DPOConfig options (snake_case); anything left out takes its default. Validated here. */
+  config?: DpoConfigInput | undefined;
+  /** Where metrics.jsonl, checkpoints (save_steps) and the final model go; without it nothing is written. */
+  outputDir?: string | undefined;
+  /** Continue from the newest checkpoint in outputDir (true) or the given checkpoint directory. */
+  resume?: boolean | string | undefined;
+  /** No progress bar or messages on stderr. */
+  quiet?: boolean | undefined;
   /** Where precomputed reference log-probs are cached (default ~/.cache/dpo-ts/ref-logps). */
-  cacheDir?: string;
+  cacheDir?: string | undefined;
   /** Stop after this many steps in this process (tests). */
-  stopAfterSteps?: number;
-  onLog?: (rec: Record<string, number>) => void;
+  stopAfterSteps?: number | undefined;
+  /** Handlers for step, log, eval, checkpoint and warning events (awaited). */
+  on?: TrainingEvents | undefined;
+  /** Aborting stops training between two micro-batches; the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
 }
 
+/** A finished (or watchdog-stopped) run: the trained model in memory, its metrics and data counts. */
 export interface DpoRunResult extends LoopResult {
+  /** The trained policy (the same object as a model passed in). Save it with saveModel(dir, result). */
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  generation: GenerationDefaults | null;
+  /** LoRA settings when use_peft trained adapters (saveModel then writes a PEFT adapter). */
+  lora: LoraSettings | null;
+  /** Where the starting model came from. */
+  source: string;
+  /** The validated configuration the run used (defaults filled in). */
+  config: DpoConfig;
   trainPairs: number;
   evalPairs: number;
   /** Whether reference log-probs came from the on-disk cache. */
@@ -227,14 +254,18 @@ function splitEval(n: number, fraction: number, seed: number): { train: number[]
   return { train: perm.slice(nEval).sort((a, b) => a - b), eval: perm.slice(0, nEval).sort((a, b) => a - b) };
 }
 
+/**
+ * Trains a policy with DPO (or another loss of the family) and returns it in memory. Yields to
+ * the event loop between micro-batches, honours `signal`, and reports through `on`.
+ */
 export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
-  const cfg = opts.config;
+  const cfg = parseDpoConfig(opts.config ?? {});
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
   const params = model.trainableParameters();
 
   // ---- data ----
-  const prep = (files: string[]): Promise<PreparedPreferenceData> =>
+  const prep = (files: DataSource): Promise<PreparedPreferenceData> =>
     preparePreferenceData(files, tokenizer, {
       format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
       columns: cfg.columns ?? undefined,
@@ -247,13 +278,13 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const train = await prep(opts.data);
   let trainPairs = train.pairs;
   let evalPairs: TokenizedPair[] = [];
-  if (opts.evalData && opts.evalData.length > 0) evalPairs = (await prep(opts.evalData)).pairs;
+  if (opts.evalData !== undefined && !(Array.isArray(opts.evalData) && opts.evalData.length === 0)) evalPairs = (await prep(opts.evalData)).pairs;
   else if (cfg.eval_split > 0 && trainPairs.length > 1) {
     const s = splitEval(trainPairs.length, cfg.eval_split, cfg.seed);
     evalPairs = s.eval.map((i) => trainPairs[i]!);
     trainPairs = s.train.map((i) => trainPairs[i]!);
   }
-  if (trainPairs.length === 0) throw new Error(`no usable training pairs in ${opts.data.join(', ')}`);
+  if (trainPairs.length === 0) throw new Error(`no usable training pairs in ${train.load.files.join(', ')}`);
   if (!opts.quiet) {
     const t = train.tokenize;
     process.stderr.write(
@@ -270,8 +301,8 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   let refModel: CausalLM | null = null;
   let withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null = null;
   if (!referenceFree) {
-    if (opts.ref) {
-      const r = await loadModelAndTokenizer(opts.ref, opts.tokenizer);
+    if (opts.ref !== undefined) {
+      const r = await resolveModel(opts.ref, opts.tokenizer ?? tokenizer, 'ref');
       refModel = r.model;
     } else if (lora) {
       // The base model with adapters disabled: no second copy of the weights.
@@ -285,7 +316,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
         }
       };
     } else {
-      refModel = createModel(model.config, cloneWeights(model.exportWeights()), `${opts.model} (reference copy)`);
+      refModel = createModel(model.config, cloneWeights(model.exportWeights()), `${loaded.source} (reference copy)`);
     }
     if (refModel !== model) for (const p of refModel.parameters().values()) p.requiresGrad = false;
   }
@@ -421,7 +452,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   hashPairs(fingerprint, trainPairs);
   fingerprint.update(`${model.config.architecture}:${params.length}`);
 
-  const result = runTrainingLoop({
+  const result = await runTrainingLoop({
     numExamples: trainPairs.length,
     lengths: trainPairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)),
     params,
@@ -431,10 +462,14 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     },
     evaluate,
     lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
-  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined));
-  model.ctx.rng = null;
-  return { ...result, trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit };
+    saveFinal: (dir) => saveModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),
+  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined)).finally(() => {
+    model.ctx.rng = null;
+  });
+  return {
+    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, config: cfg,
+    trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit,
+  };
 }
 
 

@@ -43,12 +43,62 @@ export interface TrainTask {
   evaluate?(): Record<string, number> | null;
   /** State carried between steps that must be checkpointed (e.g. bco_pair's running mean). */
   lossState?: { get(): unknown; set(s: unknown): void };
-  /** Saves the final model (Hugging Face directory or adapter) into dir. */
-  saveFinal(dir: string): void;
+  /** Saves the final model (Hugging Face directory or adapter) into dir (when the run has an output directory). */
+  saveFinal?(dir: string): void | Promise<void>;
+}
+
+/** What one optimizer step did: sent after every step, whatever logging_steps is. */
+export interface StepRecord {
+  /** Optimizer steps done so far (1 after the first). */
+  step: number;
+  /** Steps the run will take in all. */
+  totalSteps: number;
+  /** Fractional epoch (step / steps per epoch). */
+  epoch: number;
+  /**
+   * This step's metrics under TRL's log names: `loss`, `grad_norm`, `learning_rate`, and for DPO
+   * `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`, `rewards/margins`, `logps/*`, `logits/*`.
+   */
+  metrics: Record<string, number>;
+  /** Non-padding tokens the policy processed in this step. */
+  tokens: number;
+  /** Wall-clock seconds the step took. */
+  seconds: number;
+}
+
+/** A checkpoint written during training. */
+export interface CheckpointRecord {
+  step: number;
+  /** The checkpoint directory (output directory/checkpoint-N). */
+  dir: string;
+}
+
+/**
+ * Handlers for what a training run reports. Each may return a promise: the run waits for it
+ * before going on (so a handler can write, upload or await user input between steps).
+ */
+export interface TrainingEvents {
+  /** After every optimizer step, independent of logging_steps. */
+  step?(record: StepRecord): void | Promise<void>;
+  /** Every logging_steps steps (and the last): the record written to metrics.jsonl, averaged over the window. */
+  log?(record: Record<string, number>): void | Promise<void>;
+  /** After each evaluation: metric names prefixed with `eval/`, plus `step` and `epoch`. */
+  eval?(record: Record<string, number>): void | Promise<void>;
+  /** After each checkpoint (save_steps). */
+  checkpoint?(record: CheckpointRecord): void | Promise<void>;
+  /** A watchdog's explanation (over-optimization, falling chosen log-probs, ...), once per message. */
+  warning?(message: string): void | Promise<void>;
+}
+
+/** Waits one turn of the event loop (timers and I/O run), then honours an abort. */
+export async function yieldToEventLoop(signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  signal?.throwIfAborted();
 }
 
 export interface LoopConfig {
-  outputDir: string;
+  /** Where metrics.jsonl, checkpoints and the final model go; without one nothing is written. */
+  outputDir?: string | undefined;
   learningRate: number;
   lrSchedulerType: ScheduleType;
   warmupRatio: number;
@@ -76,10 +126,14 @@ export interface LoopConfig {
   /** Fingerprint of the settings; a resume with different settings is refused. */
   fingerprint: string;
   /** Stop after this many optimizer steps in this process (tests use it to simulate a kill). */
-  stopAfterSteps?: number;
-  quiet?: boolean;
+  stopAfterSteps?: number | undefined;
+  quiet?: boolean | undefined;
   /** Called with every logged record (the same objects as metrics.jsonl lines). */
-  onLog?: (record: Record<string, number>) => void;
+  onLog?: ((record: Record<string, number>) => void) | undefined;
+  /** Handlers for steps, logs, evaluations, checkpoints and warnings (awaited). */
+  events?: TrainingEvents | undefined;
+  /** Aborting stops the run between two micro-batches: the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
   /** Watchdog hooks: extra checks on each logged training record; return warnings. */
   watch?: (history: readonly Record<string, number>[]) => string[];
 }
@@ -95,8 +149,14 @@ export interface LoopResult {
 
 export class TrainingStopped extends Error {}
 
-export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
-  mkdirSync(cfg.outputDir, { recursive: true });
+/**
+ * Runs the optimizer steps. Between micro-batches it yields to the event loop (timers, I/O and
+ * other callbacks run; a step of a small model takes milliseconds) and checks the abort signal.
+ */
+export async function runTrainingLoop(task: TrainTask, cfg: LoopConfig): Promise<LoopResult> {
+  cfg.signal?.throwIfAborted();
+  const outputDir = cfg.outputDir;
+  if (outputDir !== undefined) mkdirSync(outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
     batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
   });
@@ -114,7 +174,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
 
   // ---- resume ----
   if (cfg.resume) {
-    const dir = typeof cfg.resume === 'string' ? cfg.resume : listCheckpoints(cfg.outputDir).at(-1)?.dir;
+    const dir = typeof cfg.resume === 'string' ? cfg.resume : outputDir !== undefined ? listCheckpoints(outputDir).at(-1)?.dir : undefined;
     if (dir) {
       const state = loadCheckpoint(dir, task.params, opt);
       if (state.fingerprint !== cfg.fingerprint) {
@@ -132,16 +192,17 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     }
   }
 
-  const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
-  if (step === 0 && existsSync(metricsPath)) writeFileSync(metricsPath, '');
+  const metricsPath = outputDir !== undefined ? join(outputDir, 'metrics.jsonl') : null;
+  if (step === 0 && metricsPath !== null && existsSync(metricsPath)) writeFileSync(metricsPath, '');
   const history: Record<string, number>[] = [];
   const evalHistory: Record<string, number>[] = [];
   const warnings: string[] = [];
   const bar = new ProgressBar('train', totalSteps, { unit: 'step', quiet: cfg.quiet }, step);
   const log = (rec: Record<string, number>): void => {
-    appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
+    if (metricsPath !== null) appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
     cfg.onLog?.(rec);
   };
+  const events = cfg.events ?? {};
 
   let window: Record<string, number> = {};
   let windowCount = 0, windowSteps = 0, windowTokens = 0, windowStart = Date.now();
@@ -156,7 +217,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     fingerprint: cfg.fingerprint,
   });
 
-  const runEval = (): void => {
+  const runEval = async (): Promise<void> => {
     if (!task.evaluate) return;
     const m = T.noGrad(() => task.evaluate!());
     if (!m) return;
@@ -164,6 +225,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     for (const [k, v] of Object.entries(m)) rec[`eval/${k}`] = v;
     evalHistory.push(rec);
     log(rec);
+    await events.eval?.(rec);
     bar.log(`eval step ${step}: ${Object.entries(m).filter(([k]) => ['loss', 'rewards/accuracies', 'rewards/margins'].includes(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  ')}`);
   };
 
@@ -172,12 +234,21 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     // ---- one optimizer step ----
     const sums: Record<string, number> = {};
     let count = 0, tokens = 0;
+    const stepStart = performance.now();
     for (let a = 0; a < cfg.gradientAccumulationSteps; a++) {
       const { indices } = sampler.next();
       const r = task.trainMicroBatch(indices, 1 / cfg.gradientAccumulationSteps, rng);
       for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
       count += r.count;
       tokens += r.tokens;
+      try {
+        await yieldToEventLoop(cfg.signal);
+      } catch (e) {
+        // Aborted mid-step: drop the partial gradients, keep the weights of the last full step.
+        T.zeroGrad(task.params);
+        bar.finish();
+        throw e;
+      }
     }
     const gradNorm = clipGradNorm(task.params, cfg.maxGradNorm);
     const lossValue = (sums.loss ?? 0) / Math.max(1, count);
@@ -186,7 +257,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       stoppedBecause =
         `step ${step + 1}: ${!Number.isFinite(lossValue) ? `loss is ${lossValue}` : `gradient norm is ${gradNorm}`}. ` +
         'The update was not applied and training stopped; the last good checkpoint ' +
-        `(${lastCheckpoint ?? listCheckpoints(cfg.outputDir).at(-1)?.dir ?? 'none saved yet'}) is intact. ` +
+        `(${lastCheckpoint ?? (outputDir !== undefined ? listCheckpoints(outputDir).at(-1)?.dir : undefined) ?? 'none saved yet'}) is intact. ` +
         'Usual causes: a learning rate too high, a beta too small for this loss, or a bad example; ' +
         'lower learning_rate, set max_grad_norm, or check the data with `dpo data check`.';
       break;
@@ -204,6 +275,13 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     windowSteps++;
     windowTokens += tokens;
     bar.update(step, { loss: lossValue, ...(sums['rewards/accuracies'] !== undefined ? { acc: sums['rewards/accuracies'] / count } : {}) });
+    if (events.step) {
+      const metrics: Record<string, number> = {};
+      for (const [k, v] of Object.entries(sums)) metrics[k] = v / Math.max(1, count);
+      metrics.grad_norm = gradNorm;
+      metrics.learning_rate = lr;
+      await events.step({ step, totalSteps, epoch: step / stepsPerEpoch, metrics, tokens, seconds: (performance.now() - stepStart) / 1000 });
+    }
     if (step % cfg.loggingSteps === 0 || step === totalSteps) {
       const seconds = (Date.now() - windowStart) / 1000;
       const rec: Record<string, number> = {};
@@ -214,11 +292,13 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       rec.step = step;
       history.push(rec);
       log(rec);
+      await events.log?.(rec);
       if (cfg.watch) {
         for (const w of cfg.watch(history)) {
           if (!warnings.includes(w)) {
             warnings.push(w);
             bar.log(`warning: ${w}`);
+            await events.warning?.(w);
           }
         }
       }
@@ -228,9 +308,10 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       windowTokens = 0;
       windowStart = Date.now();
     }
-    if (cfg.evalSteps > 0 && step % cfg.evalSteps === 0 && step < totalSteps) runEval();
-    if (cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
-      lastCheckpoint = saveCheckpoint(cfg.outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit);
+    if (cfg.evalSteps > 0 && step % cfg.evalSteps === 0 && step < totalSteps) await runEval();
+    if (outputDir !== undefined && cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
+      lastCheckpoint = saveCheckpoint(outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit);
+      await events.checkpoint?.({ step, dir: lastCheckpoint });
     }
     if (cfg.stopAfterSteps !== undefined && processedThisRun >= cfg.stopAfterSteps && step < totalSteps) {
       bar.finish();
@@ -242,7 +323,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     if (!cfg.quiet) process.stderr.write(`training stopped: ${stoppedBecause}\n`);
     return { steps: step, history, evalHistory, stoppedBecause, warnings };
   }
-  runEval();
-  task.saveFinal(cfg.outputDir);
+  await runEval();
+  if (outputDir !== undefined) await task.saveFinal?.(outputDir);
   return { steps: step, history, evalHistory, stoppedBecause, warnings };
 }

