@@ -60,5 +60,21 @@ export {
 // ---- data ----
 export {
   loadPreferenceData, loadSftData, preparePreferenceData, prepareSftData, auditPreferenceData, auditVerdict, renderAuditText,
-  type AuditOptions, type AuditReport, type AuditVerdict, type DataSource, type InMemoryRows, type PreferenceExample, type SftExample,
+  type AuditOptions, type AuditReport, type AuditVerdict, type LoadSummary, type LoadOptions, type PrepareOptions, type DataSource, type InMemoryRows, type PreferenceExample, type SftExample,
 } from './data/index.js';
+
+// ---- types the API above refers to ----
+export type { NormalizeOptions, Normalized, PreferenceCore, SftCore, Problem, Core } from './data/formats.js';
+export type { PairResult, RenderedPair, SftResult } from './data/tokenize.js';
+export type { Activation, RopeScaling } from './io/config.js';
+export type { LlamaGgufOptions, GgufTokenizerInput } from './io/gguf.js';
+export type { SafetensorsWriteDtype, ReadSafetensorsOptions, WriteSafetensorsOptions } from './io/safetensors.js';
+export type { Llama2cCheckpoint, Llama2cHeader } from './io/llama2c.js';
+export type { ChatTemplateVariables } from './io/tokenizers/chat.js';
+export type { PostProcessorJson, TokenizerModelJson } from './io/tokenizers/hf.js';
+export type { Gpt2Layer } from './models/gpt2.js';
+export type { LlamaLayer } from './models/llama.js';
+export { Linear, type ForwardContext, type LoraAdapter } from './nn/linear.js';
+export type { ScheduleType } from './train/schedule.js';
+export type { DataFormat, PreferenceFormat, SftFormat, ColumnMapping, OnBadRow, BadRow, BadRowReason, SourceLoc, TruncationMode } from './data/types.js';
+export type { Tensor } from './tensor/index.js';

@@ -16,3 +16,8 @@ export { modelCandidateGenerator, loadLocalCandidateGenerator } from './local-mo
 export { startServer, readAdminToken, type ServerOptions, type AnnotateServer } from './server.js';
 export { buildExport, writeJsonl, DEFAULT_EXPORT, type ExportOptions, type ExportResult, type PreferenceRecord, type RawVoteRecord } from './export.js';
 export { computeQuality, type QualityReport, type AnnotatorQuality, type Flag } from './quality.js';
+
+// Types of the core package this entry's API refers to.
+export type { CausalLM, Tokenizer, ChatMessage, LoadSummary } from '../index.js';
+export type { PreferenceFormat, ColumnMapping, OnBadRow } from '../data/types.js';
+export type { Rng } from './queue.js';

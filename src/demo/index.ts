@@ -5,3 +5,7 @@
  * @packageDocumentation
  */
 export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, demoCacheDir, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
+
+// Types of other entries this entry's API refers to.
+export type { ModelShape, PretrainSettings } from '../index.js';
+export type { EvaluationResult, ModelEvaluation, Stat, EvalSample } from '../eval/index.js';

@@ -10,3 +10,7 @@ export * from './evaluate.js';
 export * from './judges.js';
 export * from './sample.js';
 export * from './run.js';
+
+// Types of the core package this entry's API refers to.
+export type { CausalLM, Tokenizer, ModelInput, TokenizerInput } from '../index.js';
+export type { Rng } from '../tensor/random.js';
