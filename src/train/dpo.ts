@@ -16,7 +16,7 @@ import { preparePreferenceData, type PreparedPreferenceData } from '../data/prep
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
-import { createModel, type CausalLM } from '../models/index.js';
+import { createModel, type CausalLM, type LoadedModel } from '../models/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { GenerationDefaults } from '../io/config.js';
 import type { LoraSettings } from '../nn/peft.js';
@@ -67,6 +67,8 @@ export interface DpoRunResult extends LoopResult {
   lora: LoraSettings | null;
   /** Where the starting model came from. */
   source: string;
+  /** The starting model's format (a result is itself a ModelInput for scorePairs, evaluateModel, another run). */
+  format: LoadedModel['format'];
   /** The validated configuration the run used (defaults filled in). */
   config: DpoConfig;
   trainPairs: number;
@@ -467,7 +469,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     model.ctx.rng = null;
   });
   return {
-    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, config: cfg,
+    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, format: loaded.format, config: cfg,
     trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit,
   };
 }

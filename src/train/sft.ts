@@ -7,7 +7,7 @@ import { collateSft, packRows } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
 import type { DataFormat, DataSource } from '../data/types.js';
-import type { CausalLM } from '../models/index.js';
+import type { CausalLM, LoadedModel } from '../models/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { GenerationDefaults } from '../io/config.js';
 import type { LoraSettings } from '../nn/peft.js';
@@ -44,7 +44,10 @@ export interface SftRunResult extends LoopResult {
   tokenizer: Tokenizer;
   generation: GenerationDefaults | null;
   lora: LoraSettings | null;
+  /** Where the starting model came from. */
   source: string;
+  /** The starting model's format (a result is itself a ModelInput for scorePairs, evaluateModel, another run). */
+  format: LoadedModel['format'];
   config: SftConfig;
   trainRows: number;
   evalRows: number;
@@ -125,7 +128,7 @@ export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
     model.ctx.rng = null;
   });
   return {
-    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, config: cfg,
+    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, format: loaded.format, config: cfg,
     trainRows: rows.length, evalRows: evalRows.length,
   };
 }
