@@ -22,7 +22,7 @@ import type { GenerationDefaults } from '../io/config.js';
 import type { LoraSettings } from '../nn/peft.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput } from './setup.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
-import { runTrainingLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
+import { runTrainingLoop, yieldToEventLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
 
 export interface DpoRunOptions {
@@ -265,6 +265,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
   const params = model.trainableParameters();
+  await yieldToEventLoop(opts.signal);
 
   // ---- data ----
   const prep = (files: DataSource): Promise<PreparedPreferenceData> =>
@@ -278,6 +279,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       truncationMode: cfg.truncation_mode,
     });
   const train = await prep(opts.data);
+  await yieldToEventLoop(opts.signal);
   let trainPairs = train.pairs;
   let evalPairs: TokenizedPair[] = [];
   if (opts.evalData !== undefined && !(Array.isArray(opts.evalData) && opts.evalData.length === 0)) evalPairs = (await prep(opts.evalData)).pairs;
@@ -322,6 +324,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     }
     if (refModel !== model) for (const p of refModel.parameters().values()) p.requiresGrad = false;
   }
+  await yieldToEventLoop(opts.signal);
   const paddingFree = cfg.padding_free;
   const liveRef = (batch: PreferenceBatch): Float64Array =>
     withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch, paddingFree)) : referenceLogps(refModel!, batch, paddingFree);

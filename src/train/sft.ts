@@ -14,7 +14,7 @@ import type { LoraSettings } from '../nn/peft.js';
 import { fingerprintSettings, loadTrainable, loopConfig, saveModel, type ModelInput, type TokenizerInput } from './setup.js';
 import { createHash } from 'node:crypto';
 import { parseSftConfig, type SftConfig, type SftConfigInput } from './config.js';
-import { runTrainingLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
+import { runTrainingLoop, yieldToEventLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
 
 export interface SftRunOptions {
   /** Starting model: a path or a model in memory (trained in place). */
@@ -58,6 +58,7 @@ export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
   const cfg = parseSftConfig(opts.config ?? {});
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
+  await yieldToEventLoop(opts.signal);
   const prep = async (files: DataSource): Promise<TokenizedSft[]> =>
     (await prepareSftData(files, tokenizer, {
       format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
@@ -66,6 +67,7 @@ export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
       maxLength: cfg.max_length ?? undefined,
     })).rows;
   let rows = await prep(opts.data);
+  await yieldToEventLoop(opts.signal);
   let evalRows: TokenizedSft[] =
     opts.evalData !== undefined && !(Array.isArray(opts.evalData) && opts.evalData.length === 0) ? await prep(opts.evalData) : [];
   if (!evalRows.length && cfg.eval_split > 0 && rows.length > 1) {
