@@ -39,6 +39,7 @@ for (const [subpath, target] of entries) {
   const config = ExtractorConfig.prepare({
     configObject: {
       projectFolder: root,
+      newlineKind: 'lf',
       mainEntryPointFilePath: entry,
       compiler: { tsconfigFilePath: join(root, 'tsconfig.json') },
       apiReport: { enabled: true, reportFileName: `${name}.api.md`, reportFolder, reportTempFolder: tmp },
