@@ -1,6 +1,9 @@
 // GEMM throughput: the native kernel against numpy (OpenBLAS) on the same machine, same run.
 //
-//   node dist/bench/gemm.js [--rounds 4] [--reps 8] [--threads 1,2]
+//   node dist/bench/gemm.js [--rounds 4] [--reps 8] [--threads 1,2] [--avx2]
+//
+// --avx2 compares the laptop case (x86 without AVX-512): our AVX2 micro-kernel (as DPO_GEMM_KERNEL=avx2)
+// against OpenBLAS forced to its Haswell kernels (OPENBLAS_CORETYPE=Haswell in that child only).
 //
 // Shapes: 1024³ and the three GEMMs of a transformer linear layer (GPT-2 small MLP, 1024
 // tokens): Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY. Each round measures, shape by shape, ours then numpy
@@ -15,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { nativeKernels, nativeLoadError } from '../src/tensor/backend.js';
 
 type Shape = { name: string; M: number; N: number; K: number; ta: boolean; tb: boolean };
@@ -33,12 +36,15 @@ function arg(name: string, dflt: string): string {
 const rounds = Number(arg('rounds', '4'));
 const reps = Number(arg('reps', '8'));
 const threadCounts = arg('threads', '1,2').split(',').map(Number);
+const avx2 = process.argv.includes('--avx2');
 
 const k = nativeKernels();
 if (!k) {
   console.error(`native addon unavailable: ${nativeLoadError()}`);
   process.exit(1);
 }
+const addon = k as unknown as { gemmKernel(): string; gemmSetKernel(name: string): void };
+if (avx2) addon.gemmSetKernel('avx2');
 
 // Seeded data in [-0.5, 0.5).
 function rand(n: number, seed: number): Float32Array {
@@ -98,6 +104,7 @@ function numpy(threads: number, only: Shape[]): Speed | null {
   const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
+  if (avx2) env.OPENBLAS_CORETYPE = 'Haswell';
   const shapes = JSON.stringify(only.map((s) => [s.M, s.N, s.K, s.ta, s.tb]));
   const r = spawnSync(python, [script, shapes, String(reps)], { env, encoding: 'utf8' });
   if (r.status !== 0) {
@@ -110,8 +117,8 @@ function numpy(threads: number, only: Shape[]): Speed | null {
 }
 
 console.log(
-  `native gemm: kernel ${process.env.DPO_GEMM_KERNEL ?? 'auto (best the CPU supports)'}, ` +
-    `rounds ${rounds}, best of ${reps} calls, cores ${availableParallelism()}`,
+  `native gemm: kernel ${addon.gemmKernel()}${avx2 ? ' (--avx2)' : process.env.DPO_GEMM_KERNEL ? ' (DPO_GEMM_KERNEL)' : ' (best the CPU supports)'}, ` +
+    `rounds ${rounds}, best of ${reps} calls, cores ${availableParallelism()}, CPU ${cpus()[0]?.model ?? 'unknown'}`,
 );
 if (!python) console.log('numpy: not available (tried python3, /usr/bin/python3; `apt-get install python3-numpy`)');
 
@@ -129,7 +136,7 @@ for (let round = 0; round < rounds; round++) {
     });
   }
 }
-if (blas) console.log(`reference: ${blas} (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset)`);
+if (blas) console.log(`reference: ${blas} (${avx2 ? 'OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE unset' : 'OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset'})`);
 
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);

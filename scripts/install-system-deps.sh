@@ -17,3 +17,5 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# The emulated arm64 suite (test/arm64-emulated.test.ts): cross compiler, qemu-user and an arm64 Node.
+bash "$(dirname "$0")/arm64-sysroot.sh"

@@ -3,11 +3,10 @@
 // thread-count determinism and fully masked rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Buf, Kernels } from '../src/tensor/kernels.js';
 import { referenceKernels } from '../src/tensor/backend.js';
-import { nativeForTests } from './helpers/native.js';
+import { nativeForTests, spawnNode } from './helpers/native.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
 const ref = referenceKernels;
@@ -167,9 +166,9 @@ test('native portable path and both backward schemes match the reference; the sc
       // NODE_TEST_CONTEXT (set by an outer `node --test`) would make the child report in binary form.
       const env: NodeJS.ProcessEnv = { ...process.env, DPO_NATIVE_ISA: isa, DPO_ATTENTION_BACKWARD: scheme, DPO_ATTENTION_TEST_CHILD: '1' };
       delete env.NODE_TEST_CONTEXT;
-      const r = spawnSync(
-        process.execPath,
-        ['--test', '--test-name-pattern=native forward and backward match|child: digest', fileURLToPath(import.meta.url)],
+      // The file itself, run directly (no --test: no grandchild process), reporting TAP.
+      const r = spawnNode(
+        ['--test-reporter=tap', '--test-name-pattern=native forward and backward match|child: digest', fileURLToPath(import.meta.url)],
         { env, encoding: 'utf8', timeout: 120_000 },
       );
       const what = `DPO_NATIVE_ISA=${isa || '(auto)'} DPO_ATTENTION_BACKWARD=${scheme}`;

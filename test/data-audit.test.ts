@@ -12,7 +12,7 @@ import { fx } from './fixtures/data/paths.js';
 
 const TRAIN = fx('audit-train.jsonl');
 const EVAL = fx('audit-eval.jsonl');
-const ORCA = '/work/shared/data/orca-dpo-pairs/validation.jsonl';
+import { ORCA } from './helpers/fixtures.js';
 
 test('percentiles: nearest rank', () => {
   assert.deepEqual(percentiles([7, 12, 12, 13, 13, 18]), { p50: 12, p90: 18, p99: 18, max: 18, mean: 12.5 });
@@ -167,10 +167,10 @@ test('dpo data check: bad options give clear errors', async () => {
   await assert.rejects(cli(() => {}).parseAsync(['data', 'check', TRAIN, '--columns', 'foo=bar'], { from: 'user' }), /--columns: expected NAME=COLUMN/);
 });
 
-test('orca audit: every prompt has a system prompt; the rejected answers are longer', { skip: !existsSync(ORCA) && `${ORCA} absent` }, async () => {
+test('orca audit: every prompt has a system prompt; the rejected answers are longer', async () => {
   const r = await auditPreferenceData({ train: ORCA });
   assert.equal(r.train.format, 'openai');
-  assert.equal(r.train.valid, 284);
-  assert.equal(r.train.conversation!.withSystemPrompt, 284);
+  assert.equal(r.train.valid, 60);
+  assert.equal(r.train.conversation!.withSystemPrompt, 60);
   assert.ok(r.train.lengthBiasChars.chosenLongerShare < 0.5);
 });

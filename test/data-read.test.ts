@@ -1,5 +1,5 @@
 // Readers, format detection and validation: each format detected, each bad-data case reported
-// with file:line and reason, error/skip policies, gzip and Parquet, the two shared data sets.
+// with file:line and reason, error/skip policies, gzip and Parquet, slices of the two real data sets (test/fixtures).
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,8 +18,7 @@ import {
 import { writeStringParquet } from './fixtures/data/parquet-writer.js';
 import { fx } from './fixtures/data/paths.js';
 
-const HH = '/work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
-const ORCA = '/work/shared/data/orca-dpo-pairs/validation.jsonl';
+import { HH_RLHF as HH, ORCA } from './helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'dpo-data-read-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -271,13 +270,13 @@ test('format override: a forced format reports rows that do not fit it', async (
   assert.match(err.message, /format "messages" is not a preference format/);
 });
 
-test('hh-rlhf helpful-base test: implicit prompt, 2,354 rows, prompts end with "\\n\\nAssistant:"', { skip: !existsSync(HH) && `${HH} absent` }, async () => {
+test('hh-rlhf helpful-base test (401-row slice): implicit prompt, prompts end with "\\n\\nAssistant:"', async () => {
   const d = await loadPreferenceData(HH, { onBadRow: 'skip' });
   assert.equal(d.format, 'implicit');
-  assert.equal(d.summary.rowsRead, 2354);
-  assert.equal(d.summary.valid + d.summary.bad, 2354);
+  assert.equal(d.summary.rowsRead, 401);
+  assert.equal(d.summary.valid + d.summary.bad, 401);
   // The real data has a few rows with an empty rejected turn and identical pairs: reported, not lost.
-  assert.deepEqual(d.summary.badByReason, { empty_response: 4, identical_responses: 2 });
+  assert.deepEqual(d.summary.badByReason, { empty_response: 1, identical_responses: 1 });
   for (const e of d.examples) {
     assert.equal(e.kind, 'text');
     assert.ok((e.prompt as string).endsWith('\n\nAssistant:'), `${e.loc.line}: prompt does not end with the boundary`);
@@ -285,14 +284,15 @@ test('hh-rlhf helpful-base test: implicit prompt, 2,354 rows, prompts end with "
   }
   // Policy error: the same problems throw, naming the lines.
   const err = await rejects(loadPreferenceData(HH));
-  assert.match(err.message, /6 bad rows/);
-  assert.match(err.message, /helpful-base-test\.jsonl\.gz:\d+: empty_response/);
+  assert.match(err.message, /2 bad rows/);
+  assert.match(err.message, /helpful-base-test-401\.jsonl\.gz:121: empty_response/);
+  assert.match(err.message, /helpful-base-test-401\.jsonl\.gz:401: identical_responses/);
 });
 
-test('orca DPO pairs: OpenAI format with system prompts', { skip: !existsSync(ORCA) && `${ORCA} absent` }, async () => {
+test('orca DPO pairs: OpenAI format with system prompts', async () => {
   const d = await loadPreferenceData(ORCA);
   assert.equal(d.format, 'openai');
-  assert.equal(d.examples.length, 284);
+  assert.equal(d.examples.length, 60);
   for (const e of d.examples) {
     assert.equal(e.kind, 'chat');
     if (e.kind !== 'chat') continue;

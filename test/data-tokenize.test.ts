@@ -1,7 +1,7 @@
 // Tokenization: BOS and EOS exactly once, chat responses ending with the template's own stop
 // token, labels only on responses, truncation modes, special-token runs never split, SFT masks.
 // Runs on the byte-level test tokenizer, and the same invariants on real tokenizers: the Llama-3
-// and ChatML fixture tokenizers, the shared tok512.bin, and DPO_TEST_TOKENIZER=DIR when set.
+// and ChatML fixture tokenizers, stories260K's tok512.bin (test/fixtures), and DPO_TEST_TOKENIZER=DIR when set.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,8 +23,7 @@ import {
 import { BOS, ByteTokenizer, EOS, IM_END, IM_START } from './fixtures/data/byte-tokenizer.js';
 import { fx } from './fixtures/data/paths.js';
 
-const HH = '/work/shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
-const TOK512 = '/work/shared/models/stories260K/tok512.bin';
+import { HH_RLHF as HH, TOK512 } from './helpers/fixtures.js';
 
 const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
 const count = (ids: readonly number[], id: number) => ids.filter((x) => x === id).length;
@@ -232,7 +231,7 @@ async function realTokenizers(): Promise<{ name: string; tok: Tokenizer }[]> {
   return out;
 }
 
-test('real tokenizers on hh-rlhf: BOS/EOS exactly once, within max_length', { skip: !existsSync(HH) && `${HH} absent` }, async (t) => {
+test('real tokenizers on hh-rlhf: BOS/EOS exactly once, within max_length', async (t) => {
   const toks = await realTokenizers();
   if (toks.length === 0) return t.skip(`no real tokenizer (${TOK512} absent, DPO_TEST_TOKENIZER unset)`);
   const d = await loadPreferenceData(HH, { onBadRow: 'skip', limit: 300 });

@@ -4,7 +4,7 @@
 // bit-identical results for 1 and 2 threads, and argument errors naming gemm and the sizes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnNode } from './helpers/native.js';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -260,7 +260,7 @@ test('DPO_GEMM_KERNEL forces a path at start-up; DPO_NUM_THREADS sets the pool s
     catch (e) { err = e.message; }
     console.log(JSON.stringify({ kernel: a.gemmKernel(), threads: a.numThreads(), C: Array.from(C), err }));`;
   const run = (env: Record<string, string>) => {
-    const out = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const out = spawnNode(['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
     assert.equal(out.status, 0, out.stderr);
     return JSON.parse(out.stdout) as { kernel: string; threads: number; C: number[]; err: string | null };
   };

@@ -11,9 +11,7 @@ import { bitsToF32, f16BitsToF32Bits, f32BitsToF16Bits, f32ToBits, permuteHalves
 import { bitsEqual, llama2cTokenizerForGguf, randomModel, tempDir } from './fixtures/io/helpers.js';
 
 const FIXTURE_TOKENIZERS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'tokenizers');
-const STORIES = '/work/shared/models/stories260K/stories260K.bin';
-const TOK512 = '/work/shared/models/stories260K/tok512.bin';
-const noStories = !(existsSync(STORIES) && existsSync(TOK512)) && 'stories260K reference model absent';
+import { STORIES260K as STORIES, TOK512 } from './helpers/fixtures.js';
 
 function toyTokenizer(n: number): GgufTokenizerInput {
   const tokens = ['<unk>', '<s>', '</s>', '<0x0A>', ...Array.from({ length: n - 4 }, (_, i) => `\u2581t${i}`)];
@@ -175,7 +173,7 @@ test('export errors name the problem', () => {
   assert.throws(() => buildLlamaGguf(cfg, missing, { tokenizer: toyTokenizer(40) }), /GGUF export: missing tensor model\.layers\.1\.mlp\.down_proj\.weight/);
 });
 
-test('stories260K: llama2.c → HF → GGUF gives back llama2.c\'s own q/k rows', { skip: noStories }, () => {
+test('stories260K: llama2.c → HF → GGUF gives back llama2.c\'s own q/k rows', () => {
   const { dir, cleanup } = tempDir('gguf-stories');
   try {
     const { config, weights } = readLlama2cCheckpoint(STORIES);
@@ -221,7 +219,7 @@ interface LlamaCppModule {
   }>;
 }
 
-test('llama.cpp loads the stories260K GGUF (F32 and F16) and greedy text matches', { skip: noStories || (!hasLlamaCpp && 'node-llama-cpp not installed') }, async () => {
+test('llama.cpp loads the stories260K GGUF (F32 and F16) and greedy text matches', { skip: !hasLlamaCpp && 'node-llama-cpp not installed' }, async () => {
   const moduleName = 'node-llama-cpp';
   const { getLlama } = (await import(moduleName)) as LlamaCppModule;
   const { dir, cleanup } = tempDir('gguf-llamacpp');

@@ -7,11 +7,9 @@ import { llamaConfig } from '../src/io/config.js';
 import { permuteHalvesToInterleaved, type WeightMap } from '../src/io/weights.js';
 import { argmax, bitsEqual, decodeLlama2c, randomWeight, readLlama2cTokenizer, rng, tempDir, TinyLlama } from './fixtures/io/helpers.js';
 
-const STORIES = '/work/shared/models/stories260K/stories260K.bin';
-const TOK512 = '/work/shared/models/stories260K/tok512.bin';
-const noStories = !existsSync(STORIES) && `${STORIES} absent (reference model not installed)`;
+import { STORIES260K as STORIES, TOK512 } from './helpers/fixtures.js';
 
-test('stories260K: header, config and Hugging Face names/shapes', { skip: noStories }, () => {
+test('stories260K: header, config and Hugging Face names/shapes', () => {
   const { header, config, weights } = readLlama2cCheckpoint(STORIES);
   assert.equal(header.version, 0);
   assert.deepEqual(
@@ -36,7 +34,7 @@ test('stories260K: header, config and Hugging Face names/shapes', { skip: noStor
   assert.equal(total, 260032 - 0); // the README's parameter count (RoPE tables not counted)
 });
 
-test('stories260K: HF-convention forward reproduces llama2.c greedy text', { skip: noStories || (!existsSync(TOK512) && 'tok512.bin absent') }, () => {
+test('stories260K: HF-convention forward reproduces llama2.c greedy text', () => {
   const { config, weights } = readLlama2cCheckpoint(STORIES);
   const { pieces } = readLlama2cTokenizer(TOK512, config.vocabSize);
   const model = new TinyLlama(config, weights);
@@ -50,7 +48,7 @@ test('stories260K: HF-convention forward reproduces llama2.c greedy text', { ski
   assert.ok(text.startsWith('Once upon a time, there was a little girl named Lily'), `greedy text: ${JSON.stringify(text)}`);
 });
 
-test('stories260K: q/k rows are the HF permutation of the file rows', { skip: noStories }, () => {
+test('stories260K: q/k rows are the HF permutation of the file rows', () => {
   const { weights } = readLlama2cCheckpoint(STORIES);
   const buf = readFileSync(STORIES);
   const f = new Float32Array(buf.buffer.slice(buf.byteOffset + 28, buf.byteOffset + buf.length));
@@ -147,7 +145,7 @@ test('version 1 file: header, order, unshared classifier, q/k permutation', () =
   }
 });
 
-test('legacy writer reproduces stories260K: weights byte for byte, RoPE tables to float32 rounding', { skip: noStories }, () => {
+test('legacy writer reproduces stories260K: weights byte for byte, RoPE tables to float32 rounding', () => {
   const { dir, cleanup } = tempDir('l2c-legacy');
   try {
     const { config, weights } = readLlama2cCheckpoint(STORIES);

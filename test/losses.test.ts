@@ -1,4 +1,4 @@
-// Preference losses pinned to PyTorch/TRL golden vectors (shared/golden), plus finite-difference
+// Preference losses pinned to PyTorch/TRL golden vectors (test/fixtures/golden), plus finite-difference
 // gradient checks of every loss type, the weighted combination, SFT, rewards and error messages.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,11 +23,9 @@ import {
 import { bcoPairLoss } from '../src/losses/pairwise.js';
 import { mulberry32 } from './helpers/rng.js';
 
-const GOLDEN_DIR = process.env.DPO_GOLDEN_DIR ?? '/work/shared/golden';
+import { GOLDEN_DIR } from './helpers/fixtures.js';
 const BASE = join(GOLDEN_DIR, 'dpo_losses.json');
 const MORE = join(GOLDEN_DIR, 'dpo_losses_more.json');
-const noBase = !existsSync(BASE) && `golden vectors not found at ${BASE} (set DPO_GOLDEN_DIR)`;
-const noMore = !existsSync(MORE) && `golden vectors not found at ${MORE} (set DPO_GOLDEN_DIR)`;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -206,7 +204,7 @@ const REL32 = 1e-6;
 
 const SPECIAL = new Set(['simpo', 'orpo', 'sigmoid+rpo']);
 
-test('golden: dpo_losses.json (sigmoid, cDPO, ipo, hinge) float64 and float32', { skip: noBase }, () => {
+test('golden: dpo_losses.json (sigmoid, cDPO, ipo, hinge) float64 and float32', () => {
   const g = load(BASE);
   for (const c of g.cases) {
     for (const dtype of ['float64', 'float32'] as const) {
@@ -217,7 +215,7 @@ test('golden: dpo_losses.json (sigmoid, cDPO, ipo, hinge) float64 and float32', 
   }
 });
 
-test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', { skip: noBase }, () => {
+test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', () => {
   const g = load(BASE);
   for (const c of g.extreme.cases) {
     const { type, params } = caseSpec(c, 'float64');
@@ -226,7 +224,7 @@ test('golden: dpo_losses.json extreme rows (no overflow, no NaN)', { skip: noBas
   }
 });
 
-test('golden: dpo_losses_more.json pairwise losses float64 and float32', { skip: noMore }, () => {
+test('golden: dpo_losses_more.json pairwise losses float64 and float32', () => {
   const g = load(MORE);
   let checked = 0;
   for (const c of g.cases) {
@@ -256,7 +254,7 @@ test('golden: dpo_losses_more.json pairwise losses float64 and float32', { skip:
   assert.equal(checked, 2 * 11, 'every pairwise case of dpo_losses_more.json was checked');
 });
 
-test('golden: exo_pair with configured label_smoothing 0 equals 1e-3 exactly (TRL v0.27 rule)', { skip: noMore }, () => {
+test('golden: exo_pair with configured label_smoothing 0 equals 1e-3 exactly (TRL v0.27 rule)', () => {
   const g = load(MORE);
   const inputs = inputsOf(g.inputs, f64);
   const a = computePreferenceLoss('exo_pair', inputs, { beta: 0.1, labelSmoothing: 0 });
@@ -287,7 +285,7 @@ function exoExactGrad(golden: number[], inputs: Json, beta: number, eps: number)
   });
 }
 
-test('golden: dpo_losses_more.json extreme rows (robust, exo_pair, nca_pair) float64 and float32', { skip: noMore }, () => {
+test('golden: dpo_losses_more.json extreme rows (robust, exo_pair, nca_pair) float64 and float32', () => {
   const g = load(MORE);
   for (const c of g.extreme.cases) {
     for (const dtype of ['float64', 'float32'] as const) {
@@ -306,7 +304,7 @@ test('golden: dpo_losses_more.json extreme rows (robust, exo_pair, nca_pair) flo
 // ---------------------------------------------------------------------------------------------
 // golden vectors: SimPO, ORPO, RPO
 
-test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and on sums', { skip: noMore }, () => {
+test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and on sums', () => {
   const g = load(MORE);
   const cases = g.cases.filter((c: Json) => c.loss_type === 'simpo');
   assert.equal(cases.length, 2);
@@ -342,7 +340,7 @@ test('golden: simpo (TRL γ/β convention) float64 and float32, on averages and 
   }
 });
 
-test('golden: orpo (odds ratio + NLL) float64 and float32', { skip: noMore }, () => {
+test('golden: orpo (odds ratio + NLL) float64 and float32', () => {
   const g = load(MORE);
   const c = g.cases.find((x: Json) => x.loss_type === 'orpo');
   for (const dtype of ['float64', 'float32'] as const) {
@@ -381,7 +379,7 @@ test('golden: orpo (odds ratio + NLL) float64 and float32', { skip: noMore }, ()
   }
 });
 
-test('golden: sigmoid + rpo_alpha NLL (per-pair mean and TRL token-weighted) float64 and float32', { skip: noMore }, () => {
+test('golden: sigmoid + rpo_alpha NLL (per-pair mean and TRL token-weighted) float64 and float32', () => {
   const g = load(MORE);
   const c = g.cases.find((x: Json) => x.loss_type === 'sigmoid+rpo');
   const counts: number[] = c.inputs.rpo_chosen_token_counts;
@@ -656,7 +654,7 @@ test('sft: token-level mean NLL and its gradient', () => {
   assert.throws(() => sftLoss(f64([-1, NaN]), [1, 2]), /sft: sumLogps\[1\] is NaN/);
 });
 
-test('rewards: implicit reward, reference-free reward, pairwise accuracy, pair scoring', { skip: noBase }, () => {
+test('rewards: implicit reward, reference-free reward, pairwise accuracy, pair scoring', () => {
   const g = load(BASE);
   const c = g.cases[0];
   const inputs = inputsOf(g.inputs, f64);

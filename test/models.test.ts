@@ -10,10 +10,7 @@ import { generateTokens, sampleToken } from '../src/models/generate.js';
 import { loadLlama2cTokenizer } from '../src/io/tokenizers/llama2c.js';
 import { Rng } from '../src/tensor/random.js';
 
-const SHARED = new URL('../../../shared/', import.meta.url).pathname;
-const STORIES = `${SHARED}models/stories260K/stories260K.bin`;
-const TOK512 = `${SHARED}models/stories260K/tok512.bin`;
-const TINY_GPT2 = `${SHARED}models/tiny-gpt2-random`;
+import { STORIES260K as STORIES, TOK512, TINY_GPT2 } from './helpers/fixtures.js';
 
 const tinyLlama: ModelConfig = parseModelConfig({
   architectures: ['LlamaForCausalLM'], vocab_size: 37, hidden_size: 24, intermediate_size: 40,
@@ -136,7 +133,7 @@ test('sampling: greedy, top-k 1 and seeded sampling', () => {
   for (let i = 0; i < 20; i++) assert.ok([1, 3].includes(sampleToken(logits, { temperature: 1, topP: 0.5 }, new Rng(i))));
 });
 
-test('stories260K reproduces llama2.c greedy output', { skip: !existsSync(STORIES) && `${STORIES} absent` }, async () => {
+test('stories260K reproduces llama2.c greedy output', async () => {
   const { model } = loadModel(STORIES);
   const tok = await loadLlama2cTokenizer(TOK512);
   const { tokens } = generateTokens(model, [[1]], { maxNewTokens: 60, temperature: 0, padId: 0, stopIds: [] });
@@ -145,7 +142,7 @@ test('stories260K reproduces llama2.c greedy output', { skip: !existsSync(STORIE
   assert.ok(text.startsWith(expected), `got: ${JSON.stringify(text)}`);
 });
 
-test('tiny-gpt2-random loads from its Hugging Face directory and runs', { skip: !existsSync(TINY_GPT2) && `${TINY_GPT2} absent` }, () => {
+test('tiny-gpt2-random loads from its Hugging Face directory and runs', () => {
   const { model, format } = loadModel(TINY_GPT2);
   assert.equal(format, 'hf');
   assert.equal(model.config.architecture, 'gpt2');
@@ -153,7 +150,7 @@ test('tiny-gpt2-random loads from its Hugging Face directory and runs', { skip: 
   assert.ok(lp.every((x) => Number.isFinite(x) && x <= 0));
 });
 
-test('generate(): streaming pieces add up to the text; stop strings cut; same seed, same text', { skip: !existsSync(STORIES) && `${STORIES} absent` }, async () => {
+test('generate(): streaming pieces add up to the text; stop strings cut; same seed, same text', async () => {
   const { generate } = await import('../src/models/generate.js');
   const { model } = loadModel(STORIES);
   const tok = await loadLlama2cTokenizer(TOK512);

@@ -17,11 +17,7 @@ import { buildLlama2cBin } from './helpers/llama2c-bin.js';
 import { Rng } from './helpers/rng.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const storiesDir = join(root, '..', 'shared', 'models', 'stories260K');
-const tok512 = join(storiesDir, 'tok512.bin');
-const stories260K = join(storiesDir, 'stories260K.bin');
-const skip512 = !existsSync(tok512) && `${tok512} not present (shared reference models)`;
-const skipModel = !(existsSync(tok512) && existsSync(stories260K)) && `${storiesDir} not present (shared reference models)`;
+import { TOK512 as tok512, STORIES260K as stories260K } from './helpers/fixtures.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'dpo-llama2c-hf-'));
@@ -52,7 +48,7 @@ function assertSameTokenizer(ref: Llama2cTokenizer, hf: HfTokenizer, texts: read
   }
 }
 
-test('tok512.bin → tokenizer.json: 500 random texts encode and decode exactly like llama2.c', { skip: skip512 }, async () => {
+test('tok512.bin → tokenizer.json: 500 random texts encode and decode exactly like llama2.c', async () => {
   const ref = await loadLlama2cTokenizer(tok512);
   const dir = tempDir();
   try {
@@ -98,7 +94,7 @@ test('tok512.bin → tokenizer.json: 500 random texts encode and decode exactly 
   }
 });
 
-test('tok512.bin → tokenizer.json: Llama-2 layout, merges ranked by the merged piece\'s score', { skip: skip512 }, async () => {
+test('tok512.bin → tokenizer.json: Llama-2 layout, merges ranked by the merged piece\'s score', async () => {
   const ref = await loadLlama2cTokenizer(tok512);
   const json = llama2cToTokenizerJson(ref);
   const model = json.model;
@@ -169,7 +165,7 @@ test('llama2cToTokenizerJson: clear errors for what tokenizer.json cannot hold',
   assert.throws(() => llama2cToTokenizerJson(new Llama2cTokenizer(bad, 'utf8.bin')), /utf8\.bin: token 260 is not valid UTF-8/);
 });
 
-test('dpo convert stories260K.bin: Hugging Face directory with tokenizer.json generates the same story', { skip: skipModel }, async () => {
+test('dpo convert stories260K.bin: Hugging Face directory with tokenizer.json generates the same story', async () => {
   const out = join(tempDir(), 'stories260K-hf');
   try {
     await convertModel(stories260K, out);

@@ -1,4 +1,4 @@
-// llama2.c tokenizer .bin: the real stories260K tok512.bin (when /work/shared is present) and a
+// llama2.c tokenizer .bin: the real stories260K tok512.bin (test/fixtures) and a
 // synthetic file built here, both checked against a line-by-line transcription of run.c's encode.
 
 import { test } from 'node:test';
@@ -12,8 +12,7 @@ import { buildLlama2cBin } from './helpers/llama2c-bin.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tok512 = join(root, '..', 'shared', 'models', 'stories260K', 'tok512.bin');
-const skip512 = !existsSync(tok512) && `${tok512} not present (shared reference models)`;
+import { TOK512 as tok512 } from './helpers/fixtures.js';
 
 /** run.c's encode(), transcribed: a linear rescan for the best pair after every merge. */
 function referenceEncode(pieces: Uint8Array[], scores: Float32Array, text: string, bos: boolean): number[] {
@@ -60,7 +59,7 @@ function randomText(next: () => number, alphabet: string[], length: number): str
   return s;
 }
 
-test('tok512.bin: "Once upon a time" encodes to the ids read off the file, and back', { skip: skip512 }, async () => {
+test('tok512.bin: "Once upon a time" encodes to the ids read off the file, and back', async () => {
   const tok = await loadLlama2cTokenizer(tok512);
   assert.equal(tok.vocabSize, 512);
   assert.equal(tok.maxTokenLength, 7);
@@ -83,7 +82,7 @@ test('tok512.bin: "Once upon a time" encodes to the ids read off the file, and b
   assert.equal(tok.addsBosByDefault, true);
 });
 
-test('tok512.bin: byte fallback (+3) for codepoints outside the vocabulary, lossless decode', { skip: skip512 }, async () => {
+test('tok512.bin: byte fallback (+3) for codepoints outside the vocabulary, lossless decode', async () => {
   const tok = await loadTokenizer(tok512);
   // "☃" (E2 98 83) is not a piece: three byte tokens 0xE2+3, 0x98+3, 0x83+3. "é" is piece 485.
   const ids = tok.encode('☃é', { addBos: false });
@@ -92,7 +91,7 @@ test('tok512.bin: byte fallback (+3) for codepoints outside the vocabulary, loss
   assert.equal(tok.decode(tok.encode(text), { skipSpecialTokens: true }), text);
 });
 
-test('tok512.bin: heap encode equals run.c\'s rescan encode on random texts', { skip: skip512 }, async () => {
+test('tok512.bin: heap encode equals run.c\'s rescan encode on random texts', async () => {
   const tok = await loadLlama2cTokenizer(tok512);
   const next = rng(512);
   const alphabet = [...'abcdefghilmnoprstuwy        .,!"\'ThOLS', 'é', '☃', '\n', 'ñ', '—'];
@@ -105,7 +104,7 @@ test('tok512.bin: heap encode equals run.c\'s rescan encode on random texts', { 
   assert.equal(tok.decode(tok.encode(story)), '<s>' + story);
 });
 
-test('tok512.bin GGUF metadata: SentencePiece pieces, scores, llama.cpp token types', { skip: skip512 }, async () => {
+test('tok512.bin GGUF metadata: SentencePiece pieces, scores, llama.cpp token types', async () => {
   const meta = tokenizerGgufMetadata(await loadLlama2cTokenizer(tok512));
   assert.equal(meta.model, 'llama');
   assert.equal(meta.tokens.length, 512);

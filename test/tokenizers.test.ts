@@ -1,5 +1,5 @@
 // Hugging Face tokenizers (fixtures built by test/fixtures/tokenizers/make-fixtures.mjs, and the
-// shared tiny GPT-2 directory), BOS/EOS/pad/stop ids, chat templates, GGUF metadata.
+// tiny GPT-2 directory in test/fixtures), BOS/EOS/pad/stop ids, chat templates, GGUF metadata.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ import { preTokenizerName } from '../src/io/tokenizers/gguf.js';
 // dist/test/x.js → repository root is two levels up.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = join(root, 'test', 'fixtures', 'tokenizers');
-const tinyGpt2 = join(root, '..', 'shared', 'models', 'tiny-gpt2-random');
+import { TINY_GPT2 as tinyGpt2 } from './helpers/fixtures.js';
 
 const conversation = [
   { role: 'system', content: 'You are terse.' },
@@ -227,7 +227,7 @@ test('SentencePiece-style BPE (byte_fallback): BOS via TemplateProcessing, byte 
   assert.equal(s[1], 0);
 });
 
-test('GPT-2 vocab.json + merges.txt (tiny-gpt2-random): load, ids, round trip', { skip: !existsSync(tinyGpt2) && `${tinyGpt2} not present (shared reference models)` }, async () => {
+test('GPT-2 vocab.json + merges.txt (tiny-gpt2-random): load, ids, round trip', async () => {
   const tok = (await loadTokenizer(tinyGpt2)) as HfTokenizer;
   assert.equal(tok.vocabSize, 21);
   assert.equal(tok.bosId, 20);

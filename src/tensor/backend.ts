@@ -15,42 +15,60 @@ const KERNEL_NAMES: (keyof Kernels)[] = [
   'scale', 'add', 'mul', 'axpy', 'addRowVector', 'sumRows', 'copy2d',
 ];
 
-function findAddon(): string | null {
-  if (process.env.DPO_NATIVE_ADDON) return resolve(process.env.DPO_NATIVE_ADDON);
+/**
+ * Where the addon may be, in order: DPO_NATIVE_ADDON, a local build (build/Release, from `npm
+ * install` compiling native/), then the prebuilt binary for this platform shipped in the package
+ * (prebuilds/<platform>-<arch>/, built by scripts/prebuild.mjs).
+ */
+function addonCandidates(): string[] {
+  if (process.env.DPO_NATIVE_ADDON) return [resolve(process.env.DPO_NATIVE_ADDON)];
+  const out: string[] = [];
   // dist/src/tensor/backend.js or src/tensor/backend.ts: walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'build', 'Release', 'dpo_native.node');
-    if (existsSync(candidate)) return candidate;
+    for (const candidate of [join(dir, 'build', 'Release', 'dpo_native.node'),
+      join(dir, 'prebuilds', `${process.platform}-${process.arch}`, 'dpo_native.node')]) {
+      if (existsSync(candidate)) out.push(candidate);
+    }
+    if (out.length > 0) break;
     dir = resolve(dir, '..');
   }
-  return null;
+  return out;
 }
 
 let nativeError: string | null = null;
 
 function loadNative(): Kernels | null {
-  const path = findAddon();
-  if (!path) {
-    nativeError = 'build/Release/dpo_native.node not found (run `npm rebuild` with g++ installed)';
+  const paths = addonCandidates();
+  if (paths.length === 0) {
+    nativeError = `no native addon for ${process.platform}-${process.arch}: neither build/Release/dpo_native.node ` +
+      `nor prebuilds/${process.platform}-${process.arch}/dpo_native.node (run \`npm rebuild dpo-ts\` with g++ and python3 installed)`;
     return null;
   }
-  try {
-    const require = createRequire(import.meta.url);
-    const addon = require(path) as Record<string, unknown>;
-    const missing = KERNEL_NAMES.filter((k) => typeof addon[k] !== 'function');
-    // A kernel the addon does not provide runs on the reference backend (listed in nativeMissing).
-    const k: Record<string, unknown> = { ...referenceKernels, name: 'native' };
-    for (const name of KERNEL_NAMES) if (!missing.includes(name)) k[name] = addon[name];
-    k.numThreads = typeof addon.numThreads === 'function' ? addon.numThreads : () => 1;
-    k.setNumThreads = typeof addon.setNumThreads === 'function' ? addon.setNumThreads : () => {};
-    nativeMissing = missing;
-    return k as unknown as Kernels;
-  } catch (e) {
-    nativeError = (e as Error).message;
-    return null;
+  const errors: string[] = [];
+  for (const path of paths) {
+    try {
+      const require = createRequire(import.meta.url);
+      const addon = require(path) as Record<string, unknown>;
+      const missing = KERNEL_NAMES.filter((k) => typeof addon[k] !== 'function');
+      // A kernel the addon does not provide runs on the reference backend (listed in nativeMissing).
+      const k: Record<string, unknown> = { ...referenceKernels, name: 'native' };
+      for (const name of KERNEL_NAMES) if (!missing.includes(name)) k[name] = addon[name];
+      k.numThreads = typeof addon.numThreads === 'function' ? addon.numThreads : () => 1;
+      k.setNumThreads = typeof addon.setNumThreads === 'function' ? addon.setNumThreads : () => {};
+      nativeMissing = missing;
+      nativePath = path;
+      return k as unknown as Kernels;
+    } catch (e) {
+      errors.push(`${path}: ${(e as Error).message.split('\n')[0]}`);
+    }
   }
+  nativeError = errors.join('; ');
+  return null;
 }
+
+/** The file the native addon was loaded from (null until loaded, or when it could not be). */
+export let nativePath: string | null = null;
 
 /** Kernels the native addon lacks (they run on the reference backend). */
 export let nativeMissing: string[] = [];
