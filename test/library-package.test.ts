@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,14 @@ function tinyLlama2c(dir: string): string {
   writeFileSync(join(dir, 'tok.bin'), tok);
   return model;
 }
+
+test('the README shows the example programs as they are in examples/', () => {
+  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+  for (const f of ['generate.ts', 'dpo-in-memory.ts', 'audit.ts']) {
+    const code = readFileSync(join(repo, 'examples', f), 'utf8').trimEnd();
+    assert.ok(readme.includes('```ts\n' + code + '\n```'), `README.md does not show examples/${f} as it is`);
+  }
+});
 
 test('the packed tarball installs lean; the three README programs type-check strictly and run', { timeout: 300_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'dpo-pkg-'));
