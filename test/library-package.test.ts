@@ -13,10 +13,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { llamaConfig } from '../src/io/config.js';
-import { writeLlama2cCheckpoint } from '../src/io/llama2c.js';
-import { randomModel } from '../src/models/index.js';
-import { buildLlama2cBin } from './helpers/llama2c-bin.js';
+import { HH_RLHF, STORIES260K, TOK512 } from './helpers/fixtures.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -32,19 +29,6 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
 function ok(r: SpawnSyncReturns<string>, what: string): string {
   assert.equal(r.status, 0, `${what} failed (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
-}
-
-/** A stories260K-shaped llama2.c checkpoint (random weights, tiny) with a llama2.c tokenizer beside it. */
-function tinyLlama2c(dir: string): string {
-  const words = ['the', 'a', 'he', 'she', 'it', 'was', 'and', 'to', 'dog', 'hug', 'home', 'sad', 'Tom', 'Lily', 'found', 'gave', 'her', 'him', 'kind', 'Once', 'upon', 'time'];
-  const pieces: [string, number][] = [[' ', 0], ...words.flatMap((w, i): [string, number][] => [[` ${w}`, -1 - i], [w, -1.5 - i]])];
-  const tok = buildLlama2cBin(pieces);
-  const vocabSize = 3 + 256 + pieces.length;
-  const cfg = llamaConfig({ vocabSize, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 128, tieWordEmbeddings: true, bosTokenId: 1, eosTokenId: [2] });
-  const model = join(dir, 'tiny260.bin');
-  writeLlama2cCheckpoint(model, cfg, randomModel(cfg, 3).exportWeights());
-  writeFileSync(join(dir, 'tok.bin'), tok);
-  return model;
 }
 
 test('the README shows the example programs as they are in examples/', () => {
@@ -81,12 +65,15 @@ test('the packed tarball installs lean; the three README programs type-check str
     ok(run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], proj), 'tsc (strict, noUncheckedIndexedAccess, exactOptionalPropertyTypes)');
 
     // ---- run them ----
-    const model = tinyLlama2c(proj);
-    const gen = ok(run(process.execPath, ['dist/generate.js', model, 'Once upon a time'], proj), 'generate example');
+    // The examples' default paths: stories260K/ in the project.
+    mkdirSync(join(proj, 'stories260K'));
+    copyFileSync(STORIES260K, join(proj, 'stories260K', 'stories260K.bin'));
+    copyFileSync(TOK512, join(proj, 'stories260K', 'tok512.bin'));
+    const gen = ok(run(process.execPath, ['dist/generate.js'], proj), 'generate example');
     assert.ok(gen.startsWith('Once upon a time') && gen.trim().length > 'Once upon a time'.length, gen);
 
     const out = join(proj, 'dpo-out');
-    const dpo = ok(run(process.execPath, ['dist/dpo-in-memory.js', model, out], proj), 'DPO example');
+    const dpo = ok(run(process.execPath, ['dist/dpo-in-memory.js'], proj), 'DPO example');
     const steps = dpo.split('\n').filter((l) => l.startsWith('step '));
     assert.equal(steps.length, 8, `a step line per step (logging_steps is 10):\n${dpo}`);
     assert.match(dpo, /held-out pairs: 4 {2}accuracy: \d\.\d\d/);
@@ -96,12 +83,11 @@ test('the packed tarball installs lean; the three README programs type-check str
     // The saved directory is itself a model the examples load.
     assert.ok(ok(run(process.execPath, ['dist/generate.js', out, 'Once upon a time'], proj), 'generate from the saved model').startsWith('Once upon a time'));
 
-    const prefs = join(proj, 'prefs.jsonl');
-    writeFileSync(prefs, `${JSON.stringify({ prompt: 'Hi', chosen: ' hello', rejected: ' go away' })}\n{"prompt": "Hi", "chosen": 3}\n`);
-    const audit = run(process.execPath, ['dist/audit.js', prefs], proj);
+    // HH-RLHF rows with two known bad ones (lines 121 and 401).
+    const audit = run(process.execPath, ['dist/audit.js', HH_RLHF], proj);
     assert.equal(audit.status, 1, audit.stdout + audit.stderr);
-    assert.match(audit.stdout, /verdict: 1 bad rows/);
-    assert.match(audit.stdout, /prefs\.jsonl:2/);
+    assert.match(audit.stdout, /verdict: 2 bad rows/);
+    assert.match(audit.stdout, /helpful-base-test-401\.jsonl\.gz:121/);
 
     // ---- the CLI without an optional package names the one to install ----
     const cli = run(process.execPath, [join(pkgDir, 'bin', 'dpo.js'), 'annotate', 'init', join(proj, 'ann')], proj);
