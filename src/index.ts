@@ -48,7 +48,7 @@ export {
 } from './train/config.js';
 export {
   saveModel, resolveModel, loadAdapter,
-  type ModelInput, type TokenizerInput, type ModelWithTokenizer, type SavableModel, type SaveModelOptions,
+  type ModelInput, type TokenizerInput, type ModelWithTokenizer, type SavableModel, type SaveModelOptions, type TrainedRun,
 } from './train/setup.js';
 export type { TrainingEvents, StepRecord, CheckpointRecord, LoopResult } from './train/loop.js';
 export type { LoraSettings } from './nn/peft.js';

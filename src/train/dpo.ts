@@ -16,13 +16,10 @@ import { preparePreferenceData, type PreparedPreferenceData } from '../data/prep
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
-import { createModel, type CausalLM, type LoadedModel } from '../models/index.js';
-import type { Tokenizer } from '../io/tokenizer.js';
-import type { GenerationDefaults } from '../io/config.js';
-import type { LoraSettings } from '../nn/peft.js';
-import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput } from './setup.js';
+import { createModel, type CausalLM } from '../models/index.js';
+import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
-import { runTrainingLoop, yieldToEventLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
+import { runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
 
 export interface DpoRunOptions {
@@ -58,19 +55,7 @@ export interface DpoRunOptions {
 }
 
 /** A finished (or watchdog-stopped) run: the trained model in memory, its metrics and data counts. */
-export interface DpoRunResult extends LoopResult {
-  /** The trained policy (the same object as a model passed in). Save it with saveModel(dir, result). */
-  model: CausalLM;
-  tokenizer: Tokenizer;
-  generation: GenerationDefaults | null;
-  /** LoRA settings when use_peft trained adapters (saveModel then writes a PEFT adapter). */
-  lora: LoraSettings | null;
-  /** Where the starting model came from. */
-  source: string;
-  /** The starting model's format (a result is itself a ModelInput for scorePairs, evaluateModel, another run). */
-  format: LoadedModel['format'];
-  /** The validated configuration the run used (defaults filled in). */
-  config: DpoConfig;
+export interface DpoRunResult extends TrainedRun<DpoConfig> {
   trainPairs: number;
   evalPairs: number;
   /** Whether reference log-probs came from the on-disk cache. */

@@ -9,7 +9,7 @@ import { tokenizerFilesFor } from '../io/tokenizers/save.js';
 import { attachLora, defaultLoraTargets, loadPeftAdapter, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
 import { saveHfDirectory } from '../io/hf-dir.js';
 import type { SftConfig } from './config.js';
-import type { LoopConfig, TrainingEvents } from './loop.js';
+import type { LoopConfig, LoopResult, TrainingEvents } from './loop.js';
 
 /** The options every training config has (DpoConfig extends them). */
 type CommonConfig = SftConfig;
@@ -77,6 +77,22 @@ export async function loadTrainable(modelInput: ModelInput, tokenizerInput: Toke
   for (const p of model.parameters().values()) p.requiresGrad = false;
   attachLora(model.linears(), lora, cfg.seed);
   return { loaded, lora };
+}
+
+/** What a finished (or watchdog-stopped) run returns: the trained model in memory and its metrics. */
+export interface TrainedRun<C> extends LoopResult {
+  /** The trained model (the same object as a model passed in). Save it with saveModel(dir, result). */
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  generation: GenerationDefaults | null;
+  /** LoRA settings when use_peft trained adapters (saveModel then writes a PEFT adapter). */
+  lora: LoraSettings | null;
+  /** Where the starting model came from. */
+  source: string;
+  /** The starting model's format (a result is itself a ModelInput for scorePairs, evaluateModel, another run). */
+  format: LoadedModel['format'];
+  /** The validated configuration the run used (defaults filled in). */
+  config: C;
 }
 
 /** The training-loop configuration from TRL-named options. */

@@ -7,14 +7,10 @@ import { collateSft, packRows } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
 import type { DataFormat, DataSource } from '../data/types.js';
-import type { CausalLM, LoadedModel } from '../models/index.js';
-import type { Tokenizer } from '../io/tokenizer.js';
-import type { GenerationDefaults } from '../io/config.js';
-import type { LoraSettings } from '../nn/peft.js';
-import { fingerprintSettings, loadTrainable, loopConfig, saveModel, type ModelInput, type TokenizerInput } from './setup.js';
+import { fingerprintSettings, loadTrainable, loopConfig, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { createHash } from 'node:crypto';
 import { parseSftConfig, type SftConfig, type SftConfigInput } from './config.js';
-import { runTrainingLoop, yieldToEventLoop, type LoopResult, type MicroResult, type TrainingEvents } from './loop.js';
+import { runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 
 export interface SftRunOptions {
   /** Starting model: a path or a model in memory (trained in place). */
@@ -38,17 +34,7 @@ export interface SftRunOptions {
 }
 
 /** A finished SFT run: the trained model in memory, its metrics and data counts. */
-export interface SftRunResult extends LoopResult {
-  /** The trained model. Save it with saveModel(dir, result). */
-  model: CausalLM;
-  tokenizer: Tokenizer;
-  generation: GenerationDefaults | null;
-  lora: LoraSettings | null;
-  /** Where the starting model came from. */
-  source: string;
-  /** The starting model's format (a result is itself a ModelInput for scorePairs, evaluateModel, another run). */
-  format: LoadedModel['format'];
-  config: SftConfig;
+export interface SftRunResult extends TrainedRun<SftConfig> {
   trainRows: number;
   evalRows: number;
 }
