@@ -89,6 +89,16 @@ test('the packed tarball installs lean; the three README programs type-check str
     assert.match(audit.stdout, /verdict: 2 bad rows/);
     assert.match(audit.stdout, /helpful-base-test-401\.jsonl\.gz:121/);
 
+    // ---- the subpaths load without their optional packages; using one names the package ----
+    const sub = ok(run(process.execPath, ['--input-type=module', '-e', `
+      const evalApi = await import('dpo-ts/eval');
+      const annotate = await import('dpo-ts/annotate');
+      const demo = await import('dpo-ts/demo');
+      console.log(typeof evalApi.evaluateModel, typeof annotate.startServer, typeof demo.runDemo);
+      try { evalApi.makeJudge('afinn').score('a good day'); } catch (e) { console.log(e.name, e.message); }
+    `], proj), 'subpath imports');
+    assert.match(sub, /^function function function\nMissingPackageError .*npm install sentiment/);
+
     // ---- the CLI without an optional package names the one to install ----
     const cli = run(process.execPath, [join(pkgDir, 'bin', 'dpo.js'), 'annotate', 'init', join(proj, 'ann')], proj);
     assert.equal(cli.status, 1, cli.stdout + cli.stderr);
