@@ -19,15 +19,9 @@ import { referenceLogps } from '../src/train/dpo.js';
 import { computePreferenceLoss } from '../src/losses/index.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { Rng } from '../src/tensor/random.js';
+import { BENCH_SHAPES } from './shapes.js';
 
-const CONFIGS: Record<string, Record<string, unknown>> = {
-  tiny: { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 512, n_embd: 64, n_layer: 4, n_head: 4, n_positions: 256, activation_function: 'gelu_new' },
-  small: { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12, n_positions: 512, activation_function: 'gelu_new' },
-  llama135: {
-    architectures: ['LlamaForCausalLM'], vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
-    num_attention_heads: 9, num_key_value_heads: 3, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
-  },
-};
+const CONFIGS = BENCH_SHAPES;
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -102,7 +102,7 @@ test('demo (tiny settings): every β beats the reference on held-out prompts, KL
   const out = join(root, 'out');
   try {
     const betas = [0.05, 0.5];
-    const r = await runDemo({ out, betas, seed: 0, cacheDir, settings: TINY, quiet: true });
+    const r = await runDemo({ out, betas, seed: 0, cacheDir, settings: TINY, quiet: true, methods: ['dpo'] });
     assert.equal(r.baseCached, false);
     const ev = r.evaluation;
     const ref = ev.models[0]!;

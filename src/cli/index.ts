@@ -8,6 +8,7 @@ import { registerModelCommands } from './models.js';
 import { registerDataCommands } from '../data/cli.js';
 import { loadTokenizer } from '../io/tokenizers/index.js';
 import { registerExtraCommands } from './extra.js';
+import { registerRlCommands } from './rl.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerModelCommands(program);
   registerDataCommands(program, { loadTokenizer });
   registerExtraCommands(program);
+  registerRlCommands(program);
   return program;
 }
 

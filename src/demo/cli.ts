@@ -3,6 +3,14 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './run.js';
+import { RL_METHODS, type DemoMethod } from './rlhf.js';
+
+export function parseMethods(v: string): DemoMethod[] {
+  const m = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = m.filter((x) => !(RL_METHODS as readonly string[]).includes(x));
+  if (m.length === 0 || bad.length) throw new InvalidArgumentError(`--methods takes a comma-separated list of ${RL_METHODS.join(', ')}, got "${v}"`);
+  return [...new Set(m)] as DemoMethod[];
+}
 
 export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
 
@@ -32,6 +40,7 @@ export function registerDemoCommands(program: Command): Command {
     .option('--model <path>', 'use this model instead of the pretrained base (Hugging Face directory or llama2.c checkpoint)')
     .option('--prompts <file>', 'prompts (.txt lines or .jsonl "prompt"); every fifth is held out. Default: sentence starts of Moby-Dick')
     .option('--betas <list>', 'DPO β values', parseBetas, [0.05, 0.1, 0.5])
+    .option('--methods <list>', 'arms to run: dpo, ppo (a reward model + PPO, and PPO against the ground truth), grpo', parseMethods, ['dpo', 'ppo', 'grpo'])
     .option('--seed <n>', 'seed', intArg('--seed', 0), 0)
     .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))
     .option('--cache-dir <dir>', 'cache folder (default $DPO_CACHE_DIR, $XDG_CACHE_HOME/dpo-ts or ~/.cache/dpo-ts)')
@@ -41,6 +50,7 @@ export function registerDemoCommands(program: Command): Command {
         out: o.out as string, quick: Boolean(o.quick), fresh: Boolean(o.fresh), model: o.model as string | undefined,
         prompts: o.prompts as string | undefined, betas: o.betas as number[], seed: o.seed as number,
         threads: o.threads as number | undefined, cacheDir: o.cacheDir as string | undefined, quiet: Boolean(o.quiet),
+        methods: o.methods as DemoMethod[],
       });
     });
 }

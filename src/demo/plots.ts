@@ -123,9 +123,11 @@ export interface ScatterPoint {
   xErr?: number;
   yErr?: number;
   color?: string;
+  /** Points of one group (method) are joined by their own line; default: all in one group. */
+  group?: string;
 }
 
-/** Labeled points with error bars, joined in order by a thin line (the reward–KL frontier). */
+/** Labeled points with error bars, each group joined in order of x by a thin line (the reward–KL frontier). */
 export function frontierChart(o: ChartOptions, points: readonly ScatterPoint[]): string {
   if (points.length === 0) throw new Error(`frontierChart "${o.title}": no points`);
   const cp = points.map((p, i) => ({ ...p, color: p.color ?? PALETTE[i % PALETTE.length]! }));
@@ -133,8 +135,12 @@ export function frontierChart(o: ChartOptions, points: readonly ScatterPoint[]):
   const ys = cp.flatMap((p) => [p.y - (p.yErr ?? 0), p.y + (p.yErr ?? 0)]);
   // Points carry their own labels: no legend box to hide them.
   const f = frame(o, xs, ys, []);
-  const sorted = [...cp].sort((a, b) => a.x - b.x);
-  f.svg.push(`<path d="${sorted.map((p, i) => `${i ? 'L' : 'M'}${f.x(p.x).toFixed(1)} ${f.y(p.y).toFixed(1)}`).join(' ')}" fill="none" stroke="#999" stroke-width="1" stroke-dasharray="3 3"/>`);
+  for (const g of new Set(cp.map((p) => p.group ?? ''))) {
+    const sorted = cp.filter((p) => (p.group ?? '') === g).sort((a, b) => a.x - b.x);
+    if (sorted.length < 2) continue;
+    const stroke = g === '' ? '#999' : sorted[0]!.color;
+    f.svg.push(`<path d="${sorted.map((p, i) => `${i ? 'L' : 'M'}${f.x(p.x).toFixed(1)} ${f.y(p.y).toFixed(1)}`).join(' ')}" fill="none" stroke="${stroke}" stroke-width="1" stroke-dasharray="3 3"/>`);
+  }
   for (const p of cp) {
     const px = f.x(p.x), py = f.y(p.y);
     if (p.yErr) f.svg.push(`<line x1="${px.toFixed(1)}" y1="${f.y(p.y - p.yErr).toFixed(1)}" x2="${px.toFixed(1)}" y2="${f.y(p.y + p.yErr).toFixed(1)}" stroke="${p.color}" stroke-width="1.5"/>`);

@@ -7,6 +7,7 @@ import type { EvaluationResult } from '../eval/evaluate.js';
 import { formatDuration } from '../train/progress.js';
 import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
 import type { DemoSettings } from './run.js';
+import { methodOf, type MethodCost } from './rlhf.js';
 
 export interface ReportData {
   evaluation: EvaluationResult;
@@ -23,6 +24,9 @@ export interface ReportData {
   pretrainMetrics: Record<string, number>[];
   pretrainSummary: Record<string, unknown> | null;
   seed: number;
+  /** RLHF arms: cost per method and the reward model's held-out accuracy (when they ran). */
+  costs?: MethodCost[];
+  rmAccuracy?: number | null;
 }
 
 const esc = escapeXml;
@@ -63,9 +67,13 @@ export function writeReport(out: string, d: ReportData): string[] {
   for (const j of judges) {
     add(`frontier_${j}`, `Reward–KL frontier (${j})`, frontierChart(
       { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs KL`, xLabel: 'KL(π ‖ π_ref) per completion (nats, from samples)', yLabel: `mean ${j} score of samples` },
-      ev.models.map((m, i) => ({ name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr, color: PALETTE[i % PALETTE.length] })),
+      ev.models.map((m, i) => {
+        const method = methodOf(m.name, m.beta === null);
+        const colorIdx = d.costs ? ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO'].indexOf(method) : i;
+        return { name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr, color: PALETTE[colorIdx % PALETTE.length], group: d.costs ? method : undefined };
+      }),
     ), j === primary
-      ? 'Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). DPO trades KL for reward; smaller β moves further.'
+      ? `Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). ${d.costs ? 'Dashed lines join the points of one method (DPO over β; PPO, PPO-GT over kl_coef; GRPO over β), as in the DPO paper\'s Figure 2.' : 'DPO trades KL for reward; smaller β moves further.'}`
       : `A judge the training never saw (${j}): if the points rise here too, the gain is sentiment, not only AFINN's word list.`);
   }
   for (const [key, label] of [['loss', 'DPO loss'], ['rewards/accuracies', 'implicit-reward accuracy'], ['rewards/margins', 'implicit-reward margin']] as const) {
@@ -141,6 +149,12 @@ ${tableRows}
 ${plots.map((p) => `<div class="plot"><h3>${esc(p.title)}</h3>${p.svg.replace(/^<svg /, '<svg role="img" ')}<p class="caption">${esc(p.caption)}</p></div>`).join('\n')}
 </div>
 ${pngErrors.length ? `<p>PNG copies were not written: ${esc(pngErrors[0]!)}</p>` : ''}
+${d.costs && d.costs.length ? `<h2>Cost per method</h2>
+<p>Wall time, peak tensor memory, tokens generated during training, and optimizer steps of each training run on this machine
+(the preference data sampled for DPO and the reward model is shared and listed once).${d.rmAccuracy != null ? ` Reward model (PPO): held-out pair accuracy ${fmt(d.rmAccuracy)}.` : ''}</p>
+<table><tr><th>method</th><th>run</th><th>wall time</th><th>peak tensor memory</th><th>generated tokens</th><th>optimizer steps</th></tr>
+${d.costs.map((c) => `<tr><td>${esc(c.method)}</td><td>${esc(c.arm)}</td><td>${formatDuration(c.seconds)}</td><td>${(c.peakTensorBytes / 2 ** 20).toFixed(1)} MiB</td><td>${c.generatedTokens}</td><td>${c.optimizerSteps}</td></tr>`).join('\n')}
+</table>` : ''}
 <h2>Samples before and after</h2>
 <p>The first sample of the first ${shown} held-out prompts, for the reference and each policy (the same random numbers for every model).</p>
 <table><tr><th>prompt</th>${ev.models.map((m) => `<th>${esc(m.name)}</th>`).join('')}</tr>

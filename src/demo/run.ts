@@ -25,6 +25,7 @@ import { readPrompts } from '../eval/cli.js';
 import { sampleCompletions } from '../eval/sample.js';
 import { CORPUS_NAME, loadMobyDick, promptsFrom, splitCorpus, spread } from './corpus.js';
 import { writeReport } from './report.js';
+import { costTable, DEFAULT_RL, measured, QUICK_RL, RL_METHODS, runRlArms, type DemoMethod, type MethodCost, type RlArmSettings } from './rlhf.js';
 
 export interface DemoSettings {
   /** Shape of the base model pretrained here. */
@@ -42,6 +43,8 @@ export interface DemoSettings {
   evalSamples: number;
   maxNewTokens: number;
   dpo: { learningRate: number; epochs: number; batchSize: number; warmupRatio: number };
+  /** The RLHF arms (PPO, PPO-GT, GRPO); default DEFAULT_RL. */
+  rl?: RlArmSettings;
 }
 
 export const DEFAULT_SETTINGS: DemoSettings = {
@@ -54,6 +57,7 @@ export const DEFAULT_SETTINGS: DemoSettings = {
   evalSamples: 8,
   maxNewTokens: 24,
   dpo: { learningRate: 5e-4, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
+  rl: DEFAULT_RL,
 };
 
 export const QUICK_SETTINGS: DemoSettings = {
@@ -64,6 +68,7 @@ export const QUICK_SETTINGS: DemoSettings = {
   evalPrompts: 64,
   evalSamples: 4,
   dpo: { learningRate: 1e-3, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
+  rl: QUICK_RL,
 };
 
 export interface DemoOptions {
@@ -82,6 +87,8 @@ export interface DemoOptions {
   /** Replace the preset (tests use tiny settings). */
   settings?: DemoSettings;
   quiet?: boolean;
+  /** Which arms to run (default all: dpo, ppo (with PPO-GT), grpo). */
+  methods?: DemoMethod[];
 }
 
 export interface DemoResult {
@@ -93,6 +100,8 @@ export interface DemoResult {
   trainPairs: number;
   heldOutPairs: number;
   files: string[];
+  /** Cost per training run (DPO per β, reward model, PPO, PPO-GT, GRPO arms). */
+  costs: MethodCost[];
 }
 
 export function demoCacheDir(explicit?: string): string {
@@ -206,6 +215,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   if (o.betas.length === 0 || o.betas.some((b) => !(b > 0))) throw new Error(`demo: --betas must be positive numbers, got ${o.betas.join(',')}`);
   if (o.threads) kernels().setNumThreads(o.threads);
+  const methods = o.methods ?? [...RL_METHODS];
+  if (methods.length === 0 || methods.some((m) => !(RL_METHODS as readonly string[]).includes(m))) throw new Error(`demo: --methods must be a list of ${RL_METHODS.join(', ')}, got ${methods.join(',')}`);
+  const costs: MethodCost[] = [];
   const out = resolve(o.out);
   for (const d of ['data', 'models', 'plots']) mkdirSync(join(out, d), { recursive: true });
   const cacheRoot = demoCacheDir(o.cacheDir);
@@ -256,7 +268,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   // ---- 3. DPO for each β ----
   const curves: Record<string, { train: Record<string, number>[]; eval: Record<string, number>[] }> = {};
   const modelDirs: string[] = [];
-  await phase('dpo', async () => {
+  if (methods.includes('dpo')) await phase('dpo', async () => {
     for (const beta of o.betas) {
       const dir = join(out, 'models', `beta-${beta}`);
       const steps = Math.max(1, Math.ceil(data.train.rows.length / s.dpo.batchSize)) * s.dpo.epochs;
@@ -269,20 +281,36 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         warmup_ratio: s.dpo.warmupRatio, lr_scheduler_type: 'linear', precompute_ref_log_probs: true,
         ...(o.threads ? { num_threads: o.threads } : {}),
       }, {}, 'demo DPO config');
-      const r = await runDpo({
+      const m = await measured(() => runDpo({
         model: basePath, data: [trainFile], evalData: data.held.rows.length ? [heldFile] : undefined,
         config, outputDir: dir, quiet, cacheDir: cacheRoot,
-      });
+      }));
+      const r = m.value;
+      costs.push({ method: 'DPO', arm: betaName(beta), seconds: m.seconds, peakTensorBytes: m.peakBytes, generatedTokens: 0, optimizerSteps: r.steps });
       if (r.stoppedBecause) throw new Error(`demo: DPO ${betaName(beta)} stopped: ${r.stoppedBecause}`);
       curves[betaName(beta)] = { train: r.history, eval: r.evalHistory };
       modelDirs.push(dir);
     }
   });
 
+  // ---- 3b. RLHF arms: reward model + PPO, PPO against the ground truth, GRPO ----
+  const rlDone = methods.some((m) => m !== 'dpo')
+    ? await phase('rlhf', () => runRlArms({
+      basePath, out, trainPairsFile: trainFile, heldPairsFile: data.held.rows.length ? heldFile : null, prompts: sets.train,
+      methods, rl: s.rl ?? DEFAULT_RL, maxNewTokens: s.maxNewTokens, maxPositions: base.model.config.maxPositions, seed: o.seed,
+      threads: o.threads, quiet, log,
+    }))
+    : { arms: [], costs: [], rmAccuracy: null };
+  costs.push(...rlDone.costs);
+
   // ---- 4. evaluation ----
   const evaluation = await phase('evaluation', () => {
     log(`evaluation: ${sets.eval.length} held-out prompts × ${s.evalSamples} samples per model; judges AFINN (training reward), wink, VADER (held out)`);
-    const policies = o.betas.map((beta, i) => ({ name: betaName(beta), beta, model: loadModel(modelDirs[i]!).model }));
+    const policies = [
+      ...modelDirs.map((dir, i) => ({ name: betaName(o.betas[i]!), beta: o.betas[i]!, model: loadModel(dir).model })),
+      // An RL arm's KL coefficient is the β of the implicit reward its optimum defines.
+      ...rlDone.arms.map((a) => ({ name: a.name, beta: a.beta, model: loadModel(a.dir).model })),
+    ];
     return evaluateAgainstReference({
       ref: base.model, refName: 'reference (base)', policies, tokenizer: tok, prompts: sets.eval, judges: allJudges(),
       pairs: data.held.ids.length ? data.held.ids : undefined,
@@ -297,11 +325,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     evaluation, curves, timings, settings: s, betas: o.betas, basePath, baseCached, promptSource: sets.source,
     trainPairs: data.train.rows.length, heldOutPairs: data.held.rows.length, trainPairExamples: data.train.rows.slice(0, 6),
     pretrainMetrics: readMetrics(join(basePath, 'metrics.jsonl')), pretrainSummary, seed: o.seed,
+    ...(methods.some((m) => m !== 'dpo') ? { costs, rmAccuracy: rlDone.rmAccuracy } : {}),
   }));
   timings.total = (Date.now() - t0) / 1000;
   const summary = {
     base_model: basePath, base_cached: baseCached, betas: o.betas, seed: o.seed, settings: s, prompt_source: sets.source,
-    train_pairs: data.train.rows.length, heldout_pairs: data.held.rows.length, timings_seconds: timings,
+    train_pairs: data.train.rows.length, heldout_pairs: data.held.rows.length, timings_seconds: timings, methods, costs,
+    reward_model_heldout_accuracy: rlDone.rmAccuracy,
     evaluation: { ...evaluation, models: evaluation.models.map(({ samples: _s, ...m }) => m) },
   };
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
@@ -309,10 +339,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   files.push(join(out, 'summary.json'), join(out, 'data', 'eval_samples.jsonl'), trainFile, heldFile);
   if (!quiet) {
     process.stdout.write(`\n${evaluationTable(evaluation, 'training reward')}`);
+    process.stdout.write(`\n${costTable(costs)}`);
     process.stdout.write(`\nreport: ${join(out, 'report.html')}   total ${formatDuration(timings.total)} ` +
       `(${Object.entries(timings).filter(([k]) => k !== 'total').map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})\n`);
   }
-  return { out, basePath, baseCached, evaluation, timings, trainPairs: data.train.rows.length, heldOutPairs: data.held.rows.length, files };
+  return { out, basePath, baseCached, evaluation, timings, trainPairs: data.train.rows.length, heldOutPairs: data.held.rows.length, files, costs };
 }
 
 function readMetrics(path: string): Record<string, number>[] {

@@ -18,7 +18,7 @@ import type { Weight, WeightMap } from '../io/weights.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import { cachedAttention, lastLogits } from './llama.js';
 import {
-  KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, runDecoder, weightOf, type CausalLM, type TokenBlock,
+  KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, runDecoder, weightOf, type CausalLM, type TokenBlock, temperatureScaled,
 } from './model.js';
 
 export interface Gpt2Layer {
@@ -158,8 +158,8 @@ export class Gpt2Model implements CausalLM {
       (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(this.hidden(block), this.wte, targets, { meanLogits: opts.meanLogits }));
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; temperature?: number } = {}): Tensor {
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.wte, targets, { meanLogits: opts.meanLogits }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

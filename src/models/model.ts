@@ -103,8 +103,10 @@ export interface CausalLM {
    * log p(targets[b, t] | ids[b, ≤t]) for every position: shape [batch·seq]; targets −1 → 0.
    * Records the tape when grad is enabled. Never materializes the full logits. opts.meanLogits
    * ([batch·seq]) receives each position's mean logit over the vocabulary (TRL's logits/* metrics).
+   * opts.temperature divides the logits first (log-probs of the distribution sampled at that
+   * temperature, as the RL trainers need).
    */
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array }): Tensor;
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array; temperature?: number }): Tensor;
   /** Logits of the last position of each row after feeding ids through the cache: [batch, vocab]. */
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array;
   newCache(batch: number, capacity: number): KVCache;
@@ -194,4 +196,11 @@ export function runDecoder(
   const out = finalNorm(x);
   if (!T.isGradEnabled()) x.dispose();
   return out;
+}
+
+/** Final hidden states scaled by 1/temperature: logits (h/τ)·Wᵀ = (h·Wᵀ)/τ without materializing them. */
+export function temperatureScaled(h: Tensor, temperature: number | undefined): Tensor {
+  if (temperature === undefined || temperature === 1) return h;
+  if (!(temperature > 0)) throw new RangeError(`temperature must be positive, got ${temperature}`);
+  return T.scale(h, 1 / temperature);
 }

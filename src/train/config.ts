@@ -155,3 +155,7 @@ export function parseSftConfig(file: Record<string, unknown>, overrides: Record<
 /** Option names (for CLI help and suggestions). */
 export const dpoOptionNames = Object.keys(DpoConfigSchema.shape);
 export const sftOptionNames = Object.keys(SftConfigSchema.shape);
+
+/** The options every training config shares and the validator, for the RLHF configs (rl-config.ts). */
+export const commonTrainingOptions = common;
+export { validate as validateConfig, closest as closestName };

@@ -235,7 +235,7 @@ export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, 
   };
 }
 
-function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
+export function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
   const perm = permutation(n, seed ^ 0xe7a1, 0);
   const nEval = Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
   return { train: perm.slice(nEval).sort((a, b) => a - b), eval: perm.slice(0, nEval).sort((a, b) => a - b) };

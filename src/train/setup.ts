@@ -1,5 +1,7 @@
 // What SFT and DPO runs set up the same way: threads, model + tokenizer (paths or objects in
 // memory), LoRA adapters, the loop configuration from TRL-named options, and saving the trained model.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { kernels } from '../tensor/backend.js';
 import { loadModelAndTokenizer, loadTokenizerFor, type CausalLM, type LoadedModel } from '../models/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
@@ -31,6 +33,8 @@ export interface RunBasics {
   resume?: boolean | string | undefined;
   stopAfterSteps?: number | undefined;
   quiet?: boolean | undefined;
+  /** Called with every logged record (the RL runs' option; the library's runs use on.log). */
+  onLog?: ((rec: Record<string, number>) => void) | undefined;
   on?: TrainingEvents | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -122,6 +126,7 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     fingerprint,
     stopAfterSteps: run.stopAfterSteps,
     quiet: run.quiet,
+    onLog: run.onLog,
     events: run.on,
     signal: run.signal,
     watch,
@@ -131,6 +136,19 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
 /** Settings that may change across a resume without changing the run (excluded from its fingerprint). */
 export function fingerprintSettings(cfg: CommonConfig): string {
   return JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null });
+}
+
+/** The tokenizer files of a model directory (or a llama2.c tokenizer file) to copy next to a saved model. */
+export function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
+  const files: string[] = [];
+  const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
+  if (src && existsSync(src)) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'chat_template.jinja', 'tokenizer.bin']) {
+      if (existsSync(join(src, f))) files.push(join(src, f));
+    }
+    if (src.endsWith('.bin')) files.push(src);
+  }
+  return files;
 }
 
 /** A trained (or any) model with what saving it needs. */
@@ -156,6 +174,11 @@ export interface SaveModelOptions {
  * LoRA adapters, a PEFT adapter directory.
  */
 export async function saveModel(dir: string, m: SavableModel, opts: SaveModelOptions = {}): Promise<void> {
+  saveTrainedModel(dir, m, opts);
+}
+
+/** saveModel, synchronously (the training loops' final save). */
+export function saveTrainedModel(dir: string, m: SavableModel, opts: SaveModelOptions = {}): void {
   const { model } = m;
   if (m.lora) {
     savePeftAdapter(dir, model.linears(), m.lora, model.config.architecture, m.source ?? 'unknown');

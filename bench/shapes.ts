@@ -1,0 +1,10 @@
+// Model shapes of the step benches (random init): GPT-2 small and SmolLM2-135M, as the PyTorch
+// reference in ../shared/bench, plus a tiny GPT-2 for smoke runs.
+export const BENCH_SHAPES: Record<string, Record<string, unknown>> = {
+  tiny: { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 512, n_embd: 64, n_layer: 4, n_head: 4, n_positions: 256, activation_function: 'gelu_new' },
+  small: { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12, n_positions: 512, activation_function: 'gelu_new' },
+  llama135: {
+    architectures: ['LlamaForCausalLM'], vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
+    num_attention_heads: 9, num_key_value_heads: 3, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
+  },
+};
