@@ -18,6 +18,8 @@ export * as models from './models/index.js';
 export * as data from './data/index.js';
 export * as losses from './losses/index.js';
 export * as tokenizers from './io/tokenizers/index.js';
+/** Reward models, GRPO/RLOO and PPO (`dpo rm`, `dpo grpo`, `dpo rloo`, `dpo ppo`). */
+export * as rl from './train/rl-api.js';
 
 // ---- models and tokenizers ----
 export { loadModel, loadModelAndTokenizer, loadTokenizerFor, createModel, randomModel, type LoadedModel } from './models/index.js';

@@ -6,6 +6,8 @@
  */
 export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, demoCacheDir, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
 
+export { DEFAULT_RL, QUICK_RL, RL_METHODS, costTable, type DemoMethod, type RlArmSettings, type MethodCost } from './rlhf.js';
+
 // Types of other entries this entry's API refers to.
 export type { ModelShape, PretrainSettings } from '../index.js';
 export type { EvaluationResult, ModelEvaluation, Stat, EvalSample } from '../eval/index.js';
