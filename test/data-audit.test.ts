@@ -71,24 +71,47 @@ test('audit with tokenizer: token lengths and the truncation forecast', async ()
   assert.deepEqual(t.lengthsTokens!.prompt, { p50: 13, p90: 19, p99: 19, max: 19, mean: 13.5 });
   assert.equal(t.lengthBiasTokens!.meanDiff, 15.5);
   assert.equal(t.lengthBiasTokens!.chosenLonger, 5);
-  // Prompts of 14, 14 and 19 tokens leave no room under max_length 14; two 13-token prompts
-  // leave 1 response token and "Say hi." (8) leaves 6, cutting "Hello there, friend!".
+  // TRL v1.9.0's default keep_start: prompts of 14, 14 and 19 tokens leave no response token under
+  // max_length 14 (TRL drops those rows too); the two 13-token prompts keep 1 token of each
+  // response, and "Say hi." (8) keeps 6 of "Hello there, friend!" + EOS (21).
+  const drop = (line: number, n: number) =>
+    `${TRAIN}:${line}: prompt_too_long: prompt is ${n} tokens, so truncation_mode keep_start at max_length 14 leaves no response token ` +
+    '(TRL drops such rows too); truncation_mode keep_end keeps the end of the conversation instead';
   assert.deepEqual(t.truncation, {
     maxLength: 14,
     maxPromptLength: null,
     maxCompletionLength: null,
-    truncationMode: 'keep_end',
+    truncationMode: 'keep_start',
     promptTruncated: 0,
     responseTruncated: 3,
     truncatedRows: 3,
+    tokensCut: { prompt: 0, chosen: 64, rejected: 17 },
+    maxTokensCutPerPair: 33,
+    truncatedExamples: [
+      `${TRAIN}:1: prompt −0, chosen −32, rejected −1 tokens (of 13 + 33 + 2 = 48)`,
+      `${TRAIN}:4: prompt −0, chosen −32, rejected −1 tokens (of 13 + 33 + 2 = 48)`,
+      `${TRAIN}:5: prompt −0, chosen −0, rejected −15 tokens (of 8 + 3 + 21 = 32)`,
+    ],
     dropped: 3,
     droppedByReason: { prompt_too_long: 3 },
-    droppedExamples: [
-      `${TRAIN}:2: prompt_too_long: prompt is 14 tokens, max_length 14 leaves no room for a response`,
-      `${TRAIN}:3: prompt_too_long: prompt is 14 tokens, max_length 14 leaves no room for a response`,
-      `${TRAIN}:6: prompt_too_long: prompt is 19 tokens, max_length 14 leaves no room for a response`,
-    ],
+    droppedExamples: [drop(2, 14), drop(3, 14), drop(6, 19)],
   });
+  // keep_end keeps every pair: each row keeps its last 14 tokens. Row 1's chosen row (13 + 33) loses
+  // its whole prompt and 19 chosen tokens, its rejected row (13 + 2) one prompt token, and so on
+  // (prompt losses are per pair, the larger of its two rows').
+  const end = await auditPreferenceData({ train: TRAIN, tokenizer, maxLength: 14, truncationMode: 'keep_end' });
+  const e = end.train.truncation!;
+  assert.equal(e.dropped, 0);
+  assert.equal(e.truncatedRows, 6);
+  assert.equal(e.promptTruncated, 6);
+  assert.equal(e.responseTruncated, 6);
+  assert.deepEqual(e.tokensCut, { prompt: 13 + 14 + 14 + 13 + 8 + 19, chosen: 19 + 8 + 5 + 19 + 0 + 8, rejected: 7 });
+  assert.equal(e.maxTokensCutPerPair, 32);
+  assert.deepEqual(e.truncatedExamples.slice(0, 3), [
+    `${TRAIN}:1: prompt −13, chosen −19, rejected −0 tokens (of 13 + 33 + 2 = 48)`,
+    `${TRAIN}:4: prompt −13, chosen −19, rejected −0 tokens (of 13 + 33 + 2 = 48)`,
+    `${TRAIN}:6: prompt −19, chosen −8, rejected −0 tokens (of 19 + 22 + 5 = 46)`,
+  ]);
   const capped = await auditPreferenceData({ train: TRAIN, tokenizer, maxLength: 16, maxPromptLength: 10, truncationMode: 'keep_start' });
   assert.equal(capped.train.truncation!.promptTruncated, 5);
   assert.equal(capped.train.truncation!.responseTruncated, 6);
@@ -120,7 +143,8 @@ test('text report names every finding; JSON form round-trips', async () => {
     'duplicate prompts: 2 rows repeat an earlier prompt (2 prompts occur more than once)',
     'length bias (characters): chosen longer in 5/6 pairs (83.3%)',
     'length bias (tokens): chosen longer in 5/6 pairs (83.3%)',
-    'truncation (max_length 14, max_prompt_length none, keep_end): 3 rows cut (prompt 0, response 3), 3 dropped',
+    'truncation as TRL v1.9.0 (max_length 14, keep_start): 3 rows cut (prompt 0, response 3), 3 dropped',
+    'tokens cut: prompt 0, chosen 64, rejected 17; at most 33 from one pair',
     'leakage: 1/3 eval prompts occur verbatim in train (33.3%); 2 match after whitespace/case normalization (66.7%)',
   ]) {
     assert.ok(text.includes(needle), `missing "${needle}" in:\n${text}`);
@@ -162,7 +186,7 @@ test('dpo data check: text and --json output, options parsed', async () => {
 
 test('dpo data check: bad options give clear errors', async () => {
   await assert.rejects(cli(() => {}).parseAsync(['data', 'check', TRAIN, '--max-length', 'ten'], { from: 'user' }), /--max-length must be a positive integer, got "ten"/);
-  await assert.rejects(cli(() => {}).parseAsync(['data', 'check', TRAIN, '--truncation-mode', 'middle'], { from: 'user' }), /Allowed choices are keep_end, keep_start/);
+  await assert.rejects(cli(() => {}).parseAsync(['data', 'check', TRAIN, '--truncation-mode', 'middle'], { from: 'user' }), /Allowed choices are keep_start, keep_end/);
   await assert.rejects(cli(() => {}).parseAsync(['data', 'check', TRAIN, '--max-length', '10'], { from: 'user' }), /need --tokenizer/);
   await assert.rejects(cli(() => {}).parseAsync(['data', 'check', TRAIN, '--columns', 'foo=bar'], { from: 'user' }), /--columns: expected NAME=COLUMN/);
 });

@@ -17,6 +17,8 @@ import {
   tokenizePair,
   tokenizePreferenceData,
   tokenizeSft,
+  pairRowLength,
+  pairLength,
   type PreferenceExample,
   type TokenizedPair,
 } from '../src/data/index.js';
@@ -91,13 +93,13 @@ test('template whose generation prompt is not a prefix of the full rendering: te
 test('max_prompt_length: keep_end keeps BOS and the end, keep_start keeps the start', () => {
   const tok = new ByteTokenizer();
   const ex = textEx('abcdefghij', ' yes', ' no');
-  const end = ok(tokenizePair(tok, ex, { maxPromptLength: 5 }));
+  const end = ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_end' }));
   assert.deepEqual(end.promptIds, [BOS, ...bytes('ghij')]);
   assert.equal(end.promptTruncated, true);
-  const start = ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_start' }));
+  const start = ok(tokenizePair(tok, ex, { maxPromptLength: 5 }));
   assert.deepEqual(start.promptIds, [BOS, ...bytes('abcd')]);
-  // keep_end is the default, as in TRL.
-  assert.deepEqual(ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_end' })).promptIds, end.promptIds);
+  // keep_start is the default, as in TRL v1.9.0.
+  assert.deepEqual(ok(tokenizePair(tok, ex, { maxPromptLength: 5, truncationMode: 'keep_start' })).promptIds, start.promptIds);
   assert.throws(() => tokenizePair(tok, ex, { truncationMode: 'middle' as never }), /truncationMode must be 'keep_end' or 'keep_start'/);
 });
 
@@ -120,14 +122,15 @@ test('prompt alone reaching max_length is a bad row naming file:line', () => {
   assert.equal(r.ok, false);
   assert.throws(
     () => tokenizePreferenceData(tok, [ex], { maxLength: 11 }),
-    (e: Error) => e instanceof BadDataError && /mem\.jsonl:7: prompt_too_long: prompt is 11 tokens, max_length 11 leaves no room/.test(e.message),
+    (e: Error) => e instanceof BadDataError && /mem\.jsonl:7: prompt_too_long: prompt is 11 tokens, so truncation_mode keep_start at max_length 11 leaves no response token/.test(e.message),
   );
   const skipped = tokenizePreferenceData(tok, [ex, { ...textEx('ab', ' yes', ' no'), index: 1 }], { maxLength: 11, onBadRow: 'skip' });
   assert.equal(skipped.pairs.length, 1);
   assert.deepEqual(skipped.summary.droppedByReason, { prompt_too_long: 1 });
   assert.equal(skipped.summary.dropped, 1);
-  // With a prompt cap the same row fits.
+  // With a prompt cap the same row fits; keep_end (TRL) keeps it too, dropping the oldest prompt tokens.
   assert.equal(tokenizePair(tok, ex, { maxLength: 11, maxPromptLength: 6 }).ok, true);
+  assert.equal(tokenizePair(tok, ex, { maxLength: 11, truncationMode: 'keep_end' }).ok, true);
 });
 
 test('truncation never splits a run of special tokens', () => {
@@ -151,7 +154,7 @@ test('truncation summary counts prompt and response cuts', async () => {
   assert.equal(d.tokenize.promptTruncated, 3);
   assert.equal(d.tokenize.responseTruncated, 2);
   assert.equal(d.tokenize.truncatedRows, 3);
-  for (const p of d.pairs) assert.ok(p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length) <= 14);
+  for (const p of d.pairs) assert.ok(pairLength(p) <= 14);
 });
 
 test('prepare: load and tokenize problems are reported together under policy error', async () => {
@@ -172,12 +175,20 @@ test('SFT prompt/completion: BOS once, EOS once, labels only on the completion',
   const prompt = [BOS, ...bytes("Translate 'chat':")];
   assert.deepEqual(r.row.ids, [...prompt, ...bytes(' cat'), EOS]);
   assert.deepEqual([...r.row.trained], [...prompt.map(() => 0), 1, 1, 1, 1, 1]);
+  // completion_only_loss false: the prompt is trained too (TRL).
+  const both = tokenizeSft(tok, d.examples[0]!, { completionOnlyLoss: false });
+  if (!both.ok) return assert.fail(both.message);
+  assert.ok(both.row.trained.every((x) => x === 1));
 });
 
-test('SFT messages: only assistant turns are trained, up to and including <|im_end|>', async () => {
+test('SFT messages: assistant_only_loss trains only assistant turns, up to and including <|im_end|>', async () => {
   const tok = new ByteTokenizer();
   const d = await loadSftData(fx('sft-messages.jsonl'));
-  const r = tokenizeSft(tok, d.examples[0]!);
+  // TRL's default (assistant_only_loss false): every token is trained.
+  const all = tokenizeSft(tok, d.examples[0]!);
+  if (!all.ok) return assert.fail(all.message);
+  assert.ok(all.row.trained.every((x) => x === 1));
+  const r = tokenizeSft(tok, d.examples[0]!, { assistantOnlyLoss: true });
   if (!r.ok) return assert.fail(r.message);
   const { ids, trained } = r.row;
   assert.equal(tok.decode(ids), '<|bos|>' + tok.applyChatTemplate((d.examples[0] as { messages: ChatMessage[] }).messages));
@@ -186,11 +197,11 @@ test('SFT messages: only assistant turns are trained, up to and including <|im_e
   const trainedIds = ids.filter((_, i) => trained[i] === 1);
   assert.equal(tok.decode(trainedIds), 'Hello!<|im_end|>Goodbye!<|im_end|>');
   // Truncating into the first assistant turn keeps only its start trained; nothing left → bad row.
-  const cut = tokenizeSft(tok, d.examples[0]!, { maxLength: 45 });
+  const cut = tokenizeSft(tok, d.examples[0]!, { maxLength: 45, assistantOnlyLoss: true });
   if (!cut.ok) return assert.fail(cut.message);
   assert.equal(cut.row.truncated, true);
   assert.ok(tok.decode(cut.row.ids.filter((_, i) => cut.row.trained[i] === 1)).startsWith('Hel'));
-  const none = tokenizeSft(tok, d.examples[0]!, { maxLength: 20 });
+  const none = tokenizeSft(tok, d.examples[0]!, { maxLength: 20, assistantOnlyLoss: true });
   assert.equal(none.ok, false);
   if (!none.ok) assert.equal(none.reason, 'no_trained_tokens');
 });
@@ -213,7 +224,7 @@ function checkPairInvariants(tok: Tokenizer, p: TokenizedPair, maxLength: number
       assert.ok(tok.stopIds.includes(ids[ids.length - 1]!), `${where}: ${name} does not end with a stop token`);
       assert.equal(ids.filter((x) => tok.stopIds.includes(x)).length, 1, `${where}: ${name} has more than one stop token`);
     }
-    if (maxLength !== undefined) assert.ok(p.promptIds.length + ids.length <= maxLength, `${where}: ${name} over max_length`);
+    if (maxLength !== undefined) assert.ok(pairRowLength(p, name) <= maxLength, `${where}: ${name} over max_length`);
   }
 }
 

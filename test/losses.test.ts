@@ -472,6 +472,7 @@ const fdParams: Record<string, LossParams> = {
   apo_zero: { beta: 0.2 },
   apo_down: { beta: 0.2 },
   discopop: { beta: 0.1, discopopTau: 0.05 },
+  sigmoid_norm: { beta: 0.1 },
   simpo: { beta: 2, simpoGamma: 0.8, labelSmoothing: 0.1 },
   orpo: { beta: 0.1 },
   sft: { beta: 0.1 },

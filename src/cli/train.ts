@@ -25,7 +25,7 @@ function addRunOptions(cmd: Command, help: RunOptionHelp): Command {
     .requiredOption('--data <file>', help.data, collect)
     .option('--eval-data <file>', help.evalData, collect)
     .option('--config <file>', help.config)
-    .requiredOption('--output <dir>', help.output);
+    .option('--output <dir>', `${help.output} (default: the config's output_dir)`);
   if (help.ref !== undefined) cmd.option('--ref <path>', help.ref);
   cmd
     .option('--tokenizer <path>', help.tokenizer)
@@ -59,13 +59,16 @@ async function interruptible<R>(run: (signal: AbortSignal) => Promise<R>): Promi
 }
 
 /** The parsed options of addRunOptions as the run functions take them. */
-function runOptions(opts: Record<string, unknown>) {
+function runOptions(opts: Record<string, unknown>, configOutputDir: string | null) {
+  const outputDir = (opts.output as string | undefined) ?? configOutputDir;
+  if (!outputDir) throw new Error('no output directory: pass --output DIR (or output_dir in the --config file)');
+  opts.resolvedOutput = outputDir;
   return {
     model: opts.model as string,
     tokenizer: opts.tokenizer as string | undefined,
     data: opts.data as string[],
     evalData: opts.evalData as string[] | undefined,
-    outputDir: opts.output as string,
+    outputDir,
     // --resume alone: the newest checkpoint; --resume PATH: that one.
     resume: opts.resume === undefined ? false : opts.resume === true ? true : (opts.resume as string),
     quiet: Boolean(opts.quiet),
@@ -91,14 +94,14 @@ export function registerTrainingCommands(program: Command): void {
     const config = loadDpoConfig(opts);
     const { runDpo } = await import('../train/dpo.js');
     const res = await interruptible((signal) => runDpo({
-      ...runOptions(opts), ref: opts.ref as string | undefined, config, cacheDir: opts.cacheDir as string | undefined, signal,
+      ...runOptions(opts, config.output_dir), ref: opts.ref as string | undefined, config, cacheDir: opts.cacheDir as string | undefined, signal,
     }));
     if (res) report(res, opts);
   });
 
   const sft = program
     .command('sft')
-    .description('supervised fine-tuning on prompt/completion or messages data (completion-only loss); TRL SFTConfig options as flags');
+    .description('supervised fine-tuning on prompt/completion data (loss on the completion) or messages data (every token, or assistant turns with --assistant-only-loss true); TRL SFTConfig options as flags');
   addRunOptions(sft, {
     model: 'starting model: a Hugging Face directory or a llama2.c .bin checkpoint',
     data: 'training data; repeatable',
@@ -111,7 +114,7 @@ export function registerTrainingCommands(program: Command): void {
   sft.action(async (opts: Record<string, unknown>) => {
     const config = loadSftConfig(opts);
     const { runSft } = await import('../train/sft.js');
-    const res = await interruptible((signal) => runSft({ ...runOptions(opts), config, signal }));
+    const res = await interruptible((signal) => runSft({ ...runOptions(opts, config.output_dir), config, signal }));
     if (res) report(res, opts);
   });
 
@@ -142,11 +145,16 @@ export function registerTrainingCommands(program: Command): void {
     });
 }
 
+/** The output directory a run used (for the closing line). */
+function outputDirOf(opts: Record<string, unknown>): string {
+  return String(opts.resolvedOutput ?? opts.output);
+}
+
 function report(res: { steps: number; stoppedBecause: string | null; warnings: string[]; history: Record<string, number>[]; evalHistory: Record<string, number>[] }, opts: Record<string, unknown>): void {
   const last = res.history.at(-1);
   const ev = res.evalHistory.at(-1);
   if (!opts.quiet) {
-    process.stderr.write(`done: ${res.steps} steps${last ? `, loss ${last.loss?.toFixed(4)}` : ''}${ev ? `, eval loss ${ev['eval/loss']?.toFixed(4)}` : ''}; output in ${String(opts.output)}\n`);
+    process.stderr.write(`done: ${res.steps} steps${last ? `, loss ${last.loss?.toFixed(4)}` : ''}${ev ? `, eval loss ${ev['eval/loss']?.toFixed(4)}` : ''}; output in ${outputDirOf(opts)}\n`);
     for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
   }
   if (res.stoppedBecause && res.stoppedBecause !== 'stopAfterSteps') {

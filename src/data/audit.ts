@@ -98,6 +98,12 @@ export interface TruncationForecast {
   promptTruncated: number;
   responseTruncated: number;
   truncatedRows: number;
+  /** Tokens truncation removes over all kept pairs: from prompts (per pair, its row that loses more) and responses. */
+  tokensCut: { prompt: number; chosen: number; rejected: number };
+  /** The most tokens one pair loses (prompt + both responses). */
+  maxTokensCutPerPair: number;
+  /** The pairs that lose the most: "file:line: prompt −N, chosen −M, rejected −K tokens (of T)". */
+  truncatedExamples: string[];
   dropped: number;
   droppedByReason: Partial<Record<BadRowReason, number>>;
   droppedExamples: string[];
@@ -219,6 +225,8 @@ async function auditSplit(
   let dupPairs = 0;
   let dupPrompts = 0;
   const trunc: TokenizeSummary = emptyTokenizeSummary(0);
+  /** [tokens lost, description] of the pairs truncation cuts most, largest first. */
+  const worstCuts: [number, string][] = [];
   let conv: ConversationStats | undefined;
 
   for await (const ex of examples) {
@@ -280,6 +288,13 @@ async function auditSplit(
       if (t.ok) {
         trunc.kept++;
         countTruncation(trunc, t.pair);
+        const c = t.pair.cut;
+        if (c) {
+          const total = promptIds.length + chosenIds.length + rejectedIds.length;
+          worstCuts.push([c.prompt + c.chosen + c.rejected, `${where}: prompt −${c.prompt}, chosen −${c.chosen}, rejected −${c.rejected} tokens (of ${promptIds.length} + ${chosenIds.length} + ${rejectedIds.length} = ${total})`]);
+          worstCuts.sort((a, b) => b[0] - a[0]);
+          if (worstCuts.length > nEx) worstCuts.pop();
+        }
       } else trunc.badRows.push({ loc: ex.loc, reason: t.reason, message: t.message });
     }
   }
@@ -309,10 +324,13 @@ async function auditSplit(
       maxLength: opts.maxLength ?? null,
       maxPromptLength: opts.maxPromptLength ?? null,
       maxCompletionLength: opts.maxCompletionLength ?? null,
-      truncationMode: opts.truncationMode ?? 'keep_end',
+      truncationMode: opts.truncationMode ?? 'keep_start',
       promptTruncated: trunc.promptTruncated,
       responseTruncated: trunc.responseTruncated,
       truncatedRows: trunc.truncatedRows,
+      tokensCut: trunc.tokensCut,
+      maxTokensCutPerPair: trunc.maxTokensCutPerPair,
+      truncatedExamples: worstCuts.map((w) => w[1]),
       dropped: trunc.badRows.length,
       droppedByReason: countByReason(trunc.badRows),
       droppedExamples: trunc.badRows.slice(0, nEx).map((b) => `${formatLoc(b.loc)}: ${b.reason}: ${b.message}`),
@@ -413,8 +431,17 @@ function renderSplit(name: string, a: SplitAudit): string[] {
   if (a.lengthsTokens) out.push(...lengthTable('lengths in tokens', a.lengthsTokens));
   const t = a.truncation;
   if (t) {
-    const settings = `max_length ${t.maxLength ?? 'none'}, max_prompt_length ${t.maxPromptLength ?? 'none'}, ${t.truncationMode}`;
-    out.push(`  truncation (${settings}): ${t.truncatedRows} rows cut (prompt ${t.promptTruncated}, response ${t.responseTruncated}), ${t.dropped} dropped`);
+    const ext = [
+      t.maxPromptLength !== null ? `, max_prompt_length ${t.maxPromptLength}` : '',
+      t.maxCompletionLength !== null ? `, max_completion_length ${t.maxCompletionLength}` : '',
+    ].join('');
+    const settings = `max_length ${t.maxLength ?? 'none'}${ext}, ${t.truncationMode}`;
+    out.push(`  truncation as TRL v1.9.0 (${settings}): ${t.truncatedRows} rows cut (prompt ${t.promptTruncated}, response ${t.responseTruncated}), ${t.dropped} dropped`);
+    if (t.truncatedRows > 0) {
+      const c = t.tokensCut;
+      out.push(`    tokens cut: prompt ${c.prompt}, chosen ${c.chosen}, rejected ${c.rejected}; at most ${t.maxTokensCutPerPair} from one pair`);
+      for (const e of t.truncatedExamples) out.push(`    ${e}`);
+    }
     for (const [r, n] of Object.entries(t.droppedByReason)) out.push(`    ${r}: ${n}`);
     for (const e of t.droppedExamples) out.push(`    ${e}`);
   }

@@ -1,7 +1,7 @@
 // Batching: collate tokenized pairs / SFT rows into padded Int32Array batches, and a seeded,
 // epoch-aware, resumable sampler (optionally grouping similar lengths to waste less padding).
 
-import type { TokenizedPair, TokenizedSft } from './tokenize.js';
+import { pairLength, pairRow, type TokenizedPair, type TokenizedSft } from './tokenize.js';
 
 /**
  * A DPO batch. Rows 0..pairs−1 are the chosen sequences (prompt + chosen), rows pairs..2·pairs−1
@@ -68,7 +68,7 @@ export function collatePreference(pairs: readonly TokenizedPair[], opts: Collate
   const n = pairs.length;
   if (n === 0) throw new Error('collatePreference: empty batch');
   let longest = 0;
-  for (const p of pairs) longest = Math.max(longest, p.promptIds.length + p.chosenIds.length, p.promptIds.length + p.rejectedIds.length);
+  for (const p of pairs) longest = Math.max(longest, pairLength(p));
   const T = paddedLength(longest, opts.padToMultipleOf);
   const inputIds = new Int32Array(2 * n * T);
   const targets = new Int32Array(2 * n * T);
@@ -76,13 +76,14 @@ export function collatePreference(pairs: readonly TokenizedPair[], opts: Collate
   const responseTokens = new Int32Array(2 * n);
   for (let i = 0; i < n; i++) {
     const p = pairs[i]!;
-    const P = p.promptIds.length;
-    const sides: [number, number[]][] = [
-      [i, p.chosenIds],
-      [n + i, p.rejectedIds],
+    const sides: [number, 'chosen' | 'rejected'][] = [
+      [i, 'chosen'],
+      [n + i, 'rejected'],
     ];
-    for (const [row, response] of sides) {
-      const ids = [...p.promptIds, ...response];
+    for (const [row, side] of sides) {
+      const { prompt, response } = pairRow(p, side);
+      const P = prompt.length;
+      const ids = [...prompt, ...response];
       writeRow(inputIds, targets, row, T, ids, (pos) => pos >= P, opts.padId);
       lengths[row] = ids.length;
       responseTokens[row] = response.length;
@@ -277,9 +278,9 @@ export class BatchSampler {
   }
 }
 
-/** Sequence length each pair needs (prompt + the longer response): the lengths for length grouping. */
+/** Sequence length each pair needs (its longer row): the lengths for length grouping. */
 export function pairLengths(pairs: readonly TokenizedPair[]): number[] {
-  return pairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length));
+  return pairs.map(pairLength);
 }
 
 /**

@@ -25,6 +25,9 @@ export {
   encodeResponse,
   encodePair,
   truncatePair,
+  pairRow,
+  pairRowLength,
+  pairLength,
   tokenizePair,
   tokenizePreferenceData,
   tokenizeSft,
@@ -34,7 +37,7 @@ export {
   keepEnd,
   turnEnd,
 } from './tokenize.js';
-export type { TokenizedPair, TokenizedSft, TokenizeOptions, TokenizeSummary, TruncationOptions, EncodedPair } from './tokenize.js';
+export type { TokenizedPair, TokenizedSft, TokenizeOptions, TokenizeSummary, TruncationOptions, EncodedPair, SftLossMask } from './tokenize.js';
 export { collatePreference, collateSft, BatchSampler, permutation, mulberry32, pairLengths, nextPreferenceBatch, nextSftBatch } from './batch.js';
 export type { PreferenceBatch, SftBatch, CollateOptions, SamplerOptions, SamplerState } from './batch.js';
 export { auditPreferenceData, auditVerdict, renderAuditText, percentiles } from './audit.js';

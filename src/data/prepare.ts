@@ -6,7 +6,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { loadPreferenceData, loadSftData } from './load.js';
 import type { LoadOptions, LoadSummary } from './load.js';
 import { tokenizePreferenceData, tokenizeSftData } from './tokenize.js';
-import type { TokenizedPair, TokenizedSft, TokenizeSummary, TruncationOptions } from './tokenize.js';
+import type { SftLossMask, TokenizedPair, TokenizedSft, TokenizeSummary, TruncationOptions } from './tokenize.js';
 import type { DataFormat, DataSource } from './types.js';
 import { BadDataError } from './types.js';
 
@@ -41,10 +41,12 @@ export async function preparePreferenceData(files: DataSource, tok: Tokenizer, o
 export async function prepareSftData(
   files: DataSource,
   tok: Tokenizer,
-  opts: Omit<PrepareOptions, 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode'> = {},
+  opts: Omit<PrepareOptions, 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode'> & SftLossMask = {},
 ): Promise<PreparedSftData> {
   const loaded = await loadSftData(files, { ...opts, onBadRow: 'skip' });
-  const tokenized = tokenizeSftData(tok, loaded.examples, { maxLength: opts.maxLength, onBadRow: 'skip' });
+  const tokenized = tokenizeSftData(tok, loaded.examples, {
+    maxLength: opts.maxLength, onBadRow: 'skip', completionOnlyLoss: opts.completionOnlyLoss, assistantOnlyLoss: opts.assistantOnlyLoss,
+  });
   const bad = [...loaded.summary.badRows, ...tokenized.summary.badRows];
   if (bad.length > 0 && (opts.onBadRow ?? 'error') === 'error') {
     throw new BadDataError(`${loaded.summary.files.join(', ')} (format ${loaded.format})`, bad);

@@ -1,24 +1,33 @@
-// Tokenization for DPO and SFT, following TRL's conventions:
+// Tokenization for DPO and SFT, following TRL's conventions (pinned reference: TRL v1.9.0):
 // - the prompt is tokenized on its own, with BOS per the tokenizer's convention, exactly once;
-// - each response is tokenized on its own (no BOS) and ends with EOS exactly once; a chat
-//   response whose template already ends the turn with a stop token gets no extra EOS;
+// - each response is tokenized as TRL does, within prompt + response (split after the prompt's
+//   tokens), and ends with EOS exactly once; a chat response whose template already ends the turn
+//   with a stop token gets no extra EOS (whitespace after that token, e.g. ChatML's newline, is
+//   left out: the model never generates it, while TRL trains on it);
 // - labels only on response tokens;
-// - truncation: max_prompt_length first (keep_end keeps the END of the prompt, TRL's default),
-//   then max_length on prompt+response (the response is cut at its end); a cut never falls
-//   inside a run of special tokens, and a leading BOS survives keep_end truncation.
+// - truncation exactly as TRL v1.9.0's DataCollatorForPreference: each row (prompt + chosen,
+//   prompt + rejected) is sliced to max_length on its own, `keep_start` keeping its first
+//   max_length tokens (a pair whose prompt alone fills max_length is dropped, as TRL's
+//   _prepare_dataset filter drops it) and `keep_end` its last max_length tokens (the oldest prompt
+//   tokens go first; nothing is ever dropped). With keep_end the two rows of a pair may keep
+//   different amounts of the prompt.
+// - extensions from TRL before v1.0 (not in v1.9.0, off by default): max_prompt_length cuts the
+//   prompt first (keep_end keeps its end and a leading BOS, keep_start its start) and
+//   max_completion_length each response's end, neither inside a run of special tokens.
 
 import type { ChatMessage, Tokenizer } from '../io/tokenizer.js';
 import type { BadRow, BadRowReason, OnBadRow, PreferenceExample, SftExample, SourceLoc, TruncationMode } from './types.js';
 import { BadDataError, countByReason, formatLoc } from './types.js';
 
 export interface TruncationOptions {
-  /** Cap on prompt + response tokens (each of chosen/rejected). */
+  /** TRL max_length: cap on each row (prompt + chosen, prompt + rejected), applied per truncationMode. */
   maxLength?: number;
-  /** Cap on prompt tokens, applied first. */
+  /** Extension (TRL < 1.0): cap on prompt tokens, applied first. */
   maxPromptLength?: number;
-  /** Cap on each response's tokens (after the prompt cap, before max_length). */
+  /** Extension (TRL < 1.0): cap on each response's tokens (after the prompt cap, before max_length). */
   maxCompletionLength?: number;
-  /** Which end of the prompt survives max_prompt_length: 'keep_end' (default, as TRL) or 'keep_start'. */
+  /** TRL truncation_mode: 'keep_start' (default, as TRL v1.9.0) keeps each row's first max_length
+   *  tokens, 'keep_end' its last ones. Also which end of the prompt max_prompt_length keeps. */
   truncationMode?: TruncationMode;
 }
 
@@ -38,6 +47,29 @@ export interface TokenizedPair {
   promptTruncated: boolean;
   chosenTruncated: boolean;
   rejectedTruncated: boolean;
+  /** keep_end truncation: leading promptIds tokens the chosen / rejected row does not keep
+   *  (absent or 0: the row starts with the whole promptIds). Read rows with pairRow(). */
+  chosenPromptStart?: number;
+  rejectedPromptStart?: number;
+  /** Tokens truncation removed: from the prompt (the larger of the two rows' losses) and from each response. */
+  cut?: { prompt: number; chosen: number; rejected: number };
+}
+
+/** The prompt and response tokens of one row of a pair (chosen or rejected), after truncation. */
+export function pairRow(p: TokenizedPair, side: 'chosen' | 'rejected'): { prompt: readonly number[]; response: readonly number[] } {
+  const start = (side === 'chosen' ? p.chosenPromptStart : p.rejectedPromptStart) ?? 0;
+  return { prompt: start > 0 ? p.promptIds.slice(start) : p.promptIds, response: side === 'chosen' ? p.chosenIds : p.rejectedIds };
+}
+
+/** Length of one row of a pair (prompt part + response). */
+export function pairRowLength(p: TokenizedPair, side: 'chosen' | 'rejected'): number {
+  const start = (side === 'chosen' ? p.chosenPromptStart : p.rejectedPromptStart) ?? 0;
+  return p.promptIds.length - start + (side === 'chosen' ? p.chosenIds.length : p.rejectedIds.length);
+}
+
+/** The longer row of a pair (what it takes in a padded batch). */
+export function pairLength(p: TokenizedPair): number {
+  return Math.max(pairRowLength(p, 'chosen'), pairRowLength(p, 'rejected'));
 }
 
 export interface TokenizeSummary {
@@ -50,6 +82,10 @@ export interface TokenizeSummary {
   promptTruncated: number;
   /** Rows where chosen or rejected was cut. */
   responseTruncated: number;
+  /** Tokens truncation removed, over all kept rows: prompt (per pair, the larger of its two rows' losses) and responses. */
+  tokensCut: { prompt: number; chosen: number; rejected: number };
+  /** The most tokens one pair lost (prompt + both responses). */
+  maxTokensCutPerPair: number;
   dropped: number;
   droppedByReason: Partial<Record<BadRowReason, number>>;
   badRows: BadRow[];
@@ -100,7 +136,11 @@ export function turnEnd(tok: Tokenizer, ids: readonly number[]): number {
  * has one (anything after it is whitespace the model never generates, so it is dropped), else EOS.
  */
 export function encodeResponse(tok: Tokenizer, text: string): number[] {
-  const ids = tok.encode(text, { addBos: false });
+  return endWithStop(tok, tok.encode(text, { addBos: false }));
+}
+
+/** Response ids ended with exactly one stop token: cut after the turn's own stop token, else EOS appended. */
+function endWithStop(tok: Tokenizer, ids: number[]): number[] {
   const end = turnEnd(tok, ids);
   if (end >= 0) return ids.slice(0, end);
   if (tok.eosId === null) throw new Error('tokenize: the tokenizer has no eosId, so responses cannot be ended with EOS');
@@ -183,49 +223,98 @@ export interface EncodedPair {
   rejectedIds: number[];
 }
 
+/**
+ * Response tokens as TRL v1.9.0 gets them: the prompt + response text tokenized as one sequence and
+ * split after the prompt's token count (so a word at the boundary is tokenized as in the running
+ * text: a SentencePiece tokenizer gives "▁To", not the "▁" "▁To" of the response alone), then ended
+ * with exactly one stop token as encodeResponse does.
+ */
+function encodeJointResponse(tok: Tokenizer, prompt: string, promptIds: readonly number[], response: string): number[] {
+  return endWithStop(tok, encodePrompt(tok, prompt + response).slice(promptIds.length));
+}
+
 /** Renders and tokenizes one preference example, without truncation. */
 export function encodePair(tok: Tokenizer, ex: PreferenceExample): { ok: true; value: EncodedPair } | { ok: false; reason: BadRowReason; message: string } {
   const rendered = renderPreference(tok, ex);
   if (!rendered.ok) return { ok: false, reason: 'template_mismatch', message: rendered.message };
   const { prompt, chosen, rejected } = rendered.value;
-  return {
-    ok: true,
-    value: { promptIds: encodePrompt(tok, prompt), chosenIds: encodeResponse(tok, chosen), rejectedIds: encodeResponse(tok, rejected) },
-  };
+  const promptIds = encodePrompt(tok, prompt);
+  const chosenIds = encodeJointResponse(tok, prompt, promptIds, chosen);
+  const rejectedIds = encodeJointResponse(tok, prompt, promptIds, rejected);
+  for (const [name, ids] of [['chosen', chosenIds], ['rejected', rejectedIds]] as const) {
+    // Only the stop token left: the response text merged into the prompt's last token.
+    if (ids.length < 2 && (name === 'chosen' ? chosen : rejected).trim() !== '') {
+      return { ok: false, reason: 'template_mismatch', message: `${name}: tokenizing prompt + ${name} as one text leaves no ${name} token after the prompt's tokens` };
+    }
+  }
+  return { ok: true, value: { promptIds, chosenIds, rejectedIds } };
 }
 
-/** Applies max_prompt_length (per truncation mode), then max_completion_length and max_length (response end cut). */
+/**
+ * Truncates one encoded pair: the extensions max_prompt_length and max_completion_length first,
+ * then TRL v1.9.0's max_length on each row per truncation_mode (see the header).
+ */
 export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index' | 'loc'>, enc: EncodedPair, opts: TruncationOptions = {}): PairResult {
   let { promptIds, chosenIds, rejectedIds } = enc;
+  const mode = opts.truncationMode ?? 'keep_start';
   const fullPrompt = promptIds.length;
-  let promptTruncated = false;
   if (opts.maxPromptLength !== undefined && promptIds.length > opts.maxPromptLength) {
-    promptIds = (opts.truncationMode ?? 'keep_end') === 'keep_end' ? keepEnd(tok, promptIds, opts.maxPromptLength) : keepStart(tok, promptIds, opts.maxPromptLength);
-    promptTruncated = true;
+    promptIds = mode === 'keep_end' ? keepEnd(tok, promptIds, opts.maxPromptLength) : keepStart(tok, promptIds, opts.maxPromptLength);
   }
-  if (opts.maxLength !== undefined && promptIds.length >= opts.maxLength) {
-    const after = promptTruncated ? ` (${promptIds.length} after max_prompt_length ${opts.maxPromptLength})` : '';
-    return {
-      ok: false,
-      reason: 'prompt_too_long',
-      message: `prompt is ${fullPrompt} tokens${after}, max_length ${opts.maxLength} leaves no room for a response`,
-    };
+  if (opts.maxCompletionLength !== undefined) {
+    if (chosenIds.length > opts.maxCompletionLength) chosenIds = keepStart(tok, chosenIds, opts.maxCompletionLength);
+    if (rejectedIds.length > opts.maxCompletionLength) rejectedIds = keepStart(tok, rejectedIds, opts.maxCompletionLength);
   }
-  let chosenTruncated = false;
-  let rejectedTruncated = false;
-  const cap = Math.min(opts.maxCompletionLength ?? Infinity, opts.maxLength !== undefined ? opts.maxLength - promptIds.length : Infinity);
-  if (chosenIds.length > cap) {
-    chosenIds = keepStart(tok, chosenIds, cap);
-    chosenTruncated = true;
+  const P = promptIds.length;
+  let chosenPromptStart = 0;
+  let rejectedPromptStart = 0;
+  const maxLength = opts.maxLength;
+  if (maxLength !== undefined) {
+    if (mode === 'keep_start') {
+      // TRL v1.9.0 drops these rows before training (nothing of the response would survive).
+      if (P >= maxLength) {
+        const after = P < fullPrompt ? ` (${P} after max_prompt_length ${opts.maxPromptLength})` : '';
+        return {
+          ok: false,
+          reason: 'prompt_too_long',
+          message:
+            `prompt is ${fullPrompt} tokens${after}, so truncation_mode keep_start at max_length ${maxLength} leaves no response token ` +
+            '(TRL drops such rows too); truncation_mode keep_end keeps the end of the conversation instead',
+        };
+      }
+      if (chosenIds.length > maxLength - P) chosenIds = chosenIds.slice(0, maxLength - P);
+      if (rejectedIds.length > maxLength - P) rejectedIds = rejectedIds.slice(0, maxLength - P);
+    } else {
+      // Each row keeps its last maxLength tokens: prompt tokens go first, then the response's start.
+      const keepEndRow = (ids: number[]): [number, number[]] => {
+        const drop = P + ids.length - maxLength;
+        if (drop <= 0) return [0, ids];
+        if (drop <= P) return [drop, ids];
+        return [P, ids.slice(drop - P)];
+      };
+      [chosenPromptStart, chosenIds] = keepEndRow(chosenIds);
+      [rejectedPromptStart, rejectedIds] = keepEndRow(rejectedIds);
+    }
   }
-  if (rejectedIds.length > cap) {
-    rejectedIds = keepStart(tok, rejectedIds, cap);
-    rejectedTruncated = true;
-  }
-  return {
-    ok: true,
-    pair: { index: ex.index, loc: ex.loc, promptIds, chosenIds, rejectedIds, promptTruncated, chosenTruncated, rejectedTruncated },
+  const cut = {
+    prompt: fullPrompt - P + Math.max(chosenPromptStart, rejectedPromptStart),
+    chosen: enc.chosenIds.length - chosenIds.length,
+    rejected: enc.rejectedIds.length - rejectedIds.length,
   };
+  const pair: TokenizedPair = {
+    index: ex.index,
+    loc: ex.loc,
+    promptIds,
+    chosenIds,
+    rejectedIds,
+    promptTruncated: cut.prompt > 0,
+    chosenTruncated: cut.chosen > 0,
+    rejectedTruncated: cut.rejected > 0,
+  };
+  if (chosenPromptStart > 0) pair.chosenPromptStart = chosenPromptStart;
+  if (rejectedPromptStart > 0) pair.rejectedPromptStart = rejectedPromptStart;
+  if (cut.prompt + cut.chosen + cut.rejected > 0) pair.cut = cut;
+  return { ok: true, pair };
 }
 
 /** Tokenizes and truncates one preference example. */
@@ -241,10 +330,19 @@ export function countTruncation(summary: TokenizeSummary, p: TokenizedPair): voi
   if (p.promptTruncated) summary.promptTruncated++;
   if (p.chosenTruncated || p.rejectedTruncated) summary.responseTruncated++;
   if (p.promptTruncated || p.chosenTruncated || p.rejectedTruncated) summary.truncatedRows++;
+  if (p.cut) {
+    summary.tokensCut.prompt += p.cut.prompt;
+    summary.tokensCut.chosen += p.cut.chosen;
+    summary.tokensCut.rejected += p.cut.rejected;
+    summary.maxTokensCutPerPair = Math.max(summary.maxTokensCutPerPair, p.cut.prompt + p.cut.chosen + p.cut.rejected);
+  }
 }
 
 export function emptyTokenizeSummary(rows: number): TokenizeSummary {
-  return { rows, kept: 0, truncatedRows: 0, promptTruncated: 0, responseTruncated: 0, dropped: 0, droppedByReason: {}, badRows: [] };
+  return {
+    rows, kept: 0, truncatedRows: 0, promptTruncated: 0, responseTruncated: 0,
+    tokensCut: { prompt: 0, chosen: 0, rejected: 0 }, maxTokensCutPerPair: 0, dropped: 0, droppedByReason: {}, badRows: [],
+  };
 }
 
 export function finishSummary(summary: TokenizeSummary, what: string, onBadRow: OnBadRow | undefined): void {
@@ -319,8 +417,19 @@ function chatSegments(tok: Tokenizer, messages: readonly ChatMessage[]): { ok: t
   return { ok: true, segs };
 }
 
-/** Tokenizes one SFT example: BOS per convention, labels only on completion / assistant tokens. */
-export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<TruncationOptions, 'maxLength'> = {}): SftResult {
+/** Which SFT tokens carry the loss (TRL v1.9.0 SFTConfig names and defaults). */
+export interface SftLossMask {
+  /** Prompt-completion data: null/true (default) trains only the completion, false the prompt too. */
+  completionOnlyLoss?: boolean | null;
+  /** Messages data: false (TRL's default) trains every token of the conversation, true only assistant turns. */
+  assistantOnlyLoss?: boolean;
+}
+
+/**
+ * Tokenizes one SFT example: BOS per convention, labels per SftLossMask; max_length keeps the first
+ * tokens (TRL's keep_start slice); a row left without a trained token is a bad row (TRL drops it).
+ */
+export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<TruncationOptions, 'maxLength'> & SftLossMask = {}): SftResult {
   checkPositive('maxLength', opts.maxLength);
   const ids: number[] = [];
   const trained: number[] = [];
@@ -329,8 +438,10 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
     if (opts.maxLength !== undefined && p.length >= opts.maxLength) {
       return { ok: false, reason: 'prompt_too_long', message: `prompt is ${p.length} tokens, max_length ${opts.maxLength} leaves no room for the completion` };
     }
-    const c = encodeResponse(tok, ex.completion);
-    for (const id of p) (ids.push(id), trained.push(0));
+    // As TRL: the completion tokenized within prompt + completion, split after the prompt's tokens.
+    const c = encodeJointResponse(tok, ex.prompt, p, ex.completion);
+    const promptTrained = opts.completionOnlyLoss === false ? 1 : 0;
+    for (const id of p) (ids.push(id), trained.push(promptTrained));
     for (const id of c) (ids.push(id), trained.push(1));
   } else {
     const segs = chatSegments(tok, ex.messages);
@@ -344,7 +455,7 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
       const end = isTrained ? turnEnd(tok, seg) : -1;
       for (let k = 0; k < seg.length; k++) {
         ids.push(seg[k]!);
-        trained.push(isTrained && (end < 0 || k < end) ? 1 : 0);
+        trained.push(!opts.assistantOnlyLoss || (isTrained && (end < 0 || k < end)) ? 1 : 0);
       }
     }
     // A template without end-of-turn tokens: end the final assistant turn with EOS.
@@ -358,7 +469,7 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
   let truncated = false;
   let n = ids.length;
   if (opts.maxLength !== undefined && n > opts.maxLength) {
-    n = keepStart(tok, ids, opts.maxLength).length;
+    n = opts.maxLength;
     truncated = true;
   }
   const mask = Uint8Array.from(trained.slice(0, n));
@@ -372,7 +483,7 @@ export function tokenizeSft(tok: Tokenizer, ex: SftExample, opts: Pick<Truncatio
 export function tokenizeSftData(
   tok: Tokenizer,
   examples: readonly SftExample[],
-  opts: Pick<TokenizeOptions, 'maxLength' | 'onBadRow'> = {},
+  opts: Pick<TokenizeOptions, 'maxLength' | 'onBadRow'> & SftLossMask = {},
 ): { rows: TokenizedSft[]; summary: TokenizeSummary } {
   const summary = emptyTokenizeSummary(examples.length);
   const rows: TokenizedSft[] = [];

@@ -8,7 +8,10 @@
 // scalar, in float64. See types.ts for the exact meaning of every input field.
 
 import { editDistance } from './math.js';
+import { fDivergenceScores, type FDivergenceType } from './fdiv.js';
 import {
+  apoDownScoreLoss,
+  sigmoidNormLoss,
   aotLoss,
   aotPairLoss,
   apoDownLoss,
@@ -33,6 +36,8 @@ import { checkCounts, checkLogps, checkParam } from './validate.js';
 
 export type { BcoRunningMean, LossParams, LossResult, PreferenceLogps } from './types.js';
 export { newBcoRunningMean, updateBcoRunningMean } from './pairwise.js';
+export { fDivergenceScores, fDivergenceTypes, type FDivergenceType } from './fdiv.js';
+export { ldTokenWeights, wpoPairWeights } from './weighting.js';
 export { sftLoss, type SftResult } from './sft.js';
 export {
   implicitRewards,
@@ -58,6 +63,7 @@ export const lossTypes = [
   'apo_zero',
   'apo_down',
   'discopop',
+  'sigmoid_norm',
   'simpo',
   'orpo',
   'sft',
@@ -150,7 +156,7 @@ export function computePreferenceLoss(
 
   const ipoNormalize = params.ipoLengthNormalize ?? true;
   const usesNll = params.rpoAlpha !== undefined || types.includes('sft') || types.includes('orpo');
-  const needTokens = (t: LossType): boolean => t === 'simpo' || t === 'orpo' || (t === 'ipo' && ipoNormalize);
+  const needTokens = (t: LossType): boolean => t === 'simpo' || t === 'orpo' || t === 'sigmoid_norm' || (t === 'ipo' && ipoNormalize);
   for (const t of types) {
     if (!needTokens(t)) continue;
     for (const f of ['chosenTokens', 'rejectedTokens'] as const) {
@@ -182,6 +188,42 @@ export function computePreferenceLoss(
     }
   }
 
+  // ---- f-DPO: scores s(x) of the log-ratios replace them in the score-based losses ----
+  const fType: FDivergenceType = params.fDivergenceType ?? 'reverse_kl';
+  const fAlpha = params.fAlphaDivergenceCoef ?? 0.5;
+  checkParam(label, 'fAlphaDivergenceCoef', fAlpha, true, 'a finite number');
+  let scored: RefLogps | undefined = ref;
+  let dsc: Float64Array | undefined;
+  let dsr: Float64Array | undefined;
+  let fsc: Float64Array | undefined;
+  let fsr: Float64Array | undefined;
+  if (fType !== 'reverse_kl') {
+    if (ref === undefined) throw new Error(`${label}: fDivergenceType ${fType} needs reference log-probs (it transforms log π/π_ref)`);
+    const xc = new Float64Array(n);
+    const xr = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      xc[i] = pc[i] - ref.rc[i];
+      xr[i] = pr[i] - ref.rr[i];
+    }
+    const c = fDivergenceScores(xc, fType, fAlpha);
+    const r = fDivergenceScores(xr, fType, fAlpha);
+    [fsc, dsc, fsr, dsr] = [c.s, c.ds, r.s, r.ds];
+    scored = { pc: fsc, pr: fsr, rc: new Float64Array(n), rr: new Float64Array(n) };
+  }
+
+  // ---- WPO: constant per-pair weights on every loss term ----
+  const pw = params.pairWeights;
+  if (pw !== undefined) {
+    checkLogps(label, 'pairWeights', pw, n);
+    const bad = types.find((t) => t === 'aot' || t === 'aot_pair');
+    if (bad) throw new Error(`${where(bad)}: pairWeights (WPO use_weighting) cannot weight ${bad}, whose losses are indexed by sorted rank, not by pair (TRL refuses this too)`);
+  }
+  let meanPairWeight = 1;
+  if (pw !== undefined) {
+    meanPairWeight = 0;
+    for (let i = 0; i < n; i++) meanPairWeight += pw[i] / n;
+  }
+
   // ---- accumulate the weighted components ----
   const losses = new Float64Array(n);
   const gradPolicyChosen = new Float64Array(n);
@@ -195,18 +237,26 @@ export function computePreferenceLoss(
   let bcoDelta: number | undefined;
   let rewardSource: LossType | undefined;
 
-  const addTerm = (term: PairTerm, w: number, chainChosen?: ArrayLike<number>, chainRejected?: ArrayLike<number>): void => {
+  const addTerm = (
+    term: PairTerm, w: number, chainChosen?: ArrayLike<number>, chainRejected?: ArrayLike<number>,
+    mulChosen?: ArrayLike<number>, mulRejected?: ArrayLike<number>,
+  ): void => {
     let sum = 0;
     for (let i = 0; i < n; i++) {
-      losses[i] += w * term.losses[i];
-      sum += term.losses[i];
-      // Mean over pairs: each pair's derivative is scaled by w / n; averaged-input losses are chained
-      // through c = pc / T (∂c/∂pc = 1/T).
-      gradPolicyChosen[i] += (w / n) * (chainChosen ? term.dChosen[i] / chainChosen[i] : term.dChosen[i]);
-      gradPolicyRejected[i] += (w / n) * (chainRejected ? term.dRejected[i] / chainRejected[i] : term.dRejected[i]);
+      const q = pw === undefined ? 1 : pw[i];
+      losses[i] += w * q * term.losses[i];
+      sum += q * term.losses[i];
+      // Mean over pairs: each pair's derivative is scaled by w / n (and its WPO weight); averaged-input
+      // losses are chained through c = pc / T (∂c/∂pc = 1/T), f-DPO scores through s'(x).
+      const dc = (chainChosen ? term.dChosen[i] / chainChosen[i] : term.dChosen[i]) * (mulChosen ? mulChosen[i] : 1);
+      const dr = (chainRejected ? term.dRejected[i] / chainRejected[i] : term.dRejected[i]) * (mulRejected ? mulRejected[i] : 1);
+      gradPolicyChosen[i] += ((w * q) / n) * dc;
+      gradPolicyRejected[i] += ((w * q) / n) * dr;
     }
     loss += w * (sum / n);
   };
+  // A score-based term: computed on the f-DPO scores, chained through s'(x).
+  const addScored = (term: PairTerm, w: number): void => addTerm(term, w, undefined, undefined, dsc, dsr);
 
   for (let k = 0; k < types.length; k++) {
     const t = types[k];
@@ -214,27 +264,27 @@ export function computePreferenceLoss(
     if (rewardSource === undefined && t !== 'sft') rewardSource = t;
     switch (t) {
       case 'sigmoid':
-        addTerm(sigmoidLoss(ref!, beta, labelSmoothing), w);
+        addScored(sigmoidLoss(scored!, beta, labelSmoothing), w);
         break;
       case 'robust':
         checkParam(where(t), 'labelSmoothing', labelSmoothing, labelSmoothing < 0.5, 'in [0, 0.5) (robust DPO divides by 1 − 2ε)');
-        addTerm(robustLoss(ref!, beta, labelSmoothing), w);
+        addScored(robustLoss(scored!, beta, labelSmoothing), w);
         break;
       case 'hinge':
-        addTerm(hingeLoss(ref!, beta), w);
+        addScored(hingeLoss(scored!, beta), w);
         break;
       case 'ipo':
-        addTerm(ipoNormalize ? ipoLoss(ref!, beta, logps.chosenTokens, logps.rejectedTokens) : ipoLoss(ref!, beta), w);
+        addScored(ipoNormalize ? ipoLoss(scored!, beta, logps.chosenTokens, logps.rejectedTokens) : ipoLoss(scored!, beta), w);
         break;
       case 'exo_pair': {
         // TRL v0.27 replaces ε = 0 by 1e-3 (log ε would be −∞); TRL v1 asks for 1e-3 explicitly.
         const eps = labelSmoothing === 0 ? 1e-3 : labelSmoothing;
         checkParam(where(t), 'labelSmoothing', eps, eps < 1, 'in [0, 1) (EXO takes log(1 − ε))');
-        addTerm(exoPairLoss(ref!, beta, eps), w);
+        addScored(exoPairLoss(scored!, beta, eps), w);
         break;
       }
       case 'nca_pair':
-        addTerm(ncaPairLoss(ref!, beta), w);
+        addScored(ncaPairLoss(scored!, beta), w);
         break;
       case 'bco_pair': {
         if (bcoDelta === undefined) {
@@ -250,11 +300,11 @@ export function computePreferenceLoss(
           }
           metrics.bco_delta = bcoDelta;
         }
-        addTerm(bcoPairLoss(ref!, beta, bcoDelta), w);
+        addScored(bcoPairLoss(scored!, beta, bcoDelta), w);
         break;
       }
       case 'sppo_hard':
-        addTerm(sppoHardLoss(ref!, beta), w);
+        addScored(sppoHardLoss(scored!, beta), w);
         break;
       case 'aot':
         addTerm(aotLoss(ref!, beta, labelSmoothing), w);
@@ -266,14 +316,17 @@ export function computePreferenceLoss(
         addTerm(apoZeroLoss(ref!, beta), w);
         break;
       case 'apo_down':
-        addTerm(apoDownLoss(ref!, beta), w);
+        addTerm(fsc ? apoDownScoreLoss(ref!, beta, fsc, fsr!, dsc!, dsr!) : apoDownLoss(ref!, beta), w);
         break;
       case 'discopop': {
         const tau = params.discopopTau ?? 0.05;
         checkParam(where(t), 'discopopTau', tau, tau > 0, 'a positive number');
-        addTerm(discopopLoss(ref!, beta, tau), w);
+        addScored(discopopLoss(scored!, beta, tau), w);
         break;
       }
+      case 'sigmoid_norm':
+        addScored(sigmoidNormLoss(scored!, beta, logps.chosenTokens!, logps.rejectedTokens!), w);
+        break;
       case 'simpo': {
         const gamma = params.simpoGamma ?? 0.5;
         checkParam(where(t), 'simpoGamma', gamma, true, 'a finite number');
@@ -290,7 +343,7 @@ export function computePreferenceLoss(
         const term: OrpoTerm = orpoOddsRatioLoss(avgChosen!, avgRejected!, beta);
         addTerm(term, w, logps.chosenTokens, logps.rejectedTokens);
         // ORPO = nll − mean(β·ls(log odds)): the NLL half joins the shared NLL term below.
-        nllWeight += w;
+        nllWeight += w * meanPairWeight;
         if (metrics.log_odds_ratio === undefined) {
           let sr = 0;
           let sl = 0;
@@ -304,8 +357,9 @@ export function computePreferenceLoss(
         break;
       }
       case 'sft':
-        // TRL v1.x "sft": the batch's token-mean NLL, expanded to every pair.
-        nllWeight += w;
+        // TRL v1.x "sft": the batch's token-mean NLL, expanded to every pair (× its WPO weight, so the
+        // mean carries the mean weight).
+        nllWeight += w * meanPairWeight;
         break;
     }
   }

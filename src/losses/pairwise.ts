@@ -47,6 +47,24 @@ export function sigmoidLoss(p: RefLogps, beta: number, eps: number): PairTerm {
   return t;
 }
 
+// sigmoid_norm — TRL v1.9.0's length-normalized sigmoid: the chosen and rejected log-ratios are
+// divided by their response lengths Tc, Tr (token counts) before the DPO logistic:
+//   x = β(a/Tc − b/Tr),  a = pc − rc, b = pr − rr,   loss = −ls(x),   dloss/dpc = −β·σ(−x)/Tc,   dloss/dpr = β·σ(−x)/Tr
+export function sigmoidNormLoss(p: RefLogps, beta: number, chosenTokens: ArrayLike<number>, rejectedTokens: ArrayLike<number>): PairTerm {
+  const n = p.pc.length;
+  const t = newTerm(n);
+  for (let i = 0; i < n; i++) {
+    const tc = Math.max(1, chosenTokens[i]!);
+    const tr = Math.max(1, rejectedTokens[i]!);
+    const x = beta * ((p.pc[i] - p.rc[i]) / tc - (p.pr[i] - p.rr[i]) / tr);
+    t.losses[i] = -logSigmoid(x);
+    const dx = -sigmoid(-x);
+    t.dChosen[i] = (beta * dx) / tc;
+    t.dRejected[i] = (-beta * dx) / tr;
+  }
+  return t;
+}
+
 // robust — Chowdhury et al. 2024, "Provably Robust DPO: Aligning Language Models with Noisy
 // Feedback" (arXiv:2403.00409), unbiased loss under label-flip rate ε < 1/2:
 //   loss = (−(1 − ε)·ls(x) + ε·ls(−x)) / (1 − 2ε),   dloss/dx = (−(1 − ε)·σ(−x) − ε·σ(x)) / (1 − 2ε)
@@ -292,6 +310,23 @@ export function apoDownLoss(p: RefLogps, beta: number): PairTerm {
     t.losses[i] = sigmoid(c) + (1 - sigmoid(m));
     t.dChosen[i] = beta * sigmoidGrad(c) - beta * sigmoidGrad(m);
     t.dRejected[i] = beta * sigmoidGrad(m);
+  }
+  return t;
+}
+
+// apo_down with f-DPO scores (TRL v1.9.0): the chosen half uses the raw log-ratio a = pc − rc, the
+// rejected half the score difference Δ = s(a) − s(b):
+//   loss = σ(βa) + (1 − σ(βΔ)),   dloss/dpc = β·σ'(βa) − β·σ'(βΔ)·s'(a),   dloss/dpr = β·σ'(βΔ)·s'(b)
+// (with s(x) = x this is apoDownLoss). Gradients are with respect to pc and pr.
+export function apoDownScoreLoss(p: RefLogps, beta: number, sc: Float64Array, sr: Float64Array, dsc: Float64Array, dsr: Float64Array): PairTerm {
+  const n = p.pc.length;
+  const t = newTerm(n);
+  for (let i = 0; i < n; i++) {
+    const c = beta * (p.pc[i] - p.rc[i]);
+    const m = beta * (sc[i] - sr[i]);
+    t.losses[i] = sigmoid(c) + (1 - sigmoid(m));
+    t.dChosen[i] = beta * sigmoidGrad(c) - beta * sigmoidGrad(m) * dsc[i];
+    t.dRejected[i] = beta * sigmoidGrad(m) * dsr[i];
   }
   return t;
 }

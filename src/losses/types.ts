@@ -69,6 +69,14 @@ export interface LossParams {
   /** bco_pair: running-mean state (TRL v0.x). The batch's mean reward is folded in first and the
    *  updated mean is δ; the new state comes back in LossResult.bcoState. Omitted: δ = 0 (TRL v1.x). */
   bcoState?: BcoRunningMean;
+  /** f-DPO (TRL `f_divergence_type`, default 'reverse_kl' = standard DPO): the score-based losses see
+   *  s(log π/π_ref) instead of the log-ratio (see fdiv.ts); aot, aot_pair and apo_zero keep the raw ratios. */
+  fDivergenceType?: 'reverse_kl' | 'forward_kl' | 'js_divergence' | 'alpha_divergence';
+  /** α of alpha_divergence (TRL `f_alpha_divergence_coef`, default 0.5). */
+  fAlphaDivergenceCoef?: number;
+  /** WPO (TRL `use_weighting`): constant per-pair weights multiplying every pair's loss (the trainer
+   *  computes them without gradient, see weighting.ts). Not with aot / aot_pair. */
+  pairWeights?: Float64Array;
 }
 
 /** Output of computePreferenceLoss. All arrays have one entry per pair. */

@@ -158,8 +158,8 @@ export class Gpt2Model implements CausalLM {
       (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.wte, targets, { meanLogits: opts.meanLogits }));
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.wte, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

@@ -158,8 +158,8 @@ export class LlamaModel implements CausalLM {
       (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits }));
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

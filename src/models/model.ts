@@ -106,7 +106,7 @@ export interface CausalLM {
    * opts.temperature divides the logits first (log-probs of the distribution sampled at that
    * temperature, as the RL trainers need).
    */
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array; temperature?: number }): Tensor;
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts?: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number }): Tensor;
   /** Logits of the last position of each row after feeding ids through the cache: [batch, vocab]. */
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array;
   newCache(batch: number, capacity: number): KVCache;

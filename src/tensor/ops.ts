@@ -738,6 +738,9 @@ export function lmHeadLogprobs(
     /** Upper bound on the logits buffer (bytes); decides between keeping and recomputing. */
     maxLogitsBytes?: number;
     /** Receives each row's mean logit over the vocabulary (h·mean(W), no grad). */ meanLogits?: Buf;
+    /** Receives, for each row with a target, log Σ_v softmax(z)_v² = logsumexp(2z) − 2·logsumexp(z)
+     *  (WPO's normalizer, no grad); rows without a target get 0. */
+    logSumSqProbs?: Buf;
   } = {},
 ): Tensor {
   if (h.ndim !== 2 || W.ndim !== 2 || h.shape[1] !== W.shape[1]) {
@@ -775,6 +778,18 @@ export function lmHeadLogprobs(
     const n = Math.min(chunk, Na - r0);
     k.gemm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
     k.logSoftmaxGather(logits, tA.subarray(r0, r0 + n), logpA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
+    if (opts.logSumSqProbs) {
+      if (opts.logSumSqProbs.length !== N) fail('lmHeadLogprobs', `logSumSqProbs has ${opts.logSumSqProbs.length} entries for ${N} rows`);
+      for (let i = 0; i < n; i++) {
+        const z = logits.subarray(i * V, (i + 1) * V);
+        let m = -Infinity;
+        for (let v = 0; v < V; v++) if (z[v]! > m) m = z[v]!;
+        let acc = 0;
+        for (let v = 0; v < V; v++) acc += Math.exp(2 * (z[v]! - m));
+        // logsumexp(2z) − 2·logsumexp(z), with logsumexp(2z) = 2m + log Σ e^(2(z − m)).
+        opts.logSumSqProbs[rowsA[r0 + i]!] = 2 * m + Math.log(acc) - 2 * lse[r0 + i]!;
+      }
+    }
   }
   if (!all) {
     rowsA.forEach((r, i) => (out.data[r] = logpA[i]!));

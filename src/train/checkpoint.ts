@@ -31,7 +31,9 @@ export interface TrainerState {
 
 const STATE_FILE = 'trainer_state.json';
 
-export function saveCheckpoint(outputDir: string, params: readonly Tensor[], opt: AdamW, state: TrainerState, keep: number): string {
+export function saveCheckpoint(
+  outputDir: string, params: readonly Tensor[], opt: AdamW, state: TrainerState, keep: number, extra?: (dir: string) => void,
+): string {
   const final = join(outputDir, `checkpoint-${state.step}`);
   const tmp = `${final}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -46,6 +48,7 @@ export function saveCheckpoint(outputDir: string, params: readonly Tensor[], opt
     moments.set(`v.${p.name}`, { shape: [p.size], data: o.v.get(p.name!)! });
   }
   writeSafetensors(join(tmp, 'optimizer.safetensors'), moments, { metadata: { step: String(o.step) } });
+  extra?.(tmp);
   writeFileSync(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);

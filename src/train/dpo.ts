@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
-import { computePreferenceLoss, type BcoRunningMean, type LossParams } from '../losses/index.js';
-import { BatchSampler, collatePreference, packRows, permutation, type PreferenceBatch } from '../data/batch.js';
+import { computePreferenceLoss, ldTokenWeights, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
+import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
@@ -66,15 +67,51 @@ export interface DpoRunResult extends TrainedRun<DpoConfig> {
  * Per-sequence sums of response log-probs, [2·pairs] (chosen rows first), as float64: row r is the
  * run of lengths[r] values after the previous rows (a padded row's length is seqLen).
  */
-function sequenceSums(lp: Float32Array | Float64Array, lengths: ArrayLike<number>): Float64Array {
+function sequenceSums(lp: Float32Array | Float64Array, lengths: ArrayLike<number>, weights?: ArrayLike<number>): Float64Array {
   const out = new Float64Array(lengths.length);
   let i = 0;
   for (let r = 0; r < lengths.length; r++) {
     let s = 0;
-    for (const end = i + lengths[r]!; i < end; i++) s += lp[i]!;
+    for (const end = i + lengths[r]!; i < end; i++) s += weights ? lp[i]! * weights[i]! : lp[i]!;
     out[r] = s;
   }
   return out;
+}
+
+/**
+ * LD-DPO token weights of a batch in its padded layout (rows·seqLen): in each pair, the first
+ * min(Lc, Lr) scored tokens of each row weigh 1 and the rest ld_alpha (L = the row's scored
+ * response tokens, TRL's shifted completion mask); unscored positions 0.
+ */
+export function ldBatchWeights(batch: PreferenceBatch, alpha: number): Float32Array {
+  const P = batch.pairs, T_ = batch.seqLen;
+  const w = new Float32Array(2 * P * T_);
+  const scored = (r: number): number => {
+    let n = 0;
+    for (let t = 0; t < T_; t++) if (batch.targets[r * T_ + t]! >= 0) n++;
+    return n;
+  };
+  for (let i = 0; i < P; i++) {
+    const shared = Math.min(scored(i), scored(P + i));
+    for (const r of [i, P + i]) {
+      const tw = ldTokenWeights(scored(r), shared, alpha);
+      let k = 0;
+      for (let t = 0; t < T_; t++) if (batch.targets[r * T_ + t]! >= 0) w[r * T_ + t] = tw[k++]!;
+    }
+  }
+  return w;
+}
+
+/** Options of sequenceLogps beyond the plain per-row sums. */
+export interface SequenceLogpsOptions {
+  /** Receives each position's mean logit (padded layout). */
+  meanLogits?: Float32Array;
+  /** Receives each scored position's log Σ_v p_v² (padded layout; WPO). */
+  logSumSqProbs?: Float32Array;
+  /** Per-token weights in the padded layout (LD-DPO): the sums become Σ w_t·log p_t. */
+  tokenWeights?: Float32Array;
+  /** Also return the unweighted sums: the result is [2·rows2] = [weighted rows..., unweighted rows...]. */
+  alsoUnweighted?: boolean;
 }
 
 /** A preference batch's real tokens packed into one row (padding-free), chosen rows first. */
@@ -88,38 +125,56 @@ export function packPreferenceBatch(batch: PreferenceBatch): ReturnType<typeof p
  * sequence (TRL's padding_free), so the linear layers never see padding (the LM head skips it either way).
  * meanLogits (padded layout, rows·seqLen) receives each position's mean logit.
  */
-export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFree: boolean, meanLogits?: Float32Array): Tensor {
+export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFree: boolean, opts: Float32Array | SequenceLogpsOptions = {}): Tensor {
+  const o: SequenceLogpsOptions = opts instanceof Float32Array ? { meanLogits: opts } : opts;
+  const { meanLogits, logSumSqProbs, tokenWeights } = o;
   const rows = 2 * batch.pairs, T_ = batch.seqLen;
-  if (!paddingFree) {
-    const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits });
+  const weighted = tokenWeights !== undefined || o.alsoUnweighted === true;
+  if (!paddingFree && !weighted) {
+    const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits, logSumSqProbs });
     return T.sum(T.reshape(lp, [rows, T_]), 1);
   }
-  const p = packPreferenceBatch(batch);
-  const N = p.ids.length;
-  const packedMean = meanLogits ? new Float32Array(N) : undefined;
-  const lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: N, segments: p.lengths }, p.targets, { meanLogits: packedMean });
-  if (meanLogits && packedMean) p.paddedIndex.forEach((j, i) => (meanLogits[j] = packedMean[i]!));
-  // Per-sequence sums as a product with a 0/1 segment matrix [rows, N] (its backward hands each
-  // token its sequence's gradient).
-  const seg = new Float32Array(rows * N);
-  let i = 0;
-  for (let r = 0; r < rows; r++) for (let t = 0; t < p.lengths[r]!; t++) seg[r * N + i++] = 1;
-  return T.reshape(T.matmul(T.tensor(seg, [rows, N]), T.reshape(lp, [N, 1])), [rows]);
+  // Per-sequence (weighted) sums as a product with a segment matrix [rows, N] (its backward hands
+  // each token its sequence's gradient times its weight); alsoUnweighted stacks a 0/1 one below.
+  let lp: Tensor, N: number, paddedIndex: ArrayLike<number>;
+  if (paddingFree) {
+    const p = packPreferenceBatch(batch);
+    N = p.ids.length;
+    paddedIndex = p.paddedIndex;
+    const packedMean = meanLogits ? new Float32Array(N) : undefined;
+    const packedSq = logSumSqProbs ? new Float32Array(N) : undefined;
+    lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: N, segments: p.lengths }, p.targets, { meanLogits: packedMean, logSumSqProbs: packedSq });
+    if (meanLogits && packedMean) p.paddedIndex.forEach((j, i) => (meanLogits[j] = packedMean[i]!));
+    if (logSumSqProbs && packedSq) p.paddedIndex.forEach((j, i) => (logSumSqProbs[j] = packedSq[i]!));
+  } else {
+    N = rows * T_;
+    paddedIndex = { length: N } as ArrayLike<number>;
+    lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits, logSumSqProbs });
+  }
+  const out = o.alsoUnweighted ? 2 * rows : rows;
+  const seg = new Float32Array(out * N);
+  for (let i = 0; i < N; i++) {
+    const j = paddingFree ? paddedIndex[i]! : i;
+    const r = Math.floor(j / T_);
+    seg[r * N + i] = tokenWeights ? tokenWeights[j]! : 1;
+    if (o.alsoUnweighted) seg[(rows + r) * N + i] = 1;
+  }
+  return T.reshape(T.matmul(T.tensor(seg, [out, N]), T.reshape(lp, [N, 1])), [out]);
 }
 
 /** Reference log-probs of a batch under a frozen model (no tape, activations dropped). */
-export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFree = false): Float64Array {
+export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFree = false, tokenWeights?: Float32Array): Float64Array {
   const rows = 2 * batch.pairs;
   return T.noGrad(() => {
     if (paddingFree) {
       const p = packPreferenceBatch(batch);
       const lp = ref.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
-      const s = sequenceSums(lp.data, p.lengths);
+      const s = sequenceSums(lp.data, p.lengths, tokenWeights ? Float32Array.from(p.paddedIndex, (j) => tokenWeights[j]!) : undefined);
       lp.dispose();
       return s;
     }
     const lp = ref.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: batch.seqLen }, batch.targets);
-    const s = sequenceSums(lp.data, new Array<number>(rows).fill(batch.seqLen));
+    const s = sequenceSums(lp.data, new Array<number>(rows).fill(batch.seqLen), tokenWeights);
     lp.dispose();
     return s;
   });
@@ -136,6 +191,8 @@ function hashWeights(h: ReturnType<typeof createHash>, model: CausalLM): void {
 function hashPairs(h: ReturnType<typeof createHash>, pairs: readonly TokenizedPair[]): void {
   for (const p of pairs) {
     h.update(Int32Array.from([p.index, p.promptIds.length, p.chosenIds.length, p.rejectedIds.length]));
+    // keep_end truncation: where each row's prompt starts (absent = 0, so older fingerprints stand).
+    if (p.chosenPromptStart || p.rejectedPromptStart) h.update(Int32Array.from([-1, p.chosenPromptStart ?? 0, p.rejectedPromptStart ?? 0]));
     h.update(Int32Array.from(p.promptIds));
     h.update(Int32Array.from(p.chosenIds));
     h.update(Int32Array.from(p.rejectedIds));
@@ -149,14 +206,17 @@ function hashPairs(h: ReturnType<typeof createHash>, pairs: readonly TokenizedPa
  */
 export function precomputeReferenceLogps(
   ref: CausalLM, pairs: readonly TokenizedPair[], order: readonly (readonly number[])[], padId: number,
-  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean, paddingFree = false,
+  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean, paddingFree = false, ldAlpha: number | null = null,
 ): { chosen: Float64Array; rejected: Float64Array; hit: boolean; path: string } {
   const h = createHash('sha256');
   h.update('dpo-ts ref-logps v1');
   hashWeights(h, ref);
   hashPairs(h, pairs);
   // Packing changes summation order (last-bit differences): part of the fingerprint.
-  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, threads: kernels().numThreads(), ...(paddingFree ? { paddingFree } : {}) }));
+  h.update(JSON.stringify({
+    order, padId, padToMultipleOf: padToMultipleOf ?? null, threads: kernels().numThreads(),
+    ...(paddingFree ? { paddingFree } : {}), ...(ldAlpha !== null ? { ldAlpha } : {}),
+  }));
   const fp = h.digest('hex').slice(0, 32);
   const path = join(cacheDir, `${fp}.bin`);
   const n = pairs.length;
@@ -172,7 +232,7 @@ export function precomputeReferenceLogps(
   let done = 0;
   for (const idx of order) {
     const batch = collatePreference(idx.map((i) => pairs[i]!), { padId, padToMultipleOf });
-    const s = referenceLogps(ref, batch, paddingFree);
+    const s = referenceLogps(ref, batch, paddingFree, ldAlpha !== null ? ldBatchWeights(batch, ldAlpha) : undefined);
     idx.forEach((i, j) => {
       chosen[i] = s[j]!;
       rejected[i] = s[batch.pairs + j]!;
@@ -205,6 +265,8 @@ function lossParams(cfg: DpoConfig, bcoState: BcoRunningMean | undefined): LossP
     discopopTau: cfg.discopop_tau,
     lossWeights: cfg.loss_weights ?? undefined,
     bcoState,
+    fDivergenceType: cfg.f_divergence_type,
+    fAlphaDivergenceCoef: cfg.f_alpha_divergence_coef,
   };
 }
 
@@ -233,6 +295,46 @@ export function dpoWatchdogs(cfg: DpoConfig): (history: readonly Record<string, 
     }
     return out;
   };
+}
+
+/** TR-DPO needs the reference to have the policy's parameters, name for name and shape for shape. */
+function checkSyncable(policy: CausalLM, ref: CausalLM): void {
+  const pp = policy.parameters(), rp = ref.parameters();
+  for (const [name, t] of pp) {
+    if (name.includes('lora_')) continue;
+    const r = rp.get(name);
+    if (!r || r.size !== t.size) {
+      throw new Error(`sync_ref_model: the reference has ${r ? `${r.size} values` : 'no parameter'} for ${name} (the policy ${t.size}): TR-DPO mixes them, so they must match`);
+    }
+  }
+}
+
+/** TR-DPO soft update, in place: ref ← α·policy + (1 − α)·ref (TRL: mixup of every parameter). */
+export function mixReferenceToward(ref: CausalLM, policy: CausalLM, alpha: number): void {
+  const pp = policy.parameters();
+  for (const [name, r] of ref.parameters()) {
+    const p = pp.get(name);
+    if (!p) continue;
+    const rd = r.data, pd = p.data;
+    for (let i = 0; i < rd.length; i++) rd[i] = Math.fround(alpha * pd[i]! + (1 - alpha) * rd[i]!);
+  }
+}
+
+const REF_WEIGHTS_FILE = 'ref_model.safetensors';
+
+function saveReferenceWeights(ref: CausalLM, dir: string): void {
+  writeSafetensors(join(dir, REF_WEIGHTS_FILE), ref.exportWeights());
+}
+
+function loadReferenceWeights(ref: CausalLM, dir: string): void {
+  const path = join(dir, REF_WEIGHTS_FILE);
+  if (!existsSync(path)) throw new Error(`resume from ${dir}: no ${REF_WEIGHTS_FILE}; the checkpoint was not made with sync_ref_model`);
+  const w = readSafetensors(path);
+  for (const [name, t] of ref.parameters()) {
+    const v = w.get(name);
+    if (!v || v.data.length !== t.size) throw new Error(`resume from ${dir}: ${REF_WEIGHTS_FILE} has no weights of ${t.size} values for ${name}`);
+    t.data.set(v.data);
+  }
 }
 
 export function splitEval(n: number, fraction: number, seed: number): { train: number[]; eval: number[] } {
@@ -280,6 +382,13 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       `data: ${trainPairs.length} training pairs${evalPairs.length ? `, ${evalPairs.length} eval pairs` : ''} (format ${train.format}); ` +
       `${t.truncatedRows} truncated, ${t.dropped + train.load.bad} dropped\n`,
     );
+    const tooLong = t.droppedByReason.prompt_too_long ?? 0;
+    if (tooLong > 0) {
+      process.stderr.write(
+        `  ${tooLong} pairs dropped because their prompt alone fills max_length ${cfg.max_length} (truncation_mode keep_start, ` +
+        "as TRL does); truncation_mode: keep_end keeps them, cutting the oldest prompt tokens\n",
+      );
+    }
   }
   const padId = tokenizer.padId;
   const padToMultipleOf = cfg.pad_to_multiple_of ?? undefined;
@@ -311,33 +420,42 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   }
   await yieldToEventLoop(opts.signal);
   const paddingFree = cfg.padding_free;
-  const liveRef = (batch: PreferenceBatch): Float64Array =>
-    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch, paddingFree)) : referenceLogps(refModel!, batch, paddingFree);
+  const ldAlpha = cfg.ld_alpha;
+  const liveRef = (batch: PreferenceBatch, w?: Float32Array): Float64Array =>
+    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch, paddingFree, w)) : referenceLogps(refModel!, batch, paddingFree, w);
+  // TR-DPO needs a reference of its own to move toward the policy (config refuses LoRA and precompute).
+  if (cfg.sync_ref_model) {
+    if (referenceFree || !refModel || refModel === model) {
+      throw new Error('sync_ref_model: TR-DPO needs a separate reference model (a reference-based loss_type, without use_peft)');
+    }
+    checkSyncable(model, refModel);
+  }
 
   let refCacheHit: boolean | null = null;
   let trainRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
   let evalRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
   if (!referenceFree && cfg.precompute_ref_log_probs) {
     const cacheDir = join(opts.cacheDir ?? defaultCacheDir(), 'ref-logps');
-    const order = new BatchSampler(trainPairs.length, { batchSize: cfg.per_device_train_batch_size, seed: cfg.seed }).epochBatches(0);
+    const order = new BatchSampler(trainPairs.length, { batchSize: cfg.precompute_ref_batch_size ?? cfg.per_device_train_batch_size, seed: cfg.seed }).epochBatches(0);
     const compute = (pairs: TokenizedPair[], ord: number[][]) =>
       withAdaptersOff
         ? (() => {
             model.ctx.adaptersEnabled = false;
             try {
-              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree);
+              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree, ldAlpha);
             } finally {
               model.ctx.adaptersEnabled = true;
             }
           })()
-        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree);
+        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree, ldAlpha);
     const tr = compute(trainPairs, order);
     trainRef = tr;
     refCacheHit = tr.hit;
     if (evalPairs.length) {
       const evOrder: number[][] = [];
-      for (let i = 0; i < evalPairs.length; i += cfg.per_device_eval_batch_size) {
-        evOrder.push(Array.from({ length: Math.min(cfg.per_device_eval_batch_size, evalPairs.length - i) }, (_, j) => i + j));
+      const evBs = cfg.precompute_ref_batch_size ?? cfg.per_device_eval_batch_size;
+      for (let i = 0; i < evalPairs.length; i += evBs) {
+        evOrder.push(Array.from({ length: Math.min(evBs, evalPairs.length - i) }, (_, j) => i + j));
       }
       evalRef = compute(evalPairs, evOrder);
     }
@@ -347,6 +465,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   }
 
   const lossTypes = cfg.loss_type;
+  const usesNll = cfg.rpo_alpha !== null || (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).some((t) => t === 'sft' || t === 'orpo');
   let bcoState: BcoRunningMean | undefined;
 
   /** Forward (+ backward when training) of one batch; returns metric sums. */
@@ -354,8 +473,14 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     const batch = collate(pairIdx.map((i) => pairs[i]!));
     const P = batch.pairs, rows = 2 * P, T_ = batch.seqLen;
     const meanLogits = new Float32Array(rows * T_);
-    const seq = sequenceLogps(model, batch, paddingFree, meanLogits);
-    const pol = Float64Array.from(seq.data);
+    // LD-DPO weights the log-probs; the NLL term and WPO then also need the plain sums.
+    const ldW = ldAlpha !== null ? ldBatchWeights(batch, ldAlpha) : undefined;
+    const logSumSq = cfg.use_weighting ? new Float32Array(rows * T_) : undefined;
+    const alsoUnweighted = ldW !== undefined && (usesNll || cfg.use_weighting);
+    const seq = sequenceLogps(model, batch, paddingFree, { meanLogits, logSumSqProbs: logSumSq, tokenWeights: ldW, alsoUnweighted });
+    const all = Float64Array.from(seq.data);
+    const pol = all.subarray(0, rows);
+    const plain = alsoUnweighted ? all.subarray(rows) : pol;
     let tokens = 0;
     for (let r = 0; r < rows; r++) tokens += batch.lengths[r]!;
     if (!pol.every(Number.isFinite)) {
@@ -368,22 +493,41 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
         refC = Float64Array.from(pairIdx, (i) => ref.chosen[i]!);
         refR = Float64Array.from(pairIdx, (i) => ref.rejected[i]!);
       } else {
-        const s = liveRef(batch);
+        const s = liveRef(batch, ldW);
         refC = s.slice(0, P);
         refR = s.slice(P);
       }
+    }
+    // WPO: w = exp(mean_t [log p_t − log Σ_v p_v²]) per row over its scored tokens, chosen × rejected.
+    let pairWeights: Float64Array | undefined;
+    if (logSumSq) {
+      const aligned = new Float64Array(rows), scored = new Int32Array(rows);
+      for (let r = 0; r < rows; r++) {
+        let sq = 0;
+        for (let t = 0; t < T_; t++) {
+          if (batch.targets[r * T_ + t]! < 0) continue;
+          sq += logSumSq[r * T_ + t]!;
+          scored[r]!++;
+        }
+        aligned[r] = plain[r]! - sq;
+      }
+      pairWeights = wpoPairWeights(aligned.subarray(0, P), scored.subarray(0, P), aligned.subarray(P), scored.subarray(P));
     }
     const res = computePreferenceLoss(lossTypes, {
       policyChosen: pol.slice(0, P), policyRejected: pol.slice(P),
       refChosen: refC, refRejected: refR,
       chosenTokens: batch.responseTokens.slice(0, P), rejectedTokens: batch.responseTokens.slice(P),
-    }, lossParams(cfg, gradScale !== null ? bcoState : undefined));
+      // With LD-DPO the NLL term stays the plain token-mean cross-entropy, as TRL's sft loss.
+      ...(alsoUnweighted && usesNll ? { chosenNllSum: Float64Array.from(plain.subarray(0, P), (v) => -v) } : {}),
+    }, { ...lossParams(cfg, gradScale !== null ? bcoState : undefined), pairWeights });
     if (gradScale !== null) {
       if (res.bcoState) bcoState = res.bcoState;
-      const g = new Float32Array(rows);
+      const g = new Float32Array(seq.size);
       for (let i = 0; i < P; i++) {
         g[i] = res.gradPolicyChosen[i]! * gradScale;
         g[P + i] = res.gradPolicyRejected[i]! * gradScale;
+        // ∂/∂(plain chosen sum) = −∂/∂chosenNllSum.
+        if (res.gradChosenNllSum) g[rows + i] = -res.gradChosenNllSum[i]! * gradScale;
       }
       T.backward(seq, g);
     }
@@ -412,6 +556,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       'rewards/rejected': sum(res.rejectedRewards),
       'rewards/accuracies': sum(res.rewardAccuracies),
       'rewards/margins': sum(res.margins),
+      ...(pairWeights ? { 'wpo/weight': sum(pairWeights) } : {}),
       'logps/chosen': sum(pol.subarray(0, P)),
       'logps/rejected': sum(pol.subarray(P)),
       'logits/chosen': nc ? (lc / nc) * P : 0,
@@ -444,12 +589,26 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
 
   const result = await runTrainingLoop({
     numExamples: trainPairs.length,
-    lengths: trainPairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)),
+    lengths: pairLengths(trainPairs),
     params,
     trainMicroBatch: (idx, scale, rng) => {
-      model.ctx.rng = rng;
+      // disable_dropout (TRL's default): no dropout anywhere (here: LoRA dropout), as TRL.
+      model.ctx.rng = cfg.disable_dropout ? null : rng;
       return runBatch(idx, trainPairs, trainRef, scale);
     },
+    ...(cfg.sync_ref_model && refModel
+      ? {
+          // TR-DPO (TRL's SyncRefModelCallback): after every ref_model_sync_steps-th optimizer step,
+          // π_ref ← α·π_θ + (1 − α)·π_ref. The reference's weights are part of every checkpoint.
+          afterStep: (step: number) => {
+            if (step % cfg.ref_model_sync_steps === 0) mixReferenceToward(refModel!, model, cfg.ref_model_mixup_alpha);
+          },
+          extraState: {
+            save: (dir: string) => saveReferenceWeights(refModel!, dir),
+            load: (dir: string) => loadReferenceWeights(refModel!, dir),
+          },
+        }
+      : {}),
     evaluate,
     lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
     saveFinal: (dir) => saveModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),

@@ -43,6 +43,10 @@ export interface TrainTask {
   evaluate?(): Record<string, number> | null;
   /** State carried between steps that must be checkpointed (e.g. bco_pair's running mean). */
   lossState?: { get(): unknown; set(s: unknown): void };
+  /** Called after every optimizer step with the new step count (e.g. TR-DPO's reference sync). */
+  afterStep?(step: number): void;
+  /** Files of task state that must be checkpointed (written into the checkpoint before it is complete). */
+  extraState?: { save(dir: string): void; load(dir: string): void };
   /** Saves the final model (Hugging Face directory or adapter) into dir (when the run has an output directory). */
   saveFinal?(dir: string): void | Promise<void>;
 }
@@ -120,6 +124,8 @@ export interface LoopConfig {
   saveSteps: number;
   saveTotalLimit: number;
   seed: number;
+  /** Seed of the data sampler (TRL data_seed); default seed. */
+  dataSeed?: number;
   groupByLength: boolean;
   /** Resume from the newest checkpoint in outputDir (true), a given checkpoint dir, or not. */
   resume: boolean | string;
@@ -158,7 +164,7 @@ export async function runTrainingLoop(task: TrainTask, cfg: LoopConfig): Promise
   const outputDir = cfg.outputDir;
   if (outputDir !== undefined) mkdirSync(outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
-    batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
+    batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
   });
   const batchesPerEpoch = sampler0.batchesPerEpoch();
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / cfg.gradientAccumulationSteps));
@@ -182,10 +188,11 @@ export async function runTrainingLoop(task: TrainTask, cfg: LoopConfig): Promise
       }
       step = state.step;
       sampler = new BatchSampler(task.numExamples, {
-        batchSize: cfg.batchSize, seed: cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
+        batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
       }, state.sampler);
       rng = new Rng(Uint32Array.from(state.rng));
       if (state.lossState !== undefined && task.lossState) task.lossState.set(state.lossState);
+      task.extraState?.load(dir);
       if (!cfg.quiet) process.stderr.write(`resumed from ${dir} at step ${step}\n`);
     } else if (typeof cfg.resume === 'string') {
       throw new Error(`resume: ${cfg.resume} is not a checkpoint`);
@@ -267,6 +274,7 @@ export async function runTrainingLoop(task: TrainTask, cfg: LoopConfig): Promise
     T.zeroGrad(task.params);
     step++;
     processedThisRun++;
+    task.afterStep?.(step);
 
     // ---- metrics ----
     for (const [k, v] of Object.entries(sums)) window[k] = (window[k] ?? 0) + v;
@@ -310,7 +318,7 @@ export async function runTrainingLoop(task: TrainTask, cfg: LoopConfig): Promise
     }
     if (cfg.evalSteps > 0 && step % cfg.evalSteps === 0 && step < totalSteps) await runEval();
     if (outputDir !== undefined && cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
-      lastCheckpoint = saveCheckpoint(outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit);
+      lastCheckpoint = saveCheckpoint(outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit, task.extraState?.save);
       await events.checkpoint?.({ step, dir: lastCheckpoint });
     }
     if (cfg.stopAfterSteps !== undefined && processedThisRun >= cfg.stopAfterSteps && step < totalSteps) {

@@ -14,7 +14,7 @@ import type { SftConfig } from './config.js';
 import type { LoopConfig, LoopResult, TrainingEvents } from './loop.js';
 
 /** The options every training config has (DpoConfig extends them). */
-type CommonConfig = SftConfig;
+type CommonConfig = Omit<SftConfig, 'completion_only_loss' | 'assistant_only_loss'>;
 
 /**
  * A model to start from: a path (Hugging Face directory or llama2.c checkpoint), a model in
@@ -105,8 +105,9 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     outputDir: run.outputDir,
     learningRate: cfg.learning_rate,
     lrSchedulerType: cfg.lr_scheduler_type,
-    warmupRatio: cfg.warmup_ratio,
-    warmupSteps: cfg.warmup_steps,
+    // transformers 5: warmup_steps < 1 is a fraction of the total steps (ceil), as warmup_ratio was.
+    warmupRatio: cfg.warmup_steps > 0 && cfg.warmup_steps < 1 ? cfg.warmup_steps : cfg.warmup_ratio,
+    warmupSteps: cfg.warmup_steps >= 1 ? cfg.warmup_steps : 0,
     weightDecay: cfg.weight_decay,
     adamBeta1: cfg.adam_beta1,
     adamBeta2: cfg.adam_beta2,
@@ -117,11 +118,12 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     numTrainEpochs: cfg.num_train_epochs,
     maxSteps: cfg.max_steps,
     loggingSteps: cfg.logging_steps,
-    evalSteps: cfg.eval_steps ?? 0,
-    saveSteps: cfg.save_steps,
+    evalSteps: cfg.eval_steps ?? (cfg.eval_strategy === 'steps' ? cfg.logging_steps : 0),
+    saveSteps: cfg.save_strategy === 'no' ? 0 : cfg.save_steps,
     saveTotalLimit: cfg.save_total_limit ?? 0,
     seed: cfg.seed,
-    groupByLength: cfg.group_by_length,
+    ...(cfg.data_seed !== null ? { dataSeed: cfg.data_seed } : {}),
+    groupByLength: cfg.group_by_length || cfg.train_sampling_strategy === 'group_by_length',
     resume: run.resume ?? false,
     fingerprint,
     stopAfterSteps: run.stopAfterSteps,
@@ -135,7 +137,10 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
 
 /** Settings that may change across a resume without changing the run (excluded from its fingerprint). */
 export function fingerprintSettings(cfg: CommonConfig): string {
-  return JSON.stringify({ ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null });
+  return JSON.stringify({
+    ...cfg, num_threads: null, logging_steps: null, eval_steps: null, save_steps: null, save_total_limit: null,
+    eval_strategy: null, save_strategy: null, output_dir: null,
+  });
 }
 
 /** The tokenizer files of a model directory (or a llama2.c tokenizer file) to copy next to a saved model. */

@@ -51,6 +51,8 @@ export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
       columns: cfg.columns ?? undefined,
       onBadRow: cfg.on_bad_row,
       maxLength: cfg.max_length ?? undefined,
+      completionOnlyLoss: cfg.completion_only_loss,
+      assistantOnlyLoss: cfg.assistant_only_loss,
     })).rows;
   let rows = await prep(opts.data);
   await yieldToEventLoop(opts.signal);
