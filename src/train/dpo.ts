@@ -39,7 +39,7 @@ export interface DpoRunOptions {
   evalData?: DataSource | undefined;
   /** TRL DPOConfig options (snake_case); anything left out takes its default. Validated here. */
   config?: DpoConfigInput | undefined;
-  /** Where metrics.jsonl, checkpoints (save_steps) and the final model go; without it nothing is written. */
+  /** Where metrics.jsonl, checkpoints (save_steps) and the final model go (default: config.output_dir); without either nothing is written. */
   outputDir?: string | undefined;
   /** Continue from the newest checkpoint in outputDir (true) or the given checkpoint directory. */
   resume?: boolean | string | undefined;

@@ -102,7 +102,8 @@ export interface TrainedRun<C> extends LoopResult {
 /** The training-loop configuration from TRL-named options. */
 export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: string, watch?: LoopConfig['watch']): LoopConfig {
   return {
-    outputDir: run.outputDir,
+    // TRL's output_dir in the config when the caller gives no directory.
+    outputDir: run.outputDir ?? cfg.output_dir ?? undefined,
     learningRate: cfg.learning_rate,
     lrSchedulerType: cfg.lr_scheduler_type,
     // transformers 5: warmup_steps < 1 is a fraction of the total steps (ceil), as warmup_ratio was.

@@ -22,7 +22,7 @@ export interface SftRunOptions {
   evalData?: DataSource | undefined;
   /** TRL SFTConfig options (snake_case); anything left out takes its default. */
   config?: SftConfigInput | undefined;
-  /** Where metrics.jsonl, checkpoints and the final model go; without it nothing is written. */
+  /** Where metrics.jsonl, checkpoints and the final model go (default: config.output_dir); without either nothing is written. */
   outputDir?: string | undefined;
   resume?: boolean | string | undefined;
   quiet?: boolean | undefined;
