@@ -4,28 +4,110 @@
 // Lifetime: a buffer is either released explicitly (release(), called by the autograd tape as soon
 // as a saved activation or an intermediate gradient is no longer needed, or by Tensor.dispose()),
 // or, when its tensor is simply dropped, reclaimed by the garbage collector (counted through a
-// FinalizationRegistry). Released buffers go to a size-keyed pool and are handed out again.
+// FinalizationRegistry). Released buffers go to the reuse pool and are handed out again.
+//
+// The pool works in size classes, so that batches padded to different lengths share buffers: a
+// request for n elements gets a view of length n on a block of the class's capacity (n rounded up
+// to one of 8 geometric steps per power of two, at most 12.5% more); when its class is empty, a
+// block of a larger class up to 1.5n will do (a shorter batch reusing a longer one's buffers).
+// The pooled total is bounded by twice the run's working set: the highest number of bytes live
+// tensors have held at once (one training step's peak, one generation batch's). When a released
+// buffer would exceed the bound, the least recently requested classes are dropped first (the
+// sizes of lengths no longer seen), so the pool follows a length change instead of filling up
+// with blocks nobody asks for. DPO_POOL_LIMIT_MB fixes the bound instead (0 turns pooling off).
+//
+// Reuse never changes results: zero = true buffers are cleared, and zero = false ones are only
+// requested by kernels that overwrite all n elements (setPoolPoison(true) fills them with NaN to
+// prove it).
 
 import type { Buf } from './kernels.js';
 
 export type DType = 'float32' | 'float64';
 
+/** 'classes': geometric size classes (default); 'exact': keyed by exact element count (the former pool, kept for comparison benchmarks). */
+export type PoolClasses = 'classes' | 'exact';
+
+export interface PoolConfig {
+  classes: PoolClasses;
+  /** Fixed bound on the pooled bytes, or 'auto' (`factor` × the working set). 0 disables pooling. */
+  limitBytes: number | 'auto';
+  /** The auto bound's multiple of the working set. */
+  factor: number;
+}
+
+/** The auto bound: this multiple of the working set (the peak bytes held by live tensors)… */
+export const POOL_WORKING_SET_FACTOR = 2;
+/** …but never less than this (1 MiB: the smallest models still reuse their buffers). */
+export const POOL_MIN_LIMIT_BYTES = 2 ** 20;
+
+/** Steps per power of two: capacities n ≤ c ≤ n·(1 + 1/8). */
+const CLASS_STEPS_LOG2 = 3;
+/** An empty class borrows from up to this many larger classes. */
+const LARGER_CLASSES = 8;
+/** Requests up to this many elements share the smallest class. */
+const MIN_CLASS = 16;
+
 let currentBytes = 0;
 let peakBytes = 0;
+/** Capacity bytes of live buffers (≥ currentBytes by the size-class rounding). */
+let heldBytes = 0;
+/** The working set: highest heldBytes since start (not reset by resetPeak()). */
+let workingSetBytes = 0;
 let pooledBytes = 0;
-/** Upper bound on the bytes kept in the pool (beyond it, released buffers go to the GC). */
-let poolLimitBytes = Number(process.env.DPO_POOL_LIMIT_MB ?? 4096) * 1024 * 1024;
+let hits = 0;
+let misses = 0;
+let evictedBytes = 0;
+let poison = false;
 
-const pools = new Map<string, Buf[]>();
-// Buffers handed out and not yet released. A WeakSet does not keep them alive; the registry
+let config: PoolConfig = configFromEnv(process.env.DPO_POOL_LIMIT_MB);
+
+function configFromEnv(v: string | undefined): PoolConfig {
+  if (v === undefined || v.trim() === '' || v.trim() === 'auto') return { classes: 'classes', limitBytes: 'auto', factor: POOL_WORKING_SET_FACTOR };
+  const mb = Number(v);
+  if (!Number.isFinite(mb) || mb < 0) {
+    throw new Error(`DPO_POOL_LIMIT_MB=${JSON.stringify(v)}: expected a number of MiB ≥ 0 (0 disables the tensor buffer pool) or "auto"`);
+  }
+  return { classes: 'classes', limitBytes: Math.floor(mb * 2 ** 20), factor: POOL_WORKING_SET_FACTOR };
+}
+
+interface SizeClass {
+  /** Idle blocks of this class (ArrayBuffers of the class's capacity). */
+  blocks: ArrayBuffer[];
+}
+
+/** Size classes in order of their last request (least recent first). */
+const pools = new Map<string, SizeClass>();
+
+// Buffers handed out and not yet released. A WeakMap does not keep them alive; the registry
 // notices when the GC takes one that was never released.
-const live = new WeakSet<Buf>();
-const registry = new FinalizationRegistry<number>((bytes) => {
-  currentBytes -= bytes;
+interface LiveInfo {
+  bytes: number;
+  capacity: number;
+}
+const live = new WeakMap<Buf, LiveInfo>();
+const registry = new FinalizationRegistry<LiveInfo>((r) => {
+  currentBytes -= r.bytes;
+  heldBytes -= r.capacity;
 });
 
-function key(dtype: DType, n: number): string {
-  return dtype === 'float32' ? `f${n}` : `d${n}`;
+/** Capacity (elements) of the class serving a request for n elements. */
+export function sizeClass(n: number, classes: PoolClasses = config.classes): number {
+  if (classes === 'exact') return n;
+  if (n <= MIN_CLASS) return MIN_CLASS;
+  // 2^e < n ≤ 2^(e+1); steps of 2^(e-CLASS_STEPS_LOG2): 8 classes per power of two.
+  const e = n - 1 < 2 ** 31 ? 31 - Math.clz32(n - 1) : Math.floor(Math.log2(n - 1));
+  const step = 2 ** Math.max(0, e - CLASS_STEPS_LOG2);
+  return Math.ceil(n / step) * step;
+}
+
+function limitBytes(): number {
+  const l = config.limitBytes;
+  if (l !== 'auto') return l;
+  return Math.max(POOL_MIN_LIMIT_BYTES, config.factor * workingSetBytes);
+}
+
+function key(dtype: DType, capacity: number): string {
+  return dtype === 'float32' ? `f${capacity}` : `d${capacity}`;
 }
 
 /**
@@ -33,47 +115,114 @@ function key(dtype: DType, n: number): string {
  * cleared); zero = false leaves pooled contents, for outputs the kernel overwrites entirely.
  */
 export function alloc(dtype: DType, n: number, zero = true): Buf {
-  const pool = pools.get(key(dtype, n));
+  const width = dtype === 'float32' ? 4 : 8;
+  const bytes = n * width;
   let buf: Buf;
-  const bytes = n * (dtype === 'float32' ? 4 : 8);
-  if (pool && pool.length > 0) {
-    buf = pool.pop()!;
-    pooledBytes -= bytes;
-    if (zero) buf.fill(0);
-  } else {
+  let capacity: number;
+  if (config.limitBytes === 0) {
+    capacity = bytes;
     buf = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  } else {
+    const c = sizeClass(n);
+    const k = key(dtype, c);
+    let cls = pools.get(k);
+    if (cls) {
+      // Most recently requested last: eviction walks the map from the front.
+      pools.delete(k);
+      pools.set(k, cls);
+    } else {
+      pools.set(k, (cls = { blocks: [] }));
+    }
+    let block = cls.blocks.pop();
+    capacity = c * width;
+    // Empty class: a block of one of the next few larger classes will do (a shorter batch
+    // reusing a longer one's buffers), at most 1.5x the request.
+    if (!block && config.classes === 'classes') {
+      for (let up = 0, cu = c; up < LARGER_CLASSES && !block; up++) {
+        cu = sizeClass(cu + 1);
+        if (cu > 1.5 * n) break;
+        const other = pools.get(key(dtype, cu));
+        block = other?.blocks.pop();
+        if (block) capacity = cu * width;
+      }
+    }
+    if (block) {
+      hits++;
+      pooledBytes -= capacity;
+      buf = dtype === 'float32' ? new Float32Array(block, 0, n) : new Float64Array(block, 0, n);
+      if (zero) buf.fill(0);
+      else if (poison) buf.fill(NaN);
+    } else {
+      misses++;
+      const ab = new ArrayBuffer(capacity);
+      buf = dtype === 'float32' ? new Float32Array(ab, 0, n) : new Float64Array(ab, 0, n);
+      if (!zero && poison) buf.fill(NaN);
+    }
   }
-  live.add(buf);
-  const token = {};
-  registry.register(buf, bytes, token);
-  tokens.set(buf, token);
+  // One object is the registry's holdings and its unregister token.
+  const info: LiveInfo = { bytes, capacity };
+  registry.register(buf, info, info);
+  live.set(buf, info);
   currentBytes += bytes;
+  heldBytes += capacity;
   if (currentBytes > peakBytes) peakBytes = currentBytes;
+  if (heldBytes > workingSetBytes) workingSetBytes = heldBytes;
   return buf;
 }
-
-const tokens = new WeakMap<Buf, object>();
 
 /**
  * Returns a buffer to the pool. The caller guarantees nothing reads or writes it afterwards.
  * Releasing a buffer that did not come from alloc() (or twice) is ignored.
  */
 export function release(buf: Buf): void {
-  if (!live.has(buf)) return;
+  const info = live.get(buf);
+  if (!info) return;
   live.delete(buf);
-  const token = tokens.get(buf);
-  if (token) registry.unregister(token);
-  tokens.delete(buf);
-  const bytes = buf.byteLength;
-  currentBytes -= bytes;
-  // Only whole buffers are pooled (views into a larger allocation are not ours to reuse).
-  if (buf.byteOffset !== 0 || buf.buffer.byteLength !== bytes) return;
-  if (pooledBytes + bytes > poolLimitBytes) return;
-  const k = key(buf instanceof Float32Array ? 'float32' : 'float64', buf.length);
-  let pool = pools.get(k);
-  if (!pool) pools.set(k, (pool = []));
-  pool.push(buf);
-  pooledBytes += bytes;
+  registry.unregister(info);
+  currentBytes -= info.bytes;
+  heldBytes -= info.capacity;
+  const capacity = info.capacity;
+  if (config.limitBytes === 0 || capacity === 0) return;
+  const width = buf instanceof Float32Array ? 4 : 8;
+  const k = key(width === 4 ? 'float32' : 'float64', capacity / width);
+  const limit = limitBytes();
+  if (pooledBytes + capacity > limit && !evict(pooledBytes + capacity - limit, k)) return;
+  let cls = pools.get(k);
+  if (!cls) pools.set(k, (cls = { blocks: [] }));
+  cls.blocks.push(buf.buffer as ArrayBuffer);
+  pooledBytes += capacity;
+}
+
+/**
+ * Drops idle blocks of the least recently requested classes (never `keep`) until `need` bytes
+ * are freed. Returns false (dropping nothing) when that is impossible.
+ */
+function evict(need: number, keep: string): boolean {
+  const kept = pools.get(keep);
+  const available = pooledBytes - (kept ? kept.blocks.length * capacityOf(keep) : 0);
+  if (available < need) return false;
+  // Free a little more than needed (1/16 of the bound) so that a run of releases does not evict
+  // one block at a time.
+  const target = Math.min(available, need + limitBytes() / 16);
+  let freed = 0;
+  // The map is in order of last request (touch() moves a class to the end): oldest first.
+  for (const [k, c] of pools) {
+    if (k === keep) continue;
+    const cap = capacityOf(k);
+    while (c.blocks.length > 0 && freed < target) {
+      c.blocks.pop();
+      freed += cap;
+    }
+    if (c.blocks.length === 0) pools.delete(k);
+    if (freed >= target) break;
+  }
+  pooledBytes -= freed;
+  evictedBytes += freed;
+  return true;
+}
+
+function capacityOf(k: string): number {
+  return Number(k.slice(1)) * (k[0] === 'f' ? 4 : 8);
 }
 
 export interface MemoryStats {
@@ -83,10 +232,28 @@ export interface MemoryStats {
   peakBytes: number;
   /** Bytes kept in the reuse pool. */
   pooledBytes: number;
+  /** Capacity of the live buffers (currentBytes plus the size-class rounding). */
+  heldBytes: number;
+  /** The working set the auto bound derives from: the highest heldBytes since start. */
+  workingSetBytes: number;
+  /** Current bound on pooledBytes (0: pooling off). */
+  poolLimitBytes: number;
+  /** Requests served from the pool / newly allocated, and bytes dropped to keep the bound. */
+  poolHits: number;
+  poolMisses: number;
+  poolEvictedBytes: number;
+  /** Number of size classes with idle blocks. */
+  poolClasses: number;
 }
 
 export function memoryStats(): MemoryStats {
-  return { currentBytes, peakBytes, pooledBytes };
+  let classes = 0;
+  for (const c of pools.values()) if (c.blocks.length > 0) classes++;
+  return {
+    currentBytes, peakBytes, pooledBytes, heldBytes, workingSetBytes,
+    poolLimitBytes: config.limitBytes === 0 ? 0 : limitBytes(),
+    poolHits: hits, poolMisses: misses, poolEvictedBytes: evictedBytes, poolClasses: classes,
+  };
 }
 
 export function resetPeak(): void {
@@ -99,7 +266,25 @@ export function clearPool(): void {
   pooledBytes = 0;
 }
 
-export function setPoolLimit(bytes: number): void {
-  poolLimitBytes = bytes;
-  if (pooledBytes > bytes) clearPool();
+/** A fixed bound on the pooled bytes (0 disables pooling), or 'auto' (the default). */
+export function setPoolLimit(bytes: number | 'auto'): void {
+  configurePool({ limitBytes: bytes });
+}
+
+/** Changes the pool's size classes and bound (benchmarks compare them). Clears the pool. */
+export function configurePool(c: Partial<PoolConfig>): void {
+  if (c.limitBytes !== undefined && c.limitBytes !== 'auto' && !(c.limitBytes >= 0)) {
+    throw new RangeError(`pool limit must be a number of bytes ≥ 0 or 'auto', got ${c.limitBytes}`);
+  }
+  config = { ...config, ...c };
+  clearPool();
+}
+
+export function poolConfig(): Readonly<PoolConfig> {
+  return config;
+}
+
+/** Tests: fill reused (and fresh) non-zeroed buffers with NaN, so a kernel that leaves any element unwritten shows. */
+export function setPoolPoison(on: boolean): void {
+  poison = on;
 }

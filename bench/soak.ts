@@ -1,0 +1,650 @@
+// Soak bench: does memory stay flat over a long run, and what does the tensor buffer pool cost or
+// save? Each workload runs once per pool mode, all modes side by side in their own processes, in
+// interleaved segments (mode A runs K steps while the others wait, then B, then C, ...), so the
+// speed ratios compare the same steps under the same machine load. Every segment records RSS, V8
+// heap statistics (used, total, external, array buffers) and the pool's own counters, which tells
+// a leak in JS objects or FinalizationRegistry bookkeeping (heap used grows), native buffers
+// (external grows) and pool growth (pooled bytes grow) apart.
+//
+//   npx tsc -p . && node dist/bench/soak.js        # default: every workload at its default length
+//   node dist/bench/soak.js --workloads dpo-demo --steps 5000 --segment 100 --json soak.json
+//
+// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,generate,serve   --modes pool,none,exact
+//          --steps N (units per run: optimizer steps, prompts or requests; default per workload;
+//          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
+//          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
+//          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
+//
+// Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
+// (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound).
+//
+// Workloads (add one by adding an entry to WORKLOADS): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
+// context 128) with pairs built like the demo's (its Moby-Dick prompts of 3–6 words, completions
+// of up to 24 tokens), batch 8; dpo-hh = the same model with a 512 context on HH-RLHF pairs
+// (their real length spread, truncated at 256 tokens), batch 4; sft-hh = `dpo sft` on HH-RLHF's
+// chosen dialogues, batch 8; grpo = `dpo grpo` on the demo's prompts (groups of 8, 24-token
+// completions, AFINN reward: rollouts + updates); generate = `dpo annotate add-prompts` (two sampled candidates per
+// demo prompt, up to 48 new tokens); serve = the annotation server answering loopback requests
+// (login, queue, votes, dashboard, static pages; only the pool mode, it allocates no tensors).
+// Models have random weights: memory and speed do not depend on the values.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { gunzipSync } from 'node:zlib';
+import { getHeapStatistics } from 'node:v8';
+import { Agent, request } from 'node:http';
+import * as T from '../src/tensor/index.js';
+import { nativeKernels } from '../src/tensor/backend.js';
+import { llamaConfig } from '../src/io/config.js';
+import { saveHfDirectory } from '../src/io/hf-dir.js';
+import { saveTokenizerFiles, trainByteLevelBpe, loadTokenizer } from '../src/io/tokenizers/index.js';
+import { randomModel, loadModelAndTokenizer } from '../src/models/index.js';
+import { loadMobyDick, promptsFrom, splitCorpus } from '../src/demo/corpus.js';
+import { runDpo } from '../src/train/dpo.js';
+import { runSft } from '../src/train/sft.js';
+import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
+import { runGrpo } from '../src/train/grpo.js';
+import { parseGrpoConfig } from '../src/train/rl-config.js';
+import { openDatabase } from '../src/annotate/db.js';
+import { addPairs, createAnnotator, dbPath, initProject } from '../src/annotate/store.js';
+import { addPrompts, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
+import { modelCandidateGenerator } from '../src/annotate/local-model.js';
+import { startServer } from '../src/annotate/server.js';
+import { seededRng } from '../src/annotate/queue.js';
+import { Rng } from '../src/tensor/random.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const MODES = ['pool', 'none', 'exact'] as const;
+type Mode = (typeof MODES)[number];
+
+// ---- samples -----------------------------------------------------------------------------------
+
+interface Sample {
+  units: number;
+  /** Wall and CPU seconds of the segment that ended here. */
+  wall: number;
+  cpu: number;
+  rss: number;
+  /** Peak RSS of the process so far (VmHWM). */
+  hwm: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  pooled: number;
+  held: number;
+  workingSet: number;
+  poolLimit: number;
+  hits: number;
+  misses: number;
+  evicted: number;
+}
+
+function vmHwm(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+function sampleNow(units: number, wall: number, cpu: number): Sample {
+  const mu = process.memoryUsage();
+  const hs = getHeapStatistics();
+  const ms = T.memoryStats();
+  return {
+    units, wall, cpu, rss: mu.rss, hwm: vmHwm(), heapUsed: hs.used_heap_size, heapTotal: hs.total_heap_size,
+    external: hs.external_memory, arrayBuffers: mu.arrayBuffers, pooled: ms.pooledBytes, held: ms.heldBytes,
+    workingSet: ms.workingSetBytes, poolLimit: ms.poolLimitBytes, hits: ms.poolHits, misses: ms.poolMisses, evicted: ms.poolEvictedBytes,
+  };
+}
+
+// ---- workloads ---------------------------------------------------------------------------------
+
+interface Setup {
+  dir: string;
+  dataDir: string;
+}
+
+interface Workload {
+  /** What one unit is. */
+  unit: 'step' | 'prompt' | 'request';
+  defaultSteps: number;
+  /** Modes that make sense (serve allocates no tensors: only the default pool). */
+  modes?: readonly Mode[];
+  /**
+   * Child side: runs `steps` units and calls tick(done) after every unit; tick blocks at segment
+   * ends until the parent lets this process go on. For 'request' workloads the child serves and
+   * the parent sends the requests (client() below).
+   */
+  run(s: Setup, steps: number, segment: number, tick: (done: number) => void): Promise<void>;
+  /** Parent side of request workloads: sends `count` requests to the child's server. */
+  client?(url: string, s: Setup): Promise<{ requests(count: number): Promise<void>; close(): void }>;
+}
+
+const DEMO_SHAPE = { vocabSize: 2048, hiddenSize: 128, intermediateSize: 384, numLayers: 4, numHeads: 4 };
+
+const WORKLOADS: Record<string, Workload> = {
+  'dpo-demo': {
+    unit: 'step',
+    defaultSteps: 2000,
+    run: (s, steps, segment, tick) => trainDpo(s, 'model-128', 'demo_pairs.jsonl', { per_device_train_batch_size: 8, max_length: 128 }, steps, segment, tick),
+  },
+  'dpo-hh': {
+    unit: 'step',
+    defaultSteps: 500,
+    run: (s, steps, segment, tick) =>
+      trainDpo(s, 'model-512', 'hh_pairs.jsonl', { per_device_train_batch_size: 4, max_length: 256, max_prompt_length: 192 }, steps, segment, tick),
+  },
+  'sft-hh': {
+    unit: 'step',
+    defaultSteps: 1000,
+    run: async (s, steps, segment, tick) => {
+      await runSft({
+        model: join(s.dir, 'model-512'), data: [join(s.dir, 'hh_sft.jsonl')], outputDir: join(s.dir, `out-sft-${process.pid}`), quiet: true,
+        config: parseSftConfig({ per_device_train_batch_size: 8, max_length: 256, on_bad_row: 'skip', max_steps: steps, logging_steps: segment, save_steps: 0, eval_split: 0, learning_rate: 1e-4, seed: 3 }),
+        onLog: (r) => tick(r.step!),
+      });
+    },
+  },
+  grpo: {
+    unit: 'step',
+    defaultSteps: 200,
+    run: async (s, steps, segment, tick) => {
+      let calls = 0;
+      await runGrpo({
+        model: join(s.dir, 'model-128'), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-grpo-${process.pid}`), quiet: true,
+        config: parseGrpoConfig({
+          reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24, learning_rate: 1e-4,
+          max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
+        }),
+        onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
+      });
+    },
+  },
+  generate: {
+    unit: 'prompt',
+    defaultSteps: 600,
+    run: async (s, steps, _segment, tick) => {
+      const project = join(s.dir, `annotate-gen-${process.pid}`);
+      initProject(project, {});
+      const db = openDatabase(dbPath(project));
+      const { model, tokenizer } = await loadModelAndTokenizer(join(s.dir, 'model-128'));
+      const prompts = demoPrompts().slice(0, steps).map((prompt, i) => ({ prompt, line: i + 1 }));
+      let done = 0;
+      // Counting every prompt (also the rare ones whose two candidates are identical).
+      const gen = modelCandidateGenerator(model, tokenizer, 'soak');
+      await addPrompts(db, prompts, async (p, n, o) => {
+        const r = await gen(p, n, o);
+        tick(++done);
+        return r;
+      }, { ...DEFAULT_SAMPLING, maxNewTokens: 48, seed: 5 }, 'soak');
+      db.close();
+    },
+  },
+  serve: {
+    unit: 'request',
+    defaultSteps: 10000,
+    modes: ['pool'],
+    run: async (s) => {
+      const srv = await startServer({ dir: join(s.dir, 'annotate-serve'), port: 0, rng: seededRng(11), log: () => {} });
+      process.stdout.write(`${JSON.stringify({ url: srv.url })}\n`);
+      await new Promise<void>((done) => {
+        let t0 = performance.now(), c0 = process.cpuUsage(), units = 0, buf = '';
+        process.stdin.on('data', (d: Buffer) => {
+          buf += d.toString();
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            if (line === 'end') {
+              void srv.close().then(done);
+              return;
+            }
+            if (line.startsWith('sample ')) {
+              units = Number(line.slice(7));
+              const c = process.cpuUsage(c0);
+              process.stdout.write(`${JSON.stringify(sampleNow(units, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6))}\n`);
+              t0 = performance.now();
+              c0 = process.cpuUsage();
+            }
+          }
+        });
+      });
+    },
+    client: async (url, s) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+      const call = (method: string, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; json: any; cookie?: string }> =>
+        new Promise((ok, fail) => {
+          const req = request(url + path, { method, agent, headers: { ...headers, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              let json: unknown = null;
+              try {
+                json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+              } catch { /* static pages */ }
+              const set = res.headers['set-cookie'];
+              ok({ status: res.statusCode ?? 0, json, cookie: set ? String(set[0]).split(';')[0] : undefined });
+            });
+            res.on('error', fail);
+          });
+          req.on('error', fail);
+          if (body !== undefined) req.write(JSON.stringify(body));
+          req.end();
+        });
+      const invites = JSON.parse(readFileSync(join(s.dir, 'annotate-serve', 'soak-invites.json'), 'utf8')) as string[];
+      const sessions: { cookie: string; csrf: string }[] = [];
+      const adminToken = readFileSync(join(s.dir, 'annotate-serve', 'admin-token'), 'utf8').trim();
+      const admin = { Authorization: `Bearer ${adminToken}` };
+      let k = 0;
+      const login = async (i: number): Promise<void> => {
+        const r = await call('POST', '/api/login', { invite: invites[i] }, { Origin: url });
+        if (r.status !== 200 || !r.cookie) throw new Error(`soak serve: login ${r.status} ${JSON.stringify(r.json)}`);
+        const me = await call('GET', '/api/me', undefined, { Cookie: r.cookie });
+        const sess = { cookie: r.cookie, csrf: me.json.csrf as string };
+        await call('POST', '/api/consent', { agree: true }, { Cookie: sess.cookie, 'X-CSRF-Token': sess.csrf, Origin: url });
+        sessions[i] = sess;
+      };
+      for (let i = 0; i < invites.length; i++) await login(i);
+      // One "request" = one HTTP request; a round of a reviewer is next + vote (+ me, dashboard and a page now and then).
+      const requests = async (count: number): Promise<void> => {
+        for (let n = 0; n < count; ) {
+          const i = k++ % sessions.length;
+          const sess = sessions[i]!;
+          const h = { Cookie: sess.cookie, 'X-CSRF-Token': sess.csrf, Origin: url };
+          const next = await call('POST', '/api/next', {}, h);
+          n++;
+          const a = next.json?.assignment;
+          if (a && n < count) {
+            const choice = ['A', 'B', 'tie', 'both_bad'][k % 4];
+            const v = await call('POST', '/api/vote', { assignmentId: a.id, choice, idempotencyKey: `soak-${k}-${i}-vote` }, h);
+            if (v.status !== 200) throw new Error(`soak serve: vote ${v.status} ${JSON.stringify(v.json)}`);
+            n++;
+          }
+          if (k % 10 === 0 && n < count) {
+            await call('GET', '/api/me', undefined, { Cookie: sess.cookie });
+            n++;
+          }
+          if (k % 25 === 0 && n < count) {
+            const q = await call('GET', '/api/admin/quality', undefined, admin);
+            if (q.status !== 200) throw new Error(`soak serve: quality ${q.status} ${JSON.stringify(q.json)}`);
+            n++;
+          }
+          if (k % 40 === 0 && n < count) {
+            await call('GET', '/', undefined, { Accept: 'text/html' });
+            n++;
+          }
+        }
+      };
+      return { requests, close: () => agent.destroy() };
+    },
+  },
+};
+
+async function trainDpo(s: Setup, model: string, data: string, extra: Record<string, unknown>, steps: number, segment: number, tick: (done: number) => void): Promise<void> {
+  await runDpo({
+    model: join(s.dir, model), data: [join(s.dir, data)], outputDir: join(s.dir, `out-dpo-${process.pid}`), quiet: true,
+    cacheDir: join(s.dir, 'cache'),
+    config: parseDpoConfig({
+      beta: 0.1, learning_rate: 5e-4, lr_scheduler_type: 'constant', warmup_ratio: 0, max_steps: steps, logging_steps: segment,
+      save_steps: 0, eval_split: 0, seed: 3, on_bad_row: 'skip', ...extra,
+    }),
+    onLog: (r) => tick(r.step!),
+  });
+}
+
+function demoPrompts(): string[] {
+  return promptsFrom(splitCorpus(loadMobyDick()).heldIn);
+}
+
+// ---- setup (parent, once) ------------------------------------------------------------------------
+
+async function makeSetup(dataRoot: string): Promise<Setup> {
+  const dir = mkdtempSync(join(tmpdir(), 'dpo-soak-'));
+  const chapters = splitCorpus(loadMobyDick()).heldIn;
+  const paragraphs = chapters.flatMap((c) => c.paragraphs);
+  // Tokenizer: byte-level BPE with the demo's vocabulary size, trained on the demo's corpus.
+  const tokDir = join(dir, 'tok');
+  mkdirSync(tokDir);
+  const json = trainByteLevelBpe(paragraphs.slice(0, 600), { vocabSize: DEMO_SHAPE.vocabSize, specialTokens: ['<|endoftext|>'] });
+  await saveTokenizerFiles(tokDir, json, { bos: '<|endoftext|>', eos: '<|endoftext|>', addBos: true });
+  for (const ctx of [128, 512]) {
+    const d = join(dir, `model-${ctx}`);
+    mkdirSync(d);
+    await saveTokenizerFiles(d, json, { bos: '<|endoftext|>', eos: '<|endoftext|>', addBos: true, modelMaxLength: ctx });
+    const cfg = llamaConfig({ ...DEMO_SHAPE, maxPositions: ctx, tieWordEmbeddings: true, bosTokenId: 0, eosTokenId: [0] });
+    saveHfDirectory(d, { config: cfg, weights: randomModel(cfg, 1).exportWeights() });
+  }
+  const tok = await loadTokenizer(tokDir);
+  // Demo-like pairs: the demo's prompts; as completions, the sentence's next words cut to 6–24
+  // tokens (chosen) and another sentence's (rejected), like the base's 24-token samples that stop early.
+  const rng = new Rng(17);
+  const sentences = paragraphs.flatMap((p) => p.split(/(?<=[.!?])\s+/)).filter((x) => x.split(/\s+/).length > 8);
+  const cut = (text: string): string => {
+    const ids = tok.encode(text, { addBos: false });
+    return tok.decode(ids.slice(0, 6 + rng.int(19)));
+  };
+  const prompts = demoPrompts();
+  const demo = prompts.map((prompt, i) => ({
+    prompt, chosen: ` ${cut(sentences[(i * 7) % sentences.length]!)}`, rejected: ` ${cut(sentences[(i * 13 + 5) % sentences.length]!)}`,
+  }));
+  writeFileSync(join(dir, 'demo_prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+  writeFileSync(join(dir, 'demo_pairs.jsonl'), demo.slice(0, 1107).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  // HH-RLHF: the real file (implicit prompt format) for DPO; its chosen dialogues split at the last
+  // assistant turn for SFT.
+  const hhFile = join(dataRoot, 'hh-rlhf', 'helpful-base-test.jsonl.gz');
+  if (!existsSync(hhFile)) throw new Error(`soak: ${hhFile} not found (set --data to the shared data directory)`);
+  const hh = gunzipSync(readFileSync(hhFile)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { chosen: string; rejected: string })
+    .filter((r) => r.chosen !== r.rejected);
+  writeFileSync(join(dir, 'hh_pairs.jsonl'), hh.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const sft = hh.flatMap((r) => {
+    const at = r.chosen.lastIndexOf('\n\nAssistant:');
+    return at > 0 ? [{ prompt: r.chosen.slice(0, at + 12), completion: r.chosen.slice(at + 12) }] : [];
+  });
+  writeFileSync(join(dir, 'hh_sft.jsonl'), sft.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  // Annotation project for serve: 2,000 HH pairs, 6 reviewers, overlap 3.
+  const project = join(dir, 'annotate-serve');
+  initProject(project, { overlap: 3 });
+  const db = openDatabase(dbPath(project));
+  addPairs(db, hh.slice(0, 2000).map((r, i) => {
+    const at = r.chosen.lastIndexOf('\n\nAssistant:');
+    const bt = r.rejected.lastIndexOf('\n\nAssistant:');
+    return { format: 'text' as const, prompt: r.chosen.slice(0, at), chosen: r.chosen.slice(at + 12), rejected: r.rejected.slice(bt + 12), line: i + 1 };
+  }), 'hh-rlhf', false);
+  const invites = Array.from({ length: 6 }, (_, i) => createAnnotator(db, `reviewer ${i}`).inviteToken);
+  db.close();
+  writeFileSync(join(project, 'soak-invites.json'), JSON.stringify(invites));
+  return { dir, dataDir: dataRoot };
+}
+
+// ---- child -------------------------------------------------------------------------------------
+
+function waitGo(): void {
+  const b = Buffer.alloc(64);
+  for (;;) {
+    try {
+      const n = readSync(0, b, 0, b.length, null);
+      if (n === 0) process.exit(0); // parent gone
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
+
+function kernelPath(): string {
+  if (!nativeKernels()) return 'TypeScript reference backend';
+  let dir = HERE;
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'build', 'Release', 'dpo_native.node');
+    if (existsSync(p)) return `native ${(createRequire(import.meta.url)(p) as { gemmKernel(): string }).gemmKernel()}`;
+    dir = resolve(dir, '..');
+  }
+  return 'native';
+}
+
+async function child(name: string, mode: Mode, steps: number, segment: number, setupDir: string): Promise<void> {
+  if (mode === 'none') T.setPoolLimit(0);
+  else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20 });
+  const w = WORKLOADS[name]!;
+  const out = (o: object): void => {
+    process.stdout.write(`${JSON.stringify(o)}\n`);
+  };
+  out({ ready: true, kernel: kernelPath() });
+  if (w.unit === 'request') {
+    await w.run({ dir: setupDir, dataDir: '' }, steps, segment, () => {});
+    process.exit(0); // stdin stays open otherwise
+
+  }
+  waitGo();
+  let t0 = performance.now(), c0 = process.cpuUsage();
+  await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
+    if (done % segment !== 0 && done !== steps) return;
+    const c = process.cpuUsage(c0);
+    out(sampleNow(done, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6));
+    if (done < steps) waitGo();
+    t0 = performance.now();
+    c0 = process.cpuUsage();
+  });
+  out({ done: true });
+}
+
+// ---- parent ------------------------------------------------------------------------------------
+
+class Proc {
+  private buf = '';
+  private waiters: ((o: any) => void)[] = [];
+  private lines: any[] = [];
+  constructor(readonly p: ChildProcess) {
+    p.stdout!.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 1);
+        let o: unknown;
+        try {
+          o = JSON.parse(line);
+        } catch {
+          process.stderr.write(`  [child] ${line}\n`);
+          continue;
+        }
+        const w = this.waiters.shift();
+        if (w) w(o);
+        else this.lines.push(o);
+      }
+    });
+    p.on('exit', (code) => {
+      if (this.waiters.length) {
+        process.stderr.write(`soak: a child exited with ${code} while the bench waited for it\n`);
+        process.exit(1);
+      }
+    });
+  }
+  next(): Promise<any> {
+    if (this.lines.length) return Promise.resolve(this.lines.shift());
+    if (this.p.exitCode !== null) return Promise.reject(new Error(`soak child exited with ${this.p.exitCode}`));
+    return new Promise((ok) => this.waiters.push(ok));
+  }
+  send(s: string): void {
+    this.p.stdin!.write(`${s}\n`);
+  }
+}
+
+interface ModeResult {
+  mode: Mode;
+  samples: Sample[];
+}
+
+const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+
+async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number): Promise<{ kernel: string; results: ModeResult[] }> {
+  const w = WORKLOADS[name]!;
+  const script = fileURLToPath(import.meta.url);
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '' },
+  })));
+  let kernel = '';
+  for (const p of procs) kernel = (await p.next()).kernel;
+  const results: ModeResult[] = modes.map((mode) => ({ mode, samples: [] }));
+  if (w.unit === 'request') {
+    // One server per mode, requests from here, in interleaved segments.
+    const clients = [];
+    for (const p of procs) clients.push(await w.client!((await p.next()).url, setup));
+    for (let done = 0, r = 0; done < steps; r++) {
+      const n = Math.min(segment, steps - done);
+      for (let j = 0; j < procs.length; j++) {
+        const i = (j + r) % procs.length;
+        await clients[i]!.requests(n);
+        procs[i]!.send(`sample ${done + n}`);
+        const s = (await procs[i]!.next()) as Sample;
+        results[i]!.samples.push(s);
+      }
+      done += n;
+      progress(name, done, steps, results);
+    }
+    for (const c of clients) c.close();
+    for (const p of procs) p.send('end');
+  } else {
+    for (let r = 0; ; r++) {
+      let finished = 0;
+      // Rotate the order each round so no mode always runs first after the others.
+      for (let j = 0; j < procs.length; j++) {
+        const i = (j + r) % procs.length;
+        procs[i]!.send('go');
+        const s = await procs[i]!.next();
+        if ('units' in s) results[i]!.samples.push(s as Sample);
+        if ((s as Sample).units >= steps) finished++;
+      }
+      progress(name, results[0]!.samples.at(-1)?.units ?? 0, steps, results);
+      if (finished === procs.length) break;
+    }
+  }
+  await Promise.all(procs.map((p) => new Promise((ok) => (p.p.exitCode !== null ? ok(null) : p.p.once('exit', ok)))));
+  return { kernel, results };
+}
+
+function progress(name: string, done: number, steps: number, results: ModeResult[]): void {
+  const last = results.map((r) => `${r.mode} ${mib(r.samples.at(-1)?.rss ?? 0)} MiB`).join(', ');
+  process.stderr.write(`  ${name} ${done}/${steps}: RSS ${last}; load ${loadavg()[0]!.toFixed(1)}\n`);
+}
+
+interface Summary {
+  mode: Mode;
+  rssWarm: number;
+  rssFinal: number;
+  rssMaxAfterWarm: number;
+  growth: number;
+  peakRss: number;
+  heapUsed: [number, number];
+  heapTotal: [number, number];
+  external: [number, number];
+  pooled: number;
+  poolLimit: number;
+  workingSet: number;
+  hitRate: number;
+  unitsPerS: number;
+}
+
+function summarize(r: ModeResult, warmFrac: number): Summary {
+  const s = r.samples;
+  const w = Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * warmFrac) - 1));
+  const warm = s[w]!, last = s.at(-1)!;
+  const after = s.slice(w);
+  const steady = s.slice(w + 1);
+  const units = steady.length ? last.units - warm.units : last.units;
+  const wall = (steady.length ? steady : s).reduce((a, x) => a + x.wall, 0);
+  return {
+    mode: r.mode,
+    rssWarm: warm.rss, rssFinal: last.rss, rssMaxAfterWarm: Math.max(...after.map((x) => x.rss)),
+    growth: Math.max(...after.map((x) => x.rss)) / warm.rss - 1,
+    peakRss: last.hwm,
+    heapUsed: [warm.heapUsed, last.heapUsed], heapTotal: [warm.heapTotal, last.heapTotal], external: [warm.external, last.external],
+    pooled: last.pooled, poolLimit: last.poolLimit, workingSet: last.workingSet,
+    hitRate: last.hits / Math.max(1, last.hits + last.misses),
+    unitsPerS: units / wall,
+  };
+}
+
+/** Per-segment speed ratios other/pool (time_other / time_pool: > 1 means the pool is faster), after warm-up. */
+function ratios(results: ModeResult[], other: Mode, warmFrac: number, key: 'wall' | 'cpu'): number[] {
+  const p = results.find((r) => r.mode === 'pool'), o = results.find((r) => r.mode === other);
+  if (!p || !o) return [];
+  const n = Math.min(p.samples.length, o.samples.length);
+  const w = Math.max(1, Math.ceil(n * warmFrac));
+  const out: number[] = [];
+  for (let i = w; i < n; i++) out.push(o.samples[i]![key] / p.samples[i]![key]);
+  return out;
+}
+
+/** "--steps 400" for every workload, or "--steps dpo-demo=400,serve=10000". */
+function perWorkload(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!v.includes('=')) return Number(v);
+  for (const part of v.split(',')) {
+    const [k, n] = part.split('=');
+    if (k === name) return Number(n);
+  }
+  return undefined;
+}
+
+async function parent(args: Map<string, string>): Promise<void> {
+  const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
+  for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
+  const modesWanted = (args.get('modes') ?? MODES.join(',')).split(',') as Mode[];
+  for (const m of modesWanted) if (!MODES.includes(m)) throw new Error(`soak: unknown mode ${m} (known: ${MODES.join(', ')})`);
+  const threads = Number(args.get('threads') ?? 1);
+  const warmFrac = Number(args.get('warmup') ?? 0.1);
+  const dataRoot = resolve(args.get('data') ?? join(HERE, '..', '..', '..', 'shared', 'data'));
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  process.stderr.write(`soak: ${cpu}, ${cpus().length} cores, ${threads} kernel thread(s), load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; setting up...\n`);
+  const setup = await makeSetup(dataRoot);
+  const report: Record<string, unknown>[] = [];
+  try {
+    for (const name of names) {
+      const w = WORKLOADS[name]!;
+      const steps = perWorkload(args.get('steps'), name) ?? w.defaultSteps;
+      const segment = perWorkload(args.get('segment'), name) ?? Math.max(1, Math.round(steps / 25));
+      const modes = modesWanted.filter((m) => !w.modes || w.modes.includes(m));
+      const load0 = loadavg()[0]!;
+      const t0 = Date.now();
+      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads);
+      const sums = results.map((r) => summarize(r, warmFrac));
+      const none = sums.find((s) => s.mode === 'none');
+      const pool = sums.find((s) => s.mode === 'pool')!;
+      const lines: string[] = [];
+      lines.push(`\n== ${name}: ${steps} ${w.unit}s, segments of ${segment}, ${modes.join('/')} interleaved; ${cpu}, kernel ${kernel}, ${threads} thread(s); load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+      lines.push(`RSS trace (MiB, every ${segment} ${w.unit}s):`);
+      for (const r of results) lines.push(`  ${r.mode.padEnd(6)} ${r.samples.map((s) => mib(s.rss)).join(' ')}`);
+      lines.push('mode   | RSS warm→final MiB | max after warm-up | growth | peak RSS | heap used MiB | heap total | external | pooled / bound MiB | working set | hit rate | ' + `${w.unit}s/s`);
+      for (const s of sums) {
+        lines.push(`${s.mode.padEnd(6)} | ${mib(s.rssWarm)} → ${mib(s.rssFinal)} | ${mib(s.rssMaxAfterWarm)} | ${(100 * s.growth).toFixed(1)}% | ${mib(s.peakRss)} | ` +
+          `${mib(s.heapUsed[0])} → ${mib(s.heapUsed[1])} | ${mib(s.heapTotal[0])} → ${mib(s.heapTotal[1])} | ${mib(s.external[0])} → ${mib(s.external[1])} | ` +
+          `${mib(s.pooled)} / ${s.poolLimit ? mib(s.poolLimit) : '-'} | ${mib(s.workingSet)} | ${(100 * s.hitRate).toFixed(1)}% | ${s.unitsPerS.toFixed(2)}`);
+      }
+      const speed: Record<string, unknown> = {};
+      for (const other of ['none', 'exact'] as Mode[]) {
+        const rw = ratios(results, other, warmFrac, 'wall'), rc = ratios(results, other, warmFrac, 'cpu');
+        if (!rw.length) continue;
+        speed[other] = { wall: median(rw), wallMin: Math.min(...rw), wallMax: Math.max(...rw), cpu: median(rc) };
+        lines.push(`speed pool vs ${other}: ${median(rw).toFixed(3)}× (per-segment ${Math.min(...rw).toFixed(2)}–${Math.max(...rw).toFixed(2)}, ${rw.length} segments), CPU time ${median(rc).toFixed(3)}×`);
+      }
+      const goals: string[] = [];
+      goals.push(`RSS growth after warm-up ${(100 * pool.growth).toFixed(1)}% ${pool.growth < 0.05 ? '<' : '≥'} 5%`);
+      if (none) {
+        const bound = 1.1 * none.peakRss + pool.workingSet;
+        goals.push(`peak RSS ${mib(pool.peakRss)} ${pool.peakRss <= bound ? '≤' : '>'} 1.1 × ${mib(none.peakRss)} + ${mib(pool.workingSet)} = ${mib(bound)} MiB`);
+      }
+      const ex = speed.exact as { wall: number } | undefined;
+      if (ex) goals.push(`speed ${ex.wall.toFixed(3)}× the exact 4 GiB pool ${ex.wall >= 0.98 ? '(goal ≥ 1, within noise or better)' : '(below)'}`);
+      lines.push(`goals (pool): ${goals.join('; ')}`);
+      console.log(lines.join('\n'));
+      report.push({ workload: name, steps, segment, unit: w.unit, cpu, kernel, threads, load: [load0, loadavg()[0]], summaries: sums, speed, samples: Object.fromEntries(results.map((r) => [r.mode, r.samples])) });
+    }
+  } finally {
+    rmSync(setup.dir, { recursive: true, force: true });
+  }
+  const jsonOut = args.get('json');
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify(report, null, 1));
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const args = new Map<string, string>();
+for (let i = 0; i < argv.length; i += 2) {
+  const k = argv[i]!;
+  if (!k.startsWith('--') || argv[i + 1] === undefined) throw new Error(`soak: expected --option value pairs, got ${k}`);
+  args.set(k.slice(2), argv[i + 1]!);
+}
+if (args.has('child')) {
+  await child(args.get('child')!, args.get('mode') as Mode, Number(args.get('steps')), Number(args.get('segment')), args.get('setup')!);
+} else {
+  await parent(args);
+}
