@@ -173,14 +173,14 @@ test('export: majority vote with minimum agreement, ties and both-bad dropped, g
   db.close();
 });
 
-test('redaction: e-mails and phone numbers replaced, dates, IPs, decimals and plain numbers kept', () => {
+test('redaction (the data layer\'s detector): e-mails, phones and IPs replaced, dates, decimals and plain numbers kept', () => {
   const cases: [string, string][] = [
     ['write to a.b+c@mail.example.co.uk today', 'write to [EMAIL] today'],
     ['call +1 (555) 123-4567.', 'call [PHONE].'],
     ['or 555-123-4567 or 555.123.4567', 'or [PHONE] or [PHONE]'],
     ['London +44 20 7946 0958', 'London [PHONE]'],
     ['Berlin 030 1234567', 'Berlin [PHONE]'],
-    ['on 2024-01-15 at 10.0.0.12', 'on 2024-01-15 at 10.0.0.12'],
+    ['on 2024-01-15 at 10.0.0.12', 'on 2024-01-15 at [IP]'],
     ['pi is 3.14159265, n = 1000000 and 12345678', 'pi is 3.14159265, n = 1000000 and 12345678'],
     ['range 1-2-3', 'range 1-2-3'],
   ];

@@ -6,6 +6,7 @@ import { PREFERENCE_FORMATS, type ColumnMapping, type OnBadRow, type PreferenceF
 import { LABELS, loadProject, type AnnotateConfig } from './config.js';
 import { openDatabase } from './db.js';
 import { buildExport, writeJsonl } from './export.js';
+import { forgetAnnotator } from './groups.js';
 import { addPrompts, DEFAULT_SAMPLING, readPromptsFile, type CandidateGenerator, type SamplingOptions } from './generate.js';
 import { readPairsForAnnotation } from './import.js';
 import { readAdminToken, startServer } from './server.js';
@@ -182,11 +183,23 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
     .option('--min-votes <n>', 'items with fewer votes are left out (default: min(2, overlap))', num('--min-votes', 1, 1000, true))
     .option('--exclude-gold-failing', 'leave out annotators below the gold accuracy bar (annotate.yaml quality.minGoldAccuracy)')
     .option('--include-gold', 'export gold items too')
-    .option('--redact', 'replace e-mail addresses and phone numbers in exported text')
+    .option('--redact', 'replace personal data (e-mail, phone, card, IBAN, IP, SSN) in exported text')
+    .option('--group-balance <attribute>', "weight votes so each group's votes on an item count as its share of annotators")
+    .option('--vote-pairs <file>', 'also write one prompt/chosen/rejected row per A/B vote with the annotator and group columns (for dpo data check --slice)')
     .action(
       (
         dir: string,
-        o: { out: string; raw?: string; minAgreement: number; minVotes?: number; excludeGoldFailing?: boolean; includeGold?: boolean; redact?: boolean },
+        o: {
+          out: string;
+          raw?: string;
+          minAgreement: number;
+          minVotes?: number;
+          excludeGoldFailing?: boolean;
+          includeGold?: boolean;
+          redact?: boolean;
+          groupBalance?: string;
+          votePairs?: string;
+        },
       ) => {
         const { config } = loadProject(dir);
         const db = openDatabase(dbPath(dir));
@@ -197,20 +210,43 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
             excludeGoldFailing: o.excludeGoldFailing === true,
             includeGold: o.includeGold === true,
             redact: o.redact === true,
+            ...(o.groupBalance !== undefined ? { groupBalance: o.groupBalance } : {}),
           });
           writeJsonl(o.out, r.pairs);
           if (o.raw) writeJsonl(o.raw, r.raw);
+          if (o.votePairs) writeJsonl(o.votePairs, r.votePairs);
           const s = r.stats;
           print(
             `exported ${s.exported} pairs to ${o.out} from ${s.items} labeled items (${s.votesUsed} votes); dropped: ${s.droppedTie} tie, ` +
               `${s.droppedBothBad} both bad, ${s.droppedLowAgreement} low agreement, ${s.droppedTooFewVotes} too few votes` +
               (s.excludedAnnotators.length ? `; excluded annotators: ${s.excludedAnnotators.join(', ')}` : '') +
-              (o.raw ? `; ${r.raw.length} raw votes to ${o.raw}` : ''),
+              (o.raw ? `; ${r.raw.length} raw votes to ${o.raw}` : '') +
+              (o.votePairs ? `; ${r.votePairs.length} vote pairs to ${o.votePairs}` : '') +
+              (s.groupBalance
+                ? `; balanced by ${s.groupBalance.attribute} (annotator shares ${Object.entries(s.groupBalance.annotatorShare).map(([g, x]) => `${g} ${(100 * x).toFixed(0)}%`).join(', ')})`
+                : ''),
           );
         } finally {
           db.close();
         }
       },
     );
+
+  ann
+    .command('forget')
+    .description("delete an annotator's attributes (and with --votes their votes) from the database and later exports")
+    .argument('<dir>', 'project folder')
+    .argument('<name>', 'annotator name or pseudonym (ann-…)')
+    .option('--votes', 'also delete their votes')
+    .action((dir: string, name: string, o: { votes?: boolean }) => {
+      loadProject(dir);
+      const db = openDatabase(dbPath(dir));
+      try {
+        const r = forgetAnnotator(db, name, { votes: o.votes === true });
+        print(`forgot ${r.pseudonym}: ${r.attributes} attribute answers${o.votes ? `, ${r.votes} votes` : ''} deleted (re-export to update files written before)`);
+      } finally {
+        db.close();
+      }
+    });
   return ann;
 }

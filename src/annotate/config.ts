@@ -22,6 +22,26 @@ const criterionSchema = z.object({
   description: z.string().max(500).default(''),
 });
 
+/** The answer every attribute offers besides its own options. */
+export const PREFER_NOT_TO_SAY = 'prefer not to say';
+/** Group of annotators who did not answer (or chose "prefer not to say"). */
+export const NOT_STATED = 'not stated';
+/** Group that small groups are merged into. */
+export const OTHER_GROUP = 'other';
+
+const attributeSchema = z.object({
+  id: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'attribute id: lowercase letters, digits, _'),
+  /** The question shown to annotators. */
+  question: z.string().min(1).max(200),
+  /** A closed list of answers ("prefer not to say" is always offered too). */
+  options: z
+    .array(z.string().min(1).max(80))
+    .min(2)
+    .max(50)
+    .refine((o) => new Set(o).size === o.length, 'options: duplicate answer')
+    .refine((o) => !o.some((x) => [PREFER_NOT_TO_SAY, NOT_STATED, OTHER_GROUP].includes(x.toLowerCase())), `options: "${PREFER_NOT_TO_SAY}", "${NOT_STATED}" and "${OTHER_GROUP}" are reserved`),
+});
+
 export const configSchema = z.object({
   title: z.string().min(1).max(200).default('Which response is better?'),
   /** Which of the four labels reviewers may choose (order = keys 1..4 on screen). */
@@ -45,6 +65,32 @@ export const configSchema = z.object({
       minMedianSeconds: z.number().min(0).default(3),
       /** Share of one label above which a reviewer is flagged for straight-lining. */
       maxSameLabelShare: z.number().min(0.5).max(1).default(0.9),
+    })
+    .prefault({}),
+  /**
+   * Optional annotator attributes (e.g. language, region, age band, expertise), asked once after
+   * consent; answering is optional. Used only in aggregate (per-group reports, --group-balance).
+   */
+  attributes: z.array(attributeSchema).max(10).default([]),
+  privacy: z
+    .object({
+      /** Groups with fewer annotators are merged into "other" in every report and export. */
+      minGroupSize: z.number().int().min(1).default(5),
+      /** Why the attributes are asked (shown with the consent text and the questions). */
+      purpose: z
+        .string()
+        .min(1)
+        .max(1000)
+        .default(
+          'to check whether the labels represent different groups of people, and to balance them. Answers are optional, ' +
+            'stored apart from your labels under your pseudonymous id, reported only for groups of several annotators, and deleted on request.',
+        ),
+    })
+    .prefault({}),
+  groups: z
+    .object({
+      /** Warn when one group contributes more than this share of the votes. */
+      maxVoteShare: z.number().min(0).max(1).default(0.6),
     })
     .prefault({}),
   limits: z
@@ -102,6 +148,8 @@ export function parseConfig(text: string, where: string): AnnotateConfig {
   const ids = r.data.criteria.map((c) => c.id);
   if (new Set(ids).size !== ids.length) throw new Error(`annotate config ${where}: criteria: duplicate id`);
   if (new Set(r.data.labels).size !== r.data.labels.length) throw new Error(`annotate config ${where}: labels: duplicate label`);
+  const attrs = r.data.attributes.map((a) => a.id);
+  if (new Set(attrs).size !== attrs.length) throw new Error(`annotate config ${where}: attributes: duplicate id`);
   return r.data;
 }
 
@@ -117,5 +165,21 @@ export function loadProject(dir: string): Project {
 export function configToYaml(c: AnnotateConfig): string {
   return (
     '# dpo annotate project settings (see README "Human preference collection")\n' + YAML.stringify(c)
+  );
+}
+
+/**
+ * The text annotators agree to: the consent file, plus (when attributes are configured) the
+ * optional questions and their purpose, so the recorded hash covers what will be asked.
+ */
+export function consentText(p: Pick<Project, 'consent' | 'config'>): string {
+  const attrs = p.config.attributes;
+  if (attrs.length === 0) return p.consent;
+  return (
+    `${p.consent.trimEnd()}\n\n## Optional questions about you\n\n` +
+    `After you agree, you may answer these questions (each also offers "${PREFER_NOT_TO_SAY}", and you may skip them all), ` +
+    `${p.config.privacy.purpose}\n\n` +
+    attrs.map((a) => `- ${a.question} (${a.options.join(', ')})`).join('\n') +
+    '\n'
   );
 }

@@ -66,6 +66,17 @@ export const MIGRATIONS: readonly string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  // v2: optional annotator attributes (asked after consent), apart from the votes, deletable.
+  `
+  CREATE TABLE annotator_attributes (
+    annotator_id INTEGER NOT NULL REFERENCES annotators(id) ON DELETE CASCADE,
+    attribute TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (annotator_id, attribute)
+  );
+  ALTER TABLE annotators ADD COLUMN attributes_answered_at TEXT;
+  `,
 ];
 
 export function openDatabase(path: string, opts: { readonly?: boolean } = {}): DB {

@@ -1,8 +1,10 @@
 // Export: preference pairs aggregated by majority vote (standard prompt/chosen/rejected JSONL),
 // and the raw votes. Annotators appear only under their pseudonyms.
 import { writeFileSync } from 'node:fs';
-import type { AnnotateConfig, Label } from './config.js';
+import { OTHER_GROUP, type AnnotateConfig, type Label } from './config.js';
 import type { DB } from './db.js';
+import { redactPii } from '../data/pii.js';
+import { annotatorGroups } from './groups.js';
 import { computeQuality, failsGold, loadVotes } from './quality.js';
 
 export interface ExportOptions {
@@ -14,37 +16,35 @@ export interface ExportOptions {
   excludeGoldFailing: boolean;
   /** Export gold items too (their votes, not their known answer). */
   includeGold: boolean;
-  /** Replace e-mail addresses and phone numbers in exported text. */
+  /** Replace personal data (e-mail, phone, card, IBAN, IP, SSN) in exported text. */
   redact: boolean;
+  /**
+   * Attribute id: weight votes so that each group's votes on an item together count as the
+   * group's share of annotators (see groupBalanceWeights), instead of one vote each.
+   */
+  groupBalance?: string;
 }
 
 export const DEFAULT_EXPORT: ExportOptions = { minAgreement: 0.5, minVotes: 1, excludeGoldFailing: false, includeGold: false, redact: false };
 
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g;
-// Phone candidates: optional +, digits with space/dot/dash/parenthesis separators. Filtered below
-// so that dates, IP addresses, decimals and plain large numbers survive.
-const PHONE_CANDIDATE = /(?<![\w.+-])\+?\(?\d[\d\s().-]{5,}\d\)?(?![\w]|\.\d)/g;
-
-function looksLikePhone(s: string): boolean {
-  const digits = s.replace(/\D/g, '').length;
-  if (digits < 7 || digits > 15) return false;
-  if (/^\d{4}-\d{2}-\d{2}/.test(s)) return false; // ISO date
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s)) return false; // IPv4
-  const groups = s.split(/[\s().-]+/).filter((g) => g !== '');
-  if (s.startsWith('+')) return groups.length >= 2;
-  if (groups.length < 2) return false; // one run of digits: a number, not a phone
-  if (/^[\d.]+$/.test(s) && groups.length < 3) return false; // a decimal number
-  return groups.length >= 3 || groups.some((g) => g.length >= 4);
+/**
+ * The group-balance rule. With s_g = the share of (enabled) annotators in group g and v_gi = the
+ * number of counted votes group g cast on item i, each of those votes weighs s_g / v_gi: every
+ * group that voted on an item contributes in proportion to its share of annotators, however many
+ * of its members happened to vote there, so no group's share of the item's decision exceeds its
+ * share of annotators relative to the other groups present.
+ */
+export function groupBalanceWeights(itemVotes: ReadonlyArray<{ group: string }>, annotatorShare: ReadonlyMap<string, number>): number[] {
+  const n = new Map<string, number>();
+  for (const v of itemVotes) n.set(v.group, (n.get(v.group) ?? 0) + 1);
+  return itemVotes.map((v) => (annotatorShare.get(v.group) ?? 0) / n.get(v.group)!);
 }
 
-export function redactText(text: string): string {
-  return text
-    .replace(EMAIL, '[EMAIL]')
-    .replace(PHONE_CANDIDATE, (m) => {
-      const t = m.trimEnd();
-      return looksLikePhone(t) ? '[PHONE]' + m.slice(t.length) : m;
-    });
-}
+/**
+ * Redaction of exported text: the data layer's personal-data detector (src/data/pii.ts), the same
+ * one `dpo data check --redact` uses.
+ */
+export const redactText = (text: string): string => redactPii(text);
 
 export interface PreferenceRecord {
   prompt: string | { role: string; content: string }[];
@@ -69,11 +69,21 @@ export interface RawVoteRecord {
   response_a: string;
   response_b: string;
   excluded: boolean;
+  /** Attribute → the annotator's group (small groups merged into "other"); present when attributes are configured. */
+  groups?: Record<string, string>;
+}
+
+/** One A/B vote as a preference row (ties and "both bad" left out), with its annotator and groups: `dpo data check --slice`. */
+export interface VotePairRecord extends PreferenceRecord {
+  item_id: number;
+  annotator: string;
+  [group: string]: unknown;
 }
 
 export interface ExportResult {
   pairs: PreferenceRecord[];
   raw: RawVoteRecord[];
+  votePairs: VotePairRecord[];
   stats: {
     items: number;
     exported: number;
@@ -83,6 +93,8 @@ export interface ExportResult {
     droppedTooFewVotes: number;
     excludedAnnotators: string[];
     votesUsed: number;
+    /** The attribute votes were balanced by, and each group's share of annotators. */
+    groupBalance?: { attribute: string; annotatorShare: Record<string, number> };
   };
 }
 
@@ -117,8 +129,12 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
   for (const it of db.prepare('SELECT id, format, prompt, response_a, response_b, is_gold FROM items ORDER BY id').all() as ItemRow[]) items.set(it.id, it);
 
   const votes = loadVotes(db);
+  const groupsOf = annotatorGroups(db, config);
+  const groupLabels = (annotatorId: number): Record<string, string> | undefined =>
+    groupsOf.size ? Object.fromEntries([...groupsOf].map(([attr, m]) => [attr, m.get(annotatorId) ?? OTHER_GROUP])) : undefined;
   const raw: RawVoteRecord[] = votes.map((v) => {
     const it = items.get(v.itemId)!;
+    const groups = groupLabels(v.annotatorId);
     return {
       item_id: v.itemId,
       annotator: v.pseudonym,
@@ -135,17 +151,52 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
       response_a: red(it.response_a),
       response_b: red(it.response_b),
       excluded: excluded.has(v.annotatorId),
+      ...(groups ? { groups } : {}),
     };
   });
+  const votePairs: VotePairRecord[] = [];
+  for (const v of votes) {
+    if (excluded.has(v.annotatorId) || (v.isGold && !opts.includeGold) || (v.label !== 'a' && v.label !== 'b')) continue;
+    const it = items.get(v.itemId)!;
+    const [win, lose] = v.label === 'a' ? [it.response_a, it.response_b] : [it.response_b, it.response_a];
+    const chat = it.format === 'chat';
+    votePairs.push({
+      prompt: redPrompt(JSON.parse(it.prompt)),
+      chosen: chat ? [{ role: 'assistant', content: red(win) }] : red(win),
+      rejected: chat ? [{ role: 'assistant', content: red(lose) }] : red(lose),
+      item_id: v.itemId,
+      annotator: v.pseudonym,
+      ...groupLabels(v.annotatorId),
+    });
+  }
 
-  const byItem = new Map<number, Label[]>();
+  let balance: Map<string, number> | null = null;
+  let balanceGroups: Map<number, string> | null = null;
+  if (opts.groupBalance !== undefined) {
+    balanceGroups = groupsOf.get(opts.groupBalance) ?? null;
+    if (!balanceGroups) {
+      throw new Error(`export: --group-balance ${opts.groupBalance}: no such attribute (annotate.yaml attributes: ${config.attributes.map((a) => a.id).join(', ') || 'none'})`);
+    }
+    // Shares among the annotators whose votes count (enabled and not excluded).
+    const counts = new Map<string, number>();
+    let total = 0;
+    for (const [id, g] of balanceGroups) {
+      if (excluded.has(id)) continue;
+      counts.set(g, (counts.get(g) ?? 0) + 1);
+      total++;
+    }
+    balance = new Map([...counts].map(([g, n]) => [g, n / total]));
+  }
+
+  const byItem = new Map<number, { label: Label; group: string }[]>();
   let votesUsed = 0;
   for (const v of votes) {
     if (excluded.has(v.annotatorId)) continue;
     if (v.isGold && !opts.includeGold) continue;
+    const entry = { label: v.label, group: balanceGroups?.get(v.annotatorId) ?? OTHER_GROUP };
     const l = byItem.get(v.itemId);
-    if (l) l.push(v.label);
-    else byItem.set(v.itemId, [v.label]);
+    if (l) l.push(entry);
+    else byItem.set(v.itemId, [entry]);
     votesUsed++;
   }
 
@@ -158,18 +209,22 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
     droppedTooFewVotes: 0,
     excludedAnnotators: [...excluded].map((id) => pseudonyms.get(id)!).sort(),
     votesUsed,
+    ...(balance ? { groupBalance: { attribute: opts.groupBalance!, annotatorShare: Object.fromEntries(balance) } } : {}),
   };
   const pairs: PreferenceRecord[] = [];
-  for (const [itemId, labels] of [...byItem.entries()].sort((x, y) => x[0] - y[0])) {
-    if (labels.length < opts.minVotes) {
+  for (const [itemId, entries] of [...byItem.entries()].sort((x, y) => x[0] - y[0])) {
+    if (entries.length < opts.minVotes) {
       stats.droppedTooFewVotes++;
       continue;
     }
+    const weights = balance ? groupBalanceWeights(entries, balance) : entries.map(() => 1);
+    const total = weights.reduce((a, b) => a + b, 0);
     const counts = new Map<Label, number>();
-    for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+    entries.forEach((e, k) => counts.set(e.label, (counts.get(e.label) ?? 0) + weights[k]!));
     const sorted = [...counts.entries()].sort((x, y) => y[1] - x[1]);
     const [top, topN] = sorted[0]!;
-    if ((sorted.length > 1 && sorted[1]![1] === topN) || topN / labels.length < opts.minAgreement) {
+    // Weighted sums: equal within rounding counts as a tie.
+    if ((sorted.length > 1 && Math.abs(sorted[1]![1] - topN) <= 1e-12 * total) || topN / total < opts.minAgreement - 1e-12) {
       stats.droppedLowAgreement++;
       continue;
     }
@@ -191,7 +246,7 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
     }
     stats.exported++;
   }
-  return { pairs, raw, stats };
+  return { pairs, raw, votePairs, stats };
 }
 
 export function writeJsonl(path: string, records: readonly unknown[]): void {

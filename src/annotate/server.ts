@@ -12,8 +12,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_TOKEN_FILE, loadProject, type AnnotateConfig, type Project } from './config.js';
+import { ADMIN_TOKEN_FILE, consentText, loadProject, PREFER_NOT_TO_SAY, type AnnotateConfig, type Project } from './config.js';
 import { getMeta, nowIso, openDatabase, type DB } from './db.js';
+import { attributesDue, computeGroupReport, saveAttributes } from './groups.js';
 import { computeQuality } from './quality.js';
 import { cryptoRng, getAssignment, HttpError, nextAssignment, progress, submitVote, type AssignmentView, type Rng } from './queue.js';
 import { escapeHtml, renderMarkdown, renderPrompt } from './render.js';
@@ -144,9 +145,11 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
   const loginLimiter = new RateLimiter(config.limits.loginAttemptsPerMinute);
   const adminHash = getMeta(db, 'admin_token_hash');
   if (!adminHash) throw new Error(`annotate serve: ${opts.dir} has no admin token (re-run "dpo annotate init ${opts.dir} --force")`);
-  const consentHash = sha256(project.consent);
+  // The consent text covers the optional attribute questions too (config.attributes).
+  const consentHash = sha256(consentText(project));
   const guidelinesHtml = renderMarkdown(project.guidelines);
-  const consentHtml = renderMarkdown(project.consent);
+  const consentHtml = renderMarkdown(consentText(project));
+  const attributesJson = config.attributes.map((a) => ({ id: a.id, question: a.question, options: [...a.options, PREFER_NOT_TO_SAY] }));
   const publicDir = realpathSync(PUBLIC_DIR);
   let baseUrl = opts.baseUrl ?? '';
   const sessionMs = config.limits.sessionDays * 86_400_000;
@@ -308,7 +311,16 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
         guidelinesHtml,
         config: { title: config.title, labels: config.labels, rationale: config.rationale, criteria: config.criteria, ratingScale: config.ratingScale },
         progress: progress(db, s.annotatorId, config),
+        // Optional questions, asked once after consent (never before).
+        attributes: config.attributes.length > 0 && attributesDue(db, s.annotatorId, consentHash) ? attributesJson : [],
+        attributesPurpose: config.privacy.purpose,
       });
+    }
+    if (path === '/api/attributes' && post) {
+      const s = requireAnnotator(req, true);
+      checkCsrf(req, s);
+      const r = saveAttributes(db, s.annotatorId, await jsonBody(req), config, consentHash);
+      return json(res, 200, { ok: true, stored: r.stored });
     }
     if (path === '/api/consent' && post) {
       const s = requireAnnotator(req, false);
@@ -353,7 +365,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     }
     if (path === '/api/admin/quality' && !post) {
       requireAdmin(req, false);
-      return json(res, 200, computeQuality(db, config));
+      return json(res, 200, { ...computeQuality(db, config), groups: computeGroupReport(db, config) });
     }
     if (path === '/api/admin/annotators' && !post) {
       requireAdmin(req, false);

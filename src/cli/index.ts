@@ -19,7 +19,10 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (s, write) => write(s) });
   registerTrainingCommands(program);
   registerModelCommands(program);
-  registerDataCommands(program, { loadTokenizer });
+  registerDataCommands(program, {
+    loadTokenizer,
+    loadCollection: async (dir) => (await import('../annotate/card.js')).collectionSummary(dir),
+  });
   registerExtraCommands(program);
   registerRlCommands(program);
   return program;

@@ -129,19 +129,22 @@ export function registerTrainingCommands(program: Command): void {
     .option('--batch-size <n>', 'pairs per forward', '8')
     .option('--max-length <n>', 'truncate prompt+response to this many tokens')
     .option('--out <file>', 'write per-pair scores as JSON lines')
+    .option('--slice <column>', 'accuracy and mean reward per value of this column (e.g. group, source), with the best−worst gap; repeatable', collect)
     .option('--quiet', 'no progress output')
     .action(async (opts: Record<string, string | boolean | string[] | undefined>) => {
       const { scorePairs } = await import('../train/score.js');
-      const { pairs, summary } = await scorePairs({
+      const { sliceTable } = await import('../losses/reward.js');
+      const { pairs, summary, bySlice } = await scorePairs({
         model: opts.model as string, ref: opts.ref as string, data: opts.data as string[], tokenizer: opts.tokenizer as string | undefined,
         beta: Number(opts.beta), batchSize: Number(opts.batchSize), maxLength: opts.maxLength ? Number(opts.maxLength) : undefined,
-        quiet: Boolean(opts.quiet),
+        quiet: Boolean(opts.quiet), slice: opts.slice as string[] | undefined,
       });
       if (typeof opts.out === 'string') writeFileSync(opts.out, pairs.map((p) => JSON.stringify(p)).join('\n') + '\n');
       process.stdout.write(
         `pairs: ${pairs.length}\naccuracy: ${summary.accuracy.accuracy.toFixed(4)}\nmean margin: ${summary.meanMargin.toFixed(4)}\n` +
         `mean reward chosen: ${summary.meanChosenReward.toFixed(4)}  rejected: ${summary.meanRejectedReward.toFixed(4)}\n`,
       );
+      for (const r of bySlice) process.stdout.write(`\n${sliceTable(r)}`);
     });
 }
 

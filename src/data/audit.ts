@@ -3,13 +3,18 @@
 // turn/role balance of conversational data. Streams the files; keeps only hashes and lengths.
 
 import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DiversityTally, languageName, type DiversityOptions, type DiversityReport } from './diversity.js';
+import { PiiTally, PII_KINDS, findPii, redactValue, type PiiFieldReport, type PiiKind } from './pii.js';
+import { readRecords } from './readers.js';
 import type { ChatMessage, Tokenizer } from '../io/tokenizer.js';
 import { streamPreferenceExamples } from './load.js';
 import type { LoadOptions, LoadSummary } from './load.js';
 import { checkTruncation, countTruncation, emptyTokenizeSummary, encodePair, truncatePair } from './tokenize.js';
 import type { TokenizeSummary, TruncationOptions } from './tokenize.js';
 import type { BadRowReason, DataSource, PreferenceExample, TruncationMode } from './types.js';
-import { BAD_ROW_REASONS, countByReason, formatLoc } from './types.js';
+import { BAD_ROW_REASONS, countByReason, formatLoc, MISSING_SLICE } from './types.js';
 
 export interface AuditOptions extends Omit<LoadOptions, 'onBadRow' | 'limit'>, TruncationOptions {
   /** Files, or rows in memory. */
@@ -19,6 +24,10 @@ export interface AuditOptions extends Omit<LoadOptions, 'onBadRow' | 'limit'>, T
   tokenizer?: Tokenizer;
   /** How many example locations each finding lists (default 5). */
   examples?: number;
+  /** Scan for personal data (default true). */
+  pii?: boolean;
+  /** Languages, near-duplicate prompt clusters, lexical diversity, topic terms (default true). */
+  diversity?: boolean | DiversityOptions;
 }
 
 export interface Percentiles {
@@ -88,6 +97,27 @@ export interface SplitAudit extends Omit<LoadSummary, 'badRows'> {
   /** What the truncation settings would do (needs a tokenizer). */
   truncation?: TruncationForecast;
   conversation?: ConversationStats;
+  /** Personal data found, per field (prompt, chosen, rejected). */
+  pii?: { total: number; fields: Record<string, PiiFieldReport> };
+  diversity?: DiversityReport;
+  /** Per slice column (--slice COL): one entry per value, largest first. */
+  slices?: Record<string, SliceAudit[]>;
+}
+
+/** One value of a slice column: its rows, length bias and agreement on repeated pairs. */
+export interface SliceAudit {
+  value: string;
+  rows: number;
+  share: number;
+  lengthBiasChars: LengthBias;
+  /** Pairs (same prompt, same two responses in either order) with ≥ 2 rows in this slice. */
+  repeatedPairs: number;
+  /** Share of row pairs on those repeated pairs that prefer the same response (null: none). */
+  withinAgreement: number | null;
+  /** Pairs this slice shares with other slices (both sides with a majority). */
+  sharedPairs: number;
+  /** Share of the shared pairs where this slice's majority picks the same response as the other slices' pooled majority. */
+  agreementWithOthers: number | null;
 }
 
 export interface TruncationForecast {
@@ -203,6 +233,78 @@ function bump(h: Record<string, number>, k: string | number): void {
   h[k] = (h[k] ?? 0) + 1;
 }
 
+/** Per slice column: value → rows' lengths and, per unordered pair, votes for each direction. */
+class SliceTally {
+  private readonly values = new Map<string, { chosen: number[]; rejected: number[]; pairs: Map<string, [number, number]> }>();
+  add(value: string, chosenChars: number, rejectedChars: number, pairKey: string, dir: 0 | 1): void {
+    let v = this.values.get(value);
+    if (!v) this.values.set(value, (v = { chosen: [], rejected: [], pairs: new Map() }));
+    v.chosen.push(chosenChars);
+    v.rejected.push(rejectedChars);
+    let c = v.pairs.get(pairKey);
+    if (!c) v.pairs.set(pairKey, (c = [0, 0]));
+    c[dir]++;
+  }
+  report(): SliceAudit[] {
+    const total = [...this.values.values()].reduce((a, v) => a + v.chosen.length, 0);
+    const majority = (c: readonly [number, number]): 0 | 1 | null => (c[0] > c[1] ? 0 : c[1] > c[0] ? 1 : null);
+    const out: SliceAudit[] = [];
+    for (const [value, v] of this.values) {
+      let repeated = 0;
+      let agreePairs = 0;
+      let allPairs = 0;
+      let shared = 0;
+      let sharedAgree = 0;
+      for (const [key, c] of v.pairs) {
+        const n = c[0] + c[1];
+        if (n >= 2) {
+          repeated++;
+          agreePairs += (c[0] * (c[0] - 1)) / 2 + (c[1] * (c[1] - 1)) / 2;
+          allPairs += (n * (n - 1)) / 2;
+        }
+        const others: [number, number] = [0, 0];
+        for (const [ov, o] of this.values) {
+          if (ov === value) continue;
+          const oc = o.pairs.get(key);
+          if (oc) {
+            others[0] += oc[0];
+            others[1] += oc[1];
+          }
+        }
+        const mine = majority(c);
+        const theirs = majority(others);
+        if (mine !== null && theirs !== null) {
+          shared++;
+          if (mine === theirs) sharedAgree++;
+        }
+      }
+      out.push({
+        value,
+        rows: v.chosen.length,
+        share: total ? v.chosen.length / total : 0,
+        lengthBiasChars: lengthBias(v.chosen, v.rejected),
+        repeatedPairs: repeated,
+        withinAgreement: allPairs ? agreePairs / allPairs : null,
+        sharedPairs: shared,
+        agreementWithOthers: shared ? sharedAgree / shared : null,
+      });
+    }
+    return out.sort((a, b) => b.rows - a.rows || (a.value < b.value ? -1 : 1));
+  }
+}
+
+/** Key of the unordered pair (prompt and the two responses in either order) and which way this row prefers. */
+function unorderedPairKey(ex: PreferenceExample): { key: string; dir: 0 | 1 } {
+  const c = JSON.stringify(ex.chosen);
+  const r = JSON.stringify(ex.rejected);
+  const [x, y] = c < r ? [c, r] : [r, c];
+  return { key: hash(JSON.stringify([ex.prompt, x, y])), dir: c < r ? 0 : 1 };
+}
+
+function texts(x: string | readonly ChatMessage[]): string[] {
+  return typeof x === 'string' ? [x] : x.map((m) => m.content);
+}
+
 interface PromptIndex {
   exact: Map<string, string>;
   normalized: Map<string, string>;
@@ -228,6 +330,9 @@ async function auditSplit(
   /** [tokens lost, description] of the pairs truncation cuts most, largest first. */
   const worstCuts: [number, string][] = [];
   let conv: ConversationStats | undefined;
+  const pii = opts.pii === false ? null : new PiiTally(nEx);
+  const div = opts.diversity === false ? null : new DiversityTally({ examples: nEx, ...(typeof opts.diversity === 'object' ? opts.diversity : {}) });
+  const sliceTallies = new Map<string, SliceTally>((opts.sliceColumns ?? []).map((c) => [c, new SliceTally()]));
 
   for await (const ex of examples) {
     const where = formatLoc(ex.loc);
@@ -258,7 +363,19 @@ async function auditSplit(
       }
     }
 
-    chars.add(promptText(ex).length, responseChars(ex.chosen), responseChars(ex.rejected));
+    const cChars = responseChars(ex.chosen);
+    const rChars = responseChars(ex.rejected);
+    chars.add(promptText(ex).length, cChars, rChars);
+    if (pii) {
+      pii.add('prompt', where, texts(ex.prompt));
+      pii.add('chosen', where, texts(ex.chosen));
+      pii.add('rejected', where, texts(ex.rejected));
+    }
+    if (div) div.add(promptText(ex), [texts(ex.chosen).join('\n'), texts(ex.rejected).join('\n')], where);
+    if (sliceTallies.size) {
+      const { key, dir } = unorderedPairKey(ex);
+      for (const [col, t] of sliceTallies) t.add(ex.slices?.[col] ?? MISSING_SLICE, cChars, rChars, key, dir);
+    }
     if (ex.kind === 'chat') {
       conv ??= { pairs: 0, promptTurns: {}, promptRoles: {}, withSystemPrompt: 0, lastPromptRole: {}, chosenTurns: {}, rejectedTurns: {}, turnCountMismatch: 0 };
       conv.pairs++;
@@ -337,6 +454,9 @@ async function auditSplit(
     };
   }
   if (conv) audit.conversation = conv;
+  if (pii) audit.pii = { total: pii.total(), fields: pii.fields };
+  if (div) audit.diversity = div.report();
+  if (sliceTallies.size) audit.slices = Object.fromEntries([...sliceTallies].map(([c, t]) => [c, t.report()]));
   return audit;
 }
 
@@ -445,6 +565,46 @@ function renderSplit(name: string, a: SplitAudit): string[] {
     for (const [r, n] of Object.entries(t.droppedByReason)) out.push(`    ${r}: ${n}`);
     for (const e of t.droppedExamples) out.push(`    ${e}`);
   }
+  if (a.pii) {
+    out.push(`  personal data: ${a.pii.total} matches${a.pii.total ? ' (--redact OUT writes a copy with placeholders)' : ''}`);
+    for (const [field, f] of Object.entries(a.pii.fields)) {
+      out.push(`    ${field}: ${f.matches} in ${f.rows} rows (${Object.entries(f.byKind).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+      for (const e of f.examples) out.push(`      ${e}`);
+    }
+  }
+  const d = a.diversity;
+  if (d) {
+    const langs = Object.entries(d.languages);
+    const sampleNote = d.languageRows < d.rows ? ` (sample of ${d.languageRows} rows)` : '';
+    out.push(
+      `  languages${sampleNote}: ${langs.slice(0, 8).map(([l, n]) => `${l === 'und' ? 'undetermined' : `${languageName(l)} (${l})`} ${pct(n, d.languageRows)}`).join(', ')}` +
+        `${langs.length > 8 ? `, ${langs.length - 8} more` : ''}`,
+    );
+    const nd = d.nearDuplicates;
+    out.push(
+      `  near-duplicate prompts (MinHash, Jaccard ≥ ${nd.threshold}): ${nd.clusters} clusters hold ${nd.rowsInClusters} rows (${pct(nd.rowsInClusters, d.rows)}); ` +
+        `largest ${nd.largest[0]?.rows ?? 0} rows (${pct(nd.largest[0]?.rows ?? 0, d.rows)})`,
+    );
+    for (const c of nd.largest.slice(0, 3)) out.push(`    ${c.rows} rows, ${c.distinctPrompts} distinct: "${c.sample}" at ${c.examples.slice(0, 3).join(', ')}`);
+    const lx = d.lexical;
+    out.push(
+      `  lexical diversity: prompts distinct-1 ${lx.prompts.distinct1.toFixed(3)}, distinct-2 ${lx.prompts.distinct2.toFixed(3)} (${lx.prompts.tokens} words); ` +
+        `responses distinct-1 ${lx.responses.distinct1.toFixed(3)}, distinct-2 ${lx.responses.distinct2.toFixed(3)}; mean type-token ratio per response ${lx.meanResponseTypeTokenRatio.toFixed(3)}`,
+    );
+    if (d.topTerms.length) out.push(`  top prompt terms: ${d.topTerms.slice(0, 12).map((t) => `${t.term} ${pct(t.prompts, d.rows)}`).join(', ')}`);
+    for (const w of d.warnings) out.push(`  warning: ${w}`);
+  }
+  for (const [col, slices] of Object.entries(a.slices ?? {})) {
+    out.push(`  slice ${col}: ${slices.length} values`);
+    for (const sl of slices) {
+      const agree =
+        sl.withinAgreement === null && sl.agreementWithOthers === null
+          ? 'no repeated pairs'
+          : `agreement within ${sl.withinAgreement === null ? '-' : pct(sl.withinAgreement, 1)} on ${sl.repeatedPairs} repeated pairs, ` +
+            `with the other slices ${sl.agreementWithOthers === null ? '-' : pct(sl.agreementWithOthers, 1)} on ${sl.sharedPairs} shared pairs`;
+      out.push(`    ${sl.value}: ${sl.rows} rows (${pct(sl.rows, a.valid)}); chosen longer ${pct(sl.lengthBiasChars.chosenLonger, sl.lengthBiasChars.pairs)}; ${agree}`);
+    }
+  }
   const c = a.conversation;
   if (c) {
     out.push(`  conversations: ${c.pairs} pairs, ${c.withSystemPrompt} with a system prompt (${pct(c.withSystemPrompt, c.pairs)})`);
@@ -474,4 +634,60 @@ export function renderAuditText(report: AuditReport): string {
     for (const [e, t] of l.examples) out.push(`    eval ${e} ~ train ${t}`);
   }
   return out.join('\n') + '\n';
+}
+
+export interface RedactResult {
+  rows: number;
+  /** Rows in which at least one string changed. */
+  redactedRows: number;
+  byKind: Partial<Record<PiiKind, number>>;
+  /** Lines that are not JSON (left out of the copy: they cannot be rewritten field by field). */
+  unreadable: string[];
+}
+
+/**
+ * Writes a copy of the data with personal data replaced by placeholders in every string field
+ * (all columns, nested values included), as JSON lines, atomically (a temporary file renamed into place).
+ */
+export async function writeRedactedCopy(files: string | readonly string[], out: string, opts: { fileKind?: 'jsonl' | 'json' | 'parquet' } = {}): Promise<RedactResult> {
+  const list = typeof files === 'string' ? [files] : files;
+  const res: RedactResult = { rows: 0, redactedRows: 0, byKind: {}, unreadable: [] };
+  const count = (v: unknown): void => {
+    if (typeof v === 'string') for (const m of findPii(v)) res.byKind[m.kind] = (res.byKind[m.kind] ?? 0) + 1;
+    else if (Array.isArray(v)) v.forEach(count);
+    else if (typeof v === 'object' && v !== null) Object.values(v).forEach(count);
+  };
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  // Streamed row by row into a temporary file, renamed into place when complete.
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const f of list) {
+      for await (const rec of readRecords(f, { kind: opts.fileKind })) {
+        if (rec.error !== undefined) {
+          res.unreadable.push(formatLoc(rec.loc));
+          continue;
+        }
+        res.rows++;
+        const before = JSON.stringify(rec.value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+        const after = JSON.stringify(redactValue(JSON.parse(before) as unknown, PII_KINDS));
+        if (after !== before) {
+          res.redactedRows++;
+          count(rec.value);
+        }
+        writeSync(fd, after + '\n');
+      }
+    }
+    closeSync(fd);
+    renameSync(tmp, out);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return res;
 }

@@ -3,7 +3,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer as defaultLoadTokenizer } from '../io/tokenizers/index.js';
-import { auditPreferenceData, auditVerdict, renderAuditText } from './audit.js';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { auditPreferenceData, auditVerdict, renderAuditText, writeRedactedCopy } from './audit.js';
+import { renderDataCard, type CollectionSummary } from './card.js';
 import type { ColumnMapping, PreferenceFormat, TruncationMode } from './types.js';
 import { PREFERENCE_FORMATS } from './types.js';
 
@@ -14,6 +17,18 @@ export interface DataCommandDeps {
   write?: (text: string) => void;
   /** Receives the exit status: 1 when the data has bad rows (default: sets process.exitCode). */
   setExitCode?: (code: number) => void;
+  /** Summarizes an annotation project for `data card --project` (src/cli passes src/annotate's). */
+  loadCollection?: (dir: string) => Promise<CollectionSummary> | CollectionSummary;
+}
+
+const collectList = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((x) => x.trim()).filter(Boolean)];
+
+function share(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in (0, 1], got "${value}"`);
+    return n;
+  };
 }
 
 function positiveInt(name: string) {
@@ -50,6 +65,12 @@ interface CheckOptions {
   truncationMode: TruncationMode;
   tokenizer?: string;
   json?: boolean;
+  slice?: string[];
+  redact?: string;
+  pii: boolean;
+  diversity: boolean;
+  nearDuplicateThreshold?: number;
+  maxClusterShare?: number;
 }
 
 /** Adds `data check` to a commander program (the `dpo` CLI). Returns the `data` command. */
@@ -69,6 +90,12 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
     .option('--max-completion-length <n>', 'extension (TRL < 1.0): max response tokens', positiveInt('--max-completion-length'))
     .addOption(new Option('--truncation-mode <mode>', "TRL's truncation_mode: keep_start keeps each row's first max-length tokens (rows whose prompt fills it are dropped), keep_end its last").choices(['keep_start', 'keep_end']).default('keep_start'))
     .option('--tokenizer <dir>', 'tokenizer directory (or llama2.c .bin): token lengths and truncation forecast')
+    .option('--slice <column>', 'per-slice counts, length bias and agreement for this column (e.g. group, source); repeatable, dotted paths allowed', collectList)
+    .option('--redact <out>', 'write a copy (JSON lines) with personal data replaced by [EMAIL], [PHONE], [CARD], [IBAN], [IP], [SSN]')
+    .option('--no-pii', 'skip the personal-data scan')
+    .option('--no-diversity', 'skip languages, near-duplicate clusters, lexical diversity and topic terms')
+    .option('--near-duplicate-threshold <j>', 'Jaccard similarity of word 3-grams at which prompts are near duplicates (default 0.8)', share('--near-duplicate-threshold'))
+    .option('--max-cluster-share <s>', 'warn when the largest near-duplicate cluster holds more of the rows (default 0.05)', share('--max-cluster-share'))
     .option('--json', 'print the report as JSON')
     .action(async (files: string[], opts: CheckOptions) => {
       let tokenizer: Tokenizer | undefined;
@@ -88,10 +115,55 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
         maxCompletionLength: opts.maxCompletionLength,
         truncationMode: opts.truncationMode,
         tokenizer,
+        sliceColumns: opts.slice,
+        pii: opts.pii,
+        diversity: opts.diversity ? { nearDuplicateThreshold: opts.nearDuplicateThreshold, maxClusterShare: opts.maxClusterShare } : false,
       });
+      if (opts.redact !== undefined) {
+        const r = await writeRedactedCopy(files, opts.redact);
+        const kinds = Object.entries(r.byKind).map(([k, n]) => `${k} ${n}`).join(', ');
+        process.stderr.write(
+          `redacted copy: ${opts.redact} (${r.rows} rows, ${r.redactedRows} changed${kinds ? `: ${kinds}` : ''})` +
+            (r.unreadable.length ? `; ${r.unreadable.length} unreadable lines left out (${r.unreadable.slice(0, 5).join(', ')})` : '') + '\n',
+        );
+      }
       write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderAuditText(report));
       // Bad rows fail the check (scripts and CI can stop before training on broken data).
       if (!auditVerdict(report).passed) (deps.setExitCode ?? ((c: number) => (process.exitCode = c)))(1);
+    });
+
+  data
+    .command('card')
+    .description('write a Hugging Face dataset card (YAML metadata + Markdown) from the audit: languages, size, duplicates, length bias, personal data, slices; collection and consent from an annotation project')
+    .argument('<file...>', 'data files (the first is the train split)')
+    .requiredOption('--out <file>', 'card to write, e.g. README.md')
+    .option('--eval <file>', 'eval (test) split')
+    .option('--name <text>', 'data set name (default: the first file name)')
+    .option('--license <id>', 'license id for the metadata (e.g. cc-by-4.0, mit, other)', 'unknown')
+    .option('--provenance <text>', 'where the data came from (sources, generation, filtering)')
+    .option('--project <dir>', 'annotation project the data was exported from (collection method, consent, group shares)')
+    .option('--slice <column>', 'per-slice figures for this column; repeatable', collectList)
+    .addOption(new Option('--format <format>', 'force the format instead of detecting it').choices([...PREFERENCE_FORMATS]))
+    .option('--columns <map>', 'column mapping, e.g. prompt=question,chosen=good,rejected=bad', parseColumns)
+    .action(async (files: string[], o: { out: string; eval?: string; name?: string; license: string; provenance?: string; project?: string; slice?: string[]; format?: PreferenceFormat; columns?: ColumnMapping }) => {
+      let collection: CollectionSummary | undefined;
+      if (o.project !== undefined) {
+        if (!deps.loadCollection) throw new Error('data card: --project needs the annotation layer (use the dpo CLI)');
+        collection = await deps.loadCollection(o.project);
+      }
+      const report = await auditPreferenceData({ train: files, eval: o.eval, format: o.format, columns: o.columns, sliceColumns: o.slice });
+      const card = renderDataCard(report, {
+        name: o.name ?? basename(files[0]!).replace(/\.(jsonl|json|parquet)(\.gz)?$/, ''),
+        license: o.license,
+        provenance: o.provenance,
+        files: [...files, ...(o.eval ? [o.eval] : [])].map((f) => basename(f)),
+        collection,
+      });
+      mkdirSync(dirname(o.out), { recursive: true });
+      const tmp = `${o.out}.tmp-${process.pid}`;
+      writeFileSync(tmp, card);
+      renameSync(tmp, o.out);
+      process.stderr.write(`data card: ${o.out} (${report.train.valid + (report.eval?.valid ?? 0)} rows)\n`);
     });
   return data;
 }

@@ -13,7 +13,7 @@ import type {
   SftFormat,
   SourceLoc,
 } from './types.js';
-import { formatLoc, PREFERENCE_FORMATS, SFT_FORMATS } from './types.js';
+import { formatLoc, MISSING_SLICE, PREFERENCE_FORMATS, SFT_FORMATS } from './types.js';
 
 /** The turn boundary that ends an implicit text prompt (Anthropic HH-RLHF style). */
 export const DEFAULT_PROMPT_BOUNDARY = '\n\nAssistant:';
@@ -27,7 +27,7 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-function getPath(obj: Record<string, unknown>, path: string): unknown {
+export function getPath(obj: Record<string, unknown>, path: string): unknown {
   if (path in obj) return obj[path];
   let cur: unknown = obj;
   for (const part of path.split('.')) {
@@ -35,6 +35,16 @@ function getPath(obj: Record<string, unknown>, path: string): unknown {
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
+}
+
+/** A slice column's value as a label: strings as they are, numbers and booleans printed, lists joined by "+". */
+export function sliceValue(row: Record<string, unknown>, column: string): string {
+  const v = getPath(row, column);
+  if (v === undefined || v === null || v === '') return MISSING_SLICE;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  if (Array.isArray(v)) return v.length ? v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('+') : MISSING_SLICE;
+  return JSON.stringify(v);
 }
 
 /** Applies the column mapping: canonical names get the mapped columns' values. */

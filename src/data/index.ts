@@ -44,3 +44,11 @@ export { auditPreferenceData, auditVerdict, renderAuditText, percentiles } from 
 export type { AuditOptions, AuditReport, AuditVerdict, Finding, SplitAudit, LengthBias, LengthStats, Percentiles, Leakage, ConversationStats, TruncationForecast } from './audit.js';
 export { preparePreferenceData, prepareSftData } from './prepare.js';
 export type { PreparedPreferenceData, PreparedSftData, PrepareOptions } from './prepare.js';
+export { findPii, redactPii, redactValue, luhnValid, ibanValid, PII_KINDS, PiiTally } from './pii.js';
+export type { PiiKind, PiiMatch, PiiFieldReport } from './pii.js';
+export { DiversityTally, detectLanguage, minhash, jaccard, signatureSimilarity } from './diversity.js';
+export type { DiversityReport, DiversityOptions } from './diversity.js';
+export { writeRedactedCopy } from './audit.js';
+export type { SliceAudit, RedactResult } from './audit.js';
+export { renderDataCard, parseDataCard, sizeCategory } from './card.js';
+export type { CardOptions, CollectionSummary } from './card.js';

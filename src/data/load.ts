@@ -4,7 +4,7 @@
 
 import { readRecords } from './readers.js';
 import type { FileKind, RawRecord } from './readers.js';
-import { applyColumns, detectFormat, DETECT_ROWS, normalizePreference, normalizeSft } from './formats.js';
+import { applyColumns, detectFormat, DETECT_ROWS, normalizePreference, normalizeSft, sliceValue } from './formats.js';
 import type { NormalizeOptions } from './formats.js';
 import type {
   BadRow,
@@ -33,6 +33,11 @@ export interface LoadOptions extends NormalizeOptions {
   fileKind?: FileKind;
   /** Stop after this many valid examples (for previews and quick runs). */
   limit?: number;
+  /**
+   * Columns (dotted paths allowed, read before the column mapping) whose values each example
+   * carries in `slices` (e.g. "group", "source", "meta.annotator_group"): per-slice audit and evaluation.
+   */
+  sliceColumns?: readonly string[];
 }
 
 export interface LoadSummary {
@@ -52,7 +57,7 @@ export interface LoadedData<E> {
   summary: LoadSummary;
 }
 
-type ObjectRecord = { loc: SourceLoc; value: Record<string, unknown> };
+type ObjectRecord = { loc: SourceLoc; value: Record<string, unknown>; original: Record<string, unknown> };
 
 /**
  * Streams the records of several files as either valid objects or bad rows, with the first
@@ -75,7 +80,7 @@ function toObject(rec: RawRecord, columns: ColumnMapping | undefined): ObjectRec
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     return { loc: rec.loc, reason: 'not_an_object', message: `expected a JSON object per row, got ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}` };
   }
-  return { loc: rec.loc, value: applyColumns(v as Record<string, unknown>, columns) };
+  return { loc: rec.loc, value: applyColumns(v as Record<string, unknown>, columns), original: v as Record<string, unknown> };
 }
 
 function isBad(r: ObjectRecord | BadRow): r is BadRow {
@@ -134,7 +139,8 @@ async function* streamExamples<E>(
       summary.badRows.push({ loc: r.loc, reason: res.reason, message: res.message });
       return null;
     }
-    return { ...res.example, index: index++, loc: r.loc } as E;
+    const slices = opts.sliceColumns?.length ? Object.fromEntries(opts.sliceColumns.map((c) => [c, sliceValue(r.original, c)])) : undefined;
+    return { ...res.example, index: index++, loc: r.loc, ...(slices ? { slices } : {}) } as E;
   };
   const drain = async function* (): AsyncGenerator<ObjectRecord | BadRow> {
     yield* head;

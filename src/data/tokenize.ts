@@ -47,6 +47,8 @@ export interface TokenizedPair {
   promptTruncated: boolean;
   chosenTruncated: boolean;
   rejectedTruncated: boolean;
+  /** Slice column values of the row (LoadOptions.sliceColumns), for per-slice evaluation. */
+  slices?: Record<string, string>;
   /** keep_end truncation: leading promptIds tokens the chosen / rejected row does not keep
    *  (absent or 0: the row starts with the whole promptIds). Read rows with pairRow(). */
   chosenPromptStart?: number;
@@ -254,7 +256,7 @@ export function encodePair(tok: Tokenizer, ex: PreferenceExample): { ok: true; v
  * Truncates one encoded pair: the extensions max_prompt_length and max_completion_length first,
  * then TRL v1.9.0's max_length on each row per truncation_mode (see the header).
  */
-export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index' | 'loc'>, enc: EncodedPair, opts: TruncationOptions = {}): PairResult {
+export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index' | 'loc' | 'slices'>, enc: EncodedPair, opts: TruncationOptions = {}): PairResult {
   let { promptIds, chosenIds, rejectedIds } = enc;
   const mode = opts.truncationMode ?? 'keep_start';
   const fullPrompt = promptIds.length;
@@ -314,6 +316,7 @@ export function truncatePair(tok: Tokenizer, ex: Pick<PreferenceExample, 'index'
   if (chosenPromptStart > 0) pair.chosenPromptStart = chosenPromptStart;
   if (rejectedPromptStart > 0) pair.rejectedPromptStart = rejectedPromptStart;
   if (cut.prompt + cut.chosen + cut.rejected > 0) pair.cut = cut;
+  if (ex.slices) pair.slices = ex.slices;
   return { ok: true, pair };
 }
 

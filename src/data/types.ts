@@ -152,6 +152,8 @@ export type PreferenceExample =
       prompt: string;
       chosen: string;
       rejected: string;
+      /** Values of the requested slice columns (LoadOptions.sliceColumns), as strings. */
+      slices?: Record<string, string>;
     }
   | {
       kind: 'chat';
@@ -160,10 +162,14 @@ export type PreferenceExample =
       prompt: ChatMessage[];
       chosen: ChatMessage[];
       rejected: ChatMessage[];
+      slices?: Record<string, string>;
     };
 
 export type SftExample =
   | { kind: 'text'; index: number; loc: SourceLoc; prompt: string; completion: string }
   | { kind: 'chat'; index: number; loc: SourceLoc; messages: ChatMessage[] };
+
+/** The value a row without a slice column gets. */
+export const MISSING_SLICE = '(missing)';
 
 export type TruncationMode = 'keep_end' | 'keep_start';

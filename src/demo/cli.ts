@@ -3,6 +3,7 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './run.js';
+import { runTwoGroupDemo } from './groups.js';
 import { RL_METHODS, type DemoMethod } from './rlhf.js';
 
 export function parseMethods(v: string): DemoMethod[] {
@@ -44,8 +45,14 @@ export function registerDemoCommands(program: Command): Command {
     .option('--seed <n>', 'seed', intArg('--seed', 0), 0)
     .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))
     .option('--cache-dir <dir>', 'cache folder (default $DPO_CACHE_DIR, $XDG_CACHE_HOME/dpo-ts or ~/.cache/dpo-ts)')
+    .option('--two-groups', 'instead: the two-group task (two simulated labeller groups with opposite preferences, one in the majority) and the per-group accuracy gap (a few seconds)')
     .option('--quiet', 'no progress output and no table')
     .action(async (o: Record<string, unknown>) => {
+      if (o.twoGroups) {
+        if (o.threads) (await import('../tensor/backend.js')).kernels().setNumThreads(o.threads as number);
+        await runTwoGroupDemo({ out: o.out as string, seed: o.seed as number, quiet: Boolean(o.quiet) });
+        return;
+      }
       await runDemo({
         out: o.out as string, quick: Boolean(o.quick), fresh: Boolean(o.fresh), model: o.model as string | undefined,
         prompts: o.prompts as string | undefined, betas: o.betas as number[], seed: o.seed as number,

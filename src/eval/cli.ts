@@ -37,6 +37,7 @@ export function registerEvalCommands(program: Command): Command {
       return n;
     }, 0.1)
     .option('--pairs <file>', 'held-out preference pairs (.jsonl prompt/chosen/rejected) for implicit-reward accuracy (default: pairs built from the reference\'s samples)')
+    .option('--slice <column>', 'implicit-reward accuracy per value of this --pairs column (e.g. group), with the best−worst gap; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--samples <n>', 'samples per prompt', intArg('--samples'), 4)
     .option('--max-new-tokens <n>', 'tokens per completion', intArg('--max-new-tokens'), 24)
     .option('--seed <n>', 'sampling seed', intArg('--seed', 0), 0)
@@ -50,6 +51,7 @@ export function registerEvalCommands(program: Command): Command {
         model: o.model as string, ref: o.ref as string, tokenizer: o.tokenizer as string | undefined,
         prompts: o.prompts as string, pairs: o.pairs as string | undefined, reward: o.reward as string, beta: o.beta as number,
         samplesPerPrompt: o.samples as number, maxNewTokens: o.maxNewTokens as number, seed: o.seed as number, quiet: Boolean(o.quiet),
+        slice: o.slice as string[] | undefined,
       });
       process.stdout.write(evaluationTable(result));
       if (o.out) {

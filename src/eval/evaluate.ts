@@ -12,6 +12,8 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import type { CausalLM } from '../models/model.js';
 import type { Judge } from './judges.js';
 import { completionLogps, sampleCompletions, type Completions } from './sample.js';
+import { scoresBySlice, type SliceReport } from '../losses/reward.js';
+import { MISSING_SLICE } from '../data/types.js';
 
 export interface Stat {
   mean: number;
@@ -37,6 +39,8 @@ export interface IdPair {
   prompt: number[];
   chosen: number[];
   rejected: number[];
+  /** Slice column → value (e.g. the annotator group), for per-slice implicit-reward accuracy. */
+  slices?: Record<string, string>;
 }
 
 export interface EvalSample {
@@ -61,6 +65,8 @@ export interface ModelEvaluation {
   implicitAccuracy: number;
   /** Mean implicit-reward margin β·[(π−ref)(chosen) − (π−ref)(rejected)] on the held-out pairs. */
   implicitMargin: number;
+  /** Per slice column of the held-out pairs: accuracy and mean reward per value, best−worst gap. */
+  implicitBySlice?: SliceReport[];
   meanTokens: number;
   samples: EvalSample[];
 }
@@ -186,19 +192,26 @@ export function evaluateAgainstReference(opts: EvaluateAgainstReferenceOptions):
     const lpRef = completionLogps(ref, rowPrompts, comp.tokens, pad);
     const ratio = lpPol.map((v, i) => v - lpRef[i]!);
     let acc = NaN, margin = NaN;
+    let bySlice: SliceReport[] | undefined;
     if (pairs.length) {
       const polPair = completionLogps(pol.model, pairPrompts, pairCompletions, pad);
       let correct = 0, m = 0;
+      const rcs = new Float64Array(pairs.length), rrs = new Float64Array(pairs.length);
       for (let i = 0; i < pairs.length; i++) {
         const rc = pol.beta * (polPair[2 * i]! - refPairLogps[2 * i]!);
         const rr = pol.beta * (polPair[2 * i + 1]! - refPairLogps[2 * i + 1]!);
+        rcs[i] = rc;
+        rrs[i] = rr;
         if (rc > rr) correct++;
         m += rc - rr;
       }
       acc = correct / pairs.length;
       margin = m / pairs.length;
+      const cols = [...new Set(pairs.flatMap((p) => Object.keys(p.slices ?? {})))];
+      if (cols.length) bySlice = cols.map((c) => scoresBySlice(c, pairs.map((p) => p.slices?.[c] ?? MISSING_SLICE), rcs, rrs));
     }
     const ev = build(pol.name, pol.beta, comp, scores, ratio, refScores[primary]!, acc, margin);
+    if (bySlice) ev.implicitBySlice = bySlice;
     models.push(ev);
     opts.onModel?.(ev);
   }
@@ -220,5 +233,12 @@ export function evaluationTable(r: EvaluationResult, primaryLabel = 'reward'): s
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
+  const slices = r.models.flatMap((m) =>
+    (m.implicitBySlice ?? []).map(
+      (s) =>
+        `${m.name} implicit acc by ${s.column}: ${s.slices.map((x) => `${x.slice} ${fmt(x.accuracy)} (${x.pairs} pairs, reward ${fmt(x.meanChosenReward)}/${fmt(x.meanRejectedReward)})`).join(', ')}; ` +
+        `gap ${fmt(s.accuracyGap)} (${s.best} vs ${s.worst})`,
+    ),
+  );
+  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line), ...(slices.length ? ['', ...slices] : [])].join('\n') + '\n';
 }

@@ -2,6 +2,7 @@
 // prompts, judged by the sentiment judges: mean reward, KL(π‖π_ref), win rate, implicit-reward accuracy.
 
 import { readFileSync } from 'node:fs';
+import { sliceValue } from '../data/formats.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { resolveModel, type ModelInput, type TokenizerInput } from '../train/setup.js';
 import { JUDGE_NAMES, makeJudge, type Judge, type JudgeName } from './judges.js';
@@ -45,8 +46,8 @@ export function readPrompts(path: string): string[] {
   return text.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0);
 }
 
-/** Preference pairs {prompt, chosen, rejected} (plain text) as token ids. */
-export function readIdPairs(path: string, tok: Tokenizer): IdPair[] {
+/** Preference pairs {prompt, chosen, rejected} (plain text) as token ids; `sliceColumns` are carried as the pairs' slices. */
+export function readIdPairs(path: string, tok: Tokenizer, sliceColumns: readonly string[] = []): IdPair[] {
   return jsonlRows(path, 'pairs').map((r, i) => {
     for (const k of ['prompt', 'chosen', 'rejected']) {
       if (typeof r[k] !== 'string') throw new Error(`pairs ${path} row ${i + 1}: "${k}" is missing or not a string`);
@@ -55,6 +56,7 @@ export function readIdPairs(path: string, tok: Tokenizer): IdPair[] {
       prompt: tok.encode(r.prompt as string, { addBos: true }),
       chosen: tok.encode(r.chosen as string, { addBos: false }),
       rejected: tok.encode(r.rejected as string, { addBos: false }),
+      ...(sliceColumns.length ? { slices: Object.fromEntries(sliceColumns.map((c) => [c, sliceValue(r, c)])) } : {}),
     };
   });
 }
@@ -83,6 +85,8 @@ export interface EvaluateModelOptions {
   /** Sampling seed (default 0). */
   seed?: number | undefined;
   quiet?: boolean | undefined;
+  /** Slice columns of the pairs file: implicit-reward accuracy per value (needs pairs from a file). */
+  slice?: readonly string[] | undefined;
 }
 
 /** Evaluates a policy against its reference (the library form of `dpo eval`). */
@@ -96,7 +100,8 @@ export async function evaluateModel(opts: EvaluateModelOptions): Promise<Evaluat
     throw new Error(`eval: the policy's tokenizer has ${pol.tokenizer.vocabSize} tokens and the reference's ${ref.tokenizer.vocabSize}; they must share one`);
   }
   const prompts = typeof opts.prompts === 'string' ? readPrompts(opts.prompts) : opts.prompts;
-  const pairs = typeof opts.pairs === 'string' ? readIdPairs(opts.pairs, pol.tokenizer) : opts.pairs;
+  if (opts.slice?.length && typeof opts.pairs !== 'string') throw new Error('eval: --slice needs --pairs (the held-out pairs carry the slice column)');
+  const pairs = typeof opts.pairs === 'string' ? readIdPairs(opts.pairs, pol.tokenizer, opts.slice ?? []) : opts.pairs;
   return evaluateAgainstReference({
     ref: ref.model, refName: 'reference', tokenizer: pol.tokenizer, prompts, judges,
     policies: [{ name: 'policy', model: pol.model, beta: opts.beta ?? 0.1 }],

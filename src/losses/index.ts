@@ -44,8 +44,12 @@ export {
   lengthNormalizedRewards,
   pairwiseAccuracy,
   scorePreferencePairs,
+  scoresBySlice,
+  sliceTable,
   type PairScores,
   type PairwiseAccuracy,
+  type SliceReport,
+  type SliceScore,
 } from './reward.js';
 
 /** Every loss type computePreferenceLoss accepts (TRL's loss_type names; `sft` as in TRL v1.x). */

@@ -123,3 +123,66 @@ export function scorePreferencePairs(
     meanRejectedReward: sumRejected / n,
   };
 }
+
+/** Implicit-reward figures of one slice of the pairs (e.g. one annotator group). */
+export interface SliceScore {
+  slice: string;
+  pairs: number;
+  /** Share of the slice's pairs whose chosen reward is strictly above the rejected one. */
+  accuracy: number;
+  meanChosenReward: number;
+  meanRejectedReward: number;
+  meanMargin: number;
+}
+
+/** Per-slice figures of one slice column and the gap between the best and the worst slice. */
+export interface SliceReport {
+  column: string;
+  slices: SliceScore[];
+  /** Best slice accuracy − worst slice accuracy (0 with one slice). */
+  accuracyGap: number;
+  best: string;
+  worst: string;
+}
+
+/**
+ * Splits scored pairs by a slice label: did the model learn some slices' preferences and not
+ * others'? `slices[i]` labels pair i. Slices are listed largest first.
+ */
+export function scoresBySlice(column: string, slices: readonly string[], chosenRewards: ArrayLike<number>, rejectedRewards: ArrayLike<number>): SliceReport {
+  if (slices.length !== chosenRewards.length || slices.length !== rejectedRewards.length) {
+    throw new Error(`scoresBySlice: ${slices.length} slice labels for ${chosenRewards.length} chosen and ${rejectedRewards.length} rejected rewards`);
+  }
+  if (slices.length === 0) throw new Error('scoresBySlice: no pairs');
+  const acc = new Map<string, { n: number; correct: number; c: number; r: number }>();
+  for (let i = 0; i < slices.length; i++) {
+    let a = acc.get(slices[i]!);
+    if (!a) acc.set(slices[i]!, (a = { n: 0, correct: 0, c: 0, r: 0 }));
+    a.n++;
+    if (chosenRewards[i]! > rejectedRewards[i]!) a.correct++;
+    a.c += chosenRewards[i]!;
+    a.r += rejectedRewards[i]!;
+  }
+  const out: SliceScore[] = [...acc.entries()]
+    .map(([slice, a]) => ({ slice, pairs: a.n, accuracy: a.correct / a.n, meanChosenReward: a.c / a.n, meanRejectedReward: a.r / a.n, meanMargin: (a.c - a.r) / a.n }))
+    .sort((x, y) => y.pairs - x.pairs || (x.slice < y.slice ? -1 : 1));
+  let best = out[0]!;
+  let worst = out[0]!;
+  for (const s of out) {
+    if (s.accuracy > best.accuracy) best = s;
+    if (s.accuracy < worst.accuracy) worst = s;
+  }
+  return { column, slices: out, accuracyGap: best.accuracy - worst.accuracy, best: best.slice, worst: worst.slice };
+}
+
+/** A fixed-width table of per-slice figures (printed by `dpo score` and `dpo eval`). */
+export function sliceTable(r: SliceReport): string {
+  const rows = r.slices.map((s) => [s.slice, String(s.pairs), s.accuracy.toFixed(4), s.meanChosenReward.toFixed(4), s.meanRejectedReward.toFixed(4), s.meanMargin.toFixed(4)]);
+  const head = [r.column, 'pairs', 'accuracy', 'reward chosen', 'reward rejected', 'margin'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
+  return (
+    [line(head), ...rows.map(line)].join('\n') +
+    `\naccuracy gap (best − worst slice): ${r.accuracyGap.toFixed(4)} (${r.best} vs ${r.worst})\n`
+  );
+}

@@ -3,8 +3,8 @@
 
 import { collatePreference } from '../data/batch.js';
 import { preparePreferenceData } from '../data/prepare.js';
-import type { DataFormat, DataSource } from '../data/types.js';
-import { scorePreferencePairs, type PairScores } from '../losses/reward.js';
+import { MISSING_SLICE, type DataFormat, type DataSource } from '../data/types.js';
+import { scorePreferencePairs, scoresBySlice, type PairScores, type SliceReport } from '../losses/reward.js';
 import { referenceLogps } from './dpo.js';
 import { yieldToEventLoop } from './loop.js';
 import { ProgressBar } from './progress.js';
@@ -28,13 +28,10 @@ export interface ScoreOptions {
   /** Force the data format instead of detecting it. */
   format?: DataFormat | undefined;
   quiet?: boolean | undefined;
+  /** Slice columns (e.g. "group"): accuracy and mean reward per value, and the best−worst gap. */
+  slice?: readonly string[] | undefined;
   /** Aborting stops between two batches; the promise rejects with the signal's reason. */
   signal?: AbortSignal | undefined;
-}
-
-export interface ScoreResult {
-  pairs: ScoredPair[];
-  summary: PairScores;
 }
 
 export interface ScoredPair {
@@ -44,6 +41,14 @@ export interface ScoredPair {
   rejectedReward: number;
   margin: number;
   correct: boolean;
+  slices?: Record<string, string>;
+}
+
+export interface ScoreResult {
+  pairs: ScoredPair[];
+  summary: PairScores;
+  /** One report per slice column asked for. */
+  bySlice: SliceReport[];
 }
 
 /** Implicit rewards β·(log π − log π_ref) of each pair's responses and the pairwise accuracy. */
@@ -55,6 +60,7 @@ export async function scorePairs(opts: ScoreOptions): Promise<ScoreResult> {
     format: opts.format,
     maxLength: opts.maxLength,
     maxPromptLength: opts.maxPromptLength,
+    sliceColumns: opts.slice,
   });
   const n = data.pairs.length;
   const pc = new Float64Array(n), pr = new Float64Array(n), rc = new Float64Array(n), rr = new Float64Array(n);
@@ -88,6 +94,10 @@ export async function scorePairs(opts: ScoreOptions): Promise<ScoreResult> {
     rejectedReward: summary.rejectedRewards[k]!,
     margin: summary.margins[k]!,
     correct: summary.accuracies[k] === 1,
+    ...(p.slices ? { slices: p.slices } : {}),
   }));
-  return { pairs, summary };
+  const bySlice = (opts.slice ?? []).map((col) =>
+    scoresBySlice(col, data.pairs.map((p) => p.slices?.[col] ?? MISSING_SLICE), summary.chosenRewards, summary.rejectedRewards),
+  );
+  return { pairs, summary, bySlice };
 }

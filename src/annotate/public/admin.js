@@ -135,11 +135,39 @@ async function refresh() {
     }
   });
   const invite = document.getElementById('invite') || el('div', { id: 'invite' });
+  const groups = groupsSection(q.groups);
   main.replaceChildren(
     stats,
+    ...(groups ? [groups] : []),
     el('section', { class: 'card' }, el('h2', {}, 'Annotators'), table, el('p', { class: 'muted legend' }, 'Flags: fails gold = accuracy on control items below the bar; position bias = picks one screen side far too often; too fast = median time per item very short; same answer = nearly always the same key. Rows in red: likely spammers (export with --exclude-gold-failing to leave them out).')),
     el('section', { class: 'card' }, el('h2', {}, 'Invite an annotator'), form, invite),
   );
+}
+
+/** Per-group figures for each annotator attribute (groups below the minimum size already merged into "other"). */
+function groupsSection(g) {
+  if (!g || !g.attributes.length) return null;
+  const parts = [el('h2', {}, 'Groups')];
+  for (const a of g.attributes) {
+    parts.push(el('h3', {}, a.question));
+    for (const w of a.warnings) parts.push(el('p', { class: 'error group-warning' }, w));
+    const head = el('tr', {}, ...['Group', 'Annotators', 'Votes', 'Vote share', 'Agreement within (alpha)'].map((h) => el('th', {}, h)));
+    const rows = a.groups.map((x) =>
+      el('tr', { 'data-group': x.group },
+        el('td', {}, x.group),
+        el('td', { class: 'num' }, `${x.annotators} (${pct(x.annotatorShare)})`),
+        el('td', { class: 'num' }, String(x.votes)),
+        el('td', { class: 'num' }, pct(x.voteShare)),
+        el('td', { class: 'num' }, x.pairableItems ? fmt(x.alphaWithin) : '—'),
+      ),
+    );
+    parts.push(el('div', { class: 'table-wrap' }, el('table', { class: 'groups', 'data-attribute': a.attribute }, el('thead', {}, head), el('tbody', {}, rows))));
+    const across = a.across.filter((p) => p.items > 0).map((p) => `${p.a} vs ${p.b}: ${pct(p.agreement)} of ${p.items} items`);
+    parts.push(el('p', { class: 'muted' }, `Majorities agree across groups — ${across.length ? across.join('; ') : 'no items with majorities in two groups yet'}. ` +
+      `Items where the groups' majorities differ: ${a.disagreements.count}${a.disagreements.items.length ? ` (e.g. item ${a.disagreements.items.slice(0, 5).map((d) => d.itemId).join(', ')})` : ''}.`));
+  }
+  parts.push(el('p', { class: 'muted legend' }, `Groups with fewer than ${g.minGroupSize} annotators are merged into “other”; “not stated” = no answer or “prefer not to say”.`));
+  return el('section', { class: 'card', id: 'groups' }, parts);
 }
 
 function showInvite(name, url, err) {

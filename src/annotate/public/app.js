@@ -37,7 +37,48 @@ async function start() {
   document.getElementById('who').textContent = me.name;
   setProgress(me.progress);
   if (!me.consented) return showConsent();
+  if (me.attributes && me.attributes.length) return showAttributes();
   await loadNext();
+}
+
+/** The optional questions about the annotator, asked once after consent. Every answer is optional. */
+function showAttributes() {
+  const answers = {};
+  const fields = me.attributes.map((a) => {
+    const select = el('select', { id: `attr-${a.id}`, 'data-attribute': a.id }, el('option', { value: '' }, '— no answer —'), a.options.map((o) => el('option', { value: o }, o)));
+    select.addEventListener('change', () => {
+      answers[a.id] = select.value || null;
+    });
+    return el('label', { class: 'attr' }, el('span', {}, a.question), select);
+  });
+  const status = el('p', { class: 'status', 'aria-live': 'polite' });
+  const send = async (body, btn) => {
+    btn.disabled = true;
+    try {
+      await api('/api/attributes', { method: 'POST', body, csrf: me.csrf });
+      me.attributes = [];
+      await loadNext();
+    } catch (e) {
+      btn.disabled = false;
+      status.textContent = `Not saved: ${e.message}`;
+      status.classList.add('error');
+    }
+  };
+  const save = el('button', { class: 'primary', id: 'attributes-save', type: 'button' }, 'Save and start');
+  save.addEventListener('click', () => void send({ answers }, save));
+  const skip = el('button', { id: 'attributes-skip', type: 'button', class: 'small' }, 'Skip all');
+  skip.addEventListener('click', () => void send({ answers: {} }, skip));
+  show(
+    el(
+      'section',
+      { class: 'card consent', id: 'attributes' },
+      el('h1', {}, 'A few optional questions'),
+      el('p', { class: 'muted' }, `We ask ${me.attributesPurpose}`),
+      el('div', { class: 'attrs' }, fields),
+      status,
+      el('div', { class: 'actions' }, skip, save),
+    ),
+  );
 }
 
 function showConsent() {
@@ -47,7 +88,9 @@ function showConsent() {
     btn.disabled = true;
     try {
       await api('/api/consent', { method: 'POST', body: { agree: true }, csrf: me.csrf });
-      me.consented = true;
+      // The optional questions are only sent once consent is recorded.
+      me = await api('/api/me');
+      if (me.attributes && me.attributes.length) return showAttributes();
       await loadNext();
     } catch (e) {
       btn.disabled = false;
