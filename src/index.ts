@@ -80,3 +80,5 @@ export { Linear, type ForwardContext, type LoraAdapter } from './nn/linear.js';
 export type { ScheduleType } from './train/schedule.js';
 export type { DataFormat, PreferenceFormat, SftFormat, ColumnMapping, OnBadRow, BadRow, BadRowReason, SourceLoc, TruncationMode } from './data/types.js';
 export type { Tensor } from './tensor/index.js';
+export type { LexicalStats, NearDuplicateCluster } from './data/diversity.js';
+export type { SliceReport } from './losses/reward.js';

@@ -14,7 +14,7 @@ export { readPairsForAnnotation, type PairForAnnotation, type ReadPairsOptions, 
 export { addPrompts, readPromptsFile, DEFAULT_SAMPLING, type CandidateGenerator, type SamplingOptions, type PromptForAnnotation, type AddPromptsResult } from './generate.js';
 export { modelCandidateGenerator, loadLocalCandidateGenerator } from './local-model.js';
 export { startServer, readAdminToken, type ServerOptions, type AnnotateServer } from './server.js';
-export { buildExport, writeJsonl, DEFAULT_EXPORT, type ExportOptions, type ExportResult, type PreferenceRecord, type RawVoteRecord } from './export.js';
+export { buildExport, writeJsonl, DEFAULT_EXPORT, type ExportOptions, type ExportResult, type PreferenceRecord, type RawVoteRecord, type VotePairRecord } from './export.js';
 export { computeQuality, type QualityReport, type AnnotatorQuality, type Flag } from './quality.js';
 
 // Types of the core package this entry's API refers to.
