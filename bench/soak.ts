@@ -144,7 +144,7 @@ const WORKLOADS: Record<string, Workload> = {
       await runSft({
         model: join(s.dir, 'model-512'), data: [join(s.dir, 'hh_sft.jsonl')], outputDir: join(s.dir, `out-sft-${process.pid}`), quiet: true,
         config: parseSftConfig({ per_device_train_batch_size: 8, max_length: 256, on_bad_row: 'skip', max_steps: steps, logging_steps: segment, save_steps: 0, eval_split: 0, learning_rate: 1e-4, seed: 3 }),
-        onLog: (r) => tick(r.step!),
+        on: { log: (r) => tick(r.step!) },
       });
     },
   },
@@ -290,7 +290,7 @@ async function trainDpo(s: Setup, model: string, data: string, extra: Record<str
       beta: 0.1, learning_rate: 5e-4, lr_scheduler_type: 'constant', warmup_ratio: 0, max_steps: steps, logging_steps: segment,
       save_steps: 0, eval_split: 0, seed: 3, on_bad_row: 'skip', ...extra,
     }),
-    onLog: (r) => tick(r.step!),
+    on: { log: (r) => tick(r.step!) },
   });
 }
 

@@ -3,9 +3,10 @@
 // WAL for concurrent readers, synchronous=FULL so a committed vote survives even an OS crash,
 // foreign keys on, schema versioned with PRAGMA user_version.
 import { closeSync, existsSync, openSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { requireOptional } from '../io/optional-deps.js';
 
-export type DB = Database.Database;
+export type DB = BetterSqlite3.Database;
 
 /** Each entry moves the schema from version i to i+1. Append only; never edit a shipped one. */
 export const MIGRATIONS: readonly string[] = [
@@ -83,6 +84,7 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
   // A new database file is created readable by its owner only (0600, whatever the umask); SQLite
   // gives its -wal and -shm files the database file's mode.
   if (!opts.readonly && !existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
+  const Database = requireOptional<typeof BetterSqlite3>('better-sqlite3');
   const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
   if (!opts.readonly) {
     db.pragma('journal_mode = WAL');

@@ -2,14 +2,20 @@
 // imported data): raw HTML in them is shown as text, never interpreted, and the produced HTML
 // goes through an allowlist sanitizer (no scripts, no event handlers, no javascript: URLs, no
 // images or styles). The pages' Content-Security-Policy is the second wall.
-import { Marked } from 'marked';
-import sanitizeHtml from 'sanitize-html';
+import type { Marked as MarkedClass } from 'marked';
+import type SanitizeHtml from 'sanitize-html';
+import { requireOptional } from '../io/optional-deps.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
-const marked = new Marked({
+let markedInstance: MarkedClass | null = null;
+let sanitizeHtmlFn: typeof SanitizeHtml | null = null;
+
+function newMarked(): MarkedClass {
+  const { Marked } = requireOptional<{ Marked: typeof MarkedClass }>('marked');
+  return new Marked({
   gfm: true,
   breaks: true,
   async: false,
@@ -23,9 +29,10 @@ const marked = new Marked({
       return `<a href="${escapeHtml(token.href)}">[image: ${escapeHtml(token.text || token.href)}]</a>`;
     },
   },
-});
+  });
+}
 
-const SANITIZE: sanitizeHtml.IOptions = {
+const sanitizeOptions = (sanitizeHtml: typeof SanitizeHtml): SanitizeHtml.IOptions => ({
   allowedTags: [
     'p', 'br', 'hr', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'pre', 'code', 'em', 'strong', 'del', 's',
     'ul', 'ol', 'li', 'a', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'input', 'sup', 'sub', 'kbd',
@@ -48,14 +55,18 @@ const SANITIZE: sanitizeHtml.IOptions = {
     // GFM task-list boxes only; any other input type becomes a disabled checkbox.
     input: (_tag, attribs) => ({ tagName: 'input', attribs: { type: 'checkbox', disabled: '', ...(attribs.checked !== undefined ? { checked: '' } : {}) } }),
   },
-};
+});
+let sanitizeSettings: SanitizeHtml.IOptions | null = null;
 
 export function sanitize(html: string): string {
-  return sanitizeHtml(html, SANITIZE);
+  sanitizeHtmlFn ??= requireOptional<typeof SanitizeHtml>('sanitize-html');
+  sanitizeSettings ??= sanitizeOptions(sanitizeHtmlFn);
+  return sanitizeHtmlFn(html, sanitizeSettings);
 }
 
 export function renderMarkdown(text: string): string {
-  return sanitize(marked.parse(text, { async: false }) as string);
+  markedInstance ??= newMarked();
+  return sanitize(markedInstance.parse(text, { async: false }) as string);
 }
 
 /** A prompt as HTML: plain Markdown, or a conversation with one block per turn. */

@@ -23,8 +23,8 @@ export function registerModelCommands(program: Command): void {
     .action(async (opts: Record<string, string | string[] | boolean | undefined>) => {
       const { model, tokenizer, generation } = await loadModelAndTokenizer(opts.model as string, opts.tokenizer as string | undefined);
       if (typeof opts.adapter === 'string') {
-        const { loadPeftAdapter } = await import('../nn/peft.js');
-        loadPeftAdapter(opts.adapter, model.linears(), model.config.architecture);
+        const { loadAdapter } = await import('../train/setup.js');
+        loadAdapter(model, opts.adapter);
       }
       const prompts = (opts.prompt as string[] | undefined) ?? [''];
       const texts = prompts.map((p) => {

@@ -34,6 +34,30 @@ function addRunOptions(cmd: Command, help: RunOptionHelp): Command {
   return cmd.option('--quiet', 'no progress output');
 }
 
+/**
+ * Ctrl-C during training: the first stops the run between two micro-batches (the checkpoints
+ * written so far stay; --resume continues from the newest), a second one quits at once.
+ */
+async function interruptible<R>(run: (signal: AbortSignal) => Promise<R>): Promise<R | null> {
+  const controller = new AbortController();
+  const onInterrupt = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\ninterrupted: stopping after the current micro-batch (Ctrl-C again to quit now)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    return await run(controller.signal);
+  } catch (e) {
+    if (!controller.signal.aborted) throw e;
+    process.stderr.write('training stopped by the interrupt; the checkpoints written so far are kept: continue with --resume\n');
+    process.exitCode = 130;
+    return null;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}
+
 /** The parsed options of addRunOptions as the run functions take them. */
 function runOptions(opts: Record<string, unknown>, configOutputDir: string | null) {
   const outputDir = (opts.output as string | undefined) ?? configOutputDir;
@@ -69,10 +93,10 @@ export function registerTrainingCommands(program: Command): void {
   train.action(async (opts: Record<string, unknown>) => {
     const config = loadDpoConfig(opts);
     const { runDpo } = await import('../train/dpo.js');
-    const res = await runDpo({
-      ...runOptions(opts, config.output_dir), ref: opts.ref as string | undefined, config, cacheDir: opts.cacheDir as string | undefined,
-    });
-    report(res, opts);
+    const res = await interruptible((signal) => runDpo({
+      ...runOptions(opts, config.output_dir), ref: opts.ref as string | undefined, config, cacheDir: opts.cacheDir as string | undefined, signal,
+    }));
+    if (res) report(res, opts);
   });
 
   const sft = program
@@ -90,8 +114,8 @@ export function registerTrainingCommands(program: Command): void {
   sft.action(async (opts: Record<string, unknown>) => {
     const config = loadSftConfig(opts);
     const { runSft } = await import('../train/sft.js');
-    const res = await runSft({ ...runOptions(opts, config.output_dir), config });
-    report(res, opts);
+    const res = await interruptible((signal) => runSft({ ...runOptions(opts, config.output_dir), config, signal }));
+    if (res) report(res, opts);
   });
 
   program

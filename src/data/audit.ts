@@ -13,12 +13,13 @@ import { streamPreferenceExamples } from './load.js';
 import type { LoadOptions, LoadSummary } from './load.js';
 import { checkTruncation, countTruncation, emptyTokenizeSummary, encodePair, truncatePair } from './tokenize.js';
 import type { TokenizeSummary, TruncationOptions } from './tokenize.js';
-import type { BadRowReason, PreferenceExample, TruncationMode } from './types.js';
+import type { BadRowReason, DataSource, PreferenceExample, TruncationMode } from './types.js';
 import { BAD_ROW_REASONS, countByReason, formatLoc, MISSING_SLICE } from './types.js';
 
 export interface AuditOptions extends Omit<LoadOptions, 'onBadRow' | 'limit'>, TruncationOptions {
-  train: string | readonly string[];
-  eval?: string | readonly string[];
+  /** Files, or rows in memory. */
+  train: DataSource;
+  eval?: DataSource | undefined;
   /** Enables token lengths, token length bias and the truncation forecast. */
   tokenizer?: Tokenizer;
   /** How many example locations each finding lists (default 5). */
@@ -311,7 +312,7 @@ interface PromptIndex {
 
 /** Audits one split, adding its prompts to `index`; with `against`, counts prompts found there into `leakage`. */
 async function auditSplit(
-  files: string | readonly string[],
+  files: DataSource,
   opts: AuditOptions,
   index: PromptIndex,
   against?: { index: PromptIndex; leakage: Leakage },
@@ -476,6 +477,19 @@ export async function auditPreferenceData(opts: AuditOptions): Promise<AuditRepo
   report.eval = await auditSplit(opts.eval, { ...opts, format: opts.format ?? train.format }, evalIndex, { index: trainIndex, leakage });
   report.leakage = leakage;
   return report;
+}
+
+/** An audit's verdict: it fails when any row is bad (what `dpo data check` exits 1 on). */
+export interface AuditVerdict {
+  passed: boolean;
+  /** Bad rows in train and eval together. */
+  badRows: number;
+}
+
+/** The verdict of an audit report. */
+export function auditVerdict(report: AuditReport): AuditVerdict {
+  const badRows = report.train.bad + (report.eval?.bad ?? 0);
+  return { passed: badRows === 0, badRows };
 }
 
 // ---------------------------------------------------------------------------------------------

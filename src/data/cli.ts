@@ -5,7 +5,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer as defaultLoadTokenizer } from '../io/tokenizers/index.js';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { auditPreferenceData, renderAuditText, writeRedactedCopy } from './audit.js';
+import { auditPreferenceData, auditVerdict, renderAuditText, writeRedactedCopy } from './audit.js';
 import { renderDataCard, type CollectionSummary } from './card.js';
 import type { ColumnMapping, PreferenceFormat, TruncationMode } from './types.js';
 import { PREFERENCE_FORMATS } from './types.js';
@@ -129,8 +129,7 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
       }
       write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderAuditText(report));
       // Bad rows fail the check (scripts and CI can stop before training on broken data).
-      const bad = report.train.bad + (report.eval?.bad ?? 0);
-      if (bad > 0) (deps.setExitCode ?? ((c: number) => (process.exitCode = c)))(1);
+      if (!auditVerdict(report).passed) (deps.setExitCode ?? ((c: number) => (process.exitCode = c)))(1);
     });
 
   data

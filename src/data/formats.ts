@@ -111,12 +111,12 @@ export function detectFormat(rows: readonly { loc: SourceLoc; value: Record<stri
   return best;
 }
 
-type Problem = { ok: false; reason: BadRow['reason']; message: string };
+export type Problem = { ok: false; reason: BadRow['reason']; message: string };
 type Check<T> = { ok: true; value: T } | Problem;
-type Normalized<T> = { ok: true; example: T } | Problem;
+export type Normalized<T> = { ok: true; example: T } | Problem;
 
 /** An example before it gets its dataset index and location. */
-type Core<E> = E extends unknown ? Omit<E, 'index' | 'loc'> : never;
+export type Core<E> = E extends unknown ? Omit<E, 'index' | 'loc'> : never;
 export type PreferenceCore = Core<PreferenceExample>;
 export type SftCore = Core<SftExample>;
 

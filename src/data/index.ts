@@ -40,8 +40,8 @@ export {
 export type { TokenizedPair, TokenizedSft, TokenizeOptions, TokenizeSummary, TruncationOptions, EncodedPair, SftLossMask } from './tokenize.js';
 export { collatePreference, collateSft, BatchSampler, permutation, mulberry32, pairLengths, nextPreferenceBatch, nextSftBatch } from './batch.js';
 export type { PreferenceBatch, SftBatch, CollateOptions, SamplerOptions, SamplerState } from './batch.js';
-export { auditPreferenceData, renderAuditText, percentiles } from './audit.js';
-export type { AuditOptions, AuditReport, SplitAudit, LengthBias, LengthStats, Percentiles, Leakage, ConversationStats, TruncationForecast } from './audit.js';
+export { auditPreferenceData, auditVerdict, renderAuditText, percentiles } from './audit.js';
+export type { AuditOptions, AuditReport, AuditVerdict, Finding, SplitAudit, LengthBias, LengthStats, Percentiles, Leakage, ConversationStats, TruncationForecast } from './audit.js';
 export { preparePreferenceData, prepareSftData } from './prepare.js';
 export type { PreparedPreferenceData, PreparedSftData, PrepareOptions } from './prepare.js';
 export { findPii, redactPii, redactValue, luhnValid, ibanValid, PII_KINDS, PiiTally } from './pii.js';

@@ -11,6 +11,8 @@ import type {
   BadRowReason,
   ColumnMapping,
   DataFormat,
+  DataSource,
+  InMemoryRows,
   OnBadRow,
   PreferenceExample,
   PreferenceFormat,
@@ -18,7 +20,7 @@ import type {
   SftFormat,
   SourceLoc,
 } from './types.js';
-import { BadDataError, countByReason, PREFERENCE_FORMATS, SFT_FORMATS } from './types.js';
+import { BadDataError, countByReason, dataSourceName, dataSourceParts, PREFERENCE_FORMATS, SFT_FORMATS } from './types.js';
 
 export interface LoadOptions extends NormalizeOptions {
   /** Force a format instead of detecting it from the first rows. */
@@ -61,9 +63,14 @@ type ObjectRecord = { loc: SourceLoc; value: Record<string, unknown>; original: 
  * Streams the records of several files as either valid objects or bad rows, with the first
  * DETECT_ROWS objects buffered so the format can be detected before anything is normalized.
  */
-async function* objectRecords(files: readonly string[], opts: LoadOptions): AsyncGenerator<ObjectRecord | BadRow> {
+async function* objectRecords(files: readonly (string | InMemoryRows)[], opts: LoadOptions): AsyncGenerator<ObjectRecord | BadRow> {
   for (const file of files) {
-    for await (const rec of readRecords(file, { kind: opts.fileKind })) yield toObject(rec, opts.columns);
+    if (typeof file === 'string') {
+      for await (const rec of readRecords(file, { kind: opts.fileKind })) yield toObject(rec, opts.columns);
+    } else {
+      let row = 0;
+      for await (const value of file) yield toObject({ loc: { file: dataSourceName(file), row: row++ }, value }, opts.columns);
+    }
   }
 }
 
@@ -85,7 +92,7 @@ function isBad(r: ObjectRecord | BadRow): r is BadRow {
  * Yields examples as they are read (streaming), then returns the summary.
  */
 async function* streamExamples<E>(
-  files: readonly string[],
+  sources: readonly (string | InMemoryRows)[],
   opts: LoadOptions,
   want: 'preference' | 'sft',
   normalize: (row: Record<string, unknown>, format: DataFormat) => ReturnType<typeof normalizePreference> | ReturnType<typeof normalizeSft>,
@@ -95,7 +102,8 @@ async function* streamExamples<E>(
   if (opts.format !== undefined && !allowed.includes(opts.format)) {
     throw new Error(`format "${opts.format}" is not a ${want} format (expected one of: ${allowed.join(', ')})`);
   }
-  const it = objectRecords(files, opts);
+  const files = sources.map(dataSourceName);
+  const it = objectRecords(sources, opts);
   const head: (ObjectRecord | BadRow)[] = [];
   let objects = 0;
   while (objects < DETECT_ROWS) {
@@ -153,8 +161,8 @@ async function* streamExamples<E>(
   if (summary.bad > 0 && (opts.onBadRow ?? 'error') === 'error') throw new BadDataError(`${files.join(', ')} (format ${format})`, summary.badRows);
 }
 
-function emptySummary(files: readonly string[]): LoadSummary {
-  return { files: [...files], format: 'standard', rowsRead: 0, valid: 0, bad: 0, badByReason: {}, badRows: [] };
+function emptySummary(sources: readonly (string | InMemoryRows)[]): LoadSummary {
+  return { files: sources.map(dataSourceName), format: 'standard', rowsRead: 0, valid: 0, bad: 0, badByReason: {}, badRows: [] };
 }
 
 /**
@@ -163,10 +171,10 @@ function emptySummary(files: readonly string[]): LoadSummary {
  * The summary object is filled in as the stream is consumed.
  */
 export function streamPreferenceExamples(
-  files: string | readonly string[],
+  files: DataSource,
   opts: LoadOptions = {},
 ): { examples: AsyncGenerator<PreferenceExample>; summary: LoadSummary } {
-  const list = typeof files === 'string' ? [files] : files;
+  const list = dataSourceParts(files);
   const summary = emptySummary(list);
   const promptBoundary = opts.promptBoundary;
   const examples = streamExamples<PreferenceExample>(
@@ -180,7 +188,7 @@ export function streamPreferenceExamples(
 }
 
 /** Loads all preference examples of one or more files into memory. */
-export async function loadPreferenceData(files: string | readonly string[], opts: LoadOptions = {}): Promise<LoadedData<PreferenceExample>> {
+export async function loadPreferenceData(files: DataSource, opts: LoadOptions = {}): Promise<LoadedData<PreferenceExample>> {
   const { examples, summary } = streamPreferenceExamples(files, opts);
   const out: PreferenceExample[] = [];
   for await (const e of examples) out.push(e);
@@ -188,8 +196,8 @@ export async function loadPreferenceData(files: string | readonly string[], opts
 }
 
 /** Loads all SFT examples (prompt/completion or messages) of one or more files into memory. */
-export async function loadSftData(files: string | readonly string[], opts: LoadOptions = {}): Promise<LoadedData<SftExample>> {
-  const list = typeof files === 'string' ? [files] : files;
+export async function loadSftData(files: DataSource, opts: LoadOptions = {}): Promise<LoadedData<SftExample>> {
+  const list = dataSourceParts(files);
   const summary = emptySummary(list);
   summary.format = 'prompt_completion';
   const out: SftExample[] = [];

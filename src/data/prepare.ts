@@ -7,7 +7,7 @@ import { loadPreferenceData, loadSftData } from './load.js';
 import type { LoadOptions, LoadSummary } from './load.js';
 import { tokenizePreferenceData, tokenizeSftData } from './tokenize.js';
 import type { SftLossMask, TokenizedPair, TokenizedSft, TokenizeSummary, TruncationOptions } from './tokenize.js';
-import type { DataFormat, PreferenceExample, SftExample } from './types.js';
+import type { DataFormat, DataSource, PreferenceExample, SftExample } from './types.js';
 import { BadDataError } from './types.js';
 
 export interface PrepareOptions extends LoadOptions, TruncationOptions {}
@@ -31,7 +31,7 @@ export interface PreparedSftData {
 }
 
 /** Loads and tokenizes preference data; every dropped row is in load.badRows or tokenize.badRows. */
-export async function preparePreferenceData(files: string | readonly string[], tok: Tokenizer, opts: PrepareOptions = {}): Promise<PreparedPreferenceData> {
+export async function preparePreferenceData(files: DataSource, tok: Tokenizer, opts: PrepareOptions = {}): Promise<PreparedPreferenceData> {
   const loaded = await loadPreferenceData(files, { ...opts, onBadRow: 'skip' });
   const tokenized = tokenizePreferenceData(tok, loaded.examples, { ...opts, onBadRow: 'skip' });
   const bad = [...loaded.summary.badRows, ...tokenized.summary.badRows];
@@ -43,7 +43,7 @@ export async function preparePreferenceData(files: string | readonly string[], t
 
 /** Loads and tokenizes SFT data (prompt/completion or messages; only completions/assistant turns trained). */
 export async function prepareSftData(
-  files: string | readonly string[],
+  files: DataSource,
   tok: Tokenizer,
   opts: Omit<PrepareOptions, 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode'> & SftLossMask = {},
 ): Promise<PreparedSftData> {

@@ -216,7 +216,7 @@ export function renderPreference(tok: Tokenizer, ex: PreferenceExample): { ok: t
 // ---------------------------------------------------------------------------------------------
 // Preference pairs
 
-type PairResult = { ok: true; pair: TokenizedPair } | { ok: false; reason: BadRowReason; message: string };
+export type PairResult = { ok: true; pair: TokenizedPair } | { ok: false; reason: BadRowReason; message: string };
 
 /** Untruncated token ids of a pair (prompt with BOS, responses ending with one stop token). */
 export interface EncodedPair {
@@ -394,7 +394,7 @@ export interface TokenizedSft {
   truncated: boolean;
 }
 
-type SftResult = { ok: true; row: TokenizedSft } | { ok: false; reason: BadRowReason; message: string };
+export type SftResult = { ok: true; row: TokenizedSft } | { ok: false; reason: BadRowReason; message: string };
 
 /** Segments of a rendered conversation: [text, trained], where trained marks assistant turns. */
 function chatSegments(tok: Tokenizer, messages: readonly ChatMessage[]): { ok: true; segs: [string, boolean][] } | { ok: false; message: string } {

@@ -17,6 +17,33 @@ export function formatLoc(loc: SourceLoc): string {
   return loc.file;
 }
 
+/**
+ * Rows held in memory: objects in any format the files may hold (`{prompt, chosen, rejected}`,
+ * message lists, OpenAI preference rows, ...), as an array, an iterable or an async iterable.
+ */
+export type InMemoryRows = Iterable<object> | AsyncIterable<object>;
+
+/** Where examples come from: a file, several files, or rows in memory. */
+export type DataSource = string | readonly string[] | InMemoryRows;
+
+/** The file name in-memory rows are reported under (`(in memory)[row 3]`). */
+export const IN_MEMORY = '(in memory)';
+
+/** A data source as a list of files and in-memory row sets. */
+export function dataSourceParts(src: DataSource): (string | InMemoryRows)[] {
+  if (typeof src === 'string') return [src];
+  if (Array.isArray(src) && src.every((x) => typeof x === 'string')) return [...(src as readonly string[])];
+  if (typeof (src as Iterable<object>)[Symbol.iterator] === 'function' || typeof (src as AsyncIterable<object>)[Symbol.asyncIterator] === 'function') {
+    return [src as InMemoryRows];
+  }
+  throw new TypeError('data: expected a file path, a list of paths, or an (async) iterable of row objects');
+}
+
+/** How a data source is named in summaries and errors. */
+export function dataSourceName(part: string | InMemoryRows): string {
+  return typeof part === 'string' ? part : IN_MEMORY;
+}
+
 export type BadRowReason =
   | 'invalid_json'
   | 'not_an_object'

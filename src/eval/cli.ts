@@ -4,72 +4,18 @@
 // length with a verdict (fluent / degrading / collapsed; --fluency-model adds a second, independent
 // perplexity). Prints tables; --out writes JSON.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { kernels } from '../tensor/backend.js';
-import type { Tokenizer } from '../io/tokenizer.js';
-import { loadModelAndTokenizer } from '../models/index.js';
-import { sliceValue } from '../data/formats.js';
-import { JUDGE_NAMES, makeJudge } from './judges.js';
-import { DEFAULT_TOP_K, evaluateAgainstReference, evaluationTable, type IdPair } from './evaluate.js';
+import { JUDGE_NAMES } from './judges.js';
+import { DEFAULT_TOP_K, evaluationTable } from './evaluate.js';
+import { evaluateModel } from './run.js';
 
 export * from './evaluate.js';
 export * from './judges.js';
 export * from './sample.js';
-
-function jsonlRows(path: string, what: string): Record<string, unknown>[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${what} ${path}: ${(e as Error).message}`);
-  }
-  const rows: Record<string, unknown>[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      const v = JSON.parse(line) as unknown;
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
-      rows.push(v as Record<string, unknown>);
-    } catch (e) {
-      throw new Error(`${what} ${path} line ${i + 1}: ${(e as Error).message}`);
-    }
-  });
-  return rows;
-}
-
-/** Prompts from a .jsonl file ("prompt" field) or a text file (one prompt per non-empty line). */
-export function readPrompts(path: string): string[] {
-  if (path.endsWith('.jsonl')) {
-    return jsonlRows(path, 'prompts').map((r, i) => {
-      if (typeof r.prompt !== 'string') throw new Error(`prompts ${path} row ${i + 1}: "prompt" is missing or not a string`);
-      return r.prompt;
-    });
-  }
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`prompts ${path}: ${(e as Error).message}`);
-  }
-  return text.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0);
-}
-
-/** Preference pairs {prompt, chosen, rejected} (plain text) as token ids; `sliceColumns` are carried as the pairs' slices. */
-export function readIdPairs(path: string, tok: Tokenizer, sliceColumns: readonly string[] = []): IdPair[] {
-  return jsonlRows(path, 'pairs').map((r, i) => {
-    for (const k of ['prompt', 'chosen', 'rejected']) {
-      if (typeof r[k] !== 'string') throw new Error(`pairs ${path} row ${i + 1}: "${k}" is missing or not a string`);
-    }
-    return {
-      prompt: tok.encode(r.prompt as string, { addBos: true }),
-      chosen: tok.encode(r.chosen as string, { addBos: false }),
-      rejected: tok.encode(r.rejected as string, { addBos: false }),
-      ...(sliceColumns.length ? { slices: Object.fromEntries(sliceColumns.map((c) => [c, sliceValue(r, c)])) } : {}),
-    };
-  });
-}
+export * from './run.js';
 
 function intArg(name: string, min = 1) {
   return (v: string): number => {
@@ -105,22 +51,12 @@ export function registerEvalCommands(program: Command): Command {
     .option('--quiet', 'no progress output')
     .action(async (o: Record<string, unknown>) => {
       if (o.threads) kernels().setNumThreads(o.threads as number);
-      const primary = makeJudge(o.reward as string);
-      const judges = [primary, ...JUDGE_NAMES.filter((n) => n !== primary.name).map((n) => makeJudge(n))];
-      const pol = await loadModelAndTokenizer(o.model as string, o.tokenizer as string | undefined);
-      const ref = await loadModelAndTokenizer(o.ref as string, o.tokenizer as string | undefined);
-      if (ref.tokenizer.vocabSize !== pol.tokenizer.vocabSize) {
-        throw new Error(`eval: the policy's tokenizer has ${pol.tokenizer.vocabSize} tokens and the reference's ${ref.tokenizer.vocabSize}; they must share one`);
-      }
-      if (o.slice && !o.pairs) throw new Error('eval: --slice needs --pairs (the held-out pairs carry the slice column)');
-      const prompts = readPrompts(o.prompts as string);
-      const fluency = o.fluencyModel ? await loadModelAndTokenizer(o.fluencyModel as string) : null;
-      const result = evaluateAgainstReference({
-        ref: ref.model, refName: 'reference', tokenizer: pol.tokenizer, prompts, judges,
-        policies: [{ name: 'policy', model: pol.model, beta: o.beta as number }],
-        pairs: o.pairs ? readIdPairs(o.pairs as string, pol.tokenizer, (o.slice as string[] | undefined) ?? []) : undefined,
-        fluencyModel: fluency ? { name: basename(o.fluencyModel as string), model: fluency.model, tokenizer: fluency.tokenizer } : null,
-        settings: { samplesPerPrompt: o.samples as number, maxNewTokens: o.maxNewTokens as number, seed: o.seed as number, quiet: Boolean(o.quiet), topK: o.topK as number },
+      const result = await evaluateModel({
+        model: o.model as string, ref: o.ref as string, tokenizer: o.tokenizer as string | undefined,
+        prompts: o.prompts as string, pairs: o.pairs as string | undefined, reward: o.reward as string, beta: o.beta as number,
+        samplesPerPrompt: o.samples as number, maxNewTokens: o.maxNewTokens as number, seed: o.seed as number, quiet: Boolean(o.quiet),
+        slice: o.slice as string[] | undefined,
+        fluencyModel: o.fluencyModel as string | undefined, topK: o.topK as number,
       });
       process.stdout.write(evaluationTable(result));
       if (o.out) {

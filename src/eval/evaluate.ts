@@ -139,10 +139,28 @@ export function pairsFromSamples(promptIds: readonly number[][], comp: Completio
   return pairs;
 }
 
-interface Policy {
+/** A policy to evaluate against the reference. */
+export interface Policy {
   name: string;
   model: CausalLM;
+  /** The β it was trained with (scales its implicit reward). */
   beta: number;
+}
+
+/** What evaluateAgainstReference compares: the reference and the policies on the same prompts. */
+export interface EvaluateAgainstReferenceOptions {
+  ref: CausalLM;
+  refName?: string;
+  policies: readonly Policy[];
+  tokenizer: Tokenizer;
+  prompts: readonly string[];
+  /** The first judge is the primary (ground-truth) reward; the others are reported as held-out. */
+  judges: readonly Judge[];
+  settings: EvaluationSettings;
+  pairs?: readonly IdPair[];
+  /** A second, independent model (its own tokenizer) for the perplexity of the samples; the verdict uses it too. */
+  fluencyModel?: FluencyModel | null;
+  onModel?: (m: ModelEvaluation) => void;
 }
 
 /**
@@ -150,18 +168,7 @@ interface Policy {
  * preference pairs for implicit-reward accuracy; without them, pairs are built from the
  * reference's samples by the primary judge.
  */
-export function evaluateAgainstReference(opts: {
-  ref: CausalLM;
-  refName?: string;
-  policies: readonly Policy[];
-  tokenizer: Tokenizer;
-  prompts: readonly string[];
-  judges: readonly Judge[];
-  settings: EvaluationSettings;
-  pairs?: readonly IdPair[];
-  fluencyModel?: FluencyModel | null;
-  onModel?: (m: ModelEvaluation) => void;
-}): EvaluationResult {
+export function evaluateAgainstReference(opts: EvaluateAgainstReferenceOptions): EvaluationResult {
   const { ref, tokenizer: tok, judges, settings: s } = opts;
   if (opts.prompts.length === 0) throw new Error('evaluate: no prompts');
   if (judges.length === 0) throw new Error('evaluate: no judges');

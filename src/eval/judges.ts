@@ -10,10 +10,8 @@
 // (wink-sentiment was dropped as a judge: 99.6% of its words are AFINN-165 words.)
 
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-
-const require = createRequire(import.meta.url);
+import { requireOptional, resolveOptional } from '../io/optional-deps.js';
 
 export const JUDGE_NAMES = ['afinn', 'senticon', 'vader'] as const;
 export type JudgeName = (typeof JUDGE_NAMES)[number];
@@ -45,18 +43,10 @@ let afinn: { analyze(text: string): { score: number } } | null = null;
 let senticon: Senticon | null = null;
 let vader: VaderModule | null = null;
 
-function load<T>(pkg: string): T {
-  try {
-    return require(pkg) as T;
-  } catch (e) {
-    throw new Error(`judge: the npm package ${pkg} is not installed (${(e as Error).message}); run npm ci`);
-  }
-}
-
 function loadSenticon(): Senticon {
-  const core = load<{ containerBootstrap(): { use(x: unknown): void; get(name: string): { stem(w: string): string } } }>('@nlpjs/core');
-  const { SentimentAnalyzer } = load<{ SentimentAnalyzer: new (s: { container: unknown }) => NlpjsSentiment }>('@nlpjs/sentiment');
-  const en = load<NlpjsEn>('@nlpjs/lang-en');
+  const core = requireOptional<{ containerBootstrap(): { use(x: unknown): void; get(name: string): { stem(w: string): string } } }>('@nlpjs/core');
+  const { SentimentAnalyzer } = requireOptional<{ SentimentAnalyzer: new (s: { container: unknown }) => NlpjsSentiment }>('@nlpjs/sentiment');
+  const en = requireOptional<NlpjsEn>('@nlpjs/lang-en');
   const container = core.containerBootstrap();
   container.use(en.LangEn);
   const stemmer = container.get('stemmer-en');
@@ -68,7 +58,7 @@ export function makeJudge(name: string): Judge {
     case 'afinn':
       return {
         name, description: 'AFINN-165 sum of word scores (npm sentiment)',
-        score: (t) => (afinn ??= new (load<SentimentCtor>('sentiment'))()).analyze(t).score,
+        score: (t) => (afinn ??= new (requireOptional<SentimentCtor>('sentiment'))()).analyze(t).score,
       };
     case 'senticon':
       return {
@@ -87,7 +77,7 @@ export function makeJudge(name: string): Judge {
     case 'vader':
       return {
         name, description: 'VADER compound score in [-1, 1] (npm vader-sentiment)',
-        score: (t) => (vader ??= load<VaderModule>('vader-sentiment')).SentimentIntensityAnalyzer.polarity_scores(t).compound,
+        score: (t) => (vader ??= requireOptional<VaderModule>('vader-sentiment')).SentimentIntensityAnalyzer.polarity_scores(t).compound,
       };
     default:
       throw new Error(`judge: unknown reward "${name}"; choose one of ${JUDGE_NAMES.join(', ')}`);
@@ -114,8 +104,8 @@ export function judgeLexicon(name: JudgeName): JudgeLexicon {
   switch (name) {
     case 'afinn': {
       // Read from the file: the package adds its emoji scores to the required object once it has scored.
-      load<SentimentCtor>('sentiment');
-      const labels = JSON.parse(readFileSync(require.resolve('sentiment/languages/en/labels.json'), 'utf8')) as Record<string, number>;
+      requireOptional<SentimentCtor>('sentiment');
+      const labels = JSON.parse(readFileSync(resolveOptional('sentiment', 'languages/en/labels.json'), 'utf8')) as Record<string, number>;
       return { keys: new Set(Object.keys(labels).map((w) => w.toLowerCase())), keyOf: (w) => w.toLowerCase(), unit: 'word', source: 'sentiment/languages/en/labels.json (AFINN-165)' };
     }
     case 'senticon': {
@@ -124,7 +114,7 @@ export function judgeLexicon(name: JudgeName): JudgeLexicon {
     }
     case 'vader': {
       // The lexicon file the package's bundle was generated from: token, mean, sd, ratings (tab-separated).
-      const file = join(dirname(require.resolve('vader-sentiment/package.json')), 'vader_lexicon.txt');
+      const file = join(dirname(resolveOptional('vader-sentiment', 'package.json')), 'vader_lexicon.txt');
       const keys = new Set<string>();
       for (const line of readFileSync(file, 'utf8').split('\n')) {
         const tok = line.split('\t')[0]!;

@@ -4,12 +4,12 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generationDefaultsFromConfig } from './config.js';
-import { loadHfDirectory, TOKENIZER_FILE_NAMES } from './hf-dir.js';
+import { loadHfDirectory } from './hf-dir.js';
 import { readLlama2cCheckpoint } from './llama2c.js';
 import { saveHfDirectory } from './hf-dir.js';
 import { writeModelGguf } from './gguf.js';
-import { Llama2cTokenizer, loadTokenizer, tokenizerGgufMetadata } from './tokenizers/index.js';
-import { llama2cTokenizerFiles } from './tokenizers/llama2c-hf.js';
+import { loadTokenizer, tokenizerGgufMetadata } from './tokenizers/index.js';
+import { tokenizerFilesFor } from './tokenizers/save.js';
 import type { ModelConfig } from './config.js';
 import type { WeightMap } from './weights.js';
 
@@ -82,6 +82,5 @@ async function hfTokenizerFiles(tokPath: string, config: ModelConfig): Promise<s
   if (tok.vocabSize > config.vocabSize) {
     throw new Error(`convert: tokenizer ${tokPath} has ${tok.vocabSize} tokens but the model only ${config.vocabSize}`);
   }
-  if (tok instanceof Llama2cTokenizer) return llama2cTokenizerFiles(tok, { modelMaxLength: config.maxPositions });
-  return TOKENIZER_FILE_NAMES.map((f) => join(tokPath, f)).filter((f) => existsSync(f));
+  return tokenizerFilesFor(tok, config.maxPositions);
 }

@@ -21,7 +21,7 @@ import {
   KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, runDecoder, weightOf, type CausalLM, type TokenBlock, temperatureScaled,
 } from './model.js';
 
-interface Gpt2Layer {
+export interface Gpt2Layer {
   ln1w: Tensor;
   ln1b: Tensor;
   attn: Linear;

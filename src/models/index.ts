@@ -34,9 +34,9 @@ export function randomModel(config: ModelConfig, seed = 0): CausalLM {
 
 export interface LoadedModel {
   model: CausalLM;
-  /** Where it came from: the directory, or the llama2.c file. */
+  /** Where it came from: the directory, or the llama2.c file (a description for a model built in memory). */
   source: string;
-  format: 'hf' | 'llama2c';
+  format: 'hf' | 'llama2c' | 'memory';
   generation: GenerationDefaults | null;
 }
 

@@ -23,7 +23,7 @@ import {
   type CausalLM, type TokenBlock, temperatureScaled,
 } from './model.js';
 
-interface LlamaLayer {
+export interface LlamaLayer {
   inputNorm: Tensor;
   q: Linear;
   k: Linear;

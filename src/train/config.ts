@@ -118,8 +118,14 @@ export const SftConfigSchema = z.object({
   assistant_only_loss: z.boolean().default(false),
 }).strict();
 
+/** A validated DPO configuration: every TRL DPOConfig option, defaults filled in. */
 export type DpoConfig = z.infer<typeof DpoConfigSchema>;
+/** A validated SFT configuration. */
 export type SftConfig = z.infer<typeof SftConfigSchema>;
+/** DPO options as a caller gives them (TRL's snake_case names; every option optional). */
+export type DpoConfigInput = z.input<typeof DpoConfigSchema>;
+/** SFT options as a caller gives them (every option optional). */
+export type SftConfigInput = z.input<typeof SftConfigSchema>;
 
 /** Reads a YAML or JSON config file into a plain object (no validation yet). */
 export function readConfigFile(path: string): Record<string, unknown> {

@@ -15,38 +15,52 @@ import { computePreferenceLoss, ldTokenWeights, newBcoRunningMean, wpoPairWeight
 import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PrepareOptions, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
-import type { DataFormat } from '../data/types.js';
+import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { createModel, loadModelAndTokenizer, type CausalLM } from '../models/index.js';
-import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
-import type { DpoConfig } from './config.js';
-import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
+import { createModel, type CausalLM } from '../models/index.js';
+import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
+import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
+import { runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 
 export interface DpoRunOptions {
-  /** Policy (and default reference) model: Hugging Face directory or llama2.c file. */
-  model: string;
-  tokenizer?: string;
-  /** A separate reference model (default: the starting policy). */
-  ref?: string;
-  data: string[];
-  evalData?: string[];
-  config: DpoConfig;
-  outputDir: string;
-  resume?: boolean | string;
-  quiet?: boolean;
+  /**
+   * Starting policy (and default reference): a path (Hugging Face directory or llama2.c file) or a
+   * model in memory. A model object is trained in place.
+   */
+  model: ModelInput;
+  /** Tokenizer path or object (default: the model's; required for a bare model object). */
+  tokenizer?: TokenizerInput | undefined;
+  /** A separate reference model (default: a frozen copy of the starting policy). */
+  ref?: ModelInput | undefined;
+  /** Training pairs: file(s), or rows in memory (`{prompt, chosen, rejected}`, conversational, ...). */
+  data: DataSource;
+  /** Held-out pairs evaluated every eval_steps and at the end. */
+  evalData?: DataSource | undefined;
+  /** TRL DPOConfig options (snake_case); anything left out takes its default. Validated here. */
+  config?: DpoConfigInput | undefined;
+  /** Where metrics.jsonl, checkpoints (save_steps) and the final model go (default: config.output_dir); without either nothing is written. */
+  outputDir?: string | undefined;
+  /** Continue from the newest checkpoint in outputDir (true) or the given checkpoint directory. */
+  resume?: boolean | string | undefined;
+  /** No progress bar or messages on stderr. */
+  quiet?: boolean | undefined;
   /** Where precomputed reference log-probs are cached (default ~/.cache/dpo-ts/ref-logps). */
-  cacheDir?: string;
+  cacheDir?: string | undefined;
   /** Stop after this many steps in this process (tests). */
-  stopAfterSteps?: number;
-  onLog?: (rec: Record<string, number>) => void;
+  stopAfterSteps?: number | undefined;
+  /** Handlers for step, log, eval, checkpoint and warning events (awaited). */
+  on?: TrainingEvents | undefined;
+  /** Aborting stops training between two micro-batches; the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
   /** Tokens per sample of the sample_checks check (default max_completion_length, else 64). */
-  generateMaxNewTokens?: number;
+  generateMaxNewTokens?: number | undefined;
 }
 
-export interface DpoRunResult extends LoopResult {
+/** A finished (or watchdog-stopped) run: the trained model in memory, its metrics and data counts. */
+export interface DpoRunResult extends TrainedRun<DpoConfig> {
   trainPairs: number;
   evalPairs: number;
   /** Whether reference log-probs came from the on-disk cache. */
@@ -422,8 +436,9 @@ function makeSampleCheck(
   };
   const ref = withRef(() => checkSamples(refModel, refModel, prompts, { ...o, withReference: undefined }));
   const refQ: SampleQuality = ref.quality;
-  const file = join(opts.outputDir, 'eval_generations.jsonl');
-  if (!opts.resume) rmSync(file, { force: true });
+  const outDir = opts.outputDir;
+  const file = outDir !== undefined ? join(outDir, 'eval_generations.jsonl') : null;
+  if (file !== null && !opts.resume) rmSync(file, { force: true });
   say(`${prompts.length} eval prompts × ${CHECK_SAMPLES} samples of up to ${maxNewTokens} tokens at every evaluation; reference perplexity ${refQ.perplexity.toFixed(2)}`);
   const reasons = new Map<number, string[]>();
   return {
@@ -431,10 +446,12 @@ function makeSampleCheck(
       const c = checkSamples(model, refModel, prompts, o);
       const v = fluencyVerdict(c.quality, refQ);
       reasons.set(step, v.reasons);
-      mkdirSync(opts.outputDir, { recursive: true });
-      appendFileSync(file, c.texts.map((t, r) => JSON.stringify({
-        step, prompt: tokenizer.decode(prompts[c.promptIndex[r]!]!, { skipSpecialTokens: true }), policy: t, reference: ref.texts[r], verdict: v.verdict,
-      })).join('\n') + '\n');
+      if (outDir !== undefined && file !== null) {
+        mkdirSync(outDir, { recursive: true });
+        appendFileSync(file, c.texts.map((t, r) => JSON.stringify({
+          step, prompt: tokenizer.decode(prompts[c.promptIndex[r]!]!, { skipSpecialTokens: true }), policy: t, reference: ref.texts[r], verdict: v.verdict,
+        })).join('\n') + '\n');
+      }
       const q = c.quality;
       return {
         'samples/perplexity': q.perplexity, 'samples/perplexity_ratio': q.perplexity / refQ.perplexity,
@@ -519,24 +536,30 @@ export function splitEval(n: number, fraction: number, seed: number): { train: n
   return { train: perm.slice(nEval).sort((a, b) => a - b), eval: perm.slice(0, nEval).sort((a, b) => a - b) };
 }
 
+/**
+ * Trains a policy with DPO (or another loss of the family) and returns it in memory. Yields to
+ * the event loop between micro-batches, honours `signal`, and reports through `on`.
+ */
 export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
-  const cfg = opts.config;
+  const cfg = parseDpoConfig(opts.config ?? {});
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
   const params = model.trainableParameters();
+  await yieldToEventLoop(opts.signal);
 
   // ---- data ----
-  const prep = (files: string[]): Promise<PreparedPreferenceData> => preparePreferenceData(files, tokenizer, preferencePrepareOptions(cfg));
+  const prep = (files: DataSource): Promise<PreparedPreferenceData> => preparePreferenceData(files, tokenizer, preferencePrepareOptions(cfg));
   const train = await prep(opts.data);
+  await yieldToEventLoop(opts.signal);
   let trainPairs = train.pairs;
   let evalPairs: TokenizedPair[] = [];
-  if (opts.evalData && opts.evalData.length > 0) evalPairs = (await prep(opts.evalData)).pairs;
+  if (opts.evalData !== undefined && !(Array.isArray(opts.evalData) && opts.evalData.length === 0)) evalPairs = (await prep(opts.evalData)).pairs;
   else if (cfg.eval_split > 0 && trainPairs.length > 1) {
     const s = splitEval(trainPairs.length, cfg.eval_split, cfg.seed);
     evalPairs = s.eval.map((i) => trainPairs[i]!);
     trainPairs = s.train.map((i) => trainPairs[i]!);
   }
-  if (trainPairs.length === 0) throw new Error(`no usable training pairs in ${opts.data.join(', ')}`);
+  if (trainPairs.length === 0) throw new Error(`no usable training pairs in ${train.load.files.join(', ')}`);
   if (!opts.quiet) {
     const t = train.tokenize;
     process.stderr.write(
@@ -560,8 +583,8 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   let refModel: CausalLM | null = null;
   let withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null = null;
   if (!referenceFree) {
-    if (opts.ref) {
-      const r = await loadModelAndTokenizer(opts.ref, opts.tokenizer);
+    if (opts.ref !== undefined) {
+      const r = await resolveModel(opts.ref, opts.tokenizer ?? tokenizer, 'ref');
       refModel = r.model;
     } else if (lora) {
       // The base model with adapters disabled: no second copy of the weights.
@@ -575,10 +598,11 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
         }
       };
     } else {
-      refModel = createModel(model.config, cloneWeights(model.exportWeights()), `${opts.model} (reference copy)`);
+      refModel = createModel(model.config, cloneWeights(model.exportWeights()), `${loaded.source} (reference copy)`);
     }
     if (refModel !== model) for (const p of refModel.parameters().values()) p.requiresGrad = false;
   }
+  await yieldToEventLoop(opts.signal);
   const paddingFree = cfg.padding_free;
   const ldAlpha = cfg.ld_alpha;
   const liveRef = (batch: PreferenceBatch, w?: Float32Array): Float64Array =>
@@ -763,7 +787,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   hashPairs(fingerprint, trainPairs);
   fingerprint.update(`${model.config.architecture}:${params.length}`);
 
-  const result = runTrainingLoop({
+  const result = await runTrainingLoop({
     numExamples: trainPairs.length,
     lengths: pairLengths(trainPairs),
     params,
@@ -787,10 +811,14 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
       : {}),
     evaluate,
     lossState: { get: () => bcoState, set: (s) => (bcoState = s as BcoRunningMean | undefined) },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
-  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined, cfg.watchdogs && sampleCheck ? sampleCheck.watch : undefined));
-  model.ctx.rng = null;
-  return { ...result, trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit };
+    saveFinal: (dir) => saveModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),
+  }, loopConfig(cfg, opts, fingerprint.digest('hex'), cfg.watchdogs ? dpoWatchdogs(cfg) : undefined, cfg.watchdogs && sampleCheck ? sampleCheck.watch : undefined)).finally(() => {
+    model.ctx.rng = null;
+  });
+  return {
+    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, format: loaded.format, config: cfg,
+    trainPairs: trainPairs.length, evalPairs: evalPairs.length, refCacheHit,
+  };
 }
 
 

@@ -187,7 +187,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<RlLoopResult> {
       T.backward(lp.tensor, g);
       return out;
     },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
+    saveFinal: (dir) => saveTrainedModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),
   }, {
     loop: loopConfig(cfg, opts, fingerprint.digest('hex')),
     epochs: cfg.num_iterations,

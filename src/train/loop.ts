@@ -49,12 +49,62 @@ export interface TrainTask {
   afterStep?(step: number): void;
   /** Files of task state that must be checkpointed (written into the checkpoint before it is complete). */
   extraState?: { save(dir: string): void; load(dir: string): void };
-  /** Saves the final model (Hugging Face directory or adapter) into dir. */
-  saveFinal(dir: string): void;
+  /** Saves the final model (Hugging Face directory or adapter) into dir (when the run has an output directory). */
+  saveFinal?(dir: string): void | Promise<void>;
+}
+
+/** What one optimizer step did: sent after every step, whatever logging_steps is. */
+export interface StepRecord {
+  /** Optimizer steps done so far (1 after the first). */
+  step: number;
+  /** Steps the run will take in all. */
+  totalSteps: number;
+  /** Fractional epoch (step / steps per epoch). */
+  epoch: number;
+  /**
+   * This step's metrics under TRL's log names: `loss`, `grad_norm`, `learning_rate`, and for DPO
+   * `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`, `rewards/margins`, `logps/*`, `logits/*`.
+   */
+  metrics: Record<string, number>;
+  /** Non-padding tokens the policy processed in this step. */
+  tokens: number;
+  /** Wall-clock seconds the step took. */
+  seconds: number;
+}
+
+/** A checkpoint written during training. */
+export interface CheckpointRecord {
+  step: number;
+  /** The checkpoint directory (output directory/checkpoint-N). */
+  dir: string;
+}
+
+/**
+ * Handlers for what a training run reports. Each may return a promise: the run waits for it
+ * before going on (so a handler can write, upload or await user input between steps).
+ */
+export interface TrainingEvents {
+  /** After every optimizer step, independent of logging_steps. */
+  step?(record: StepRecord): void | Promise<void>;
+  /** Every logging_steps steps (and the last): the record written to metrics.jsonl, averaged over the window. */
+  log?(record: Record<string, number>): void | Promise<void>;
+  /** After each evaluation: metric names prefixed with `eval/`, plus `step` and `epoch`. */
+  eval?(record: Record<string, number>): void | Promise<void>;
+  /** After each checkpoint (save_steps). */
+  checkpoint?(record: CheckpointRecord): void | Promise<void>;
+  /** A watchdog's explanation (over-optimization, falling chosen log-probs, ...), once per message. */
+  warning?(message: string): void | Promise<void>;
+}
+
+/** Waits one turn of the event loop (timers and I/O run), then honours an abort. */
+export async function yieldToEventLoop(signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  signal?.throwIfAborted();
 }
 
 export interface LoopConfig {
-  outputDir: string;
+  /** Where metrics.jsonl, checkpoints and the final model go; without one nothing is written. */
+  outputDir?: string | undefined;
   learningRate: number;
   lrSchedulerType: ScheduleType;
   warmupRatio: number;
@@ -84,10 +134,14 @@ export interface LoopConfig {
   /** Fingerprint of the settings; a resume with different settings is refused. */
   fingerprint: string;
   /** Stop after this many optimizer steps in this process (tests use it to simulate a kill). */
-  stopAfterSteps?: number;
-  quiet?: boolean;
+  stopAfterSteps?: number | undefined;
+  quiet?: boolean | undefined;
   /** Called with every logged record (the same objects as metrics.jsonl lines). */
-  onLog?: (record: Record<string, number>) => void;
+  onLog?: ((record: Record<string, number>) => void) | undefined;
+  /** Handlers for steps, logs, evaluations, checkpoints and warnings (awaited). */
+  events?: TrainingEvents | undefined;
+  /** Aborting stops the run between two micro-batches: the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
   /** Watchdog hooks: extra checks on each logged training record; return warnings. */
   watch?: (history: readonly Record<string, number>[]) => string[];
   /** Watchdog hooks on each evaluation record (e.g. the quality of samples generated during eval). */
@@ -145,8 +199,14 @@ export function truncateMetrics(path: string, step: number): Record<string, numb
   return kept;
 }
 
-export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
-  mkdirSync(cfg.outputDir, { recursive: true });
+/**
+ * Runs the optimizer steps. Between micro-batches it yields to the event loop (timers, I/O and
+ * other callbacks run; a step of a small model takes milliseconds) and checks the abort signal.
+ */
+export async function runTrainingLoop(task: TrainTask, cfg: LoopConfig): Promise<LoopResult> {
+  cfg.signal?.throwIfAborted();
+  const outputDir = cfg.outputDir;
+  if (outputDir !== undefined) mkdirSync(outputDir, { recursive: true });
   const sampler0 = new BatchSampler(task.numExamples, {
     batchSize: cfg.batchSize, seed: cfg.dataSeed ?? cfg.seed, lengths: cfg.groupByLength ? task.lengths : undefined,
   });
@@ -163,13 +223,13 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
   let step = 0;
   let restoredWindow: LogWindow | undefined;
   const warnings: string[] = [];
-  const metricsPath = join(cfg.outputDir, 'metrics.jsonl');
+  const metricsPath = outputDir !== undefined ? join(outputDir, 'metrics.jsonl') : null;
   const history: Record<string, number>[] = [];
   const evalHistory: Record<string, number>[] = [];
 
   // ---- resume ----
   if (cfg.resume) {
-    const dir = typeof cfg.resume === 'string' ? cfg.resume : listCheckpoints(cfg.outputDir).at(-1)?.dir;
+    const dir = typeof cfg.resume === 'string' ? cfg.resume : outputDir !== undefined ? listCheckpoints(outputDir).at(-1)?.dir : undefined;
     if (dir) {
       const state = loadCheckpoint(dir, task.params, opt);
       if (state.fingerprint !== cfg.fingerprint) {
@@ -184,7 +244,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       task.extraState?.load(dir);
       restoredWindow = state.extra?.logWindow as LogWindow | undefined;
       // The log continues from the checkpoint: later records (written before the kill) go.
-      for (const rec of truncateMetrics(metricsPath, step)) (Object.keys(rec).some((k) => k.startsWith('eval/')) ? evalHistory : history).push(rec);
+      for (const rec of metricsPath !== null ? truncateMetrics(metricsPath, step) : []) (Object.keys(rec).some((k) => k.startsWith('eval/')) ? evalHistory : history).push(rec);
       // Threads and kernels are not in the fingerprint (they may change), but the last bits can depend on them.
       const { threads } = kernelPath();
       if (state.threads !== undefined && state.threads !== threads) {
@@ -208,12 +268,13 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     }
   }
 
-  if (step === 0 && existsSync(metricsPath)) writeFileSync(metricsPath, '');
+  if (step === 0 && metricsPath !== null && existsSync(metricsPath)) writeFileSync(metricsPath, '');
   const bar = new ProgressBar('train', totalSteps, { unit: 'step', quiet: cfg.quiet }, step);
   const log = (rec: Record<string, number>): void => {
-    appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
+    if (metricsPath !== null) appendFileSync(metricsPath, `${JSON.stringify(rec)}\n`);
     cfg.onLog?.(rec);
   };
+  const events = cfg.events ?? {};
 
   let window: Record<string, number> = { ...restoredWindow?.sums };
   let windowCount = restoredWindow?.count ?? 0, windowSteps = restoredWindow?.steps ?? 0, windowTokens = 0, windowStart = Date.now();
@@ -231,15 +292,16 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     extra: { logWindow: { sums: { ...window }, count: windowCount, steps: windowSteps } satisfies LogWindow },
   });
 
-  const warn = (ws: string[]): void => {
+  const warn = async (ws: string[]): Promise<void> => {
     for (const w of ws) {
       if (!warnings.includes(w)) {
         warnings.push(w);
         bar.log(`warning: ${w}`);
+        await events.warning?.(w);
       }
     }
   };
-  const runEval = (): void => {
+  const runEval = async (): Promise<void> => {
     if (!task.evaluate) return;
     const m = T.noGrad(() => task.evaluate!(step));
     if (!m) return;
@@ -247,8 +309,9 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     for (const [k, v] of Object.entries(m)) rec[`eval/${k}`] = v;
     evalHistory.push(rec);
     log(rec);
+    await events.eval?.(rec);
     bar.log(`eval step ${step}: ${Object.entries(m).filter(([k]) => ['loss', 'rewards/accuracies', 'rewards/margins', 'samples/perplexity_ratio'].includes(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  ')}`);
-    if (cfg.watchEval) warn(cfg.watchEval(evalHistory));
+    if (cfg.watchEval) await warn(cfg.watchEval(evalHistory));
   };
 
   let processedThisRun = 0;
@@ -256,12 +319,21 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     // ---- one optimizer step ----
     const sums: Record<string, number> = {};
     let count = 0, tokens = 0;
+    const stepStart = performance.now();
     for (let a = 0; a < cfg.gradientAccumulationSteps; a++) {
       const { indices } = sampler.next();
       const r = task.trainMicroBatch(indices, 1 / cfg.gradientAccumulationSteps, rng);
       for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
       count += r.count;
       tokens += r.tokens;
+      try {
+        await yieldToEventLoop(cfg.signal);
+      } catch (e) {
+        // Aborted mid-step: drop the partial gradients, keep the weights of the last full step.
+        T.zeroGrad(task.params);
+        bar.finish();
+        throw e;
+      }
     }
     const gradNorm = clipGradNorm(task.params, cfg.maxGradNorm);
     const lossValue = (sums.loss ?? 0) / Math.max(1, count);
@@ -270,7 +342,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       stoppedBecause =
         `step ${step + 1}: ${!Number.isFinite(lossValue) ? `loss is ${lossValue}` : `gradient norm is ${gradNorm}`}. ` +
         'The update was not applied and training stopped; the last good checkpoint ' +
-        `(${lastCheckpoint ?? listCheckpoints(cfg.outputDir).at(-1)?.dir ?? 'none saved yet'}) is intact. ` +
+        `(${lastCheckpoint ?? (outputDir !== undefined ? listCheckpoints(outputDir).at(-1)?.dir : undefined) ?? 'none saved yet'}) is intact. ` +
         'Usual causes: a learning rate too high, a beta too small for this loss, or a bad example; ' +
         'lower learning_rate, set max_grad_norm, or check the data with `dpo data check`.';
       break;
@@ -289,6 +361,13 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     windowSteps++;
     windowTokens += tokens;
     bar.update(step, { loss: lossValue, ...(sums['rewards/accuracies'] !== undefined ? { acc: sums['rewards/accuracies'] / count } : {}) });
+    if (events.step) {
+      const metrics: Record<string, number> = {};
+      for (const [k, v] of Object.entries(sums)) metrics[k] = v / Math.max(1, count);
+      metrics.grad_norm = gradNorm;
+      metrics.learning_rate = lr;
+      await events.step({ step, totalSteps, epoch: step / stepsPerEpoch, metrics, tokens, seconds: (performance.now() - stepStart) / 1000 });
+    }
     if (step % cfg.loggingSteps === 0 || step === totalSteps) {
       const seconds = (Date.now() - windowStart) / 1000;
       const rec: Record<string, number> = {};
@@ -299,16 +378,18 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
       rec.step = step;
       history.push(rec);
       log(rec);
-      if (cfg.watch) warn(cfg.watch(history));
+      await events.log?.(rec);
+      if (cfg.watch) await warn(cfg.watch(history));
       window = {};
       windowCount = 0;
       windowSteps = 0;
       windowTokens = 0;
       windowStart = Date.now();
     }
-    if (cfg.evalSteps > 0 && step % cfg.evalSteps === 0 && step < totalSteps) runEval();
-    if (cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
-      lastCheckpoint = saveCheckpoint(cfg.outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit, task.extraState?.save);
+    if (cfg.evalSteps > 0 && step % cfg.evalSteps === 0 && step < totalSteps) await runEval();
+    if (outputDir !== undefined && cfg.saveSteps > 0 && step % cfg.saveSteps === 0 && step < totalSteps) {
+      lastCheckpoint = saveCheckpoint(outputDir, task.params, opt, stateOf(), cfg.saveTotalLimit, task.extraState?.save);
+      await events.checkpoint?.({ step, dir: lastCheckpoint });
     }
     if (cfg.stopAfterSteps !== undefined && processedThisRun >= cfg.stopAfterSteps && step < totalSteps) {
       bar.finish();
@@ -320,7 +401,7 @@ export function runTrainingLoop(task: TrainTask, cfg: LoopConfig): LoopResult {
     if (!cfg.quiet) process.stderr.write(`training stopped: ${stoppedBecause}\n`);
     return { steps: step, history, evalHistory, stoppedBecause, warnings };
   }
-  runEval();
-  task.saveFinal(cfg.outputDir);
+  await runEval();
+  if (outputDir !== undefined) await task.saveFinal?.(outputDir);
   return { steps: step, history, evalHistory, stoppedBecause, warnings };
 }

@@ -224,7 +224,7 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
         'val/ratio': pg.ratioMean,
       };
     },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
+    saveFinal: (dir) => saveTrainedModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),
   }, {
     loop: loopConfig(cfg, opts, fingerprint.digest('hex')),
     epochs: cfg.num_ppo_epochs,

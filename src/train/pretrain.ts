@@ -17,7 +17,7 @@ import { saveHfDirectory } from '../io/hf-dir.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer, saveTokenizerFiles, trainByteLevelBpe } from '../io/tokenizers/index.js';
 import { randomModel, type CausalLM } from '../models/index.js';
-import { runTrainingLoop, type LoopResult, type TrainTask } from './loop.js';
+import { runTrainingLoop, type LoopResult, type TrainingEvents, type TrainTask } from './loop.js';
 import type { ScheduleType } from './schedule.js';
 
 /** The end-of-text token of tokenizers trained here (id 0): document separator, BOS and EOS. */
@@ -193,6 +193,10 @@ export interface PretrainOptions {
   outputDir: string;
   quiet?: boolean;
   onLog?: (rec: Record<string, number>) => void;
+  /** Handlers for step, log, eval and warning events (awaited). */
+  on?: TrainingEvents | undefined;
+  /** Aborting stops training between two steps; the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
   /** Called between the phases (tokenizer, encoding, training), for progress messages. */
   onPhase?: (msg: string) => void;
 }
@@ -253,7 +257,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   };
   const task = pretrainTask(model, tokens, seq, { evalTokens, evalBlocks: s.evalBlocks, saveFinal });
   const fp = createHash('sha256').update(JSON.stringify({ shape, s, n: tokens.length })).digest('hex');
-  const result = runTrainingLoop(task, {
+  const result = await runTrainingLoop(task, {
     outputDir: opts.outputDir,
     learningRate: s.learningRate,
     lrSchedulerType: s.schedule,
@@ -278,6 +282,8 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
     fingerprint: fp,
     quiet: opts.quiet,
     onLog: opts.onLog,
+    events: opts.on,
+    signal: opts.signal,
   });
   model.ctx.rng = null;
   const last = result.evalHistory.at(-1);

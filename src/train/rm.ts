@@ -7,6 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
 import { rewardModelLoss } from '../losses/rl.js';
 import { pairwiseAccuracy } from '../losses/reward.js';
@@ -70,7 +71,7 @@ export async function readMargins(files: readonly string[], pairs: readonly Toke
 }
 
 /** Rewards of a preference batch's rows: [2·pairs] (chosen rows first), on the tape when grad is enabled. */
-export function batchRewards(rm: SequenceClassifier, batch: PreferenceBatch): T.Tensor {
+export function batchRewards(rm: SequenceClassifier, batch: PreferenceBatch): Tensor {
   return rm.rewards(batch.inputIds, 2 * batch.pairs, batch.seqLen);
 }
 
@@ -193,7 +194,7 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
   if (margins) fingerprint.update(new Uint8Array(margins.buffer));
   fingerprint.update(`${rm.config.architecture}:${params.length}`);
 
-  const result = runTrainingLoop({
+  const result = await runTrainingLoop({
     numExamples: trainPairs.length,
     lengths: trainPairs.map((p) => p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)),
     params,

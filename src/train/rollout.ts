@@ -192,7 +192,9 @@ export interface RlLoopResult {
 
 /** Runs updates until max_steps (or epochs over the prompts); resumable bit-identically. */
 export async function runRlLoop<R>(task: RlTask<R>, o: RlLoopOptions): Promise<RlLoopResult> {
-  const cfg = o.loop;
+  const { outputDir } = o.loop;
+  if (outputDir === undefined) throw new Error('RL training needs an output directory');
+  const cfg = { ...o.loop, outputDir };
   mkdirSync(cfg.outputDir, { recursive: true });
   const samplerOpts = { batchSize: task.promptsPerUpdate, seed: cfg.seed };
   let sampler = new BatchSampler(task.numPrompts, samplerOpts);

@@ -3,25 +3,35 @@
 
 import { collatePreference } from '../data/batch.js';
 import { preparePreferenceData } from '../data/prepare.js';
-import { MISSING_SLICE, type DataFormat } from '../data/types.js';
+import { MISSING_SLICE, type DataFormat, type DataSource } from '../data/types.js';
 import { scorePreferencePairs, scoresBySlice, type PairScores, type SliceReport } from '../losses/reward.js';
-import { loadModelAndTokenizer } from '../models/index.js';
 import { referenceLogps } from './dpo.js';
+import { yieldToEventLoop } from './loop.js';
 import { ProgressBar } from './progress.js';
+import { resolveModel, type ModelInput, type TokenizerInput } from './setup.js';
 
 export interface ScoreOptions {
-  model: string;
-  ref: string;
-  data: string[];
-  tokenizer?: string;
+  /** The trained policy: a path or a model in memory (e.g. runDpo's result). */
+  model: ModelInput;
+  /** The reference it started from: a path or a model in memory. */
+  ref: ModelInput;
+  /** Pairs to score: file(s) or rows in memory. */
+  data: DataSource;
+  /** Tokenizer path or object (default: the policy's). */
+  tokenizer?: TokenizerInput | undefined;
+  /** The β the policy was trained with. */
   beta: number;
-  batchSize?: number;
-  maxLength?: number;
-  maxPromptLength?: number;
-  format?: string;
-  quiet?: boolean;
+  /** Pairs per forward (default 8). */
+  batchSize?: number | undefined;
+  maxLength?: number | undefined;
+  maxPromptLength?: number | undefined;
+  /** Force the data format instead of detecting it. */
+  format?: DataFormat | undefined;
+  quiet?: boolean | undefined;
   /** Slice columns (e.g. "group"): accuracy and mean reward per value, and the best−worst gap. */
-  slice?: readonly string[];
+  slice?: readonly string[] | undefined;
+  /** Aborting stops between two batches; the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ScoredPair {
@@ -34,12 +44,20 @@ export interface ScoredPair {
   slices?: Record<string, string>;
 }
 
-export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPair[]; summary: PairScores; bySlice: SliceReport[] }> {
-  const policy = await loadModelAndTokenizer(opts.model, opts.tokenizer);
-  const ref = await loadModelAndTokenizer(opts.ref, opts.tokenizer);
+export interface ScoreResult {
+  pairs: ScoredPair[];
+  summary: PairScores;
+  /** One report per slice column asked for. */
+  bySlice: SliceReport[];
+}
+
+/** Implicit rewards β·(log π − log π_ref) of each pair's responses and the pairwise accuracy. */
+export async function scorePairs(opts: ScoreOptions): Promise<ScoreResult> {
+  const policy = await resolveModel(opts.model, opts.tokenizer, 'model');
   const tok = policy.tokenizer;
+  const ref = await resolveModel(opts.ref, opts.tokenizer ?? tok, 'ref');
   const data = await preparePreferenceData(opts.data, tok, {
-    format: opts.format as DataFormat | undefined,
+    format: opts.format,
     maxLength: opts.maxLength,
     maxPromptLength: opts.maxPromptLength,
     sliceColumns: opts.slice,
@@ -60,6 +78,12 @@ export async function scorePairs(opts: ScoreOptions): Promise<{ pairs: ScoredPai
       rr[k] = r[batch.pairs + j]!;
     });
     bar.update(i + idx.length);
+    try {
+      await yieldToEventLoop(opts.signal);
+    } catch (e) {
+      bar.finish();
+      throw e;
+    }
   }
   bar.finish();
   const summary = scorePreferencePairs({ policyChosen: pc, policyRejected: pr, refChosen: rc, refRejected: rr }, { beta: opts.beta });

@@ -1,33 +1,77 @@
-// What SFT and DPO runs set up the same way: threads, model + tokenizer, LoRA adapters, the
-// loop configuration from TRL-named options, and how the trained model is saved.
-import { copyFileSync, existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+// What SFT and DPO runs set up the same way: threads, model + tokenizer (paths or objects in
+// memory), LoRA adapters, the loop configuration from TRL-named options, and saving the trained model.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { kernels } from '../tensor/backend.js';
-import { loadModelAndTokenizer, type LoadedModel } from '../models/index.js';
+import { loadModelAndTokenizer, loadTokenizerFor, type CausalLM, type LoadedModel } from '../models/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { attachLora, defaultLoraTargets, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import type { GenerationDefaults } from '../io/config.js';
+import { loadTokenizer } from '../io/tokenizers/index.js';
+import { tokenizerFilesFor } from '../io/tokenizers/save.js';
+import { attachLora, defaultLoraTargets, loadPeftAdapter, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
 import { saveHfDirectory } from '../io/hf-dir.js';
 import type { SftConfig } from './config.js';
-import type { LoopConfig } from './loop.js';
+import type { LoopConfig, LoopResult, TrainingEvents } from './loop.js';
 
 /** The options every training config has (DpoConfig extends them). */
 type CommonConfig = Omit<SftConfig, 'completion_only_loss' | 'assistant_only_loss'>;
 
+/**
+ * A model to start from: a path (Hugging Face directory or llama2.c checkpoint), a model in
+ * memory, or what loadModelAndTokenizer returned.
+ */
+export type ModelInput = string | CausalLM | LoadedModel;
+
+/** A tokenizer: a path (directory or llama2.c .bin) or one in memory. */
+export type TokenizerInput = string | Tokenizer;
+
+/** A model with its tokenizer, as training runs hold (and return) them. */
+export type ModelWithTokenizer = LoadedModel & { tokenizer: Tokenizer };
+
 export interface RunBasics {
-  outputDir: string;
-  resume?: boolean | string;
-  stopAfterSteps?: number;
-  quiet?: boolean;
-  onLog?: (rec: Record<string, number>) => void;
+  outputDir?: string | undefined;
+  resume?: boolean | string | undefined;
+  stopAfterSteps?: number | undefined;
+  quiet?: boolean | undefined;
+  /** Called with every logged record (the RL runs' option; the library's runs use on.log). */
+  onLog?: ((rec: Record<string, number>) => void) | undefined;
+  on?: TrainingEvents | undefined;
+  signal?: AbortSignal | undefined;
 }
 
-/** Loads the model and tokenizer and, with use_peft, freezes the base and attaches adapters. */
-export async function loadTrainable(modelPath: string, tokenizerPath: string | undefined, cfg: CommonConfig): Promise<{
-  loaded: LoadedModel & { tokenizer: Tokenizer };
+function isCausalLM(m: ModelInput): m is CausalLM {
+  return typeof m === 'object' && typeof (m as CausalLM).tokenLogprobs === 'function';
+}
+
+/** Resolves a model input (path or object) and its tokenizer (path, object, or the model's own). */
+export async function resolveModel(model: ModelInput, tokenizer?: TokenizerInput, what = 'model'): Promise<ModelWithTokenizer> {
+  let loaded: ModelWithTokenizer;
+  if (typeof model === 'string') {
+    loaded = await loadModelAndTokenizer(model, typeof tokenizer === 'string' ? tokenizer : undefined);
+    if (typeof tokenizer === 'object') loaded = { ...loaded, tokenizer };
+  } else {
+    const base: LoadedModel = isCausalLM(model) ? { model, source: 'model in memory', format: 'memory', generation: null } : model;
+    let tok: Tokenizer;
+    if (typeof tokenizer === 'object') tok = tokenizer;
+    else if (typeof tokenizer === 'string') tok = await loadTokenizer(tokenizer);
+    else if ('tokenizer' in base && typeof (base as ModelWithTokenizer).tokenizer === 'object') tok = (base as ModelWithTokenizer).tokenizer;
+    else if (base.format !== 'memory') tok = await loadTokenizerFor(base.source);
+    else throw new Error(`${what}: a model given as an object needs its tokenizer (pass tokenizer: a path or a loaded Tokenizer)`);
+    loaded = { ...base, tokenizer: tok };
+  }
+  if (loaded.tokenizer.vocabSize > loaded.model.config.vocabSize) {
+    throw new Error(`${what} ${loaded.source}: the tokenizer has ${loaded.tokenizer.vocabSize} tokens but the model only ${loaded.model.config.vocabSize}`);
+  }
+  return loaded;
+}
+
+/** Resolves the model and tokenizer and, with use_peft, freezes the base and attaches adapters. */
+export async function loadTrainable(modelInput: ModelInput, tokenizerInput: TokenizerInput | undefined, cfg: CommonConfig): Promise<{
+  loaded: ModelWithTokenizer;
   lora: LoraSettings | null;
 }> {
   if (cfg.num_threads) kernels().setNumThreads(cfg.num_threads);
-  const loaded = await loadModelAndTokenizer(modelPath, tokenizerPath);
+  const loaded = await resolveModel(modelInput, tokenizerInput);
   const { model } = loaded;
   if (!cfg.use_peft) return { loaded, lora: null };
   const lora: LoraSettings = {
@@ -39,10 +83,27 @@ export async function loadTrainable(modelPath: string, tokenizerPath: string | u
   return { loaded, lora };
 }
 
+/** What a finished (or watchdog-stopped) run returns: the trained model in memory and its metrics. */
+export interface TrainedRun<C> extends LoopResult {
+  /** The trained model (the same object as a model passed in). Save it with saveModel(dir, result). */
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  generation: GenerationDefaults | null;
+  /** LoRA settings when use_peft trained adapters (saveModel then writes a PEFT adapter). */
+  lora: LoraSettings | null;
+  /** Where the starting model came from. */
+  source: string;
+  /** The starting model's format (a result is itself a ModelInput for scorePairs, evaluateModel, another run). */
+  format: LoadedModel['format'];
+  /** The validated configuration the run used (defaults filled in). */
+  config: C;
+}
+
 /** The training-loop configuration from TRL-named options. */
 export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: string, watch?: LoopConfig['watch'], watchEval?: LoopConfig['watchEval']): LoopConfig {
   return {
-    outputDir: run.outputDir,
+    // TRL's output_dir in the config when the caller gives no directory.
+    outputDir: run.outputDir ?? cfg.output_dir ?? undefined,
     learningRate: cfg.learning_rate,
     lrSchedulerType: cfg.lr_scheduler_type,
     // transformers 5: warmup_steps < 1 is a fraction of the total steps (ceil), as warmup_ratio was.
@@ -69,6 +130,8 @@ export function loopConfig(cfg: CommonConfig, run: RunBasics, fingerprint: strin
     stopAfterSteps: run.stopAfterSteps,
     quiet: run.quiet,
     onLog: run.onLog,
+    events: run.on,
+    signal: run.signal,
     watch,
     watchEval,
   };
@@ -83,6 +146,7 @@ export function fingerprintSettings(cfg: CommonConfig): string {
   });
 }
 
+/** The tokenizer files of a model directory (or a llama2.c tokenizer file) to copy next to a saved model. */
 export function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | undefined): string[] {
   const files: string[] = [];
   const src = tokenizerPath ?? (loaded.format === 'hf' ? loaded.source : null);
@@ -95,25 +159,52 @@ export function copyTokenizerFiles(loaded: LoadedModel, tokenizerPath: string | 
   return files;
 }
 
-/** Writes the trained model: a Hugging Face directory, or a PEFT adapter when training LoRA. */
-export function saveTrainedModel(
-  dir: string, loaded: LoadedModel, tokenizerPath: string | undefined,
-  lora: LoraSettings | null, dtype: 'float32' | 'bfloat16',
-): void {
-  const { model } = loaded;
-  if (lora) {
-    savePeftAdapter(dir, model.linears(), lora, model.config.architecture, loaded.source);
+/** A trained (or any) model with what saving it needs. */
+export interface SavableModel {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  /** generation_config.json to write (sampling defaults, stop ids). */
+  generation?: GenerationDefaults | null | undefined;
+  /** Set when the model carries LoRA adapters: then only the adapter is saved (PEFT layout). */
+  lora?: LoraSettings | null | undefined;
+  /** Where the base model came from (the adapter's base_model_name_or_path). */
+  source?: string | undefined;
+}
+
+export interface SaveModelOptions {
+  /** Weight dtype of model.safetensors (default float32). */
+  dtype?: 'float32' | 'bfloat16' | undefined;
+}
+
+/**
+ * Writes a model: a Hugging Face directory (config.json, model.safetensors, tokenizer files,
+ * generation_config.json) that transformers and this library load, or, for a model training
+ * LoRA adapters, a PEFT adapter directory.
+ */
+export async function saveModel(dir: string, m: SavableModel, opts: SaveModelOptions = {}): Promise<void> {
+  saveTrainedModel(dir, m, opts);
+}
+
+/** saveModel, synchronously (the training loops' final save). */
+export function saveTrainedModel(dir: string, m: SavableModel, opts: SaveModelOptions = {}): void {
+  const { model } = m;
+  if (m.lora) {
+    savePeftAdapter(dir, model.linears(), m.lora, model.config.architecture, m.source ?? 'unknown');
     return;
   }
-  const files = copyTokenizerFiles(loaded, tokenizerPath);
   saveHfDirectory(dir, {
     config: model.config,
     weights: model.exportWeights(),
-    dtype: dtype === 'bfloat16' ? 'BF16' : 'F32',
-    generation: loaded.generation,
-    tokenizerFiles: files.filter((f) => !f.endsWith('.bin') || basename(f) === 'tokenizer.bin'),
+    dtype: opts.dtype === 'bfloat16' ? 'BF16' : 'F32',
+    generation: m.generation ?? null,
+    tokenizerFiles: tokenizerFilesFor(m.tokenizer, model.config.maxPositions),
   });
-  // A llama2.c tokenizer travels as tokenizer.bin (our loader reads it from the directory).
-  const bin = files.find((f) => f.endsWith('.bin') && basename(f) !== 'tokenizer.bin');
-  if (bin) copyFileSync(bin, join(dir, 'tokenizer.bin'));
+}
+
+/**
+ * Applies a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to a
+ * model in place; returns the adapter's settings and the base model it names.
+ */
+export function loadAdapter(model: CausalLM, dir: string): LoraSettings & { baseModel: string | null } {
+  return loadPeftAdapter(dir, model.linears(), model.config.architecture);
 }

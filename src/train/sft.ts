@@ -6,30 +6,46 @@ import * as T from '../tensor/index.js';
 import { collateSft, packRows } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
-import type { DataFormat } from '../data/types.js';
-import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
+import type { DataFormat, DataSource } from '../data/types.js';
+import { fingerprintSettings, loadTrainable, loopConfig, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { createHash } from 'node:crypto';
-import type { SftConfig } from './config.js';
-import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
+import { parseSftConfig, type SftConfig, type SftConfigInput } from './config.js';
+import { runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 
 export interface SftRunOptions {
-  model: string;
-  tokenizer?: string;
-  data: string[];
-  evalData?: string[];
-  config: SftConfig;
-  outputDir: string;
-  resume?: boolean | string;
-  quiet?: boolean;
-  stopAfterSteps?: number;
-  onLog?: (rec: Record<string, number>) => void;
+  /** Starting model: a path or a model in memory (trained in place). */
+  model: ModelInput;
+  /** Tokenizer path or object (default: the model's). */
+  tokenizer?: TokenizerInput | undefined;
+  /** Training rows: file(s) or rows in memory (`{prompt, completion}` or `{messages}`). */
+  data: DataSource;
+  evalData?: DataSource | undefined;
+  /** TRL SFTConfig options (snake_case); anything left out takes its default. */
+  config?: SftConfigInput | undefined;
+  /** Where metrics.jsonl, checkpoints and the final model go (default: config.output_dir); without either nothing is written. */
+  outputDir?: string | undefined;
+  resume?: boolean | string | undefined;
+  quiet?: boolean | undefined;
+  stopAfterSteps?: number | undefined;
+  /** Handlers for step, log, eval, checkpoint and warning events (awaited). */
+  on?: TrainingEvents | undefined;
+  /** Aborting stops training between two micro-batches; the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
 }
 
-export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainRows: number; evalRows: number }> {
-  const cfg = opts.config;
+/** A finished SFT run: the trained model in memory, its metrics and data counts. */
+export interface SftRunResult extends TrainedRun<SftConfig> {
+  trainRows: number;
+  evalRows: number;
+}
+
+/** Supervised fine-tuning; returns the trained model in memory (see runDpo for events and abort). */
+export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
+  const cfg = parseSftConfig(opts.config ?? {});
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
-  const prep = async (files: string[]): Promise<TokenizedSft[]> =>
+  await yieldToEventLoop(opts.signal);
+  const prep = async (files: DataSource): Promise<TokenizedSft[]> =>
     (await prepareSftData(files, tokenizer, {
       format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
       columns: cfg.columns ?? undefined,
@@ -39,13 +55,15 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
       assistantOnlyLoss: cfg.assistant_only_loss,
     })).rows;
   let rows = await prep(opts.data);
-  let evalRows: TokenizedSft[] = opts.evalData?.length ? await prep(opts.evalData) : [];
+  await yieldToEventLoop(opts.signal);
+  let evalRows: TokenizedSft[] =
+    opts.evalData !== undefined && !(Array.isArray(opts.evalData) && opts.evalData.length === 0) ? await prep(opts.evalData) : [];
   if (!evalRows.length && cfg.eval_split > 0 && rows.length > 1) {
     const nEval = Math.max(1, Math.round(rows.length * cfg.eval_split));
     evalRows = rows.slice(rows.length - nEval);
     rows = rows.slice(0, rows.length - nEval);
   }
-  if (rows.length === 0) throw new Error(`no usable SFT rows in ${opts.data.join(', ')}`);
+  if (rows.length === 0) throw new Error(`no usable SFT rows in ${typeof opts.data === 'string' ? opts.data : Array.isArray(opts.data) && opts.data.every((d) => typeof d === 'string') ? opts.data.join(', ') : 'the rows given'}`);
   const padToMultipleOf = cfg.pad_to_multiple_of ?? undefined;
 
   const runBatch = (idx: readonly number[], data: readonly TokenizedSft[], gradScale: number | null): MicroResult => {
@@ -75,7 +93,7 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
   fingerprint.update(fingerprintSettings(cfg));
   for (const r of rows) fingerprint.update(Int32Array.from(r.ids));
 
-  const result = runTrainingLoop({
+  const result = await runTrainingLoop({
     numExamples: rows.length,
     lengths: rows.map((r) => r.ids.length),
     params: model.trainableParameters(),
@@ -95,8 +113,12 @@ export async function runSft(opts: SftRunOptions): Promise<LoopResult & { trainR
       const loss = sum / Math.max(1, count);
       return { loss, perplexity: Math.exp(loss) };
     },
-    saveFinal: (dir) => saveTrainedModel(dir, loaded, opts.tokenizer, lora, cfg.save_dtype),
-  }, loopConfig(cfg, opts, fingerprint.digest('hex')));
-  model.ctx.rng = null;
-  return { ...result, trainRows: rows.length, evalRows: evalRows.length };
+    saveFinal: (dir) => saveModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),
+  }, loopConfig(cfg, opts, fingerprint.digest('hex'))).finally(() => {
+    model.ctx.rng = null;
+  });
+  return {
+    ...result, model, tokenizer, generation: loaded.generation, lora, source: loaded.source, format: loaded.format, config: cfg,
+    trainRows: rows.length, evalRows: evalRows.length,
+  };
 }

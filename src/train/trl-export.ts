@@ -45,7 +45,16 @@ export const PINNED = {
 } as const;
 
 /** `dpo train`'s model, data and options, and where the job goes. */
-export interface ExportJobOptions extends Pick<DpoRunOptions, 'model' | 'tokenizer' | 'ref' | 'data' | 'evalData' | 'config' | 'cacheDir'> {
+export interface ExportJobOptions {
+  /** The model directory or llama2.c checkpoint `dpo train` would start from. */
+  model: string;
+  tokenizer?: string | undefined;
+  ref?: string | undefined;
+  /** Preference data files (read, validated and audited as `dpo train` does). */
+  data: string[];
+  evalData?: string[] | undefined;
+  config: DpoConfig;
+  cacheDir?: string | undefined;
   out: string;
   /** Reference the model by this Hugging Face hub id instead of copying --model into the job. */
   hubModel?: string;

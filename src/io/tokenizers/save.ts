@@ -1,9 +1,14 @@
 // Writes a tokenizer directory that transformers' AutoTokenizer, @huggingface/tokenizers and this
 // project's loadTokenizer all read: tokenizer.json, tokenizer_config.json, special_tokens_map.json.
 
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { TokenizerJson } from './hf.js';
+import { basename, dirname, join } from 'node:path';
+import type { Tokenizer } from '../tokenizer.js';
+import { TOKENIZER_FILE_NAMES } from '../hf-dir.js';
+import { HfTokenizer, type TokenizerJson } from './hf.js';
+import { Llama2cTokenizer } from './llama2c.js';
+import { llama2cTokenizerFiles } from './llama2c-hf.js';
 
 export interface SaveTokenizerOptions {
   /** BOS token string (null: none). */
@@ -76,3 +81,29 @@ export async function saveTokenizerFiles(dir: string, tokenizerJson: TokenizerJs
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(config, null, 2) + '\n');
   await writeFile(join(dir, 'special_tokens_map.json'), JSON.stringify(specialMap, null, 2) + '\n');
 }
+
+/**
+ * The tokenizer files of a saved model: a llama2.c tokenizer becomes the equivalent tokenizer.json
+ * (+ tokenizer_config.json, special_tokens_map.json) that transformers reads; a tokenizer loaded
+ * from a directory has its files copied; one built in memory is written from its tokenizer.json.
+ */
+export function tokenizerFilesFor(tok: Tokenizer, modelMaxLength: number): string[] | Record<string, string> {
+  if (tok instanceof Llama2cTokenizer) return llama2cTokenizerFiles(tok, { modelMaxLength });
+  if (tok instanceof HfTokenizer) {
+    const dir = dirname(tok.source);
+    const files = TOKENIZER_FILE_NAMES.filter((f) => f !== 'tokenizer.bin').map((f) => join(dir, f)).filter((f) => existsSync(f));
+    if (files.some((f) => ['tokenizer.json', 'vocab.json', 'tokenizer.model'].includes(basename(f)))) return files;
+    const config: Record<string, unknown> = { tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: modelMaxLength, ...tok.config };
+    const special: Record<string, string> = {};
+    if (tok.bosToken) special.bos_token = tok.bosToken;
+    if (tok.eosToken) special.eos_token = tok.eosToken;
+    if (tok.padToken) special.pad_token = tok.padToken;
+    return {
+      'tokenizer.json': `${JSON.stringify(tok.json, null, 2)}\n`,
+      'tokenizer_config.json': `${JSON.stringify(config, null, 2)}\n`,
+      'special_tokens_map.json': `${JSON.stringify(special, null, 2)}\n`,
+    };
+  }
+  throw new Error('save: this tokenizer cannot be saved (neither a Hugging Face nor a llama2.c tokenizer)');
+}
+
