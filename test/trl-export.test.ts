@@ -59,7 +59,7 @@ test(`translated configs use only TRL v${TRL_VERSION} DPOConfig fields (the stor
     { precompute_ref_log_probs: true, precompute_ref_batch_size: 16, train_sampling_strategy: 'group_by_length', router_aux_loss_coef: 0 },
     { padding_free: true, eval_steps: 5, save_steps: 0, lr_scheduler_type: 'constant', warmup_ratio: 0.1 },
     { loss_type: ['aot_pair', 'exo_pair'], label_smoothing: 0.01 },
-    { loss_type: 'exo_pair' },
+    { loss_type: 'exo_pair', label_smoothing: 1e-3 },
     { loss_type: 'ipo', rpo_alpha: 0.5, precompute_ref_log_probs: true },
     { loss_type: ['sigmoid', 'hinge'], loss_weights: [1, 0.2], rpo_alpha: 1 },
     { max_length: null, pad_to_multiple_of: 8, group_by_length: true, save_total_limit: 2 },
@@ -77,7 +77,7 @@ test(`translated configs use only TRL v${TRL_VERSION} DPOConfig fields (the stor
   assert.deepEqual(t({ loss_type: 'aot_pair' }).loss_type, ['aot_unpaired']);
   assert.deepEqual(t({ loss_type: 'ipo', rpo_alpha: 0.5 }).loss_type, ['ipo', 'sft']);
   assert.deepEqual(t({ loss_type: 'ipo', rpo_alpha: 0.5 }).loss_weights, [1, 0.5]);
-  assert.equal(t({ loss_type: 'exo_pair' }).label_smoothing, 1e-3);
+  assert.equal(t({ loss_type: 'exo_pair', label_smoothing: 1e-3 }).label_smoothing, 1e-3);
   assert.equal(t({ lr_scheduler_type: 'constant', warmup_steps: 3 }).lr_scheduler_type, 'constant_with_warmup');
   assert.equal(t({ lr_scheduler_type: 'constant' }).lr_scheduler_type, 'constant');
   assert.equal(t({ save_steps: 0 }).save_strategy, 'no');
@@ -104,12 +104,14 @@ test('options TRL v1.9.0 cannot express are refused with their names, all at onc
     }
     return [];
   };
-  assert.deepEqual(refused({ loss_type: 'simpo' }), ['loss_type', 'simpo_gamma']);
+  assert.deepEqual(refused({ loss_type: 'simpo' }), ['loss_type', 'cpo_alpha', 'simpo_gamma']);
   assert.deepEqual(refused({ loss_type: 'orpo' }), ['loss_type']);
   assert.deepEqual(refused({ loss_type: 'bco_pair' }), ['loss_type']);
   // cDPO: refused by the translation, or already by the config (which follows TRL v1.9.0 there).
   assert.throws(() => translateDpoConfig(parseDpoConfig({ loss_type: 'sigmoid', label_smoothing: 0.1 }), ctx), /label_smoothing|loss_type/);
-  assert.deepEqual(refused({ loss_type: ['exo_pair', 'robust'] }), ['label_smoothing']);
+  // exo_pair without label_smoothing: refused already by the config (TRL v1.9.0 needs ε > 0 there).
+  assert.throws(() => translateDpoConfig(parseDpoConfig({ loss_type: ['exo_pair', 'robust'] }), ctx), /label_smoothing/);
+  assert.deepEqual(refused({ loss_type: 'sigmoid', sample_checks: true }), ['sample_checks']);
   assert.deepEqual(refused({ max_prompt_length: 8 }, { promptTruncated: 3 }), ['max_prompt_length']);
   assert.deepEqual(refused({ max_completion_length: 8 }, { completionTruncated: 1 }), ['max_completion_length']);
   assert.deepEqual(refused({ max_prompt_length: 8 }, { promptTruncated: 0 }), []);
