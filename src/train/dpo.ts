@@ -21,7 +21,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
-import { runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
+import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 
@@ -766,18 +766,8 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const sampleCheck = cfg.sample_checks ? makeSampleCheck(cfg, opts, evalPairs, model, checkRef, withAdaptersOff, tokenizer) : null;
 
   const evaluate = (step: number): Record<string, number> | null => {
-    if (evalPairs.length === 0) return null;
-    const total: Record<string, number> = {};
-    let count = 0;
-    const bs = cfg.per_device_eval_batch_size;
-    for (let i = 0; i < evalPairs.length; i += bs) {
-      const idx = Array.from({ length: Math.min(bs, evalPairs.length - i) }, (_, j) => i + j);
-      const r = runBatch(idx, evalPairs, evalRef, null);
-      for (const [k, v] of Object.entries(r.sums)) total[k] = (total[k] ?? 0) + v;
-      count += r.count;
-    }
-    const out: Record<string, number> = {};
-    for (const [k, v] of Object.entries(total)) out[k] = v / count;
+    const out = evalMeans(evalPairs.length, cfg.per_device_eval_batch_size, (idx) => runBatch(idx, evalPairs, evalRef, null));
+    if (out === null) return null;
     if (sampleCheck) Object.assign(out, sampleCheck.run(step));
     return out;
   };

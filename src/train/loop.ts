@@ -96,6 +96,24 @@ export interface TrainingEvents {
   warning?(message: string): void | Promise<void>;
 }
 
+/**
+ * Evaluation metrics: the eval set in batches of `batchSize` (indices 0..n−1 in order), each
+ * batch's sums added up, then divided by the number of examples. null when n is 0.
+ */
+export function evalMeans(n: number, batchSize: number, run: (idx: number[]) => MicroResult): Record<string, number> | null {
+  if (n === 0) return null;
+  const total: Record<string, number> = {};
+  let count = 0;
+  for (let i = 0; i < n; i += batchSize) {
+    const r = run(Array.from({ length: Math.min(batchSize, n - i) }, (_, j) => i + j));
+    for (const [k, v] of Object.entries(r.sums)) total[k] = (total[k] ?? 0) + v;
+    count += r.count;
+  }
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(total)) out[k] = v / count;
+  return out;
+}
+
 /** Waits one turn of the event loop (timers and I/O run), then honours an abort. */
 export async function yieldToEventLoop(signal?: AbortSignal): Promise<void> {
   await new Promise<void>((resolve) => setImmediate(resolve));

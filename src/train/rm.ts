@@ -21,7 +21,7 @@ import { loadTokenizerFor } from '../models/index.js';
 import { loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/reward.js';
 import { attachLora, defaultLoraTargets, type LoraSettings } from '../nn/peft.js';
 import { splitEval } from './dpo.js';
-import { runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
+import { evalMeans, runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import type { RewardConfig } from './rl-config.js';
 import { copyTokenizerFiles, fingerprintSettings, loopConfig } from './setup.js';
 import { ProgressBar } from './progress.js';
@@ -171,21 +171,8 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
     };
   };
 
-  const evaluate = (): Record<string, number> | null => {
-    if (evalPairs.length === 0) return null;
-    const total: Record<string, number> = {};
-    let count = 0;
-    const bs = cfg.per_device_eval_batch_size;
-    for (let i = 0; i < evalPairs.length; i += bs) {
-      const idx = Array.from({ length: Math.min(bs, evalPairs.length - i) }, (_, j) => i + j);
-      const r = runBatch(idx, evalPairs, evalMargins, null);
-      for (const [k, v] of Object.entries(r.sums)) total[k] = (total[k] ?? 0) + v;
-      count += r.count;
-    }
-    const out: Record<string, number> = {};
-    for (const [k, v] of Object.entries(total)) out[k] = v / count;
-    return out;
-  };
+  const evaluate = (): Record<string, number> | null =>
+    evalMeans(evalPairs.length, cfg.per_device_eval_batch_size, (idx) => runBatch(idx, evalPairs, evalMargins, null));
 
   const fingerprint = createHash('sha256');
   fingerprint.update('dpo-ts rm v1');
