@@ -18,13 +18,13 @@ const config = {
   lr_scheduler_type: 'constant', logging_steps: 100, seed: 3,
 } as const;
 
-/** Runs a 40-step DPO run with a 10 ms interval timer; the run's length and the longest gap between ticks. */
-async function timedRun(): Promise<{ ms: number; maxGap: number; ticks: number }> {
+/** Runs a DPO run of `steps` steps with a 10 ms interval timer; the run's length and the longest gap between ticks. */
+async function timedRun(steps: number): Promise<{ ms: number; maxGap: number; ticks: number }> {
   const ticks: number[] = [];
   const timer = setInterval(() => ticks.push(performance.now()), 10);
   const start = performance.now();
   try {
-    await runDpo({ model: modelDir, data: pairs, config: { ...config, per_device_train_batch_size: 2, max_steps: 40 }, quiet: true });
+    await runDpo({ model: modelDir, data: pairs, config: { ...config, per_device_train_batch_size: 2, max_steps: steps }, quiet: true });
   } finally {
     clearInterval(timer);
   }
@@ -37,10 +37,14 @@ test('a training run keeps a 10 ms timer ticking (no gap over 100 ms)', async ()
   // A run that blocked the event loop would show one gap as long as the run (over 150 ms) every
   // time; on a machine shared with other work the OS may still preempt the process for 100+ ms,
   // so up to three runs are measured and one must be clean.
+  // The run must last well over 100 ms to show blocking: on a fast idle machine 40 steps take
+  // under 150 ms, so the step count grows until a run takes over 300 ms.
+  let steps = 40;
+  for (let r = await timedRun(steps); r.ms < 300 && steps < 5000; r = await timedRun(steps)) steps *= 4;
   const runs: { ms: number; maxGap: number; ticks: number }[] = [];
   for (let i = 0; i < 3; i++) {
-    const r = await timedRun();
-    assert.ok(r.ms > 150, `the run took ${r.ms.toFixed(0)} ms: too short to show blocking`);
+    const r = await timedRun(steps);
+    assert.ok(r.ms > 150, `the run took ${r.ms.toFixed(0)} ms (${steps} steps): too short to show blocking`);
     runs.push(r);
     if (r.maxGap < 100) break;
   }
