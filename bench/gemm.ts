@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { nativeKernels, nativeLoadError } from '../src/tensor/backend.js';
+import { createRequire } from 'node:module';
+import { nativeKernels, nativeLoadError, nativePath } from '../src/tensor/backend.js';
 
 type Shape = { name: string; M: number; N: number; K: number; ta: boolean; tb: boolean };
 const SHAPES: Shape[] = [
@@ -43,7 +44,8 @@ if (!k) {
   console.error(`native addon unavailable: ${nativeLoadError()}`);
   process.exit(1);
 }
-const addon = k as unknown as { gemmKernel(): string; gemmSetKernel(name: string): void };
+// The raw addon (the same module instance the kernels come from) for the micro-kernel switch.
+const addon = createRequire(import.meta.url)(nativePath!) as { gemmKernel(): string; gemmSetKernel(name: string): void };
 if (avx2) addon.gemmSetKernel('avx2');
 
 // Seeded data in [-0.5, 0.5).
