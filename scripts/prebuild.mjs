@@ -40,6 +40,14 @@ export function prebuild(arch) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const archs = process.argv.slice(2).length ? process.argv.slice(2) : ['x64', 'arm64'];
-  for (const arch of archs) prebuild(arch);
+  const named = process.argv.slice(2);
+  // Without arguments (prepack): every platform whose compiler is installed; a missing one is a
+  // warning (that platform then compiles from source at install). Named platforms must build.
+  for (const arch of named.length ? named : ['x64', 'arm64']) {
+    if (!named.length && spawnSync('sh', ['-c', `command -v ${compilers[arch]}`]).status !== 0) {
+      console.warn(`prebuild: ${compilers[arch]} not installed, no prebuilds/linux-${arch} in this package`);
+      continue;
+    }
+    prebuild(arch);
+  }
 }
