@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { runCliUntilCheckpoint } from './helpers/kill.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
 const modelDir = await makeTinyModelDir();
@@ -80,23 +80,7 @@ test('a run killed after a checkpoint resumes bit-identically', async () => {
   const killed = tmp('dpo-killed-');
   const cfgPath = join(killed, 'cfg.json');
   (await import('node:fs')).writeFileSync(cfgPath, JSON.stringify(cfg));
-  const cli = new URL('../src/cli/index.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [cli, 'train', '--model', modelDir, '--data', trainFile, '--config', cfgPath, '--output', killed, '--quiet'], { stdio: 'ignore' });
-  await new Promise<void>((resolve, reject) => {
-    const t0 = Date.now();
-    const poll = setInterval(() => {
-      const ck = readdirSync(killed).filter((f) => /^checkpoint-\d+$/.test(f));
-      if (ck.some((c) => Number(c.split('-')[1]) >= 4)) {
-        clearInterval(poll);
-        child.kill('SIGKILL');
-        resolve();
-      } else if (child.exitCode !== null || Date.now() - t0 > 120_000) {
-        clearInterval(poll);
-        reject(new Error(`child ended (code ${child.exitCode}) before a checkpoint was written`));
-      }
-    }, 20);
-  });
-  await new Promise((r) => child.once('exit', r));
+  await runCliUntilCheckpoint(['train', '--model', modelDir, '--data', trainFile, '--config', cfgPath, '--output', killed, '--quiet'], killed, 4, 120_000, 20);
   assert.ok(!existsSync(join(killed, 'model.safetensors')), 'the child finished before it was killed');
   const resumed = await runDpo({ model: modelDir, data: [trainFile], outputDir: killed, quiet: true, resume: true, config: parseDpoConfig(cfg) });
   assert.ok(resumed.steps === 12);

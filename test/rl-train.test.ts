@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { parseGrpoConfig, parsePpoConfig, parseRewardConfig } from '../src/train/rl-config.js';
 import { runGrpo } from '../src/train/grpo.js';
@@ -14,6 +13,7 @@ import { responseSequenceLengths, runPpo } from '../src/train/ppo.js';
 import { runRewardModel } from '../src/train/rm.js';
 import { loadRewardFunction } from '../src/train/rewards.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { runCliUntilCheckpoint } from './helpers/kill.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
 const modelDir = await makeTinyModelDir();
@@ -94,23 +94,7 @@ test('a PPO run killed (SIGKILL) after a checkpoint resumes bit-identically', as
   const killed = tmp('ppo-killed-');
   const cfgPath = join(killed, 'cfg.json');
   writeFileSync(cfgPath, JSON.stringify(cfg));
-  const cli = new URL('../src/cli/index.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [cli, 'ppo', '--model', modelDir, '--prompts', promptsFile, '--config', cfgPath, '--output', killed, '--quiet'], { stdio: 'ignore' });
-  await new Promise<void>((resolve, reject) => {
-    const t0 = Date.now();
-    const poll = setInterval(() => {
-      const ck = readdirSync(killed).filter((f) => /^checkpoint-\d+$/.test(f));
-      if (ck.some((c) => Number(c.split('-')[1]) >= 4)) {
-        clearInterval(poll);
-        child.kill('SIGKILL');
-        resolve();
-      } else if (child.exitCode !== null || Date.now() - t0 > 60_000) {
-        clearInterval(poll);
-        reject(new Error(`child ended (code ${child.exitCode}) before a checkpoint was written`));
-      }
-    }, 5);
-  });
-  await new Promise((r) => child.once('exit', r));
+  await runCliUntilCheckpoint(['ppo', '--model', modelDir, '--prompts', promptsFile, '--config', cfgPath, '--output', killed, '--quiet'], killed, 4, 60_000, 5);
   assert.ok(!existsSync(join(killed, 'model.safetensors')), 'the child finished before it was killed');
   const b = await runPpo({ model: modelDir, prompts: [promptsFile], outputDir: killed, quiet: true, resume: true, config: parsePpoConfig(cfg) });
   assert.equal(b.steps, 16);
