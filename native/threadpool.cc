@@ -84,7 +84,21 @@ int HardwareThreads() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+// WebAssembly: one thread without pthreads; with them the JavaScript loader sets the count
+// (createWasmKernels' threads option; the pool of workers is created at load time).
+#if defined(__EMSCRIPTEN__)
+constexpr bool kFixedThreads = true;
+#else
+constexpr bool kFixedThreads = false;
+#endif
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+constexpr int kThreadLimit = 1;
+#else
+constexpr int kThreadLimit = kMaxThreads;
+#endif
+
 int DefaultThreads() {
+  if (kFixedThreads) return 1;
   if (const char* env = std::getenv("DPO_NUM_THREADS")) {
     char* end = nullptr;
     const long n = std::strtol(env, &end, 10);
@@ -229,7 +243,7 @@ int NumThreads() { return GetPool().Size(); }
 void SetNumThreads(int n) {
   // Resizing from inside a task would join the thread running it.
   if (tl_in_parallel) return;
-  GetPool().Resize(std::max(1, std::min(n, kMaxThreads)));
+  GetPool().Resize(std::max(1, std::min(n, kThreadLimit)));
 }
 
 }  // namespace dpo

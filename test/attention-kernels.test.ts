@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { Buf, Kernels } from '../src/tensor/kernels.js';
 import { referenceKernels } from '../src/tensor/backend.js';
-import { nativeForTests, spawnNode } from './helpers/native.js';
+import { nativeForTests, spawnNode, wasmRerun } from './helpers/native.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
 const ref = referenceKernels;
@@ -327,3 +327,6 @@ test('short buffers and bad heads throw RangeError naming the kernel', () => {
       (e: Error) => e instanceof RangeError && /attentionBackward: kvStart\[0\] = -1/.test(e.message));
   }
 });
+
+// The same parity, cache, thread and error tests against the WebAssembly build of the kernels.
+wasmRerun(import.meta.url, 'native forward and backward|KV cache|bit-identical|no visible key|short buffers', { minPassed: 5 });
