@@ -18,6 +18,7 @@
 //   avx512: 12×32 tile of C in 24 zmm accumulators, one broadcast of A per row, FMA.
 //   avx2:    6×16 tile in 12 ymm accumulators.
 //   neon:     8×12 tile in 24 q-register accumulators, lane-indexed FMA (arm64).
+//   wasm-simd128: 6×8 tile in 12 v128 accumulators, multiply + add (WebAssembly builds).
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
 // Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
@@ -47,6 +48,10 @@
 #if defined(__aarch64__)
 #define DPO_GEMM_NEON 1
 #include <arm_neon.h>
+#endif
+#if defined(__wasm_simd128__)
+#define DPO_GEMM_WASM 1
+#include <wasm_simd128.h>
 #endif
 
 namespace dpo {
@@ -398,6 +403,42 @@ void MicroPortable(int64_t kc, const float* Ap, const float* Bp, float* C, int64
   }
 }
 
+#if DPO_GEMM_WASM
+// WebAssembly SIMD128: a 6×8 tile of C in 12 v128 accumulators (with two B vectors and one
+// broadcast of A, 15 live vectors: the 16 xmm registers engines map them to on x86-64).
+// Plain SIMD128 has no FMA: multiply, then add.
+constexpr int kWasmMR = 6, kWasmNR = 8;
+void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
+  v128_t c[kWasmMR][2];
+  for (int i = 0; i < kWasmMR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
+  for (int64_t k = 0; k < kc; k++) {
+    const v128_t b0 = wasm_v128_load(Bp), b1 = wasm_v128_load(Bp + 4);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < kWasmMR; i++) {
+      const v128_t a = wasm_f32x4_splat(Ap[i]);
+      c[i][0] = wasm_f32x4_add(c[i][0], wasm_f32x4_mul(a, b0));
+      c[i][1] = wasm_f32x4_add(c[i][1], wasm_f32x4_mul(a, b1));
+    }
+    Ap += kWasmMR;
+    Bp += kWasmNR;
+  }
+  const v128_t va = wasm_f32x4_splat(alpha);
+  if (beta == 0.0f) {
+    for (int i = 0; i < kWasmMR; i++) {
+      wasm_v128_store(C + i * ldc, wasm_f32x4_mul(va, c[i][0]));
+      wasm_v128_store(C + i * ldc + 4, wasm_f32x4_mul(va, c[i][1]));
+    }
+  } else {
+    const v128_t vb = wasm_f32x4_splat(beta);
+    for (int i = 0; i < kWasmMR; i++) {
+      float* r = C + i * ldc;
+      wasm_v128_store(r, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][0]), wasm_f32x4_mul(vb, wasm_v128_load(r))));
+      wasm_v128_store(r + 4, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][1]), wasm_f32x4_mul(vb, wasm_v128_load(r + 4))));
+    }
+  }
+}
+#endif
+
 #if DPO_GEMM_X86
 constexpr int kAvx2MR = 6, kAvx2NR = 16;
 
@@ -607,6 +648,9 @@ constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable, P
 constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackAAvx2, PackBAvx2, DotRowsPortable};
 constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
+#if DPO_GEMM_WASM
+constexpr KernelDesc kWasm = {"wasm-simd128", kWasmMR, kWasmNR, MicroWasm, PackA, PackB, DotRowsPortable};
+#endif
 #if DPO_GEMM_NEON
 constexpr KernelDesc kNeon = {"neon", kNeonMR, kNeonNR, MicroNeon, PackA, PackB, DotRowsNeon};
 #endif
@@ -620,6 +664,9 @@ bool Supported(const std::string& name) {
 #if DPO_GEMM_NEON
   if (name == "neon") return true;  // Advanced SIMD is part of the AArch64 base ISA
 #endif
+#if DPO_GEMM_WASM
+  if (name == "wasm-simd128") return true;  // compiled in only for SIMD128 builds
+#endif
   return false;
 }
 
@@ -630,6 +677,9 @@ const KernelDesc* ByName(const std::string& name) {
 #endif
 #if DPO_GEMM_NEON
   if (name == "neon") return &kNeon;
+#endif
+#if DPO_GEMM_WASM
+  if (name == "wasm-simd128") return &kWasm;
 #endif
   if (name == "portable") return &kPortable;
   return nullptr;
@@ -644,6 +694,9 @@ std::string KernelNames() {
 #if DPO_GEMM_NEON
   s += "neon, ";
 #endif
+#if DPO_GEMM_WASM
+  s += "wasm-simd128, ";
+#endif
   return s + "portable";
 }
 
@@ -654,6 +707,9 @@ const KernelDesc* BestKernel() {
 #endif
 #if DPO_GEMM_NEON
   return &kNeon;
+#endif
+#if DPO_GEMM_WASM
+  return &kWasm;
 #endif
   return &kPortable;
 }

@@ -1,11 +1,12 @@
 // Builds the WebAssembly kernels from the same C++ sources as the native addon (native/*.cc
 // except the N-API binding), with Debian's emscripten:
-//   build/wasm/dpo_kernels.mjs + .wasm          one thread, SIMD128 (any page, any browser)
-//   build/wasm/dpo_kernels_mt.mjs + .wasm + .worker.js  SIMD128 + pthreads (SharedArrayBuffer:
+//   dist/wasm/dpo_kernels.mjs + .wasm          one thread, SIMD128 (any page, any browser)
+//   dist/wasm/dpo_kernels_mt.mjs + .wasm + .worker.js  SIMD128 + pthreads (SharedArrayBuffer:
 //                                              Node worker_threads, cross-origin-isolated pages)
-// `npm run build:wasm` builds (and fails without emcc); `--if-available` (install and test steps)
+// `npm run build:wasm` builds (and fails without emcc); `--if-available` (the npm test step)
 // only notes a missing emcc, so `npm ci` never fails for it. Up-to-date outputs are not rebuilt
-// (`--force` rebuilds). Generated files are never committed (build/ is ignored).
+// (`--force` rebuilds). Generated files are never committed (dist/ is ignored); outside build/, which node-gyp
+// rebuild wipes.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const ifAvailable = args.has('--if-available');
 const force = args.has('--force');
-const outDir = join(root, 'build', 'wasm');
+const outDir = join(root, 'dist', 'wasm');
 
 const emcc = spawnSync('emcc', ['--version'], { encoding: 'utf8' });
 if (emcc.error || emcc.status !== 0) {
@@ -61,7 +62,11 @@ const variants = [
 mkdirSync(outDir, { recursive: true });
 for (const v of variants) {
   const js = join(outDir, `${v.name}.mjs`), wasm = join(outDir, `${v.name}.wasm`);
-  if (!force && existsSync(js) && existsSync(wasm) && statSync(wasm).mtimeMs >= newest && statSync(js).mtimeMs >= newest) continue;
+  // The stamp holds the newest input time the outputs were built from (read at the start of
+  // the build, so an edit during a build triggers the next one).
+  const stamp = join(outDir, `${v.name}.stamp`);
+  const built = existsSync(stamp) ? Number(readFileSync(stamp, 'utf8')) : -1;
+  if (!force && existsSync(js) && existsSync(wasm) && built >= newest) continue;
   const cmd = [...common, ...v.flags, `-sEXPORT_NAME=create_${v.name}`, '-o', js, ...sources];
   console.log(`dpo-ts: building ${v.name}.wasm with emscripten (${emcc.stdout.split('\n')[0].replace(/^emcc \(.*?\) /, '')})`);
   // Debian's emscripten runs its JavaScript optimizer with Debian's node-acorn, which a Node from
@@ -74,11 +79,12 @@ for (const v of variants) {
     (fatal ? console.error : console.warn)(`dpo-ts: emcc failed building ${v.name}${fatal ? '' : '; the WebAssembly kernels are unavailable'}`);
     process.exit(fatal ? 1 : 0);
   }
+  writeFileSync(stamp, String(newest));
 }
 
 // emscripten 3.1.6's ES-module glue still calls require() and __dirname when it runs in Node;
 // give it both (a no-op in browsers, where the Node branches never run). Its pthread worker
-// (.worker.js) is a CommonJS script in Node: build/wasm/package.json says so, since the project's
+// (.worker.js) is a CommonJS script in Node: dist/wasm/package.json says so, since the project's
 // package.json declares "type": "module".
 const PRELUDE = '// dpo-ts: Node prelude\n' +
   'var require = globalThis.require ?? (typeof process == "object" && process.versions && process.versions.node ? ' +

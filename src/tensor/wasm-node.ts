@@ -1,4 +1,4 @@
-// Loads the WebAssembly kernels in Node (DPO_BACKEND=wasm, tests, benches): finds build/wasm/
+// Loads the WebAssembly kernels in Node (DPO_BACKEND=wasm, tests, benches): finds dist/wasm/
 // above this file, as backend.ts finds the native addon.
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -11,7 +11,7 @@ export function wasmBuildDir(): string | null {
   if (process.env.DPO_WASM_DIR) return resolve(process.env.DPO_WASM_DIR);
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'build', 'wasm');
+    const candidate = join(dir, 'dist', 'wasm');
     if (existsSync(join(candidate, 'dpo_kernels.wasm'))) return candidate;
     dir = resolve(dir, '..');
   }

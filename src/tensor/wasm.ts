@@ -1,5 +1,5 @@
 // The WebAssembly backend: the native kernels' C++ (native/*.cc) compiled to wasm32 + SIMD128
-// with emscripten (scripts/build-wasm.mjs → build/wasm/), behind the same Kernels contract.
+// with emscripten (scripts/build-wasm.mjs → dist/wasm/), behind the same Kernels contract.
 // No Node built-ins here: the browser bundle uses this file as is (src/tensor/wasm-node.ts loads
 // it in Node for DPO_BACKEND=wasm).
 //
@@ -20,7 +20,7 @@ interface WasmJsApi {
 }
 const WA = (globalThis as unknown as { WebAssembly: WasmJsApi }).WebAssembly;
 
-/** What the emscripten glue module (build/wasm/dpo_kernels*.mjs) resolves to. */
+/** What the emscripten glue module (dist/wasm/dpo_kernels*.mjs) resolves to. */
 interface EmModule {
   HEAPU8: Uint8Array;
   wasmMemory?: { buffer: ArrayBuffer | SharedArrayBuffer };
@@ -57,10 +57,19 @@ export interface WasmKernels extends Kernels {
   readonly build: string;
   /** Features compiled in, e.g. "simd128,threads". */
   readonly features: string;
+  /**
+   * The kernel table the module was built with (native/abi.h): each kernel's name, argument
+   * names and codes (f/F Float32Array read/written, i Int32Array, d number, b boolean, r result).
+   */
+  readonly table: readonly { name: string; codes: string; args: readonly string[] }[];
   /** Upper bound for setNumThreads (the worker pool made at load time; larger requests are capped). */
   readonly maxThreads: number;
-  /** The GEMM micro-kernel ('portable' = plain C++ vectorised by clang for SIMD128). */
+  /** The GEMM micro-kernel: 'wasm-simd128' (6×8 SIMD128 tile) or 'portable' (plain C++). */
   gemmKernel(): string;
+  /** Micro-kernels this build has, best first. */
+  gemmKernelsSupported(): string[];
+  /** Switches the GEMM micro-kernel (benches and tests). */
+  gemmSetKernel(name: string): void;
 }
 
 const WRONG_TYPE = 0xffffffff; // check.h's kWrongType for a 32-bit size_t
@@ -237,6 +246,7 @@ function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels
     build,
     features,
     maxThreads,
+    table: rows.map((r) => ({ name: r.js, codes: r.codes, args: r.names })),
     numThreads: () => m._dpo_num_threads(),
     setNumThreads: (n: number) => {
       if (typeof n !== 'number') throw new TypeError('setNumThreads: expected a number of threads');
@@ -246,6 +256,15 @@ function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels
       if (status !== 0) fail(status);
     },
     gemmKernel: () => m.UTF8ToString(m._dpo_gemm_kernel()),
+    gemmKernelsSupported: () => m.UTF8ToString(m._dpo_gemm_kernels_supported()).split(','),
+    gemmSetKernel: (name: string) => {
+      const bytes = m.lengthBytesUTF8(name) + 1;
+      const p = m._malloc(bytes);
+      m.stringToUTF8(name, p, bytes);
+      const status = m._dpo_gemm_set_kernel(p);
+      m._free(p);
+      if (status !== 0) fail(status);
+    },
   };
   for (const row of rows) k[row.js] = wrap(row);
   const kernels = k as unknown as WasmKernels;
