@@ -1,7 +1,7 @@
 // WebAssembly GEMM: our wasm kernels against the browser peers in the same chromium page, and
 // against our native addon in Node, on this machine.
 //
-//   npm run build:wasm && npx tsc -p . && node dist/bench/wasm-gemm.js [--threads 1,2] [--rounds 3] [--reps 5] [--node-only | --browser-only]
+//   npm run build:wasm && npx tsc -p . && node dist/bench/wasm-gemm.js [--threads 1,2] [--rounds 3] [--reps 5] [--shapes N] [--node-only | --browser-only]
 //
 // Browser (Debian's /usr/bin/chromium through playwright-core, headless): one page served from
 // 127.0.0.1 with COOP/COEP headers (cross-origin isolated, so SharedArrayBuffer and threads work),
@@ -38,6 +38,7 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
 }
 const threadCounts = arg('threads', '1,2').split(',').map(Number);
+const shapeCount = Number(arg('shapes', String(SHAPES.length))); // the first N shapes
 const rounds = Number(arg('rounds', '3'));
 const reps = Number(arg('reps', '5'));
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -75,7 +76,7 @@ async function nodeBench(): Promise<void> {
     nat.setNumThreads(threads);
     console.log(`\nthreads ${threads}: native backend ${natAddon.name} (GEMM ${nativeGemmKernel()}), wasm ${w.build} (${w.features}, GEMM ${w.gemmKernel()}, ${w.numThreads()} threads)`);
     console.log(`${'shape'.padEnd(22)} ${'native GFLOP/s'.padStart(15)} ${'wasm GFLOP/s'.padStart(13)} ${'wasm/native'.padStart(12)} ${'spread'.padStart(11)}`);
-    for (const s of SHAPES) {
+    for (const s of SHAPES.slice(0, shapeCount)) {
       const A = rand(s.M * s.K, 1), B = rand(s.K * s.N, 2), C = new Float32Array(s.M * s.N);
       const flops = 2 * s.M * s.N * s.K;
       let bestN = 0, bestW = 0;
@@ -130,6 +131,7 @@ function serve(): Promise<{ server: Server; url: string }> {
     const file = normalize(join(root, path));
     const allowed = [join(root, 'dist'), join(root, 'node_modules')];
     if (!allowed.some((d) => file.startsWith(d + '/')) || !existsSync(file) || !statSync(file).isFile()) {
+      if (path !== '/favicon.ico') console.log(`  [server] 404 ${path}`);
       res.writeHead(404, headers);
       res.end('not found');
       return;
@@ -182,7 +184,7 @@ window.runBench = async ({ shapes, threads, rounds, reps }) => {
   await tf.setBackend('wasm');
   await tf.ready();
   info.ours = { build: ours.build, features: ours.features, threads: ours.numThreads(), gemm: ours.gemmKernel() };
-  info.tfjs = { backend: tf.getBackend(), threads: tf.wasm.getThreadsCount ? tf.wasm.getThreadsCount() : threads, version: tf.version_core };
+  info.tfjs = { backend: tf.getBackend(), threads: tf.wasm.getThreadsCount(), multithread: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'), version: tf.version_core };
   info.ort = { version: ort.env.versions?.web ?? ort.version, numThreads: ort.env.wasm.numThreads };
   const rows = [];
   for (const s of shapes) {
@@ -250,7 +252,7 @@ async function browserBench(): Promise<void> {
       await page.goto(url);
       await page.waitForFunction('window.benchReady === true');
       const res = await page.evaluate((a) => (globalThis as unknown as { runBench: (x: unknown) => Promise<unknown> }).runBench(a),
-        { shapes: SHAPES, threads, rounds, reps }) as {
+        { shapes: SHAPES.slice(0, shapeCount), threads, rounds, reps }) as {
         info: Record<string, unknown>; rows: { shape: string; best: Record<string, number>; perRound: Record<string, number>[]; maxDiff: Record<string, number> }[];
       };
       await page.close();
