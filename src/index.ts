@@ -24,7 +24,7 @@ export * as rl from './train/rl-api.js';
 // ---- models and tokenizers ----
 export { loadModel, loadModelAndTokenizer, loadTokenizerFor, createModel, randomModel, type LoadedModel } from './models/index.js';
 export type { CausalLM, TokenBlock } from './models/model.js';
-export { KVCache } from './models/model.js';
+export { KVCache } from './models/decoder.js';
 export { loadTokenizer } from './io/tokenizers/index.js';
 export type { Tokenizer, ChatMessage, EncodeOptions } from './io/tokenizer.js';
 export type { ModelConfig, GenerationDefaults, Architecture } from './io/config.js';

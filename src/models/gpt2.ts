@@ -16,10 +16,11 @@ import { Rng } from '../tensor/random.js';
 import type { ModelConfig } from '../io/config.js';
 import type { Weight, WeightMap } from '../io/weights.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
-import { cachedAttention, lastLogits } from './llama.js';
 import {
-  KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, runDecoder, weightOf, type CausalLM, type TokenBlock, temperatureScaled,
-} from './model.js';
+  KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, runDecoder, weightOf,
+  temperatureScaled,
+} from './decoder.js';
+import type { CausalLM, TokenBlock } from './model.js';
 
 export interface Gpt2Layer {
   ln1w: Tensor;

@@ -15,6 +15,7 @@ import type { CausalLM } from './model.js';
 export { LlamaModel } from './llama.js';
 export { Gpt2Model } from './gpt2.js';
 export * from './model.js';
+export * from './decoder.js';
 
 export const SUPPORTED_ARCHITECTURES = ['llama (Llama 2/3, SmolLM, TinyLlama, Mistral)', 'qwen2', 'gpt2'];
 

@@ -13,15 +13,15 @@
 
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { kernels } from '../tensor/backend.js';
 import { Rng } from '../tensor/random.js';
 import type { ModelConfig } from '../io/config.js';
 import type { WeightMap } from '../io/weights.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import {
-  KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, paramFrom, ropeInvFreq, runDecoder, weightOf,
-  type CausalLM, type TokenBlock, temperatureScaled,
-} from './model.js';
+  KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, paramFrom, ropeInvFreq,
+  runDecoder, weightOf, temperatureScaled,
+} from './decoder.js';
+import type { CausalLM, TokenBlock } from './model.js';
 
 export interface LlamaLayer {
   inputNorm: Tensor;
@@ -176,31 +176,6 @@ export class LlamaModel implements CausalLM {
     for (const [name, t] of this.parameters()) if (!name.includes('lora_')) m.set(name, weightOf(t));
     return m;
   }
-}
-
-/**
- * Attention of new queries over the cache (no tape): writes this block's keys/values at the
- * cache's current length and attends to everything stored so far.
- */
-export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, layer: number, cache: KVCache, kvStart: Int32Array | null): Tensor {
-  const [B, Tn, H, D] = q.shape as [number, number, number, number];
-  cache.write(layer, k.data as Float32Array, v.data as Float32Array, Tn);
-  const out = T.empty([B, Tn, H, D]);
-  const lse = new Float32Array(B * H * Tn);
-  kernels().attentionForward(q.data, cache.k[layer]!, cache.v[layer]!, out.data, lse, B, Tn, cache.length + Tn,
-    H, cache.kvHeads, D, 1 / Math.sqrt(D), cache.batchStride, kvStart);
-  return out;
-}
-
-/** Logits [batch, vocab] of the last position of each row of final hidden states [batch·tNew, d]. */
-export function lastLogits(h: Tensor, batch: number, tNew: number, head: Tensor): Float32Array {
-  const d = h.shape[1]!;
-  const last = new Float32Array(batch * d);
-  for (let b = 0; b < batch; b++) last.set(h.data.subarray((b * tNew + tNew - 1) * d, (b * tNew + tNew) * d), b * d);
-  const V = head.shape[0]!;
-  const logits = new Float32Array(batch * V);
-  kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
-  return logits;
 }
 
 /**

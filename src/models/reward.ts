@@ -19,7 +19,8 @@ import { normalizeWeightNames, saveHfDirectory, validateWeights } from '../io/hf
 import { readSafetensors, readShardedSafetensors, SAFETENSORS_INDEX } from '../io/safetensors.js';
 import type { WeightMap } from '../io/weights.js';
 import { createModel, loadModel, type LoadedModel } from './index.js';
-import { weightOf, type CausalLM, type TokenBlock } from './model.js';
+import { weightOf } from './decoder.js';
+import type { CausalLM, TokenBlock } from './model.js';
 
 const CAUSAL_TO_CLS: Record<string, string> = { llama: 'LlamaForSequenceClassification', qwen2: 'Qwen2ForSequenceClassification', gpt2: 'GPT2ForSequenceClassification' };
 const CLS_TO_CAUSAL: Record<string, string> = {
