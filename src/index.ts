@@ -14,7 +14,7 @@
 
 // ---- the layers, by namespace ----
 export * as tensor from './tensor/index.js';
-export * as models from './models/index.js';
+export * as models from './io/models.js';
 export * as data from './data/index.js';
 export * as losses from './losses/index.js';
 export * as tokenizers from './io/tokenizers/index.js';
@@ -22,7 +22,8 @@ export * as tokenizers from './io/tokenizers/index.js';
 export * as rl from './train/rl-api.js';
 
 // ---- models and tokenizers ----
-export { loadModel, loadModelAndTokenizer, loadTokenizerFor, createModel, randomModel, type LoadedModel } from './models/index.js';
+export { createModel, randomModel } from './models/index.js';
+export { loadModel, loadModelAndTokenizer, loadTokenizerFor, type LoadedModel } from './io/load-model.js';
 export type { CausalLM, TokenBlock } from './models/model.js';
 export { KVCache } from './models/decoder.js';
 export { loadTokenizer } from './io/tokenizers/index.js';
@@ -53,7 +54,7 @@ export {
   type ModelInput, type TokenizerInput, type ModelWithTokenizer, type SavableModel, type SaveModelOptions, type TrainedRun,
 } from './train/setup.js';
 export type { TrainingEvents, StepRecord, CheckpointRecord, LoopResult } from './train/loop.js';
-export type { LoraSettings } from './nn/peft.js';
+export type { LoraSettings } from './nn/lora.js';
 export {
   pretrain, pretrainModelConfig, readDocuments, splitParagraphs, DEFAULT_PRETRAIN,
   type PretrainOptions, type PretrainResult, type PretrainSettings, type ModelShape,
@@ -76,6 +77,7 @@ export type { ChatTemplateVariables } from './io/tokenizers/chat.js';
 export type { PostProcessorJson, TokenizerModelJson } from './io/tokenizers/hf.js';
 export type { Gpt2Layer } from './models/gpt2.js';
 export type { LlamaLayer } from './models/llama.js';
+export type { ArchitectureDef, DeclareWeight, WeightInit } from './models/architecture.js';
 export { Linear, type ForwardContext, type LoraAdapter } from './nn/linear.js';
 export type { ScheduleType } from './train/schedule.js';
 export type { DataFormat, PreferenceFormat, SftFormat, ColumnMapping, OnBadRow, BadRow, BadRowReason, SourceLoc, TruncationMode } from './data/types.js';

@@ -15,14 +15,9 @@
 
 import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 
-/** One tensor: row-major float32 data of exactly prod(shape) elements. */
-export interface Weight {
-  shape: number[];
-  data: Float32Array;
-}
+import type { Weight, WeightMap } from '../tensor/weight-map.js';
 
-/** Tensors by their checkpoint name (Hugging Face names for everything the loaders return). */
-export type WeightMap = Map<string, Weight>;
+export type { Weight, WeightMap };
 
 /** Number of elements of a shape (1 for a scalar []). */
 export function numel(shape: readonly number[]): number {

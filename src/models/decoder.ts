@@ -7,8 +7,8 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
 import { Rng } from '../tensor/random.js';
-import type { ModelConfig } from '../io/config.js';
-import type { WeightMap } from '../io/weights.js';
+import type { ModelConfig } from './config.js';
+import type { WeightMap } from '../tensor/weight-map.js';
 import type { TokenBlock } from './model.js';
 
 

@@ -1,7 +1,7 @@
 // Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p), seeded,
 // batched prompts with left padding, EOS and stop strings, streaming through a callback.
 
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
 import { Rng } from '../tensor/random.js';
 import type { CausalLM } from './model.js';
 

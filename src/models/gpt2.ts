@@ -13,8 +13,9 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
-import type { ModelConfig } from '../io/config.js';
-import type { Weight, WeightMap } from '../io/weights.js';
+import { activationName, configError, parseActivation, type Architecture, type ConfigFields, type ModelConfig } from './config.js';
+import type { ArchitectureDef, DeclareWeight } from './architecture.js';
+import type { Weight, WeightMap } from '../tensor/weight-map.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import {
   KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, runDecoder, weightOf,
@@ -48,9 +49,11 @@ export class Gpt2Model implements CausalLM {
   readonly layers: Gpt2Layer[];
   readonly lnfw: Tensor;
   readonly lnfb: Tensor;
+  /** The output embedding: wte when tied (GPT-2's default), else lm_head.weight. */
+  readonly lmHead: Tensor;
   ctx: ForwardContext = { adaptersEnabled: true, rng: null };
 
-  private constructor(readonly config: ModelConfig, get: (name: string, shape: number[], init: 'normal' | 'ones' | 'zeros' | 'out') => Tensor) {
+  private constructor(readonly config: ModelConfig, get: DeclareWeight) {
     const c = config;
     if (c.architecture !== 'gpt2') throw new Error(`Gpt2Model: architecture ${c.architecture} is not gpt2`);
     const d = c.hiddenSize, F = c.intermediateSize;
@@ -74,6 +77,12 @@ export class Gpt2Model implements CausalLM {
     }
     this.lnfw = get('ln_f.weight', [d], 'ones');
     this.lnfb = get('ln_f.bias', [d], 'zeros');
+    this.lmHead = c.tieWordEmbeddings ? this.wte : get('lm_head.weight', [c.vocabSize, d], 'normal');
+  }
+
+  /** Declares every weight through `get` (the one declaration the registry also runs for shapes). */
+  static build(config: ModelConfig, get: DeclareWeight): Gpt2Model {
+    return new Gpt2Model(config, get);
   }
 
   /**
@@ -83,7 +92,7 @@ export class Gpt2Model implements CausalLM {
   static fromWeights(config: ModelConfig, weights: WeightMap, source = 'weights'): Gpt2Model {
     const prefix = weights.has('transformer.wte.weight') ? 'transformer.' : '';
     return new Gpt2Model(config, (name, shape) => {
-      const full = prefix + name;
+      const full = name === 'lm_head.weight' ? name : prefix + name;
       const w = weights.get(full);
       if (!w) throw new Error(`${source}: missing tensor ${full}`);
       const conv = CONV1D.test(name);
@@ -126,6 +135,7 @@ export class Gpt2Model implements CausalLM {
     }
     add(this.lnfw);
     add(this.lnfb);
+    if (this.lmHead !== this.wte) add(this.lmHead);
     return m;
   }
 
@@ -160,11 +170,11 @@ export class Gpt2Model implements CausalLM {
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.wte, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.wte));
+    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
   }
 
   newCache(batch: number, capacity: number): KVCache {
@@ -177,7 +187,7 @@ export class Gpt2Model implements CausalLM {
     for (const [name, t] of this.parameters()) {
       if (name.includes('lora_')) continue;
       const w = weightOf(t);
-      m.set(`transformer.${name}`, CONV1D.test(name) ? { shape: [w.shape[1]!, w.shape[0]!], data: transpose2d(w) } : w);
+      m.set(GPT2.hfName(name), CONV1D.test(name) ? { shape: [w.shape[1]!, w.shape[0]!], data: transpose2d(w) } : w);
     }
     return m;
   }
@@ -186,3 +196,67 @@ export class Gpt2Model implements CausalLM {
 function actKind(c: ModelConfig): T.ActKind {
   return c.activation === 'gelu' ? T.Act.gelu : c.activation === 'silu' ? T.Act.silu : T.Act.geluTanh;
 }
+
+// ---------------------------------------------------------------------------------------------
+// config.json (GPT2LMHeadModel, GPT2Model); defaults follow transformers' GPT2Config.
+
+function parseGpt2Config(f: ConfigFields, architecture: Architecture): ModelConfig {
+  const hiddenSize = f.int('n_embd');
+  const numHeads = f.int('n_head');
+  if (hiddenSize % numHeads !== 0) throw configError(f.source, `n_embd ${hiddenSize} is not divisible by n_head ${numHeads}`);
+  return {
+    architecture,
+    vocabSize: f.int('vocab_size'),
+    hiddenSize,
+    intermediateSize: f.int('n_inner', 4 * hiddenSize),
+    numLayers: f.int('n_layer'),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    maxPositions: f.int('n_positions', f.int('n_ctx', 1024)),
+    normEps: f.num('layer_norm_epsilon', 1e-5),
+    ropeTheta: 0,
+    ropeScaling: null,
+    tieWordEmbeddings: f.bool('tie_word_embeddings', true),
+    attentionBias: true,
+    attentionOutputBias: true,
+    mlpBias: true,
+    activation: parseActivation(f, 'activation_function', 'gelu_new'),
+    bosTokenId: f.optionalId('bos_token_id', 50256),
+    eosTokenId: f.idList('eos_token_id', [50256]),
+    padTokenId: f.optionalId('pad_token_id', null),
+    raw: f.raw,
+  };
+}
+
+function writeGpt2Config(cfg: ModelConfig, out: Record<string, unknown>): void {
+  if (!Array.isArray(out.architectures)) out.architectures = ['GPT2LMHeadModel'];
+  out.model_type = 'gpt2';
+  out.vocab_size = cfg.vocabSize;
+  out.n_embd = cfg.hiddenSize;
+  out.n_layer = cfg.numLayers;
+  out.n_head = cfg.numHeads;
+  // null means the default 4·n_embd; keep null when that is what it is and the source said null.
+  out.n_inner = cfg.intermediateSize === 4 * cfg.hiddenSize && (out.n_inner === null || out.n_inner === undefined) ? null : cfg.intermediateSize;
+  out.n_positions = cfg.maxPositions;
+  if (out.n_ctx !== undefined) out.n_ctx = cfg.maxPositions;
+  out.layer_norm_epsilon = cfg.normEps;
+  out.activation_function = activationName(cfg, 'activation_function');
+}
+
+/** GPT-2: the registry's entry. Weights live under "transformer."; Conv1D weights are stored [in, out]. */
+export const GPT2: ArchitectureDef = {
+  names: ['gpt2'],
+  hfClasses: { GPT2LMHeadModel: 'gpt2', GPT2Model: 'gpt2' },
+  modelTypes: { gpt2: 'gpt2' },
+  tiedByDefault: true,
+  parseConfig: parseGpt2Config,
+  writeConfig: writeGpt2Config,
+  build: (config, get) => Gpt2Model.build(config, get),
+  fromWeights: (config, weights, source) => Gpt2Model.fromWeights(config, weights, source),
+  random: (config, seed) => Gpt2Model.random(config, seed),
+  hfName: (name) => (name === 'lm_head.weight' ? name : `transformer.${name}`),
+  hfShape: (name, shape) => (CONV1D.test(name) ? [shape[1]!, shape[0]!] : [...shape]),
+  loraTargets: ['c_attn'],
+  peftPath: (path) => `transformer.${path}`,
+};

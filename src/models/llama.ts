@@ -14,8 +14,9 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
-import type { ModelConfig } from '../io/config.js';
-import type { WeightMap } from '../io/weights.js';
+import { ConfigFields, activationName, configError, idOrList, parseActivation, type Architecture, type ModelConfig, type RopeScaling } from './config.js';
+import type { ArchitectureDef, DeclareWeight } from './architecture.js';
+import type { WeightMap } from '../tensor/weight-map.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import {
   KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, paramFrom, ropeInvFreq,
@@ -47,7 +48,7 @@ export class LlamaModel implements CausalLM {
   private tablePositions = 0;
   private readonly invFreq: Float64Array;
 
-  private constructor(readonly config: ModelConfig, get: (name: string, shape: number[], init: 'normal' | 'ones' | 'zeros' | 'out') => Tensor) {
+  private constructor(readonly config: ModelConfig, get: DeclareWeight) {
     const c = config;
     if (c.architecture !== 'llama' && c.architecture !== 'qwen2') throw new Error(`LlamaModel: architecture ${c.architecture} is not Llama-family`);
     if (c.headDim % 2 !== 0) throw new Error(`LlamaModel: head dim ${c.headDim} must be even for RoPE`);
@@ -73,6 +74,11 @@ export class LlamaModel implements CausalLM {
     this.norm = get('model.norm.weight', [d], 'ones');
     this.lmHead = c.tieWordEmbeddings ? this.embed : get('lm_head.weight', [c.vocabSize, d], 'normal');
     this.invFreq = ropeInvFreq(c);
+  }
+
+  /** Declares every weight through `get` (the one declaration the registry also runs for shapes). */
+  static build(config: ModelConfig, get: DeclareWeight): LlamaModel {
+    return new LlamaModel(config, get);
   }
 
   /** A model over checkpoint weights (shared, not copied). */
@@ -194,4 +200,150 @@ function checkSlidingWindow(c: ModelConfig, pos: Int32Array): void {
       `is not implemented, so sequences are limited to ${w} tokens (set max_length ≤ ${w}, or for generation keep prompt + new tokens ≤ ${w})`,
     );
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM); defaults follow the
+// transformers config classes.
+
+function parseRopeScaling(f: ConfigFields): RopeScaling {
+  const rs = f.raw.rope_scaling;
+  if (rs === undefined || rs === null) return null;
+  if (typeof rs !== 'object' || Array.isArray(rs)) throw configError(f.source, `rope_scaling must be an object or null, got ${JSON.stringify(rs)}`);
+  const r = new ConfigFields(rs as Record<string, unknown>, `${f.source} rope_scaling`);
+  const type = r.raw.rope_type ?? r.raw.type;
+  if (type === 'default') return null;
+  if (type === 'linear') return { type: 'linear', factor: r.num('factor') };
+  if (type === 'llama3') {
+    return {
+      type: 'llama3',
+      factor: r.num('factor'),
+      lowFreqFactor: r.num('low_freq_factor'),
+      highFreqFactor: r.num('high_freq_factor'),
+      originalMaxPositions: r.int('original_max_position_embeddings'),
+    };
+  }
+  throw configError(f.source, `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, linear, default)`);
+}
+
+/** Mistral: sliding_window (transformers' default 4096; null disables it); Qwen2: only with use_sliding_window. */
+function slidingWindowOf(f: ConfigFields, isQwen: boolean): number | null {
+  const mistral = f.raw.model_type === 'mistral' || (Array.isArray(f.raw.architectures) && f.raw.architectures.includes('MistralForCausalLM'));
+  if (isQwen ? f.bool('use_sliding_window', false) !== true : !mistral) return null;
+  if (f.raw.sliding_window === null) return null;
+  return f.int('sliding_window', 4096);
+}
+
+function parseLlamaConfig(f: ConfigFields, architecture: Architecture): ModelConfig {
+  const source = f.source;
+  const hiddenSize = f.int('hidden_size');
+  const numHeads = f.int('num_attention_heads');
+  const numKvHeads = f.int('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) throw configError(source, `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (!f.has('head_dim') && hiddenSize % numHeads !== 0) throw configError(source, `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
+  const headDim = f.int('head_dim', hiddenSize / numHeads);
+  if (headDim % 2 !== 0) throw configError(source, `head_dim ${headDim} must be even for rotary embeddings`);
+  const isQwen = architecture === 'qwen2';
+  const attnBias = isQwen ? true : f.bool('attention_bias', false);
+  return {
+    architecture,
+    vocabSize: f.int('vocab_size'),
+    hiddenSize,
+    intermediateSize: f.int('intermediate_size'),
+    numLayers: f.int('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    maxPositions: f.int('max_position_embeddings', isQwen ? 32768 : 2048),
+    slidingWindow: slidingWindowOf(f, isQwen),
+    normEps: f.num('rms_norm_eps', 1e-6),
+    ropeTheta: f.num('rope_theta', 10000),
+    ropeScaling: parseRopeScaling(f),
+    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    attentionBias: attnBias,
+    attentionOutputBias: isQwen ? false : attnBias,
+    mlpBias: isQwen ? false : f.bool('mlp_bias', false),
+    activation: parseActivation(f, 'hidden_act', 'silu'),
+    bosTokenId: f.optionalId('bos_token_id', isQwen ? null : 1),
+    eosTokenId: f.idList('eos_token_id', isQwen ? [] : [2]),
+    padTokenId: f.optionalId('pad_token_id', null),
+    raw: f.raw,
+  };
+}
+
+function writeLlamaConfig(cfg: ModelConfig, out: Record<string, unknown>): void {
+  if (!Array.isArray(out.architectures)) out.architectures = [cfg.architecture === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'];
+  if (typeof out.model_type !== 'string' || !(out.model_type in LLAMA_MODEL_TYPES)) out.model_type = cfg.architecture;
+  out.vocab_size = cfg.vocabSize;
+  out.hidden_size = cfg.hiddenSize;
+  out.intermediate_size = cfg.intermediateSize;
+  out.num_hidden_layers = cfg.numLayers;
+  out.num_attention_heads = cfg.numHeads;
+  out.num_key_value_heads = cfg.numKvHeads;
+  if (out.head_dim !== undefined || cfg.headDim * cfg.numHeads !== cfg.hiddenSize) out.head_dim = cfg.headDim;
+  out.max_position_embeddings = cfg.maxPositions;
+  out.rms_norm_eps = cfg.normEps;
+  out.rope_theta = cfg.ropeTheta;
+  out.rope_scaling = cfg.ropeScaling === null ? null
+    : cfg.ropeScaling.type === 'linear' ? { rope_type: 'linear', factor: cfg.ropeScaling.factor }
+    : {
+        rope_type: 'llama3',
+        factor: cfg.ropeScaling.factor,
+        low_freq_factor: cfg.ropeScaling.lowFreqFactor,
+        high_freq_factor: cfg.ropeScaling.highFreqFactor,
+        original_max_position_embeddings: cfg.ropeScaling.originalMaxPositions,
+      };
+  out.hidden_act = activationName(cfg, 'hidden_act');
+  if (cfg.architecture === 'llama') {
+    out.attention_bias = cfg.attentionBias;
+    out.mlp_bias = cfg.mlpBias;
+  }
+}
+
+const LLAMA_MODEL_TYPES: Record<string, Architecture> = { llama: 'llama', mistral: 'llama', qwen2: 'qwen2' };
+
+/** Llama, Mistral (within its sliding window) and Qwen2: the registry's entry. */
+export const LLAMA: ArchitectureDef = {
+  names: ['llama', 'qwen2'],
+  hfClasses: { LlamaForCausalLM: 'llama', LlamaModel: 'llama', MistralForCausalLM: 'llama', Qwen2ForCausalLM: 'qwen2', Qwen2Model: 'qwen2' },
+  modelTypes: LLAMA_MODEL_TYPES,
+  tiedByDefault: false,
+  parseConfig: parseLlamaConfig,
+  writeConfig: writeLlamaConfig,
+  build: (config, get) => LlamaModel.build(config, get),
+  fromWeights: (config, weights, source) => LlamaModel.fromWeights(config, weights, source),
+  random: (config, seed) => LlamaModel.random(config, seed),
+  hfName: (name) => name,
+  hfShape: (_name, shape) => [...shape],
+  loraTargets: ['q_proj', 'v_proj'],
+  peftPath: (path) => path,
+};
+
+/** A Llama config.json object from its dimensions (for checkpoints without one, e.g. llama2.c). */
+export function llamaConfigJson(p: {
+  vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number;
+  numKvHeads?: number; maxPositions: number; normEps?: number; ropeTheta?: number; tieWordEmbeddings: boolean;
+  bosTokenId?: number | null; eosTokenId?: number[];
+}): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: p.vocabSize,
+    hidden_size: p.hiddenSize,
+    intermediate_size: p.intermediateSize,
+    num_hidden_layers: p.numLayers,
+    num_attention_heads: p.numHeads,
+    num_key_value_heads: p.numKvHeads ?? p.numHeads,
+    max_position_embeddings: p.maxPositions,
+    rms_norm_eps: p.normEps ?? 1e-5,
+    rope_theta: p.ropeTheta ?? 10000,
+    rope_scaling: null,
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    tie_word_embeddings: p.tieWordEmbeddings,
+    bos_token_id: p.bosTokenId === undefined ? 1 : p.bosTokenId,
+    eos_token_id: idOrList(p.eosTokenId ?? [2]),
+    torch_dtype: 'float32',
+  };
 }

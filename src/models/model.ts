@@ -2,8 +2,8 @@
 // The shared implementation pieces live in decoder.ts.
 
 import type { Tensor } from '../tensor/index.js';
-import type { ModelConfig } from '../io/config.js';
-import type { WeightMap } from '../io/weights.js';
+import type { ModelConfig } from './config.js';
+import type { WeightMap } from '../tensor/weight-map.js';
 import type { Linear, ForwardContext } from '../nn/linear.js';
 import type { KVCache } from './decoder.js';
 
