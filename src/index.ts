@@ -69,7 +69,8 @@ export {
 // ---- types the API above refers to ----
 export type { NormalizeOptions, Normalized, PreferenceCore, SftCore, Problem, Core } from './data/formats.js';
 export type { PairResult, RenderedPair, SftResult } from './data/tokenize.js';
-export type { Activation, RopeScaling } from './io/config.js';
+export type { Activation, RopeScaling } from './models/config.js';
+export type { ConfigFields } from './models/config.js';
 export type { LlamaGgufOptions, GgufTokenizerInput } from './io/gguf.js';
 export type { SafetensorsWriteDtype, ReadSafetensorsOptions, WriteSafetensorsOptions } from './io/safetensors.js';
 export type { Llama2cCheckpoint, Llama2cHeader } from './io/llama2c.js';

@@ -13,12 +13,8 @@ import { createModel, randomModel, type CausalLM } from '../src/models/index.js'
 import { cloneWeights } from '../src/io/weights.js';
 import {
   allJudges, completionLogps, evaluateAgainstReference, evaluationTable, makeJudge, pairsFromSamples,
-  readIdPairs, readPrompts, sampleCompletions, stat, type Judge,
+  readIdPairs, readPrompts, sampleCompletions, sampleFromLogits, stat, type Judge,
 } from '../src/eval/cli.js';
-import { sampleToken } from '../src/models/generate.js';
-
-/** Plain sampling at a temperature, as sampleCompletions draws (the one sampler, models/generate.ts). */
-const sampleFromLogits = (logits: Float32Array, temperature: number, rng: T.Rng): number => sampleToken(logits, { temperature }, rng);
 
 const CORPUS = [
   'The good ship sailed on a happy day, and the crew was glad.',
@@ -89,7 +85,7 @@ test('sampleCompletions: seeded (same seed, same samples), samples of a prompt g
   for (const t of a.tokens) assert.ok(t.length >= 1 && t.length <= 7);
 });
 
-test('the sampler eval draws with (sampleToken, plain) draws from softmax(logits / T); T = 0 is argmax', () => {
+test('sampleFromLogits draws from softmax(logits / T); T = 0 is argmax', () => {
   const logits = Float32Array.from([1, 2, 0.5, -1, 2]);
   const rng = new T.Rng(9);
   const n = 40000;

@@ -4,7 +4,7 @@
 import * as T from '../tensor/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { CausalLM } from '../models/model.js';
-import { generateTokens } from '../models/generate.js';
+import { generateTokens, sampleToken } from '../models/generate.js';
 import { paddedRowSums } from '../models/logprobs.js';
 import { Rng } from '../tensor/random.js';
 import { ProgressBar } from '../train/progress.js';
@@ -31,6 +31,14 @@ export interface SampleOptions {
   temperature?: number;
   label?: string;
   quiet?: boolean;
+}
+
+/**
+ * Draws a token from softmax(logits / temperature) (greedy at temperature ≤ 0): plain sampling
+ * with the one sampler, models/generate.ts's sampleToken.
+ */
+export function sampleFromLogits(logits: Float32Array, temperature: number, rng: Rng): number {
+  return sampleToken(logits, { temperature }, rng);
 }
 
 /**
