@@ -79,16 +79,27 @@ export function randomModel(config: ModelConfig, seed = 0): CausalLM {
   return architectureDef(config.architecture).random(config, seed);
 }
 
+/** A declared parameter: model name and layout, and where and how the Hugging Face file stores it. */
+export interface DeclaredWeight {
+  name: string;
+  shape: number[];
+  hfName: string;
+  hfShape: number[];
+  /** Stored [in, out] in the file (GPT-2's Conv1D). */
+  hfTransposed: boolean;
+}
+
 /**
  * Every parameter the architecture declares, by its model name, with its shape and Hugging Face
  * file name and layout: derived by running the constructor with shape-only placeholders (nothing
  * is allocated).
  */
-export function declaredWeights(cfg: ModelConfig): { name: string; shape: number[]; hfName: string; hfShape: number[] }[] {
+export function declaredWeights(cfg: ModelConfig): DeclaredWeight[] {
   const def = architectureDef(cfg.architecture);
-  const out: { name: string; shape: number[]; hfName: string; hfShape: number[] }[] = [];
+  const out: DeclaredWeight[] = [];
   def.build(cfg, (name, shape) => {
-    out.push({ name, shape: [...shape], hfName: def.hfName(name), hfShape: def.hfShape(name, shape) });
+    const hfTransposed = def.hfTransposed(name);
+    out.push({ name, shape: [...shape], hfName: def.hfName(name), hfShape: hfTransposed ? [shape[1]!, shape[0]!] : [...shape], hfTransposed });
     return Object.freeze({ name, shape: Object.freeze([...shape]) }) as unknown as Tensor;
   });
   return out;

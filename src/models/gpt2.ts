@@ -14,8 +14,8 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { activationName, configError, parseActivation, type Architecture, type ConfigFields, type ModelConfig } from './config.js';
-import type { ArchitectureDef, DeclareWeight } from './architecture.js';
-import type { Weight, WeightMap } from '../tensor/weight-map.js';
+import { ggufNameFrom, type ArchitectureDef, type DeclareWeight } from './architecture.js';
+import { transpose2d, type WeightMap } from '../tensor/weight-map.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import {
   KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, runDecoder, weightOf,
@@ -35,13 +35,6 @@ export interface Gpt2Layer {
 }
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
-
-function transpose2d(w: Weight): Float32Array {
-  const [r, c] = w.shape as [number, number];
-  const out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = w.data[i * c + j]!;
-  return out;
-}
 
 export class Gpt2Model implements CausalLM {
   readonly wte: Tensor;
@@ -256,7 +249,40 @@ export const GPT2: ArchitectureDef = {
   fromWeights: (config, weights, source) => Gpt2Model.fromWeights(config, weights, source),
   random: (config, seed) => Gpt2Model.random(config, seed),
   hfName: (name) => (name === 'lm_head.weight' ? name : `transformer.${name}`),
-  hfShape: (name, shape) => (CONV1D.test(name) ? [shape[1]!, shape[0]!] : [...shape]),
+  hfTransposed: (name) => CONV1D.test(name),
   loraTargets: ['c_attn'],
   peftPath: (path) => `transformer.${path}`,
+  // llama.cpp's gpt2 (convert_hf_to_gguf.py's GPT2Model): weights [out, in] as declared, fused
+  // q/k/v as attn_qkv, learned positions as position_embd, output.weight written out (a copy of the
+  // tied embedding, as the converter writes it).
+  gguf: {
+    arch: () => 'gpt2',
+    check(cfg, src) {
+      if (cfg.activation !== 'gelu_tanh') throw new Error(`${src}: llama.cpp's gpt2 uses the tanh GELU (gelu_new), the model has ${cfg.activation}`);
+    },
+    params: (cfg) => [
+      ['vocab_size', 'u32', cfg.vocabSize],
+      ['context_length', 'u32', cfg.maxPositions],
+      ['embedding_length', 'u32', cfg.hiddenSize],
+      ['block_count', 'u32', cfg.numLayers],
+      ['feed_forward_length', 'u32', cfg.intermediateSize],
+      ['attention.head_count', 'u32', cfg.numHeads],
+      ['attention.layer_norm_epsilon', 'f32', cfg.normEps],
+    ],
+    name: (name) => ggufNameFrom(GPT2_GGUF_NAMES, name),
+    extra: (cfg, written) => (cfg.tieWordEmbeddings ? [{ after: null, name: 'output.weight', weight: written.get('token_embd.weight')! }] : []),
+  },
 };
+
+const GPT2_GGUF_NAMES: [RegExp, string][] = [
+  [/^wte\.weight$/, 'token_embd.weight'],
+  [/^wpe\.weight$/, 'position_embd.weight'],
+  [/^h\.(\d+)\.ln_1\.(weight|bias)$/, 'blk.$1.attn_norm.$2'],
+  [/^h\.(\d+)\.attn\.c_attn\.(weight|bias)$/, 'blk.$1.attn_qkv.$2'],
+  [/^h\.(\d+)\.attn\.c_proj\.(weight|bias)$/, 'blk.$1.attn_output.$2'],
+  [/^h\.(\d+)\.ln_2\.(weight|bias)$/, 'blk.$1.ffn_norm.$2'],
+  [/^h\.(\d+)\.mlp\.c_fc\.(weight|bias)$/, 'blk.$1.ffn_up.$2'],
+  [/^h\.(\d+)\.mlp\.c_proj\.(weight|bias)$/, 'blk.$1.ffn_down.$2'],
+  [/^ln_f\.(weight|bias)$/, 'output_norm.$1'],
+  [/^lm_head\.weight$/, 'output.weight'],
+];

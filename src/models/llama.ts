@@ -15,7 +15,8 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { ConfigFields, activationName, configError, idOrList, parseActivation, type Architecture, type ModelConfig, type RopeScaling } from './config.js';
-import type { ArchitectureDef, DeclareWeight } from './architecture.js';
+import { ggufNameFrom, type ArchitectureDef, type DeclareWeight, type GgufLayout } from './architecture.js';
+import { permuteHalvesToInterleaved, type Weight } from '../tensor/weight-map.js';
 import type { WeightMap } from '../tensor/weight-map.js';
 import { Linear, type ForwardContext } from '../nn/linear.js';
 import {
@@ -314,9 +315,10 @@ export const LLAMA: ArchitectureDef = {
   fromWeights: (config, weights, source) => LlamaModel.fromWeights(config, weights, source),
   random: (config, seed) => LlamaModel.random(config, seed),
   hfName: (name) => name,
-  hfShape: (_name, shape) => [...shape],
+  hfTransposed: () => false,
   loraTargets: ['q_proj', 'v_proj'],
   peftPath: (path) => path,
+  gguf: llamaGguf(),
 };
 
 /** A Llama config.json object from its dimensions (for checkpoints without one, e.g. llama2.c). */
@@ -345,5 +347,90 @@ export function llamaConfigJson(p: {
     bos_token_id: p.bosTokenId === undefined ? 1 : p.bosTokenId,
     eos_token_id: idOrList(p.eosTokenId ?? [2]),
     torch_dtype: 'float32',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp's layout (convert_hf_to_gguf.py): LlamaModel (architecture "llama") with q/k rows
+// permuted back to interleaved RoPE pairs, Qwen2Model ("qwen2", rotate_half RoPE, no permutation).
+
+/** llama.cpp's per-frequency RoPE factors for Llama 3 scaling (convert_hf_to_gguf.py). */
+export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
+  if (cfg.ropeScaling?.type !== 'llama3') throw new Error('llama3RopeFactors: config has no llama3 rope_scaling');
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = cfg.ropeScaling;
+  const d = cfg.headDim;
+  const out = new Float32Array(d / 2);
+  const lowWavelen = originalMaxPositions / lowFreqFactor;
+  const highWavelen = originalMaxPositions / highFreqFactor;
+  for (let i = 0; i < d / 2; i++) {
+    const freq = 1 / Math.pow(cfg.ropeTheta, (2 * i) / d);
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = factor;
+    else {
+      const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / factor + smooth);
+    }
+  }
+  return out;
+}
+
+const GGUF_NAMES: [RegExp, string][] = [
+  [/^model\.embed_tokens\.weight$/, 'token_embd.weight'],
+  [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, 'blk.$1.attn_norm.weight'],
+  [/^model\.layers\.(\d+)\.self_attn\.q_proj\.(weight|bias)$/, 'blk.$1.attn_q.$2'],
+  [/^model\.layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)$/, 'blk.$1.attn_k.$2'],
+  [/^model\.layers\.(\d+)\.self_attn\.v_proj\.(weight|bias)$/, 'blk.$1.attn_v.$2'],
+  [/^model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)$/, 'blk.$1.attn_output.$2'],
+  [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, 'blk.$1.ffn_norm.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.gate_proj\.weight$/, 'blk.$1.ffn_gate.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.up_proj\.weight$/, 'blk.$1.ffn_up.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.down_proj\.weight$/, 'blk.$1.ffn_down.weight'],
+  [/^model\.norm\.weight$/, 'output_norm.weight'],
+  // Tied models declare no lm_head: llama.cpp then reuses token_embd.
+  [/^lm_head\.weight$/, 'output.weight'],
+];
+
+function llamaGguf(): GgufLayout {
+  return {
+    arch: (cfg) => cfg.architecture,
+    check(cfg, src) {
+      const arch = cfg.architecture;
+      // llama.cpp reads no MLP biases for either architecture, and no output-projection bias for Qwen2.
+      if (cfg.mlpBias) throw new Error(`${src}: MLP biases have no place in llama.cpp's ${arch} layout`);
+      if (arch === 'qwen2' && cfg.attentionOutputBias) throw new Error(`${src}: an o_proj bias has no place in llama.cpp's qwen2 layout`);
+      if (cfg.activation !== 'silu') throw new Error(`${src}: ${arch} GGUF needs SiLU activation, got ${cfg.activation}`);
+    },
+    params(cfg) {
+      const p: [string, 'u32' | 'f32' | 'string', number | string][] = [
+        ['vocab_size', 'u32', cfg.vocabSize],
+        ['context_length', 'u32', cfg.maxPositions],
+        ['embedding_length', 'u32', cfg.hiddenSize],
+        ['block_count', 'u32', cfg.numLayers],
+        ['feed_forward_length', 'u32', cfg.intermediateSize],
+        ['rope.dimension_count', 'u32', cfg.headDim],
+        ['attention.head_count', 'u32', cfg.numHeads],
+        ['attention.head_count_kv', 'u32', cfg.numKvHeads],
+      ];
+      if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) p.push(['attention.key_length', 'u32', cfg.headDim], ['attention.value_length', 'u32', cfg.headDim]);
+      p.push(['rope.freq_base', 'f32', cfg.ropeTheta], ['attention.layer_norm_rms_epsilon', 'f32', cfg.normEps]);
+      if (cfg.ropeScaling?.type === 'linear') p.push(['rope.scaling.type', 'string', 'linear'], ['rope.scaling.factor', 'f32', cfg.ropeScaling.factor]);
+      return p;
+    },
+    name: (name) => ggufNameFrom(GGUF_NAMES, name),
+    layout(name, w, cfg) {
+      // Llama's q/k rows go back to interleaved RoPE pairs (a bias is a one-column matrix here).
+      if (cfg.architecture !== 'llama') return w;
+      const heads = /q_proj/.test(name) ? cfg.numHeads : /k_proj/.test(name) ? cfg.numKvHeads : 0;
+      if (!heads) return w;
+      if (w.shape.length === 2) return permuteHalvesToInterleaved(w, heads);
+      const p = permuteHalvesToInterleaved({ shape: [w.shape[0]!, 1], data: w.data }, heads);
+      return { shape: [...w.shape], data: p.data };
+    },
+    extra(cfg) {
+      if (cfg.ropeScaling?.type !== 'llama3') return [];
+      const factors = llama3RopeFactors(cfg);
+      return [{ after: 'token_embd.weight', name: 'rope_freqs.weight', weight: { shape: [factors.length], data: factors } as Weight }];
+    },
   };
 }
