@@ -9,7 +9,10 @@ import { kernels } from '../tensor/backend.js';
 import { Rng } from '../tensor/random.js';
 import type { ModelConfig } from './config.js';
 import type { WeightMap } from '../tensor/weight-map.js';
-import type { TokenBlock } from './model.js';
+import type { Linear, ForwardContext } from '../nn/linear.js';
+import type { ArchitectureDef } from './architecture.js';
+import { transpose2d } from '../tensor/weight-map.js';
+import type { CausalLM, TokenBlock } from './model.js';
 
 
 /** Positions of packed sequences: 0, 1, ... within each segment. */
@@ -191,4 +194,86 @@ export function lastLogits(h: Tensor, batch: number, tNew: number, head: Tensor)
   const logits = new Float32Array(batch * V);
   kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
   return logits;
+}
+
+/**
+ * A fresh model's weight declaration (GPT-2 / Llama style): normal(0, 0.02), output projections
+ * ('out') scaled by 1/sqrt(2·layers), norms ones, biases zeros; `std(name)` overrides the 0.02.
+ */
+export function randomInit(config: ModelConfig, seed: number, std: (name: string) => number = () => 0.02):
+  (name: string, shape: number[], init: 'normal' | 'ones' | 'zeros' | 'out') => Tensor {
+  const rng = new Rng(seed);
+  return (name, shape, init) =>
+    init === 'ones' ? initConst(shape, 1, name)
+      : init === 'zeros' ? initConst(shape, 0, name)
+        : initNormal(shape, init === 'out' ? 0.02 / Math.sqrt(2 * config.numLayers) : std(name), rng, name);
+}
+
+/**
+ * Every parameter by name, in a fixed order: `before`, then each linear's weight, bias and LoRA
+ * adapter, then `after` (null entries skipped).
+ */
+export function parameterMap(before: readonly (Tensor | null)[], linears: readonly Linear[], after: readonly (Tensor | null)[]): Map<string, Tensor> {
+  const m = new Map<string, Tensor>();
+  const add = (t: Tensor | null): void => {
+    if (t) m.set(t.name!, t);
+  };
+  before.forEach(add);
+  for (const lin of linears) {
+    add(lin.weight);
+    add(lin.bias);
+    if (lin.lora) {
+      add(lin.lora.A);
+      add(lin.lora.B);
+    }
+  }
+  after.forEach(add);
+  return m;
+}
+
+/**
+ * What every decoder-only architecture shares beyond its blocks: the log-probs through the fused
+ * LM head, cached inference, the KV cache's shape, trainable parameters and the export in the
+ * Hugging Face names and layouts its ArchitectureDef declares. A subclass supplies its weights,
+ * parameters(), linears() and hidden().
+ */
+export abstract class DecoderLM implements CausalLM {
+  abstract readonly config: ModelConfig;
+  /** The output embedding (the token embedding when tied). */
+  abstract readonly lmHead: Tensor;
+  ctx: ForwardContext = { adaptersEnabled: true, rng: null };
+  /** The architecture's file names and layouts (for exportWeights). */
+  protected abstract readonly def: Pick<ArchitectureDef, 'hfName' | 'hfTransposed'>;
+
+  abstract parameters(): Map<string, Tensor>;
+  abstract linears(): Linear[];
+  /** Final hidden states [batch·seq, d] (after the last norm); with a cache, inference only. */
+  abstract hidden(block: TokenBlock, cache?: KVCache | null): Tensor;
+
+  trainableParameters(): Tensor[] {
+    return [...this.parameters().values()].filter((t) => t.requiresGrad);
+  }
+
+  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
+  }
+
+  forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
+    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
+  }
+
+  newCache(batch: number, capacity: number): KVCache {
+    return new KVCache(this.config.numLayers, batch, capacity, this.config.numKvHeads, this.config.headDim);
+  }
+
+  /** Weights in Hugging Face names and layouts (shared with the parameters unless transposed). */
+  exportWeights(): WeightMap {
+    const m: WeightMap = new Map();
+    for (const [name, t] of this.parameters()) {
+      if (name.includes('lora_')) continue;
+      const w = weightOf(t);
+      m.set(this.def.hfName(name), this.def.hfTransposed(name) ? { shape: [w.shape[1]!, w.shape[0]!], data: transpose2d(w) } : w);
+    }
+    return m;
+  }
 }

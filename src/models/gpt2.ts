@@ -12,16 +12,15 @@
 
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { Rng } from '../tensor/random.js';
 import { activationName, configError, parseActivation, type Architecture, type ConfigFields, type ModelConfig } from './config.js';
 import { ggufNameFrom, type ArchitectureDef, type DeclareWeight } from './architecture.js';
 import { transpose2d, type WeightMap } from '../tensor/weight-map.js';
-import { Linear, type ForwardContext } from '../nn/linear.js';
+import { Linear } from '../nn/linear.js';
 import {
-  KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, runDecoder, weightOf,
-  temperatureScaled,
+  DecoderLM, KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, segmentPositions, parameterMap, randomInit, runDecoder, 
+  
 } from './decoder.js';
-import type { CausalLM, TokenBlock } from './model.js';
+import type { TokenBlock } from './model.js';
 
 export interface Gpt2Layer {
   ln1w: Tensor;
@@ -36,7 +35,11 @@ export interface Gpt2Layer {
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
-export class Gpt2Model implements CausalLM {
+export class Gpt2Model extends DecoderLM {
+  protected get def(): ArchitectureDef {
+    return GPT2;
+  }
+
   readonly wte: Tensor;
   readonly wpe: Tensor;
   readonly layers: Gpt2Layer[];
@@ -44,9 +47,9 @@ export class Gpt2Model implements CausalLM {
   readonly lnfb: Tensor;
   /** The output embedding: wte when tied (GPT-2's default), else lm_head.weight. */
   readonly lmHead: Tensor;
-  ctx: ForwardContext = { adaptersEnabled: true, rng: null };
 
   private constructor(readonly config: ModelConfig, get: DeclareWeight) {
+    super();
     const c = config;
     if (c.architecture !== 'gpt2') throw new Error(`Gpt2Model: architecture ${c.architecture} is not gpt2`);
     const d = c.hiddenSize, F = c.intermediateSize;
@@ -98,12 +101,7 @@ export class Gpt2Model implements CausalLM {
   }
 
   static random(config: ModelConfig, seed = 0): Gpt2Model {
-    const rng = new Rng(seed);
-    const std = 0.02;
-    return new Gpt2Model(config, (name, shape, init) =>
-      init === 'ones' ? initConst(shape, 1, name)
-        : init === 'zeros' ? initConst(shape, 0, name)
-          : initNormal(shape, init === 'out' ? std / Math.sqrt(2 * config.numLayers) : name === 'wpe.weight' ? 0.01 : std, rng, name));
+    return new Gpt2Model(config, randomInit(config, seed, (name) => (name === 'wpe.weight' ? 0.01 : 0.02)));
   }
 
   linears(): Linear[] {
@@ -111,29 +109,8 @@ export class Gpt2Model implements CausalLM {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>();
-    const add = (t: Tensor | null): void => {
-      if (t) m.set(t.name!, t);
-    };
-    add(this.wte);
-    add(this.wpe);
-    for (const L of this.layers) for (const t of [L.ln1w, L.ln1b, L.ln2w, L.ln2b]) add(t);
-    for (const lin of this.linears()) {
-      add(lin.weight);
-      add(lin.bias);
-      if (lin.lora) {
-        add(lin.lora.A);
-        add(lin.lora.B);
-      }
-    }
-    add(this.lnfw);
-    add(this.lnfb);
-    if (this.lmHead !== this.wte) add(this.lmHead);
-    return m;
-  }
-
-  trainableParameters(): Tensor[] {
-    return [...this.parameters().values()].filter((t) => t.requiresGrad);
+    return parameterMap([this.wte, this.wpe, ...this.layers.flatMap((L) => [L.ln1w, L.ln1b, L.ln2w, L.ln2b])], this.linears(),
+      [this.lnfw, this.lnfb, this.lmHead !== this.wte ? this.lmHead : null]);
   }
 
   private block(l: number, x: Tensor, B: number, Tn: number, kvStart: Int32Array | null, cache: KVCache | null, segments: Int32Array | null): Tensor {
@@ -162,28 +139,6 @@ export class Gpt2Model implements CausalLM {
       (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
-  }
-
-  forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
-  }
-
-  newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.layers.length, batch, capacity, this.config.numHeads, this.config.headDim);
-  }
-
-  /** GPT2LMHeadModel names, Conv1D weights transposed back to [in, out]. */
-  exportWeights(): WeightMap {
-    const m: WeightMap = new Map();
-    for (const [name, t] of this.parameters()) {
-      if (name.includes('lora_')) continue;
-      const w = weightOf(t);
-      m.set(GPT2.hfName(name), CONV1D.test(name) ? { shape: [w.shape[1]!, w.shape[0]!], data: transpose2d(w) } : w);
-    }
-    return m;
-  }
 }
 
 function actKind(c: ModelConfig): T.ActKind {

@@ -13,17 +13,16 @@
 
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { Rng } from '../tensor/random.js';
 import { ConfigFields, activationName, configError, idOrList, parseActivation, type Architecture, type ModelConfig, type RopeScaling } from './config.js';
 import { ggufNameFrom, type ArchitectureDef, type DeclareWeight, type GgufLayout } from './architecture.js';
 import { permuteHalvesToInterleaved, type Weight } from '../tensor/weight-map.js';
 import type { WeightMap } from '../tensor/weight-map.js';
-import { Linear, type ForwardContext } from '../nn/linear.js';
+import { Linear } from '../nn/linear.js';
 import {
-  KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, lastLogits, segmentPositions, initConst, initNormal, paramFrom, ropeInvFreq,
-  runDecoder, weightOf, temperatureScaled,
+  DecoderLM, KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, segmentPositions, paramFrom, parameterMap, randomInit, ropeInvFreq,
+  runDecoder, 
 } from './decoder.js';
-import type { CausalLM, TokenBlock } from './model.js';
+import type { TokenBlock } from './model.js';
 
 export interface LlamaLayer {
   inputNorm: Tensor;
@@ -37,19 +36,23 @@ export interface LlamaLayer {
   down: Linear;
 }
 
-export class LlamaModel implements CausalLM {
+export class LlamaModel extends DecoderLM {
+  protected get def(): ArchitectureDef {
+    return LLAMA;
+  }
+
   readonly embed: Tensor;
   readonly layers: LlamaLayer[];
   readonly norm: Tensor;
   /** The output embedding: its own tensor, or the token embedding when tied. */
   readonly lmHead: Tensor;
-  ctx: ForwardContext = { adaptersEnabled: true, rng: null };
   private cos: Float32Array = new Float32Array(0);
   private sin: Float32Array = new Float32Array(0);
   private tablePositions = 0;
   private readonly invFreq: Float64Array;
 
   private constructor(readonly config: ModelConfig, get: DeclareWeight) {
+    super();
     const c = config;
     if (c.architecture !== 'llama' && c.architecture !== 'qwen2') throw new Error(`LlamaModel: architecture ${c.architecture} is not Llama-family`);
     if (c.headDim % 2 !== 0) throw new Error(`LlamaModel: head dim ${c.headDim} must be even for RoPE`);
@@ -89,12 +92,7 @@ export class LlamaModel implements CausalLM {
 
   /** A randomly initialized model (normal(0, 0.02); output projections scaled by 1/sqrt(2·layers)). */
   static random(config: ModelConfig, seed = 0): LlamaModel {
-    const rng = new Rng(seed);
-    const std = 0.02;
-    return new LlamaModel(config, (name, shape, init) =>
-      init === 'ones' ? initConst(shape, 1, name)
-        : init === 'zeros' ? initConst(shape, 0, name)
-          : initNormal(shape, init === 'out' ? std / Math.sqrt(2 * config.numLayers) : std, rng, name));
+    return new LlamaModel(config, randomInit(config, seed));
   }
 
   linears(): Linear[] {
@@ -102,30 +100,8 @@ export class LlamaModel implements CausalLM {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>();
-    const add = (t: Tensor | null): void => {
-      if (t) m.set(t.name!, t);
-    };
-    add(this.embed);
-    for (const L of this.layers) {
-      add(L.inputNorm);
-      add(L.postNorm);
-    }
-    for (const lin of this.linears()) {
-      add(lin.weight);
-      add(lin.bias);
-      if (lin.lora) {
-        add(lin.lora.A);
-        add(lin.lora.B);
-      }
-    }
-    add(this.norm);
-    if (this.lmHead !== this.embed) add(this.lmHead);
-    return m;
-  }
-
-  trainableParameters(): Tensor[] {
-    return [...this.parameters().values()].filter((t) => t.requiresGrad);
+    return parameterMap([this.embed, ...this.layers.flatMap((L) => [L.inputNorm, L.postNorm])], this.linears(),
+      [this.norm, this.lmHead !== this.embed ? this.lmHead : null]);
   }
 
   private ensureRope(positions: Int32Array): void {
@@ -166,23 +142,6 @@ export class LlamaModel implements CausalLM {
       (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
-  }
-
-  forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
-  }
-
-  newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.layers.length, batch, capacity, this.config.numKvHeads, this.config.headDim);
-  }
-
-  exportWeights(): WeightMap {
-    const m: WeightMap = new Map();
-    for (const [name, t] of this.parameters()) if (!name.includes('lora_')) m.set(name, weightOf(t));
-    return m;
-  }
 }
 
 /**
