@@ -11,7 +11,7 @@ import { evaluateAgainstReference, evaluationTable } from '../src/eval/evaluate.
 import { makeJudge } from '../src/eval/judges.js';
 import { readIdPairs } from '../src/eval/cli.js';
 import { scoresBySlice, sliceTable } from '../src/losses/reward.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dpo-slices-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

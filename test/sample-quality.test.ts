@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { llamaConfig } from '../src/io/config.js';
-import { createModel, loadModel, loadModelAndTokenizer, randomModel } from '../src/models/index.js';
+import { createModel, randomModel } from '../src/models/index.js';
+import { loadModel, loadModelAndTokenizer } from '../src/io/load-model.js';
 import { makeWeight } from '../src/io/weights.js';
 import {
   distinctN, FLUENCY_THRESHOLDS, fluencyVerdict, perplexity, repeatsNgram, sampleQuality, scoreTokens, selfSimilarity, words,

@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join, resolve } from 'node:path';
 import { kernels } from '../tensor/backend.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { loadModel, loadModelAndTokenizer, type CausalLM } from '../models/index.js';
+import { type CausalLM } from '../models/index.js';
+import { loadModel, loadModelAndTokenizer } from '../io/load-model.js';
 import { parseDpoConfig } from '../train/config.js';
 import { defaultCacheDir, runDpo } from '../train/dpo.js';
 import { formatDuration } from '../train/progress.js';

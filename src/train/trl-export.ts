@@ -25,8 +25,8 @@ import { findTemplateProcessing, type PostProcessorJson } from '../io/tokenizers
 import type { DataFormat, PreferenceExample, SftExample } from '../data/types.js';
 import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { convertModel } from '../io/convert.js';
-import { loadModelAndTokenizer, loadTokenizerFor } from '../models/index.js';
-import { defaultLoraTargets } from '../nn/peft.js';
+import { loadModelAndTokenizer, loadTokenizerFor } from '../io/load-model.js';
+import { defaultLoraTargets } from '../models/architectures.js';
 import { readModelConfig } from '../io/config.js';
 import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
