@@ -42,7 +42,7 @@ export { generate, generateTokens, sampleToken, type SamplingOptions, type Gener
 // ---- training ----
 export { runDpo, type DpoRunOptions, type DpoRunResult } from './train/dpo.js';
 export { runSft, type SftRunOptions, type SftRunResult } from './train/sft.js';
-export { scorePairs, type ScoreOptions, type ScoreResult, type ScoredPair } from './train/score.js';
+export { scorePairs, type ScoreOptions, type ScoreResult, type ScoredPair } from './eval/score.js';
 export type { PairScores, PairwiseAccuracy } from './losses/reward.js';
 export {
   parseDpoConfig, parseSftConfig, readConfigFile, DpoConfigSchema, SftConfigSchema, dpoOptionNames, sftOptionNames,

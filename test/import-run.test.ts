@@ -13,7 +13,7 @@ import { loadModelAndTokenizer } from '../src/models/index.js';
 import { attachLora, savePeftAdapter } from '../src/nn/peft.js';
 import { Rng } from '../src/tensor/random.js';
 import { convertModel } from '../src/io/convert.js';
-import { scorePairs } from '../src/train/score.js';
+import { scorePairs } from '../src/eval/score.js';
 import { buildProgram } from '../src/cli/index.js';
 import { loadLocalCandidateGenerator } from '../src/annotate/local-model.js';
 import { DEFAULT_SAMPLING } from '../src/annotate/generate.js';

@@ -17,7 +17,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { loadModel, loadModelAndTokenizer, type CausalLM } from '../models/index.js';
 import { parseDpoConfig } from '../train/config.js';
 import { defaultCacheDir, runDpo } from '../train/dpo.js';
-import { formatDuration } from '../train/progress.js';
+import { formatDuration } from '../util/progress.js';
 import { DEFAULT_PRETRAIN, pretrain, type ModelShape, type PretrainSettings } from '../train/pretrain.js';
 import { evaluateAgainstReference, evaluationTable, type EvaluationResult, type IdPair } from '../eval/evaluate.js';
 import { allJudges, makeJudge } from '../eval/judges.js';

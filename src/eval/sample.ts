@@ -5,7 +5,7 @@ import * as T from '../tensor/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { CausalLM } from '../models/model.js';
 import { Rng } from '../tensor/random.js';
-import { ProgressBar } from '../train/progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 export interface Completions {
   /** Row r answers prompt promptIndex[r]; the samples of one prompt are consecutive. */

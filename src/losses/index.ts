@@ -40,7 +40,7 @@ import {
   type PairTerm,
   type RefLogps,
 } from './pairwise.js';
-import { orpoOddsRatioLoss, simpoLoss, type OrpoTerm } from './reference_free.js';
+import { orpoOddsRatioLoss, simpoLoss, type OrpoTerm } from './reference-free.js';
 import { sftLoss } from './sft.js';
 import type { BcoRunningMean, LossParams, LossResult, PreferenceLogps } from './types.js';
 import { checkCounts, checkLogps, checkParam } from './validate.js';

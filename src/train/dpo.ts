@@ -22,7 +22,7 @@ import { createModel, type CausalLM } from '../models/index.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 
 export interface DpoRunOptions {
