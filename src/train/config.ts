@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { editDistance } from '../losses/math.js';
-import { labelSmoothingLossTypes, lossTypeNames, lossTypes } from '../losses/index.js';
+import { labelSmoothingLossTypes, lossSpec, lossTypeNames, lossTypes } from '../losses/index.js';
 import { applyTrlPolicy, type TrlConfigName } from './trl-parity.js';
 
 const positiveInt = z.number().int().positive();
@@ -220,10 +220,11 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
       '(conservative DPO was removed in TRL 1.0); for noisy labels use loss_type robust (0 ≤ label_smoothing < 0.5)',
     );
   }
-  if (cfg.use_weighting && names.some((n) => n === 'aot' || n === 'aot_pair' || n === 'aot_unpaired')) {
+  if (cfg.use_weighting && names.some((n) => lossSpec(n).rankIndexed)) {
     throw new Error(`${source}: use_weighting with loss_type aot/aot_unpaired: their losses are indexed by sorted rank, not by pair, so pair weights do not apply (TRL refuses this too)`);
   }
-  const refFree = names.filter((n) => n === 'simpo' || n === 'orpo');
+  // The reference-free losses on per-token averages (simpo, orpo; sft is only the NLL term, which either leaves alone).
+  const refFree = names.filter((n) => lossSpec(n).referenceFree === true && lossSpec(n).perToken !== undefined);
   if (refFree.length > 0 && (cfg.f_divergence_type !== 'reverse_kl' || cfg.ld_alpha !== null)) {
     throw new Error(
       `${source}: f_divergence_type/ld_alpha with loss_type ${refFree.join(', ')}: these extensions are reference-free, while f-DPO ` +
