@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { dpoOptionNames, sftOptionNames } from '../train/config.js';
-import { addConfigFlags, loadDpoConfig, loadSftConfig } from './index.js';
+import { addConfigFlags, loadDpoConfig, loadSftConfig } from './config-flags.js';
+import { collectList as collect } from './args.js';
 
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
 /** Help texts of the options `train` and `sft` share; `ref` and `cacheDir` are train's alone. */
 interface RunOptionHelp {

@@ -7,7 +7,7 @@ import { fluencyColumns, tradeOffSentence, type EvaluationResult } from '../eval
 import { judgeIndependence } from '../eval/independence.js';
 import { formatDuration } from '../util/progress.js';
 import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
-import type { DemoSettings } from './run.js';
+import type { DemoSettings } from './settings.js';
 import { methodOf, type MethodCost } from './rlhf.js';
 
 export interface ReportData {

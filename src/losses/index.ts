@@ -49,6 +49,7 @@ export {
   resolveLossType, usesNllTerm, type LossType,
 } from './registry.js';
 export type { LossContribution, LossInputs, LossSpec } from './spec.js';
+export type { PairTerm, RefLogps } from './pairwise.js';
 
 const lossTypeList: readonly string[] = lossSpecs.map((s) => s.name);
 
