@@ -19,7 +19,7 @@
 //    trainer always passes one; v1.9.0's DPOTrainer uses δ = 0, which is what no state gives.
 
 import { fDivergenceScores, type FDivergenceType } from './fdiv.js';
-import type { PairTerm, RefLogps } from './pairwise.js';
+import type { PairTerm, RefLogps } from './spec.js';
 import { lossSpec, lossSpecs, referenceFreeLossTypes, resolveLossType } from './registry.js';
 import { sftLoss } from './sft.js';
 import type { LossContribution, LossInputs, LossSpec } from './spec.js';
@@ -49,7 +49,7 @@ export {
   resolveLossType, usesNllTerm, type LossType,
 } from './registry.js';
 export type { LossContribution, LossInputs, LossSpec } from './spec.js';
-export type { PairTerm, RefLogps } from './pairwise.js';
+export type { PairTerm, RefLogps } from './spec.js';
 
 const lossTypeList: readonly string[] = lossSpecs.map((s) => s.name);
 

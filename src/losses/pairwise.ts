@@ -8,24 +8,11 @@
 // scales them by weight / n to get the gradient of the mean.
 
 import { argsortAscending, logSigmoid, sigmoid, sigmoidGrad } from './math.js';
-import type { LossContribution, LossSpec } from './spec.js';
+import type { LossContribution, LossSpec, PairTerm, RefLogps } from './spec.js';
 import type { BcoRunningMean } from './types.js';
 import { checkParam } from './validate.js';
 
-/** Per-pair losses and d(Σ losses)/d(policy log-probs). */
-export interface PairTerm {
-  losses: Float64Array;
-  dChosen: Float64Array;
-  dRejected: Float64Array;
-}
-
-/** Policy and reference log-probs of a batch (all length n). */
-export interface RefLogps {
-  pc: Float64Array;
-  pr: Float64Array;
-  rc: Float64Array;
-  rr: Float64Array;
-}
+export type { PairTerm, RefLogps } from './spec.js';
 
 function newTerm(n: number): PairTerm {
   return { losses: new Float64Array(n), dChosen: new Float64Array(n), dRejected: new Float64Array(n) };

@@ -5,8 +5,22 @@
 // Adding a loss: write its pure function (per-pair losses and closed-form derivatives, cited) and its
 // LossSpec in one file, add the spec to `lossSpecs` in registry.ts, and add a golden test.
 
-import type { PairTerm, RefLogps } from './pairwise.js';
 import type { BcoRunningMean, LossParams, PreferenceLogps } from './types.js';
+
+/** Per-pair losses and d(Σ losses)/d(policy log-probs). */
+export interface PairTerm {
+  losses: Float64Array;
+  dChosen: Float64Array;
+  dRejected: Float64Array;
+}
+
+/** Policy and reference log-probs of a batch (all length n). */
+export interface RefLogps {
+  pc: Float64Array;
+  pr: Float64Array;
+  rc: Float64Array;
+  rr: Float64Array;
+}
 
 /** What the dispatcher hands a loss: validated inputs and the shared derived quantities. */
 export interface LossInputs {
