@@ -171,7 +171,7 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
     const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
     if (names.includes('exo_pair') && v === 0) {
       // Ours replaces ε = 0 by 1e-3 for exo_pair (TRL v0.x did); v1.9.0 refuses 0.
-      if (names.some((n) => ['robust', 'aot', 'aot_pair'].includes(n))) return api.refuse('exo_pair runs with ε = 1e-3 when label_smoothing is 0, but the other losses in the list use ε = 0; set label_smoothing explicitly');
+      if (names.some((n) => n !== 'exo_pair' && lossTypeNames.includes(n) && lossSpec(n).labelSmoothing)) return api.refuse('exo_pair runs with ε = 1e-3 when label_smoothing is 0, but the other losses in the list use ε = 0; set label_smoothing explicitly');
       return api.set('', 1e-3, 'exo_pair with label_smoothing 0 runs with 1e-3 in dpo-ts');
     }
     api.set('', v);
