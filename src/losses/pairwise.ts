@@ -473,6 +473,7 @@ export function discopopLoss(p: RefLogps, beta: number, tau: number): PairTerm {
 
 export const discopopSpec: LossSpec<'discopop'> = {
   name: 'discopop',
+  options: ['discopop_tau'],
   trl: 'discopop',
   compute: (x) => {
     const tau = x.params.discopopTau ?? 0.05;

@@ -32,6 +32,7 @@ export function simpoLoss(c: Float64Array, r: Float64Array, beta: number, gamma:
 
 export const simpoSpec: LossSpec<'simpo'> = {
   name: 'simpo',
+  options: ['simpo_gamma', 'cpo_alpha'],
   trl: { refuse: 'TRL v1.9.0 has SimPO only in CPOTrainer (CPOConfig loss_type="simpo"), not in DPOTrainer' },
   referenceFree: true,
   labelSmoothing: true,

@@ -77,6 +77,8 @@ export interface LossSpec<N extends string = string> {
   readonly referenceFree?: boolean;
   /** Why it needs per-token counts (chosenTokens / rejectedTokens) under these params; undefined: it does not. */
   readonly perToken?: (params: LossParams) => string | undefined;
+  /** The TRL config fields only this loss reads (e.g. simpo_gamma); set while no such loss runs, they are refused. */
+  readonly options?: readonly string[];
   /** Reads params.labelSmoothing (TRL v1.9.0); the losses without this flag ignore it. */
   readonly labelSmoothing?: boolean;
   /** Its per-pair losses are indexed by sorted rank, not by pair (so pair weights cannot apply). */
