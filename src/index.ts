@@ -25,7 +25,7 @@ export * as rl from './train/rl-api.js';
 export { createModel, randomModel } from './models/index.js';
 export { loadModel, loadModelAndTokenizer, loadTokenizerFor, type LoadedModel } from './io/load-model.js';
 export type { CausalLM, TokenBlock } from './models/model.js';
-export { KVCache } from './models/decoder.js';
+export { KVCache } from './models/kv-cache.js';
 export { loadTokenizer } from './io/tokenizers/index.js';
 export type { Tokenizer, ChatMessage, EncodeOptions } from './io/tokenizer.js';
 export type { ModelConfig, GenerationDefaults, Architecture } from './io/config.js';
@@ -43,7 +43,7 @@ export { generate, generateTokens, sampleToken, type SamplingOptions, type Gener
 // ---- training ----
 export { runDpo, type DpoRunOptions, type DpoRunResult } from './train/dpo.js';
 export { runSft, type SftRunOptions, type SftRunResult } from './train/sft.js';
-export { scorePairs, type ScoreOptions, type ScoreResult, type ScoredPair } from './train/score.js';
+export { scorePairs, type ScoreOptions, type ScoreResult, type ScoredPair } from './eval/score.js';
 export type { PairScores, PairwiseAccuracy } from './losses/reward.js';
 export {
   parseDpoConfig, parseSftConfig, readConfigFile, DpoConfigSchema, SftConfigSchema, dpoOptionNames, sftOptionNames,

@@ -14,7 +14,7 @@ import { attachLora } from '../src/nn/lora.js';
 import { savePeftAdapter } from '../src/io/peft.js';
 import { Rng } from '../src/tensor/random.js';
 import { convertModel } from '../src/io/convert.js';
-import { scorePairs } from '../src/train/score.js';
+import { scorePairs } from '../src/eval/score.js';
 import { buildProgram } from '../src/cli/index.js';
 import { loadLocalCandidateGenerator } from '../src/annotate/local-model.js';
 import { DEFAULT_SAMPLING } from '../src/annotate/generate.js';

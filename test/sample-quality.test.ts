@@ -16,7 +16,7 @@ import {
   distinctN, FLUENCY_THRESHOLDS, fluencyVerdict, perplexity, repeatsNgram, sampleQuality, scoreTokens, selfSimilarity, words,
   type SampleQuality,
 } from '../src/train/sample-quality.js';
-import { evaluateAgainstReference, evaluationTable, makeJudge, sampleCompletions } from '../src/eval/cli.js';
+import { evaluateAgainstReference, evaluationTable, makeJudge, sampleCompletions } from '../src/eval/index.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { writeJsonl } from './fixtures/train/tiny.js';

@@ -8,7 +8,7 @@ import * as T from '../src/tensor/index.js';
 import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
 import { dpoWatchdogs, runDpo } from '../src/train/dpo.js';
 import { runSft } from '../src/train/sft.js';
-import { scorePairs } from '../src/train/score.js';
+import { scorePairs } from '../src/eval/score.js';
 import { learningRate } from '../src/train/schedule.js';
 import { AdamW, clipGradNorm } from '../src/train/optimizer.js';
 import { loadModelAndTokenizer } from '../src/io/load-model.js';

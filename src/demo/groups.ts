@@ -14,7 +14,7 @@ import { randomModel } from '../models/index.js';
 import { Rng } from '../tensor/random.js';
 import { parseDpoConfig } from '../train/config.js';
 import { runDpo } from '../train/dpo.js';
-import { scorePairs } from '../train/score.js';
+import { scorePairs } from '../eval/score.js';
 
 export interface TwoGroupOptions {
   out: string;

@@ -7,7 +7,7 @@ import type { CausalLM } from '../models/model.js';
 import { generateTokens, sampleToken } from '../models/generate.js';
 import { paddedRowSums } from '../models/logprobs.js';
 import { Rng } from '../tensor/random.js';
-import { ProgressBar } from '../train/progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 export interface Completions {
   /** Row r answers prompt promptIndex[r]; the samples of one prompt are consecutive. */

@@ -13,6 +13,9 @@ import type { Linear, ForwardContext } from '../nn/linear.js';
 import type { ArchitectureDef } from './architecture.js';
 import { transpose2d } from '../tensor/weight-map.js';
 import type { CausalLM, TokenBlock } from './model.js';
+import { KVCache } from './kv-cache.js';
+
+export { KVCache };
 
 
 /** Positions of packed sequences: 0, 1, ... within each segment. */
@@ -40,45 +43,6 @@ export function checkBlock(model: string, block: TokenBlock, cache: KVCache | nu
 export function blockAttention(q: Tensor, k: Tensor, v: Tensor, kvStart: Int32Array | null, segments: Int32Array | null | undefined): Tensor {
   return segments ? T.packedAttention(q, k, v, segments) : T.attention(q, k, v, { kvStart });
 }
-
-/** Keys and values of past tokens, per layer: [batch, capacity, kvHeads, headDim]. */
-export class KVCache {
-  readonly k: Float32Array[];
-  readonly v: Float32Array[];
-  /** Tokens stored so far (the same for every row). */
-  length = 0;
-
-  constructor(
-    readonly layers: number,
-    readonly batch: number,
-    readonly capacity: number,
-    readonly kvHeads: number,
-    readonly headDim: number,
-  ) {
-    const n = batch * capacity * kvHeads * headDim;
-    this.k = Array.from({ length: layers }, () => new Float32Array(n));
-    this.v = Array.from({ length: layers }, () => new Float32Array(n));
-  }
-
-  get batchStride(): number {
-    return this.capacity * this.kvHeads * this.headDim;
-  }
-
-  /** Copies new keys/values [batch, tNew, kvHeads, headDim] of one layer at the current length. */
-  write(layer: number, k: Float32Array, v: Float32Array, tNew: number): void {
-    if (this.length + tNew > this.capacity) {
-      throw new RangeError(`KV cache full: ${this.length} + ${tNew} tokens exceed its capacity ${this.capacity}`);
-    }
-    const row = this.kvHeads * this.headDim;
-    for (let b = 0; b < this.batch; b++) {
-      const src = b * tNew * row;
-      const dst = b * this.batchStride + this.length * row;
-      this.k[layer]!.set(k.subarray(src, src + tNew * row), dst);
-      this.v[layer]!.set(v.subarray(src, src + tNew * row), dst);
-    }
-  }
-}
-
 
 /** Positions for a block: t − kvStart[b] (clamped at 0), offset by past tokens. */
 export function blockPositions(batch: number, seq: number, past: number, kvStart: Int32Array | null): Int32Array {

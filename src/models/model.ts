@@ -5,7 +5,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import type { WeightMap } from '../tensor/weight-map.js';
 import type { Linear, ForwardContext } from '../nn/linear.js';
-import type { KVCache } from './decoder.js';
+import type { KVCache } from './kv-cache.js';
 
 /** Inputs of a training-style forward: a [batch, seq] block of token ids. */
 export interface TokenBlock {

@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernelPath } from '../tensor/backend.js';
-import { computePreferenceLoss, ldTokenWeights, newBcoRunningMean, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
+import {
+  computePreferenceLoss, isReferenceFree, ldTokenWeights, needsLossState, newBcoRunningMean, usesNllTerm, wpoPairWeights, type BcoRunningMean, type LossParams,
+} from '../losses/index.js';
 import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PrepareOptions, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
@@ -23,7 +25,7 @@ import { sequenceSums, sequenceSumsOnTape } from '../models/logprobs.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 
 export interface DpoRunOptions {
@@ -546,7 +548,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const collate = (pairs: readonly TokenizedPair[]): PreferenceBatch => collatePreference(pairs, { padId, padToMultipleOf });
 
   // ---- reference ----
-  const referenceFree = (typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type).every((t) => ['simpo', 'orpo', 'sft'].includes(t));
+  const referenceFree = isReferenceFree(cfg.loss_type);
   let refModel: CausalLM | null = null;
   let withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null = null;
   if (!referenceFree) {
@@ -621,12 +623,12 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   }
 
   const lossTypes = cfg.loss_type;
-  const usesNll = cfg.rpo_alpha !== null || (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).some((t) => t === 'sft' || t === 'orpo' || (t === 'simpo' && cfg.cpo_alpha > 0));
+  const usesNll = usesNllTerm(lossTypes, { rpoAlpha: cfg.rpo_alpha ?? undefined, cpoAlpha: cfg.cpo_alpha });
   // bco_pair's δ: the running mean of the training batches' mean reward, checkpointed with the
   // run (TrainTask.lossState) so a resume continues it bit for bit. Evaluation folds each eval
   // batch into a copy and leaves the training state alone.
   let bcoState: BcoRunningMean | undefined =
-    (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).includes('bco_pair') ? newBcoRunningMean() : undefined;
+    needsLossState(lossTypes, 'bcoState') ? newBcoRunningMean() : undefined;
 
   /** Forward (+ backward when training) of one batch; returns metric sums. */
   const runBatch = (pairIdx: readonly number[], pairs: readonly TokenizedPair[], ref: typeof trainRef, gradScale: number | null): MicroResult => {

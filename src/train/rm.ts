@@ -26,7 +26,7 @@ import { splitEval } from './dpo.js';
 import { evalMeans, runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import type { RewardConfig } from './rl-config.js';
 import { copyTokenizerFiles, fingerprintSettings, loopConfig } from './setup.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 export interface RmRunOptions {
   /** Starting point: an SFT/base causal LM (a fresh head) or a sequence-classification directory. */
