@@ -182,6 +182,10 @@ test('people label a round through the annotation server: gold items, a spammer 
     const db2 = openDatabase(dbPath(project));
     assert.ok((db2.prepare("SELECT COUNT(*) AS n FROM items WHERE source = 'loop test round-1'").get() as { n: number }).n >= r1.pairs);
     db2.close();
+    // The admin dashboard's data shows the round as a batch, complete.
+    const q = await fetch(`${srv.url}/api/admin/quality`, { headers: { Authorization: `Bearer ${readFileSync(join(project, 'admin-token'), 'utf8').trim()}` } });
+    const batch = ((await q.json()) as { batches: { source: string; items: number; complete: number }[] }).batches.find((b) => b.source === 'loop test round-1')!;
+    assert.ok(batch.items >= r1.pairs && batch.complete === batch.items, JSON.stringify(batch));
     // A passed deadline with too few votes stops with the count.
     const late = annotatePeople({ project, url: srv.url, loopName: 'late', deadlineMinutes: 0.005, pollSeconds: 0.05, minVotes: 2, minAgreement: 0.5, quiet: true });
     await assert.rejects(
@@ -193,7 +197,7 @@ test('people label a round through the annotation server: gold items, a spammer 
   }
   // The server is down now: a clear message, not a hang.
   const down = annotatePeople({ project, url: srv.url, loopName: 'x', deadlineMinutes: null, pollSeconds: 1, minVotes: 1, minAgreement: 0.5, quiet: true });
-  await assert.rejects(down.check(), /annotation server at http:\/\/127\.0\.0\.1:\d+ is not reachable \(ECONNREFUSED\); start it with `dpo annotate serve/);
+  await assert.rejects(down.check(), /annotation server at http:\/\/127\.0\.0\.1:\d+ is not reachable \([A-Z_]+\); start it with `dpo annotate serve/);
   const missing = annotatePeople({ project: join(dir, 'nope'), url: srv.url, loopName: 'x', deadlineMinutes: null, pollSeconds: 1, minVotes: 1, minAgreement: 0.5, quiet: true });
   await assert.rejects(missing.check(), /not an annotation project .*dpo annotate init/);
 });

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIG_FILE, loadProject } from './config.js';
 import { openDatabase } from './db.js';
-import { addPairs, dbPath } from './store.js';
+import { addPairs, dbPath, sourceProgress } from './store.js';
 import { buildExport } from './export.js';
 import { readAdminToken } from './server.js';
 import type { PairToLabel, PeopleLabeller, PreferenceRow } from '../train/feedback-loop.js';
@@ -69,13 +69,10 @@ export function annotatePeople(o: AnnotatePeopleOptions): PeopleLabeller {
         // Re-adding the same pairs (a resumed round) is a no-op: items are keyed by their content.
         addPairs(db, pairs.map((p, i) => ({ format: 'text' as const, prompt: p.prompt, chosen: p.a, rejected: p.b, line: i + 1 })), source, false);
         const ids = (db.prepare('SELECT id FROM items WHERE source = ? AND is_gold = 0').all(source) as { id: number }[]).map((r) => r.id);
+        // The same count the dashboard shows for the round (its "Batches" table).
+        const countDone = (): number => sourceProgress(db, config.overlap).find((b) => b.source === source)?.complete ?? 0;
         const started = Date.now();
         const deadline = o.deadlineMinutes === null ? Infinity : started + o.deadlineMinutes * 60_000;
-        const countDone = (): number => {
-          const q = db.prepare(`SELECT i.id, (SELECT COUNT(*) FROM votes v JOIN assignments s ON s.id = v.assignment_id JOIN annotators a ON a.id = s.annotator_id
-              WHERE s.item_id = i.id AND a.disabled = 0) AS n FROM items i WHERE i.source = ? AND i.is_gold = 0`).all(source) as { id: number; n: number }[];
-          return q.filter((r) => r.n >= config.overlap).length;
-        };
         let done = countDone();
         let note = '';
         while (done < ids.length) {
