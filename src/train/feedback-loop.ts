@@ -67,7 +67,9 @@ const loopOptions = {
 const LoopSchema = z.object({ ...DpoConfigSchema.shape, ...loopOptions }).strict();
 const loopKeys = new Set(Object.keys(loopOptions));
 
-export type LoopOptions = { [K in keyof typeof loopOptions]: z.infer<(typeof loopOptions)[K]> };
+/** The loop's own options (validated, defaults filled in). */
+export const LoopOptionsSchema = z.object(loopOptions);
+export type LoopOptions = z.infer<typeof LoopOptionsSchema>;
 export interface LoopSettings {
   loop: LoopOptions;
   dpo: DpoConfig;
