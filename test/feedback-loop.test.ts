@@ -16,6 +16,9 @@ import { openDatabase } from '../src/annotate/db.js';
 import { startServer } from '../src/annotate/server.js';
 import { seededRng } from '../src/annotate/queue.js';
 import { Client } from './annotate-helpers.js';
+import { runRewardModel } from '../src/train/rm.js';
+import { parseRewardConfig } from '../src/train/rl-config.js';
+import { loadRewardFunction } from '../src/train/rewards.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
@@ -122,6 +125,25 @@ test('a judge that throws names the pair and stops the round with nothing of it 
   assert.ok(existsSync(join(out, 'round-1', 'samples.jsonl')));
   assert.ok(!existsSync(join(out, 'round-1', 'pairs.jsonl')) && !existsSync(join(out, 'round-1', 'labels.json')));
   assert.deepEqual(readLoop(out).map((r) => r.round), [0]);
+});
+
+test('a reward-model directory as the judge (as `dpo rm` writes it): every pair ordered by its scores', async () => {
+  const rmDir = tmp('loop-rm-');
+  const pairsFile = writeJsonl(join(dir, 'rm-pairs.jsonl'), syntheticPairs(32, 9));
+  await runRewardModel({ model: modelDir, data: [pairsFile], outputDir: rmDir, quiet: true, config: parseRewardConfig({ learning_rate: 3e-3, per_device_train_batch_size: 8, max_steps: 4, save_steps: 0, logging_steps: 2 }) });
+  const out = tmp('loop-rmj-');
+  const recs = await runFeedbackLoop({ dir: out, model: modelDir, quiet: true, config: { ...base, rounds: 1, judge: rmDir, pairing: 'all_pairs', candidates_per_prompt: 3, prompts_per_round: 12 } });
+  assert.ok(recs[1]!.pairs > 12, `pairs ${recs[1]!.pairs}`);
+  assert.ok(rmDir in recs[1]!.reward, 'the reward model scores the eval samples');
+  const rm = await loadRewardFunction(rmDir, 320);
+  const pairs = readFileSync(join(out, 'round-1', 'pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+  const samples = readFileSync(join(out, 'round-1', 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; prompt_ids: number[]; candidates: string[]; candidate_ids: number[][] });
+  for (const p of pairs.slice(0, 8)) {
+    const s = samples.find((x) => x.prompt === p.prompt)!;
+    const ids = (t: string): number[] => s.candidate_ids[s.candidates.indexOf(t)]!;
+    const r = await rm.score({ prompts: [p.prompt!, p.prompt!], completions: [p.chosen!, p.rejected!], promptIds: [s.prompt_ids, s.prompt_ids], completionIds: [ids(p.chosen!), ids(p.rejected!)] });
+    assert.ok(r[0]! > r[1]!, `chosen ${r[0]} ≤ rejected ${r[1]}`);
+  }
 });
 
 // ---- people ----

@@ -122,6 +122,20 @@ test('online DPO with a reward function raises its score; TRL scoring metrics; m
   assert.ok(res.history.every((h) => h['objective/scores_margin']! >= 0), 'the chosen completion never scores below the rejected one');
 });
 
+test('dpo online (the command): a run with flags writes metrics with TRL names and the policy', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const out = tmp('online-cli-');
+  const cli = new URL('../src/cli/index.js', import.meta.url).pathname;
+  const r = spawnSync(process.execPath, [cli, 'online', '--model', modelDir, '--prompts', promptsFile, '--output', out, '--reward-funcs', rewardModule,
+    '--max-steps', '2', '--max-new-tokens', '6', '--per-device-train-batch-size', '4', '--logging-steps', '1', '--quiet'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  assert.equal(recs.length, 2);
+  assert.ok('objective/rlhf_reward' in recs[0]! && 'val/contain_eos_token' in recs[0]!);
+  const bad = spawnSync(process.execPath, [cli, 'online', '--model', modelDir, '--prompts', promptsFile, '--output', out, '--max-new-tokns', '3'], { encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
+});
+
 test('online DPO: a judge that answers garbage stops with the prompt and pair named; config errors', async () => {
   await assert.rejects(
     runOnlineDpo({ model: modelDir, prompts: [promptsFile], outputDir: tmp('online-bad-'), quiet: true, config: { judge: garbageModule, max_steps: 1, max_new_tokens: 4 } }),
