@@ -17,7 +17,7 @@ const TINY: DemoSettings = {
   trainPrompts: 96, pairPrompts: 16, evalPrompts: 16, samplesPerPrompt: 6, evalSamples: 2, maxNewTokens: 12,
   dpo: { learningRate: 2e-3, epochs: 1, batchSize: 16, warmupRatio: 0 },
   rl: DEFAULT_RL,
-  loop: { rounds: 2, beta: 0.1, onlineSteps: 3, onlineBatch: 8 },
+  loop: { rounds: 2, beta: 0.1, onlineSteps: 3, onlineBatch: 8, onlineLearningRate: 2e-3 },
 };
 
 test('demo --methods dpo,iterative,online: both on-policy arms next to offline DPO, in the frontier and the cost table', async () => {

@@ -136,6 +136,20 @@ test('dpo online (the command): a run with flags writes metrics with TRL names a
   assert.notEqual(bad.status, 0);
 });
 
+test('online DPO tie_pairs: skip leaves pairs the judge calls a tie out of the loss', async () => {
+  const tieJudge = join(dir, 'tie.mjs');
+  writeFileSync(tieJudge, 'export function judge() { return "tie"; }\n');
+  const out = tmp('online-tie-');
+  const res = await runOnlineDpo({
+    model: modelDir, prompts: [promptsFile], outputDir: out, quiet: true,
+    config: { judge: tieJudge, tie_pairs: 'skip', learning_rate: 1e-2, per_device_train_batch_size: 4, max_steps: 2, max_new_tokens: 4, logging_steps: 1, save_steps: 0 },
+  });
+  assert.equal(res.history[0]!.tie_pairs_skipped, 1);
+  assert.ok(!('loss' in res.history[0]!), 'no pair was trained on');
+  const before = readSafetensors(join(modelDir, 'model.safetensors')), after = readSafetensors(join(out, 'model.safetensors'));
+  for (const [k, v] of before) assert.deepEqual(after.get(k)!.data, v.data, `${k} moved`);
+});
+
 test('online DPO: a judge that answers garbage stops with the prompt and pair named; config errors', async () => {
   await assert.rejects(
     runOnlineDpo({ model: modelDir, prompts: [promptsFile], outputDir: tmp('online-bad-'), quiet: true, config: { judge: garbageModule, max_steps: 1, max_new_tokens: 4 } }),

@@ -37,6 +37,12 @@ export const OnlineDpoConfigSchema = z.object({
   temperature: z.number().positive().default(0.9),
   /** Subtracted from the score of a completion that did not end with EOS (scoring judges). */
   missing_eos_penalty: z.number().nullable().default(null),
+  /**
+   * Pairs whose two completions score the same (or a pairwise judge calls a tie): "first_wins"
+   * trains on them with the first as chosen (TRL); "skip" leaves them out of the loss, which a
+   * coarse reward (a word-list score that is 0 for most texts) needs, since its ties carry no preference.
+   */
+  tie_pairs: z.enum(['first_wins', 'skip']).default('first_wins'),
   /** A pairwise judge module (file.mjs[#export] exporting judge(prompt, a, b)); replaces reward_funcs. */
   judge: z.string().nullable().default(null),
   disable_dropout: z.boolean().default(true),
@@ -101,6 +107,8 @@ interface OnlinePairs {
   refSums: Float64Array;
   /** Per row score (NaN with a pairwise judge). */
   scores: Float64Array | null;
+  /** Per pair: a tie left out of the loss (tie_pairs: skip). */
+  skip: boolean[];
   cols: number;
 }
 
@@ -157,8 +165,13 @@ export async function runOnlineDpo(opts: OnlineDpoRunOptions): Promise<RlLoopRes
       const texts = [...idx, ...idx].map((i) => prompts[i]!.text);
       let scores: Float64Array | null = null;
       const firstWins: boolean[] = [];
+      const tie: boolean[] = [];
       if (judge?.kind === 'pairwise') {
-        for (let i = 0; i < n; i++) firstWins.push((await judge.compare(texts[i]!, ro.texts[i]!, ro.texts[n + i]!)) !== 'b');
+        for (let i = 0; i < n; i++) {
+          const v = await judge.compare(texts[i]!, ro.texts[i]!, ro.texts[n + i]!);
+          firstWins.push(v !== 'b');
+          tie.push(v === 'tie');
+        }
       } else {
         const input = { prompts: texts, completions: ro.texts, promptIds: ro.promptIds, completionIds: ro.completionIds };
         scores = new Float64Array(2 * n);
@@ -170,7 +183,10 @@ export async function runOnlineDpo(opts: OnlineDpoRunOptions): Promise<RlLoopRes
           }
         }
         if (cfg.missing_eos_penalty !== null) for (let i = 0; i < 2 * n; i++) if (!ro.stopped[i]) scores[i] -= cfg.missing_eos_penalty;
-        for (let i = 0; i < n; i++) firstWins.push(scores[i]! >= scores[n + i]!);
+        for (let i = 0; i < n; i++) {
+          firstWins.push(scores[i]! >= scores[n + i]!);
+          tie.push(scores[i] === scores[n + i]);
+        }
       }
       const chosen = firstWins.map((w, i) => (w ? i : n + i));
       const rejected = firstWins.map((w, i) => (w ? n + i : i));
@@ -184,17 +200,21 @@ export async function runOnlineDpo(opts: OnlineDpoRunOptions): Promise<RlLoopRes
         chosenIds: ro.completionIds[c]!, rejectedIds: ro.completionIds[rejected[i]!]!,
         chosenScore: scores ? scores[c]! : null, rejectedScore: scores ? scores[rejected[i]!]! : null,
       })));
+      const skip = tie.map((t) => t && cfg.tie_pairs === 'skip');
       const metrics: Record<string, number> = { 'val/contain_eos_token': ro.stopped.filter(Boolean).length / (2 * n), beta: cfg.beta };
+      if (cfg.tie_pairs === 'skip') metrics.tie_pairs_skipped = skip.filter(Boolean).length / n;
       if (scores) {
         metrics['objective/scores'] = mean(scores);
         metrics['objective/scores_margin'] = mean(chosen.map((c, i) => scores![c]! - scores![rejected[i]!]!));
       }
       let tokens = 0;
       for (let r = 0; r < 2 * n; r++) tokens += ro.promptIds[r]!.length + ro.completionIds[r]!.length;
-      return { data: { promptIds: ro.promptIds, completionIds: ro.completionIds, chosen, rejected, refSums, scores, cols: ro.cols }, rows: n, metrics, tokens };
+      return { data: { promptIds: ro.promptIds, completionIds: ro.completionIds, chosen, rejected, refSums, scores, skip, cols: ro.cols }, rows: n, metrics, tokens };
     },
-    microBatch: (dt, pairs, gradScale) => {
+    microBatch: (dt, all, gradScale) => {
+      const pairs = all.filter((i) => !dt.skip[i]);
       const P = pairs.length;
+      if (P === 0) return {}; // only ties: nothing to learn from this micro-batch
       const rows = [...pairs.map((i) => dt.chosen[i]!), ...pairs.map((i) => dt.rejected[i]!)];
       const C = Math.max(1, ...rows.map((r) => dt.completionIds[r]!.length));
       const lp = completionTokenLogprobs(policy, rows.map((r) => dt.promptIds[r]!), rows.map((r) => dt.completionIds[r]!), C, padId, 1);
