@@ -99,7 +99,7 @@ const weights = (d: string): Buffer => readFileSync(join(d, 'round-2', 'train', 
 test('a SIGKILL in each phase of a round, each followed by --resume, ends identical to the uninterrupted loop', async () => {
   const out = tmp('loop-kill-');
   let args = ['loop', out, '--model', modelDir, '--config', killCfg, '--quiet'];
-  for (const at of ['0:eval', '1:sample', '1:label', '1:checkpoint', '1:train', '1:eval', '1:record', '2:checkpoint']) {
+  for (const at of ['0:eval', '1:sample', '1:label-prompt', '1:label', '1:checkpoint', '1:train', '1:eval', '1:record', '2:checkpoint']) {
     const killed = await runCli(args, { DPO_LOOP_KILL_AT: at });
     assert.equal(killed.signal, 'SIGKILL', `the run was not killed at ${at}: ${killed.stderr}`);
     args = ['loop', out, '--model', modelDir, '--resume', '--quiet'];

@@ -13,7 +13,7 @@
 // from its last checkpoint), and the result is the uninterrupted loop's, timings aside.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import * as T from '../tensor/index.js';
@@ -179,7 +179,8 @@ const readJsonl = <X>(path: string): X[] => readFileSync(path, 'utf8').split('\n
 
 /**
  * Test hook: DPO_LOOP_KILL_AT="K:phase" kills the process (SIGKILL) just before round K's result of
- * that phase is written (phases sample, label, train, eval, record; "checkpoint": after training's first checkpoint).
+ * that phase is written (phases sample, label, train, eval, record; "checkpoint": after training's first
+ * checkpoint; "label-prompt": after a pairwise judge's second prompt).
  */
 function killPoint(round: number, phase: string): void {
   if (process.env.DPO_LOOP_KILL_AT === `${round}:${phase}`) process.kill(process.pid, 'SIGKILL');
@@ -474,9 +475,30 @@ export async function runFeedbackLoop(o: FeedbackLoopOptions): Promise<RoundReco
             for (const [i, j] of idx) pairs.push({ prompt: s.prompt, chosen: s.candidates[i]!, rejected: s.candidates[j]! });
           });
         } else {
+          // A pairwise judge (often slow: a model or an API) labels prompt by prompt; each prompt's
+          // verdicts are appended to labels.partial.jsonl, so a stop loses at most the prompt in progress.
           const pj = judge!;
-          for (const s of samples) {
-            const idx = await pairsFromVerdicts(s.candidates, L.pairing, rng, (i, j) => pj.compare(s.prompt, s.candidates[i]!, s.candidates[j]!));
+          const partialPath = join(rd, 'labels.partial.jsonl');
+          const done = new Map<number, [number, number][]>();
+          if (existsSync(partialPath)) {
+            const kept: string[] = [];
+            for (const line of readFileSync(partialPath, 'utf8').split('\n')) {
+              try {
+                const r = JSON.parse(line) as { prompt: number; pairs: [number, number][] };
+                done.set(r.prompt, r.pairs);
+                kept.push(line);
+              } catch { /* a torn last line: that prompt is judged again */ }
+            }
+            writeText(partialPath, jsonl(kept.map((l) => JSON.parse(l) as unknown)));
+          }
+          for (let p = 0; p < samples.length; p++) {
+            const s = samples[p]!;
+            let idx = done.get(p);
+            if (!idx) {
+              idx = await pairsFromVerdicts(s.candidates, L.pairing, new Rng(seedOf(dpo.seed, 'pairing', k, p)), (i, j) => pj.compare(s.prompt, s.candidates[i]!, s.candidates[j]!));
+              appendFileSync(partialPath, `${JSON.stringify({ prompt: p, pairs: idx })}\n`);
+              if (p === 1) killPoint(k, 'label-prompt');
+            }
             if (idx.length === 0) skipped++;
             for (const [i, j] of idx) pairs.push({ prompt: s.prompt, chosen: s.candidates[i]!, rejected: s.candidates[j]! });
           }
