@@ -429,14 +429,13 @@ export async function runFeedbackLoop(o: FeedbackLoopOptions): Promise<RoundReco
 
     // ---- sample ----
     const samplesPath = join(rd, 'samples.jsonl');
-    let policy: CausalLM | null = null;
     if (!existsSync(samplesPath)) {
       await timed('sample', async () => {
         let chosen = trainPrompts.map((_, i) => i);
         if (L.prompts_per_round !== null && L.prompts_per_round < trainPrompts.length) chosen = new Rng(seedOf(dpo.seed, 'prompts', k)).shuffle(chosen).slice(0, L.prompts_per_round);
         const ps = chosen.map((i) => trainPrompts[i]!);
         log(`round ${k}/${L.rounds}: sampling ${ps.length} prompts × ${L.candidates_per_prompt} candidates`);
-        policy = await loadPolicy(k - 1);
+        const policy = await loadPolicy(k - 1);
         const s = sample(policy, ps, L.candidates_per_prompt, seedOf(dpo.seed, 'round', k), L.sampling_temperature);
         const C = L.candidates_per_prompt;
         const rows: SampleRow[] = ps.map((p, i) => ({ prompt: p.text, prompt_ids: p.ids, candidates: s.texts.slice(i * C, (i + 1) * C), candidate_ids: s.ids.slice(i * C, (i + 1) * C) }));
@@ -456,8 +455,10 @@ export async function runFeedbackLoop(o: FeedbackLoopOptions): Promise<RoundReco
         if (people) {
           const toLabel: PairToLabel[] = [];
           for (const s of samples) {
-            const idx = pairsFromScores(s.candidates.map((_, i) => i), s.candidates, L.pairing === 'all_pairs' ? 'all_pairs' : 'random_pair', rng);
-            for (const [i, j] of idx) toLabel.push({ prompt: s.prompt, a: s.candidates[j]!, b: s.candidates[i]! });
+            // Unordered pairs (people decide the order): by index, lower index shown as response a.
+            const byIndex = s.candidates.map((_, i) => -i);
+            const idx = pairsFromScores(byIndex, s.candidates, L.pairing === 'all_pairs' ? 'all_pairs' : 'random_pair', rng);
+            for (const [i, j] of idx) toLabel.push({ prompt: s.prompt, a: s.candidates[i]!, b: s.candidates[j]! });
           }
           log(`round ${k}: ${toLabel.length} pairs go to the annotation project`);
           const r = await o.people!.label(k, toLabel, { minPairs: L.min_pairs, quiet: o.quiet ?? false });
@@ -550,7 +551,6 @@ export async function runFeedbackLoop(o: FeedbackLoopOptions): Promise<RoundReco
       });
     }
     const ev = JSON.parse(readFileSync(evalPath, 'utf8')) as EvalFile;
-    void policy;
     record({
       round: k, prompts: samples.length, candidates: samples.length * L.candidates_per_prompt, pairs: labels.pairs, skipped: labels.skipped,
       label_agreement: labels.label_agreement, train_steps: trained.steps, train_loss: trained.loss, reward: ev.reward,
