@@ -163,9 +163,15 @@ test('people label a round through the annotation server: gold items, a spammer 
   try {
     let done = false;
     let votes = 0;
-    const annotator = async (name: string, token: string): Promise<void> => {
+    // Invite links sign in once: each annotator keeps their session (client) for the whole test.
+    const sessions = new Map<string, Client>();
+    for (const i of invites) {
       const c = new Client(srv.url);
-      await c.loginAndConsent(token);
+      await c.loginAndConsent(i.token);
+      sessions.set(i.name, c);
+    }
+    const annotator = async (name: string): Promise<void> => {
+      const c = sessions.get(name)!;
       let k = 0;
       while (!done) {
         const next = (await c.call('POST', '/api/next', {})).json as { assignment: { id: number; aHtml: string; bHtml: string } | null };
@@ -186,7 +192,7 @@ test('people label a round through the annotation server: gold items, a spammer 
     };
     const people = annotatePeople({ project, url: srv.url, loopName: 'test', deadlineMinutes: 2, pollSeconds: 0.05, minVotes: 2, minAgreement: 0.5, quiet: true });
     const out = tmp('loop-people-');
-    const crowd = invites.map((i) => annotator(i.name, i.token));
+    const crowd = invites.map((i) => annotator(i.name));
     const recs = await runFeedbackLoop({
       dir: out, model: modelDir, quiet: true, people,
       config: { ...base, prompts, rounds: 1, judge: 'people', annotate_project: project, annotate_url: srv.url, candidates_per_prompt: 2, pairing: 'random_pair', eval_judges: [rewardModule], prompts_per_round: 10 },
@@ -214,6 +220,25 @@ test('people label a round through the annotation server: gold items, a spammer 
       late.label(1, [{ prompt: 'p unseen', a: ' abc', b: ' xyz' }], { minPairs: 1, quiet: true }),
       /round 1: 0 pairs after the quality rules \(deadline passed with 0 of 1 items at 3 votes\), fewer than min_pairs 1/,
     );
+    // A passed deadline with min_pairs met: the pairs collected so far are trained on. The three
+    // honest annotators label one "late" item each and then stop; one item of two completes.
+    const clients = invites.slice(0, 3).map((i) => sessions.get(i.name)!);
+    const partial = annotatePeople({ project, url: srv.url, loopName: 'late2', deadlineMinutes: 0.08, pollSeconds: 0.05, minVotes: 2, minAgreement: 0.5, quiet: true });
+    const labelled = partial.label(1, [{ prompt: 'late prompt 1', a: ' abc abc', b: ' xyz xyz' }, { prompt: 'late prompt 2', a: ' zzz', b: ' aaa' }], { minPairs: 1, quiet: true });
+    while ((srv.db.prepare("SELECT COUNT(*) AS n FROM items WHERE source = 'loop late2 round-1'").get() as { n: number }).n < 2) await new Promise((r) => setTimeout(r, 20));
+    for (const [n, c] of clients.entries()) {
+      for (let k = 0; k < 20; k++) {
+        const r = await c.call('POST', '/api/next', {});
+        const a = (r.json as { assignment: { id: number; promptHtml: string; aHtml: string; bHtml: string } | null }).assignment;
+        if (!a) break;
+        const x = letterScore(pageText(a.aHtml)), y = letterScore(pageText(a.bHtml));
+        assert.equal((await c.call('POST', '/api/vote', { assignmentId: a.id, choice: x > y ? 'A' : 'B', idempotencyKey: `late-${n}-${k}-vote` })).status, 200);
+        if (pageText(a.promptHtml).includes('late prompt')) break;
+      }
+    }
+    const got = await labelled;
+    assert.deepEqual(got.pairs, [{ prompt: 'late prompt 1', chosen: ' abc abc', rejected: ' xyz xyz' }]);
+    assert.match(got.note, /deadline passed with 1 of 2 items at 3 votes/);
   } finally {
     await srv.close();
   }
