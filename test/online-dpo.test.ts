@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { parseOnlineDpoConfig, runOnlineDpo, type OnlinePair } from '../src/train/online-dpo.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';

@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-export { annotatePeople, type AnnotatePeopleOptions } from './loop-people.js';
+export { annotatePeople, peopleForLoop, type AnnotatePeopleOptions } from './loop-people.js';
 export { sourceProgress } from './store.js';
 export type { PeopleLabeller, PairToLabel, PreferenceRow } from '../train/feedback-loop.js';
 export { initProject, addPairs, createAnnotator, resetInvite, setAnnotatorDisabled, listAnnotators, inviteUrl, countItems, dbPath } from './store.js';
@@ -21,6 +21,8 @@ export { buildExport, writeJsonl, DEFAULT_EXPORT, type ExportOptions, type Expor
 export { computeQuality, type QualityReport, type AnnotatorQuality, type Flag } from './quality.js';
 
 // Types of the core package this entry's API refers to.
-export type { CausalLM, Tokenizer, ChatMessage, LoadSummary } from '../index.js';
+export type { CausalLM } from '../models/model.js';
+export type { Tokenizer, ChatMessage } from '../io/tokenizer.js';
+export type { LoadSummary } from '../data/load.js';
 export type { PreferenceFormat, ColumnMapping, OnBadRow } from '../data/types.js';
 export type { Rng } from './queue.js';

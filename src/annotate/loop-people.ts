@@ -5,14 +5,14 @@
 // fail the gold check left out) and hands the pairs back. The running server is checked first and
 // at every poll: a missing project or a server that is down is an error with what to do, not a hang.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { CONFIG_FILE, loadProject } from './config.js';
 import { openDatabase } from './db.js';
 import { addPairs, dbPath, sourceProgress } from './store.js';
 import { buildExport } from './export.js';
 import { readAdminToken } from './server.js';
-import type { PairToLabel, PeopleLabeller, PreferenceRow } from '../train/feedback-loop.js';
+import { parseLoopConfig, type PairToLabel, type PeopleLabeller, type PreferenceRow } from '../train/feedback-loop.js';
 
 export interface AnnotatePeopleOptions {
   /** The annotation project directory (`dpo annotate init`). */
@@ -115,4 +115,19 @@ export function annotatePeople(o: AnnotatePeopleOptions): PeopleLabeller {
       }
     },
   };
+}
+
+/**
+ * The labeller a `dpo loop` directory needs: people when its config (given, or the one the loop
+ * started with) says `judge: people`, from its annotate_project / annotate_url options; else none.
+ */
+export function peopleForLoop(dir: string, config: Record<string, unknown> | undefined, quiet: boolean): PeopleLabeller | undefined {
+  const snapshot = join(dir, 'loop-config.json');
+  const cfg = config ?? (existsSync(snapshot) ? (JSON.parse(readFileSync(snapshot, 'utf8')) as { config: Record<string, unknown> }).config : undefined);
+  if (!cfg || cfg.judge !== 'people') return undefined;
+  const { loop: L } = parseLoopConfig(cfg);
+  return annotatePeople({
+    project: L.annotate_project!, url: L.annotate_url!, loopName: basename(resolve(dir)), deadlineMinutes: L.deadline_minutes,
+    pollSeconds: L.poll_seconds, minVotes: L.min_votes, minAgreement: L.min_agreement, quiet,
+  });
 }

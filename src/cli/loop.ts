@@ -1,14 +1,12 @@
 // `dpo loop` (iterative DPO: rounds of sample → label → train → evaluate, with a judge or people)
 // and `dpo online` (online DPO, TRL OnlineDPOConfig options as flags).
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { readConfigFile } from '../train/config.js';
-import { addConfigFlags, configOverrides } from './index.js';
-import { loopOptionNames, parseLoopConfig } from '../train/feedback-loop.js';
+import { addConfigFlags, configOverrides } from './config-flags.js';
+import { collectList as collect } from './args.js';
+import { loopOptionNames } from '../train/feedback-loop.js';
 import { onlineDpoOptionNames, parseOnlineDpoConfig } from '../train/online-dpo.js';
-
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
 export function registerLoopCommands(program: Command): void {
   const loop = program
@@ -26,17 +24,8 @@ export function registerLoopCommands(program: Command): void {
     const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : undefined;
     const config = file || Object.keys(overrides).length ? { ...(file ?? {}), ...overrides } : undefined;
     const { runFeedbackLoop } = await import('../train/feedback-loop.js');
-    let people;
-    const snapPath = join(dir, 'loop-config.json');
-    const probe = config ?? (existsSync(snapPath) ? (JSON.parse(readFileSync(snapPath, 'utf8')) as { config: Record<string, unknown> }).config : undefined);
-    if (probe && probe.judge === 'people') {
-      const { loop: L } = parseLoopConfig(probe, {}, typeof opts.config === 'string' ? opts.config : 'options');
-      const { annotatePeople } = await import('../annotate/loop-people.js');
-      people = annotatePeople({
-        project: L.annotate_project!, url: L.annotate_url!, loopName: basename(resolve(dir)), deadlineMinutes: L.deadline_minutes,
-        pollSeconds: L.poll_seconds, minVotes: L.min_votes, minAgreement: L.min_agreement, quiet: Boolean(opts.quiet),
-      });
-    }
+    const { peopleForLoop } = await import('../annotate/loop-people.js');
+    const people = peopleForLoop(dir, config, Boolean(opts.quiet));
     const recs = await runFeedbackLoop({
       dir, model: opts.model as string, tokenizer: opts.tokenizer as string | undefined, config, resume: Boolean(opts.resume), quiet: Boolean(opts.quiet), people,
     });

@@ -10,5 +10,5 @@ export { DEFAULT_LOOP_ARMS, QUICK_LOOP_ARMS, type LoopArmSettings } from './loop
 export { DEFAULT_METHODS, DEFAULT_RL, QUICK_RL, RL_METHODS, costTable, type DemoMethod, type RlArmSettings, type MethodCost } from './rlhf.js';
 
 // Types of other entries this entry's API refers to.
-export type { ModelShape, PretrainSettings } from '../index.js';
+export type { ModelShape, PretrainSettings } from '../train/pretrain.js';
 export type { EvaluationResult, ModelEvaluation, Stat, EvalSample, SampleQuality, Verdict } from '../eval/index.js';

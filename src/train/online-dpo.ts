@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import * as T from '../tensor/index.js';
-import { computePreferenceLoss, resolveLossType } from '../losses/index.js';
+import { computePreferenceLoss, needsLossState, resolveLossType } from '../losses/index.js';
 import { commonTrainingOptions, DpoConfigSchema, validateConfig } from './config.js';
 import { onlineOptions } from './rl-config.js';
 import { lossParams } from './dpo.js';
@@ -58,7 +58,7 @@ export const onlineDpoOptionNames = Object.keys(OnlineDpoConfigSchema.shape);
 export function parseOnlineDpoConfig(file: Record<string, unknown>, overrides: Record<string, unknown> = {}, source = 'config'): OnlineDpoConfig {
   const cfg = validateConfig(OnlineDpoConfigSchema, { ...file, ...overrides }, source);
   const types = (typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type).map((t) => resolveLossType(t));
-  if (types.includes('bco_pair')) throw new Error(`${source}: loss_type bco_pair keeps a running mean across offline batches; online DPO does not support it (use sigmoid, ipo, ...)`);
+  if (needsLossState(types, 'bcoState')) throw new Error(`${source}: loss_type ${types.join(', ')}: a loss that keeps a running state across offline batches (bco_pair) is not supported online (use sigmoid, ipo, ...)`);
   if (cfg.loss_weights && cfg.loss_weights.length !== types.length) throw new Error(`${source}: loss_weights has ${cfg.loss_weights.length} entries for ${types.length} loss types`);
   if (cfg.reward_weights && cfg.reward_weights.length !== cfg.reward_funcs.length) {
     throw new Error(`${source}: reward_weights has ${cfg.reward_weights.length} entries for ${cfg.reward_funcs.length} reward_funcs`);
