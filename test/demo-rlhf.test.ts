@@ -47,7 +47,7 @@ test('demo --methods grpo runs only the GRPO arm; a bad method is refused', asyn
   const root = mkdtempSync(join(tmpdir(), 'demo-rl-only-'));
   const r = await runDemo({ out: join(root, 'out'), betas: [0.1], seed: 0, cacheDir: join(root, 'cache'), settings: TINY, quiet: true, methods: ['grpo'] });
   assert.deepEqual(r.evaluation.models.map((m) => m.name), ['reference (base)', 'GRPO β=0.1']);
-  assert.throws(() => parseMethods('dpo,sft'), /--methods takes a comma-separated list of dpo, ppo, grpo, got "dpo,sft"/);
+  assert.throws(() => parseMethods('dpo,sft'), /--methods takes a comma-separated list of dpo, ppo, grpo, iterative, online, got "dpo,sft"/);
   assert.deepEqual(parseMethods('grpo, dpo,grpo'), ['grpo', 'dpo']);
   await assert.rejects(runDemo({ out: join(root, 'y'), betas: [0.1], seed: 0, settings: TINY, quiet: true, methods: [] }), /--methods/);
 });

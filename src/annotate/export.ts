@@ -23,6 +23,8 @@ export interface ExportOptions {
    * group's share of annotators (see groupBalanceWeights), instead of one vote each.
    */
   groupBalance?: string;
+  /** Only items added with this source (e.g. one round of `dpo loop`). */
+  source?: string;
 }
 
 export const DEFAULT_EXPORT: ExportOptions = { minAgreement: 0.5, minVotes: 1, excludeGoldFailing: false, includeGold: false, redact: false };
@@ -100,6 +102,7 @@ export interface ExportResult {
 
 interface ItemRow {
   id: number;
+  source: string;
   format: 'text' | 'chat';
   prompt: string;
   response_a: string;
@@ -126,9 +129,9 @@ export function buildExport(db: DB, config: AnnotateConfig, opts: ExportOptions)
   }
 
   const items = new Map<number, ItemRow>();
-  for (const it of db.prepare('SELECT id, format, prompt, response_a, response_b, is_gold FROM items ORDER BY id').all() as ItemRow[]) items.set(it.id, it);
+  for (const it of db.prepare('SELECT id, source, format, prompt, response_a, response_b, is_gold FROM items ORDER BY id').all() as ItemRow[]) items.set(it.id, it);
 
-  const votes = loadVotes(db);
+  const votes = opts.source === undefined ? loadVotes(db) : loadVotes(db).filter((v) => items.get(v.itemId)!.source === opts.source);
   const groupsOf = annotatorGroups(db, config);
   const groupLabels = (annotatorId: number): Record<string, string> | undefined =>
     groupsOf.size ? Object.fromEntries([...groupsOf].map(([attr, m]) => [attr, m.get(annotatorId) ?? OTHER_GROUP])) : undefined;

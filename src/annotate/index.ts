@@ -6,6 +6,9 @@
  *
  * @packageDocumentation
  */
+export { annotatePeople, peopleForLoop, type AnnotatePeopleOptions } from './loop-people.js';
+export { sourceProgress } from './store.js';
+export type { PeopleLabeller, PairToLabel, PreferenceRow } from '../train/feedback-loop.js';
 export { initProject, addPairs, createAnnotator, resetInvite, setAnnotatorDisabled, listAnnotators, inviteUrl, countItems, dbPath } from './store.js';
 export type { InitResult, NewItem, AddPairsResult, AnnotatorRow, NewAnnotator, DB } from './store.js';
 export { openDatabase } from './db.js';

@@ -20,7 +20,7 @@ import { attributesDue, computeGroupReport, saveAttributes } from './groups.js';
 import { computeQuality } from './quality.js';
 import { cryptoRng, getAssignment, HttpError, nextAssignment, progress, submitVote, type AssignmentView, type Rng } from './queue.js';
 import { escapeHtml, renderMarkdown, renderPrompt } from './render.js';
-import { createAnnotator, dbPath, permissionWarnings, hashToken, inviteUrl, listAnnotators, newToken, resetInvite, setAnnotatorDisabled, sha256 } from './store.js';
+import { createAnnotator, dbPath, permissionWarnings, sourceProgress, hashToken, inviteUrl, listAnnotators, newToken, resetInvite, setAnnotatorDisabled, sha256 } from './store.js';
 
 export interface ServerOptions {
   dir: string;
@@ -394,7 +394,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     }
     if (path === '/api/admin/quality' && !post) {
       requireAdmin(req, false);
-      return json(res, 200, { ...computeQuality(db, config), groups: computeGroupReport(db, config) });
+      return json(res, 200, { ...computeQuality(db, config), groups: computeGroupReport(db, config), batches: sourceProgress(db, config.overlap) });
     }
     if (path === '/api/admin/annotators' && !post) {
       requireAdmin(req, false);

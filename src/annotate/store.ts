@@ -230,3 +230,11 @@ export function countItems(db: DB): { regular: number; gold: number } {
   const r = db.prepare('SELECT SUM(is_gold = 0) AS regular, SUM(is_gold = 1) AS gold FROM items').get() as { regular: number | null; gold: number | null };
   return { regular: r.regular ?? 0, gold: r.gold ?? 0 };
 }
+
+/** Per source of regular items (a file, or a `dpo loop` round): items, how many have their `overlap` votes from enabled annotators, votes. */
+export function sourceProgress(db: DB, overlap: number): { source: string; items: number; complete: number; votes: number }[] {
+  return db.prepare(`SELECT source, COUNT(*) AS items, SUM(CASE WHEN n >= @overlap THEN 1 ELSE 0 END) AS complete, SUM(n) AS votes
+    FROM (SELECT i.id, i.source, (SELECT COUNT(*) FROM votes v JOIN assignments s ON s.id = v.assignment_id JOIN annotators a ON a.id = s.annotator_id
+      WHERE s.item_id = i.id AND a.disabled = 0) AS n FROM items i WHERE i.is_gold = 0)
+    GROUP BY source ORDER BY MIN(id)`).all({ overlap }) as { source: string; items: number; complete: number; votes: number }[];
+}

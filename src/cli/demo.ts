@@ -4,7 +4,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_BETAS, runDemo } from '../demo/run.js';
 import { runTwoGroupDemo } from '../demo/groups.js';
-import { RL_METHODS, type DemoMethod } from '../demo/rlhf.js';
+import { DEFAULT_METHODS, RL_METHODS, type DemoMethod } from '../demo/rlhf.js';
 import { intArg } from './args.js';
 
 export function parseMethods(v: string): DemoMethod[] {
@@ -32,7 +32,7 @@ export function registerDemoCommands(program: Command): Command {
     .option('--model <path>', 'use this model instead of the pretrained base (Hugging Face directory or llama2.c checkpoint; trained more gently: one epoch at learning rate 2e-4)')
     .option('--prompts <file>', 'prompts (.txt lines or .jsonl "prompt"); every fifth is held out. Default: sentence starts of Moby-Dick')
     .option('--betas <list>', 'DPO β values', parseBetas, DEFAULT_BETAS)
-    .option('--methods <list>', 'arms to run: dpo, ppo (a reward model + PPO, and PPO against the ground truth), grpo', parseMethods, ['dpo', 'ppo', 'grpo'])
+    .option('--methods <list>', 'arms to run: dpo, ppo (a reward model + PPO, and PPO against the ground truth), grpo, iterative (3 rounds of `dpo loop`), online (`dpo online`)', parseMethods, [...DEFAULT_METHODS])
     .option('--seed <n>', 'seed', intArg('--seed', 0), 0)
     .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))
     .option('--cache-dir <dir>', 'cache folder (default $DPO_CACHE_DIR, $XDG_CACHE_HOME/dpo-ts or ~/.cache/dpo-ts)')

@@ -12,6 +12,7 @@ import { registerModelCommands } from './models.js';
 import { registerPretrainCommand } from './pretrain.js';
 import { registerRlCommands } from './rl.js';
 import { registerTrainingCommands } from './train.js';
+import { registerLoopCommands } from './loop.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   });
   registerHandoffCommands(program);
   registerRlCommands(program);
+  registerLoopCommands(program);
   return program;
 }
 

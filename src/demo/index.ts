@@ -6,7 +6,8 @@
  */
 export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseModel, demoCacheDir, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
 
-export { DEFAULT_RL, QUICK_RL, RL_METHODS, costTable, type DemoMethod, type RlArmSettings, type MethodCost } from './rlhf.js';
+export { DEFAULT_LOOP_ARMS, QUICK_LOOP_ARMS, type LoopArmSettings } from './loop-arms.js';
+export { DEFAULT_METHODS, DEFAULT_RL, QUICK_RL, RL_METHODS, costTable, type DemoMethod, type RlArmSettings, type MethodCost } from './rlhf.js';
 
 // Types of other entries this entry's API refers to.
 export type { ModelShape, PretrainSettings } from '../train/pretrain.js';

@@ -70,7 +70,7 @@ export function writeReport(out: string, d: ReportData): string[] {
   /** Colour (one per method when there are RL arms, else per model) and the line joining a method's points. */
   const pointStyle = (m: EvaluationResult['models'][number], i: number): { color: string; group: string | undefined } => {
     const method = methodOf(m.name, m.beta === null);
-    const colorIdx = d.costs ? ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO'].indexOf(method) : i;
+    const colorIdx = d.costs ? ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO', 'Iterative DPO', 'Online DPO'].indexOf(method) : i;
     return { color: PALETTE[colorIdx % PALETTE.length]!, group: d.costs ? method : undefined };
   };
   for (const j of judges) {
@@ -78,7 +78,7 @@ export function writeReport(out: string, d: ReportData): string[] {
       { title: `${j === primary ? 'Ground-truth reward' : 'Held-out judge'}: ${j} vs KL`, xLabel: 'KL(π ‖ π_ref) per completion (nats, from samples)', yLabel: `mean ${j} score of samples` },
       ev.models.map((m, i) => ({ ...pointStyle(m, i), name: m.name, x: m.kl.mean, y: m.rewards[j]!.mean, xErr: m.kl.stderr, yErr: m.rewards[j]!.stderr })),
     ), j === primary
-      ? `Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). ${d.costs ? 'Dashed lines join the points of one method (DPO over β; PPO, PPO-GT over kl_coef; GRPO over β), as in the DPO paper\'s Figure 2.' : 'DPO trades KL for reward; smaller β moves further.'}`
+      ? `Each point is one model on held-out prompts: mean reward of its sampled completions against the KL divergence from the reference (error bars: one standard error). ${d.costs ? 'Dashed lines join the points of one method (DPO over β; PPO, PPO-GT over kl_coef; GRPO over β; iterative and online DPO are one point each), as in the DPO paper\'s Figure 2.' : 'DPO trades KL for reward; smaller β moves further.'}`
       : `A judge the training never saw (${j}): if the points rise here too, the gain is sentiment, not only AFINN's word list.`);
   }
   // The fluency axis: the same rewards against the perplexity of the samples under the reference.

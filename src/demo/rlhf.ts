@@ -14,8 +14,11 @@ import { runGrpo } from '../train/grpo.js';
 import { runPpo } from '../train/ppo.js';
 import { runRewardModel } from '../train/rm.js';
 
-export const RL_METHODS = ['dpo', 'ppo', 'grpo'] as const;
+/** Every arm `--methods` can select: offline DPO, the RLHF arms, and iterative / online DPO (loop-arms.ts). */
+export const RL_METHODS = ['dpo', 'ppo', 'grpo', 'iterative', 'online'] as const;
 export type DemoMethod = (typeof RL_METHODS)[number];
+/** The arms of a run without --methods. */
+export const DEFAULT_METHODS: readonly DemoMethod[] = ['dpo', 'ppo', 'grpo'];
 
 export interface RlArmSettings {
   /** KL coefficients of the PPO and PPO-GT arms (TRL kl_coef). */
@@ -59,7 +62,7 @@ export interface MethodCost {
 
 export interface RlArm {
   name: string;
-  method: 'PPO' | 'PPO-GT' | 'GRPO';
+  method: 'PPO' | 'PPO-GT' | 'GRPO' | 'Iterative DPO' | 'Online DPO';
   /** The KL coefficient: the β of the implicit reward β·log π/π_ref that this arm's optimum has. */
   beta: number;
   dir: string;
@@ -148,8 +151,10 @@ export function costTable(costs: readonly MethodCost[]): string {
 }
 
 /** The method a demo model belongs to, from its name (DPO models are named β=…). */
-export function methodOf(name: string, isReference: boolean): 'reference' | 'DPO' | 'PPO' | 'PPO-GT' | 'GRPO' {
+export function methodOf(name: string, isReference: boolean): 'reference' | 'DPO' | 'PPO' | 'PPO-GT' | 'GRPO' | 'Iterative DPO' | 'Online DPO' {
   if (isReference) return 'reference';
+  if (name.startsWith('Iterative DPO')) return 'Iterative DPO';
+  if (name.startsWith('Online DPO')) return 'Online DPO';
   if (name.startsWith('PPO-GT')) return 'PPO-GT';
   if (name.startsWith('PPO')) return 'PPO';
   if (name.startsWith('GRPO')) return 'GRPO';

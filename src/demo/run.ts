@@ -28,7 +28,8 @@ import { CORPUS_NAME, loadMobyDick, promptsFrom, splitCorpus, spread } from './c
 import { writeReport } from './report.js';
 import { independenceTable, judgeIndependence } from '../eval/independence.js';
 import { DEFAULT_SETTINGS, PRETRAINED_DPO, QUICK_SETTINGS, type DemoSettings } from './settings.js';
-import { costTable, DEFAULT_RL, measured, RL_METHODS, runRlArms, type DemoMethod, type MethodCost } from './rlhf.js';
+import { costTable, DEFAULT_METHODS, DEFAULT_RL, measured, RL_METHODS, runRlArms, type DemoMethod, type MethodCost } from './rlhf.js';
+import { DEFAULT_LOOP_ARMS, runLoopArms } from './loop-arms.js';
 
 export { DEFAULT_BETAS, DEFAULT_SETTINGS, PRETRAINED_DPO, QUICK_SETTINGS, type DemoSettings } from './settings.js';
 
@@ -177,7 +178,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   if (o.betas.length === 0 || o.betas.some((b) => !(b > 0))) throw new Error(`demo: --betas must be positive numbers, got ${o.betas.join(',')}`);
   if (o.threads) kernels().setNumThreads(o.threads);
-  const methods = o.methods ?? [...RL_METHODS];
+  const methods = o.methods ?? [...DEFAULT_METHODS];
   if (methods.length === 0 || methods.some((m) => !(RL_METHODS as readonly string[]).includes(m))) throw new Error(`demo: --methods must be a list of ${RL_METHODS.join(', ')}, got ${methods.join(',')}`);
   const costs: MethodCost[] = [];
   const out = resolve(o.out);
@@ -260,7 +261,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   });
 
   // ---- 3b. RLHF arms: reward model + PPO, PPO against the ground truth, GRPO ----
-  const rlDone = methods.some((m) => m !== 'dpo')
+  const rlDone = methods.some((m) => m === 'ppo' || m === 'grpo')
     ? await phase('rlhf', () => runRlArms({
       basePath, out, trainPairsFile: trainFile, heldPairsFile: data.held.rows.length ? heldFile : null, prompts: sets.train,
       methods, rl: s.rl ?? DEFAULT_RL, maxNewTokens: s.maxNewTokens, maxPositions: base.model.config.maxPositions, seed: o.seed,
@@ -268,6 +269,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }))
     : { arms: [], costs: [], rmAccuracy: null };
   costs.push(...rlDone.costs);
+  // ---- 3c. on-policy DPO: iterative (dpo loop) and online (dpo online) ----
+  if (methods.includes('iterative') || methods.includes('online')) {
+    const l = await phase('iterative/online dpo', () => runLoopArms({
+      basePath, out, prompts: sets.train, iterative: methods.includes('iterative'), online: methods.includes('online'),
+      settings: s.loop ?? DEFAULT_LOOP_ARMS, dpo: s.dpo, samplesPerPrompt: s.samplesPerPrompt, maxNewTokens: s.maxNewTokens,
+      maxPositions: base.model.config.maxPositions, seed: o.seed, threads: o.threads, quiet, log,
+    }));
+    rlDone.arms.push(...l.arms);
+    costs.push(...l.costs);
+  }
 
   // ---- 4. evaluation ----
   const evaluation = await phase('evaluation', () => {

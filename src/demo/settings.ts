@@ -3,6 +3,7 @@
 import type { ModelShape, PretrainSettings } from '../train/pretrain.js';
 import { DEFAULT_PRETRAIN } from '../train/pretrain.js';
 import { DEFAULT_RL, QUICK_RL, type RlArmSettings } from './rlhf.js';
+import { QUICK_LOOP_ARMS, type LoopArmSettings } from './loop-arms.js';
 
 export interface DemoSettings {
   /** Shape of the base model pretrained here. */
@@ -22,6 +23,8 @@ export interface DemoSettings {
   dpo: { learningRate: number; epochs: number; batchSize: number; warmupRatio: number };
   /** The RLHF arms (PPO, PPO-GT, GRPO); default DEFAULT_RL. */
   rl?: RlArmSettings;
+  /** Iterative and online DPO arms (`--methods iterative,online`); default DEFAULT_LOOP_ARMS. */
+  loop?: LoopArmSettings;
 }
 
 export const DEFAULT_SETTINGS: DemoSettings = {
@@ -46,6 +49,7 @@ export const QUICK_SETTINGS: DemoSettings = {
   evalSamples: 4,
   dpo: { learningRate: 1e-3, epochs: 2, batchSize: 16, warmupRatio: 0.1 },
   rl: QUICK_RL,
+  loop: QUICK_LOOP_ARMS,
 };
 
 /**

@@ -29,6 +29,9 @@ import { ProgressBar } from '../util/progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 import { writeFileAtomic } from '../util/fs.js';
 
+/** The config fields the preference losses read. */
+export type LossOptionName = 'beta' | 'label_smoothing' | 'rpo_alpha' | 'cpo_alpha' | 'simpo_gamma' | 'discopop_tau' | 'loss_weights' | 'f_divergence_type' | 'f_alpha_divergence_coef';
+
 export interface DpoRunOptions {
   /**
    * Starting policy (and default reference): a path (Hugging Face directory or llama2.c file) or a
@@ -305,7 +308,8 @@ export function defaultCacheDir(): string {
   return join(base, 'dpo-ts');
 }
 
-function lossParams(cfg: DpoConfig, bcoState: BcoRunningMean | undefined): LossParams {
+/** The loss hyper-parameters of a DPO-family config (also used by online DPO). */
+export function lossParams(cfg: Pick<DpoConfig, LossOptionName>, bcoState: BcoRunningMean | undefined): LossParams {
   return {
     beta: cfg.beta,
     labelSmoothing: cfg.label_smoothing,

@@ -22,7 +22,7 @@ export const RewardConfigSchema = z.object({
 }).strict();
 
 /** Options shared by the on-line trainers (generation, reward functions, reference). */
-const online = {
+export const onlineOptions = {
   /** Prompts longer than this (tokens) are cut from the left (TRL max_prompt_length). */
   max_prompt_length: positiveInt.nullable().default(512),
   temperature: z.number().positive().default(1.0),
@@ -40,7 +40,7 @@ const online = {
 
 export const GrpoConfigSchema = z.object({
   ...common,
-  ...online,
+  ...onlineOptions,
   learning_rate: z.number().positive().default(1e-6),
   /** Completions per optimizer micro-batch (TRL: must be a multiple of num_generations). */
   per_device_train_batch_size: positiveInt.default(8),
@@ -66,7 +66,7 @@ export const GrpoConfigSchema = z.object({
 
 export const PpoConfigSchema = z.object({
   ...common,
-  ...online,
+  ...onlineOptions,
   learning_rate: z.number().positive().default(3e-6),
   per_device_train_batch_size: positiveInt.default(4),
   num_mini_batches: positiveInt.default(1),

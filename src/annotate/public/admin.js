@@ -136,12 +136,28 @@ async function refresh() {
   });
   const invite = document.getElementById('invite') || el('div', { id: 'invite' });
   const groups = groupsSection(q.groups);
+  const batches = batchesSection(q.batches);
   main.replaceChildren(
     stats,
+    ...(batches ? [batches] : []),
     ...(groups ? [groups] : []),
     el('section', { class: 'card' }, el('h2', {}, 'Annotators'), table, el('p', { class: 'muted legend' }, 'Flags: fails gold = accuracy on control items below the bar; position bias = picks one screen side far too often; too fast = median time per item very short; same answer = nearly always the same key. Rows in red: likely spammers (export with --exclude-gold-failing to leave them out).')),
     el('section', { class: 'card' }, el('h2', {}, 'Invite an annotator'), form, invite),
   );
+}
+
+/** Items per source: each `dpo loop` round is one ("loop NAME round-K"); the loop waits for its round to complete. */
+function batchesSection(b) {
+  if (!b || !b.some((x) => x.source.startsWith('loop '))) return null;
+  const head = el('tr', {}, ...['Batch', 'Items', 'Complete', 'Votes'].map((h) => el('th', {}, h)));
+  const rows = b.map((x) =>
+    el('tr', { 'data-batch': x.source, class: x.source.startsWith('loop ') && x.complete < x.items ? 'current' : undefined },
+      el('td', {}, x.source || '(no source)', x.source.startsWith('loop ') && x.complete < x.items ? el('span', { class: 'flag' }, 'the loop is waiting') : null),
+      el('td', { class: 'num' }, String(x.items)),
+      el('td', { class: 'num' }, `${x.complete} (${pct(x.items ? x.complete / x.items : 0)})`),
+      el('td', { class: 'num' }, String(x.votes))));
+  return el('section', { class: 'card', id: 'batches' }, el('h2', {}, 'Batches'), el('div', { class: 'table-wrap' }, el('table', {}, el('thead', {}, head), el('tbody', {}, rows))),
+    el('p', { class: 'muted legend' }, 'Complete: items with their overlap of votes from enabled annotators. A `dpo loop` round waits until its batch is complete (or its deadline), then exports it with --exclude-gold-failing and trains.'));
 }
 
 /** Per-group figures for each annotator attribute (groups below the minimum size already merged into "other"). */
