@@ -10,6 +10,7 @@ import { loadTokenizer } from '../io/tokenizers/index.js';
 import { registerExtraCommands } from './extra.js';
 import { registerHandoffCommands } from './handoff.js';
 import { registerRlCommands } from './rl.js';
+import { registerWebCommand } from './web.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerExtraCommands(program);
   registerHandoffCommands(program);
   registerRlCommands(program);
+  registerWebCommand(program);
   return program;
 }
 

@@ -20,6 +20,9 @@ import { scorePairs } from '../train/score.js';
 import type { DpoConfigInput } from '../train/config.js';
 import type { StepRecord } from '../train/loop.js';
 import { volume } from './volume.js';
+import type { PreferenceRow } from './labels.js';
+
+export type { PreferenceRow };
 
 export interface ModelInfo {
   source: string;
@@ -41,12 +44,6 @@ export interface SampleSettings {
 
 export const DEFAULT_SAMPLING: SampleSettings = { temperature: 1, topP: 0.95, maxNewTokens: 48, seed: 1 };
 
-/** A labelled pair as `dpo train` reads it. */
-export interface PreferenceRow {
-  prompt: string;
-  chosen: string;
-  rejected: string;
-}
 
 /** The page's training settings; everything else is DPOConfig's default. */
 export interface TrainSettings {
@@ -82,11 +79,6 @@ export interface CompareRow {
   /** β·(log π − log π_ref) of each answer under the trained policy against the loaded model. */
   rewardBefore: number;
   rewardAfter: number;
-}
-
-/** Labels as JSONL (one {"prompt","chosen","rejected"} object a line), what `dpo train --data` reads. */
-export function labelsJsonl(rows: readonly PreferenceRow[]): string {
-  return rows.map((r) => JSON.stringify({ prompt: r.prompt, chosen: r.chosen, rejected: r.rejected })).join('\n') + (rows.length ? '\n' : '');
 }
 
 export class WebEngine {
