@@ -93,6 +93,12 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   await page.waitForSelector('#card', { state: 'hidden' });
   assert.match((await page.textContent('#label-status'))!, /^8 labelled pairs, 0 ties, 0 to label/);
 
+  // The Node run of the same labels starts now and runs beside the browser's (checked at the end).
+  const labels = await downloadOf('#export-labels');
+  const labelsFile = join(work, 'labels.jsonl');
+  setKernels(referenceKernels);
+  const nodeRun = runDpo({ model: join(FIX, 'models', 'stories260K', 'stories260K.bin'), data: labelsFile, config: dpoConfigOf(SETTINGS), quiet: true });
+
   await page.fill('#lr', String(SETTINGS.learningRate));
   await page.fill('#steps', String(SETTINGS.steps));
   await page.fill('#batch', String(SETTINGS.batchSize));
@@ -113,7 +119,6 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   assert.match((await page.textContent('#compare-table tbody'))!, /implicit reward -?\d/);
   await page.screenshot({ path: join(ARTIFACTS, 'web-trained.png'), fullPage: true });
 
-  const labels = await downloadOf('#export-labels');
   const zip = await downloadOf('#export-hf');
   const gguf = await downloadOf('#export-gguf');
   assert.equal(labels.name, 'labels.jsonl');
@@ -126,9 +131,7 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   assert.deepEqual(Object.keys(files).sort(), ['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json'].map((f) => `stories260K-dpo/${f}`));
 
   // The same run in Node: the library on the downloaded labels, the TypeScript backend, same options and seed.
-  setKernels(referenceKernels);
-  const labelsFile = join(work, 'labels.jsonl');
-  const res = await runDpo({ model: join(FIX, 'models', 'stories260K', 'stories260K.bin'), data: labelsFile, config: dpoConfigOf(SETTINGS), quiet: true });
+  const res = await nodeRun;
   const out = join(work, 'node-run');
   await saveModel(out, res);
   const node = readFileSync(join(out, 'model.safetensors'));
@@ -171,10 +174,19 @@ test('bad input: a non-model folder, a corrupt safetensors file, a mismatched to
   await page.setInputFiles('#pick-folder', mismatch);
   await expectError(/tokenizer has 286 tokens but the model only 21/);
 
-  // Still usable: the loaded model samples.
+  // Still usable: the loaded model samples, and a long run stops at once without freezing the page.
   await page.fill('#prompts', 'The cat');
   await page.fill('#max-new', '4');
   await page.click('#generate');
   await page.waitForSelector('#card:not([hidden])');
+  await page.fill('#steps', '5000');
+  await page.click('#train');
+  await page.waitForSelector('#train-status:has-text("step 2/5000")');
+  const t0 = Date.now();
+  assert.equal(await page.evaluate(() => 6 * 7), 42, 'the page answers while the worker trains');
+  await page.click('#stop');
+  await page.waitForSelector('#train-status:has-text("stopped after")', { timeout: 10_000 });
+  assert.ok(Date.now() - t0 < 10_000);
+  assert.equal(await page.isEnabled('#train'), true);
   assert.deepEqual(problems, []);
 });
