@@ -147,8 +147,7 @@ export class WebEngine {
 
   /** Reads a preference file from the volume with the library's reader (errors name file and line). */
   async readPreferences(path: string): Promise<PreferenceRow[]> {
-    // The whole-file JSON reader (it reads JSON lines too): the line-streaming one needs Node streams.
-    const data = await loadPreferenceData(path, { fileKind: 'json' });
+    const data = await loadPreferenceData(path);
     return data.examples.map((e) => {
       const x = e as unknown as { prompt?: unknown; chosen?: unknown; rejected?: unknown };
       if (typeof x.prompt !== 'string' || typeof x.chosen !== 'string' || typeof x.rejected !== 'string') {
@@ -213,7 +212,7 @@ export class WebEngine {
     for (const lin of model.linears()) {
       if (!lin.lora) continue;
       const c = byPath.get(lin.path)!;
-      attachLora([c], { r: lin.lora.rank, alpha: lin.lora.alpha, dropout: 0, targetModules: [] }, 0);
+      attachLora([c], { r: lin.lora.rank, alpha: lin.lora.alpha, dropout: 0, targetModules: [lin.path.split('.').at(-1)!] }, 0);
       c.lora!.A.data.set(lin.lora.A.data);
       c.lora!.B.data.set(lin.lora.B.data);
       c.mergeLora();

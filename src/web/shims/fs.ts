@@ -4,6 +4,7 @@
 // half-written file, and renameSync after it is the same atomic replace as on disk.
 import { Buffer } from 'buffer';
 import { fsError, volume } from '../volume.js';
+import { MemoryStream } from './misc.js';
 
 /** The node:fs functions this shim serves: the core's whole file interface in the browser. */
 export const FILE_FUNCTIONS = [
@@ -206,8 +207,9 @@ export function realpathSync(path: string): string {
 
 export function chmodSync(): void {}
 
-export function createReadStream(path: string): never {
-  throw new Error(`${path}: streaming file reads are not available in the browser (give the rows in memory)`);
+/** A file's bytes as the stream the core's line reader consumes (see MemoryStream in misc.ts). */
+export function createReadStream(path: string): MemoryStream {
+  return new MemoryStream(volume.readFile(path));
 }
 
 export const constants = { O_RDONLY: 0, O_WRONLY: 1, O_RDWR: 2, F_OK: 0, R_OK: 4, W_OK: 2 };

@@ -37,12 +37,18 @@ export const process = {
   nextTick: (f: (...a: unknown[]) => void, ...a: unknown[]): void => queueMicrotask(() => f(...a)),
 };
 
-// A macrotask that does not wait for the 4 ms timer clamp: a message through a channel.
-const channel = typeof MessageChannel === 'function' ? new MessageChannel() : null;
+// A macrotask that does not wait for the 4 ms timer clamp: a message through a channel. Where the
+// host has its own setImmediate (Node, which runs the bundle in the tests) that one is used.
+const hostImmediate = (globalThis as { setImmediate?: (f: (...a: unknown[]) => void, ...a: unknown[]) => unknown }).setImmediate;
+let channel: InstanceType<typeof MessageChannel> | null = null;
 const queue: (() => void)[] = [];
-if (channel) (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => queue.shift()?.();
-export function setImmediate(f: (...a: unknown[]) => void, ...a: unknown[]): number {
-  if (!channel) return setTimeout(f, 0, ...a) as unknown as number;
+export function setImmediate(f: (...a: unknown[]) => void, ...a: unknown[]): unknown {
+  if (hostImmediate) return hostImmediate(f, ...a);
+  if (typeof MessageChannel !== 'function') return setTimeout(f, 0, ...a);
+  if (!channel) {
+    channel = new MessageChannel();
+    (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => queue.shift()?.();
+  }
   queue.push(() => f(...a));
   channel.port2.postMessage(0);
   return 0;
