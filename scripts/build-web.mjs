@@ -3,10 +3,12 @@
 // page.js and worker.js (esbuild, ES modules), index.html, style.css and the bundled model
 // (stories260K with its tokenizer, from test/fixtures). The core's Node built-ins are replaced by
 // src/web/shims (file access: the in-memory volume of src/web/volume.ts). Also writes
-// dist/web/engine.js, the worker's engine as a module the Node tests import.
+// dist/web/engine.js, the worker's engine as a module the Node tests import. When the WebAssembly
+// kernels are built (src/tensor/wasm.ts + dist/wasm/ from `npm run build:wasm`), they are added as
+// wasm-kernels.js + wasm/ and the worker computes with them; otherwise with the TypeScript kernels.
 // Generated files: never committed.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,10 +54,18 @@ const results = await Promise.all([
   build({ ...common, entryPoints: { worker: join(root, 'src', 'web', 'browser', 'worker.ts') }, outdir: out }),
   build({ ...common, entryPoints: { engine: join(root, 'src', 'web', 'engine.ts') }, outdir: out }),
 ]);
+const wasmSrc = join(root, 'src', 'tensor', 'wasm.ts'), wasmDir = join(root, 'dist', 'wasm');
+const withWasm = existsSync(wasmSrc) && existsSync(join(wasmDir, 'dpo_kernels.wasm'));
+rmSync(join(out, 'wasm'), { recursive: true, force: true });
+rmSync(join(out, 'wasm-kernels.js'), { force: true });
+if (withWasm) {
+  results.push(await build({ ...common, entryPoints: { 'wasm-kernels': wasmSrc }, outdir: out }));
+  cpSync(wasmDir, join(out, 'wasm'), { recursive: true, filter: (f) => !f.endsWith('.stamp') });
+}
 for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'src', 'web', 'browser', f), join(out, f));
 const model = join(out, 'models', 'stories260K');
 mkdirSync(model, { recursive: true });
 for (const f of ['stories260K.bin', 'tok512.bin', 'LICENSE', 'README.md']) copyFileSync(join(root, 'test', 'fixtures', 'models', 'stories260K', f), join(model, f));
 const inputs = new Set(results.flatMap((r) => Object.keys(r.metafile.inputs)));
-writeFileSync(join(out, 'build.json'), JSON.stringify({ inputs: [...inputs].sort(), version: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version }, null, 1));
-if (!process.argv.includes('--quiet')) console.log(`dist/web: page.js, worker.js, engine.js, index.html, style.css, models/stories260K (${Date.now() - t0} ms)`);
+writeFileSync(join(out, 'build.json'), JSON.stringify({ wasm: withWasm, inputs: [...inputs].sort(), version: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version }, null, 1));
+if (!process.argv.includes('--quiet')) console.log(`dist/web: page.js, worker.js, engine.js, index.html, style.css, models/stories260K${withWasm ? ', wasm-kernels.js, wasm/' : ' (no WebAssembly kernels: npm run build:wasm)'} (${Date.now() - t0} ms)`);

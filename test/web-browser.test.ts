@@ -1,6 +1,7 @@
 // `dpo web` in a real browser (Debian's chromium through playwright-core): load the bundled
 // stories260K, label 8 pairs by keyboard, train 20 DPO steps in the worker, compare, export — and
-// check in Node that the downloaded weights equal a Node run of the library (same backend, labels,
+// check in Node that the downloaded weights equal a Node run of the library (same backend — the
+// WebAssembly kernels when the bundle has them, else the TypeScript ones —, labels,
 // options and seed) bit for bit. Then bad input: each a clear message, the page stays usable.
 // Screenshots go to test-artifacts/. The bundle is built here (generated files are not committed).
 import assert from 'node:assert/strict';
@@ -9,10 +10,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { unzipSync } from 'fflate';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { setKernels, referenceKernels } from '../src/tensor/backend.js';
+import type { Kernels } from '../src/tensor/kernels.js';
 import { runDpo } from '../src/train/dpo.js';
 import { saveModel } from '../src/train/setup.js';
 import { dpoConfigOf, type TrainSettings } from '../src/web/engine.js';
@@ -62,6 +64,14 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** The page's backend in Node: the WebAssembly kernels when the bundle has them (bit-identical across thread counts), else the TypeScript ones. */
+async function sameKernelsAsThePage(wasm: boolean): Promise<Kernels> {
+  if (!wasm) return referenceKernels;
+  // Imported by path: src/tensor/wasm-node.ts comes with the WebAssembly backend.
+  const mod = (await import(pathToFileURL(join(ROOT, 'dist', 'src', 'tensor', 'wasm-node.js')).href)) as { loadWasmKernelsNode(threads?: number): Promise<Kernels> };
+  return mod.loadWasmKernelsNode(1);
+}
+
 async function downloadOf(selector: string): Promise<{ name: string; bytes: Uint8Array }> {
   const [d] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
   const to = join(work, d.suggestedFilename());
@@ -73,7 +83,10 @@ const metricLines = async (): Promise<Record<string, number>[]> =>
   ((await page.textContent('#metrics')) ?? '').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>);
 
 test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: weights equal a Node run bit for bit', { skip, timeout: 120_000 }, async () => {
-  assert.match((await page.textContent('#engine'))!, /cross-origin isolated: yes/, 'COOP/COEP make the page cross-origin isolated');
+  const engineLine = (await page.textContent('#engine'))!;
+  assert.match(engineLine, /cross-origin isolated: yes/, 'COOP/COEP make the page cross-origin isolated');
+  const wasmBuilt = (JSON.parse(readFileSync(join(ROOT, 'dist', 'web', 'build.json'), 'utf8')) as { wasm: boolean }).wasm;
+  assert.match(engineLine, wasmBuilt ? /WebAssembly kernels \(/ : /TypeScript kernels \(this build has no WebAssembly kernels/);
   await page.click('#load-bundled');
   await page.waitForSelector('#model-status:has-text("Loaded")');
   assert.match((await page.textContent('#model-status'))!, /stories260K.*llama \(llama2c\), 0\.26 M parameters/);
@@ -96,7 +109,7 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   // The Node run of the same labels starts now and runs beside the browser's (checked at the end).
   const labels = await downloadOf('#export-labels');
   const labelsFile = join(work, 'labels.jsonl');
-  setKernels(referenceKernels);
+  setKernels(await sameKernelsAsThePage(wasmBuilt));
   const nodeRun = runDpo({ model: join(FIX, 'models', 'stories260K', 'stories260K.bin'), data: labelsFile, config: dpoConfigOf(SETTINGS), quiet: true });
 
   await page.fill('#lr', String(SETTINGS.learningRate));

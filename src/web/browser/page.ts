@@ -390,7 +390,7 @@ $('export-gguf').addEventListener('click', () => act(async () => {
 // ---------------------------------------------------------------- start
 void act(async () => {
   const threads = crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 8) : 1;
-  const r = await call('init', { wasm: null, threads });
-  $('engine').textContent = `Engine: ${r.backend} kernels, ${r.threads} thread${r.threads === 1 ? '' : 's'} · cross-origin isolated: ${crossOriginIsolated ? 'yes' : 'no'}`;
+  const r = await call('init', { threads });
+  $('engine').textContent = `Engine: ${r.note}, backend ${r.backend}, ${r.threads} thread${r.threads === 1 ? '' : 's'} · cross-origin isolated: ${crossOriginIsolated ? 'yes' : 'no'}`;
   document.body.dataset.ready = '1';
 });

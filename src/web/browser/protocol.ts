@@ -2,7 +2,7 @@
 import type { CompareRow, ModelInfo, PreferenceRow, SampleSettings, TrainSettings } from '../engine.js';
 
 export type Request =
-  | { id: number; type: 'init'; wasm: ArrayBuffer | null; threads: number }
+  | { id: number; type: 'init'; threads: number }
   | { id: number; type: 'files'; files: { path: string; bytes: Uint8Array }[] }
   | { id: number; type: 'load'; path: string; dropDir?: string }
   | { id: number; type: 'sample'; prompts: string[]; settings: SampleSettings }
@@ -14,7 +14,7 @@ export type Request =
   | { id: number; type: 'stop' };
 
 export interface Results {
-  init: { backend: string; threads: number };
+  init: { backend: string; threads: number; note: string };
   files: null;
   load: ModelInfo;
   sample: { prompt: string; a: string; b: string }[];

@@ -15,17 +15,30 @@ const scope = self as unknown as WorkerScope;
 let engine: WebEngine | null = null;
 let running: AbortController | null = null;
 
-async function kernelsFor(wasm: ArrayBuffer | null, threads: number): Promise<Kernels> {
-  void wasm;
-  void threads;
-  return referenceKernels;
+/**
+ * The WebAssembly kernels when the bundle has them (wasm-kernels.js + wasm/, added by build:web
+ * after build:wasm; threads when the page is cross-origin isolated), else the TypeScript kernels.
+ */
+async function kernelsFor(threads: number): Promise<{ kernels: Kernels; note: string }> {
+  const base = (self as unknown as { location: { href: string } }).location.href;
+  try {
+    const probe = await fetch(new URL('wasm/dpo_kernels.wasm', base), { method: 'HEAD' });
+    if (!probe.ok) return { kernels: referenceKernels, note: 'TypeScript kernels (this build has no WebAssembly kernels: npm run build:wasm, then build:web)' };
+    const mod = (await import(/* webpackIgnore: true */ new URL('wasm-kernels.js', base).href)) as {
+      createWasmKernels(source: URL, o: { threads: number }): Promise<Kernels & { gemmKernel(): string }>;
+    };
+    const k = await mod.createWasmKernels(new URL('wasm/', base), { threads });
+    return { kernels: k, note: `WebAssembly kernels (${k.gemmKernel()})` };
+  } catch (e) {
+    return { kernels: referenceKernels, note: `TypeScript kernels (the WebAssembly kernels did not load: ${e instanceof Error ? e.message : String(e)})` };
+  }
 }
 
 async function handle(req: Request): Promise<unknown> {
   if (req.type === 'init') {
-    const k = await kernelsFor(req.wasm, req.threads);
+    const { kernels: k, note } = await kernelsFor(req.threads);
     engine = new WebEngine(k);
-    return { backend: k.name, threads: k.numThreads() };
+    return { backend: k.name, threads: k.numThreads(), note };
   }
   if (!engine) throw new Error('the worker has not been initialised');
   switch (req.type) {
