@@ -1,9 +1,9 @@
 // DPO step time of the page's engine in chromium against the Node library on the same machine:
-// the page's engine (dist/web/engine.js, the bundle the worker runs; backend: the TypeScript
-// kernels, or wasm once it is in) vs Node with the native addon, and vs Node with the same
-// TypeScript kernels (the browser's JavaScript engine against Node's on identical code).
+// the page's engine (dist/web/engine.js, the bundle the worker runs) with the WebAssembly kernels
+// (when built; --threads, cross-origin isolated) and with the TypeScript kernels, against Node with
+// the native addon and Node with the TypeScript kernels (same code, browser's V8 against Node's).
 //
-//   npx tsc -p . && node scripts/build-web.mjs && node dist/bench/web-dpo-step.js [--rounds 3] [--steps 6] [--pairs 8] [--tokens 24]
+//   npx tsc -p . && node scripts/build-web.mjs && node dist/bench/web-dpo-step.js [--rounds 3] [--steps 6] [--pairs 8] [--tokens 24] [--threads 2]
 //
 // Same model (stories260K), pairs, options and seed on every side; rounds are interleaved
 // (browser, node-native, node-ts, browser, ...) so load changes on a shared machine hit all sides.
@@ -23,7 +23,8 @@ const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 };
-const rounds = arg('rounds', 3), steps = arg('steps', 6), nPairs = arg('pairs', 8), tokens = arg('tokens', 24);
+const rounds = arg('rounds', 3), steps = arg('steps', 6), nPairs = arg('pairs', 8), tokens = arg('tokens', 24), threads = arg('threads', 2);
+const wasmBuilt = (JSON.parse(readFileSync(join(root, 'dist', 'web', 'build.json'), 'utf8')) as { wasm: boolean }).wasm;
 
 // Pairs of TinyStories-like text, about `tokens` tokens a response.
 const words = 'the little cat saw a big red ball in the garden and she ran to play with her friend tom who was happy'.split(' ');
@@ -50,35 +51,47 @@ try {
   await page.goto(srv.url);
   await page.waitForSelector('body[data-ready="1"]');
   const model = readFileSync(modelPath), tok = readFileSync(join(dirname(modelPath), 'tok512.bin'));
-  const browserStep = async (): Promise<{ seconds: number; backend: string; ua: string }> =>
-    page.evaluate(async ({ rows, settings, model, tok }) => {
-      const url = new URL('engine.js', (globalThis as unknown as { location: { href: string } }).location.href).href;
-      const { WebEngine } = (await import(url)) as typeof import('../src/web/engine.js');
-      const e = new WebEngine();
+  const browserStep = async (wasm: boolean): Promise<{ seconds: number; backend: string; ua: string }> =>
+    page.evaluate(async ({ rows, settings, model, tok, wasm, threads }) => {
+      const base = (globalThis as unknown as { location: { href: string } }).location.href;
+      const { WebEngine } = (await import(new URL('engine.js', base).href)) as typeof import('../src/web/engine.js');
+      let k: import('../src/tensor/kernels.js').Kernels | undefined;
+      if (wasm) {
+        const w = (await import(new URL('wasm-kernels.js', base).href)) as typeof import('../src/tensor/wasm.js');
+        k = await w.createWasmKernels(new URL('wasm/', base), { threads });
+      }
+      const e = new WebEngine(k);
       e.addFiles([{ path: '/bench/stories260K.bin', bytes: new Uint8Array(model) }, { path: '/bench/tok512.bin', bytes: new Uint8Array(tok) }]);
       await e.load('/bench/stories260K.bin');
       const secs: number[] = [];
       await e.train(rows, settings, (r) => void secs.push(r.seconds));
       const s = secs.slice(1).sort((x, y) => x - y);
-      return { seconds: s[Math.floor(s.length / 2)]!, backend: 'reference (TypeScript)', ua: (globalThis as unknown as { navigator: { userAgent: string } }).navigator.userAgent };
-    }, { rows, settings, model: [...model], tok: [...tok] });
-  const b: number[] = [], n: number[] = [], r: number[] = [];
+      return { seconds: s[Math.floor(s.length / 2)]!, backend: k ? `${k.name} ${k.numThreads()} threads` : 'TypeScript kernels', ua: (globalThis as unknown as { navigator: { userAgent: string } }).navigator.userAgent };
+    }, { rows, settings, model: [...model], tok: [...tok], wasm, threads });
+  const b: number[] = [], bw: number[] = [], n: number[] = [], r: number[] = [];
+  let wasmBackend = '';
   let ua = '';
   for (let i = 0; i < rounds; i++) {
     const load = loadavg()[0]!.toFixed(2);
-    const br = await browserStep();
+    const br = await browserStep(false);
     ua = br.ua;
     b.push(br.seconds);
+    if (wasmBuilt) {
+      const bwr = await browserStep(true);
+      wasmBackend = bwr.backend;
+      bw.push(bwr.seconds);
+    }
     setKernels(native);
     n.push(await nodeStep());
     setKernels(referenceKernels);
     r.push(await nodeStep());
-    console.log(`round ${i + 1}: load ${load}  chromium ${(br.seconds * 1e3).toFixed(1)} ms  node-native ${(n[i]! * 1e3).toFixed(1)} ms  node-ts ${(r[i]! * 1e3).toFixed(1)} ms`);
+    console.log(`round ${i + 1}: load ${load}  chromium-wasm ${bw.length ? (bw[i]! * 1e3).toFixed(1) : '-'} ms  chromium-ts ${(br.seconds * 1e3).toFixed(1)} ms  node-native ${(n[i]! * 1e3).toFixed(1)} ms  node-ts ${(r[i]! * 1e3).toFixed(1)} ms`);
   }
   console.log(`\nCPU: ${cpus()[0]?.model} (${cpus().length} logical), node ${process.version}, ${ua.match(/Chrome\/[\d.]+/)?.[0] ?? ua}`);
-  console.log(`native kernel path: ${JSON.stringify(nativePath)}; page engine: TypeScript reference kernels, 1 thread`);
+  console.log(`native kernel path: ${JSON.stringify(nativePath)}; page engine: ${wasmBuilt ? `wasm (${wasmBackend}) and ` : ''}TypeScript kernels (1 thread)`);
   console.log(`DPO step, stories260K, ${nPairs} pairs, batch ${settings.batchSize}, ~${tokens} tokens a response (median of ${rounds} rounds):`);
-  console.log(`  chromium (page engine)   ${(median(b) * 1e3).toFixed(1)} ms`);
+  if (bw.length) console.log(`  chromium, wasm kernels   ${(median(bw) * 1e3).toFixed(1)} ms   wasm/native = ${(median(bw) / median(n)).toFixed(2)}x`);
+  console.log(`  chromium, TS kernels     ${(median(b) * 1e3).toFixed(1)} ms`);
   console.log(`  node, native addon       ${(median(n) * 1e3).toFixed(1)} ms   chromium/native = ${(median(b) / median(n)).toFixed(1)}x`);
   console.log(`  node, TypeScript kernels ${(median(r) * 1e3).toFixed(1)} ms   chromium/node-ts = ${(median(b) / median(r)).toFixed(2)}x`);
 } finally {

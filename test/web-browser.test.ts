@@ -10,11 +10,12 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { unzipSync } from 'fflate';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { setKernels, referenceKernels } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
+import { loadWasmKernelsNode } from '../src/tensor/wasm-node.js';
 import { runDpo } from '../src/train/dpo.js';
 import { saveModel } from '../src/train/setup.js';
 import { dpoConfigOf, type TrainSettings } from '../src/web/engine.js';
@@ -66,10 +67,7 @@ after(async () => {
 
 /** The page's backend in Node: the WebAssembly kernels when the bundle has them (bit-identical across thread counts), else the TypeScript ones. */
 async function sameKernelsAsThePage(wasm: boolean): Promise<Kernels> {
-  if (!wasm) return referenceKernels;
-  // Imported by path: src/tensor/wasm-node.ts comes with the WebAssembly backend.
-  const mod = (await import(pathToFileURL(join(ROOT, 'dist', 'src', 'tensor', 'wasm-node.js')).href)) as { loadWasmKernelsNode(threads?: number): Promise<Kernels> };
-  return mod.loadWasmKernelsNode(1);
+  return wasm ? loadWasmKernelsNode(1) : referenceKernels;
 }
 
 async function downloadOf(selector: string): Promise<{ name: string; bytes: Uint8Array }> {
@@ -86,7 +84,8 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   const engineLine = (await page.textContent('#engine'))!;
   assert.match(engineLine, /cross-origin isolated: yes/, 'COOP/COEP make the page cross-origin isolated');
   const wasmBuilt = (JSON.parse(readFileSync(join(ROOT, 'dist', 'web', 'build.json'), 'utf8')) as { wasm: boolean }).wasm;
-  assert.match(engineLine, wasmBuilt ? /WebAssembly kernels \(/ : /TypeScript kernels \(this build has no WebAssembly kernels/);
+  // Cross-origin isolated: the threaded WebAssembly build (when built) on every core up to 8.
+  assert.match(engineLine, wasmBuilt ? /WebAssembly kernels \(wasm-simd128\), backend wasm, \d+ threads? / : /TypeScript kernels \(this build has no WebAssembly kernels/);
   await page.click('#load-bundled');
   await page.waitForSelector('#model-status:has-text("Loaded")');
   assert.match((await page.textContent('#model-status'))!, /stories260K.*llama \(llama2c\), 0\.26 M parameters/);
