@@ -97,7 +97,7 @@ describe('the packed tarball, installed as a user installs it', { timeout: 1_800
 
   test('the tarball holds what users need and nothing else', () => {
     for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/dpo.js', 'dist/src/index.js', 'dist/src/index.d.ts',
-      'dist/src/cli/index.js', 'binding.gyp', 'native/gemm.cc', 'scripts/build-native.mjs',
+      'dist/src/cli/index.js', 'dist/web/index.html', 'dist/web/page.js', 'dist/web/worker.js', 'binding.gyp', 'native/gemm.cc', 'scripts/build-native.mjs',
       `prebuilds/${process.platform}-${process.arch}/dpo_native.node`]) {
       assert.ok(packedFiles.includes(f), `the tarball lacks ${f}`);
     }

@@ -13,6 +13,7 @@ import { registerPretrainCommand } from './pretrain.js';
 import { registerRlCommands } from './rl.js';
 import { registerTrainingCommands } from './train.js';
 import { registerLoopCommands } from './loop.js';
+import { registerWebCommand } from './web.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerHandoffCommands(program);
   registerRlCommands(program);
   registerLoopCommands(program);
+  registerWebCommand(program);
   return program;
 }
 

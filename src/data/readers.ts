@@ -8,7 +8,7 @@ import { open, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { gunzipSync, createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import type { AsyncBuffer } from 'hyparquet';
 import type { SourceLoc } from './types.js';
 
@@ -202,6 +202,33 @@ function columnarToRows(cols: [string, unknown[]][], path: string): Record<strin
   return rows;
 }
 
+/**
+ * A Parquet file as hyparquet's AsyncBuffer: each slice read through a file handle (node:fs/promises
+ * open, which the browser bundle serves from its volume; hyparquet's own asyncBufferFromFile is Node-only).
+ */
+async function fileAsyncBuffer(path: string): Promise<AsyncBuffer> {
+  const fh = await open(path, 'r');
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+  } finally {
+    await fh.close();
+  }
+  return {
+    byteLength: size,
+    async slice(start: number, end = size): Promise<ArrayBuffer> {
+      const h = await open(path, 'r');
+      try {
+        const buf = new Uint8Array(Math.max(0, end - start));
+        const { bytesRead } = await h.read(buf, 0, buf.byteLength, start);
+        return buf.buffer.slice(0, bytesRead);
+      } finally {
+        await h.close();
+      }
+    },
+  };
+}
+
 /** Parquet, read one row group at a time; a .gz'd Parquet file is decompressed in memory first. */
 export async function* readParquet(path: string): AsyncGenerator<RawRecord> {
   let file: AsyncBuffer;
@@ -209,7 +236,7 @@ export async function* readParquet(path: string): AsyncGenerator<RawRecord> {
     const buf = await readWholeFile(path);
     file = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
   } else {
-    file = await asyncBufferFromFile(path);
+    file = await fileAsyncBuffer(path);
   }
   let meta;
   try {

@@ -1,0 +1,105 @@
+// node:crypto for the browser bundle: createHash('sha256') (fingerprints of runs and caches;
+// synchronous, so not WebCrypto's digest) and random bytes from crypto.getRandomValues.
+import { Buffer } from 'buffer';
+
+const K = new Uint32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+  0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+
+/** SHA-256 (FIPS 180-4), streaming. */
+export class Sha256 {
+  private readonly h = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  private readonly block = new Uint8Array(64);
+  private readonly w = new Uint32Array(64);
+  private fill = 0;
+  private total = 0;
+  private done = false;
+
+  update(data: string | ArrayBufferView, encoding?: string): this {
+    if (this.done) throw new Error('Digest already called');
+    const bytes = typeof data === 'string' ? Buffer.from(data, (encoding ?? 'utf8') as BufferEncoding) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    this.total += bytes.byteLength;
+    let i = 0;
+    while (i < bytes.byteLength) {
+      const n = Math.min(64 - this.fill, bytes.byteLength - i);
+      this.block.set(bytes.subarray(i, i + n), this.fill);
+      this.fill += n;
+      i += n;
+      if (this.fill === 64) {
+        this.compress();
+        this.fill = 0;
+      }
+    }
+    return this;
+  }
+
+  private compress(): void {
+    const w = this.w, b = this.block, h = this.h;
+    for (let t = 0; t < 16; t++) w[t] = (b[4 * t]! << 24) | (b[4 * t + 1]! << 16) | (b[4 * t + 2]! << 8) | b[4 * t + 3]!;
+    for (let t = 16; t < 64; t++) {
+      const x = w[t - 15]!, y = w[t - 2]!;
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+      w[t] = (w[t - 16]! + s0 + w[t - 7]! + s1) | 0;
+    }
+    let a = h[0]!, bb = h[1]!, c = h[2]!, d = h[3]!, e = h[4]!, f = h[5]!, g = h[6]!, hh = h[7]!;
+    for (let t = 0; t < 64; t++) {
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const ch = (e & f) ^ (~e & g);
+      const t1 = (hh + S1 + ch + K[t]! + w[t]!) | 0;
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const maj = (a & bb) ^ (a & c) ^ (bb & c);
+      const t2 = (S0 + maj) | 0;
+      hh = g; g = f; f = e; e = (d + t1) | 0; d = c; c = bb; bb = a; a = (t1 + t2) | 0;
+    }
+    h[0] = h[0]! + a; h[1] = h[1]! + bb; h[2] = h[2]! + c; h[3] = h[3]! + d;
+    h[4] = h[4]! + e; h[5] = h[5]! + f; h[6] = h[6]! + g; h[7] = h[7]! + hh;
+  }
+
+  digest(encoding?: string): Buffer | string {
+    if (this.done) throw new Error('Digest already called');
+    const bits = this.total * 8;
+    this.update(new Uint8Array([0x80]));
+    while (this.fill !== 56) this.update(new Uint8Array([0]));
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setUint32(0, Math.floor(bits / 2 ** 32));
+    new DataView(len.buffer).setUint32(4, bits >>> 0);
+    this.update(len);
+    this.done = true;
+    const out = Buffer.alloc(32);
+    for (let i = 0; i < 8; i++) out.writeUInt32BE(this.h[i]!, 4 * i);
+    return encoding ? out.toString(encoding as BufferEncoding) : out;
+  }
+}
+
+export function createHash(algorithm: string): Sha256 {
+  if (algorithm.toLowerCase() !== 'sha256') throw new Error(`createHash: only sha256 is available in the browser, not ${algorithm}`);
+  return new Sha256();
+}
+
+export function randomBytes(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i += 65536) globalThis.crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
+  return b;
+}
+
+export function randomInt(a: number, b?: number): number {
+  const [lo, hi] = b === undefined ? [0, a] : [a, b];
+  const u = new Uint32Array(1);
+  globalThis.crypto.getRandomValues(u);
+  return lo + (u[0]! % (hi - lo));
+}
+
+export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) throw new RangeError('Input buffers must have the same byte length');
+  let d = 0;
+  for (let i = 0; i < a.byteLength; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+export default { createHash, randomBytes, randomInt, timingSafeEqual };
