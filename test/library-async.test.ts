@@ -42,12 +42,17 @@ test('a training run keeps a 10 ms timer ticking (no gap over 100 ms)', async ()
   let steps = 40;
   for (let r = await timedRun(steps); r.ms < 300 && steps < 5000; r = await timedRun(steps)) steps *= 4;
   const runs: { ms: number; maxGap: number; ticks: number }[] = [];
-  for (let i = 0; i < 3; i++) {
+  // A run that came out too short (the machine got quieter after calibrating) is redone longer.
+  for (let attempt = 0; runs.length < 3 && attempt < 8; attempt++) {
     const r = await timedRun(steps);
-    assert.ok(r.ms > 150, `the run took ${r.ms.toFixed(0)} ms (${steps} steps): too short to show blocking`);
+    if (r.ms <= 150) {
+      steps *= 2;
+      continue;
+    }
     runs.push(r);
     if (r.maxGap < 100) break;
   }
+  assert.ok(runs.length > 0, `every run stayed under 150 ms (last ${steps} steps): too short to show blocking`);
   const best = runs.reduce((a, b) => (b.maxGap < a.maxGap ? b : a));
   const text = runs.map((r) => `${r.maxGap.toFixed(0)} ms longest gap, ${r.ticks} ticks in ${r.ms.toFixed(0)} ms`).join('; ');
   assert.ok(best.maxGap < 100, `the event loop was blocked: ${text}`);
