@@ -9,21 +9,24 @@
 //   npx tsc -p . && node dist/bench/soak.js        # default: every workload at its default length
 //   node dist/bench/soak.js --workloads dpo-demo --steps 5000 --segment 100 --json soak.json
 //
-// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,generate,serve   --modes pool,none,exact
+// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,ppo,generate,serve   --modes pool,none,exact[,pool-gc]
 //          --steps N (units per run: optimizer steps, prompts or requests; default per workload;
 //          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
 //
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
-// (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound).
+// (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound, dropped
+// blocks left to the GC, glibc's default malloc settings); pool-gc (only with --modes) = the size
+// classes without src/tensor/allocator.ts (dropped blocks left to the GC, glibc's defaults).
 //
 // Workloads (add one by adding an entry to WORKLOADS): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
 // context 128) with pairs built like the demo's (its Moby-Dick prompts of 3–6 words, completions
 // of up to 24 tokens), batch 8; dpo-hh = the same model with a 512 context on HH-RLHF pairs
 // (their real length spread, truncated at 256 tokens), batch 4; sft-hh = `dpo sft` on HH-RLHF's
 // chosen dialogues, batch 8; grpo = `dpo grpo` on the demo's prompts (groups of 8, 24-token
-// completions, AFINN reward: rollouts + updates); generate = `dpo annotate add-prompts` (two sampled candidates per
+// completions, AFINN reward: rollouts + updates); ppo = `dpo ppo` on the same prompts (16
+// rollouts of 24 tokens, value model, 2 epochs of 2 mini-batches); generate = `dpo annotate add-prompts` (two sampled candidates per
 // demo prompt, up to 48 new tokens); serve = the annotation server answering loopback requests
 // (login, queue, votes, dashboard, static pages; only the pool mode, it allocates no tensors).
 // Models have random weights: memory and speed do not depend on the values.
@@ -39,6 +42,7 @@ import { getHeapStatistics } from 'node:v8';
 import { Agent, request } from 'node:http';
 import * as T from '../src/tensor/index.js';
 import { nativeKernels } from '../src/tensor/backend.js';
+import { mallocInfo } from '../src/tensor/allocator.js';
 import { llamaConfig } from '../src/io/config.js';
 import { saveHfDirectory } from '../src/io/hf-dir.js';
 import { saveTokenizerFiles, trainByteLevelBpe, loadTokenizer } from '../src/io/tokenizers/index.js';
@@ -48,7 +52,8 @@ import { runDpo } from '../src/train/dpo.js';
 import { runSft } from '../src/train/sft.js';
 import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
 import { runGrpo } from '../src/train/grpo.js';
-import { parseGrpoConfig } from '../src/train/rl-config.js';
+import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
+import { runPpo } from '../src/train/ppo.js';
 import { openDatabase } from '../src/annotate/db.js';
 import { addPairs, createAnnotator, dbPath, initProject } from '../src/annotate/store.js';
 import { addPrompts, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
@@ -58,7 +63,9 @@ import { seededRng } from '../src/annotate/queue.js';
 import { Rng } from '../src/tensor/random.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const MODES = ['pool', 'none', 'exact'] as const;
+const MODES = ['pool', 'none', 'exact', 'pool-gc'] as const;
+/** Modes run unless --modes says otherwise (pool-gc isolates what allocator.ts adds to the size classes). */
+const DEFAULT_MODES: Mode[] = ['pool', 'none', 'exact'];
 type Mode = (typeof MODES)[number];
 
 // ---- samples -----------------------------------------------------------------------------------
@@ -82,6 +89,13 @@ interface Sample {
   hits: number;
   misses: number;
   evicted: number;
+  /** Dropped blocks freed at once; never-released buffers reclaimed by the GC (bytes, cumulative). */
+  freed: number;
+  collected: number;
+  /** glibc: heap/arena bytes from the system, mmapped bytes, free bytes the allocator holds (-1: unknown). */
+  mallocArena: number;
+  mallocMmapped: number;
+  mallocFree: number;
 }
 
 function vmHwm(): number {
@@ -93,10 +107,13 @@ function sampleNow(units: number, wall: number, cpu: number): Sample {
   const mu = process.memoryUsage();
   const hs = getHeapStatistics();
   const ms = T.memoryStats();
+  const mi = mallocInfo();
   return {
     units, wall, cpu, rss: mu.rss, hwm: vmHwm(), heapUsed: hs.used_heap_size, heapTotal: hs.total_heap_size,
     external: hs.external_memory, arrayBuffers: mu.arrayBuffers, pooled: ms.pooledBytes, held: ms.heldBytes,
     workingSet: ms.workingSetBytes, poolLimit: ms.poolLimitBytes, hits: ms.poolHits, misses: ms.poolMisses, evicted: ms.poolEvictedBytes,
+    freed: ms.freedBytes, collected: ms.collectedBytes,
+    mallocArena: mi?.arena ?? -1, mallocMmapped: mi?.mmapped ?? -1, mallocFree: mi?.free ?? -1,
   };
 }
 
@@ -158,6 +175,21 @@ const WORKLOADS: Record<string, Workload> = {
         config: parseGrpoConfig({
           reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24, learning_rate: 1e-4,
           max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
+        }),
+        onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
+      });
+    },
+  },
+  ppo: {
+    unit: 'step',
+    defaultSteps: 200,
+    run: async (s, steps, segment, tick) => {
+      let calls = 0;
+      await runPpo({
+        model: join(s.dir, 'model-128'), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-ppo-${process.pid}`), quiet: true,
+        config: parsePpoConfig({
+          reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 24,
+          learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
         }),
         onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
       });
@@ -387,7 +419,8 @@ function kernelPath(): string {
 
 async function child(name: string, mode: Mode, steps: number, segment: number, setupDir: string): Promise<void> {
   if (mode === 'none') T.setPoolLimit(0);
-  else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20 });
+  else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20, freeDropped: false });
+  else if (mode === 'pool-gc') T.configurePool({ freeDropped: false });
   const w = WORKLOADS[name]!;
   const out = (o: object): void => {
     process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -468,7 +501,8 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
   const script = fileURLToPath(import.meta.url);
   const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir], {
     stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '' },
+    // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
+    env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
   })));
   let kernel = '';
   for (const p of procs) kernel = (await p.next()).kernel;
@@ -530,6 +564,11 @@ interface Summary {
   workingSet: number;
   hitRate: number;
   unitsPerS: number;
+  mallocArena: [number, number];
+  mallocFree: [number, number];
+  /** Per unit after warm-up: bytes freed at once, bytes left to the GC by never-released tensors. */
+  freedPerUnit: number;
+  collectedPerUnit: number;
 }
 
 function summarize(r: ModeResult, warmFrac: number): Summary {
@@ -549,6 +588,8 @@ function summarize(r: ModeResult, warmFrac: number): Summary {
     pooled: last.pooled, poolLimit: last.poolLimit, workingSet: last.workingSet,
     hitRate: last.hits / Math.max(1, last.hits + last.misses),
     unitsPerS: units / wall,
+    mallocArena: [warm.mallocArena, last.mallocArena], mallocFree: [warm.mallocFree, last.mallocFree],
+    freedPerUnit: (last.freed - warm.freed) / Math.max(1, units), collectedPerUnit: (last.collected - warm.collected) / Math.max(1, units),
   };
 }
 
@@ -577,7 +618,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 async function parent(args: Map<string, string>): Promise<void> {
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
-  const modesWanted = (args.get('modes') ?? MODES.join(',')).split(',') as Mode[];
+  const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];
   for (const m of modesWanted) if (!MODES.includes(m)) throw new Error(`soak: unknown mode ${m} (known: ${MODES.join(', ')})`);
   const threads = Number(args.get('threads') ?? 1);
   const warmFrac = Number(args.get('warmup') ?? 0.1);
@@ -606,7 +647,9 @@ async function parent(args: Map<string, string>): Promise<void> {
       for (const s of sums) {
         lines.push(`${s.mode.padEnd(6)} | ${mib(s.rssWarm)} → ${mib(s.rssFinal)} | ${mib(s.rssMaxAfterWarm)} | ${(100 * s.growth).toFixed(1)}% | ${mib(s.peakRss)} | ` +
           `${mib(s.heapUsed[0])} → ${mib(s.heapUsed[1])} | ${mib(s.heapTotal[0])} → ${mib(s.heapTotal[1])} | ${mib(s.external[0])} → ${mib(s.external[1])} | ` +
-          `${mib(s.pooled)} / ${s.poolLimit ? mib(s.poolLimit) : '-'} | ${mib(s.workingSet)} | ${(100 * s.hitRate).toFixed(1)}% | ${s.unitsPerS.toFixed(2)}`);
+          `${mib(s.pooled)} / ${s.poolLimit ? mib(s.poolLimit) : '-'} | ${mib(s.workingSet)} | ${(100 * s.hitRate).toFixed(1)}% | ` +
+          `${mib(s.mallocArena[0])} (${mib(s.mallocFree[0])}) → ${mib(s.mallocArena[1])} (${mib(s.mallocFree[1])}) | ` +
+          `${(s.freedPerUnit / 1024).toFixed(0)}, ${(s.collectedPerUnit / 1024).toFixed(0)} | ${s.unitsPerS.toFixed(2)}`);
       }
       const speed: Record<string, unknown> = {};
       for (const other of ['none', 'exact'] as Mode[]) {

@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   dpo::RegisterGemm(env, exports);
   dpo::RegisterOps(env, exports);
   dpo::RegisterAttention(env, exports);
+  dpo::RegisterMemory(env, exports);
   return exports;
 }
 
