@@ -50,7 +50,7 @@ function memoryAddon(): AddonMemory | null {
 }
 
 /** Whether the user chose glibc's mmap threshold (or DPO_MALLOC_TUNE=0 keeps the defaults). */
-function userChoseMalloc(env: NodeJS.ProcessEnv): boolean {
+export function userChoseMalloc(env: NodeJS.ProcessEnv): boolean {
   if (env.DPO_MALLOC_TUNE === '0') return true;
   if (env.MALLOC_MMAP_THRESHOLD_ !== undefined) return true;
   return /glibc\.malloc\.mmap_threshold=/.test(env.GLIBC_TUNABLES ?? '');

@@ -59,7 +59,7 @@ let currentBytes = 0;
 let peakBytes = 0;
 /** Capacity bytes of live buffers (≥ currentBytes by the size-class rounding). */
 let heldBytes = 0;
-/** The working set: highest heldBytes since start (not reset by resetPeak()). */
+/** The working set: highest heldBytes since start or configurePool() (not reset by resetPeak()). */
 let workingSetBytes = 0;
 let pooledBytes = 0;
 let hits = 0;
@@ -308,13 +308,14 @@ export function setPoolLimit(bytes: number | 'auto'): void {
   configurePool({ limitBytes: bytes });
 }
 
-/** Changes the pool's size classes and bound (benchmarks compare them). Clears the pool. */
+/** Changes the pool's size classes and bound (benchmarks compare them). Clears the pool and restarts the working set from the live bytes. */
 export function configurePool(c: Partial<PoolConfig>): void {
   if (c.limitBytes !== undefined && c.limitBytes !== 'auto' && !(c.limitBytes >= 0)) {
     throw new RangeError(`pool limit must be a number of bytes ≥ 0 or 'auto', got ${c.limitBytes}`);
   }
   config = { ...config, ...c };
   clearPool();
+  workingSetBytes = heldBytes;
 }
 
 export function poolConfig(): Readonly<PoolConfig> {
