@@ -14,6 +14,7 @@
 //          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
+//          --factor F (the pool mode's bound: F × the working set instead of the default)
 //
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
 // (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound, dropped
@@ -417,7 +418,8 @@ function kernelPath(): string {
   return 'native';
 }
 
-async function child(name: string, mode: Mode, steps: number, segment: number, setupDir: string): Promise<void> {
+async function child(name: string, mode: Mode, steps: number, segment: number, setupDir: string, factor: number | undefined): Promise<void> {
+  if (mode === 'pool' && factor !== undefined) T.configurePool({ factor });
   if (mode === 'none') T.setPoolLimit(0);
   else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20, freeDropped: false });
   else if (mode === 'pool-gc') T.configurePool({ freeDropped: false });
@@ -496,10 +498,11 @@ const median = (xs: number[]): number => {
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
 };
 
-async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number): Promise<{ kernel: string; results: ModeResult[] }> {
+async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number, factor: string | undefined): Promise<{ kernel: string; results: ModeResult[] }> {
   const w = WORKLOADS[name]!;
   const script = fileURLToPath(import.meta.url);
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir], {
+  const extra = factor !== undefined ? ['--factor', factor] : [];
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
     env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
@@ -635,7 +638,7 @@ async function parent(args: Map<string, string>): Promise<void> {
       const modes = modesWanted.filter((m) => !w.modes || w.modes.includes(m));
       const load0 = loadavg()[0]!;
       const t0 = Date.now();
-      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads);
+      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads, args.get('factor'));
       const sums = results.map((r) => summarize(r, warmFrac));
       const none = sums.find((s) => s.mode === 'none');
       const pool = sums.find((s) => s.mode === 'pool')!;
@@ -687,7 +690,8 @@ for (let i = 0; i < argv.length; i += 2) {
   args.set(k.slice(2), argv[i + 1]!);
 }
 if (args.has('child')) {
-  await child(args.get('child')!, args.get('mode') as Mode, Number(args.get('steps')), Number(args.get('segment')), args.get('setup')!);
+  await child(args.get('child')!, args.get('mode') as Mode, Number(args.get('steps')), Number(args.get('segment')), args.get('setup')!,
+    args.has('factor') ? Number(args.get('factor')) : undefined);
 } else {
   await parent(args);
 }
