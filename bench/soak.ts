@@ -427,6 +427,8 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   const out = (o: object): void => {
     process.stdout.write(`${JSON.stringify(o)}\n`);
   };
+  // Ctrl-C is the parent's to handle (it stops the children after reporting what was measured).
+  process.on('SIGINT', () => {});
   out({ ready: true, kernel: kernelPath() });
   if (w.unit === 'request') {
     await w.run({ dir: setupDir, dataDir: '' }, steps, segment, () => {});
@@ -447,6 +449,9 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
 }
 
 // ---- parent ------------------------------------------------------------------------------------
+
+// Ctrl-C (SIGINT): finish the current round, stop, and report what was measured so far.
+let interrupted = false;
 
 class Proc {
   private buf = '';
@@ -514,7 +519,7 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
     // One server per mode, requests from here, in interleaved segments.
     const clients = [];
     for (const p of procs) clients.push(await w.client!((await p.next()).url, setup));
-    for (let done = 0, r = 0; done < steps; r++) {
+    for (let done = 0, r = 0; done < steps && !interrupted; r++) {
       const n = Math.min(segment, steps - done);
       for (let j = 0; j < procs.length; j++) {
         const i = (j + r) % procs.length;
@@ -541,9 +546,13 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
       }
       progress(name, results[0]!.samples.at(-1)?.units ?? 0, steps, results);
       if (finished === procs.length) break;
+      if (interrupted) {
+        for (const p of procs) p.p.kill();
+        break;
+      }
     }
   }
-  await Promise.all(procs.map((p) => new Promise((ok) => (p.p.exitCode !== null ? ok(null) : p.p.once('exit', ok)))));
+  await Promise.all(procs.map((p) => new Promise((ok) => (p.p.exitCode !== null || p.p.signalCode !== null ? ok(null) : p.p.once('exit', ok)))));
   return { kernel, results };
 }
 
@@ -632,6 +641,7 @@ async function parent(args: Map<string, string>): Promise<void> {
   const report: Record<string, unknown>[] = [];
   try {
     for (const name of names) {
+      if (interrupted) break;
       const w = WORKLOADS[name]!;
       const steps = perWorkload(args.get('steps'), name) ?? w.defaultSteps;
       const segment = perWorkload(args.get('segment'), name) ?? Math.max(1, Math.round(steps / 25));
@@ -643,7 +653,8 @@ async function parent(args: Map<string, string>): Promise<void> {
       const none = sums.find((s) => s.mode === 'none');
       const pool = sums.find((s) => s.mode === 'pool')!;
       const lines: string[] = [];
-      lines.push(`\n== ${name}: ${steps} ${w.unit}s, segments of ${segment}, ${modes.join('/')} interleaved; ${cpu}, kernel ${kernel}, ${threads} thread(s); load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+      const reached = Math.min(...results.map((r) => r.samples.at(-1)?.units ?? 0));
+      lines.push(`\n== ${name}: ${reached < steps ? `${reached} of ${steps} (interrupted)` : steps} ${w.unit}s, segments of ${segment}, ${modes.join('/')} interleaved; ${cpu}, kernel ${kernel}, ${threads} thread(s); load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${((Date.now() - t0) / 60000).toFixed(1)} min`);
       lines.push(`RSS trace (MiB, every ${segment} ${w.unit}s):`);
       for (const r of results) lines.push(`  ${r.mode.padEnd(6)} ${r.samples.map((s) => mib(s.rss)).join(' ')}`);
       lines.push('mode   | RSS warm→final MiB | max after warm-up | growth | peak RSS | heap used MiB | heap total | external | pooled / bound MiB | working set | hit rate | ' + `${w.unit}s/s`);
@@ -693,5 +704,10 @@ if (args.has('child')) {
   await child(args.get('child')!, args.get('mode') as Mode, Number(args.get('steps')), Number(args.get('segment')), args.get('setup')!,
     args.has('factor') ? Number(args.get('factor')) : undefined);
 } else {
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('soak: interrupted: reporting what was measured after the current round (Ctrl-C again quits)\n');
+  });
   await parent(args);
 }

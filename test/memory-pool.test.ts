@@ -18,8 +18,12 @@ import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
+// The defaults (this test runs without DPO_POOL_LIMIT_MB).
+const DEFAULTS = { ...T.poolConfig() };
+assert.deepEqual({ classes: DEFAULTS.classes, limitBytes: DEFAULTS.limitBytes, freeDropped: DEFAULTS.freeDropped }, { classes: 'classes', limitBytes: 'auto', freeDropped: true });
+
 function restoreDefaults(): void {
-  T.configurePool({ classes: 'classes', limitBytes: 'auto', factor: 2, freeDropped: true });
+  T.configurePool(DEFAULTS);
   T.setPoolPoison(false);
 }
 
