@@ -60,7 +60,7 @@ export function userChoseMalloc(env: NodeJS.ProcessEnv): boolean {
  * Fixes glibc's mmap threshold (once; memory.ts calls it at the first allocation). Returns
  * whether the threshold is now fixed by us.
  */
-export function tuneMalloc(env: NodeJS.ProcessEnv = process.env): boolean {
+export function tuneMalloc(env: NodeJS.ProcessEnv = typeof process === 'undefined' ? {} : process.env): boolean {
   if (tuned !== undefined) return tuned;
   const a = userChoseMalloc(env) ? null : memoryAddon();
   tuned = a ? a.mallocTune(MMAP_THRESHOLD_BYTES) : false;
