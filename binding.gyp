@@ -3,12 +3,14 @@
     {
       "target_name": "dpo_native",
       "sources": [
-        "native/addon.cc",
+        "native/napi.cc",
+        "native/abi.cc",
+        "native/cpu.cc",
         "native/threadpool.cc",
         "native/gemm.cc",
         "native/ops.cc",
         "native/attention.cc",
-        "native/memory.cc"
+        "native/napi-memory.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

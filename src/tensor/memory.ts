@@ -276,8 +276,9 @@ export interface MemoryStats {
   poolClasses: number;
   /** Bytes of dropped blocks freed at once instead of by the GC (see PoolConfig.freeDropped). */
   freedBytes: number;
-  /** Buffers never released (their tensors were simply dropped), reclaimed by the GC: bytes, count. */
+  /** Bytes of buffers never released (their tensors were simply dropped), reclaimed by the GC. */
   collectedBytes: number;
+  /** How many such buffers the GC reclaimed. */
   collectedBuffers: number;
 }
 

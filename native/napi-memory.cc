@@ -12,7 +12,10 @@
 //   from memory in use.
 // mallocTrim(): returns free heap pages to the system (glibc malloc_trim).
 // On other C libraries the malloc functions do nothing (mallocInfo returns null).
-#include "common.h"
+// N-API only (like napi.cc, left out of the WebAssembly build): registered by napi.cc's Init.
+#include <napi.h>
+
+#include <cstdint>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -42,7 +45,7 @@ static Napi::Value FreeArrayBufferJs(const Napi::CallbackInfo& info) {
 static Napi::Value MallocTuneJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
 #if defined(__GLIBC__)
-  int64_t bytes = Int(info, 0);
+  int64_t bytes = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
   if (bytes <= 0 || bytes > (int64_t(1) << 30)) {
     Napi::RangeError::New(env, "mallocTune: the mmap threshold must be in (0, 1 GiB]").ThrowAsJavaScriptException();
     return env.Undefined();
