@@ -9,7 +9,8 @@
         "native/threadpool.cc",
         "native/gemm.cc",
         "native/ops.cc",
-        "native/attention.cc"
+        "native/attention.cc",
+        "native/napi-memory.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

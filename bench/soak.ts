@@ -9,21 +9,25 @@
 //   npx tsc -p . && node dist/bench/soak.js        # default: every workload at its default length
 //   node dist/bench/soak.js --workloads dpo-demo --steps 5000 --segment 100 --json soak.json
 //
-// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,generate,serve   --modes pool,none,exact
+// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,ppo,generate,serve   --modes pool,none,exact[,pool-gc]
 //          --steps N (units per run: optimizer steps, prompts or requests; default per workload;
 //          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
+//          --factor F (the pool mode's bound: F × the working set instead of the default)
 //
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
-// (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound).
+// (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound, dropped
+// blocks left to the GC, glibc's default malloc settings); pool-gc (only with --modes) = the size
+// classes without src/tensor/allocator.ts (dropped blocks left to the GC, glibc's defaults).
 //
 // Workloads (add one by adding an entry to WORKLOADS): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
 // context 128) with pairs built like the demo's (its Moby-Dick prompts of 3–6 words, completions
 // of up to 24 tokens), batch 8; dpo-hh = the same model with a 512 context on HH-RLHF pairs
 // (their real length spread, truncated at 256 tokens), batch 4; sft-hh = `dpo sft` on HH-RLHF's
 // chosen dialogues, batch 8; grpo = `dpo grpo` on the demo's prompts (groups of 8, 24-token
-// completions, AFINN reward: rollouts + updates); generate = `dpo annotate add-prompts` (two sampled candidates per
+// completions, AFINN reward: rollouts + updates); ppo = `dpo ppo` on the same prompts (16
+// rollouts of 24 tokens, value model, 2 epochs of 2 mini-batches); generate = `dpo annotate add-prompts` (two sampled candidates per
 // demo prompt, up to 48 new tokens); serve = the annotation server answering loopback requests
 // (login, queue, votes, dashboard, static pages; only the pool mode, it allocates no tensors).
 // Models have random weights: memory and speed do not depend on the values.
@@ -39,6 +43,7 @@ import { getHeapStatistics } from 'node:v8';
 import { Agent, request } from 'node:http';
 import * as T from '../src/tensor/index.js';
 import { nativeKernels } from '../src/tensor/backend.js';
+import { mallocInfo } from '../src/tensor/allocator.js';
 import { llamaConfig } from '../src/io/config.js';
 import { saveHfDirectory } from '../src/io/hf-dir.js';
 import { saveTokenizerFiles, trainByteLevelBpe, loadTokenizer } from '../src/io/tokenizers/index.js';
@@ -49,7 +54,8 @@ import { runDpo } from '../src/train/dpo.js';
 import { runSft } from '../src/train/sft.js';
 import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
 import { runGrpo } from '../src/train/grpo.js';
-import { parseGrpoConfig } from '../src/train/rl-config.js';
+import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
+import { runPpo } from '../src/train/ppo.js';
 import { openDatabase } from '../src/annotate/db.js';
 import { addPairs, createAnnotator, dbPath, initProject } from '../src/annotate/store.js';
 import { addPrompts, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
@@ -59,7 +65,9 @@ import { seededRng } from '../src/annotate/queue.js';
 import { Rng } from '../src/tensor/random.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const MODES = ['pool', 'none', 'exact'] as const;
+const MODES = ['pool', 'none', 'exact', 'pool-gc'] as const;
+/** Modes run unless --modes says otherwise (pool-gc isolates what allocator.ts adds to the size classes). */
+const DEFAULT_MODES: Mode[] = ['pool', 'none', 'exact'];
 type Mode = (typeof MODES)[number];
 
 // ---- samples -----------------------------------------------------------------------------------
@@ -83,6 +91,13 @@ interface Sample {
   hits: number;
   misses: number;
   evicted: number;
+  /** Dropped blocks freed at once; never-released buffers reclaimed by the GC (bytes, cumulative). */
+  freed: number;
+  collected: number;
+  /** glibc: heap/arena bytes from the system, mmapped bytes, free bytes the allocator holds (-1: unknown). */
+  mallocArena: number;
+  mallocMmapped: number;
+  mallocFree: number;
 }
 
 function vmHwm(): number {
@@ -94,10 +109,13 @@ function sampleNow(units: number, wall: number, cpu: number): Sample {
   const mu = process.memoryUsage();
   const hs = getHeapStatistics();
   const ms = T.memoryStats();
+  const mi = mallocInfo();
   return {
     units, wall, cpu, rss: mu.rss, hwm: vmHwm(), heapUsed: hs.used_heap_size, heapTotal: hs.total_heap_size,
     external: hs.external_memory, arrayBuffers: mu.arrayBuffers, pooled: ms.pooledBytes, held: ms.heldBytes,
     workingSet: ms.workingSetBytes, poolLimit: ms.poolLimitBytes, hits: ms.poolHits, misses: ms.poolMisses, evicted: ms.poolEvictedBytes,
+    freed: ms.freedBytes, collected: ms.collectedBytes,
+    mallocArena: mi?.arena ?? -1, mallocMmapped: mi?.mmapped ?? -1, mallocFree: mi?.free ?? -1,
   };
 }
 
@@ -159,6 +177,21 @@ const WORKLOADS: Record<string, Workload> = {
         config: parseGrpoConfig({
           reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24, learning_rate: 1e-4,
           max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
+        }),
+        onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
+      });
+    },
+  },
+  ppo: {
+    unit: 'step',
+    defaultSteps: 200,
+    run: async (s, steps, segment, tick) => {
+      let calls = 0;
+      await runPpo({
+        model: join(s.dir, 'model-128'), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-ppo-${process.pid}`), quiet: true,
+        config: parsePpoConfig({
+          reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 24,
+          learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
         }),
         onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
       });
@@ -386,13 +419,17 @@ function kernelPath(): string {
   return 'native';
 }
 
-async function child(name: string, mode: Mode, steps: number, segment: number, setupDir: string): Promise<void> {
+async function child(name: string, mode: Mode, steps: number, segment: number, setupDir: string, factor: number | undefined): Promise<void> {
+  if (mode === 'pool' && factor !== undefined) T.configurePool({ factor });
   if (mode === 'none') T.setPoolLimit(0);
-  else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20 });
+  else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20, freeDropped: false });
+  else if (mode === 'pool-gc') T.configurePool({ freeDropped: false });
   const w = WORKLOADS[name]!;
   const out = (o: object): void => {
     process.stdout.write(`${JSON.stringify(o)}\n`);
   };
+  // Ctrl-C is the parent's to handle (it stops the children after reporting what was measured).
+  process.on('SIGINT', () => {});
   out({ ready: true, kernel: kernelPath() });
   if (w.unit === 'request') {
     await w.run({ dir: setupDir, dataDir: '' }, steps, segment, () => {});
@@ -413,6 +450,9 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
 }
 
 // ---- parent ------------------------------------------------------------------------------------
+
+// Ctrl-C (SIGINT): finish the current round, stop, and report what was measured so far.
+let interrupted = false;
 
 class Proc {
   private buf = '';
@@ -464,12 +504,14 @@ const median = (xs: number[]): number => {
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
 };
 
-async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number): Promise<{ kernel: string; results: ModeResult[] }> {
+async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number, factor: string | undefined): Promise<{ kernel: string; results: ModeResult[] }> {
   const w = WORKLOADS[name]!;
   const script = fileURLToPath(import.meta.url);
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir], {
+  const extra = factor !== undefined ? ['--factor', factor] : [];
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '' },
+    // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
+    env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
   })));
   let kernel = '';
   for (const p of procs) kernel = (await p.next()).kernel;
@@ -478,7 +520,7 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
     // One server per mode, requests from here, in interleaved segments.
     const clients = [];
     for (const p of procs) clients.push(await w.client!((await p.next()).url, setup));
-    for (let done = 0, r = 0; done < steps; r++) {
+    for (let done = 0, r = 0; done < steps && !interrupted; r++) {
       const n = Math.min(segment, steps - done);
       for (let j = 0; j < procs.length; j++) {
         const i = (j + r) % procs.length;
@@ -505,9 +547,13 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
       }
       progress(name, results[0]!.samples.at(-1)?.units ?? 0, steps, results);
       if (finished === procs.length) break;
+      if (interrupted) {
+        for (const p of procs) p.p.kill();
+        break;
+      }
     }
   }
-  await Promise.all(procs.map((p) => new Promise((ok) => (p.p.exitCode !== null ? ok(null) : p.p.once('exit', ok)))));
+  await Promise.all(procs.map((p) => new Promise((ok) => (p.p.exitCode !== null || p.p.signalCode !== null ? ok(null) : p.p.once('exit', ok)))));
   return { kernel, results };
 }
 
@@ -531,6 +577,11 @@ interface Summary {
   workingSet: number;
   hitRate: number;
   unitsPerS: number;
+  mallocArena: [number, number];
+  mallocFree: [number, number];
+  /** Per unit after warm-up: bytes freed at once, bytes left to the GC by never-released tensors. */
+  freedPerUnit: number;
+  collectedPerUnit: number;
 }
 
 function summarize(r: ModeResult, warmFrac: number): Summary {
@@ -550,6 +601,8 @@ function summarize(r: ModeResult, warmFrac: number): Summary {
     pooled: last.pooled, poolLimit: last.poolLimit, workingSet: last.workingSet,
     hitRate: last.hits / Math.max(1, last.hits + last.misses),
     unitsPerS: units / wall,
+    mallocArena: [warm.mallocArena, last.mallocArena], mallocFree: [warm.mallocFree, last.mallocFree],
+    freedPerUnit: (last.freed - warm.freed) / Math.max(1, units), collectedPerUnit: (last.collected - warm.collected) / Math.max(1, units),
   };
 }
 
@@ -578,7 +631,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 async function parent(args: Map<string, string>): Promise<void> {
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
-  const modesWanted = (args.get('modes') ?? MODES.join(',')).split(',') as Mode[];
+  const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];
   for (const m of modesWanted) if (!MODES.includes(m)) throw new Error(`soak: unknown mode ${m} (known: ${MODES.join(', ')})`);
   const threads = Number(args.get('threads') ?? 1);
   const warmFrac = Number(args.get('warmup') ?? 0.1);
@@ -589,25 +642,29 @@ async function parent(args: Map<string, string>): Promise<void> {
   const report: Record<string, unknown>[] = [];
   try {
     for (const name of names) {
+      if (interrupted) break;
       const w = WORKLOADS[name]!;
       const steps = perWorkload(args.get('steps'), name) ?? w.defaultSteps;
       const segment = perWorkload(args.get('segment'), name) ?? Math.max(1, Math.round(steps / 25));
       const modes = modesWanted.filter((m) => !w.modes || w.modes.includes(m));
       const load0 = loadavg()[0]!;
       const t0 = Date.now();
-      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads);
+      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads, args.get('factor'));
       const sums = results.map((r) => summarize(r, warmFrac));
       const none = sums.find((s) => s.mode === 'none');
       const pool = sums.find((s) => s.mode === 'pool')!;
       const lines: string[] = [];
-      lines.push(`\n== ${name}: ${steps} ${w.unit}s, segments of ${segment}, ${modes.join('/')} interleaved; ${cpu}, kernel ${kernel}, ${threads} thread(s); load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+      const reached = Math.min(...results.map((r) => r.samples.at(-1)?.units ?? 0));
+      lines.push(`\n== ${name}: ${reached < steps ? `${reached} of ${steps} (interrupted)` : steps} ${w.unit}s, segments of ${segment}, ${modes.join('/')} interleaved; ${cpu}, kernel ${kernel}, ${threads} thread(s); load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${((Date.now() - t0) / 60000).toFixed(1)} min`);
       lines.push(`RSS trace (MiB, every ${segment} ${w.unit}s):`);
       for (const r of results) lines.push(`  ${r.mode.padEnd(6)} ${r.samples.map((s) => mib(s.rss)).join(' ')}`);
       lines.push('mode   | RSS warm→final MiB | max after warm-up | growth | peak RSS | heap used MiB | heap total | external | pooled / bound MiB | working set | hit rate | ' + `${w.unit}s/s`);
       for (const s of sums) {
         lines.push(`${s.mode.padEnd(6)} | ${mib(s.rssWarm)} → ${mib(s.rssFinal)} | ${mib(s.rssMaxAfterWarm)} | ${(100 * s.growth).toFixed(1)}% | ${mib(s.peakRss)} | ` +
           `${mib(s.heapUsed[0])} → ${mib(s.heapUsed[1])} | ${mib(s.heapTotal[0])} → ${mib(s.heapTotal[1])} | ${mib(s.external[0])} → ${mib(s.external[1])} | ` +
-          `${mib(s.pooled)} / ${s.poolLimit ? mib(s.poolLimit) : '-'} | ${mib(s.workingSet)} | ${(100 * s.hitRate).toFixed(1)}% | ${s.unitsPerS.toFixed(2)}`);
+          `${mib(s.pooled)} / ${s.poolLimit ? mib(s.poolLimit) : '-'} | ${mib(s.workingSet)} | ${(100 * s.hitRate).toFixed(1)}% | ` +
+          `${mib(s.mallocArena[0])} (${mib(s.mallocFree[0])}) → ${mib(s.mallocArena[1])} (${mib(s.mallocFree[1])}) | ` +
+          `${(s.freedPerUnit / 1024).toFixed(0)}, ${(s.collectedPerUnit / 1024).toFixed(0)} | ${s.unitsPerS.toFixed(2)}`);
       }
       const speed: Record<string, unknown> = {};
       for (const other of ['none', 'exact'] as Mode[]) {
@@ -645,7 +702,13 @@ for (let i = 0; i < argv.length; i += 2) {
   args.set(k.slice(2), argv[i + 1]!);
 }
 if (args.has('child')) {
-  await child(args.get('child')!, args.get('mode') as Mode, Number(args.get('steps')), Number(args.get('segment')), args.get('setup')!);
+  await child(args.get('child')!, args.get('mode') as Mode, Number(args.get('steps')), Number(args.get('segment')), args.get('setup')!,
+    args.has('factor') ? Number(args.get('factor')) : undefined);
 } else {
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('soak: interrupted: reporting what was measured after the current round (Ctrl-C again quits)\n');
+  });
   await parent(args);
 }

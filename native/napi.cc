@@ -13,6 +13,11 @@
 #include "check.h"
 #include "signature.h"
 
+namespace dpo {
+// napi-memory.cc: freeArrayBuffer and the C allocator's settings.
+void RegisterMemory(Napi::Env env, Napi::Object exports);
+}  // namespace dpo
+
 namespace {
 
 struct Reader {
@@ -169,6 +174,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmKernel", Napi::Function::New(env, GemmKernelJs, "gemmKernel"));
   exports.Set("gemmSetKernel", Napi::Function::New(env, GemmSetKernelJs, "gemmSetKernel"));
   exports.Set("gemmKernelsSupported", Napi::Function::New(env, GemmKernelsSupportedJs, "gemmKernelsSupported"));
+  dpo::RegisterMemory(env, exports);
   return exports;
 }
 

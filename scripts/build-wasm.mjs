@@ -1,5 +1,5 @@
 // Builds the WebAssembly kernels from the same C++ sources as the native addon (native/*.cc
-// except the N-API binding), with Debian's emscripten:
+// except the N-API binding, napi*.cc), with Debian's emscripten:
 //   dist/wasm/dpo_kernels.mjs + .wasm          one thread, SIMD128 (any page, any browser)
 //   dist/wasm/dpo_kernels_mt.mjs + .wasm + .worker.js  SIMD128 + pthreads (SharedArrayBuffer:
 //                                              Node worker_threads, cross-origin-isolated pages)
@@ -31,7 +31,7 @@ if (emcc.error || emcc.status !== 0) {
 }
 
 const nativeDir = join(root, 'native');
-const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.cc') && f !== 'napi.cc').map((f) => join(nativeDir, f));
+const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.cc') && !f.startsWith('napi')).map((f) => join(nativeDir, f));
 const inputs = [...readdirSync(nativeDir).map((f) => join(nativeDir, f)), fileURLToPath(import.meta.url)];
 const newest = Math.max(...inputs.map((f) => statSync(f).mtimeMs));
 

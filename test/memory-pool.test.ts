@@ -11,13 +11,19 @@ import * as T from '../src/tensor/index.js';
 import { llamaConfig } from '../src/io/config.js';
 import { randomModel } from '../src/models/index.js';
 import { Rng } from '../src/tensor/random.js';
+import { mallocInfo, tuneMalloc, userChoseMalloc } from '../src/tensor/allocator.js';
+import { nativeKernels } from '../src/tensor/backend.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
+// The defaults (this test runs without DPO_POOL_LIMIT_MB).
+const DEFAULTS = { ...T.poolConfig() };
+assert.deepEqual({ classes: DEFAULTS.classes, limitBytes: DEFAULTS.limitBytes, freeDropped: DEFAULTS.freeDropped }, { classes: 'classes', limitBytes: 'auto', freeDropped: true });
+
 function restoreDefaults(): void {
-  T.configurePool({ classes: 'classes', limitBytes: 'auto', factor: 2 });
+  T.configurePool(DEFAULTS);
   T.setPoolPoison(false);
 }
 
@@ -113,6 +119,46 @@ test('the bound: pooled bytes never exceed it; least recently requested classes 
   } finally {
     restoreDefaults();
   }
+});
+
+test('blocks the pool drops are freed at once, not left to the GC (native addon); glibc\'s mmap threshold is fixed', { skip: nativeKernels() ? false : 'no native addon' }, () => {
+  restoreDefaults();
+  try {
+    // Pooling off: every released buffer is freed (its ArrayBuffer detached) on release.
+    T.setPoolLimit(0);
+    const base = process.memoryUsage().arrayBuffers;
+    const s0 = T.memoryStats();
+    const bufs = Array.from({ length: 16 }, () => T.alloc('float32', 2 ** 18)); // 16 × 1 MiB
+    assert.ok(process.memoryUsage().arrayBuffers >= base + 16 * 2 ** 20);
+    for (const b of bufs) T.release(b);
+    for (const b of bufs) assert.equal(b.buffer.byteLength, 0, 'a released buffer was not freed');
+    assert.equal(T.memoryStats().freedBytes - s0.freedBytes, 16 * 2 ** 20);
+    assert.ok(process.memoryUsage().arrayBuffers < base + 2 ** 20, 'the external memory of freed buffers is still counted');
+    // An evicted block is freed; a pooled one is kept intact.
+    T.setPoolLimit(64 * 1024);
+    const a = T.alloc('float32', 8192), b = T.alloc('float32', 4096); // 32 KiB and 16 KiB
+    T.release(a);
+    T.release(b);
+    const c = [T.alloc('float32', 2000), T.alloc('float32', 2000), T.alloc('float32', 2000)]; // class 2048 (8 KiB): new blocks
+    for (const x of c) T.release(x);
+    const d = Array.from({ length: 4 }, () => T.alloc('float32', 3000)); // class 3072 (12 KiB): evicts the least recent (a's class)
+    for (const x of d) T.release(x);
+    assert.equal(a.buffer.byteLength, 0, 'the evicted block was not freed');
+    assert.ok(T.memoryStats().pooledBytes <= 64 * 1024);
+    assert.equal(d[3]!.buffer.byteLength, 3072 * 4, 'a pooled block must stay intact');
+    // freeDropped: false (the former behaviour) leaves dropped blocks to the GC: the check above can fail.
+    T.configurePool({ limitBytes: 0, freeDropped: false });
+    const e = T.alloc('float32', 1000);
+    T.release(e);
+    assert.equal(e.buffer.byteLength, 4000);
+  } finally {
+    restoreDefaults();
+  }
+  // glibc (≥ 2.33, as on the Linux machines this runs on): the first allocation fixed the mmap threshold.
+  if (mallocInfo() !== null) assert.equal(tuneMalloc(), !userChoseMalloc(process.env));
+  assert.equal(userChoseMalloc({ DPO_MALLOC_TUNE: '0' }), true);
+  assert.equal(userChoseMalloc({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536' }), true);
+  assert.equal(userChoseMalloc({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), false);
 });
 
 interface Trace {

@@ -83,6 +83,7 @@ function loadNative(): Kernels | null {
       nativeMissing = missing;
       nativePath = path;
       if (typeof addon.gemmKernel === 'function') addonGemmKernel = addon.gemmKernel as () => string;
+      nativeAddon = addon;
       return k as unknown as Kernels;
     } catch (e) {
       errors.push(`${path}: ${(e as Error).message.split('\n')[0]}`);
@@ -94,6 +95,9 @@ function loadNative(): Kernels | null {
 
 /** The file the native addon was loaded from (null until loaded, or when it could not be). */
 export let nativePath: string | null = null;
+
+/** The loaded addon's exports (null until loaded, or when it could not be): src/tensor/allocator.ts uses its memory functions. */
+export let nativeAddon: Record<string, unknown> | null = null;
 
 /** Kernels the native addon lacks (they run on the reference backend). */
 export let nativeMissing: string[] = [];

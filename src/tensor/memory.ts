@@ -15,12 +15,15 @@
 // buffer would exceed the bound, the least recently requested classes are dropped first (the
 // sizes of lengths no longer seen), so the pool follows a length change instead of filling up
 // with blocks nobody asks for. DPO_POOL_LIMIT_MB fixes the bound instead (0 turns pooling off).
+// A block the pool drops is freed at once through the native addon (allocator.ts), not when the
+// GC gets to it, and the first allocation fixes glibc's mmap threshold: both keep RSS flat.
 //
 // Reuse never changes results: zero = true buffers are cleared, and zero = false ones are only
 // requested by kernels that overwrite all n elements (setPoolPoison(true) fills them with NaN to
 // prove it).
 
 import type { Buf } from './kernels.js';
+import { freeNow, tuneMalloc } from './allocator.js';
 
 export type DType = 'float32' | 'float64';
 
@@ -33,6 +36,11 @@ export interface PoolConfig {
   limitBytes: number | 'auto';
   /** The auto bound's multiple of the working set. */
   factor: number;
+  /**
+   * Free the blocks the pool drops (evicted, too large, or released with pooling off) at once
+   * through the native addon (see allocator.ts), instead of when the GC gets to them.
+   */
+  freeDropped: boolean;
 }
 
 /** The auto bound: this multiple of the working set (the peak bytes held by live tensors)… */
@@ -51,23 +59,29 @@ let currentBytes = 0;
 let peakBytes = 0;
 /** Capacity bytes of live buffers (≥ currentBytes by the size-class rounding). */
 let heldBytes = 0;
-/** The working set: highest heldBytes since start (not reset by resetPeak()). */
+/** The working set: highest heldBytes since start or configurePool() (not reset by resetPeak()). */
 let workingSetBytes = 0;
 let pooledBytes = 0;
 let hits = 0;
 let misses = 0;
 let evictedBytes = 0;
+/** Bytes of dropped blocks freed at once (the rest of them wait for the GC). */
+let freedBytes = 0;
+/** Buffers never released, reclaimed by the garbage collector instead (bytes, count). */
+let collectedBytes = 0;
+let collectedBuffers = 0;
 let poison = false;
 
+let mallocTuned = false;
 let config: PoolConfig = configFromEnv(process.env.DPO_POOL_LIMIT_MB);
 
 function configFromEnv(v: string | undefined): PoolConfig {
-  if (v === undefined || v.trim() === '' || v.trim() === 'auto') return { classes: 'classes', limitBytes: 'auto', factor: POOL_WORKING_SET_FACTOR };
+  if (v === undefined || v.trim() === '' || v.trim() === 'auto') return { classes: 'classes', limitBytes: 'auto', factor: POOL_WORKING_SET_FACTOR, freeDropped: true };
   const mb = Number(v);
   if (!Number.isFinite(mb) || mb < 0) {
     throw new Error(`DPO_POOL_LIMIT_MB=${JSON.stringify(v)}: expected a number of MiB ≥ 0 (0 disables the tensor buffer pool) or "auto"`);
   }
-  return { classes: 'classes', limitBytes: Math.floor(mb * 2 ** 20), factor: POOL_WORKING_SET_FACTOR };
+  return { classes: 'classes', limitBytes: Math.floor(mb * 2 ** 20), factor: POOL_WORKING_SET_FACTOR, freeDropped: true };
 }
 
 interface SizeClass {
@@ -88,6 +102,8 @@ const live = new WeakMap<Buf, LiveInfo>();
 const registry = new FinalizationRegistry<LiveInfo>((r) => {
   currentBytes -= r.bytes;
   heldBytes -= r.capacity;
+  collectedBytes += r.capacity;
+  collectedBuffers++;
 });
 
 /** Capacity (elements) of the class serving a request for n elements. */
@@ -115,6 +131,7 @@ function key(dtype: DType, capacity: number): string {
  * cleared); zero = false leaves pooled contents, for outputs the kernel overwrites entirely.
  */
 export function alloc(dtype: DType, n: number, zero = true): Buf {
+  if (!mallocTuned) mallocTuned = (tuneMalloc(), true);
   const width = dtype === 'float32' ? 4 : 8;
   const bytes = n * width;
   let buf: Buf;
@@ -182,11 +199,18 @@ export function release(buf: Buf): void {
   currentBytes -= info.bytes;
   heldBytes -= info.capacity;
   const capacity = info.capacity;
-  if (config.limitBytes === 0 || capacity === 0) return;
+  if (capacity === 0) return;
+  if (config.limitBytes === 0) {
+    drop(buf.buffer as ArrayBuffer);
+    return;
+  }
   const width = buf instanceof Float32Array ? 4 : 8;
   const k = key(width === 4 ? 'float32' : 'float64', capacity / width);
   const limit = limitBytes();
-  if (pooledBytes + capacity > limit && !evict(pooledBytes + capacity - limit, k)) return;
+  if (pooledBytes + capacity > limit && !evict(pooledBytes + capacity - limit, k)) {
+    drop(buf.buffer as ArrayBuffer);
+    return;
+  }
   let cls = pools.get(k);
   if (!cls) pools.set(k, (cls = { blocks: [] }));
   cls.blocks.push(buf.buffer as ArrayBuffer);
@@ -210,7 +234,7 @@ function evict(need: number, keep: string): boolean {
     if (k === keep) continue;
     const cap = capacityOf(k);
     while (c.blocks.length > 0 && freed < target) {
-      c.blocks.pop();
+      drop(c.blocks.pop()!);
       freed += cap;
     }
     if (c.blocks.length === 0) pools.delete(k);
@@ -219,6 +243,12 @@ function evict(need: number, keep: string): boolean {
   pooledBytes -= freed;
   evictedBytes += freed;
   return true;
+}
+
+/** A block leaves the pool: freed now (config.freeDropped and the native addon), or left to the GC. */
+function drop(block: ArrayBuffer): void {
+  const bytes = block.byteLength;
+  if (config.freeDropped && freeNow(block)) freedBytes += bytes;
 }
 
 function capacityOf(k: string): number {
@@ -244,6 +274,12 @@ export interface MemoryStats {
   poolEvictedBytes: number;
   /** Number of size classes with idle blocks. */
   poolClasses: number;
+  /** Bytes of dropped blocks freed at once instead of by the GC (see PoolConfig.freeDropped). */
+  freedBytes: number;
+  /** Bytes of buffers never released (their tensors were simply dropped), reclaimed by the GC. */
+  collectedBytes: number;
+  /** How many such buffers the GC reclaimed. */
+  collectedBuffers: number;
 }
 
 export function memoryStats(): MemoryStats {
@@ -253,6 +289,7 @@ export function memoryStats(): MemoryStats {
     currentBytes, peakBytes, pooledBytes, heldBytes, workingSetBytes,
     poolLimitBytes: config.limitBytes === 0 ? 0 : limitBytes(),
     poolHits: hits, poolMisses: misses, poolEvictedBytes: evictedBytes, poolClasses: classes,
+    freedBytes, collectedBytes, collectedBuffers,
   };
 }
 
@@ -260,8 +297,9 @@ export function resetPeak(): void {
   peakBytes = currentBytes;
 }
 
-/** Drops every pooled buffer (to the GC). */
+/** Drops every pooled buffer (freed at once, see PoolConfig.freeDropped). */
 export function clearPool(): void {
+  for (const c of pools.values()) for (const b of c.blocks) drop(b);
   pools.clear();
   pooledBytes = 0;
 }
@@ -271,13 +309,14 @@ export function setPoolLimit(bytes: number | 'auto'): void {
   configurePool({ limitBytes: bytes });
 }
 
-/** Changes the pool's size classes and bound (benchmarks compare them). Clears the pool. */
+/** Changes the pool's size classes and bound (benchmarks compare them). Clears the pool and restarts the working set from the live bytes. */
 export function configurePool(c: Partial<PoolConfig>): void {
   if (c.limitBytes !== undefined && c.limitBytes !== 'auto' && !(c.limitBytes >= 0)) {
     throw new RangeError(`pool limit must be a number of bytes ≥ 0 or 'auto', got ${c.limitBytes}`);
   }
   config = { ...config, ...c };
   clearPool();
+  workingSetBytes = heldBytes;
 }
 
 export function poolConfig(): Readonly<PoolConfig> {
