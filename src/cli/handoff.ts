@@ -98,7 +98,7 @@ export function registerHandoffCommands(program: Command): void {
       const { importRun } = await import('../train/import-run.js');
       const res = await importRun(src, { out: opts.out, base: opts.base, dtype: opts.dtype as 'float32' | 'bfloat16' | undefined, force: opts.force });
       if (!opts.quiet) {
-        process.stderr.write(`imported ${res.kind === 'adapter' ? 'a PEFT adapter (merged into its base)' : 'a full model'} from ${res.modelSource}: ` +
+        process.stderr.write(`imported ${res.kind === 'adapter' ? 'a PEFT adapter (merged into its base)' : res.kind === 'reward-model' ? 'a reward model' : 'a full model'} from ${res.modelSource}: ` +
           `${res.trainRecords} training and ${res.evalRecords} eval records${res.globalStep !== null ? `, step ${res.globalStep}` : ''}; run in ${res.dir}\n`);
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
       }
