@@ -4,7 +4,7 @@
 // mask_truncated_completions, top_k, reward_weights and max_prompt_length.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSafetensors } from '../src/io/safetensors.js';
@@ -12,23 +12,10 @@ import { parseGrpoConfig } from '../src/train/rl-config.js';
 import { completionMask, runGrpo } from '../src/train/grpo.js';
 import type { RewardFunction, RewardInput } from '../src/train/rewards.js';
 import { learningRate } from '../src/train/schedule.js';
-import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { makeRlTask } from './fixtures/train/tiny.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
-const modelDir = await makeTinyModelDir();
-const dir = tmp('grpo-opt-');
-const promptsFile = writeJsonl(join(dir, 'prompts.jsonl'), syntheticPairs(32, 5).map((p) => ({ prompt: p.prompt })));
-const rewardModule = join(dir, 'reward.mjs');
-writeFileSync(rewardModule, `export default function ({ completions }) {
-  return completions.map((c) => {
-    const letters = c.replace(/[^a-z]/g, '');
-    if (!letters.length) return 0;
-    let s = 0;
-    for (const ch of letters) s += ch < 'n' ? 1 : -1;
-    return s / letters.length;
-  });
-}
-`);
+const { modelDir, promptsFile, rewardModule } = await makeRlTask();
 const base = {
   reward_funcs: [rewardModule], learning_rate: 1e-2, per_device_train_batch_size: 16, num_generations: 4,
   max_completion_length: 10, max_steps: 4, logging_steps: 1, save_steps: 0, lr_scheduler_type: 'constant', seed: 1,

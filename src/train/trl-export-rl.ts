@@ -19,7 +19,8 @@ import type { ChatMessage, Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizerFor } from '../models/index.js';
 import { isSequenceClassificationDir } from '../models/reward.js';
 import { BUILTIN_REWARDS } from './rewards.js';
-import { readMargins, rewardPrepareOptions } from './rm.js';
+import { readMargins } from './rm.js';
+import { preferencePrepareOptions } from './dpo.js';
 import { loadPrompts, type Prompt } from './rollout.js';
 import type { GrpoConfig, PpoConfig, RewardConfig } from './rl-config.js';
 import { assembleJob, checkJobTarget, dataSplits, trlRow, TRAIN_PY, type ExportJobResult, type ExportSftJobOptions } from './trl-export.js';
@@ -118,7 +119,7 @@ export async function exportTrlRmJob(opts: ExportRmJobOptions): Promise<ExportJo
   const cfg = opts.config;
   checkJobTarget(opts);
   const tokenizer = await loadTokenizerFor(opts.model, opts.tokenizer);
-  const prepOpts = rewardPrepareOptions(cfg);
+  const prepOpts = preferencePrepareOptions(cfg);
   const { train, trainRows, evalRows, evalExamples } = await dataSplits(opts, cfg, async (files) => {
     const d = await preparePreferenceData(files, tokenizer, prepOpts);
     return { ...d, rows: d.pairs };
