@@ -184,7 +184,7 @@ export async function exportTrlGrpoJob(opts: ExportOnlineJobOptions<GrpoConfig>)
     columns: rows.some((r) => Array.isArray(r.prompt)) ? 'conversational prompt-only' : 'standard prompt-only',
     trainRows: rows, evalRows: [], dropped: 0, droppedByReason: {}, refLogps: false,
     importSettings: { save_dtype: cfg.save_dtype, watchdogs: false },
-    extraFiles: rw.extraFiles, extraModels: rw.extraModels, jobExtra: { reward_funcs: rw.jobFuncs }, unit: 'prompts',
+    extraFiles: rw.extraFiles, extraModels: rw.extraModels, jobExtra: { reward_funcs: rw.jobFuncs }, unit: 'prompts', batchUnit: 'completions',
     differences: onlineDifferences(),
   });
 }
@@ -222,7 +222,7 @@ export async function exportTrlPpoJob(opts: ExportOnlineJobOptions<PpoConfig>): 
     opts: { ...opts, data: opts.prompts }, cfg, trainer: 'ppo', trlConfig, notes, audit: null, format: 'prompts',
     columns: 'prompt-only, with input_ids', trainRows: rows, evalRows: [], dropped: 0, droppedByReason: {}, refLogps: false,
     importSettings: { save_dtype: cfg.save_dtype, watchdogs: false },
-    extraModels, jobExtra: { reward_model: 'reward_model', value_model: value }, unit: 'prompts',
+    extraModels, jobExtra: { reward_model: 'reward_model', value_model: value }, unit: 'prompts', batchUnit: 'rollouts (per mini-batch)',
     differences: onlineDifferences([
       'TRL\'s PPOTrainer reads the `input_ids` column: our tokens of each prompt (chat template and max_prompt_length applied as dpo ppo does); it pads with the tokenizer\'s pad token (the EOS when it has none, as ours).',
       ...(value.fresh_head ? ['The value model\'s fresh score head is transformers\' random initialisation, not ours.'] : []),

@@ -329,6 +329,7 @@ ${nodes > 1 ? `    Worker:\n${worker(nodes - 1)}` : ''}
 interface ReadmeFacts {
   trainer: TrlTrainer;
   unit?: string | undefined;
+  batchUnit?: string | undefined;
   differences?: string[] | undefined;
   className: string;
   configFile: string;
@@ -397,9 +398,9 @@ which writes \`metrics.jsonl\` with dpo-ts names and a model \`dpo eval\`, \`dpo
 
 ## Batch size
 
-dpo-ts trained ${perStep} ${unit} per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
+dpo-ts trained ${perStep} ${f.batchUnit ?? unit} per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
 gradient_accumulation_steps ${f.cfg.gradient_accumulation_steps}). TRL multiplies that by the number of processes:
-on ${f.gpus} GPUs a step sees ${perStep * f.gpus} ${unit}. To keep the optimization of a dpo-ts run, divide
+on ${f.gpus} GPUs a step sees ${perStep * f.gpus} ${f.batchUnit ?? unit}. To keep the optimization of a dpo-ts run, divide
 \`gradient_accumulation_steps\` (or \`per_device_train_batch_size\`) in \`${f.configFile}\` by the GPU count
 where it divides, and scale \`learning_rate\` with the batch if you change it.
 
@@ -648,8 +649,9 @@ export interface JobParts {
   extraModels?: Record<string, string>;
   /** More job.json fields (reward functions, value model, ...). */
   jobExtra?: Record<string, unknown>;
-  /** What the README calls a row (default pairs / examples). */
+  /** What the README calls a row (default pairs / examples), and what a batch counts (default: the same). */
   unit?: string;
+  batchUnit?: string;
   /** The README's "What differs from a dpo-ts run" items, replacing the DPO ones. */
   differences?: string[];
 }
@@ -766,7 +768,7 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
     put('README.md', jobReadme({
       trainer: j.trainer, className, configFile,
       model: opts.hubModel ?? basename(resolve(opts.model)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
-      format: j.format, gpus, nodes, accelerate: acc, notes, cfg, unit: j.unit, differences: j.differences,
+      format: j.format, gpus, nodes, accelerate: acc, notes, cfg, unit: j.unit, batchUnit: j.batchUnit, differences: j.differences,
     }));
     rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
