@@ -13,7 +13,7 @@ import { importRun } from '../src/train/import-run.js';
 import { readSafetensorsHeader } from '../src/io/safetensors.js';
 import { parseRewardConfig } from '../src/train/rl-config.js';
 import { runRewardModel, scoreWithRewardModel } from '../src/train/rm.js';
-import { loadSequenceClassifier } from '../src/models/reward.js';
+import { loadSequenceClassifier } from '../src/io/reward-dir.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));

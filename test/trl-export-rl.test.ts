@@ -20,7 +20,7 @@ import { builtinTextScorer } from '../src/train/rewards.js';
 import { runRewardModel } from '../src/train/rm.js';
 import { loadPrompts } from '../src/train/rollout.js';
 import { loadPreferenceData } from '../src/data/load.js';
-import { loadTokenizerFor } from '../src/models/index.js';
+import { loadTokenizerFor } from '../src/io/load-model.js';
 import { buildProgram } from '../src/cli/index.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 

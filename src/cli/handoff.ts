@@ -2,14 +2,13 @@
 import type { Command } from 'commander';
 import { dpoOptionNames, readConfigFile, sftOptionNames } from '../train/config.js';
 import { grpoOptionNames, parseGrpoConfig, parsePpoConfig, parseRewardConfig, ppoOptionNames, rewardOptionNames } from '../train/rl-config.js';
-import { addConfigFlags, configOverrides, loadDpoConfig, loadSftConfig } from './index.js';
+import { addConfigFlags, configOverrides, loadDpoConfig, loadSftConfig } from './config-flags.js';
+import { collectList as collect } from './args.js';
 
 /** The option names of each trainer export-job hands over (their flags are accepted for that trainer only). */
 const TRAINER_OPTIONS: Record<string, readonly string[]> = {
   dpo: dpoOptionNames, sft: sftOptionNames, rm: rewardOptionNames, grpo: grpoOptionNames, rloo: grpoOptionNames, ppo: ppoOptionNames,
 };
-
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
 export function registerHandoffCommands(program: Command): void {
   const exp = program

@@ -13,16 +13,12 @@
 // Weight names are always Hugging Face's (model.layers.N.self_attn.q_proj.weight, ...; GPT-2:
 // transformer.h.N.attn.c_attn.weight, ...), with q/k rows in Hugging Face's rotate_half order.
 
-import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readSync } from 'node:fs';
 
-/** One tensor: row-major float32 data of exactly prod(shape) elements. */
-export interface Weight {
-  shape: number[];
-  data: Float32Array;
-}
+import type { Weight, WeightMap } from '../tensor/weight-map.js';
 
-/** Tensors by their checkpoint name (Hugging Face names for everything the loaders return). */
-export type WeightMap = Map<string, Weight>;
+export type { Weight, WeightMap };
+export { permuteHalvesToInterleaved, permuteInterleavedToHalves } from '../tensor/weight-map.js';
 
 /** Number of elements of a shape (1 for a scalar []). */
 export function numel(shape: readonly number[]): number {
@@ -99,34 +95,7 @@ export function readExactly(fd: number, buf: Uint8Array, position: number, what:
   }
 }
 
-/** Writes all of buf at the current file position. */
-export function writeExactly(fd: number, buf: Uint8Array, what: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = writeSync(fd, buf, done, Math.min(IO_CHUNK, buf.length - done));
-    if (n <= 0) throw new Error(`${what}: write failed after ${done} of ${buf.length} bytes`);
-    done += n;
-  }
-}
-
-/**
- * Writes a file through `body(write)` into a temporary file beside it, then renames it into place:
- * a reader never sees a half-written file, and a failure leaves no partial file behind.
- * `what` names the file in errors.
- */
-export function writeFileAtomically(path: string, what: string, body: (write: (bytes: Uint8Array) => void) => void): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    body((bytes) => writeExactly(fd, bytes, what));
-    closeSync(fd);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* nothing to remove */ }
-    throw e;
-  }
-  renameSync(tmp, path);
-}
+export { writeExactly, writeFileAtomically } from '../util/fs.js';
 
 // ---------------------------------------------------------------------------------------------
 // 16-bit float conversions. Bit-level, so NaN payloads, infinities, signed zeros and subnormals
@@ -230,59 +199,4 @@ export function f32ToBf16(src: Float32Array, out: Uint16Array = new Uint16Array(
   const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) out[i] = f32BitsToBf16Bits(s[i]!);
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// RoPE row layouts of the q and k projections. Within each head of size d, the rotary pairs are
-//   interleaved (Meta / llama2.c / llama.cpp): rows (2i, 2i+1) rotate together;
-//   halves (Hugging Face rotate_half):         rows (i, i + d/2) rotate together.
-// A weight of shape [nHeads*d, in] converted with these functions gives the same attention
-// scores under the other convention.
-
-function checkRopeRows(op: string, w: Weight, nHeads: number): number {
-  if (w.shape.length !== 2) throw new Error(`${op}: expected a 2-D weight, got shape ${shapeString(w.shape)}`);
-  const rows = w.shape[0]!;
-  if (nHeads <= 0 || rows % nHeads !== 0 || (rows / nHeads) % 2 !== 0) {
-    throw new Error(`${op}: ${rows} rows do not split into ${nHeads} heads of even size`);
-  }
-  return rows / nHeads;
-}
-
-/**
- * Row j·d/2 + i of each head in the "halves" (rotate_half) layout is row 2i + j in the
- * "interleaved" layout; this copies rows from one layout to the other.
- */
-function permuteRopeRows(op: string, w: Weight, nHeads: number, toHalves: boolean): Weight {
-  const d = checkRopeRows(op, w, nHeads);
-  const cols = w.shape[1]!;
-  const half = d / 2;
-  const out = new Float32Array(w.data.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let j = 0; j < 2; j++) {
-      for (let i = 0; i < half; i++) {
-        const halves = (h * d + j * half + i) * cols;
-        const interleaved = (h * d + 2 * i + j) * cols;
-        const [dst, src] = toHalves ? [halves, interleaved] : [interleaved, halves];
-        out.set(w.data.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return { shape: [...w.shape], data: out };
-}
-
-/**
- * Interleaved → halves (Hugging Face convert_llama_weights_to_hf.py `permute`):
- * w.view(nHeads, d/2, 2, in).transpose(1, 2).reshape(rows, in). New row h*d + j*d/2 + i is old row
- * h*d + 2i + j.
- */
-export function permuteInterleavedToHalves(w: Weight, nHeads: number): Weight {
-  return permuteRopeRows('permuteInterleavedToHalves', w, nHeads, true);
-}
-
-/**
- * Halves → interleaved (llama.cpp convert_hf_to_gguf.py LlamaModel.permute):
- * w.reshape(nHeads, 2, d/2, in).swapaxes(1, 2).reshape(rows, in). Inverse of the function above.
- */
-export function permuteHalvesToInterleaved(w: Weight, nHeads: number): Weight {
-  return permuteRopeRows('permuteHalvesToInterleaved', w, nHeads, false);
 }
