@@ -39,6 +39,9 @@ CONFIGS = {
     "SFTConfig": "trl/trainer/sft_config.py",
     "RewardConfig": "trl/trainer/reward_config.py",
     "GRPOConfig": "trl/trainer/grpo_config.py",
+    "RLOOConfig": "trl/trainer/rloo_config.py",
+    # v1.9.0 keeps PPO (the "PPOv2" trainer) under trl.experimental.
+    "PPOConfig": "trl/experimental/ppo/ppo_config.py",
 }
 BASE_CONFIG_FILE = "trl/trainer/base_config.py"
 TRAINING_ARGS_FILE = "transformers/training_args.py"

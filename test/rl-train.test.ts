@@ -12,25 +12,11 @@ import { runGrpo } from '../src/train/grpo.js';
 import { responseSequenceLengths, runPpo } from '../src/train/ppo.js';
 import { runRewardModel } from '../src/train/rm.js';
 import { loadRewardFunction } from '../src/train/rewards.js';
-import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { makeRlTask, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 import { runCliUntilCheckpoint } from './helpers/kill.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
-const modelDir = await makeTinyModelDir();
-const dir = tmp('rl-data-');
-const promptsFile = writeJsonl(join(dir, 'prompts.jsonl'), syntheticPairs(32, 5).map((p) => ({ prompt: p.prompt })));
-// Reward: share of letters a–m minus share of n–z in the completion (the synthetic rule).
-const rewardModule = join(dir, 'reward.mjs');
-writeFileSync(rewardModule, `export default function ({ completions }) {
-  return completions.map((c) => {
-    const letters = c.replace(/[^a-z]/g, '');
-    if (!letters.length) return 0;
-    let s = 0;
-    for (const ch of letters) s += ch < 'n' ? 1 : -1;
-    return s / letters.length;
-  });
-}
-`);
+const { modelDir, dir, promptsFile, rewardModule } = await makeRlTask();
 const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const grpoBase = {
   reward_funcs: [rewardModule], learning_rate: 1e-2, per_device_train_batch_size: 16, num_generations: 4,

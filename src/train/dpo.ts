@@ -448,8 +448,10 @@ function makeSampleCheck(
   };
 }
 
-/** How a DPO config reads and tokenizes preference data (the same for `dpo train` and `dpo export-job`). */
-export function preferencePrepareOptions(cfg: DpoConfig): PrepareOptions {
+/** How a DPO (or reward-model) config reads and tokenizes preference data (`dpo train`, `dpo rm`, `dpo export-job`). */
+export function preferencePrepareOptions(
+  cfg: Pick<DpoConfig, 'dataset_format' | 'columns' | 'on_bad_row' | 'max_length' | 'max_prompt_length' | 'truncation_mode'> & { max_completion_length?: number | null },
+): PrepareOptions {
   return {
     format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
     columns: cfg.columns ?? undefined,

@@ -41,6 +41,24 @@ interface GrpoRollout {
   activeTokens: number;
 }
 
+/**
+ * The loss mask [rows, cols] of a rollout: 1 on each completion's tokens (its stop token
+ * included); with maskTruncated (TRL mask_truncated_completions) a completion that ran to the
+ * length limit without a stop token is left out entirely. active = the mask's sum.
+ */
+export function completionMask(completionIds: readonly (readonly number[])[], stopped: readonly boolean[], cols: number, maskTruncated: boolean): { mask: Float64Array; active: number } {
+  const mask = new Float64Array(completionIds.length * cols);
+  let active = 0;
+  completionIds.forEach((c, r) => {
+    if (maskTruncated && !stopped[r]) return;
+    for (let t = 0; t < c.length; t++) {
+      mask[r * cols + t] = 1;
+      active++;
+    }
+  });
+  return { mask, active };
+}
+
 export function scaleRewardsOption(v: GrpoConfig['scale_rewards']): ScaleRewards {
   return v === true ? 'group' : v === false ? 'none' : v;
 }
@@ -104,15 +122,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<RlLoopResult> {
         metrics[`rewards/${rewardFns[f]!.name}/mean`] = mean(r);
         metrics[`rewards/${rewardFns[f]!.name}/std`] = meanStd(r).std;
       }
-      const mask = new Float64Array(N * C);
-      let active = 0;
-      for (let r = 0; r < N; r++) {
-        if (cfg.mask_truncated_completions && !ro.stopped[r]) continue;
-        for (let t = 0; t < ro.completionIds[r]!.length; t++) {
-          mask[r * C + t] = 1;
-          active++;
-        }
-      }
+      const { mask, active } = completionMask(ro.completionIds, ro.stopped, C, cfg.mask_truncated_completions);
       const old = cfg.num_iterations > 1 || (rloo && cfg.beta !== 0) ? noGradLogps(policy, ro.promptIds, ro.completionIds, C) : null;
       const ref = reference ? reference.run((m) => noGradLogps(m, ro.promptIds, ro.completionIds, C)) : null;
       let advantages: Float64Array, rewards: Float64Array;

@@ -18,6 +18,7 @@ import { loadHfDirectory, saveHfDirectory, TOKENIZER_FILE_NAMES } from '../io/hf
 import { readSafetensorsHeader } from '../io/safetensors.js';
 import { loadModel } from '../io/load-model.js';
 import { isPeftAdapterDir, loadPeftAdapter } from '../io/peft.js';
+import { isSequenceClassificationDir, loadSequenceClassifier, saveSequenceClassifier } from '../io/reward-dir.js';
 import { listCheckpoints } from './checkpoint.js';
 import { dpoWatchdogs } from './dpo.js';
 import type { DpoConfig } from './config.js';
@@ -34,7 +35,8 @@ export interface ImportRunOptions {
 
 export interface ImportRunResult {
   dir: string;
-  kind: 'full' | 'adapter';
+  /** full: a causal LM (DPO, SFT, GRPO, RLOO, PPO policy); reward-model: a *ForSequenceClassification (RewardTrainer). */
+  kind: 'full' | 'adapter' | 'reward-model';
   /** The directory the model came from (the run, or its newest checkpoint). */
   modelSource: string;
   trainRecords: number;
@@ -120,7 +122,7 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
   try {
     writeFileSync(join(tmp, 'metrics.jsonl'), lines.map((l) => `${l}\n`).join(''));
     const tokenizerFiles = TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(modelDir, f))).map((f) => join(modelDir, f));
-    let kind: 'full' | 'adapter';
+    let kind: ImportRunResult['kind'];
     if (isPeftAdapterDir(modelDir)) {
       kind = 'adapter';
       const adapterCfg = readJson(join(modelDir, 'adapter_config.json'), 'adapter config');
@@ -132,6 +134,9 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
         adapterCfg.bias !== undefined && adapterCfg.bias !== 'none' && `bias "${String(adapterCfg.bias)}"`,
         ...['rank_pattern', 'alpha_pattern'].map((k) => typeof adapterCfg[k] === 'object' && adapterCfg[k] !== null && Object.keys(adapterCfg[k] as object).length > 0 && k),
       ].filter((x): x is string => typeof x === 'string');
+      if (adapterCfg.task_type === 'SEQ_CLS') {
+        throw new Error(`import-run: ${modelDir} is a PEFT adapter of a reward model (task_type SEQ_CLS, the score head in modules_to_save); merging those is not supported: export the reward-model job without use_peft, or merge it with PEFT (merge_and_unload) and import the merged directory`);
+      }
       if (unsupported.length > 0) throw new Error(`import-run: ${join(modelDir, 'adapter_config.json')}: ${unsupported.join(', ')} not supported (LoRA with one rank and α, bias "none")`);
       const declared = typeof adapterCfg.base_model_name_or_path === 'string' ? adapterCfg.base_model_name_or_path : null;
       const base = opts.base ?? (declared && existsSync(declared) ? declared : null);
@@ -150,18 +155,25 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
       mkdirSync(join(tmp, 'adapter'));
       for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(join(modelDir, f), join(tmp, 'adapter', f));
     } else {
-      kind = 'full';
-      // Loads (and validates names and shapes) before anything is copied.
-      const hf = loadHfDirectory(modelDir);
+      // Loads (and validates names and shapes) before anything is copied: a reward model (RewardTrainer's
+      // *ForSequenceClassification, which `dpo rm score` and the reward functions read) or a causal LM.
+      const rm = isSequenceClassificationDir(modelDir);
+      kind = rm ? 'reward-model' : 'full';
+      const save = rm
+        ? (want: 'F32' | 'BF16') => saveSequenceClassifier(tmp, loadSequenceClassifier(modelDir).model, { dtype: want, tokenizerFiles })
+        : (want: 'F32' | 'BF16') => {
+          const hf = loadHfDirectory(modelDir);
+          saveHfDirectory(tmp, { config: hf.config, weights: hf.weights, dtype: want, generation: hf.generation, tokenizerFiles });
+        };
       const weightFiles = readdirSync(modelDir).filter((f) => WEIGHT_FILE.test(f));
       const want = dtype === 'bfloat16' ? 'BF16' : dtype === 'float32' ? 'F32' : null;
       const have = weightDtype(weightFiles.filter((f) => f.endsWith('.safetensors')).map((f) => join(modelDir, f)));
       if (want === null || want === have) {
+        if (rm) loadSequenceClassifier(modelDir);
+        else loadHfDirectory(modelDir);
         for (const f of ['config.json', 'generation_config.json', ...weightFiles]) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(tmp, f));
         for (const f of tokenizerFiles) copyFileSync(f, join(tmp, f.slice(modelDir.length + 1)));
-      } else {
-        saveHfDirectory(tmp, { config: hf.config, weights: hf.weights, dtype: want, generation: hf.generation, tokenizerFiles });
-      }
+      } else save(want);
     }
     const globalStep = typeof state.global_step === 'number' ? state.global_step : null;
     const record = {

@@ -15,14 +15,14 @@ import { collatePreference, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PreparedPreferenceData } from '../data/prepare.js';
 import { readRecords } from '../data/readers.js';
 import type { TokenizedPair } from '../data/tokenize.js';
-import { formatLoc, type DataFormat } from '../data/types.js';
+import { formatLoc } from '../data/types.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizerFor } from '../io/load-model.js';
 import type { SequenceClassifier } from '../models/reward.js';
 import { loadSequenceClassifier, saveSequenceClassifier } from '../io/reward-dir.js';
 import { attachLora, type LoraSettings } from '../nn/lora.js';
 import { defaultLoraTargets } from '../models/architectures.js';
-import { splitEval } from './dpo.js';
+import { preferencePrepareOptions, splitEval } from './dpo.js';
 import { evalMeans, runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import type { RewardConfig } from './rl-config.js';
 import { copyTokenizerFiles, fingerprintSettings, loopConfig } from './setup.js';
@@ -102,15 +102,7 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
   const cfg = opts.config;
   const { rm, tokenizer, lora, source } = await loadTrainableRm(opts.model, opts.tokenizer, cfg);
   const params = rm.trainableParameters();
-  const prep = (files: string[]): Promise<PreparedPreferenceData> =>
-    preparePreferenceData(files, tokenizer, {
-      format: (cfg.dataset_format ?? undefined) as DataFormat | undefined,
-      columns: cfg.columns ?? undefined,
-      onBadRow: cfg.on_bad_row,
-      maxLength: cfg.max_length ?? undefined,
-      maxPromptLength: cfg.max_prompt_length ?? undefined,
-      truncationMode: cfg.truncation_mode,
-    });
+  const prep = (files: string[]): Promise<PreparedPreferenceData> => preparePreferenceData(files, tokenizer, preferencePrepareOptions(cfg));
   const train = await prep(opts.data);
   const trainMargins = cfg.margin_column ? await readMargins(opts.data, train.pairs, cfg.margin_column) : null;
   let trainPairs = train.pairs;

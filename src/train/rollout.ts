@@ -29,6 +29,10 @@ export interface Prompt {
   text: string;
   ids: number[];
   loc: string;
+  /** The prompt as the file gave it: a string or chat messages. */
+  source: string | ChatMessage[];
+  /** Whether maxLength cut it (from the left). */
+  truncated: boolean;
 }
 
 /**
@@ -61,8 +65,9 @@ export async function loadPrompts(files: readonly string[], tok: Tokenizer, colu
         continue;
       }
       let ids = encodePrompt(tok, text);
-      if (maxLength !== null && ids.length > maxLength) ids = ids.slice(ids.length - maxLength);
-      out.push({ text: typeof v === 'string' ? v : text, ids, loc });
+      const truncated = maxLength !== null && ids.length > maxLength;
+      if (truncated) ids = ids.slice(ids.length - maxLength);
+      out.push({ text: typeof v === 'string' ? v : text, ids, loc, source: v as string | ChatMessage[], truncated });
     }
   }
   if (bad.length) throw new Error(`bad prompt rows (${bad.length}):\n${bad.slice(0, 20).join('\n')}${bad.length > 20 ? `\n… and ${bad.length - 20} more` : ''}`);

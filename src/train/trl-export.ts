@@ -135,7 +135,8 @@ function copyHfModel(src: string, dst: string): void {
   const cfgPath = join(dst, 'config.json');
   const hfCfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as { architectures?: string[]; model_type?: string };
   const causal = CAUSAL_LM_CLASS[hfCfg.model_type ?? ''];
-  if (causal && !(hfCfg.architectures ?? []).includes(causal)) writeFileSync(cfgPath, `${JSON.stringify({ ...hfCfg, architectures: [causal] }, null, 2)}\n`);
+  const archs = hfCfg.architectures ?? [];
+  if (causal && !archs.includes(causal) && !archs.some((x) => x.endsWith('ForSequenceClassification'))) writeFileSync(cfgPath, `${JSON.stringify({ ...hfCfg, architectures: [causal] }, null, 2)}\n`);
   const tok = ['tokenizer.json', 'tokenizer.model', 'vocab.json'];
   if (!tok.some((f) => existsSync(join(dst, f)))) {
     throw new Error(`export-job: ${src} has no tokenizer transformers can load (${tok.join(', ')}); a llama2.c tokenizer.bin needs \`dpo convert\` from the .bin checkpoint`);
@@ -143,7 +144,7 @@ function copyHfModel(src: string, dst: string): void {
 }
 
 /** Copies (or converts from llama2.c) a model into the job as a Hugging Face directory. */
-async function placeModel(src: string, tokenizer: string | undefined, dst: string): Promise<void> {
+export async function placeModel(src: string, tokenizer: string | undefined, dst: string): Promise<void> {
   if (!existsSync(src)) throw new Error(`export-job: model ${src} does not exist`);
   if (statSync(src).isDirectory()) {
     copyHfModel(src, dst);
@@ -153,7 +154,7 @@ async function placeModel(src: string, tokenizer: string | undefined, dst: strin
   }
 }
 
-function dropoutSettings(modelDir: string): Record<string, number> {
+export function dropoutSettings(modelDir: string): Record<string, number> {
   const path = join(modelDir, 'config.json');
   if (!existsSync(path)) return {};
   const cfg = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -327,7 +328,10 @@ ${nodes > 1 ? `    Worker:\n${worker(nodes - 1)}` : ''}
 }
 
 interface ReadmeFacts {
-  trainer: 'dpo' | 'sft';
+  trainer: TrlTrainer;
+  unit?: string | undefined;
+  batchUnit?: string | undefined;
+  differences?: string[] | undefined;
   className: string;
   configFile: string;
   model: string;
@@ -345,7 +349,12 @@ interface ReadmeFacts {
 function jobReadme(f: ReadmeFacts): string {
   const perStep = f.cfg.per_device_train_batch_size * f.cfg.gradient_accumulation_steps;
   const table = f.notes.map((n) => `| \`${n.option}\` | \`${JSON.stringify(n.value)}\` | ${n.to} | ${n.detail ?? ''} |`).join('\n');
-  const unit = f.trainer === 'dpo' ? 'pairs' : 'examples';
+  const unit = f.unit ?? (f.trainer === 'dpo' || f.trainer === 'reward' ? 'pairs' : 'examples');
+  const differences = f.differences ?? [
+    'TRL computes in bf16 mixed precision (`bf16: true`, its default; ours is float32) and checkpoints\n  activations (`gradient_checkpointing`, its default): expect the same curves, not the same bits.',
+    'TRL tokenizes the text itself (prompt + response in one call, then splits; ours tokenizes them apart),\n  so a response can start with a different token where the tokenizer merges across the boundary.',
+    'The data order comes from TRL\'s sampler with the same seed, not ours.',
+  ];
   return `# ${f.trainer.toUpperCase()} job for TRL v${TRL_VERSION} (exported by dpo-ts)
 
 Model: \`${f.model}\`. Data: ${f.trainRows} training ${unit}${f.evalRows ? `, ${f.evalRows} eval ${unit}` : ''}
@@ -383,26 +392,22 @@ Files: ${f.accelerate.map((a) => `\`${a.name}\` (${a.machines}×${a.processes / 
 newest checkpoint there; \`python train.py --cpu\` runs the job without a GPU (a smoke test: set a small
 \`max_steps\` in \`${f.configFile}\`). Bring the result back with
 
-    dpo import-run output/ --out runs/trl-dpo
+    dpo import-run output/ --out runs/trl-${f.trainer}
 
 which writes \`metrics.jsonl\` with dpo-ts names and a model \`dpo eval\`, \`dpo score\`, \`dpo convert\` and
 \`dpo annotate add-prompts\` read.
 
 ## Batch size
 
-dpo-ts trained ${perStep} ${unit} per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
+dpo-ts trained ${perStep} ${f.batchUnit ?? unit} per optimizer step (per_device_train_batch_size ${f.cfg.per_device_train_batch_size} ×
 gradient_accumulation_steps ${f.cfg.gradient_accumulation_steps}). TRL multiplies that by the number of processes:
-on ${f.gpus} GPUs a step sees ${perStep * f.gpus} ${unit}. To keep the optimization of a dpo-ts run, divide
+on ${f.gpus} GPUs a step sees ${perStep * f.gpus} ${f.batchUnit ?? unit}. To keep the optimization of a dpo-ts run, divide
 \`gradient_accumulation_steps\` (or \`per_device_train_batch_size\`) in \`${f.configFile}\` by the GPU count
 where it divides, and scale \`learning_rate\` with the batch if you change it.
 
 ## What differs from a dpo-ts run
 
-- TRL computes in bf16 mixed precision (\`bf16: true\`, its default; ours is float32) and checkpoints
-  activations (\`gradient_checkpointing\`, its default): expect the same curves, not the same bits.
-- TRL tokenizes the text itself (prompt + response in one call, then splits; ours tokenizes them apart),
-  so a response can start with a different token where the tokenizer merges across the boundary.
-- The data order comes from TRL's sampler with the same seed, not ours.
+${differences.map((d) => `- ${d}`).join('\n')}
 - This export has not been run end to end on a GPU from this repository's machines (they have none);
   the files are checked by tests (config keys against TRL v${TRL_VERSION}'s ${f.className} fields,
   \`python3 -m py_compile train.py\`, the data read back, the accelerate files parsed).
@@ -508,7 +513,7 @@ function countCompletionTruncated(tok: Parameters<typeof encodePair>[0], example
   return n;
 }
 
-function checkJobTarget(opts: { out: string; force?: boolean; gpusPerNode?: number; nodes?: number }): void {
+export function checkJobTarget(opts: { out: string; force?: boolean; gpusPerNode?: number; nodes?: number }): void {
   const out = resolve(opts.out);
   if (existsSync(out) && readdirSync(out).length > 0 && !opts.force) throw new Error(`export-job: ${out} exists and is not empty (pass --force to replace it)`);
   const gpus = opts.gpusPerNode ?? 8, nodes = opts.nodes ?? 2;
@@ -520,7 +525,7 @@ function checkJobTarget(opts: { out: string; force?: boolean; gpusPerNode?: numb
  * Training and eval rows as `dpo train` / `dpo sft` build them: eval rows from --eval-data, or
  * held out of the training rows by eval_split (the same split as the run would make).
  */
-async function dataSplits<D extends { rows: unknown[]; examples: unknown[] }>(
+export async function dataSplits<D extends { rows: unknown[]; examples: unknown[] }>(
   opts: { data: string[]; evalData?: string[] }, cfg: { eval_split: number; seed: number },
   prepare: (files: string[]) => Promise<D>,
 ): Promise<{ train: D; trainRows: D['rows']; evalRows: D['rows']; evalExamples: D['examples'] }> {
@@ -617,10 +622,16 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
   });
 }
 
-interface JobParts {
-  opts: ExportJobOptions | ExportSftJobOptions;
+/** The TRL trainers a job can be for, with their config class. */
+export const TRL_TRAINER_CLASSES = {
+  dpo: 'DPOConfig', sft: 'SFTConfig', reward: 'RewardConfig', grpo: 'GRPOConfig', rloo: 'RLOOConfig', ppo: 'PPOConfig',
+} as const;
+export type TrlTrainer = keyof typeof TRL_TRAINER_CLASSES;
+
+export interface JobParts {
+  opts: Omit<ExportSftJobOptions, 'config' | 'data'> & { ref?: string | undefined; data: string[] };
   cfg: CommonConfig;
-  trainer: 'dpo' | 'sft';
+  trainer: TrlTrainer;
   trlConfig: Record<string, unknown>;
   notes: TranslationNote[];
   audit: unknown;
@@ -632,14 +643,25 @@ interface JobParts {
   droppedByReason: Record<string, number | undefined>;
   refLogps: boolean;
   importSettings: Record<string, unknown>;
+  /** More files of the job (relative path → text or a directory to copy a model from), e.g. rewards.py. */
+  extraFiles?: Record<string, string>;
+  /** Models copied into the job besides the policy (relative dir → source). */
+  extraModels?: Record<string, string>;
+  /** More job.json fields (reward functions, value model, ...). */
+  jobExtra?: Record<string, unknown>;
+  /** What the README calls a row (default pairs / examples), and what a batch counts (default: the same). */
+  unit?: string;
+  batchUnit?: string;
+  /** The README's "What differs from a dpo-ts run" items, replacing the DPO ones. */
+  differences?: string[];
 }
 
 /** Writes the job folder (into OUT.tmp-PID, renamed at the end). */
-async function assembleJob(j: JobParts): Promise<ExportJobResult> {
+export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
   const { opts, cfg, notes } = j;
   const out = resolve(opts.out);
   const gpus = opts.gpusPerNode ?? 8, nodes = opts.nodes ?? 2;
-  const className = j.trainer === 'dpo' ? 'DPOConfig' : 'SFTConfig';
+  const className = TRL_TRAINER_CLASSES[j.trainer];
   const configFile = `${j.trainer}_config.yaml`;
   const modelIsDir = existsSync(opts.model) && statSync(opts.model).isDirectory();
   const trlConfig: Record<string, unknown> = {
@@ -681,6 +703,12 @@ async function assembleJob(j: JobParts): Promise<ExportJobResult> {
       files.push('ref_model/');
     }
 
+    for (const [rel, src] of Object.entries(j.extraModels ?? {})) {
+      await placeModel(src, opts.tokenizer, join(tmp, rel));
+      files.push(`${rel}/`);
+    }
+    for (const [rel, text] of Object.entries(j.extraFiles ?? {})) put(rel, text);
+
     let peft: Record<string, unknown> | null = null;
     if (cfg.use_peft) {
       const arch = modelIsDir ? readModelConfig(join(opts.model, 'config.json')).architecture : 'llama';
@@ -690,7 +718,7 @@ async function assembleJob(j: JobParts): Promise<ExportJobResult> {
         lora_dropout: cfg.lora_dropout,
         target_modules: cfg.lora_target_modules ?? defaultLoraTargets(arch),
         bias: 'none',
-        task_type: 'CAUSAL_LM',
+        task_type: j.trainer === 'reward' ? 'SEQ_CLS' : 'CAUSAL_LM',
         ...(arch === 'gpt2' ? { fan_in_fan_out: true } : {}),
       };
       put('peft_config.json', `${JSON.stringify(peft, null, 2)}\n`);
@@ -734,12 +762,13 @@ async function assembleJob(j: JobParts): Promise<ExportJobResult> {
       dpo_ts_config: cfg,
       translation: notes,
       accelerate: acc.map((a) => ({ file: `accelerate/${a.name}`, kind: a.kind, num_machines: a.machines, num_processes: a.processes })),
+      ...j.jobExtra,
     };
     put('job.json', `${JSON.stringify(job, null, 2)}\n`);
     put('README.md', jobReadme({
       trainer: j.trainer, className, configFile,
       model: opts.hubModel ?? basename(resolve(opts.model)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
-      format: j.format, gpus, nodes, accelerate: acc, notes, cfg,
+      format: j.format, gpus, nodes, accelerate: acc, notes, cfg, unit: j.unit, batchUnit: j.batchUnit, differences: j.differences,
     }));
     rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""DPO (or SFT) with Hugging Face TRL on the job folder `dpo export-job --engine trl` wrote.
+"""DPO, SFT, reward-model, GRPO, RLOO or PPO training with Hugging Face TRL on the job folder `dpo export-job --engine trl` wrote.
 
 Launch with accelerate (see README.md):
 
     accelerate launch --config_file accelerate/single_gpu.yaml train.py [--output-dir DIR] [--resume]
 
-Uses TRL's public API only: DPOConfig, DPOTrainer, SFTConfig, SFTTrainer (DPOTrainer's public compute_ref_log_probs overridden to use the
-job's reference log-probs when it has them), the documented DataCollatorForPreference, and
-datasets / transformers / peft loaders.
+Uses TRL's public API only: DPOConfig, DPOTrainer, SFTConfig, SFTTrainer, RewardConfig, RewardTrainer, GRPOConfig,
+GRPOTrainer, RLOOConfig, RLOOTrainer, trl.experimental.ppo's PPOConfig and PPOTrainer (DPOTrainer's public
+compute_ref_log_probs overridden to use the job's reference log-probs when it has them), the documented
+DataCollatorForPreference, and datasets / transformers / peft loaders. Reward functions are the job's Python
+functions (rewards.py) or reward-model directories, as job.json lists them.
 The result (model or PEFT adapter, trainer_state.json, checkpoints) goes to the output directory,
 with a copy of job.json as dpo_ts_job.json, so `dpo import-run DIR` can bring it back.
 """
@@ -19,8 +21,19 @@ import shutil
 
 import yaml
 from datasets import load_dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from trl import (
+    DPOConfig,
+    DPOTrainer,
+    GRPOConfig,
+    GRPOTrainer,
+    RewardConfig,
+    RewardTrainer,
+    RLOOConfig,
+    RLOOTrainer,
+    SFTConfig,
+    SFTTrainer,
+)
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,6 +71,56 @@ def job_path(rel):
     return rel if os.path.isabs(rel) else os.path.join(HERE, rel)
 
 
+def reward_funcs(job):
+    """The job's reward functions: Python functions of its modules, or reward-model directories (paths)."""
+    import importlib.util
+
+    funcs = []
+    for spec in job.get("reward_funcs", []):
+        if spec["kind"] == "python":
+            path = job_path(spec["module"])
+            module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            funcs.append(getattr(module, spec["function"]))
+        elif spec["kind"] == "model":
+            funcs.append(job_path(spec["path"]))
+        else:
+            raise ValueError(f"job.json: unknown reward function kind {spec['kind']!r}")
+    return funcs
+
+
+def run_ppo(job, config_kwargs, model, tokenizer, dataset, peft_config):
+    """TRL's experimental PPOTrainer: policy, frozen reference, reward model, value model; prompts as input_ids."""
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    training_args = PPOConfig(**config_kwargs)
+    model_kwargs = getattr(training_args, "model_init_kwargs", None) or {}
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    reward_model = AutoModelForSequenceClassification.from_pretrained(job_path(job["reward_model"]), num_labels=1, **model_kwargs)
+    value = job["value_model"]
+    value_model = AutoModelForSequenceClassification.from_pretrained(
+        model if value["path"] == "model" else job_path(value["path"]), num_labels=1, **model_kwargs
+    )
+    policy = AutoModelForCausalLM.from_pretrained(model, **model_kwargs)
+    ref_policy = AutoModelForCausalLM.from_pretrained(model, **model_kwargs)
+    # The prompts as dpo-ts tokenized them (chat template and max_prompt_length applied).
+    train_dataset = dataset["train"].select_columns(["input_ids"])
+    trainer = PPOTrainer(
+        args=training_args,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=ref_policy,
+        reward_model=reward_model,
+        value_model=value_model,
+        train_dataset=train_dataset,
+        peft_config=peft_config,
+    )
+    return trainer, training_args
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", help="where the trained model goes (default: dpo_config.yaml's output_dir)")
@@ -72,9 +135,8 @@ def main():
     config_kwargs["output_dir"] = args.output_dir or job_path(config_kwargs.get("output_dir", "output"))
     if args.cpu:
         config_kwargs["use_cpu"] = True
-    sft = job["trainer"] == "sft"
-    training_args = (SFTConfig if sft else DPOConfig)(**config_kwargs)
-
+    kind = job["trainer"]
+    sft = kind == "sft"
     model = job["model"]["ref"] if job["model"]["hub"] else job_path(job["model"]["ref"])
     tokenizer = AutoTokenizer.from_pretrained(model)
 
@@ -83,6 +145,34 @@ def main():
         data_files["eval"] = job_path(job["data"]["eval"])
     dataset = load_dataset("json", data_files=data_files)
 
+    peft_config = None
+    if job.get("peft_config_file"):
+        from peft import LoraConfig
+
+        with open(job_path(job["peft_config_file"]), encoding="utf-8") as f:
+            peft_config = LoraConfig(**json.load(f))
+
+    if kind in ("reward", "grpo", "rloo", "ppo"):
+        common = dict(
+            model=model,
+            train_dataset=dataset["train"],
+            eval_dataset=dataset["eval"] if "eval" in dataset else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+        if kind == "reward":
+            training_args = RewardConfig(**config_kwargs)
+            trainer = RewardTrainer(args=training_args, **common)
+        elif kind == "ppo":
+            trainer, training_args = run_ppo(job, config_kwargs, model, tokenizer, dataset, peft_config)
+        else:
+            training_args = (GRPOConfig if kind == "grpo" else RLOOConfig)(**config_kwargs)
+            trainer_class = GRPOTrainer if kind == "grpo" else RLOOTrainer
+            trainer = trainer_class(reward_funcs=reward_funcs(job), args=training_args, **common)
+        finish(job, trainer, training_args, tokenizer, args)
+        return
+
+    training_args = (SFTConfig if sft else DPOConfig)(**config_kwargs)
     trainer_class, data_collator = DPOTrainer, None
     if job.get("ref_logps"):
         if not training_args.precompute_ref_log_probs:
@@ -105,13 +195,6 @@ def main():
             job_path(job["ref_model"]["ref"]), **(training_args.model_init_kwargs or {})
         )
 
-    peft_config = None
-    if job.get("peft_config_file"):
-        from peft import LoraConfig
-
-        with open(job_path(job["peft_config_file"]), encoding="utf-8") as f:
-            peft_config = LoraConfig(**json.load(f))
-
     common = dict(
         model=model,
         args=training_args,
@@ -124,7 +207,17 @@ def main():
         trainer = SFTTrainer(**common)
     else:
         trainer = trainer_class(ref_model=ref_model, data_collator=data_collator, **common)
-    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    finish(job, trainer, training_args, tokenizer, args)
+
+
+def finish(job, trainer, training_args, tokenizer, args):
+    """Train, evaluate once more when dpo-ts would, save the model, the state and the job manifest."""
+    if job["trainer"] == "ppo":
+        if args.resume:
+            raise SystemExit("--resume: TRL's PPOTrainer cannot resume from a checkpoint; start the job again")
+        trainer.train()
+    else:
+        trainer.train(resume_from_checkpoint=True if args.resume else None)
     if job.get("final_evaluate"):
         trainer.evaluate()
     trainer.save_model(training_args.output_dir)
