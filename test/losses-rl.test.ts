@@ -167,4 +167,21 @@ test('RLOO: leave-one-out baselines, sequence KL penalty, normalization and the 
     close(numericGradient(() => rlooLoss(logp, old, mask, a.advantages, B, T, R.epsilon).loss, logp), l.grad, `${what} fd`, 1e-5, 1e-8);
   }
   assert.throws(() => rlooAdvantages([1, 2, 3], 2), /whole groups/);
+  // Asymmetric clipping (TRL's epsilon_high): per row −min(r·A, clamp(r, 1 − ε, 1 + ε_high)·A), written out
+  // from the formula; ε_high = ε is the golden case above.
+  const a = rlooAdvantages(R.rewards, R.num_generations, { beta: 0, old, ref, mask, cols: T }).advantages;
+  for (const [eLow, eHigh] of [[0.05, 0.3], [0.2, 0.01], [0.01, 0.01]] as const) {
+    let want = 0;
+    for (let b = 0; b < B; b++) {
+      let lr = 0;
+      for (let t = 0; t < T; t++) lr += (logp[b * T + t]! - old[b * T + t]!) * mask[b * T + t]!;
+      const r = Math.exp(lr);
+      want -= Math.min(r * a[b]!, Math.min(Math.max(r, 1 - eLow), 1 + eHigh) * a[b]!);
+    }
+    const l = rlooLoss(logp, old, mask, a, B, T, eLow, eHigh);
+    close(l.loss, want / B, `rloo ε=${eLow} ε_high=${eHigh} loss`);
+    close(numericGradient(() => rlooLoss(logp, old, mask, a, B, T, eLow, eHigh).loss, logp), l.grad, `rloo ε_high fd`, 1e-5, 1e-8);
+  }
+  assert.notEqual(rlooLoss(logp, old, mask, a, B, T, 0.01, 0.01).loss, rlooLoss(logp, old, mask, a, B, T, 0.01, 10).loss,
+    'ε_high changes the loss when ratios leave [1 − ε, 1 + ε]');
 });

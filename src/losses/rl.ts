@@ -527,16 +527,18 @@ export function rlooAdvantages(
  */
 export function rlooLoss(
   logp: ArrayLike<number>, old: ArrayLike<number>, mask: ArrayLike<number>, advantages: ArrayLike<number>,
-  rows: number, cols: number, epsilon: number,
+  rows: number, cols: number, epsilon: number, epsilonHigh: number | null = null,
 ): { loss: number; grad: Float64Array; clipfrac: number } {
+  // TRL v1.9.0 RLOOTrainer: ratio clamped to [1 − epsilon, 1 + epsilon_high], epsilon_high defaulting to epsilon.
+  const epsHigh = epsilonHigh ?? epsilon;
   const grad = new Float64Array(rows * cols);
   let loss = 0, clipped = 0;
   for (let b = 0; b < rows; b++) {
     let lr = 0;
     for (let t = 0; t < cols; t++) lr += (logp[b * cols + t]! - old[b * cols + t]!) * mask[b * cols + t]!;
     const c1 = Math.exp(lr), a = advantages[b]!;
-    const c2 = Math.min(Math.max(c1, 1 - epsilon), 1 + epsilon);
-    const inRange = c1 >= 1 - epsilon && c1 <= 1 + epsilon;
+    const c2 = Math.min(Math.max(c1, 1 - epsilon), 1 + epsHigh);
+    const inRange = c1 >= 1 - epsilon && c1 <= 1 + epsHigh;
     const x = c1 * a, y = c2 * a;
     loss -= Math.min(x, y);
     if (y < x) clipped++;

@@ -172,7 +172,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<RlLoopResult> {
       const out: Record<string, number> = {};
       let grad: Float64Array, scale = gradScale, loss: number;
       if (rloo) {
-        const res = rlooLoss(logp, old, mask, adv, R, C, cfg.epsilon);
+        const res = rlooLoss(logp, old, mask, adv, R, C, cfg.epsilon, cfg.epsilon_high);
         grad = res.grad;
         loss = res.loss;
         out['clip_ratio/region_mean'] = res.clipfrac;

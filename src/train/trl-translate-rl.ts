@@ -93,10 +93,7 @@ export const GRPO_RULES: { [K in keyof GrpoConfig]-?: Rule<GrpoConfig> } = {
   beta: same,
   num_iterations: same,
   epsilon: same,
-  epsilon_high: (v: number | null, cfg, _x, api) => {
-    if (cfg.rloo && v !== null) return api.refuse('dpo rloo clips symmetrically with epsilon and does not read epsilon_high');
-    api.set('', v);
-  },
+  epsilon_high: same,
   delta: grpoOnly('delta', same, null),
   importance_sampling_level: grpoOnly('importance_sampling_level', same, 'token'),
   loss_type: grpoOnly('loss_type', same, 'dapo'),
