@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/threadpool.cc",
         "native/gemm.cc",
+        "native/gemm_bf16.cc",
         "native/ops.cc",
         "native/attention.cc"
       ],

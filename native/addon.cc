@@ -4,6 +4,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   dpo::RegisterThreadPool(env, exports);
   dpo::RegisterGemm(env, exports);
+  dpo::RegisterGemmBf16(env, exports);
   dpo::RegisterOps(env, exports);
   dpo::RegisterAttention(env, exports);
   return exports;

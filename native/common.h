@@ -41,6 +41,7 @@ inline bool Bool(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBo
 // Each kernel file registers its functions on the exports object.
 void RegisterThreadPool(Napi::Env env, Napi::Object exports);
 void RegisterGemm(Napi::Env env, Napi::Object exports);
+void RegisterGemmBf16(Napi::Env env, Napi::Object exports);
 void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterAttention(Napi::Env env, Napi::Object exports);
 
