@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { kernelPath } from '../tensor/backend.js';
+import { gemmBf16Path, kernelPath } from '../tensor/backend.js';
+import { matmulPrecision, withMatmulPrecision } from '../tensor/autocast.js';
 import { computePreferenceLoss, ldTokenWeights, newBcoRunningMean, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
 import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PrepareOptions, type PreparedPreferenceData } from '../data/prepare.js';
@@ -233,6 +234,8 @@ function refCacheInputs(ref: CausalLM): Record<string, unknown> {
     gemmKernel: k.gemmKernel,
     threads: k.threads,
     nativeAddon: k.addon,
+    // bf16 autocast changes every product (absent in float32 runs: their headers stay as they were).
+    ...(matmulPrecision() === 'bf16' ? { matmulPrecision: 'bf16', gemmBf16: gemmBf16Path() } : {}),
     dpoTs: packageVersion(),
   };
 }
@@ -542,6 +545,10 @@ export function splitEval(n: number, fraction: number, seed: number): { train: n
  */
 export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const cfg = parseDpoConfig(opts.config ?? {});
+  return withMatmulPrecision(cfg.bf16 === true ? 'bf16' : 'float32', () => runDpoWith(opts, cfg));
+}
+
+async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunResult> {
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
   const params = model.trainableParameters();

@@ -53,7 +53,7 @@ export const TRL_FIELD_POLICY: Readonly<Record<string, FieldPolicy>> = {
   average_tokens_across_devices: defaultOnly(`${ONE_PROCESS}; there is one device`),
   max_grad_norm: supported(),
   label_smoothing_factor: defaultOnly('the trainers compute their own losses (for DPO use label_smoothing with loss_type robust, exo_pair, aot or aot_unpaired)'),
-  bf16: only([null, false], `${NO_GPU}; bf16 mixed precision is not available (TRL's default turns it on). Leave it unset or false; save_dtype: bfloat16 writes bf16 weights`),
+  bf16: supported('true: bf16 autocast as on a CPU with torch.autocast — linear layers and the LM head multiply in bfloat16 (AVX512_BF16 `vdpbf16ps` where the CPU has it) with float32 accumulation; weights, gradients, AdamW moments, norms, attention, softmax, log-probs and losses stay float32. null (TRL: on where supported) and false: float32 here'),
   fp16: defaultOnly(`${NO_GPU}; fp16 mixed precision is not available`),
   bf16_full_eval: defaultOnly(NO_GPU),
   fp16_full_eval: defaultOnly(NO_GPU),
