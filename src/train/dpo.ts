@@ -21,6 +21,7 @@ import { cloneWeights } from '../io/weights.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
+import { formatMemoryReport, memoryFloor } from './memory-report.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
@@ -658,6 +659,10 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     if (!opts.quiet) process.stderr.write(`reference log-probs: ${tr.hit ? 'loaded from cache' : 'computed and cached'} (${tr.path})\n`);
     // A separate reference copy is no longer needed (unless samples are checked against it): free its weights.
     if (refModel !== model && !cfg.sample_checks) refModel = null;
+  }
+  if (!opts.quiet) {
+    const ref = refModel && refModel !== model ? refModel.parameters().values() : null;
+    process.stderr.write(`${formatMemoryReport(memoryFloor(model.parameters().values(), params, ref))}\n`);
   }
 
   const lossTypes = cfg.loss_type;
