@@ -155,7 +155,7 @@ export class Gpt2Model implements CausalLM {
     }
     const x = T.add(T.embedding(this.wte, ids, [B * Tn]), T.embedding(this.wpe, pos, [B * Tn]));
     return runDecoder(x, this.layers.length, (l, h) => this.block(l, h, B, Tn, kvStart, cache, segments),
-      (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn);
+      (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn, this);
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {

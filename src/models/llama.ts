@@ -156,7 +156,7 @@ export class LlamaModel implements CausalLM {
     checkSlidingWindow(this.config, pos);
     this.ensureRope(pos);
     return runDecoder(T.embedding(this.embed, ids, [B * Tn]), this.layers.length,
-      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn);
+      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn, this);
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {

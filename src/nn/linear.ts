@@ -20,6 +20,9 @@ export interface LoraAdapter {
 export interface ForwardContext {
   adaptersEnabled: boolean;
   rng: Rng | null;
+  /** Gradient checkpointing (TRL's gradient_checkpointing): keep only each block's input while
+   *  training and recompute the block in backward (runDecoder). */
+  gradientCheckpointing?: boolean;
 }
 
 export class Linear {

@@ -8,7 +8,7 @@ import { kernels, referenceKernels } from './backend.js';
 import { gemmFor } from './autocast.js';
 import { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
 import {
-  Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, numel, record, shapeStr, type DType,
+  Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, isTraining, numel, record, shapeStr, type DType,
 } from './tensor.js';
 
 function K(dtype: DType): Kernels {
@@ -872,7 +872,7 @@ export function maskMul(x: Tensor, mask: Buf): Tensor {
  * caller for reproducibility). Identity when p = 0 or grad is disabled (evaluation).
  */
 export function dropout(x: Tensor, p: number, rand: () => number): Tensor {
-  if (p <= 0 || !isGradEnabled()) return x;
+  if (p <= 0 || !isTraining()) return x;
   if (p >= 1) fail('dropout', `p must be < 1, got ${p}`);
   const mask = alloc(x.dtype, x.size, false);
   const keep = 1 / (1 - p);

@@ -67,6 +67,8 @@ const common = {
   /** bf16 autocast (transformers' name): matrix products in bfloat16 with float32 accumulation,
    *  everything else float32 (src/tensor/autocast.ts). null or false: float32 throughout. */
   bf16: z.boolean().nullable().default(null),
+  /** Recompute each decoder block in backward instead of keeping its activations (TRL's default: on). */
+  gradient_checkpointing: z.boolean().default(true),
   num_threads: positiveInt.nullable().default(null),
 };
 

@@ -552,6 +552,7 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
 async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunResult> {
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
+  model.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
   const params = model.trainableParameters();
   await yieldToEventLoop(opts.signal);
 

@@ -49,6 +49,7 @@ export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
 async function runSftWith(opts: SftRunOptions, cfg: SftConfig): Promise<SftRunResult> {
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
+  model.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
   await yieldToEventLoop(opts.signal);
   const prep = async (files: DataSource): Promise<TokenizedSft[]> =>
     (await prepareSftData(files, tokenizer, {
