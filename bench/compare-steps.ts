@@ -3,7 +3,7 @@
 //
 //   npx tsc -p . && node dist/bench/compare-steps.js [--configs train:small,dpo:small,dpo:llama135]
 //       [--threads 2] [--rounds 2] [--steps 3] [--warmup 1] [--pairs 2] [--json out.json]
-//       [--also NAME=CHECKOUT[:ADDON]] [--no-torch] [--bf16]
+//       [--also NAME=CHECKOUT[:ADDON]] [--no-torch] [--bf16] [--checkpointing]
 //
 // Configurations are MODE:CONFIG with MODE train (fwd+bwd+AdamW of next-token NLL, PyTorch side
 // bench/torch_train_step.py), dpo (policy fwd+bwd + frozen reference fwd + AdamW, PyTorch side
@@ -13,6 +13,7 @@
 // machine hit both sides; the table gives medians over rounds, the min–max spread of the per-round
 // ratios, and the load average seen before each run. --also adds another checkout of ours (e.g. the
 // previous commit built in a git worktree) as an extra column, for before/after measurements.
+// --checkpointing: ours with gradient checkpointing (PyTorch's side keeps its activations).
 // --bf16: both sides in bf16 autocast (ours `bf16: true`, PyTorch torch.autocast('cpu', bfloat16)).
 // The table names the CPU and our kernel path, and gives our peak RSS over the training-state floor.
 import { spawnSync } from 'node:child_process';
@@ -92,6 +93,7 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     argv = [join(side.checkout!, 'dist', 'bench', 'step.js'), m, cfg, String(threads), '--steps', steps, '--warmup', warmup, '--pairs', pairs, '--json', out];
     if (mode === 'dpo-pre') argv.push('--precompute');
     if (bf16) argv.push('--bf16');
+    if (process.argv.includes('--checkpointing')) argv.push('--checkpointing');
     if (side.addon) env.DPO_NATIVE_ADDON = side.addon;
     else delete env.DPO_NATIVE_ADDON;
     env.DPO_NUM_THREADS = String(threads);

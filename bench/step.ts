@@ -1,7 +1,7 @@
 // One training step of a GPT-2-small or SmolLM2-135M shaped model, timed, mirroring the PyTorch
 // reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
 //
-//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--bf16] [--json out.json] [--profile [gemm]]
+//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--bf16] [--checkpointing] [--json out.json] [--profile [gemm]]
 //
 // MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
 //             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
@@ -9,6 +9,7 @@
 // CONFIG: tiny | small | llama135. Prints JSON with tokens/s, peak RSS and the training-state floor
 // (weights + grads + AdamW + reference; src/train/memory-report.ts); run one config per process.
 // --bf16: bf16 autocast (`bf16: true`): matmuls in bf16 with float32 accumulation.
+// --checkpointing: gradient checkpointing (`gradient_checkpointing: true`): blocks recomputed in backward.
 // --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS);
 // --profile gemm also splits the matrix products by transposes and shape.
 import { writeFileSync } from 'node:fs';
@@ -75,6 +76,8 @@ const S = cfg.maxPositions;
 const policy = randomModel(cfg, 0);
 const reference = mode === 'dpo' && !precompute ? randomModel(cfg, 0) : null;
 if (reference) for (const p of reference.parameters().values()) p.requiresGrad = false;
+const checkpointing = process.argv.includes('--checkpointing');
+policy.ctx.gradientCheckpointing = checkpointing;
 const params = policy.trainableParameters();
 const opt = new AdamW(params, { weightDecay: 0 });
 
@@ -179,7 +182,7 @@ const floor = memoryFloor(policy.parameters().values(), params, reference ? refe
 const peakRss = process.resourceUsage().maxRSS * 1024;
 const kp = kernelPath();
 const res = {
-  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16,
+  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16, checkpointing,
   cpu: cpuList()[0]?.model ?? 'unknown', kernel_path: `${kp.backend}/${kp.gemmKernel ?? '-'}${bf16 ? ` + bf16 ${gemmBf16Path()}` : ''}`,
   floor_MiB: floor.total / 2 ** 20, rss_over_floor: peakRss / floor.total,
   step_s_median: med, step_s_min: times[0], step_s_all: times, cpu_s_median: cpus[Math.floor(cpus.length / 2)],

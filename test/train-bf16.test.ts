@@ -106,3 +106,23 @@ test('a run that fails inside still restores float32', async () => {
   await assert.rejects(runDpo({ model: modelDir, data: [join(dataDir, 'missing.jsonl')], quiet: true, config: parseDpoConfig({ ...base, bf16: true }) }));
   assert.equal(matmulPrecision(), 'float32');
 });
+
+test('frozen_dtype: bfloat16 stores the reference copy and a LoRA base once as bf16; with bf16 autocast step 1 is exact', async () => {
+  for (const lora of [false, true]) {
+    const cfg = { ...base, max_steps: 3, bf16: true, ...(lora ? { use_peft: true, lora_target_modules: ['q_proj', 'v_proj'] } : {}) };
+    const f32 = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('bf16-f1-'), quiet: true, config: parseDpoConfig(cfg) });
+    const bf = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('bf16-f2-'), quiet: true, config: parseDpoConfig({ ...cfg, frozen_dtype: 'bfloat16' }) });
+    // Under autocast the policy's products round its float32 weights to the same bf16 values the
+    // stored reference holds: policy = reference at step 1 bit for bit, the loss is exactly ln 2,
+    // and the whole run equals the float32-stored one (the reference rounds identically).
+    assert.equal(bf.history[0]!.loss, f32.history[0]!.loss, `lora=${lora}`);
+    assert.deepEqual(bf.history.map((h) => h.loss), f32.history.map((h) => h.loss), `lora=${lora}`);
+    // The frozen weights really are bf16 only (LoRA: the base linears of the returned model).
+    if (lora) {
+      const lin = bf.model.linears();
+      assert.ok(lin.every((l) => l.weightBf16 !== null && l.weight.data.length === 0));
+    }
+  }
+  await assert.rejects(runDpo({ model: modelDir, data: [trainFile], quiet: true, config: parseDpoConfig({ ...base, frozen_dtype: 'bfloat16', sync_ref_model: true }) }),
+    /frozen_dtype: bfloat16 cannot be used with sync_ref_model/);
+});

@@ -69,6 +69,8 @@ const common = {
   bf16: z.boolean().nullable().default(null),
   /** Recompute each decoder block in backward instead of keeping its activations (TRL's default: on). */
   gradient_checkpointing: z.boolean().default(true),
+  /** Frozen linear weights (a separate reference copy, a LoRA base) stored once as bfloat16. */
+  frozen_dtype: z.enum(['float32', 'bfloat16']).default('float32'),
   num_threads: positiveInt.nullable().default(null),
 };
 

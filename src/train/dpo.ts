@@ -22,6 +22,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { formatMemoryReport, memoryFloor } from './memory-report.js';
+import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from './progress.js';
@@ -661,9 +662,16 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     // A separate reference copy is no longer needed (unless samples are checked against it): free its weights.
     if (refModel !== model && !cfg.sample_checks) refModel = null;
   }
+  // frozen_dtype bfloat16: the frozen linear weights (LoRA base, separate reference copy) only as bf16.
+  let frozenBf16Bytes = 0;
+  if (cfg.frozen_dtype === 'bfloat16') {
+    if (cfg.sync_ref_model) throw new Error('frozen_dtype: bfloat16 cannot be used with sync_ref_model (TR-DPO updates the reference weights)');
+    if (lora) frozenBf16Bytes += storeFrozenLinearsAsBf16(model.linears());
+    if (refModel && refModel !== model) frozenBf16Bytes += storeFrozenLinearsAsBf16(refModel.linears());
+  }
   if (!opts.quiet) {
     const ref = refModel && refModel !== model ? refModel.parameters().values() : null;
-    process.stderr.write(`${formatMemoryReport(memoryFloor(model.parameters().values(), params, ref))}\n`);
+    process.stderr.write(`${formatMemoryReport(memoryFloor(model.parameters().values(), params, ref, frozenBf16Bytes))}\n`);
   }
 
   const lossTypes = cfg.loss_type;

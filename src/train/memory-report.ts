@@ -30,11 +30,13 @@ function bytesOf(tensors: Iterable<Tensor>, seen: Set<ArrayBufferLike>): number 
 
 /**
  * The training-state floor. `policy`: every tensor of the trained model; `trainable`: those the
- * optimizer updates; `reference`: the reference model's tensors when it is held separately.
+ * optimizer updates; `reference`: the reference model's tensors when it is held separately;
+ * `frozenBf16Bytes`: bytes of linear weights stored only as bf16 (Linear.weightBf16).
  */
-export function memoryFloor(policy: Iterable<Tensor>, trainable: readonly Tensor[], reference: Iterable<Tensor> | null): MemoryFloor {
+export function memoryFloor(policy: Iterable<Tensor>, trainable: readonly Tensor[], reference: Iterable<Tensor> | null, frozenBf16Bytes = 0): MemoryFloor {
   const seen = new Set<ArrayBufferLike>();
-  const weights = bytesOf(policy, seen);
+  // Weights kept only as bf16 (frozen_dtype) count in weights: their float32 tensors are empty.
+  const weights = bytesOf(policy, seen) + frozenBf16Bytes;
   const reference_ = reference ? bytesOf(reference, seen) : 0;
   let elems = 0;
   for (const p of trainable) elems += p.size;

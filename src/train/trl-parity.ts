@@ -211,6 +211,7 @@ export const EXTENSIONS: Readonly<Record<string, string>> = {
   lora_dropout: "TRL's ModelConfig (off while training with disable_dropout, as TRL)",
   lora_target_modules: "TRL's ModelConfig",
   save_dtype: 'dtype of the saved weights (float32 or bfloat16)',
+  frozen_dtype: "'bfloat16' keeps frozen linear weights (the reference copy, a LoRA base) only as bf16: half their memory, products on the bf16 GEMM; default float32",
   num_threads: 'kernel threads (default: DPO_NUM_THREADS or the number of cores)',
   watchdogs: 'explain over-optimization and falling chosen log-probs in warnings',
   sample_checks: 'at every evaluation, sample eval prompts and judge fluency and diversity against the reference (eval/samples/*, a collapse watchdog)',
