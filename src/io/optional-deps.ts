@@ -1,11 +1,12 @@
 // The heavy parts (annotation server, demo, sentiment judges) depend on npm packages that are
-// optional peer dependencies of dpo-ts: a library user installs only those they use. Loading one
-// that is missing is an error naming the package to install and the feature that needs it.
+// optional for dpo-ts: the demo's and judges' are optionalDependencies (installed by default, left
+// out by `npm install --omit=optional`), the annotation server's are optional peer dependencies.
+// Loading one that is missing is an error naming the package to install and the feature that needs it.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 
-/** Optional peer dependencies and what needs them. */
+/** Optional packages and what needs them. */
 export const OPTIONAL_PACKAGES = {
   'better-sqlite3': 'dpo annotate (the annotation project database)',
   marked: 'dpo annotate (Markdown rendering)',
@@ -19,7 +20,7 @@ export const OPTIONAL_PACKAGES = {
   'vader-sentiment': 'the vader judge (dpo eval, dpo demo)',
 } as const;
 
-/** The name of an optional peer dependency. */
+/** The name of an optional package. */
 export type OptionalPackage = keyof typeof OPTIONAL_PACKAGES;
 
 /** The error thrown when an optional package is missing. */
