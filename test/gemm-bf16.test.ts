@@ -21,13 +21,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { nativeForTests, spawnNode } from './helpers/native.js';
 import { gemm as refGemm, gemmBf16 as refGemmBf16 } from '../src/tensor/reference/gemm.js';
 import { f32BitsToBf16Bits, f32ToBf16, roundBf16, BF16_UNIT_ROUNDOFF } from '../src/tensor/bf16.js';
-import { gemmBf16Path, kernels } from '../src/tensor/backend.js';
+import { gemmBf16Path, kernels, nativePath } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
@@ -40,17 +37,8 @@ interface Bf16Addon {
   f32ToBf16(src: Float32Array, dst: Uint16Array): void;
   gemmBf16(...args: unknown[]): void;
 }
-function addonPath(): string {
-  if (process.env.DPO_NATIVE_ADDON) return resolve(process.env.DPO_NATIVE_ADDON);
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const p = join(dir, 'build', 'Release', 'dpo_native.node');
-    if (existsSync(p)) return p;
-    dir = resolve(dir, '..');
-  }
-  throw new Error('native addon not found');
-}
-const raw = (): Bf16Addon => createRequire(import.meta.url)(addonPath()) as Bf16Addon;
+// The raw addon (kernel selection lives there), from the file the backend loaded.
+const raw = (): Bf16Addon => createRequire(import.meta.url)(nativePath!) as Bf16Addon;
 
 function forEachPath(body: (path: string) => void): void {
   const a = raw();
