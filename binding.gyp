@@ -3,7 +3,9 @@
     {
       "target_name": "dpo_native",
       "sources": [
-        "native/addon.cc",
+        "native/napi.cc",
+        "native/abi.cc",
+        "native/cpu.cc",
         "native/threadpool.cc",
         "native/gemm.cc",
         "native/gemm_bf16.cc",

@@ -3,7 +3,11 @@
 //
 //   npx tsc -p . && node dist/bench/compare-steps.js [--configs train:small,dpo:small,dpo:llama135]
 //       [--threads 2] [--rounds 2] [--steps 3] [--warmup 1] [--pairs 2] [--json out.json]
-//       [--also NAME=CHECKOUT[:ADDON]] [--no-torch] [--bf16] [--checkpointing]
+//       [--also NAME=CHECKOUT[:ADDON]] [--no-torch] [--avx2] [--bf16] [--checkpointing]
+//
+// --avx2 is the laptop case (x86 without AVX-512) on both sides: ours with DPO_GEMM_KERNEL=avx2 and
+// DPO_NATIVE_ISA=avx2 (GEMM micro-kernel and fused kernels), PyTorch with
+// ATEN_CPU_CAPABILITY=avx2 and OPENBLAS_CORETYPE=Haswell (its own kernels and OpenBLAS's).
 //
 // Configurations are MODE:CONFIG with MODE train (fwd+bwd+AdamW of next-token NLL, PyTorch side
 // bench/torch_train_step.py), dpo (policy fwd+bwd + frozen reference fwd + AdamW, PyTorch side
@@ -39,6 +43,7 @@ function args(name: string): string[] {
   return out;
 }
 
+const avx2 = process.argv.includes('--avx2');
 const configs = arg('configs', 'train:small,dpo:small,dpo:llama135').split(',');
 const threads = Number(arg('threads', '2'));
 const rounds = Number(arg('rounds', '2'));
@@ -97,6 +102,7 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     if (side.addon) env.DPO_NATIVE_ADDON = side.addon;
     else delete env.DPO_NATIVE_ADDON;
     env.DPO_NUM_THREADS = String(threads);
+    if (avx2) Object.assign(env, { DPO_GEMM_KERNEL: 'avx2', DPO_NATIVE_ISA: 'avx2' });
   } else {
     cmd = python;
     const script = mode === 'train' ? join(root, 'bench', 'torch_train_step.py') : join(shared, 'bench_dpo.py');
@@ -105,6 +111,7 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     if (bf16) argv.push('--bf16');
     env.OMP_NUM_THREADS = String(threads);
     env.DPO_SHARED_BENCH = shared;
+    if (avx2) Object.assign(env, { ATEN_CPU_CAPABILITY: 'avx2', OPENBLAS_CORETYPE: 'Haswell' });
   }
   const t0 = Date.now();
   const r = spawnSync(cmd, argv, { env, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -123,6 +130,8 @@ const results = new Map<string, Map<string, (Run | null)[]>>();
 const errors: string[] = [];
 for (const c of configs) results.set(c, new Map(sides.map((s) => [s.name, []])));
 
+const cpu = /model name\s*:\s*(.*)/.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? 'unknown CPU';
+console.error(`compare-steps: CPU ${cpu}; kernel path ${avx2 ? 'AVX2 forced on both sides (ours DPO_GEMM_KERNEL=avx2 DPO_NATIVE_ISA=avx2; torch ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell)' : 'the best each side detects'}`);
 console.error(`compare-steps: ${configs.join(', ')}; ${threads} threads, ${rounds} rounds, ${steps} steps (+${warmup} warm-up); load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
@@ -202,7 +211,7 @@ for (const c of configs) {
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (r: string[]): string => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
 const ourRuns = [...results.values()].flatMap((m) => m.get('ours') ?? []).filter((x): x is Run => x !== null);
-console.log(`CPU ${cpus()[0]?.model ?? 'unknown'}; our kernel path ${ourRuns[0]?.kernelPath ?? '-'}${bf16 ? '; bf16 autocast on both sides' : ''}`);
+console.log(`CPU ${cpu}; ${avx2 ? 'AVX2 path forced on both sides' : 'best path each side detects'}; our kernel path ${ourRuns[0]?.kernelPath ?? '-'}${bf16 ? '; bf16 autocast on both sides' : ''}`);
 for (const c of configs) {
   const o = (results.get(c)!.get('ours') ?? []).filter((x): x is Run => x !== null && x.overFloor !== undefined);
   if (o.length) console.log(`${c}: our peak RSS / training-state floor ${median(o.map((x) => x.overFloor!)).toFixed(2)}`);

@@ -11,8 +11,8 @@
 // Prompts default to the demo's held-out evaluation prompts (Moby-Dick sentence starts).
 import { cpus, loadavg } from 'node:os';
 import { kernels } from '../src/tensor/backend.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
-import { readPrompts } from '../src/eval/cli.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
+import { readPrompts } from '../src/eval/index.js';
 import { sampleCompletions, type Completions } from '../src/eval/sample.js';
 import { fluencyVerdict, sampleQuality, scoreTokens, type SampleQuality } from '../src/train/sample-quality.js';
 import { loadMobyDick, promptsFrom, splitCorpus, spread } from '../src/demo/corpus.js';

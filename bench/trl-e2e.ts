@@ -18,7 +18,7 @@ import { exportTrlJob, exportTrlSftJob } from '../src/train/trl-export.js';
 import { importRun } from '../src/train/import-run.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from '../test/fixtures/train/tiny.js';
 import { TINY_GPT2 } from '../test/helpers/fixtures.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 
 const PYTHON = process.env.PYTHON ?? 'python3';
 const keep = process.argv.includes('--keep');

@@ -30,7 +30,9 @@
 //
 // ISA: AVX-512 kernels behind __builtin_cpu_supports, a portable path otherwise
 // (DPO_NATIVE_ISA=generic forces the portable path; tests and benchmarks compare the two).
-#include "common.h"
+#include "abi.h"
+#include "check.h"
+#include "cpu.h"
 #include "threadpool.h"
 
 #include <algorithm>
@@ -313,24 +315,9 @@ struct Avx512Ops {
 #undef DPO_AVX512
 #endif  // __x86_64__
 
-// AVX-512 when the CPU has it, unless DPO_NATIVE_ISA=avx2|generic caps the choice (the project-wide
-// switch, read once, that lets tests run the fallback on an AVX-512 machine; attention has no
+// AVX-512 when Isa() (cpu.h) says so: DPO_NATIVE_ISA=avx2|generic caps it (attention has no
 // AVX2-specific code, so both caps select the portable path).
-bool DetectAvx512() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f")) return false;
-  const char* cap = std::getenv("DPO_NATIVE_ISA");
-  return !(cap && (std::strcmp(cap, "generic") == 0 || std::strcmp(cap, "avx2") == 0));
-#else
-  return false;
-#endif
-}
-
-bool UseAvx512() {
-  static const bool avx512 = DetectAvx512();
-  return avx512;
-}
+bool UseAvx512() { return Isa() == 2; }
 
 // ---------------------------------------------------------------------------------------------
 // Forward.
@@ -632,157 +619,111 @@ void RunBackward(BwdArgs a) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// N-API bindings: argument checks with messages naming the kernel, argument and sizes.
+// Argument checks.
 
-bool Fail(Napi::Env env, const std::string& msg) {
-  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-  return false;
-}
-
-bool CheckNumbers(const Napi::CallbackInfo& info, const char* kernel, size_t from, size_t to) {
-  for (size_t i = from; i < to; i++) {
-    if (!info[i].IsNumber()) {
-      Napi::TypeError::New(info.Env(), std::string(kernel) + ": argument " + std::to_string(i) +
-                                           " must be a number")
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-  }
-  return true;
-}
-
-bool CheckLen(const Napi::CallbackInfo& info, const char* kernel, size_t i, const char* name, int64_t need,
-              const std::string& formula) {
-  const int64_t have = int64_t(Len(info, i));
-  if (have >= need) return true;
-  return Fail(info.Env(), std::string(kernel) + ": " + name + " has " + std::to_string(have) +
-                              " elements, needs at least " + std::to_string(need) + " (" + formula + ")");
-}
-
-// Shared shape checks: dims positive, H a multiple of Hkv, kvStart non-negative with ≥ batch entries.
-bool CheckHeads(const Napi::CallbackInfo& info, const char* kernel, int64_t B, int64_t Tq, int64_t Tk,
-                int64_t H, int64_t Hkv, int64_t D, size_t kvStartArg, const int32_t* kvStart) {
-  Napi::Env env = info.Env();
+// Shared shape checks: dims positive, H a multiple of Hkv, Tq ≤ Tk, kvStart non-negative with
+// ≥ batch entries.
+const int32_t* CheckHeads(Check& a, int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t D,
+                          const int32_t* kvStart, size_t kvStart_len) {
+  if (!a.ok()) return nullptr;
   const std::string dims = "batch=" + std::to_string(B) + ", Tq=" + std::to_string(Tq) +
                            ", Tk=" + std::to_string(Tk) + ", H=" + std::to_string(H) +
                            ", Hkv=" + std::to_string(Hkv) + ", D=" + std::to_string(D);
-  if (B < 0 || Tq < 0 || Tk < 0 || H < 1 || Hkv < 1 || D < 1)
-    return Fail(env, std::string(kernel) + ": invalid sizes (" + dims + ")");
-  if (H % Hkv != 0) return Fail(env, std::string(kernel) + ": H must be a multiple of Hkv (" + dims + ")");
-  if (Tq > Tk) return Fail(env, std::string(kernel) + ": Tq must not exceed Tk (" + dims + ")");
-  if (kvStart) {
-    if (!CheckLen(info, kernel, kvStartArg, "kvStart", B, "one entry per batch item")) return false;
-    for (int64_t b = 0; b < B; b++)
-      if (kvStart[b] < 0)
-        return Fail(env, std::string(kernel) + ": kvStart[" + std::to_string(b) + "] = " +
-                             std::to_string(kvStart[b]) + " is negative");
+  if (!a.Require(H >= 1 && Hkv >= 1 && D >= 1, "invalid sizes (" + dims + ")")) return nullptr;
+  if (!a.Require(H % Hkv == 0, "H must be a multiple of Hkv (" + dims + ")")) return nullptr;
+  if (!a.Require(Tq <= Tk, "Tq must not exceed Tk (" + dims + ")")) return nullptr;
+  const int32_t* ks = a.OptI32(kvStart, kvStart_len, "kvStart", B, "one entry per batch item");
+  if (ks) {
+    for (int64_t b = 0; b < B && a.ok(); b++)
+      a.Require(ks[b] >= 0, "kvStart[" + std::to_string(b) + "] = " + std::to_string(ks[b]) + " is negative");
   }
-  return true;
+  return ks;
 }
 
-// attentionForward(q, k, v, out, lse, batch, Tq, Tk, H, Hkv, D, scale, kvBatchStride, kvStart)
-Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* kernel = "attentionForward";
-  if (info.Length() < 14) {
-    Napi::TypeError::New(env, "attentionForward: expected 14 arguments, got " + std::to_string(info.Length()))
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+}  // namespace
+}  // namespace dpo
+
+// ---------------------------------------------------------------------------------------------
+// C ABI (abi.h).
+
+using namespace dpo;
+
+extern "C" {
+
+int dpo_attention_forward(const float* q, size_t q_len, const float* k, size_t k_len, const float* v,
+                          size_t v_len, float* out, size_t out_len, float* lse, size_t lse_len, double batch,
+                          double Tq, double Tk, double H, double Hkv, double D, double scale, double kvBatchStride,
+                          const int32_t* kvStart, size_t kvStart_len) {
+  Check c("attentionForward");
   FwdArgs a;
-  a.q = F32(info, 0);
-  a.k = F32(info, 1);
-  a.v = F32(info, 2);
-  a.out = F32(info, 3);
-  a.lse = F32(info, 4);
-  if (env.IsExceptionPending() || !CheckNumbers(info, kernel, 5, 13)) return env.Undefined();
-  a.B = Int(info, 5), a.Tq = Int(info, 6), a.Tk = Int(info, 7), a.H = Int(info, 8), a.Hkv = Int(info, 9);
-  a.D = Int(info, 10), a.scale = float(Num(info, 11)), a.kvStride = Int(info, 12);
-  a.kvStart = I32(info, 13);
-  if (env.IsExceptionPending()) return env.Undefined();
-  if (!CheckHeads(info, kernel, a.B, a.Tq, a.Tk, a.H, a.Hkv, a.D, 13, a.kvStart)) return env.Undefined();
-  const int64_t kvItem = a.Tk * a.Hkv * a.D;
+  a.B = c.Count(batch, "batch"), a.Tq = c.Count(Tq, "Tq"), a.Tk = c.Count(Tk, "Tk"), a.H = c.Count(H, "H");
+  a.Hkv = c.Count(Hkv, "Hkv"), a.D = c.Count(D, "D"), a.kvStride = c.Count(kvBatchStride, "kvBatchStride");
+  a.scale = float(scale);
+  a.kvStart = CheckHeads(c, a.B, a.Tq, a.Tk, a.H, a.Hkv, a.D, kvStart, kvStart_len);
+  const int64_t kvItem = SatMul(SatMul(a.Tk, a.Hkv), a.D);
+  c.Require(a.kvStride >= kvItem, "kvBatchStride " + std::to_string(a.kvStride) + " is below Tk·Hkv·D = " +
+                                      std::to_string(kvItem));
+  const int64_t kvNeed = a.B == 0 ? 0 : SatAdd(SatMul(a.B - 1, a.kvStride), kvItem);
   const std::string qf = "batch·Tq·H·D = " + std::to_string(a.B) + "·" + std::to_string(a.Tq) + "·" +
                          std::to_string(a.H) + "·" + std::to_string(a.D);
-  if (a.kvStride < kvItem) {
-    Fail(env, "attentionForward: kvBatchStride " + std::to_string(a.kvStride) + " is below Tk·Hkv·D = " +
-                  std::to_string(kvItem));
-    return env.Undefined();
-  }
-  const int64_t kvNeed = a.B == 0 ? 0 : (a.B - 1) * a.kvStride + kvItem;
   const std::string kvf = "(batch−1)·kvBatchStride + Tk·Hkv·D with batch=" + std::to_string(a.B) +
                           ", kvBatchStride=" + std::to_string(a.kvStride) + ", Tk=" + std::to_string(a.Tk) +
                           ", Hkv=" + std::to_string(a.Hkv) + ", D=" + std::to_string(a.D);
-  const int64_t qNeed = a.B * a.Tq * a.H * a.D;
-  if (!CheckLen(info, kernel, 0, "q", qNeed, qf) || !CheckLen(info, kernel, 1, "k", kvNeed, kvf) ||
-      !CheckLen(info, kernel, 2, "v", kvNeed, kvf) || !CheckLen(info, kernel, 3, "out", qNeed, qf) ||
-      !CheckLen(info, kernel, 4, "lse", a.B * a.H * a.Tq, "batch·H·Tq"))
-    return env.Undefined();
-  if (qNeed == 0) return env.Undefined();
+  const int64_t qNeed = SatMul(SatMul(SatMul(a.B, a.Tq), a.H), a.D);
+  a.q = c.F32(q, q_len, "q", qNeed, qf);
+  a.k = c.F32(k, k_len, "k", kvNeed, kvf);
+  a.v = c.F32(v, v_len, "v", kvNeed, kvf);
+  a.out = c.F32(out, out_len, "out", qNeed, qf);
+  a.lse = c.F32(lse, lse_len, "lse", SatMul(SatMul(a.B, a.H), a.Tq), "batch·H·Tq");
+  if (!c.ok()) return c.status();
+  if (qNeed == 0) return DPO_OK;
 #if defined(__x86_64__)
   if (UseAvx512()) {
     RunForward<Avx512Ops>(a);
-    return env.Undefined();
+    return DPO_OK;
   }
 #endif
   RunForward<PortableOps>(a);
-  return env.Undefined();
+  return DPO_OK;
 }
 
-// attentionBackward(dout, q, k, v, out, lse, dq, dk, dv, batch, T, H, Hkv, D, scale, kvStart)
-Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* kernel = "attentionBackward";
-  if (info.Length() < 16) {
-    Napi::TypeError::New(env, "attentionBackward: expected 16 arguments, got " + std::to_string(info.Length()))
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+int dpo_attention_backward(const float* dout, size_t dout_len, const float* q, size_t q_len, const float* k,
+                           size_t k_len, const float* v, size_t v_len, const float* out, size_t out_len,
+                           const float* lse, size_t lse_len, float* dq, size_t dq_len, float* dk, size_t dk_len,
+                           float* dv, size_t dv_len, double batch, double T, double H, double Hkv, double D,
+                           double scale, const int32_t* kvStart, size_t kvStart_len) {
+  Check c("attentionBackward");
   BwdArgs a;
-  a.dout = F32(info, 0);
-  a.q = F32(info, 1);
-  a.k = F32(info, 2);
-  a.v = F32(info, 3);
-  a.out = F32(info, 4);
-  a.lse = F32(info, 5);
-  a.dq = F32(info, 6);
-  a.dk = F32(info, 7);
-  a.dv = F32(info, 8);
-  if (env.IsExceptionPending() || !CheckNumbers(info, kernel, 9, 15)) return env.Undefined();
-  a.B = Int(info, 9), a.T = Int(info, 10), a.H = Int(info, 11), a.Hkv = Int(info, 12), a.D = Int(info, 13);
-  a.scale = float(Num(info, 14));
-  a.kvStart = I32(info, 15);
+  a.B = c.Count(batch, "batch"), a.T = c.Count(T, "T"), a.H = c.Count(H, "H"), a.Hkv = c.Count(Hkv, "Hkv");
+  a.D = c.Count(D, "D");
+  a.scale = float(scale);
   a.Dvec = nullptr;
-  if (env.IsExceptionPending()) return env.Undefined();
-  if (!CheckHeads(info, kernel, a.B, a.T, a.T, a.H, a.Hkv, a.D, 15, a.kvStart)) return env.Undefined();
-  const int64_t qNeed = a.B * a.T * a.H * a.D, kvNeed = a.B * a.T * a.Hkv * a.D;
+  a.kvStart = CheckHeads(c, a.B, a.T, a.T, a.H, a.Hkv, a.D, kvStart, kvStart_len);
+  const int64_t bt = SatMul(a.B, a.T);
+  const int64_t qNeed = SatMul(SatMul(bt, a.H), a.D), kvNeed = SatMul(SatMul(bt, a.Hkv), a.D);
   const std::string qf = "batch·T·H·D = " + std::to_string(a.B) + "·" + std::to_string(a.T) + "·" +
                          std::to_string(a.H) + "·" + std::to_string(a.D);
   const std::string kvf = "batch·T·Hkv·D = " + std::to_string(a.B) + "·" + std::to_string(a.T) + "·" +
                           std::to_string(a.Hkv) + "·" + std::to_string(a.D);
-  if (!CheckLen(info, kernel, 0, "dout", qNeed, qf) || !CheckLen(info, kernel, 1, "q", qNeed, qf) ||
-      !CheckLen(info, kernel, 2, "k", kvNeed, kvf) || !CheckLen(info, kernel, 3, "v", kvNeed, kvf) ||
-      !CheckLen(info, kernel, 4, "out", qNeed, qf) ||
-      !CheckLen(info, kernel, 5, "lse", a.B * a.H * a.T, "batch·H·T") ||
-      !CheckLen(info, kernel, 6, "dq", qNeed, qf) || !CheckLen(info, kernel, 7, "dk", kvNeed, kvf) ||
-      !CheckLen(info, kernel, 8, "dv", kvNeed, kvf))
-    return env.Undefined();
-  if (qNeed == 0) return env.Undefined();
+  a.dout = c.F32(dout, dout_len, "dout", qNeed, qf);
+  a.q = c.F32(q, q_len, "q", qNeed, qf);
+  a.k = c.F32(k, k_len, "k", kvNeed, kvf);
+  a.v = c.F32(v, v_len, "v", kvNeed, kvf);
+  a.out = c.F32(out, out_len, "out", qNeed, qf);
+  a.lse = c.F32(lse, lse_len, "lse", SatMul(SatMul(a.B, a.H), a.T), "batch·H·T");
+  a.dq = c.F32(dq, dq_len, "dq", qNeed, qf);
+  a.dk = c.F32(dk, dk_len, "dk", kvNeed, kvf);
+  a.dv = c.F32(dv, dv_len, "dv", kvNeed, kvf);
+  if (!c.ok()) return c.status();
+  if (qNeed == 0) return DPO_OK;
 #if defined(__x86_64__)
   if (UseAvx512()) {
     RunBackward<Avx512Ops>(a);
-    return env.Undefined();
+    return DPO_OK;
   }
 #endif
   RunBackward<PortableOps>(a);
-  return env.Undefined();
+  return DPO_OK;
 }
 
-}  // namespace
-
-void RegisterAttention(Napi::Env env, Napi::Object exports) {
-  exports.Set("attentionForward", Napi::Function::New(env, AttentionForward, "attentionForward"));
-  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
-}
-
-}  // namespace dpo
+}  // extern "C"

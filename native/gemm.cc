@@ -18,6 +18,7 @@
 //   avx512: 12×32 tile of C in 24 zmm accumulators, one broadcast of A per row, FMA.
 //   avx2:    6×16 tile in 12 ymm accumulators.
 //   neon:     8×12 tile in 24 q-register accumulators, lane-indexed FMA (arm64).
+//   wasm-simd128: 6×8 tile in 12 v128 accumulators, multiply + add (WebAssembly builds).
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
 // Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
@@ -35,7 +36,9 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
+#include "abi.h"
+#include "check.h"
+#include "cpu.h"
 #include "threadpool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -45,6 +48,10 @@
 #if defined(__aarch64__)
 #define DPO_GEMM_NEON 1
 #include <arm_neon.h>
+#endif
+#if defined(__wasm_simd128__)
+#define DPO_GEMM_WASM 1
+#include <wasm_simd128.h>
 #endif
 
 namespace dpo {
@@ -396,6 +403,42 @@ void MicroPortable(int64_t kc, const float* Ap, const float* Bp, float* C, int64
   }
 }
 
+#if DPO_GEMM_WASM
+// WebAssembly SIMD128: a 6×8 tile of C in 12 v128 accumulators (with two B vectors and one
+// broadcast of A, 15 live vectors: the 16 xmm registers engines map them to on x86-64).
+// Plain SIMD128 has no FMA: multiply, then add.
+constexpr int kWasmMR = 6, kWasmNR = 8;
+void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
+  v128_t c[kWasmMR][2];
+  for (int i = 0; i < kWasmMR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
+  for (int64_t k = 0; k < kc; k++) {
+    const v128_t b0 = wasm_v128_load(Bp), b1 = wasm_v128_load(Bp + 4);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < kWasmMR; i++) {
+      const v128_t a = wasm_f32x4_splat(Ap[i]);
+      c[i][0] = wasm_f32x4_add(c[i][0], wasm_f32x4_mul(a, b0));
+      c[i][1] = wasm_f32x4_add(c[i][1], wasm_f32x4_mul(a, b1));
+    }
+    Ap += kWasmMR;
+    Bp += kWasmNR;
+  }
+  const v128_t va = wasm_f32x4_splat(alpha);
+  if (beta == 0.0f) {
+    for (int i = 0; i < kWasmMR; i++) {
+      wasm_v128_store(C + i * ldc, wasm_f32x4_mul(va, c[i][0]));
+      wasm_v128_store(C + i * ldc + 4, wasm_f32x4_mul(va, c[i][1]));
+    }
+  } else {
+    const v128_t vb = wasm_f32x4_splat(beta);
+    for (int i = 0; i < kWasmMR; i++) {
+      float* r = C + i * ldc;
+      wasm_v128_store(r, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][0]), wasm_f32x4_mul(vb, wasm_v128_load(r))));
+      wasm_v128_store(r + 4, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][1]), wasm_f32x4_mul(vb, wasm_v128_load(r + 4))));
+    }
+  }
+}
+#endif
+
 #if DPO_GEMM_X86
 constexpr int kAvx2MR = 6, kAvx2NR = 16;
 
@@ -605,6 +648,9 @@ constexpr KernelDesc kPortable = {"portable", kPortMR, kPortNR, MicroPortable, P
 constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackAAvx2, PackBAvx2, DotRowsPortable};
 constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
+#if DPO_GEMM_WASM
+constexpr KernelDesc kWasm = {"wasm-simd128", kWasmMR, kWasmNR, MicroWasm, PackA, PackB, DotRowsPortable};
+#endif
 #if DPO_GEMM_NEON
 constexpr KernelDesc kNeon = {"neon", kNeonMR, kNeonNR, MicroNeon, PackA, PackB, DotRowsNeon};
 #endif
@@ -612,11 +658,14 @@ constexpr KernelDesc kNeon = {"neon", kNeonMR, kNeonNR, MicroNeon, PackA, PackB,
 bool Supported(const std::string& name) {
   if (name == "portable") return true;
 #if DPO_GEMM_X86
-  if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (name == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  if (name == "avx2") return Cpu().avx2fma;
+  if (name == "avx512") return Cpu().avx512;
 #endif
 #if DPO_GEMM_NEON
   if (name == "neon") return true;  // Advanced SIMD is part of the AArch64 base ISA
+#endif
+#if DPO_GEMM_WASM
+  if (name == "wasm-simd128") return true;  // compiled in only for SIMD128 builds
 #endif
   return false;
 }
@@ -629,8 +678,26 @@ const KernelDesc* ByName(const std::string& name) {
 #if DPO_GEMM_NEON
   if (name == "neon") return &kNeon;
 #endif
+#if DPO_GEMM_WASM
+  if (name == "wasm-simd128") return &kWasm;
+#endif
   if (name == "portable") return &kPortable;
   return nullptr;
+}
+
+// The micro-kernels this build contains, for messages.
+std::string KernelNames() {
+  std::string s;
+#if DPO_GEMM_X86
+  s += "avx512, avx2, ";
+#endif
+#if DPO_GEMM_NEON
+  s += "neon, ";
+#endif
+#if DPO_GEMM_WASM
+  s += "wasm-simd128, ";
+#endif
+  return s + "portable";
 }
 
 const KernelDesc* BestKernel() {
@@ -640,6 +707,9 @@ const KernelDesc* BestKernel() {
 #endif
 #if DPO_GEMM_NEON
   return &kNeon;
+#endif
+#if DPO_GEMM_WASM
+  return &kWasm;
 #endif
   return &kPortable;
 }
@@ -659,9 +729,9 @@ const KernelDesc* ActiveKernel() {
     }
     const std::string name(env);
     if (!ByName(name)) {
-      g_kernel_error = "gemm: DPO_GEMM_KERNEL='" + name + "' is not one of avx512, avx2, portable";
+      g_kernel_error = "DPO_GEMM_KERNEL='" + name + "' is not one of " + KernelNames();
     } else if (!Supported(name)) {
-      g_kernel_error = "gemm: DPO_GEMM_KERNEL='" + name + "' is not supported by this CPU";
+      g_kernel_error = "DPO_GEMM_KERNEL='" + name + "' is not supported by this CPU";
     } else {
       g_kernel = ByName(name);
     }
@@ -1016,143 +1086,85 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// N-API wrappers.
-
-bool ThrowIf(Napi::Env env, bool bad, const std::string& msg, bool range = true) {
-  if (!bad) return false;
-  if (range) {
-    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-  } else {
-    Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  }
-  return true;
-}
-
-std::string Str(double v) {
-  if (v == std::floor(v) && std::fabs(v) < 9e15) return std::to_string(static_cast<int64_t>(v));
-  return std::to_string(v);
-}
-
-// Reads a non-negative integer argument; throws naming it on failure.
-bool IntArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t* out) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, !info[i].IsNumber(), std::string("gemm: ") + name + " must be a number", false)) return false;
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (ThrowIf(env, !(v >= 0 && v <= 9007199254740991.0) || v != std::floor(v),
-              std::string("gemm: ") + name + " must be a non-negative integer, got " + Str(v)))
-    return false;
-  *out = static_cast<int64_t>(v);
-  return true;
-}
-
-bool F32Arg(const Napi::CallbackInfo& info, size_t i, const char* name, float** data, size_t* len) {
-  Napi::Value v = info[i];
-  if (ThrowIf(info.Env(),
-              !v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array,
-              std::string("gemm: ") + name + " must be a Float32Array", false))
-    return false;
-  auto arr = v.As<Napi::Float32Array>();
-  *data = arr.Data();
-  *len = arr.ElementLength();
-  return true;
-}
-
-// Elements a batched operand spans: (batch − 1)·stride + rows·cols, in 128-bit to avoid overflow.
-bool CheckSpan(Napi::Env env, const char* name, size_t len, int64_t batch, int64_t stride, int64_t rows,
-               int64_t cols, const std::string& shape) {
-  const __int128 need = static_cast<__int128>(batch - 1) * stride + static_cast<__int128>(rows) * cols;
-  return !ThrowIf(env, need > static_cast<__int128>(len),
-                  std::string("gemm: ") + name + " has " + std::to_string(len) + " elements but " + shape +
-                      " needs " + Str(static_cast<double>(need)));
-}
-
-Napi::Value GemmJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, info.Length() < 14,
-              "gemm: expected 14 arguments (transA, transB, M, N, K, A, strideA, B, strideB, C, strideC, "
-              "batch, alpha, beta), got " + std::to_string(info.Length()),
-              false))
-    return env.Undefined();
-  Problem P;
-  P.ta = info[0].ToBoolean().Value();
-  P.tb = info[1].ToBoolean().Value();
-  float *a, *b, *c;
-  size_t la, lb, lc;
-  if (!IntArg(info, 2, "M", &P.M) || !IntArg(info, 3, "N", &P.N) || !IntArg(info, 4, "K", &P.K) ||
-      !F32Arg(info, 5, "A", &a, &la) || !IntArg(info, 6, "strideA", &P.sA) || !F32Arg(info, 7, "B", &b, &lb) ||
-      !IntArg(info, 8, "strideB", &P.sB) || !F32Arg(info, 9, "C", &c, &lc) ||
-      !IntArg(info, 10, "strideC", &P.sC) || !IntArg(info, 11, "batch", &P.batch))
-    return env.Undefined();
-  if (ThrowIf(env, !info[12].IsNumber() || !info[13].IsNumber(), "gemm: alpha and beta must be numbers", false))
-    return env.Undefined();
-  P.alpha = static_cast<float>(info[12].As<Napi::Number>().DoubleValue());
-  P.beta = static_cast<float>(info[13].As<Napi::Number>().DoubleValue());
-  P.A = a;
-  P.B = b;
-  P.C = c;
-
-  const KernelDesc* kd = ActiveKernel();
-  if (ThrowIf(env, kd == nullptr, g_kernel_error, false)) return env.Undefined();
-  if (P.batch == 0 || P.M == 0 || P.N == 0) return env.Undefined();
-
-  const std::string dims = "M=" + std::to_string(P.M) + " N=" + std::to_string(P.N) +
-                           " K=" + std::to_string(P.K) + " batch=" + std::to_string(P.batch);
-  const std::string opA = P.ta ? "A (K×M" : "A (M×K";
-  const std::string opB = P.tb ? "B (N×K" : "B (K×N";
-  if (!CheckSpan(env, "A", la, P.batch, P.sA, P.M, P.K, opA + ", strideA=" + std::to_string(P.sA) + ", " + dims + ")") ||
-      !CheckSpan(env, "B", lb, P.batch, P.sB, P.K, P.N, opB + ", strideB=" + std::to_string(P.sB) + ", " + dims + ")") ||
-      !CheckSpan(env, "C", lc, P.batch, P.sC, P.M, P.N, "C (M×N, strideC=" + std::to_string(P.sC) + ", " + dims + ")"))
-    return env.Undefined();
-  // Batch items writing overlapping C would race (and the result would depend on timing).
-  if (ThrowIf(env, P.batch > 1 && P.sC < P.M * P.N,
-              "gemm: strideC=" + std::to_string(P.sC) + " is smaller than M·N=" + std::to_string(P.M * P.N) +
-                  " with batch=" + std::to_string(P.batch) + ": outputs of batch items would overlap"))
-    return env.Undefined();
-
-  Gemm(P, *kd);
-  return env.Undefined();
-}
-
-// gemmKernel() → the active micro-kernel name.
-Napi::Value GemmKernelJs(const Napi::CallbackInfo& info) {
-  const KernelDesc* kd = ActiveKernel();
-  return Napi::String::New(info.Env(), kd ? kd->name : "none");
-}
-
-// gemmSetKernel(name): switch the micro-kernel (tests exercise every path in one process).
-Napi::Value GemmSetKernelJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, info.Length() < 1 || !info[0].IsString(), "gemmSetKernel: expected a kernel name", false))
-    return env.Undefined();
-  const std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (ThrowIf(env, !ByName(name), "gemmSetKernel: unknown kernel '" + name + "' (avx512, avx2, portable)")) {
-    return env.Undefined();
-  }
-  if (ThrowIf(env, !Supported(name), "gemmSetKernel: kernel '" + name + "' is not supported by this CPU"))
-    return env.Undefined();
-  ActiveKernel();  // settle the start-up choice first so it cannot override this one
-  g_kernel = ByName(name);
-  return env.Undefined();
-}
-
-// gemmKernelsSupported() → names this CPU can run, best first.
-Napi::Value GemmKernelsSupportedJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Array out = Napi::Array::New(env);
-  uint32_t n = 0;
-  for (const char* name : {"avx512", "avx2", "neon", "portable"})
-    if (Supported(name)) out.Set(n++, Napi::String::New(env, name));
-  return out;
-}
-
 }  // namespace
+}  // namespace dpo
 
-void RegisterGemm(Napi::Env env, Napi::Object exports) {
-  exports.Set("gemm", Napi::Function::New(env, GemmJs, "gemm"));
-  exports.Set("gemmKernel", Napi::Function::New(env, GemmKernelJs, "gemmKernel"));
-  exports.Set("gemmSetKernel", Napi::Function::New(env, GemmSetKernelJs, "gemmSetKernel"));
-  exports.Set("gemmKernelsSupported", Napi::Function::New(env, GemmKernelsSupportedJs, "gemmKernelsSupported"));
+// ---------------------------------------------------------------------------------------------
+// C ABI (abi.h).
+
+using namespace dpo;
+
+extern "C" {
+
+int dpo_gemm(int transA, int transB, double Md, double Nd, double Kd, const float* A, size_t A_len, double sAd,
+             const float* B, size_t B_len, double sBd, float* C, size_t C_len, double sCd, double batchd,
+             double alpha, double beta) {
+  Check a("gemm");
+  Problem P;
+  P.ta = transA != 0;
+  P.tb = transB != 0;
+  P.M = a.Count(Md, "M");
+  P.N = a.Count(Nd, "N");
+  P.K = a.Count(Kd, "K");
+  P.sA = a.Count(sAd, "strideA");
+  P.sB = a.Count(sBd, "strideB");
+  P.sC = a.Count(sCd, "strideC");
+  P.batch = a.Count(batchd, "batch");
+  P.alpha = static_cast<float>(alpha);
+  P.beta = static_cast<float>(beta);
+  P.A = a.F32(A, A_len, "A", 0, "");
+  P.B = a.F32(B, B_len, "B", 0, "");
+  P.C = a.F32(C, C_len, "C", 0, "");
+  const KernelDesc* kd = ActiveKernel();
+  if (a.ok() && kd == nullptr) a.TypeFail(g_kernel_error);
+  if (!a.ok() || P.batch == 0 || P.M == 0 || P.N == 0) return a.status();
+
+  // Elements a batched operand spans: (batch − 1)·stride + rows·cols.
+  const auto span = [&](int64_t stride, int64_t rows, int64_t cols) {
+    return SatAdd(SatMul(P.batch - 1, stride), SatMul(rows, cols));
+  };
+  const std::string dims = "M=" + std::to_string(P.M) + " N=" + std::to_string(P.N) + " K=" + std::to_string(P.K) +
+                           " batch=" + std::to_string(P.batch);
+  a.F32(A, A_len, "A", span(P.sA, P.M, P.K),
+        std::string(P.ta ? "A is K×M" : "A is M×K") + ", strideA=" + std::to_string(P.sA) + ", " + dims);
+  a.F32(B, B_len, "B", span(P.sB, P.K, P.N),
+        std::string(P.tb ? "B is N×K" : "B is K×N") + ", strideB=" + std::to_string(P.sB) + ", " + dims);
+  a.F32(C, C_len, "C", span(P.sC, P.M, P.N), "C is M×N, strideC=" + std::to_string(P.sC) + ", " + dims);
+  // Batch items writing overlapping C would race (and the result would depend on timing).
+  a.Require(!(P.batch > 1 && P.sC < P.M * P.N),
+            "strideC=" + std::to_string(P.sC) + " is smaller than M·N=" + std::to_string(P.M * P.N) +
+                " with batch=" + std::to_string(P.batch) + ": outputs of batch items would overlap");
+  if (!a.ok()) return a.status();
+  Gemm(P, *kd);
+  return DPO_OK;
 }
 
-}  // namespace dpo
+const char* dpo_gemm_kernel(void) {
+  const KernelDesc* kd = ActiveKernel();
+  return kd ? kd->name : "none";
+}
+
+// Switches the micro-kernel (tests exercise every path in one process).
+int dpo_gemm_set_kernel(const char* name) {
+  const std::string n(name ? name : "");
+  if (!ByName(n)) return SetError(DPO_RANGE_ERROR, "gemmSetKernel: unknown kernel '" + n + "' (" + KernelNames() + ")");
+  if (!Supported(n)) return SetError(DPO_RANGE_ERROR, "gemmSetKernel: kernel '" + n + "' is not supported by this CPU");
+  ActiveKernel();  // settle the start-up choice first so it cannot override this one
+  g_kernel = ByName(n);
+  return DPO_OK;
+}
+
+const char* dpo_gemm_kernels_supported(void) {
+  static const std::string names = [] {
+    std::string s;
+    for (const char* name : {"avx512", "avx2", "neon", "wasm-simd128", "portable"}) {
+      if (!Supported(name)) continue;
+      if (!s.empty()) s += ",";
+      s += name;
+    }
+    return s;
+  }();
+  return names.c_str();
+}
+
+}  // extern "C"

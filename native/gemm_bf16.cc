@@ -34,8 +34,10 @@
 #include <new>
 #include <string>
 
-#include "common.h"
 #include "threadpool.h"
+#if !defined(__EMSCRIPTEN__)
+#include <napi.h>  // the N-API wrappers at the end (the wasm build has no bf16 GEMM binding yet)
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define DPO_BF16_X86 1
@@ -473,6 +475,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
   });
 }
 
+#if !defined(__EMSCRIPTEN__)
 // ---------------------------------------------------------------------------------------------
 // N-API wrappers.
 
@@ -633,5 +636,8 @@ void RegisterGemmBf16(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmBf16KernelsSupported", Napi::Function::New(env, GemmBf16KernelsSupportedJs, "gemmBf16KernelsSupported"));
   exports.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16Js, "f32ToBf16"));
 }
+#else
+}  // namespace
+#endif
 
 }  // namespace dpo

@@ -13,9 +13,11 @@
 // - Threads: work is split into FIXED-size chunks of rows/elements. Reductions across rows
 //   (dweight, dbias, sumSquares) produce one partial per fixed chunk and add the partials in chunk
 //   order, so results are bit-identical for any thread count. Small inputs stay on the caller.
-// - The wrappers check every argument and throw TypeError/RangeError naming the kernel, the buffer
-//   and the sizes before any work starts.
-#include "common.h"
+// - The C ABI entry points at the end (abi.h) check every argument with a Check (check.h) before
+//   any work starts; the bindings throw TypeError/RangeError naming the kernel, buffer and sizes.
+#include "abi.h"
+#include "check.h"
+#include "cpu.h"
 #include "threadpool.h"
 
 #include <algorithm>
@@ -54,28 +56,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 #endif
 #define DPO_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
-// 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline. DPO_NATIVE_ISA=avx2|generic caps it (to test the
-// fallbacks on an AVX-512 machine).
-int DetectIsa() {
-  __builtin_cpu_init();
-  int isa = 0;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = 1;
-  if (isa == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
-    isa = 2;
-  }
-  if (const char* cap = std::getenv("DPO_NATIVE_ISA")) {
-    if (std::strcmp(cap, "generic") == 0) isa = 0;
-    else if (std::strcmp(cap, "avx2") == 0 && isa > 1) isa = 1;
-  }
-  return isa;
-}
-
-int Isa() {
-  static const int isa = DetectIsa();
-  return isa;
-}
-
+// Isa() (cpu.h): 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline; DPO_NATIVE_ISA caps it.
 #define MULTIVERSION(name, params, args)                   \
   DPO_TARGET_AVX512 void name##_avx512 params { name##_impl args; } \
   DPO_TARGET_AVX2 void name##_avx2 params { name##_impl args; }     \
@@ -724,340 +705,18 @@ DPO_INLINE void sum_rows_impl(const float* x, double* partial, int64_t r0, int64
 }
 MULTIVERSION(sum_rows, (const float* x, double* partial, int64_t r0, int64_t r1, int64_t n), (x, partial, r0, r1, n))
 
-// ---------------------------------------------------------------------------------------------
-// Argument checking. The first failure throws (TypeError for a wrong type, RangeError for a bad
-// size) with the kernel's name; later accessors then return harmless defaults and the wrapper
-// returns before touching memory (an exception must be thrown only once).
-
-// a·b, saturating so an absurd size fails the length check instead of wrapping around.
-int64_t SatMul(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) return std::numeric_limits<int64_t>::max();
-  return r;
-}
-
-std::string Dims(const char* names, std::initializer_list<int64_t> values) {
-  std::string s = std::string(names) + " = ";
-  bool first = true;
-  for (int64_t v : values) {
-    if (!first) s += "*";
-    s += std::to_string(v);
-    first = false;
-  }
-  return s;
-}
-
-class Args {
- public:
-  Args(const Napi::CallbackInfo& info, const char* kernel, size_t count) : info_(info), kernel_(kernel) {
-    if (info.Length() < count) {
-      TypeFail("expected " + std::to_string(count) + " arguments, got " + std::to_string(info.Length()));
-    }
-  }
-  bool ok() const { return ok_; }
-  const char* kernel() const { return kernel_; }
-
-  // A non-negative integer count.
-  int64_t Count(size_t i, const char* name) {
-    if (!ok_) return 0;
-    Napi::Value v = info_[i];
-    if (!v.IsNumber()) {
-      TypeFail(std::string(name) + " must be a number");
-      return 0;
-    }
-    const double d = v.As<Napi::Number>().DoubleValue();
-    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740992.0) {
-      RangeFail(std::string(name) + " must be a non-negative integer, got " + ToString(d));
-      return 0;
-    }
-    return static_cast<int64_t>(d);
-  }
-
-  double Num(size_t i, const char* name) {
-    if (!ok_) return 0;
-    Napi::Value v = info_[i];
-    if (!v.IsNumber()) {
-      TypeFail(std::string(name) + " must be a number");
-      return 0;
-    }
-    return v.As<Napi::Number>().DoubleValue();
-  }
-
-  bool Flag(size_t i) {
-    if (!ok_) return false;
-    return info_[i].ToBoolean().Value();
-  }
-
-  // A Float32Array with at least `need` elements (`what` explains need).
-  float* F32(size_t i, const char* name, int64_t need, const std::string& what) {
-    if (!ok_) return nullptr;
-    Napi::Value v = info_[i];
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      TypeFail(std::string(name) + " must be a Float32Array");
-      return nullptr;
-    }
-    auto arr = v.As<Napi::Float32Array>();
-    if (!CheckLength(name, static_cast<int64_t>(arr.ElementLength()), need, what)) return nullptr;
-    return arr.Data();
-  }
-
-  int32_t* I32(size_t i, const char* name, int64_t need, const std::string& what) {
-    if (!ok_) return nullptr;
-    Napi::Value v = info_[i];
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-      TypeFail(std::string(name) + " must be an Int32Array");
-      return nullptr;
-    }
-    auto arr = v.As<Napi::Int32Array>();
-    if (!CheckLength(name, static_cast<int64_t>(arr.ElementLength()), need, what)) return nullptr;
-    return arr.Data();
-  }
-
-  // Element count of argument i (0 after a failure).
-  int64_t Length(size_t i) const {
-    if (!ok_) return 0;
-    return static_cast<int64_t>(info_[i].As<Napi::TypedArray>().ElementLength());
-  }
-
-  void RangeFail(const std::string& msg) {
-    if (!ok_) return;
-    ok_ = false;
-    Napi::RangeError::New(info_.Env(), std::string(kernel_) + ": " + msg).ThrowAsJavaScriptException();
-  }
-  void TypeFail(const std::string& msg) {
-    if (!ok_) return;
-    ok_ = false;
-    Napi::TypeError::New(info_.Env(), std::string(kernel_) + ": " + msg).ThrowAsJavaScriptException();
-  }
-
- private:
-  bool CheckLength(const char* name, int64_t len, int64_t need, const std::string& what) {
-    if (len >= need) return true;
-    RangeFail(std::string(name) + " has " + std::to_string(len) + " elements, needs " + std::to_string(need) +
-              " (" + what + ")");
-    return false;
-  }
-  static std::string ToString(double d) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", d);
-    return buf;
-  }
-
-  const Napi::CallbackInfo& info_;
-  const char* kernel_;
-  bool ok_ = true;
-};
+}  // namespace
+}  // namespace dpo
 
 // ---------------------------------------------------------------------------------------------
-// N-API wrappers: argument order exactly as in the Kernels interface.
+// C ABI (abi.h): argument order exactly as in the Kernels interface. Every entry point checks
+// its arguments with a Check before touching memory.
 
-// rmsnormForward(x, weight, out, rstd, rows, dim, eps)
-Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
-  Args a(info, "rmsnormForward", 7);
-  const int64_t rows = a.Count(4, "rows"), dim = a.Count(5, "dim");
-  const double eps = a.Num(6, "eps");
-  const int64_t n = SatMul(rows, dim);
-  const std::string rd = Dims("rows*dim", {rows, dim});
-  const float* x = a.F32(0, "x", n, rd);
-  const float* w = a.F32(1, "weight", dim, Dims("dim", {dim}));
-  float* out = a.F32(2, "out", n, rd);
-  float* rstd = a.F32(3, "rstd", rows, Dims("rows", {rows}));
-  if (!a.ok()) return info.Env().Undefined();
-  RunRows(rows, dim, [&](int64_t r0, int64_t r1) { rmsnorm_fwd(x, w, out, rstd, r0, r1, dim, eps); });
-  return info.Env().Undefined();
-}
+using namespace dpo;
 
-// rmsnormBackward(dy, x, weight, rstd, dx, dweight, rows, dim)
-Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "rmsnormBackward", 8);
-  const int64_t rows = a.Count(6, "rows"), dim = a.Count(7, "dim");
-  const int64_t n = SatMul(rows, dim);
-  const std::string rd = Dims("rows*dim", {rows, dim});
-  const float* dy = a.F32(0, "dy", n, rd);
-  const float* x = a.F32(1, "x", n, rd);
-  const float* w = a.F32(2, "weight", dim, Dims("dim", {dim}));
-  const float* rstd = a.F32(3, "rstd", rows, Dims("rows", {rows}));
-  float* dx = a.F32(4, "dx", n, rd);
-  float* dw = a.F32(5, "dweight", dim, Dims("dim", {dim}));
-  if (!a.ok()) return info.Env().Undefined();
-  const int64_t chunks = CeilDiv(rows, kRowsPerPartial);
-  std::vector<double> partials(static_cast<size_t>(chunks * dim), 0.0);
-  Run(chunks, n, [&](int64_t c) {
-    const int64_t r0 = c * kRowsPerPartial;
-    rmsnorm_bwd(dy, x, w, rstd, dx, partials.data() + c * dim, r0, std::min(rows, r0 + kRowsPerPartial), dim);
-  });
-  ReducePartials(partials, chunks, dim, dw);
-  return info.Env().Undefined();
-}
+namespace {
 
-// layernormForward(x, weight, bias, out, mean, rstd, rows, dim, eps)
-Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
-  Args a(info, "layernormForward", 9);
-  const int64_t rows = a.Count(6, "rows"), dim = a.Count(7, "dim");
-  const double eps = a.Num(8, "eps");
-  const int64_t n = SatMul(rows, dim);
-  const std::string rd = Dims("rows*dim", {rows, dim});
-  const float* x = a.F32(0, "x", n, rd);
-  const float* w = a.F32(1, "weight", dim, Dims("dim", {dim}));
-  const float* b = a.F32(2, "bias", dim, Dims("dim", {dim}));
-  float* out = a.F32(3, "out", n, rd);
-  float* mean = a.F32(4, "mean", rows, Dims("rows", {rows}));
-  float* rstd = a.F32(5, "rstd", rows, Dims("rows", {rows}));
-  if (!a.ok()) return info.Env().Undefined();
-  RunRows(rows, dim, [&](int64_t r0, int64_t r1) { layernorm_fwd(x, w, b, out, mean, rstd, r0, r1, dim, eps); });
-  return info.Env().Undefined();
-}
-
-// layernormBackward(dy, x, weight, mean, rstd, dx, dweight, dbias, rows, dim)
-Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "layernormBackward", 10);
-  const int64_t rows = a.Count(8, "rows"), dim = a.Count(9, "dim");
-  const int64_t n = SatMul(rows, dim);
-  const std::string rd = Dims("rows*dim", {rows, dim});
-  const float* dy = a.F32(0, "dy", n, rd);
-  const float* x = a.F32(1, "x", n, rd);
-  const float* w = a.F32(2, "weight", dim, Dims("dim", {dim}));
-  const float* mean = a.F32(3, "mean", rows, Dims("rows", {rows}));
-  const float* rstd = a.F32(4, "rstd", rows, Dims("rows", {rows}));
-  float* dx = a.F32(5, "dx", n, rd);
-  float* dw = a.F32(6, "dweight", dim, Dims("dim", {dim}));
-  float* db = a.F32(7, "dbias", dim, Dims("dim", {dim}));
-  if (!a.ok()) return info.Env().Undefined();
-  const int64_t chunks = CeilDiv(rows, kRowsPerPartial);
-  std::vector<double> pw(static_cast<size_t>(chunks * dim), 0.0), pb(static_cast<size_t>(chunks * dim), 0.0);
-  Run(chunks, n, [&](int64_t c) {
-    const int64_t r0 = c * kRowsPerPartial;
-    layernorm_bwd(dy, x, w, mean, rstd, dx, pw.data() + c * dim, pb.data() + c * dim, r0,
-                  std::min(rows, r0 + kRowsPerPartial), dim);
-  });
-  ReducePartials(pw, chunks, dim, dw);
-  ReducePartials(pb, chunks, dim, db);
-  return info.Env().Undefined();
-}
-
-// rope(x, out, cos, sin, positions, batch, seq, heads, headDim, inverse)
-Napi::Value Rope(const Napi::CallbackInfo& info) {
-  Args a(info, "rope", 10);
-  const int64_t batch = a.Count(5, "batch"), seq = a.Count(6, "seq"), heads = a.Count(7, "heads"),
-                headDim = a.Count(8, "headDim");
-  const bool inverse = a.Flag(9);
-  if (a.ok() && headDim % 2 != 0) a.RangeFail("headDim must be even, got " + std::to_string(headDim));
-  const int64_t half = headDim / 2;
-  const int64_t bt = SatMul(batch, seq);
-  const int64_t n = SatMul(SatMul(bt, heads), headDim);
-  const std::string what = Dims("batch*seq*heads*headDim", {batch, seq, heads, headDim});
-  const float* x = a.F32(0, "x", n, what);
-  float* out = a.F32(1, "out", n, what);
-  const float* cosT = a.F32(2, "cos", 0, "");
-  const float* sinT = a.F32(3, "sin", 0, "");
-  const int32_t* pos = a.I32(4, "positions", bt, Dims("batch*seq", {batch, seq}));
-  if (a.ok() && a.Length(2) != a.Length(3)) {
-    a.RangeFail("cos has " + std::to_string(a.Length(2)) + " elements but sin has " + std::to_string(a.Length(3)));
-  }
-  if (!a.ok()) return info.Env().Undefined();
-  const int64_t maxPos = half > 0 ? a.Length(2) / half : 0;
-  if (half > 0) {
-    for (int64_t i = 0; i < bt; i++) {
-      if (pos[i] < 0 || pos[i] >= maxPos) {
-        a.RangeFail("positions[" + std::to_string(i) + "] = " + std::to_string(pos[i]) +
-                    " is outside the cos/sin table [0, " + std::to_string(maxPos) + ")");
-        return info.Env().Undefined();
-      }
-    }
-  }
-  const float sign = inverse ? -1.f : 1.f;
-  RunRows(bt, heads * headDim,
-          [&](int64_t r0, int64_t r1) { rope_rows(x, out, cosT, sinT, pos, r0, r1, heads, headDim, sign); });
-  return info.Env().Undefined();
-}
-
-int ActKind(Args& a) {
-  const int64_t kind = a.Count(0, "kind");
-  if (a.ok() && kind > 3) a.RangeFail("unknown activation kind " + std::to_string(kind));
-  return static_cast<int>(kind);
-}
-
-// activationForward(kind, x, out, n)
-Napi::Value ActivationForward(const Napi::CallbackInfo& info) {
-  Args a(info, "activationForward", 4);
-  const int kind = ActKind(a);
-  const int64_t n = a.Count(3, "n");
-  const float* x = a.F32(1, "x", n, Dims("n", {n}));
-  float* out = a.F32(2, "out", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
-  RunElementwise(n, [&](int64_t i0, int64_t i1) { act_fwd(kind, x + i0, out + i0, i1 - i0); });
-  return info.Env().Undefined();
-}
-
-// activationBackward(kind, x, dy, dx, n)
-Napi::Value ActivationBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "activationBackward", 5);
-  const int kind = ActKind(a);
-  const int64_t n = a.Count(4, "n");
-  const float* x = a.F32(1, "x", n, Dims("n", {n}));
-  const float* dy = a.F32(2, "dy", n, Dims("n", {n}));
-  float* dx = a.F32(3, "dx", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
-  RunElementwise(n, [&](int64_t i0, int64_t i1) { act_bwd(kind, x + i0, dy + i0, dx + i0, i1 - i0); });
-  return info.Env().Undefined();
-}
-
-// swigluForward(gate, up, out, n)
-Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluForward", 4);
-  const int64_t n = a.Count(3, "n");
-  const float* gate = a.F32(0, "gate", n, Dims("n", {n}));
-  const float* up = a.F32(1, "up", n, Dims("n", {n}));
-  float* out = a.F32(2, "out", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
-  RunElementwise(n, [&](int64_t i0, int64_t i1) { swiglu_fwd(gate + i0, up + i0, out + i0, i1 - i0); });
-  return info.Env().Undefined();
-}
-
-// swigluBackward(gate, up, dy, dgate, dup, n)
-Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluBackward", 6);
-  const int64_t n = a.Count(5, "n");
-  const float* gate = a.F32(0, "gate", n, Dims("n", {n}));
-  const float* up = a.F32(1, "up", n, Dims("n", {n}));
-  const float* dy = a.F32(2, "dy", n, Dims("n", {n}));
-  float* dgate = a.F32(3, "dgate", n, Dims("n", {n}));
-  float* dup = a.F32(4, "dup", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
-  RunElementwise(n, [&](int64_t i0, int64_t i1) {
-    swiglu_bwd(gate + i0, up + i0, dy + i0, dgate + i0, dup + i0, i1 - i0);
-  });
-  return info.Env().Undefined();
-}
-
-// softmaxForward(x, out, rows, cols)
-Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
-  Args a(info, "softmaxForward", 4);
-  const int64_t rows = a.Count(2, "rows"), cols = a.Count(3, "cols");
-  const int64_t n = SatMul(rows, cols);
-  const std::string rc = Dims("rows*cols", {rows, cols});
-  const float* x = a.F32(0, "x", n, rc);
-  float* out = a.F32(1, "out", n, rc);
-  if (!a.ok()) return info.Env().Undefined();
-  RunRows(rows, cols, [&](int64_t r0, int64_t r1) { softmax_fwd(x, out, r0, r1, cols); });
-  return info.Env().Undefined();
-}
-
-// softmaxBackward(y, dy, dx, rows, cols)
-Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "softmaxBackward", 5);
-  const int64_t rows = a.Count(3, "rows"), cols = a.Count(4, "cols");
-  const int64_t n = SatMul(rows, cols);
-  const std::string rc = Dims("rows*cols", {rows, cols});
-  const float* y = a.F32(0, "y", n, rc);
-  const float* dy = a.F32(1, "dy", n, rc);
-  float* dx = a.F32(2, "dx", n, rc);
-  if (!a.ok()) return info.Env().Undefined();
-  RunRows(rows, cols, [&](int64_t r0, int64_t r1) { softmax_bwd(y, dy, dx, r0, r1, cols); });
-  return info.Env().Undefined();
-}
-
-bool CheckTargets(Args& a, const int32_t* targets, int64_t rows, int64_t vocab) {
+bool CheckTargets(Check& a, const int32_t* targets, int64_t rows, int64_t vocab) {
   if (!a.ok()) return false;
   for (int64_t r = 0; r < rows; r++) {
     if (targets[r] >= vocab) {
@@ -1069,40 +728,7 @@ bool CheckTargets(Args& a, const int32_t* targets, int64_t rows, int64_t vocab) 
   return true;
 }
 
-// logSoftmaxGather(logits, targets, logp, lse, rows, vocab)
-Napi::Value LogSoftmaxGather(const Napi::CallbackInfo& info) {
-  Args a(info, "logSoftmaxGather", 6);
-  const int64_t rows = a.Count(4, "rows"), vocab = a.Count(5, "vocab");
-  const int64_t n = SatMul(rows, vocab);
-  const std::string r1 = Dims("rows", {rows});
-  const float* logits = a.F32(0, "logits", n, Dims("rows*vocab", {rows, vocab}));
-  const int32_t* targets = a.I32(1, "targets", rows, r1);
-  float* logp = a.F32(2, "logp", rows, r1);
-  float* lse = a.F32(3, "lse", rows, r1);
-  if (!CheckTargets(a, targets, rows, vocab)) return info.Env().Undefined();
-  RunRows(rows, vocab, [&](int64_t r0, int64_t rEnd) { lsg_fwd(logits, targets, logp, lse, r0, rEnd, vocab); });
-  return info.Env().Undefined();
-}
-
-// logSoftmaxGatherBackward(logits, targets, lse, dlogp, dlogits, rows, vocab)
-Napi::Value LogSoftmaxGatherBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "logSoftmaxGatherBackward", 7);
-  const int64_t rows = a.Count(5, "rows"), vocab = a.Count(6, "vocab");
-  const int64_t n = SatMul(rows, vocab);
-  const std::string r1 = Dims("rows", {rows});
-  const std::string rv = Dims("rows*vocab", {rows, vocab});
-  const float* logits = a.F32(0, "logits", n, rv);
-  const int32_t* targets = a.I32(1, "targets", rows, r1);
-  const float* lse = a.F32(2, "lse", rows, r1);
-  const float* dlogp = a.F32(3, "dlogp", rows, r1);
-  float* dlogits = a.F32(4, "dlogits", n, rv);
-  if (!CheckTargets(a, targets, rows, vocab)) return info.Env().Undefined();
-  RunRows(rows, vocab,
-          [&](int64_t r0, int64_t rEnd) { lsg_bwd(logits, targets, lse, dlogp, dlogits, r0, rEnd, vocab); });
-  return info.Env().Undefined();
-}
-
-bool CheckIds(Args& a, const int32_t* ids, int64_t n, int64_t tableRows) {
+bool CheckIds(Check& a, const int32_t* ids, int64_t n, int64_t tableRows) {
   if (!a.ok()) return false;
   for (int64_t i = 0; i < n; i++) {
     if (ids[i] < 0 || ids[i] >= tableRows) {
@@ -1114,32 +740,280 @@ bool CheckIds(Args& a, const int32_t* ids, int64_t n, int64_t tableRows) {
   return true;
 }
 
-// embeddingForward(ids, table, out, n, dim)
-Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
-  Args a(info, "embeddingForward", 5);
-  const int64_t n = a.Count(3, "n"), dim = a.Count(4, "dim");
-  const int32_t* ids = a.I32(0, "ids", n, Dims("n", {n}));
-  const float* table = a.F32(1, "table", 0, "");
-  float* out = a.F32(2, "out", SatMul(n, dim), Dims("n*dim", {n, dim}));
-  const int64_t tableRows = dim > 0 ? a.Length(1) / dim : 0;
-  if (!CheckIds(a, ids, n, tableRows)) return info.Env().Undefined();
+int ActKind(Check& a, double kindArg) {
+  const int64_t kind = a.Count(kindArg, "kind");
+  if (a.ok() && kind > 3) a.RangeFail("unknown activation kind " + std::to_string(kind));
+  return static_cast<int>(kind);
+}
+
+}  // namespace
+
+extern "C" {
+
+int dpo_rmsnorm_forward(const float* x_, size_t x_len, const float* w_, size_t w_len, float* out_, size_t out_len,
+                        float* rstd_, size_t rstd_len, double rowsArg, double dimArg, double eps) {
+  Check a("rmsnormForward");
+  const int64_t rows = a.Count(rowsArg, "rows"), dim = a.Count(dimArg, "dim");
+  const int64_t n = SatMul(rows, dim);
+  const std::string rd = Dims("rows*dim", {rows, dim});
+  const float* x = a.F32(x_, x_len, "x", n, rd);
+  const float* w = a.F32(w_, w_len, "weight", dim, Dims("dim", {dim}));
+  float* out = a.F32(out_, out_len, "out", n, rd);
+  float* rstd = a.F32(rstd_, rstd_len, "rstd", rows, Dims("rows", {rows}));
+  if (!a.ok()) return a.status();
+  RunRows(rows, dim, [&](int64_t r0, int64_t r1) { rmsnorm_fwd(x, w, out, rstd, r0, r1, dim, eps); });
+  return DPO_OK;
+}
+
+int dpo_rmsnorm_backward(const float* dy_, size_t dy_len, const float* x_, size_t x_len, const float* w_,
+                         size_t w_len, const float* rstd_, size_t rstd_len, float* dx_, size_t dx_len, float* dw_,
+                         size_t dw_len, double rowsArg, double dimArg) {
+  Check a("rmsnormBackward");
+  const int64_t rows = a.Count(rowsArg, "rows"), dim = a.Count(dimArg, "dim");
+  const int64_t n = SatMul(rows, dim);
+  const std::string rd = Dims("rows*dim", {rows, dim});
+  const float* dy = a.F32(dy_, dy_len, "dy", n, rd);
+  const float* x = a.F32(x_, x_len, "x", n, rd);
+  const float* w = a.F32(w_, w_len, "weight", dim, Dims("dim", {dim}));
+  const float* rstd = a.F32(rstd_, rstd_len, "rstd", rows, Dims("rows", {rows}));
+  float* dx = a.F32(dx_, dx_len, "dx", n, rd);
+  float* dw = a.F32(dw_, dw_len, "dweight", dim, Dims("dim", {dim}));
+  if (!a.ok()) return a.status();
+  const int64_t chunks = CeilDiv(rows, kRowsPerPartial);
+  std::vector<double> partials(static_cast<size_t>(chunks * dim), 0.0);
+  Run(chunks, n, [&](int64_t c) {
+    const int64_t r0 = c * kRowsPerPartial;
+    rmsnorm_bwd(dy, x, w, rstd, dx, partials.data() + c * dim, r0, std::min(rows, r0 + kRowsPerPartial), dim);
+  });
+  ReducePartials(partials, chunks, dim, dw);
+  return DPO_OK;
+}
+
+int dpo_layernorm_forward(const float* x_, size_t x_len, const float* w_, size_t w_len, const float* b_,
+                          size_t b_len, float* out_, size_t out_len, float* mean_, size_t mean_len, float* rstd_,
+                          size_t rstd_len, double rowsArg, double dimArg, double eps) {
+  Check a("layernormForward");
+  const int64_t rows = a.Count(rowsArg, "rows"), dim = a.Count(dimArg, "dim");
+  const int64_t n = SatMul(rows, dim);
+  const std::string rd = Dims("rows*dim", {rows, dim});
+  const float* x = a.F32(x_, x_len, "x", n, rd);
+  const float* w = a.F32(w_, w_len, "weight", dim, Dims("dim", {dim}));
+  const float* b = a.F32(b_, b_len, "bias", dim, Dims("dim", {dim}));
+  float* out = a.F32(out_, out_len, "out", n, rd);
+  float* mean = a.F32(mean_, mean_len, "mean", rows, Dims("rows", {rows}));
+  float* rstd = a.F32(rstd_, rstd_len, "rstd", rows, Dims("rows", {rows}));
+  if (!a.ok()) return a.status();
+  RunRows(rows, dim, [&](int64_t r0, int64_t r1) { layernorm_fwd(x, w, b, out, mean, rstd, r0, r1, dim, eps); });
+  return DPO_OK;
+}
+
+int dpo_layernorm_backward(const float* dy_, size_t dy_len, const float* x_, size_t x_len, const float* w_,
+                           size_t w_len, const float* mean_, size_t mean_len, const float* rstd_, size_t rstd_len,
+                           float* dx_, size_t dx_len, float* dw_, size_t dw_len, float* db_, size_t db_len,
+                           double rowsArg, double dimArg) {
+  Check a("layernormBackward");
+  const int64_t rows = a.Count(rowsArg, "rows"), dim = a.Count(dimArg, "dim");
+  const int64_t n = SatMul(rows, dim);
+  const std::string rd = Dims("rows*dim", {rows, dim});
+  const float* dy = a.F32(dy_, dy_len, "dy", n, rd);
+  const float* x = a.F32(x_, x_len, "x", n, rd);
+  const float* w = a.F32(w_, w_len, "weight", dim, Dims("dim", {dim}));
+  const float* mean = a.F32(mean_, mean_len, "mean", rows, Dims("rows", {rows}));
+  const float* rstd = a.F32(rstd_, rstd_len, "rstd", rows, Dims("rows", {rows}));
+  float* dx = a.F32(dx_, dx_len, "dx", n, rd);
+  float* dw = a.F32(dw_, dw_len, "dweight", dim, Dims("dim", {dim}));
+  float* db = a.F32(db_, db_len, "dbias", dim, Dims("dim", {dim}));
+  if (!a.ok()) return a.status();
+  const int64_t chunks = CeilDiv(rows, kRowsPerPartial);
+  std::vector<double> pw(static_cast<size_t>(chunks * dim), 0.0), pb(static_cast<size_t>(chunks * dim), 0.0);
+  Run(chunks, n, [&](int64_t c) {
+    const int64_t r0 = c * kRowsPerPartial;
+    layernorm_bwd(dy, x, w, mean, rstd, dx, pw.data() + c * dim, pb.data() + c * dim, r0,
+                  std::min(rows, r0 + kRowsPerPartial), dim);
+  });
+  ReducePartials(pw, chunks, dim, dw);
+  ReducePartials(pb, chunks, dim, db);
+  return DPO_OK;
+}
+
+int dpo_rope(const float* x_, size_t x_len, float* out_, size_t out_len, const float* cos_, size_t cos_len,
+             const float* sin_, size_t sin_len, const int32_t* pos_, size_t pos_len, double batchArg,
+             double seqArg, double headsArg, double headDimArg, int inverse) {
+  Check a("rope");
+  const int64_t batch = a.Count(batchArg, "batch"), seq = a.Count(seqArg, "seq"), heads = a.Count(headsArg, "heads"),
+                headDim = a.Count(headDimArg, "headDim");
+  if (a.ok() && headDim % 2 != 0) a.RangeFail("headDim must be even, got " + std::to_string(headDim));
+  const int64_t half = headDim / 2;
+  const int64_t bt = SatMul(batch, seq);
+  const int64_t n = SatMul(SatMul(bt, heads), headDim);
+  const std::string what = Dims("batch*seq*heads*headDim", {batch, seq, heads, headDim});
+  const float* x = a.F32(x_, x_len, "x", n, what);
+  float* out = a.F32(out_, out_len, "out", n, what);
+  const float* cosT = a.F32(cos_, cos_len, "cos", 0, "");
+  const float* sinT = a.F32(sin_, sin_len, "sin", 0, "");
+  const int32_t* pos = a.I32(pos_, pos_len, "positions", bt, Dims("batch*seq", {batch, seq}));
+  if (a.ok() && cos_len != sin_len) {
+    a.RangeFail("cos has " + std::to_string(cos_len) + " elements but sin has " + std::to_string(sin_len));
+  }
+  if (!a.ok()) return a.status();
+  const int64_t maxPos = half > 0 ? static_cast<int64_t>(cos_len) / half : 0;
+  if (half > 0) {
+    for (int64_t i = 0; i < bt; i++) {
+      if (pos[i] < 0 || pos[i] >= maxPos) {
+        a.RangeFail("positions[" + std::to_string(i) + "] = " + std::to_string(pos[i]) +
+                    " is outside the cos/sin table [0, " + std::to_string(maxPos) + ")");
+        return a.status();
+      }
+    }
+  }
+  const float sign = inverse ? -1.f : 1.f;
+  RunRows(bt, heads * headDim,
+          [&](int64_t r0, int64_t r1) { rope_rows(x, out, cosT, sinT, pos, r0, r1, heads, headDim, sign); });
+  return DPO_OK;
+}
+
+int dpo_activation_forward(double kindArg, const float* x_, size_t x_len, float* out_, size_t out_len,
+                           double nArg) {
+  Check a("activationForward");
+  const int kind = ActKind(a, kindArg);
+  const int64_t n = a.Count(nArg, "n");
+  const float* x = a.F32(x_, x_len, "x", n, Dims("n", {n}));
+  float* out = a.F32(out_, out_len, "out", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
+  RunElementwise(n, [&](int64_t i0, int64_t i1) { act_fwd(kind, x + i0, out + i0, i1 - i0); });
+  return DPO_OK;
+}
+
+int dpo_activation_backward(double kindArg, const float* x_, size_t x_len, const float* dy_, size_t dy_len,
+                            float* dx_, size_t dx_len, double nArg) {
+  Check a("activationBackward");
+  const int kind = ActKind(a, kindArg);
+  const int64_t n = a.Count(nArg, "n");
+  const float* x = a.F32(x_, x_len, "x", n, Dims("n", {n}));
+  const float* dy = a.F32(dy_, dy_len, "dy", n, Dims("n", {n}));
+  float* dx = a.F32(dx_, dx_len, "dx", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
+  RunElementwise(n, [&](int64_t i0, int64_t i1) { act_bwd(kind, x + i0, dy + i0, dx + i0, i1 - i0); });
+  return DPO_OK;
+}
+
+int dpo_swiglu_forward(const float* gate_, size_t gate_len, const float* up_, size_t up_len, float* out_,
+                       size_t out_len, double nArg) {
+  Check a("swigluForward");
+  const int64_t n = a.Count(nArg, "n");
+  const float* gate = a.F32(gate_, gate_len, "gate", n, Dims("n", {n}));
+  const float* up = a.F32(up_, up_len, "up", n, Dims("n", {n}));
+  float* out = a.F32(out_, out_len, "out", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
+  RunElementwise(n, [&](int64_t i0, int64_t i1) { swiglu_fwd(gate + i0, up + i0, out + i0, i1 - i0); });
+  return DPO_OK;
+}
+
+int dpo_swiglu_backward(const float* gate_, size_t gate_len, const float* up_, size_t up_len, const float* dy_,
+                        size_t dy_len, float* dgate_, size_t dgate_len, float* dup_, size_t dup_len, double nArg) {
+  Check a("swigluBackward");
+  const int64_t n = a.Count(nArg, "n");
+  const float* gate = a.F32(gate_, gate_len, "gate", n, Dims("n", {n}));
+  const float* up = a.F32(up_, up_len, "up", n, Dims("n", {n}));
+  const float* dy = a.F32(dy_, dy_len, "dy", n, Dims("n", {n}));
+  float* dgate = a.F32(dgate_, dgate_len, "dgate", n, Dims("n", {n}));
+  float* dup = a.F32(dup_, dup_len, "dup", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
+  RunElementwise(n, [&](int64_t i0, int64_t i1) {
+    swiglu_bwd(gate + i0, up + i0, dy + i0, dgate + i0, dup + i0, i1 - i0);
+  });
+  return DPO_OK;
+}
+
+int dpo_softmax_forward(const float* x_, size_t x_len, float* out_, size_t out_len, double rowsArg,
+                        double colsArg) {
+  Check a("softmaxForward");
+  const int64_t rows = a.Count(rowsArg, "rows"), cols = a.Count(colsArg, "cols");
+  const int64_t n = SatMul(rows, cols);
+  const std::string rc = Dims("rows*cols", {rows, cols});
+  const float* x = a.F32(x_, x_len, "x", n, rc);
+  float* out = a.F32(out_, out_len, "out", n, rc);
+  if (!a.ok()) return a.status();
+  RunRows(rows, cols, [&](int64_t r0, int64_t r1) { softmax_fwd(x, out, r0, r1, cols); });
+  return DPO_OK;
+}
+
+int dpo_softmax_backward(const float* y_, size_t y_len, const float* dy_, size_t dy_len, float* dx_, size_t dx_len,
+                         double rowsArg, double colsArg) {
+  Check a("softmaxBackward");
+  const int64_t rows = a.Count(rowsArg, "rows"), cols = a.Count(colsArg, "cols");
+  const int64_t n = SatMul(rows, cols);
+  const std::string rc = Dims("rows*cols", {rows, cols});
+  const float* y = a.F32(y_, y_len, "y", n, rc);
+  const float* dy = a.F32(dy_, dy_len, "dy", n, rc);
+  float* dx = a.F32(dx_, dx_len, "dx", n, rc);
+  if (!a.ok()) return a.status();
+  RunRows(rows, cols, [&](int64_t r0, int64_t r1) { softmax_bwd(y, dy, dx, r0, r1, cols); });
+  return DPO_OK;
+}
+
+int dpo_log_softmax_gather(const float* logits_, size_t logits_len, const int32_t* targets_, size_t targets_len,
+                           float* logp_, size_t logp_len, float* lse_, size_t lse_len, double rowsArg,
+                           double vocabArg) {
+  Check a("logSoftmaxGather");
+  const int64_t rows = a.Count(rowsArg, "rows"), vocab = a.Count(vocabArg, "vocab");
+  const int64_t n = SatMul(rows, vocab);
+  const std::string r1 = Dims("rows", {rows});
+  const float* logits = a.F32(logits_, logits_len, "logits", n, Dims("rows*vocab", {rows, vocab}));
+  const int32_t* targets = a.I32(targets_, targets_len, "targets", rows, r1);
+  float* logp = a.F32(logp_, logp_len, "logp", rows, r1);
+  float* lse = a.F32(lse_, lse_len, "lse", rows, r1);
+  if (!CheckTargets(a, targets, rows, vocab)) return a.status();
+  RunRows(rows, vocab, [&](int64_t r0, int64_t rEnd) { lsg_fwd(logits, targets, logp, lse, r0, rEnd, vocab); });
+  return DPO_OK;
+}
+
+int dpo_log_softmax_gather_backward(const float* logits_, size_t logits_len, const int32_t* targets_,
+                                    size_t targets_len, const float* lse_, size_t lse_len, const float* dlogp_,
+                                    size_t dlogp_len, float* dlogits_, size_t dlogits_len, double rowsArg,
+                                    double vocabArg) {
+  Check a("logSoftmaxGatherBackward");
+  const int64_t rows = a.Count(rowsArg, "rows"), vocab = a.Count(vocabArg, "vocab");
+  const int64_t n = SatMul(rows, vocab);
+  const std::string r1 = Dims("rows", {rows});
+  const std::string rv = Dims("rows*vocab", {rows, vocab});
+  const float* logits = a.F32(logits_, logits_len, "logits", n, rv);
+  const int32_t* targets = a.I32(targets_, targets_len, "targets", rows, r1);
+  const float* lse = a.F32(lse_, lse_len, "lse", rows, r1);
+  const float* dlogp = a.F32(dlogp_, dlogp_len, "dlogp", rows, r1);
+  float* dlogits = a.F32(dlogits_, dlogits_len, "dlogits", n, rv);
+  if (!CheckTargets(a, targets, rows, vocab)) return a.status();
+  RunRows(rows, vocab,
+          [&](int64_t r0, int64_t rEnd) { lsg_bwd(logits, targets, lse, dlogp, dlogits, r0, rEnd, vocab); });
+  return DPO_OK;
+}
+
+int dpo_embedding_forward(const int32_t* ids_, size_t ids_len, const float* table_, size_t table_len, float* out_,
+                          size_t out_len, double nArg, double dimArg) {
+  Check a("embeddingForward");
+  const int64_t n = a.Count(nArg, "n"), dim = a.Count(dimArg, "dim");
+  const int32_t* ids = a.I32(ids_, ids_len, "ids", n, Dims("n", {n}));
+  const float* table = a.F32(table_, table_len, "table", 0, "");
+  float* out = a.F32(out_, out_len, "out", SatMul(n, dim), Dims("n*dim", {n, dim}));
+  const int64_t tableRows = dim > 0 && a.ok() ? static_cast<int64_t>(table_len) / dim : 0;
+  if (!CheckIds(a, ids, n, tableRows)) return a.status();
   RunRows(n, dim, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       std::memcpy(out + i * dim, table + static_cast<int64_t>(ids[i]) * dim, static_cast<size_t>(dim) * sizeof(float));
     }
   });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// embeddingBackward(ids, dy, dtable, n, dim)
-Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "embeddingBackward", 5);
-  const int64_t n = a.Count(3, "n"), dim = a.Count(4, "dim");
-  const int32_t* ids = a.I32(0, "ids", n, Dims("n", {n}));
-  const float* dy = a.F32(1, "dy", SatMul(n, dim), Dims("n*dim", {n, dim}));
-  float* dtable = a.F32(2, "dtable", 0, "");
-  const int64_t tableRows = dim > 0 ? a.Length(2) / dim : 0;
-  if (!CheckIds(a, ids, n, tableRows)) return info.Env().Undefined();
+int dpo_embedding_backward(const int32_t* ids_, size_t ids_len, const float* dy_, size_t dy_len, float* dtable_,
+                           size_t dtable_len, double nArg, double dimArg) {
+  Check a("embeddingBackward");
+  const int64_t n = a.Count(nArg, "n"), dim = a.Count(dimArg, "dim");
+  const int32_t* ids = a.I32(ids_, ids_len, "ids", n, Dims("n", {n}));
+  const float* dy = a.F32(dy_, dy_len, "dy", SatMul(n, dim), Dims("n*dim", {n, dim}));
+  float* dtable = a.F32(dtable_, dtable_len, "dtable", 0, "");
+  const int64_t tableRows = dim > 0 && a.ok() ? static_cast<int64_t>(dtable_len) / dim : 0;
+  if (!CheckIds(a, ids, n, tableRows)) return a.status();
   // Column blocks of 64 floats (whole cache lines) are independent tasks.
   constexpr int64_t kCols = 64;
   const int64_t blocks = CeilDiv(dim, kCols);
@@ -1147,22 +1021,21 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
     const int64_t c0 = b * kCols;
     embed_bwd(ids, dy, dtable, n, dim, c0, std::min(dim, c0 + kCols));
   });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2)
-Napi::Value AdamW(const Napi::CallbackInfo& info) {
-  Args a(info, "adamw", 12);
-  const int64_t n = a.Count(4, "n");
-  AdamConsts k;
-  const double lr = a.Num(5, "lr"), b1 = a.Num(6, "beta1"), b2 = a.Num(7, "beta2"), eps = a.Num(8, "eps"),
-               wd = a.Num(9, "weightDecay"), bc1 = a.Num(10, "bc1"), bc2 = a.Num(11, "bc2");
-  float* param = a.F32(0, "param", n, Dims("n", {n}));
-  const float* grad = a.F32(1, "grad", n, Dims("n", {n}));
-  float* m = a.F32(2, "m", n, Dims("n", {n}));
-  float* v = a.F32(3, "v", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+int dpo_adamw(float* param_, size_t param_len, const float* grad_, size_t grad_len, float* m_, size_t m_len,
+              float* v_, size_t v_len, double nArg, double lr, double b1, double b2, double eps, double wd,
+              double bc1, double bc2) {
+  Check a("adamw");
+  const int64_t n = a.Count(nArg, "n");
+  float* param = a.F32(param_, param_len, "param", n, Dims("n", {n}));
+  const float* grad = a.F32(grad_, grad_len, "grad", n, Dims("n", {n}));
+  float* m = a.F32(m_, m_len, "m", n, Dims("n", {n}));
+  float* v = a.F32(v_, v_len, "v", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   // Constants rounded once from float64 (1 − β and 1/bc computed before rounding).
+  AdamConsts k;
   k.b1 = static_cast<float>(b1);
   k.c1 = static_cast<float>(1.0 - b1);
   k.b2 = static_cast<float>(b2);
@@ -1173,15 +1046,14 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   k.wd = static_cast<float>(wd);
   k.eps = static_cast<float>(eps);
   RunElementwise(n, [&](int64_t i0, int64_t i1) { adamw_range(param, grad, m, v, i0, i1, k); });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// sumSquares(x, n) → number
-Napi::Value SumSquares(const Napi::CallbackInfo& info) {
-  Args a(info, "sumSquares", 2);
-  const int64_t n = a.Count(1, "n");
-  const float* x = a.F32(0, "x", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+int dpo_sum_squares(const float* x_, size_t x_len, double nArg, double* result) {
+  Check a("sumSquares");
+  const int64_t n = a.Count(nArg, "n");
+  const float* x = a.F32(x_, x_len, "x", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   const int64_t chunks = CeilDiv(n, kSumChunk);
   std::vector<double> partials(static_cast<size_t>(chunks), 0.0);
   Run(chunks, n, [&](int64_t c) {
@@ -1190,78 +1062,75 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   });
   double s = 0;
   for (int64_t c = 0; c < chunks; c++) s += partials[c];
-  return Napi::Number::New(info.Env(), s);
+  *result = s;
+  return DPO_OK;
 }
 
-// scale(x, n, s)
-Napi::Value Scale(const Napi::CallbackInfo& info) {
-  Args a(info, "scale", 3);
-  const int64_t n = a.Count(1, "n");
-  const float s = static_cast<float>(a.Num(2, "s"));
-  float* x = a.F32(0, "x", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+int dpo_scale(float* x_, size_t x_len, double nArg, double sArg) {
+  Check a("scale");
+  const int64_t n = a.Count(nArg, "n");
+  const float s = static_cast<float>(sArg);
+  float* x = a.F32(x_, x_len, "x", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   RunElementwise(n, [&](int64_t i0, int64_t i1) { scale_range(x + i0, i1 - i0, s); });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// add(a, b, out, n)
-Napi::Value Add(const Napi::CallbackInfo& info) {
-  Args a(info, "add", 4);
-  const int64_t n = a.Count(3, "n");
-  const float* pa = a.F32(0, "a", n, Dims("n", {n}));
-  const float* pb = a.F32(1, "b", n, Dims("n", {n}));
-  float* out = a.F32(2, "out", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+int dpo_add(const float* a_, size_t a_len, const float* b_, size_t b_len, float* out_, size_t out_len, double nArg) {
+  Check a("add");
+  const int64_t n = a.Count(nArg, "n");
+  const float* pa = a.F32(a_, a_len, "a", n, Dims("n", {n}));
+  const float* pb = a.F32(b_, b_len, "b", n, Dims("n", {n}));
+  float* out = a.F32(out_, out_len, "out", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   RunElementwise(n, [&](int64_t i0, int64_t i1) { add_range(pa + i0, pb + i0, out + i0, i1 - i0); });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// mul(a, b, out, n)
-Napi::Value MulOp(const Napi::CallbackInfo& info) {
-  Args a(info, "mul", 4);
-  const int64_t n = a.Count(3, "n");
-  const float* pa = a.F32(0, "a", n, Dims("n", {n}));
-  const float* pb = a.F32(1, "b", n, Dims("n", {n}));
-  float* out = a.F32(2, "out", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+int dpo_mul(const float* a_, size_t a_len, const float* b_, size_t b_len, float* out_, size_t out_len, double nArg) {
+  Check a("mul");
+  const int64_t n = a.Count(nArg, "n");
+  const float* pa = a.F32(a_, a_len, "a", n, Dims("n", {n}));
+  const float* pb = a.F32(b_, b_len, "b", n, Dims("n", {n}));
+  float* out = a.F32(out_, out_len, "out", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   RunElementwise(n, [&](int64_t i0, int64_t i1) { mul_range(pa + i0, pb + i0, out + i0, i1 - i0); });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// axpy(alpha, x, y, n)
-Napi::Value Axpy(const Napi::CallbackInfo& info) {
-  Args a(info, "axpy", 4);
-  const float alpha = static_cast<float>(a.Num(0, "alpha"));
-  const int64_t n = a.Count(3, "n");
-  const float* x = a.F32(1, "x", n, Dims("n", {n}));
-  float* y = a.F32(2, "y", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+int dpo_axpy(double alphaArg, const float* x_, size_t x_len, float* y_, size_t y_len, double nArg) {
+  Check a("axpy");
+  const float alpha = static_cast<float>(alphaArg);
+  const int64_t n = a.Count(nArg, "n");
+  const float* x = a.F32(x_, x_len, "x", n, Dims("n", {n}));
+  float* y = a.F32(y_, y_len, "y", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   RunElementwise(n, [&](int64_t i0, int64_t i1) { axpy_range(alpha, x + i0, y + i0, i1 - i0); });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// addRowVector(x, b, out, rows, n)
-Napi::Value AddRowVector(const Napi::CallbackInfo& info) {
-  Args a(info, "addRowVector", 5);
-  const int64_t rows = a.Count(3, "rows"), n = a.Count(4, "n");
+int dpo_add_row_vector(const float* x_, size_t x_len, const float* b_, size_t b_len, float* out_, size_t out_len,
+                       double rowsArg, double nArg) {
+  Check a("addRowVector");
+  const int64_t rows = a.Count(rowsArg, "rows"), n = a.Count(nArg, "n");
   const int64_t total = SatMul(rows, n);
   const std::string rn = Dims("rows*n", {rows, n});
-  const float* x = a.F32(0, "x", total, rn);
-  const float* b = a.F32(1, "b", n, Dims("n", {n}));
-  float* out = a.F32(2, "out", total, rn);
-  if (!a.ok()) return info.Env().Undefined();
+  const float* x = a.F32(x_, x_len, "x", total, rn);
+  const float* b = a.F32(b_, b_len, "b", n, Dims("n", {n}));
+  float* out = a.F32(out_, out_len, "out", total, rn);
+  if (!a.ok()) return a.status();
   RunRows(rows, n, [&](int64_t r0, int64_t r1) { add_rows(x, b, out, r0, r1, n); });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// sumRows(x, out, rows, n): one float64 partial per fixed chunk of rows, added in chunk order.
-Napi::Value SumRows(const Napi::CallbackInfo& info) {
-  Args a(info, "sumRows", 4);
-  const int64_t rows = a.Count(2, "rows"), n = a.Count(3, "n");
+// One float64 partial per fixed chunk of rows, added in chunk order.
+int dpo_sum_rows(const float* x_, size_t x_len, float* out_, size_t out_len, double rowsArg, double nArg) {
+  Check a("sumRows");
+  const int64_t rows = a.Count(rowsArg, "rows"), n = a.Count(nArg, "n");
   const int64_t total = SatMul(rows, n);
-  const float* x = a.F32(0, "x", total, Dims("rows*n", {rows, n}));
-  float* out = a.F32(1, "out", n, Dims("n", {n}));
-  if (!a.ok()) return info.Env().Undefined();
+  const float* x = a.F32(x_, x_len, "x", total, Dims("rows*n", {rows, n}));
+  float* out = a.F32(out_, out_len, "out", n, Dims("n", {n}));
+  if (!a.ok()) return a.status();
   const int64_t chunks = CeilDiv(rows, kRowsPerPartial);
   std::vector<double> partials(static_cast<size_t>(chunks * n), 0.0);
   Run(chunks, total, [&](int64_t c) {
@@ -1269,25 +1138,25 @@ Napi::Value SumRows(const Napi::CallbackInfo& info) {
     sum_rows(x, partials.data() + c * n, r0, std::min(rows, r0 + kRowsPerPartial), n);
   });
   ReducePartials(partials, chunks, n, out);
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-// copy2d(src, srcStride, dst, dstStride, rows, cols, accumulate)
-Napi::Value Copy2d(const Napi::CallbackInfo& info) {
-  Args a(info, "copy2d", 7);
-  const int64_t srcStride = a.Count(1, "srcStride"), dstStride = a.Count(3, "dstStride");
-  const int64_t rows = a.Count(4, "rows"), cols = a.Count(5, "cols");
-  const bool accumulate = a.Flag(6);
+int dpo_copy2d(const float* src_, size_t src_len, double srcStrideArg, float* dst_, size_t dst_len,
+               double dstStrideArg, double rowsArg, double colsArg, int accumulate) {
+  Check a("copy2d");
+  const int64_t srcStride = a.Count(srcStrideArg, "srcStride"), dstStride = a.Count(dstStrideArg, "dstStride");
+  const int64_t rows = a.Count(rowsArg, "rows"), cols = a.Count(colsArg, "cols");
   const bool empty = rows == 0 || cols == 0;
-  const int64_t srcNeed = empty ? 0 : SatMul(rows - 1, srcStride) + cols;
-  const int64_t dstNeed = empty ? 0 : SatMul(rows - 1, dstStride) + cols;
+  const int64_t srcNeed = empty ? 0 : SatAdd(SatMul(rows - 1, srcStride), cols);
+  const int64_t dstNeed = empty ? 0 : SatAdd(SatMul(rows - 1, dstStride), cols);
   const auto need = [&](int64_t stride) {
     return "(rows-1)*stride+cols = (" + std::to_string(rows) + "-1)*" + std::to_string(stride) + "+" +
            std::to_string(cols);
   };
-  const float* src = a.F32(0, "src", srcNeed, need(srcStride));
-  float* dst = a.F32(2, "dst", dstNeed, need(dstStride));
-  if (!a.ok() || empty) return info.Env().Undefined();
+  const float* src = a.F32(src_, src_len, "src", srcNeed, need(srcStride));
+  float* dst = a.F32(dst_, dst_len, "dst", dstNeed, need(dstStride));
+  if (!a.ok()) return a.status();
+  if (empty) return DPO_OK;
   RunRows(rows, cols, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* s = src + r * srcStride;
@@ -1296,37 +1165,7 @@ Napi::Value Copy2d(const Napi::CallbackInfo& info) {
       else std::memmove(d, s, cols * sizeof(float));
     }
   });
-  return info.Env().Undefined();
+  return DPO_OK;
 }
 
-}  // namespace
-
-void RegisterOps(Napi::Env env, Napi::Object exports) {
-  exports.Set("rmsnormForward", Napi::Function::New(env, RmsnormForward, "rmsnormForward"));
-  exports.Set("rmsnormBackward", Napi::Function::New(env, RmsnormBackward, "rmsnormBackward"));
-  exports.Set("layernormForward", Napi::Function::New(env, LayernormForward, "layernormForward"));
-  exports.Set("layernormBackward", Napi::Function::New(env, LayernormBackward, "layernormBackward"));
-  exports.Set("rope", Napi::Function::New(env, Rope, "rope"));
-  exports.Set("activationForward", Napi::Function::New(env, ActivationForward, "activationForward"));
-  exports.Set("activationBackward", Napi::Function::New(env, ActivationBackward, "activationBackward"));
-  exports.Set("swigluForward", Napi::Function::New(env, SwigluForward, "swigluForward"));
-  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward, "swigluBackward"));
-  exports.Set("softmaxForward", Napi::Function::New(env, SoftmaxForward, "softmaxForward"));
-  exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxBackward, "softmaxBackward"));
-  exports.Set("logSoftmaxGather", Napi::Function::New(env, LogSoftmaxGather, "logSoftmaxGather"));
-  exports.Set("logSoftmaxGatherBackward",
-              Napi::Function::New(env, LogSoftmaxGatherBackward, "logSoftmaxGatherBackward"));
-  exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward, "embeddingForward"));
-  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward, "embeddingBackward"));
-  exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
-  exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
-  exports.Set("scale", Napi::Function::New(env, Scale, "scale"));
-  exports.Set("add", Napi::Function::New(env, Add, "add"));
-  exports.Set("mul", Napi::Function::New(env, MulOp, "mul"));
-  exports.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
-  exports.Set("addRowVector", Napi::Function::New(env, AddRowVector, "addRowVector"));
-  exports.Set("sumRows", Napi::Function::New(env, SumRows, "sumRows"));
-  exports.Set("copy2d", Napi::Function::New(env, Copy2d, "copy2d"));
-}
-
-}  // namespace dpo
+}  // extern "C"

@@ -25,7 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "common.h"
+#include "abi.h"
+#include "check.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -35,9 +36,11 @@
 #endif
 
 namespace dpo {
-namespace {
 
 constexpr int kMaxThreads = 256;
+
+namespace {
+
 // How long an idle worker (and a waiting caller) spins before sleeping / yielding.
 constexpr auto kSpin = std::chrono::microseconds(50);
 
@@ -81,7 +84,21 @@ int HardwareThreads() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+// WebAssembly: one thread without pthreads; with them the JavaScript loader sets the count
+// (createWasmKernels' threads option; the pool of workers is created at load time).
+#if defined(__EMSCRIPTEN__)
+constexpr bool kFixedThreads = true;
+#else
+constexpr bool kFixedThreads = false;
+#endif
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+constexpr int kThreadLimit = 1;
+#else
+constexpr int kThreadLimit = kMaxThreads;
+#endif
+
 int DefaultThreads() {
+  if (kFixedThreads) return 1;
   if (const char* env = std::getenv("DPO_NUM_THREADS")) {
     char* end = nullptr;
     const long n = std::strtol(env, &end, 10);
@@ -226,33 +243,19 @@ int NumThreads() { return GetPool().Size(); }
 void SetNumThreads(int n) {
   // Resizing from inside a task would join the thread running it.
   if (tl_in_parallel) return;
-  GetPool().Resize(std::max(1, std::min(n, kMaxThreads)));
-}
-
-static Napi::Value NumThreadsJs(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), NumThreads());
-}
-
-static Napi::Value SetNumThreadsJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "setNumThreads: expected a number of threads").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const double n = info[0].As<Napi::Number>().DoubleValue();
-  if (!(n >= 1 && n <= kMaxThreads) || n != static_cast<double>(static_cast<int>(n))) {
-    Napi::RangeError::New(env, "setNumThreads: n must be an integer in [1, " + std::to_string(kMaxThreads) +
-                                   "], got " + std::to_string(n))
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  SetNumThreads(static_cast<int>(n));
-  return env.Undefined();
-}
-
-void RegisterThreadPool(Napi::Env env, Napi::Object exports) {
-  exports.Set("numThreads", Napi::Function::New(env, NumThreadsJs, "numThreads"));
-  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreadsJs, "setNumThreads"));
+  GetPool().Resize(std::max(1, std::min(n, kThreadLimit)));
 }
 
 }  // namespace dpo
+
+// C ABI (abi.h).
+extern "C" int dpo_num_threads(void) { return dpo::NumThreads(); }
+
+extern "C" int dpo_set_num_threads(double n) {
+  if (!(n >= 1 && n <= dpo::kMaxThreads) || n != static_cast<double>(static_cast<int>(n))) {
+    return dpo::SetError(DPO_RANGE_ERROR, "setNumThreads: n must be an integer in [1, " +
+                                              std::to_string(dpo::kMaxThreads) + "], got " + dpo::NumStr(n));
+  }
+  dpo::SetNumThreads(static_cast<int>(n));
+  return DPO_OK;
+}

@@ -7,6 +7,8 @@ command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
 # Browser tests of the annotation UI (test/annotate-browser.test.ts) drive Debian's chromium.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The WebAssembly kernels (scripts/build-wasm.mjs, DPO_BACKEND=wasm, the browser page).
+command -v emcc >/dev/null || need+=(emscripten)
 # Text in the demo's PNG plots (resvg renders SVG with system fonts).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

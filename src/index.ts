@@ -14,7 +14,7 @@
 
 // ---- the layers, by namespace ----
 export * as tensor from './tensor/index.js';
-export * as models from './models/index.js';
+export * as models from './io/models.js';
 export * as data from './data/index.js';
 export * as losses from './losses/index.js';
 export * as tokenizers from './io/tokenizers/index.js';
@@ -22,9 +22,10 @@ export * as tokenizers from './io/tokenizers/index.js';
 export * as rl from './train/rl-api.js';
 
 // ---- models and tokenizers ----
-export { loadModel, loadModelAndTokenizer, loadTokenizerFor, createModel, randomModel, type LoadedModel } from './models/index.js';
+export { createModel, randomModel } from './models/index.js';
+export { loadModel, loadModelAndTokenizer, loadTokenizerFor, type LoadedModel } from './io/load-model.js';
 export type { CausalLM, TokenBlock } from './models/model.js';
-export { KVCache } from './models/model.js';
+export { KVCache } from './models/kv-cache.js';
 export { loadTokenizer } from './io/tokenizers/index.js';
 export type { Tokenizer, ChatMessage, EncodeOptions } from './io/tokenizer.js';
 export type { ModelConfig, GenerationDefaults, Architecture } from './io/config.js';
@@ -42,7 +43,7 @@ export { generate, generateTokens, sampleToken, type SamplingOptions, type Gener
 // ---- training ----
 export { runDpo, type DpoRunOptions, type DpoRunResult } from './train/dpo.js';
 export { runSft, type SftRunOptions, type SftRunResult } from './train/sft.js';
-export { scorePairs, type ScoreOptions, type ScoreResult, type ScoredPair } from './train/score.js';
+export { scorePairs, type ScoreOptions, type ScoreResult, type ScoredPair } from './eval/score.js';
 export type { PairScores, PairwiseAccuracy } from './losses/reward.js';
 export {
   parseDpoConfig, parseSftConfig, readConfigFile, DpoConfigSchema, SftConfigSchema, dpoOptionNames, sftOptionNames,
@@ -53,7 +54,7 @@ export {
   type ModelInput, type TokenizerInput, type ModelWithTokenizer, type SavableModel, type SaveModelOptions, type TrainedRun,
 } from './train/setup.js';
 export type { TrainingEvents, StepRecord, CheckpointRecord, LoopResult } from './train/loop.js';
-export type { LoraSettings } from './nn/peft.js';
+export type { LoraSettings } from './nn/lora.js';
 export {
   pretrain, pretrainModelConfig, readDocuments, splitParagraphs, DEFAULT_PRETRAIN,
   type PretrainOptions, type PretrainResult, type PretrainSettings, type ModelShape,
@@ -68,7 +69,8 @@ export {
 // ---- types the API above refers to ----
 export type { NormalizeOptions, Normalized, PreferenceCore, SftCore, Problem, Core } from './data/formats.js';
 export type { PairResult, RenderedPair, SftResult } from './data/tokenize.js';
-export type { Activation, RopeScaling } from './io/config.js';
+export type { Activation, RopeScaling } from './models/config.js';
+export type { ConfigFields } from './models/config.js';
 export type { LlamaGgufOptions, GgufTokenizerInput } from './io/gguf.js';
 export type { SafetensorsWriteDtype, ReadSafetensorsOptions, WriteSafetensorsOptions } from './io/safetensors.js';
 export type { Llama2cCheckpoint, Llama2cHeader } from './io/llama2c.js';
@@ -76,6 +78,8 @@ export type { ChatTemplateVariables } from './io/tokenizers/chat.js';
 export type { PostProcessorJson, TokenizerModelJson } from './io/tokenizers/hf.js';
 export type { Gpt2Layer } from './models/gpt2.js';
 export type { LlamaLayer } from './models/llama.js';
+export type { ArchitectureDef, DeclareWeight, WeightInit, GgufLayout, GgufParam } from './models/architecture.js';
+export type { DeclaredWeight } from './models/architectures.js';
 export { Linear, type ForwardContext, type LoraAdapter } from './nn/linear.js';
 export type { ScheduleType } from './train/schedule.js';
 export type { DataFormat, PreferenceFormat, SftFormat, ColumnMapping, OnBadRow, BadRow, BadRowReason, SourceLoc, TruncationMode } from './data/types.js';

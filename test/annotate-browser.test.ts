@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { chromium } from 'playwright-core';
-import { registerAnnotateCommands } from '../src/annotate/cli.js';
+import { registerAnnotateCommands } from '../src/cli/annotate.js';
 import { openDatabase } from '../src/annotate/db.js';
 import { computeQuality } from '../src/annotate/quality.js';
 import { seededRng } from '../src/annotate/queue.js';

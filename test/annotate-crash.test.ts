@@ -12,7 +12,7 @@ import { openDatabase } from '../src/annotate/db.js';
 import { createAnnotator, dbPath } from '../src/annotate/store.js';
 import { Client, makeProject } from './annotate-helpers.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'annotate', 'main.js');
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'annotate-main.js');
 
 function startChild(dir: string): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((ok, fail) => {

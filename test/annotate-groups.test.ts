@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
-import { registerAnnotateCommands } from '../src/annotate/cli.js';
+import { registerAnnotateCommands } from '../src/cli/annotate.js';
 import { consentText, loadProject, parseConfig, type AnnotateConfig, type Label } from '../src/annotate/config.js';
 import { nowIso, openDatabase, type DB } from '../src/annotate/db.js';
 import { buildExport, DEFAULT_EXPORT, groupBalanceWeights } from '../src/annotate/export.js';

@@ -7,14 +7,14 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { registerAnnotateCommands } from '../src/annotate/cli.js';
+import { registerAnnotateCommands } from '../src/cli/annotate.js';
 import { openDatabase } from '../src/annotate/db.js';
 import { seededRng } from '../src/annotate/queue.js';
 import { startServer, type AnnotateServer } from '../src/annotate/server.js';
 import { createAnnotator, dbPath, initProject } from '../src/annotate/store.js';
 import { Client, http, makeProject, tmpDir } from './annotate-helpers.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'annotate', 'main.js');
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'annotate-main.js');
 const limits = (loginAttemptsPerMinute: number) => ({ maxBodyBytes: 4096, loginAttemptsPerMinute, maxRationaleChars: 4000, sessionDays: 1 });
 
 async function withServer(cfg: Parameters<typeof makeProject>[0], f: (srv: AnnotateServer, adminToken: string, logs: string[], dir: string) => Promise<void>): Promise<void> {

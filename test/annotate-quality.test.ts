@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
-import { registerAnnotateCommands } from '../src/annotate/cli.js';
+import { registerAnnotateCommands } from '../src/cli/annotate.js';
 import { loadProject, type AnnotateConfig, type Label } from '../src/annotate/config.js';
 import { nowIso, openDatabase, type DB } from '../src/annotate/db.js';
 import { buildExport, DEFAULT_EXPORT, redactText } from '../src/annotate/export.js';

@@ -11,7 +11,7 @@ import * as T from '../src/tensor/index.js';
 import { Rng, randnF32, randnF64 } from './helpers/rng.js';
 import { numericGradient, maxAbs } from './helpers/numeric.js';
 import { assertClose, assertBitIdentical } from './helpers/assert.js';
-import { nativeForTests } from './helpers/native.js';
+import { nativeForTests, wasmRerun } from './helpers/native.js';
 
 const ref = referenceKernels;
 const { native, skip: nativeSkip } = nativeForTests(['addRowVector', 'sumRows', 'copy2d']);
@@ -213,3 +213,6 @@ describe('lmHeadLogprobs paths', () => {
     for (let i = 0; i < N; i++) if (t[i]! < 0) for (let j = 0; j < d; j++) assert.equal(hd[i * d + j], 0, `dh of ignored row ${i}`);
   });
 });
+
+// The same tests against the WebAssembly build of the kernels.
+wasmRerun(import.meta.url, 'bias kernels|gradient pass-through|lmHeadLogprobs', { minPassed: 8 });

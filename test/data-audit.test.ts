@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { auditPreferenceData, percentiles, renderAuditText, type AuditReport } from '../src/data/index.js';
-import { registerDataCommands } from '../src/data/cli.js';
+import { registerDataCommands } from '../src/cli/data.js';
 import { ByteTokenizer } from './fixtures/data/byte-tokenizer.js';
 import { fx } from './fixtures/data/paths.js';
 

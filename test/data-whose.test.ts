@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { Command } from 'commander';
 import { auditPreferenceData, renderAuditText, writeRedactedCopy } from '../src/data/audit.js';
 import { parseDataCard, sizeCategory, type CollectionSummary } from '../src/data/card.js';
-import { registerDataCommands } from '../src/data/cli.js';
+import { registerDataCommands } from '../src/cli/data.js';
 import { detectLanguage, DiversityTally, jaccard, minhash, signatureSimilarity } from '../src/data/diversity.js';
 import { loadPreferenceData } from '../src/data/load.js';
 import { findPii, ibanValid, luhnValid, redactPii, type PiiKind } from '../src/data/pii.js';

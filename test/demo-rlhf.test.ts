@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DEFAULT_PRETRAIN } from '../src/train/pretrain.js';
 import { runDemo, type DemoSettings } from '../src/demo/run.js';
 import { costTable, DEFAULT_RL, methodOf } from '../src/demo/rlhf.js';
-import { parseMethods } from '../src/demo/cli.js';
+import { parseMethods } from '../src/cli/demo.js';
 
 const TINY: DemoSettings = {
   shape: { vocabSize: 384, hiddenSize: 48, numLayers: 2, numHeads: 2, intermediateSize: 128, contextLength: 48 },

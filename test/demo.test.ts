@@ -12,7 +12,7 @@ import { writeReport } from '../src/demo/report.js';
 import { evaluationTable } from '../src/eval/evaluate.js';
 import { frontierChart, lineChart, niceTicks } from '../src/demo/plots.js';
 import { promptsFrom, splitCorpus, loadMobyDick } from '../src/demo/corpus.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 
 const TINY: DemoSettings = {
   shape: { vocabSize: 512, hiddenSize: 64, numLayers: 2, numHeads: 2, intermediateSize: 192, contextLength: 64 },

@@ -9,9 +9,9 @@ import { after, test } from 'node:test';
 import { runTwoGroupDemo, MAJORITY, MINORITY } from '../src/demo/groups.js';
 import { evaluateAgainstReference, evaluationTable } from '../src/eval/evaluate.js';
 import { makeJudge } from '../src/eval/judges.js';
-import { readIdPairs } from '../src/eval/cli.js';
+import { readIdPairs } from '../src/eval/index.js';
 import { scoresBySlice, sliceTable } from '../src/losses/reward.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dpo-slices-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

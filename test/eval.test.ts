@@ -14,7 +14,7 @@ import { cloneWeights } from '../src/io/weights.js';
 import {
   allJudges, completionLogps, evaluateAgainstReference, evaluationTable, makeJudge, pairsFromSamples,
   readIdPairs, readPrompts, sampleCompletions, sampleFromLogits, stat, type Judge,
-} from '../src/eval/cli.js';
+} from '../src/eval/index.js';
 
 const CORPUS = [
   'The good ship sailed on a happy day, and the crew was glad.',

@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { nativeForTests, spawnNode } from './helpers/native.js';
 import { gemm as refGemm, gemmBf16 as refGemmBf16 } from '../src/tensor/reference/gemm.js';
-import { f32BitsToBf16Bits, f32ToBf16, roundBf16, BF16_UNIT_ROUNDOFF } from '../src/tensor/bf16.js';
+import { f32BitsToBf16Bits, f32ToBf16, gemmBf16ViaGemm, roundBf16, BF16_UNIT_ROUNDOFF } from '../src/tensor/bf16.js';
 import { gemmBf16Path, kernels, nativePath } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { mulberry32 as rng } from './helpers/rng.js';
@@ -248,13 +248,14 @@ test('gemmBf16: bit-identical results with 1 and 2 threads, every path', { skip 
   }
 });
 
-test('gemmBf16 reference backend (TypeScript fallback) meets the same bounds', () => {
-  const k = { gemmBf16: refGemmBf16 };
+test('gemmBf16 reference backend and the converted fallback over a float32 gemm (wasm) meet the same bounds', () => {
   let seed = 900;
-  for (const [M, N, K] of [[7, 13, 5], [33, 29, 65], [5, 8, 200]] as const) {
-    for (const [ta, tb] of TRANS) {
-      check(k, { ta, tb, M, N, K, alpha: 1.25, beta: 0.5 }, seed++, 'reference');
-      check(k, { ta, tb, M, N, K, stored: 'B' }, seed++, 'reference');
+  for (const [label, k] of [['reference', { gemmBf16: refGemmBf16 }], ['via gemm', { gemmBf16: gemmBf16ViaGemm(refGemm) }]] as const) {
+    for (const [M, N, K] of [[7, 13, 5], [33, 29, 65], [5, 8, 200]] as const) {
+      for (const [ta, tb] of TRANS) {
+        check(k, { ta, tb, M, N, K, alpha: 1.25, beta: 0.5 }, seed++, label);
+        check(k, { ta, tb, M, N, K, stored: 'B' }, seed++, label);
+      }
     }
   }
 });

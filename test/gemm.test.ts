@@ -4,19 +4,21 @@
 // bit-identical results for 1 and 2 threads, and argument errors naming gemm and the sizes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnNode } from './helpers/native.js';
+import { spawnNode, underWasm, wasmRerun } from './helpers/native.js';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Kernels } from '../src/tensor/kernels.js';
-import { nativeKernels, nativeLoadError, nativeMissing } from '../src/tensor/backend.js';
+import { nativeKernels, nativeLoadError, nativeMissing, wasmKernels, wasmLoadError } from '../src/tensor/backend.js';
 import { gemm as refGemm } from '../src/tensor/reference/gemm.js';
 import { mulberry32 as rng } from './helpers/rng.js';
 
-const nat = nativeKernels();
-const ready = nat !== null && !nativeMissing.includes('gemm');
-const reason = nat === null ? `native addon unavailable: ${nativeLoadError()}` : 'native addon lacks gemm (stale build)';
+// Under wasmRerun (DPO_BACKEND=wasm) the kernels under test are the WebAssembly build.
+const nat = underWasm ? wasmKernels() : nativeKernels();
+const ready = nat !== null && (underWasm || !nativeMissing.includes('gemm'));
+const reason = nat === null ? (underWasm ? `wasm kernels unavailable: ${wasmLoadError()}` : `native addon unavailable: ${nativeLoadError()}`)
+  : 'native addon lacks gemm (stale build)';
 // Without CI a missing addon skips with the reason; under CI the tests run and fail.
 const skip = !ready && !process.env.CI ? reason : false;
 
@@ -105,11 +107,12 @@ const SHAPES: [number, number, number][] = [
 const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 
 function kernelsToTest(): string[] {
-  return rawAddon().gemmKernelsSupported();
+  return underWasm ? [] : rawAddon().gemmKernelsSupported();
 }
 
 /** Runs body with each supported micro-kernel path selected in-process, then restores the original. */
 function forEachKernelPath(body: (path: string) => void): void {
+  if (underWasm) return body('wasm');
   const addon = rawAddon();
   const before = addon.gemmKernel();
   try {
@@ -124,10 +127,9 @@ function forEachKernelPath(body: (path: string) => void): void {
 
 test('gemm matches the float64 reference on odd shapes, all transposes, every kernel path', { skip }, () => {
   const k = native();
-  const addon = rawAddon();
-  assert.ok(kernelsToTest().includes('portable'), 'the portable path is always available');
+  if (!underWasm) assert.ok(kernelsToTest().includes('portable'), 'the portable path is always available');
   forEachKernelPath((path) => {
-    assert.equal(addon.gemmKernel(), path);
+    if (!underWasm) assert.equal(rawAddon().gemmKernel(), path);
     let seed = 1;
     for (const [M, N, K] of SHAPES) {
       for (const [ta, tb] of TRANS) {
@@ -172,7 +174,7 @@ test('gemm: beta = 0 overwrites NaN; K = 0 and alpha = 0 give beta·C', { skip }
   assert.deepEqual([...E], [0, 0]);
 });
 
-test('gemm: bit-identical results with 1 and 2 threads', { skip }, () => {
+test('gemm: bit-identical results with 1 and 2 threads', { skip: skip || (underWasm && (nat?.numThreads() ?? 1) < 2 && 'the single-thread wasm build has one thread') }, () => {
   const k = native();
   const threads = k.numThreads();
   try {
@@ -274,3 +276,6 @@ test('DPO_GEMM_KERNEL forces a path at start-up; DPO_NUM_THREADS sets the pool s
   const bad = run({ DPO_GEMM_KERNEL: 'sse9' });
   assert.match(bad.err ?? '', /gemm: DPO_GEMM_KERNEL='sse9' is not one of avx512, avx2, portable/);
 });
+
+// The same tests against the WebAssembly build of the kernels.
+wasmRerun(import.meta.url, '^gemm', { minPassed: 4 });

@@ -12,7 +12,7 @@ import * as T from '../src/tensor/index.js';
 import { Rng } from '../src/tensor/random.js';
 import { parseModelConfig, type ModelConfig } from '../src/io/config.js';
 import { randomModel, type CausalLM } from '../src/models/index.js';
-import { attachLora } from '../src/nn/peft.js';
+import { attachLora } from '../src/nn/lora.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectedWeightShapes, loadHfDirectory, loadModel, saveHfDirectory, validateWeights } from '../src/io/hf-dir.js';
+import { expectedWeightShapes, loadHfDirectory, loadCheckpoint, saveHfDirectory, validateWeights } from '../src/io/hf-dir.js';
 import { writeLlama2cCheckpoint } from '../src/io/llama2c.js';
 import { llamaConfig, parseGenerationConfig, parseModelConfig } from '../src/io/config.js';
 import { readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
@@ -185,21 +185,21 @@ test('loading problems are clear errors; rotary buffers are dropped', () => {
   }
 });
 
-test('loadModel: a directory or a llama2.c file, by what the path is', () => {
+test('loadCheckpoint: a directory or a llama2.c file, by what the path is', () => {
   const { dir, cleanup } = tempDir('hf-any');
   try {
     const cfg = smallLlama(true);
     const w = randomModel(cfg, 8);
     saveHfDirectory(join(dir, 'hf'), { config: cfg, weights: w, tokenizerFiles: { 'tokenizer.json': '{}' } });
-    const a = loadModel(join(dir, 'hf'));
+    const a = loadCheckpoint(join(dir, 'hf'));
     assert.equal(a.format, 'hf');
     assert.deepEqual(a.tokenizerFiles, [join(dir, 'hf', 'tokenizer.json')]);
     writeLlama2cCheckpoint(join(dir, 'm.bin'), cfg, w);
-    const b = loadModel(join(dir, 'm.bin'));
+    const b = loadCheckpoint(join(dir, 'm.bin'));
     assert.equal(b.format, 'llama2c');
     for (const [name, t] of w) assert.ok(bitsEqual(b.weights.get(name)!.data, t.data), name);
-    assert.throws(() => loadModel(join(dir, 'hf', 'model.safetensors')), /bare safetensors file; pass its directory/);
-    assert.throws(() => loadModel(join(dir, 'nothing')), /loadModel: .*nothing does not exist/);
+    assert.throws(() => loadCheckpoint(join(dir, 'hf', 'model.safetensors')), /bare safetensors file; pass its directory/);
+    assert.throws(() => loadCheckpoint(join(dir, 'nothing')), /model .*nothing: does not exist/);
   } finally {
     cleanup();
   }

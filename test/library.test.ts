@@ -22,11 +22,14 @@ test('library entry exports the public API', () => {
 test('a missing optional package is an error naming the package to install', () => {
   const e = new dpo.MissingPackageError('better-sqlite3');
   assert.match(e.message, /dpo annotate .* needs the npm package better-sqlite3, which is not installed: run `npm install better-sqlite3`/);
-  // The same list as package.json's optional peer dependencies (which npm ci installs as devDependencies here).
+  // The same list as package.json's optional packages: optional peer dependencies (installed here as
+  // devDependencies by npm ci) and optionalDependencies (installed by default for users too).
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    peerDependencies: Record<string, string>; peerDependenciesMeta: Record<string, { optional: boolean }>; devDependencies: Record<string, string>;
+    peerDependencies: Record<string, string>; peerDependenciesMeta: Record<string, { optional: boolean }>;
+    devDependencies: Record<string, string>; optionalDependencies: Record<string, string>;
   };
-  assert.deepEqual(Object.keys(dpo.OPTIONAL_PACKAGES).sort(), Object.keys(pkg.peerDependencies).sort());
+  assert.deepEqual(Object.keys(dpo.OPTIONAL_PACKAGES).sort(),
+    [...Object.keys(pkg.peerDependencies), ...Object.keys(pkg.optionalDependencies)].sort());
   for (const p of Object.keys(pkg.peerDependencies)) {
     assert.equal(pkg.peerDependenciesMeta[p]?.optional, true, p);
     assert.ok(pkg.devDependencies[p], `${p} is not a devDependency (npm ci would not install it)`);

@@ -5,12 +5,17 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import * as T from '../src/tensor/index.js';
 import { parseModelConfig, type ModelConfig } from '../src/io/config.js';
-import { loadModel, randomModel, type CausalLM } from '../src/models/index.js';
+import { randomModel, type CausalLM } from '../src/models/index.js';
+import { loadModel } from '../src/io/load-model.js';
 import { generateTokens, sampleToken } from '../src/models/generate.js';
 import { loadLlama2cTokenizer } from '../src/io/tokenizers/llama2c.js';
 import { Rng } from '../src/tensor/random.js';
 
 import { STORIES260K as STORIES, TOK512, TINY_GPT2 } from './helpers/fixtures.js';
+import { nativeForTests, wasmRerun } from './helpers/native.js';
+
+// The compiled kernels under test: the native addon, or its WebAssembly build under wasmRerun.
+const compiled = nativeForTests();
 
 const tinyLlama: ModelConfig = parseModelConfig({
   architectures: ['LlamaForCausalLM'], vocab_size: 37, hidden_size: 24, intermediate_size: 40,
@@ -73,7 +78,7 @@ for (const [name, cfg] of [['llama (GQA)', tinyLlama], ['qwen2 (biases, tied)', 
     assert.deepEqual(batched, one);
   });
 
-  test(`${name}: native backend forward equals the reference backend`, { skip: !T.nativeKernels() && 'native addon not built' }, () => {
+  test(`${name}: native backend forward equals the reference backend`, { skip: compiled.skip }, () => {
     const model = randomModel(cfg, 6);
     const ids = randomIds(2 * 9, cfg.vocabSize, 8);
     const targets = randomIds(2 * 9, cfg.vocabSize, 9);
@@ -82,7 +87,7 @@ for (const [name, cfg] of [['llama (GQA)', tinyLlama], ['qwen2 (biases, tied)', 
     try {
       T.setKernels(T.referenceKernels);
       const ref = T.noGrad(() => model.tokenLogprobs({ ids, batch: 2, seq: 9 }, targets)).toArray();
-      T.setKernels(T.nativeKernels()!);
+      T.setKernels(compiled.native!);
       const nat = T.noGrad(() => model.tokenLogprobs({ ids, batch: 2, seq: 9 }, targets)).toArray();
       for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(ref[i]! - nat[i]!) < 1e-4 * Math.max(1, Math.abs(ref[i]!)), `${i}: ${ref[i]} vs ${nat[i]}`);
     } finally {
@@ -208,3 +213,6 @@ test('sampleToken equals a full-sort reference for top-k and top-p on random log
     assert.equal(got, want, `case ${c}: V ${V}, topK ${topK}, topP ${topP}`);
   }
 });
+
+// Forward parity and training gradients with the WebAssembly build of the kernels.
+wasmRerun(import.meta.url, 'native backend forward equals|training gradients', { minPassed: 4 });

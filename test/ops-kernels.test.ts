@@ -8,7 +8,7 @@ import { Act, type ActKind, type Buf, type Kernels } from '../src/tensor/kernels
 import { Rng, randnF32, randnF64, randInt32 } from './helpers/rng.js';
 import { numericGradient, dot, maxAbs, sub, toF32 } from './helpers/numeric.js';
 import { assertClose, assertCloseScalar, assertBitIdentical } from './helpers/assert.js';
-import { nativeForTests, spawnNode } from './helpers/native.js';
+import { nativeForTests, spawnNode, wasmRerun } from './helpers/native.js';
 
 const ref = referenceKernels;
 
@@ -760,3 +760,6 @@ describe('argument errors name the kernel', () => {
     );
   });
 });
+
+// The same parity, thread and error tests against the WebAssembly build of the kernels.
+wasmRerun(import.meta.url, 'native kernels|argument errors', { minPassed: 15 });

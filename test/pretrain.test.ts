@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 import { loadHfDirectory } from '../src/io/hf-dir.js';
 import {
   END_OF_TEXT, encodeDocuments, languageModelLoss, pretrain, pretrainModelConfig, readDocuments, splitParagraphs,

@@ -11,9 +11,8 @@ import * as T from '../src/tensor/index.js';
 import { parseModelConfig } from '../src/io/config.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { randomModel } from '../src/models/index.js';
-import {
-  isSequenceClassificationDir, lastNonPadIndex, loadSequenceClassifier, saveSequenceClassifier, SequenceClassifier,
-} from '../src/models/reward.js';
+import { lastNonPadIndex, SequenceClassifier } from '../src/models/reward.js';
+import { isSequenceClassificationDir, loadSequenceClassifier, saveSequenceClassifier } from '../src/io/reward-dir.js';
 import { rewardModelLoss } from '../src/losses/rl.js';
 import { parseRewardConfig } from '../src/train/rl-config.js';
 import { readMargins, runRewardModel, scoreWithRewardModel } from '../src/train/rm.js';

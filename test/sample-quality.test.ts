@@ -9,13 +9,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { llamaConfig } from '../src/io/config.js';
-import { createModel, loadModel, loadModelAndTokenizer, randomModel } from '../src/models/index.js';
+import { createModel, randomModel } from '../src/models/index.js';
+import { loadModel, loadModelAndTokenizer } from '../src/io/load-model.js';
 import { makeWeight } from '../src/io/weights.js';
 import {
   distinctN, FLUENCY_THRESHOLDS, fluencyVerdict, perplexity, repeatsNgram, sampleQuality, scoreTokens, selfSimilarity, words,
   type SampleQuality,
 } from '../src/train/sample-quality.js';
-import { evaluateAgainstReference, evaluationTable, makeJudge, sampleCompletions } from '../src/eval/cli.js';
+import { evaluateAgainstReference, evaluationTable, makeJudge, sampleCompletions } from '../src/eval/index.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { writeJsonl } from './fixtures/train/tiny.js';

@@ -12,7 +12,7 @@ import { convertModel } from '../src/io/convert.js';
 import { HfTokenizer, Llama2cTokenizer, loadLlama2cTokenizer, loadTokenizer, tokenizerGgufMetadata } from '../src/io/tokenizers/index.js';
 import { llama2cToTokenizerJson, saveLlama2cTokenizerAsHf } from '../src/io/tokenizers/llama2c-hf.js';
 import { generate } from '../src/models/generate.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 import { buildLlama2cBin } from './helpers/llama2c-bin.js';
 import { Rng } from './helpers/rng.js';
 

@@ -8,11 +8,11 @@ import * as T from '../src/tensor/index.js';
 import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
 import { dpoWatchdogs, runDpo } from '../src/train/dpo.js';
 import { runSft } from '../src/train/sft.js';
-import { scorePairs } from '../src/train/score.js';
+import { scorePairs } from '../src/eval/score.js';
 import { learningRate } from '../src/train/schedule.js';
 import { AdamW, clipGradNorm } from '../src/train/optimizer.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
-import { loadPeftAdapter } from '../src/nn/peft.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
+import { loadPeftAdapter } from '../src/io/peft.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));

@@ -312,7 +312,7 @@ test('precomputed reference log-probs use the training loop\'s first-epoch batch
   }
   // The cache entry is the one for the sampler's length-grouped batches (the file name is a
   // fingerprint of the batches): asking for exactly those finds it.
-  const { loadModelAndTokenizer } = await import('../src/models/index.js');
+  const { loadModelAndTokenizer } = await import('../src/io/load-model.js');
   const { preparePreferenceData } = await import('../src/data/prepare.js');
   const { BatchSampler } = await import('../src/data/batch.js');
   const { model, tokenizer } = await loadModelAndTokenizer(modelDir);

@@ -255,7 +255,7 @@ test('dpo export-job on the command line: flags as for dpo train; an unknown eng
 });
 
 test('reference log-probs: written only when TRL provably tokenizes as we do, and equal to our reference pass', async () => {
-  const { loadModelAndTokenizer } = await import('../src/models/index.js');
+  const { loadModelAndTokenizer } = await import('../src/io/load-model.js');
   const { collatePreference } = await import('../src/data/batch.js');
   const { referenceLogps } = await import('../src/train/dpo.js');
   const { tokenizePair } = await import('../src/data/tokenize.js');

@@ -16,7 +16,7 @@ import { collatePreference, mulberry32, type TokenizedPair } from '../src/data/i
 import { ldBatchWeights, mixReferenceToward, runDpo, sequenceLogps } from '../src/train/dpo.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { readSafetensors } from '../src/io/safetensors.js';
-import { loadModelAndTokenizer } from '../src/models/index.js';
+import { loadModelAndTokenizer } from '../src/io/load-model.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const f64 = (a: number[]) => Float64Array.from(a);

@@ -18,6 +18,8 @@ export { buildExport, writeJsonl, DEFAULT_EXPORT, type ExportOptions, type Expor
 export { computeQuality, type QualityReport, type AnnotatorQuality, type Flag } from './quality.js';
 
 // Types of the core package this entry's API refers to.
-export type { CausalLM, Tokenizer, ChatMessage, LoadSummary } from '../index.js';
+export type { CausalLM } from '../models/model.js';
+export type { Tokenizer, ChatMessage } from '../io/tokenizer.js';
+export type { LoadSummary } from '../data/load.js';
 export type { PreferenceFormat, ColumnMapping, OnBadRow } from '../data/types.js';
 export type { Rng } from './queue.js';

@@ -3,7 +3,7 @@
 // so the store and its tests do not load the model stack.
 import type { Tokenizer } from '../io/tokenizer.js';
 import { generate } from '../models/generate.js';
-import { loadModelAndTokenizer } from '../models/index.js';
+import { loadModelAndTokenizer } from '../io/load-model.js';
 import type { CausalLM } from '../models/model.js';
 import type { CandidateGenerator } from './generate.js';
 

@@ -2,7 +2,7 @@
 // randomized and recorded), and recording a vote exactly once (idempotency key).
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
-import { mulberry32 } from '../data/batch.js';
+import { mulberry32 } from '../util/rng.js';
 import type { AnnotateConfig, Label } from './config.js';
 import { nowIso, type DB } from './db.js';
 

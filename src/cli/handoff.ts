@@ -1,9 +1,9 @@
 // `dpo export-job` (a run handed to TRL + accelerate) and `dpo import-run` (its result back).
 import type { Command } from 'commander';
 import { dpoOptionNames, sftOptionNames } from '../train/config.js';
-import { addConfigFlags, configOverrides, loadDpoConfig, loadSftConfig } from './index.js';
+import { addConfigFlags, configOverrides, loadDpoConfig, loadSftConfig } from './config-flags.js';
+import { collectList as collect } from './args.js';
 
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
 export function registerHandoffCommands(program: Command): void {
   const exp = program

@@ -1,15 +1,17 @@
 // The `dpo` command line.
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { Command, Option } from 'commander';
-import { dpoOptionNames, sftOptionNames, parseDpoConfig, parseSftConfig, readConfigFile } from '../train/config.js';
-import { registerTrainingCommands } from './train.js';
-import { registerModelCommands } from './models.js';
-import { registerDataCommands } from '../data/cli.js';
+import { Command } from 'commander';
 import { loadTokenizer } from '../io/tokenizers/index.js';
-import { registerExtraCommands } from './extra.js';
+import { registerAnnotateCommands } from './annotate.js';
+import { registerDataCommands } from './data.js';
+import { registerDemoCommands } from './demo.js';
+import { registerEvalCommands } from './eval.js';
 import { registerHandoffCommands } from './handoff.js';
+import { registerModelCommands } from './models.js';
+import { registerPretrainCommand } from './pretrain.js';
 import { registerRlCommands } from './rl.js';
+import { registerTrainingCommands } from './train.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -24,54 +26,17 @@ export function buildProgram(): Command {
     loadTokenizer,
     loadCollection: async (dir) => (await import('../annotate/card.js')).collectionSummary(dir),
   });
-  registerExtraCommands(program);
+  registerDemoCommands(program);
+  registerPretrainCommand(program);
+  registerEvalCommands(program);
+  registerAnnotateCommands(program, {
+    // add-prompts samples its two candidates per prompt from a local model (src/models); loaded
+    // on first use so the other annotate commands do not pay for the model stack.
+    loadGenerator: async (modelPath) => (await import('../annotate/local-model.js')).loadLocalCandidateGenerator(modelPath),
+  });
   registerHandoffCommands(program);
   registerRlCommands(program);
   return program;
-}
-
-/** Adds one --flag per config option (TRL names with dashes); values are parsed as JSON when they can be. */
-export function addConfigFlags(cmd: Command, names: readonly string[]): Command {
-  for (const n of names) cmd.addOption(new Option(`--${n.replace(/_/g, '-')} <value>`).hideHelp());
-  return cmd;
-}
-
-/** Config-option flags given on the command line, keyed by their TRL names. */
-export function configOverrides(opts: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const n of names) {
-    const camel = n.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-    const v = opts[camel];
-    if (v === undefined) continue;
-    out[n] = parseFlagValue(String(v));
-  }
-  return out;
-}
-
-function parseFlagValue(v: string): unknown {
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  if (v === 'null') return null;
-  if (/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) return Number(v);
-  if (v.startsWith('[') || v.startsWith('{')) {
-    try {
-      return JSON.parse(v);
-    } catch {
-      return v;
-    }
-  }
-  if (v.includes(',') && !v.includes(' ')) return v.split(',');
-  return v;
-}
-
-export function loadDpoConfig(opts: Record<string, unknown>) {
-  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
-  return parseDpoConfig(file, configOverrides(opts, dpoOptionNames), typeof opts.config === 'string' ? opts.config : 'options');
-}
-
-export function loadSftConfig(opts: Record<string, unknown>) {
-  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
-  return parseSftConfig(file, configOverrides(opts, sftOptionNames), typeof opts.config === 'string' ? opts.config : 'options');
 }
 
 /**

@@ -1,7 +1,7 @@
 // `dpo generate` and `dpo convert`.
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
-import { loadModelAndTokenizer } from '../models/index.js';
+import { loadModelAndTokenizer } from '../io/load-model.js';
 import { generate } from '../models/generate.js';
 
 export function registerModelCommands(program: Command): void {

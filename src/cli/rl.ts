@@ -6,9 +6,9 @@ import { readConfigFile } from '../train/config.js';
 import {
   grpoOptionNames, parseGrpoConfig, parsePpoConfig, parseRewardConfig, ppoOptionNames, rewardOptionNames,
 } from '../train/rl-config.js';
-import { addConfigFlags, configOverrides } from './index.js';
+import { addConfigFlags, configOverrides } from './config-flags.js';
+import { collectList as collect } from './args.js';
 
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
 function fileConfig(opts: Record<string, unknown>): { file: Record<string, unknown>; source: string } {
   return typeof opts.config === 'string' ? { file: readConfigFile(opts.config), source: opts.config } : { file: {}, source: 'options' };

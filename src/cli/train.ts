@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { dpoOptionNames, sftOptionNames } from '../train/config.js';
-import { addConfigFlags, loadDpoConfig, loadSftConfig } from './index.js';
+import { addConfigFlags, loadDpoConfig, loadSftConfig } from './config-flags.js';
+import { collectList as collect } from './args.js';
 
-const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').filter(Boolean)];
 
 /** Help texts of the options `train` and `sft` share; `ref` and `cacheDir` are train's alone. */
 interface RunOptionHelp {
@@ -132,7 +132,7 @@ export function registerTrainingCommands(program: Command): void {
     .option('--slice <column>', 'accuracy and mean reward per value of this column (e.g. group, source), with the best−worst gap; repeatable', collect)
     .option('--quiet', 'no progress output')
     .action(async (opts: Record<string, string | boolean | string[] | undefined>) => {
-      const { scorePairs } = await import('../train/score.js');
+      const { scorePairs } = await import('../eval/score.js');
       const { sliceTable } = await import('../losses/reward.js');
       const { pairs, summary, bySlice } = await scorePairs({
         model: opts.model as string, ref: opts.ref as string, data: opts.data as string[], tokenizer: opts.tokenizer as string | undefined,

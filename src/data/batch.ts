@@ -1,6 +1,7 @@
 // Batching: collate tokenized pairs / SFT rows into padded Int32Array batches, and a seeded,
 // epoch-aware, resumable sampler (optionally grouping similar lengths to waste less padding).
 
+import { mulberry32 } from '../util/rng.js';
 import { pairLength, pairRow, type TokenizedPair, type TokenizedSft } from './tokenize.js';
 
 /**
@@ -142,17 +143,6 @@ function mix32(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
   x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
   return (x ^ (x >>> 16)) >>> 0;
-}
-
-/** mulberry32: small, fast, good enough for shuffling; same sequence on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Fisher–Yates permutation of 0..n−1 for (seed, epoch). */

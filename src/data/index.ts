@@ -38,7 +38,8 @@ export {
   turnEnd,
 } from './tokenize.js';
 export type { TokenizedPair, TokenizedSft, TokenizeOptions, TokenizeSummary, TruncationOptions, EncodedPair, SftLossMask } from './tokenize.js';
-export { collatePreference, collateSft, BatchSampler, permutation, mulberry32, pairLengths, nextPreferenceBatch, nextSftBatch } from './batch.js';
+export { collatePreference, collateSft, BatchSampler, permutation, pairLengths, nextPreferenceBatch, nextSftBatch } from './batch.js';
+export { mulberry32 } from '../util/rng.js';
 export type { PreferenceBatch, SftBatch, CollateOptions, SamplerOptions, SamplerState } from './batch.js';
 export { auditPreferenceData, auditVerdict, renderAuditText, percentiles } from './audit.js';
 export type { AuditOptions, AuditReport, AuditVerdict, Finding, SplitAudit, LengthBias, LengthStats, Percentiles, Leakage, ConversationStats, TruncationForecast } from './audit.js';

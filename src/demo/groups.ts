@@ -6,7 +6,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { llamaConfig } from '../io/config.js';
+import { llamaConfig } from '../models/architectures.js';
 import { saveHfDirectory } from '../io/hf-dir.js';
 import { saveTokenizerFiles, trainByteLevelBpe } from '../io/tokenizers/index.js';
 import { sliceTable, type SliceReport } from '../losses/reward.js';
@@ -14,7 +14,7 @@ import { randomModel } from '../models/index.js';
 import { Rng } from '../tensor/random.js';
 import { parseDpoConfig } from '../train/config.js';
 import { runDpo } from '../train/dpo.js';
-import { scorePairs } from '../train/score.js';
+import { scorePairs } from '../eval/score.js';
 
 export interface TwoGroupOptions {
   out: string;

@@ -9,5 +9,5 @@ export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, baseModelDir, ensureBaseMode
 export { DEFAULT_RL, QUICK_RL, RL_METHODS, costTable, type DemoMethod, type RlArmSettings, type MethodCost } from './rlhf.js';
 
 // Types of other entries this entry's API refers to.
-export type { ModelShape, PretrainSettings } from '../index.js';
+export type { ModelShape, PretrainSettings } from '../train/pretrain.js';
 export type { EvaluationResult, ModelEvaluation, Stat, EvalSample, SampleQuality, Verdict } from '../eval/index.js';

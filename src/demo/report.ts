@@ -5,9 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fluencyColumns, tradeOffSentence, type EvaluationResult } from '../eval/evaluate.js';
 import { judgeIndependence } from '../eval/independence.js';
-import { formatDuration } from '../train/progress.js';
+import { formatDuration } from '../util/progress.js';
 import { escapeXml, frontierChart, lineChart, PALETTE, svgToPng, type Series } from './plots.js';
-import type { DemoSettings } from './run.js';
+import type { DemoSettings } from './settings.js';
 import { methodOf, type MethodCost } from './rlhf.js';
 
 export interface ReportData {

@@ -14,5 +14,7 @@ export * from './independence.js';
 export type { SampleQuality, Verdict } from '../train/sample-quality.js';
 
 // Types of the core package this entry's API refers to.
-export type { CausalLM, Tokenizer, ModelInput, TokenizerInput } from '../index.js';
+export type { CausalLM } from '../models/model.js';
+export type { Tokenizer } from '../io/tokenizer.js';
+export type { ModelInput, TokenizerInput } from '../train/setup.js';
 export type { Rng } from '../tensor/random.js';

@@ -4,8 +4,10 @@
 import * as T from '../tensor/index.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { CausalLM } from '../models/model.js';
+import { generateTokens, sampleToken } from '../models/generate.js';
+import { paddedRowSums } from '../models/logprobs.js';
 import { Rng } from '../tensor/random.js';
-import { ProgressBar } from '../train/progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 export interface Completions {
   /** Row r answers prompt promptIndex[r]; the samples of one prompt are consecutive. */
@@ -31,23 +33,12 @@ export interface SampleOptions {
   quiet?: boolean;
 }
 
-/** Draws a token from softmax(logits / temperature) by inverse CDF: O(V), no sorting. */
+/**
+ * Draws a token from softmax(logits / temperature) (greedy at temperature ≤ 0): plain sampling
+ * with the one sampler, models/generate.ts's sampleToken.
+ */
 export function sampleFromLogits(logits: Float32Array, temperature: number, rng: Rng): number {
-  const V = logits.length;
-  let m = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[i]! > m) m = logits[i]!;
-  if (temperature <= 0) {
-    for (let i = 0; i < V; i++) if (logits[i] === m) return i;
-  }
-  const inv = 1 / temperature;
-  let total = 0;
-  for (let i = 0; i < V; i++) total += Math.exp((logits[i]! - m) * inv);
-  let u = rng.next() * total;
-  for (let i = 0; i < V; i++) {
-    u -= Math.exp((logits[i]! - m) * inv);
-    if (u < 0) return i;
-  }
-  return V - 1;
+  return sampleToken(logits, { temperature }, rng);
 }
 
 /**
@@ -64,51 +55,17 @@ export function sampleCompletions(model: CausalLM, tok: Tokenizer, prompts: read
   const temperature = o.temperature ?? 1;
   const out: Completions = { promptIndex: rows, tokens: [], texts: [], stopped: [] };
   const stop = new Set(tok.stopIds);
-  const V = model.config.vocabSize;
   const bar = new ProgressBar(o.label ?? 'sample', rows.length, { unit: 'sample', quiet: o.quiet });
   for (let start = 0; start < rows.length; start += bs) {
     const chunk = rows.slice(start, start + bs);
-    const B = chunk.length;
-    const longest = Math.max(...chunk.map((p) => prompts[p]!.length));
-    if (longest === 0) throw new Error('sampleCompletions: an empty prompt (encode it with BOS)');
-    const capacity = longest + o.maxNewTokens;
-    if (capacity > model.config.maxPositions) {
-      throw new RangeError(`sampleCompletions: prompt (${longest} tokens) + ${o.maxNewTokens} new tokens exceed the model's ${model.config.maxPositions} positions`);
-    }
-    const ids = new Int32Array(B * longest).fill(tok.padId);
-    const kvStart = new Int32Array(B);
-    chunk.forEach((p, b) => {
-      const ptoks = prompts[p]!;
-      kvStart[b] = longest - ptoks.length;
-      ids.set(ptoks, b * longest + kvStart[b]!);
-    });
     const rngs = chunk.map((_, b) => new Rng(((o.seed * 1000003) ^ Math.imul(start + b + 1, 0x9e3779b1)) >>> 0));
-    const gen: number[][] = chunk.map(() => []);
-    const done = new Array<boolean>(B).fill(false);
-    T.noGrad(() => {
-      const cache = model.newCache(B, capacity);
-      const starts = kvStart.some((x) => x > 0) ? kvStart : null;
-      let logits = model.forwardCached(ids, longest, cache, starts);
-      const step = new Int32Array(B);
-      for (let t = 0; t < o.maxNewTokens; t++) {
-        for (let b = 0; b < B; b++) {
-          if (done[b]) {
-            step[b] = tok.padId;
-            continue;
-          }
-          const next = sampleFromLogits(logits.subarray(b * V, (b + 1) * V), temperature, rngs[b]!);
-          step[b] = next;
-          gen[b]!.push(next);
-          if (stop.has(next)) done[b] = true;
-        }
-        if (done.every(Boolean) || t === o.maxNewTokens - 1) break;
-        logits = model.forwardCached(step, 1, cache, starts);
-      }
+    const gen = generateTokens(model, chunk.map((p) => prompts[p]!), {
+      maxNewTokens: o.maxNewTokens, temperature, padId: tok.padId, stopIds: tok.stopIds, rngs, keepStopToken: true,
     });
-    gen.forEach((g, b) => {
+    gen.tokens.forEach((g, b) => {
       // Keep the stop token in the ids (its probability is part of the sequence's), not in the text.
       out.tokens.push(g);
-      out.stopped.push(done[b]!);
+      out.stopped.push(gen.finish[b] === 'stop');
       out.texts.push(tok.decode(g.filter((x) => !stop.has(x)), { skipSpecialTokens: true }));
     });
     bar.update(Math.min(rows.length, start + bs));
@@ -149,11 +106,9 @@ export function completionLogps(
         for (let k = 0; k < c.length; k++) targets[r * seq + p.length - 1 + k] = c[k]!;
       });
       const lp = model.tokenLogprobs({ ids, batch: B, seq }, targets);
-      idx.forEach((i, r) => {
-        let acc = 0;
-        for (let t = 0; t < seq; t++) if (targets[r * seq + t]! >= 0) acc += lp.data[r * seq + t]!;
-        out[i] = acc;
-      });
+      // Unscored positions (target −1) hold 0: the row sums are the completions' log-probs.
+      const sums = paddedRowSums(lp.data, B, seq);
+      idx.forEach((i, r) => (out[i] = sums[r]!));
       lp.dispose();
     }
   });

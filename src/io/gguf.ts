@@ -14,7 +14,12 @@
 
 import { readFileSync } from 'node:fs';
 import type { ModelConfig } from './config.js';
-import { f16ToF32, f32ToF16, getWeight, permuteHalvesToInterleaved, writeFileAtomically, type Weight, type WeightMap } from './weights.js';
+import { f16ToF32, f32ToF16, getWeight, writeFileAtomically, type Weight, type WeightMap } from './weights.js';
+import { architectureDef, declaredWeights } from '../models/architectures.js';
+import { transpose2d } from '../tensor/weight-map.js';
+import { normalizeWeightNames } from './hf-dir.js';
+
+export { llama3RopeFactors } from '../models/llama.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -228,27 +233,6 @@ function defaultTokenTypes(tok: GgufTokenizerInput): number[] {
   });
 }
 
-/** llama.cpp's per-frequency RoPE factors for Llama 3 scaling (convert_hf_to_gguf.py). */
-export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
-  if (cfg.ropeScaling?.type !== 'llama3') throw new Error('llama3RopeFactors: config has no llama3 rope_scaling');
-  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = cfg.ropeScaling;
-  const d = cfg.headDim;
-  const out = new Float32Array(d / 2);
-  const lowWavelen = originalMaxPositions / lowFreqFactor;
-  const highWavelen = originalMaxPositions / highFreqFactor;
-  for (let i = 0; i < d / 2; i++) {
-    const freq = 1 / Math.pow(cfg.ropeTheta, (2 * i) / d);
-    const wavelen = (2 * Math.PI) / freq;
-    if (wavelen < highWavelen) out[i] = 1;
-    else if (wavelen > lowWavelen) out[i] = factor;
-    else {
-      const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      out[i] = 1 / ((1 - smooth) / factor + smooth);
-    }
-  }
-  return out;
-}
-
 /** general.* keys, after checking the tokenizer against the model (architecture keys go next). */
 function generalMetadata(arch: string, cfg: ModelConfig, opts: LlamaGgufOptions, src: string): Map<string, GgufValue> {
   const tok = opts.tokenizer;
@@ -290,149 +274,60 @@ function addTokenizerMetadata(md: Map<string, GgufValue>, tok: GgufTokenizerInpu
   if (tok.chatTemplate) md.set('tokenizer.chat_template', str(tok.chatTemplate));
 }
 
-/** The metadata and tensors of a Llama-family (Llama, Qwen2) GGUF, without writing them (see writeLlamaGguf). */
-export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
+/**
+ * The metadata and tensors of a GGUF for the architecture's llama.cpp layout (its file's GgufLayout):
+ * the declared weights in order, read under their Hugging Face names, in the model layout
+ * ([out, in]; GPT-2's Conv1D weights transposed), renamed and re-laid as the layout says.
+ */
+function buildArchitectureGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
   const src = 'GGUF export';
-  if (cfg.architecture !== 'llama' && cfg.architecture !== 'qwen2') throw new Error(`${src}: only Llama-family models (Llama, Qwen2) export to GGUF here, got ${cfg.architecture}`);
-  const arch = cfg.architecture;
-  // llama.cpp reads no MLP biases for either architecture, and no output-projection bias for Qwen2.
-  if (cfg.mlpBias) throw new Error(`${src}: MLP biases have no place in llama.cpp's ${arch} layout`);
-  if (arch === 'qwen2' && cfg.attentionOutputBias) throw new Error(`${src}: an o_proj bias has no place in llama.cpp's qwen2 layout`);
-  if (cfg.activation !== 'silu') throw new Error(`${src}: ${arch} GGUF needs SiLU activation, got ${cfg.activation}`);
-  const dtype = opts.dtype ?? 'F32';
+  const def = architectureDef(cfg.architecture);
+  const layout = def.gguf;
+  if (!layout) throw new Error(`${src}: the ${cfg.architecture} architecture has no llama.cpp layout`);
+  layout.check(cfg, src);
+  const arch = layout.arch(cfg);
   const md = generalMetadata(arch, cfg, opts, src);
-  const u32 = (v: number): GgufValue => ({ type: 'u32', value: v });
-  const f32 = (v: number): GgufValue => ({ type: 'f32', value: v });
-  const str = (v: string): GgufValue => ({ type: 'string', value: v });
-  md.set(`${arch}.vocab_size`, u32(cfg.vocabSize));
-  md.set(`${arch}.context_length`, u32(cfg.maxPositions));
-  md.set(`${arch}.embedding_length`, u32(cfg.hiddenSize));
-  md.set(`${arch}.block_count`, u32(cfg.numLayers));
-  md.set(`${arch}.feed_forward_length`, u32(cfg.intermediateSize));
-  md.set(`${arch}.rope.dimension_count`, u32(cfg.headDim));
-  md.set(`${arch}.attention.head_count`, u32(cfg.numHeads));
-  md.set(`${arch}.attention.head_count_kv`, u32(cfg.numKvHeads));
-  if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) {
-    md.set(`${arch}.attention.key_length`, u32(cfg.headDim));
-    md.set(`${arch}.attention.value_length`, u32(cfg.headDim));
-  }
-  md.set(`${arch}.rope.freq_base`, f32(cfg.ropeTheta));
-  md.set(`${arch}.attention.layer_norm_rms_epsilon`, f32(cfg.normEps));
-  if (cfg.ropeScaling?.type === 'linear') {
-    md.set(`${arch}.rope.scaling.type`, str('linear'));
-    md.set(`${arch}.rope.scaling.factor`, f32(cfg.ropeScaling.factor));
-  }
+  for (const [key, type, value] of layout.params(cfg)) md.set(`${arch}.${key}`, { type, value } as GgufValue);
   addTokenizerMetadata(md, opts.tokenizer);
-
-  const h = cfg.hiddenSize;
-  const q = cfg.numHeads * cfg.headDim;
-  const kv = cfg.numKvHeads * cfg.headDim;
-  const f = cfg.intermediateSize;
-  const tensors: GgufTensorInput[] = [];
-  const add = (ggufName: string, w: Weight) => {
-    // Like convert_hf_to_gguf: 1-D tensors stay F32 whatever the file type.
-    tensors.push({ name: ggufName, shape: w.shape, data: w.data, type: w.shape.length === 1 ? 'F32' : dtype });
-  };
-  const get = (name: string, shape: number[]) => getWeight(weights, name, shape, src);
-  add('token_embd.weight', get('model.embed_tokens.weight', [cfg.vocabSize, h]));
-  if (cfg.ropeScaling?.type === 'llama3') {
-    const factors = llama3RopeFactors(cfg);
-    tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], data: factors, type: 'F32' });
+  const dtype = opts.dtype ?? 'F32';
+  // GPT2Model checkpoints lack the "transformer." prefix the declaration's file names carry.
+  const named = cfg.architecture === 'gpt2' && !weights.has('transformer.wte.weight') ? normalizeWeightNames(cfg, weights) : weights;
+  const written = new Map<string, Weight>();
+  for (const d of declaredWeights(cfg)) {
+    const file = getWeight(named, d.hfName, d.hfShape, src);
+    let w: Weight = d.hfTransposed ? { shape: [...d.shape], data: transpose2d(file) } : file;
+    if (layout.layout) w = layout.layout(d.name, w, cfg);
+    written.set(layout.name(d.name), w);
   }
-  // Llama's q/k rows go back to interleaved RoPE pairs (a bias is a one-column matrix here).
-  const rope = (w: Weight, heads: number): Weight => {
-    if (arch !== 'llama') return w;
-    if (w.shape.length === 2) return permuteHalvesToInterleaved(w, heads);
-    const p = permuteHalvesToInterleaved({ shape: [w.shape[0]!, 1], data: w.data }, heads);
-    return { shape: [...w.shape], data: p.data };
-  };
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const p = `model.layers.${l}.`;
-    const b = `blk.${l}.`;
-    add(`${b}attn_norm.weight`, get(`${p}input_layernorm.weight`, [h]));
-    add(`${b}attn_q.weight`, rope(get(`${p}self_attn.q_proj.weight`, [q, h]), cfg.numHeads));
-    add(`${b}attn_k.weight`, rope(get(`${p}self_attn.k_proj.weight`, [kv, h]), cfg.numKvHeads));
-    add(`${b}attn_v.weight`, get(`${p}self_attn.v_proj.weight`, [kv, h]));
-    if (cfg.attentionBias) {
-      add(`${b}attn_q.bias`, rope(get(`${p}self_attn.q_proj.bias`, [q]), cfg.numHeads));
-      add(`${b}attn_k.bias`, rope(get(`${p}self_attn.k_proj.bias`, [kv]), cfg.numKvHeads));
-      add(`${b}attn_v.bias`, get(`${p}self_attn.v_proj.bias`, [kv]));
-    }
-    add(`${b}attn_output.weight`, get(`${p}self_attn.o_proj.weight`, [h, q]));
-    if (cfg.attentionOutputBias) add(`${b}attn_output.bias`, get(`${p}self_attn.o_proj.bias`, [h]));
-    add(`${b}ffn_norm.weight`, get(`${p}post_attention_layernorm.weight`, [h]));
-    add(`${b}ffn_gate.weight`, get(`${p}mlp.gate_proj.weight`, [f, h]));
-    add(`${b}ffn_up.weight`, get(`${p}mlp.up_proj.weight`, [f, h]));
-    add(`${b}ffn_down.weight`, get(`${p}mlp.down_proj.weight`, [h, f]));
+  const order = [...written.keys()];
+  for (const e of layout.extra?.(cfg, written) ?? []) {
+    const at = e.after === null ? order.length : order.indexOf(e.after) + 1;
+    order.splice(at, 0, e.name);
+    written.set(e.name, e.weight);
   }
-  add('output_norm.weight', get('model.norm.weight', [h]));
-  // Tied models omit output.weight: llama.cpp then reuses token_embd.
-  if (!cfg.tieWordEmbeddings) add('output.weight', get('lm_head.weight', [cfg.vocabSize, h]));
+  // Like convert_hf_to_gguf: 1-D tensors stay F32 whatever the file type.
+  const tensors: GgufTensorInput[] = order.map((name) => {
+    const w = written.get(name)!;
+    return { name, shape: w.shape, data: w.data, type: w.shape.length === 1 ? 'F32' : dtype };
+  });
   return { metadata: md, tensors };
 }
 
-/**
- * The metadata and tensors of a GPT-2 GGUF (convert_hf_to_gguf.py's GPT2Model): Conv1D weights
- * transposed to [out, in], fused q/k/v as attn_qkv, learned positions as position_embd, LayerNorm
- * weights and biases, and output.weight written out (a copy of the tied embedding, as the converter
- * writes it).
- */
+/** The metadata and tensors of a Llama-family (Llama, Qwen2) GGUF, without writing them (see writeLlamaGguf). */
+export function buildLlamaGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
+  if (cfg.architecture !== 'llama' && cfg.architecture !== 'qwen2') throw new Error(`GGUF export: only Llama-family models (Llama, Qwen2) export to GGUF here, got ${cfg.architecture}`);
+  return buildArchitectureGguf(cfg, weights, opts);
+}
+
+/** The metadata and tensors of a GPT-2 GGUF (convert_hf_to_gguf.py's GPT2Model). */
 export function buildGpt2Gguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
-  const src = 'GGUF export';
-  if (cfg.architecture !== 'gpt2') throw new Error(`${src}: buildGpt2Gguf needs a GPT-2 model, got ${cfg.architecture}`);
-  if (cfg.activation !== 'gelu_tanh') throw new Error(`${src}: llama.cpp's gpt2 uses the tanh GELU (gelu_new), the model has ${cfg.activation}`);
-  const md = generalMetadata('gpt2', cfg, opts, src);
-  const u32 = (v: number): GgufValue => ({ type: 'u32', value: v });
-  const f32 = (v: number): GgufValue => ({ type: 'f32', value: v });
-  md.set('gpt2.vocab_size', u32(cfg.vocabSize));
-  md.set('gpt2.context_length', u32(cfg.maxPositions));
-  md.set('gpt2.embedding_length', u32(cfg.hiddenSize));
-  md.set('gpt2.block_count', u32(cfg.numLayers));
-  md.set('gpt2.feed_forward_length', u32(cfg.intermediateSize));
-  md.set('gpt2.attention.head_count', u32(cfg.numHeads));
-  md.set('gpt2.attention.layer_norm_epsilon', f32(cfg.normEps));
-  addTokenizerMetadata(md, opts.tokenizer);
-  const dtype = opts.dtype ?? 'F32';
-  const prefix = weights.has('transformer.wte.weight') ? 'transformer.' : '';
-  const h = cfg.hiddenSize, f = cfg.intermediateSize;
-  const tensors: GgufTensorInput[] = [];
-  const add = (name: string, w: Weight) => tensors.push({ name, shape: w.shape, data: w.data, type: w.shape.length === 1 ? 'F32' : dtype });
-  const get = (name: string, shape: number[]) => getWeight(weights, prefix + name, shape, src);
-  // HF Conv1D stores [in, out]; GGUF wants [out, in] like a Linear.
-  const conv = (name: string, inF: number, outF: number): Weight => {
-    const w = get(name, [inF, outF]);
-    const out = new Float32Array(inF * outF);
-    for (let i = 0; i < inF; i++) for (let o = 0; o < outF; o++) out[o * inF + i] = w.data[i * outF + o]!;
-    return { shape: [outF, inF], data: out };
-  };
-  const wte = get('wte.weight', [cfg.vocabSize, h]);
-  add('token_embd.weight', wte);
-  add('position_embd.weight', get('wpe.weight', [cfg.maxPositions, h]));
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const p = `h.${l}.`, b = `blk.${l}.`;
-    add(`${b}attn_norm.weight`, get(`${p}ln_1.weight`, [h]));
-    add(`${b}attn_norm.bias`, get(`${p}ln_1.bias`, [h]));
-    add(`${b}attn_qkv.weight`, conv(`${p}attn.c_attn.weight`, h, 3 * h));
-    add(`${b}attn_qkv.bias`, get(`${p}attn.c_attn.bias`, [3 * h]));
-    add(`${b}attn_output.weight`, conv(`${p}attn.c_proj.weight`, h, h));
-    add(`${b}attn_output.bias`, get(`${p}attn.c_proj.bias`, [h]));
-    add(`${b}ffn_norm.weight`, get(`${p}ln_2.weight`, [h]));
-    add(`${b}ffn_norm.bias`, get(`${p}ln_2.bias`, [h]));
-    add(`${b}ffn_up.weight`, conv(`${p}mlp.c_fc.weight`, h, f));
-    add(`${b}ffn_up.bias`, get(`${p}mlp.c_fc.bias`, [f]));
-    add(`${b}ffn_down.weight`, conv(`${p}mlp.c_proj.weight`, f, h));
-    add(`${b}ffn_down.bias`, get(`${p}mlp.c_proj.bias`, [h]));
-  }
-  add('output_norm.weight', get('ln_f.weight', [h]));
-  add('output_norm.bias', get('ln_f.bias', [h]));
-  const head = weights.get('lm_head.weight');
-  add('output.weight', cfg.tieWordEmbeddings || !head ? wte : getWeight(weights, 'lm_head.weight', [cfg.vocabSize, h], src));
-  return { metadata: md, tensors };
+  if (cfg.architecture !== 'gpt2') throw new Error(`GGUF export: buildGpt2Gguf needs a GPT-2 model, got ${cfg.architecture}`);
+  return buildArchitectureGguf(cfg, weights, opts);
 }
 
 /** GGUF metadata and tensors for any architecture this project trains (Llama, Qwen2, GPT-2). */
 export function buildModelGguf(cfg: ModelConfig, weights: WeightMap, opts: LlamaGgufOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensorInput[] } {
-  return cfg.architecture === 'gpt2' ? buildGpt2Gguf(cfg, weights, opts) : buildLlamaGguf(cfg, weights, opts);
+  return buildArchitectureGguf(cfg, weights, opts);
 }
 
 /** Exports a model (Llama, Qwen2 or GPT-2; HF names, float32 weights) to a GGUF v3 file llama.cpp loads. */

@@ -14,6 +14,10 @@ import {
 } from './safetensors.js';
 import { readLlama2cCheckpoint } from './llama2c.js';
 import { sameShape, shapeString, sortedNames, type WeightMap } from './weights.js';
+import { expectedWeightShapes } from '../models/architectures.js';
+
+/** The weight table every loader validates against, derived from the architecture's declaration. */
+export { expectedWeightShapes };
 
 /** Tokenizer-related files a Hugging Face (or llama2.c) directory may hold, in reporting order. */
 export const TOKENIZER_FILE_NAMES = [
@@ -82,69 +86,6 @@ export function normalizeWeightNames(config: ModelConfig, weights: WeightMap): W
     out.set(key, w);
   }
   return out;
-}
-
-/**
- * Name → expected shape of every parameter of the architecture. lm_head.weight is listed only
- * for untied models (for tied ones it may be present or absent).
- */
-export function expectedWeightShapes(cfg: ModelConfig): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  const h = cfg.hiddenSize;
-  if (cfg.architecture === 'gpt2') {
-    const p = 'transformer.';
-    m.set(`${p}wte.weight`, [cfg.vocabSize, h]);
-    m.set(`${p}wpe.weight`, [cfg.maxPositions, h]);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const b = `${p}h.${l}.`;
-      m.set(`${b}ln_1.weight`, [h]);
-      m.set(`${b}ln_1.bias`, [h]);
-      // GPT-2 uses Conv1D: weights are stored [in, out].
-      m.set(`${b}attn.c_attn.weight`, [h, 3 * h]);
-      m.set(`${b}attn.c_attn.bias`, [3 * h]);
-      m.set(`${b}attn.c_proj.weight`, [h, h]);
-      m.set(`${b}attn.c_proj.bias`, [h]);
-      m.set(`${b}ln_2.weight`, [h]);
-      m.set(`${b}ln_2.bias`, [h]);
-      m.set(`${b}mlp.c_fc.weight`, [h, cfg.intermediateSize]);
-      m.set(`${b}mlp.c_fc.bias`, [cfg.intermediateSize]);
-      m.set(`${b}mlp.c_proj.weight`, [cfg.intermediateSize, h]);
-      m.set(`${b}mlp.c_proj.bias`, [h]);
-    }
-    m.set(`${p}ln_f.weight`, [h]);
-    m.set(`${p}ln_f.bias`, [h]);
-  } else {
-    const q = cfg.numHeads * cfg.headDim;
-    const kv = cfg.numKvHeads * cfg.headDim;
-    const f = cfg.intermediateSize;
-    m.set('model.embed_tokens.weight', [cfg.vocabSize, h]);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const b = `model.layers.${l}.`;
-      m.set(`${b}input_layernorm.weight`, [h]);
-      m.set(`${b}self_attn.q_proj.weight`, [q, h]);
-      m.set(`${b}self_attn.k_proj.weight`, [kv, h]);
-      m.set(`${b}self_attn.v_proj.weight`, [kv, h]);
-      m.set(`${b}self_attn.o_proj.weight`, [h, q]);
-      if (cfg.attentionBias) {
-        m.set(`${b}self_attn.q_proj.bias`, [q]);
-        m.set(`${b}self_attn.k_proj.bias`, [kv]);
-        m.set(`${b}self_attn.v_proj.bias`, [kv]);
-      }
-      if (cfg.attentionOutputBias) m.set(`${b}self_attn.o_proj.bias`, [h]);
-      m.set(`${b}post_attention_layernorm.weight`, [h]);
-      m.set(`${b}mlp.gate_proj.weight`, [f, h]);
-      m.set(`${b}mlp.up_proj.weight`, [f, h]);
-      m.set(`${b}mlp.down_proj.weight`, [h, f]);
-      if (cfg.mlpBias) {
-        m.set(`${b}mlp.gate_proj.bias`, [f]);
-        m.set(`${b}mlp.up_proj.bias`, [f]);
-        m.set(`${b}mlp.down_proj.bias`, [h]);
-      }
-    }
-    m.set('model.norm.weight', [h]);
-  }
-  if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', [cfg.vocabSize, h]);
-  return m;
 }
 
 function listNames(names: string[], max = 8): string {
@@ -252,7 +193,7 @@ export function saveHfDirectory(dir: string, opts: SaveHfOptions): void {
   }
 }
 
-export interface LoadedModel {
+export interface LoadedCheckpoint {
   /** 'hf': a Hugging Face directory; 'llama2c': a llama2.c .bin checkpoint. */
   format: 'hf' | 'llama2c';
   config: ModelConfig;
@@ -266,14 +207,17 @@ export interface LoadedModel {
  * Loads a model from a Hugging Face directory (config.json + safetensors) or a llama2.c
  * checkpoint file, whichever `path` is. Weights come back in Hugging Face names either way.
  */
-export function loadModel(path: string, opts: LoadHfOptions = {}): LoadedModel {
-  if (!existsSync(path)) throw new Error(`loadModel: ${path} does not exist`);
+export function loadCheckpoint(path: string, opts: LoadHfOptions = {}): LoadedCheckpoint {
+  if (!existsSync(path)) throw new Error(`model ${path}: does not exist`);
   if (statSync(path).isDirectory()) {
+    if (!existsSync(join(path, 'config.json'))) {
+      throw new Error(`model ${path}: a model directory needs config.json (a Hugging Face directory), or pass a llama2.c .bin file`);
+    }
     const d = loadHfDirectory(path, opts);
     return { format: 'hf', config: d.config, weights: d.weights, generation: d.generation, tokenizerFiles: d.tokenizerFiles.map((f) => join(path, f)) };
   }
   if (path.endsWith('.safetensors')) {
-    throw new Error(`loadModel: ${path} is a bare safetensors file; pass its directory (config.json is needed for the architecture)`);
+    throw new Error(`model ${path}: a bare safetensors file; pass its directory (config.json is needed for the architecture)`);
   }
   const ck = readLlama2cCheckpoint(path);
   return { format: 'llama2c', config: ck.config, weights: ck.weights, generation: null, tokenizerFiles: [] };

@@ -19,14 +19,10 @@ import { bf16ToF32, f32BitsToBf16Bits, f32ToBf16 } from '../tensor/bf16.js';
 // The bfloat16 conversions live with the tensors (the bf16 GEMM uses them); io re-exports them.
 export { bf16ToF32, f32BitsToBf16Bits, f32ToBf16 };
 
-/** One tensor: row-major float32 data of exactly prod(shape) elements. */
-export interface Weight {
-  shape: number[];
-  data: Float32Array;
-}
+import type { Weight, WeightMap } from '../tensor/weight-map.js';
 
-/** Tensors by their checkpoint name (Hugging Face names for everything the loaders return). */
-export type WeightMap = Map<string, Weight>;
+export type { Weight, WeightMap };
+export { permuteHalvesToInterleaved, permuteInterleavedToHalves } from '../tensor/weight-map.js';
 
 /** Number of elements of a shape (1 for a scalar []). */
 export function numel(shape: readonly number[]): number {
@@ -214,60 +210,4 @@ export function f32ToF16(src: Float32Array, out: Uint16Array = new Uint16Array(s
   const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(s[i]!);
   return out;
-}
-
-
-// ---------------------------------------------------------------------------------------------
-// RoPE row layouts of the q and k projections. Within each head of size d, the rotary pairs are
-//   interleaved (Meta / llama2.c / llama.cpp): rows (2i, 2i+1) rotate together;
-//   halves (Hugging Face rotate_half):         rows (i, i + d/2) rotate together.
-// A weight of shape [nHeads*d, in] converted with these functions gives the same attention
-// scores under the other convention.
-
-function checkRopeRows(op: string, w: Weight, nHeads: number): number {
-  if (w.shape.length !== 2) throw new Error(`${op}: expected a 2-D weight, got shape ${shapeString(w.shape)}`);
-  const rows = w.shape[0]!;
-  if (nHeads <= 0 || rows % nHeads !== 0 || (rows / nHeads) % 2 !== 0) {
-    throw new Error(`${op}: ${rows} rows do not split into ${nHeads} heads of even size`);
-  }
-  return rows / nHeads;
-}
-
-/**
- * Row j·d/2 + i of each head in the "halves" (rotate_half) layout is row 2i + j in the
- * "interleaved" layout; this copies rows from one layout to the other.
- */
-function permuteRopeRows(op: string, w: Weight, nHeads: number, toHalves: boolean): Weight {
-  const d = checkRopeRows(op, w, nHeads);
-  const cols = w.shape[1]!;
-  const half = d / 2;
-  const out = new Float32Array(w.data.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let j = 0; j < 2; j++) {
-      for (let i = 0; i < half; i++) {
-        const halves = (h * d + j * half + i) * cols;
-        const interleaved = (h * d + 2 * i + j) * cols;
-        const [dst, src] = toHalves ? [halves, interleaved] : [interleaved, halves];
-        out.set(w.data.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return { shape: [...w.shape], data: out };
-}
-
-/**
- * Interleaved → halves (Hugging Face convert_llama_weights_to_hf.py `permute`):
- * w.view(nHeads, d/2, 2, in).transpose(1, 2).reshape(rows, in). New row h*d + j*d/2 + i is old row
- * h*d + 2i + j.
- */
-export function permuteInterleavedToHalves(w: Weight, nHeads: number): Weight {
-  return permuteRopeRows('permuteInterleavedToHalves', w, nHeads, true);
-}
-
-/**
- * Halves → interleaved (llama.cpp convert_hf_to_gguf.py LlamaModel.permute):
- * w.reshape(nHeads, 2, d/2, in).swapaxes(1, 2).reshape(rows, in). Inverse of the function above.
- */
-export function permuteHalvesToInterleaved(w: Weight, nHeads: number): Weight {
-  return permuteRopeRows('permuteHalvesToInterleaved', w, nHeads, false);
 }

@@ -18,30 +18,11 @@
 //    ≤ 0.28's DPOTrainer, RunningMoments as in v1.9.0's BCOTrainer) when a state is passed — the
 //    trainer always passes one; v1.9.0's DPOTrainer uses δ = 0, which is what no state gives.
 
-import { editDistance } from './math.js';
 import { fDivergenceScores, type FDivergenceType } from './fdiv.js';
-import {
-  apoDownScoreLoss,
-  sigmoidNormLoss,
-  aotLoss,
-  aotPairLoss,
-  apoDownLoss,
-  apoZeroLoss,
-  bcoPairLoss,
-  discopopLoss,
-  exoPairLoss,
-  hingeLoss,
-  ipoLoss,
-  ncaPairLoss,
-  robustLoss,
-  sigmoidLoss,
-  sppoHardLoss,
-  updateBcoRunningMean,
-  type PairTerm,
-  type RefLogps,
-} from './pairwise.js';
-import { orpoOddsRatioLoss, simpoLoss, type OrpoTerm } from './reference_free.js';
+import type { PairTerm, RefLogps } from './spec.js';
+import { lossSpec, lossSpecs, referenceFreeLossTypes, resolveLossType } from './registry.js';
 import { sftLoss } from './sft.js';
+import type { LossContribution, LossInputs, LossSpec } from './spec.js';
 import type { BcoRunningMean, LossParams, LossResult, PreferenceLogps } from './types.js';
 import { checkCounts, checkLogps, checkParam } from './validate.js';
 
@@ -63,65 +44,18 @@ export {
   type SliceScore,
 } from './reward.js';
 
-/** Every loss type computePreferenceLoss accepts (TRL's loss_type names; `sft` as in TRL v1.x). */
-export const lossTypes = [
-  'sigmoid',
-  'robust',
-  'ipo',
-  'hinge',
-  'bco_pair',
-  'exo_pair',
-  'nca_pair',
-  'sppo_hard',
-  'aot',
-  'aot_pair',
-  'apo_zero',
-  'apo_down',
-  'discopop',
-  'sigmoid_norm',
-  'simpo',
-  'orpo',
-  'sft',
-] as const;
+export {
+  isReferenceFree, labelSmoothingLossTypes, lossSpec, lossSpecs, lossTypeNames, lossTypes, needsLossState, referenceFreeLossTypes,
+  resolveLossType, usesNllTerm, type LossType,
+} from './registry.js';
+export type { LossContribution, LossInputs, LossSpec } from './spec.js';
+export type { PairTerm, RefLogps } from './spec.js';
 
-export type LossType = (typeof lossTypes)[number];
+const lossTypeList: readonly string[] = lossSpecs.map((s) => s.name);
 
-// Other spellings TRL has used for the same loss.
-const lossTypeAliases: Record<string, LossType> = { aot_unpaired: 'aot_pair' };
-
-/** The loss types label_smoothing affects (TRL v1.9.0); the others ignore it. */
-export const labelSmoothingLossTypes: readonly string[] = ['robust', 'exo_pair', 'aot', 'aot_pair', 'aot_unpaired', 'simpo'];
-
-/** Every name computePreferenceLoss accepts: the loss types and their aliases (TRL v1.9's aot_unpaired). */
-export const lossTypeNames: readonly string[] = [...lossTypes, ...Object.keys(lossTypeAliases)];
-
-const referenceFreeTypes: ReadonlySet<LossType> = new Set<LossType>(['simpo', 'orpo', 'sft']);
-
-/** Maps a loss-type name (or alias) to its canonical name; unknown names throw with a suggestion. */
-export function resolveLossType(name: string): LossType {
-  if ((lossTypes as readonly string[]).includes(name)) return name as LossType;
-  const alias = lossTypeAliases[name];
-  if (alias !== undefined) return alias;
-  const candidates = [...lossTypes, ...Object.keys(lossTypeAliases)];
-  const lower = String(name).toLowerCase();
-  // A name that is part of a valid one ('nca' → 'nca_pair') or contains one ('simpo_loss' →
-  // 'simpo') is the likeliest intent; otherwise the smallest edit distance wins.
-  const partOf = candidates.filter((c) => c.includes(lower)).sort((a, b) => a.length - b.length);
-  const contains = candidates.filter((c) => lower.includes(c)).sort((a, b) => b.length - a.length);
-  let best = partOf[0] ?? contains[0] ?? candidates[0];
-  if (partOf.length === 0 && contains.length === 0) {
-    let bestD = Infinity;
-    for (const c of candidates) {
-      const d = editDistance(lower, c);
-      if (d < bestD) {
-        bestD = d;
-        best = c;
-      }
-    }
-  }
-  throw new Error(
-    `unknown loss type '${name}'; did you mean '${lossTypeAliases[best] ?? best}'? Valid loss types: ${lossTypes.join(', ')}`,
-  );
+/** English list 'a, b and c'. */
+function andList(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
 /**
@@ -135,9 +69,10 @@ export function computePreferenceLoss(
 ): LossResult {
   const names: readonly string[] = typeof lossType === 'string' ? [lossType] : lossType;
   if (!Array.isArray(names) || names.length === 0) {
-    throw new Error(`computePreferenceLoss: lossType must be a loss-type name or a non-empty list of them (valid: ${lossTypes.join(', ')})`);
+    throw new Error(`computePreferenceLoss: lossType must be a loss-type name or a non-empty list of them (valid: ${lossTypeList.join(', ')})`);
   }
   const types = names.map((t) => resolveLossType(t));
+  const specs: LossSpec[] = types.map((t) => lossSpec(t));
   const label = types.join('+');
 
   // ---- hyper-parameters ----
@@ -163,36 +98,30 @@ export function computePreferenceLoss(
   checkLogps(label, 'policyRejected', logps.policyRejected, n);
   const pr = logps.policyRejected;
 
-  const needsRef = types.find((t) => !referenceFreeTypes.has(t));
+  const needsRef = specs.find((s) => !s.referenceFree)?.name;
   let ref: RefLogps | undefined;
   if (needsRef !== undefined) {
     for (const f of ['refChosen', 'refRejected'] as const) {
       if (logps[f] === undefined) {
-        throw new Error(`${where(needsRef)}: ${f} is required (reference-model log-probs; only simpo, orpo and sft are reference-free)`);
+        throw new Error(`${where(needsRef)}: ${f} is required (reference-model log-probs; only ${andList(referenceFreeLossTypes)} are reference-free)`);
       }
       checkLogps(where(needsRef), f, logps[f], n);
     }
     ref = { pc, pr, rc: logps.refChosen!, rr: logps.refRejected! };
   }
 
-  const ipoNormalize = params.ipoLengthNormalize ?? true;
-  const cpoAlpha = params.cpoAlpha ?? 1;
-  if (types.includes('simpo')) checkParam(where('simpo'), 'cpoAlpha', cpoAlpha, cpoAlpha >= 0, 'a number ≥ 0');
-  const usesNll = params.rpoAlpha !== undefined || types.includes('sft') || types.includes('orpo') || (types.includes('simpo') && cpoAlpha > 0);
-  const needTokens = (t: LossType): boolean => t === 'simpo' || t === 'orpo' || t === 'sigmoid_norm' || (t === 'ipo' && ipoNormalize);
-  for (const t of types) {
-    if (!needTokens(t)) continue;
+  for (const s of new Set(specs)) s.checkParams?.(where(s.name), params);
+  const nllUsers = specs.filter((s) => s.usesNll?.(params) === true);
+  const usesNll = params.rpoAlpha !== undefined || nllUsers.length > 0;
+  for (const s of specs) {
+    const why = s.perToken?.(params);
+    if (why === undefined) continue;
     for (const f of ['chosenTokens', 'rejectedTokens'] as const) {
-      if (logps[f] === undefined) {
-        const why = t === 'ipo'
-          ? "TRL's IPO averages the log-ratios per token; pass ipoLengthNormalize: false to use the summed log-probs"
-          : `${t} works on per-token average log-probs Σ log p / T`;
-        throw new Error(`${where(t)}: ${f} is required (${why})`);
-      }
+      if (logps[f] === undefined) throw new Error(`${where(s.name)}: ${f} is required (${why})`);
     }
   }
   if (usesNll && logps.chosenTokens === undefined) {
-    const who = params.rpoAlpha !== undefined ? 'rpoAlpha' : types.includes('orpo') ? 'orpo' : types.includes('sft') ? 'sft' : 'simpo (cpoAlpha)';
+    const who = params.rpoAlpha !== undefined ? 'rpoAlpha' : nllUsers[0].name;
     throw new Error(`${where(who)}: chosenTokens is required (the NLL term is a token-level mean over all chosen response tokens)`);
   }
   if (logps.chosenTokens !== undefined) checkCounts(label, 'chosenTokens', logps.chosenTokens, n, 1);
@@ -238,7 +167,7 @@ export function computePreferenceLoss(
   const pw = params.pairWeights;
   if (pw !== undefined) {
     checkLogps(label, 'pairWeights', pw, n);
-    const bad = types.find((t) => t === 'aot' || t === 'aot_pair');
+    const bad = specs.find((s) => s.rankIndexed)?.name;
     if (bad) throw new Error(`${where(bad)}: pairWeights (WPO use_weighting) cannot weight ${bad}, whose losses are indexed by sorted rank, not by pair (TRL refuses this too)`);
   }
   let meanPairWeight = 1;
@@ -257,7 +186,6 @@ export function computePreferenceLoss(
   let nllWeight = params.rpoAlpha ?? 0;
   const metrics: Record<string, number> = {};
   let bcoState: BcoRunningMean | undefined;
-  let bcoDelta: number | undefined;
 
   const addTerm = (
     term: PairTerm, w: number, chainChosen?: ArrayLike<number>, chainRejected?: ArrayLike<number>,
@@ -280,109 +208,24 @@ export function computePreferenceLoss(
   // A score-based term: computed on the f-DPO scores, chained through s'(x).
   const addScored = (term: PairTerm, w: number): void => addTerm(term, w, undefined, undefined, dsc, dsr);
 
-  for (let k = 0; k < types.length; k++) {
-    const t = types[k];
+  const fScores = fsc !== undefined ? { sc: fsc, sr: fsr!, dsc: dsc!, dsr: dsr! } : undefined;
+  const memo = new Map<string, unknown>();
+  for (let k = 0; k < specs.length; k++) {
+    const spec = specs[k];
     const w = weights[k];
-    switch (t) {
-      case 'sigmoid':
-        addScored(sigmoidLoss(scored!, beta), w);
-        break;
-      case 'robust':
-        checkParam(where(t), 'labelSmoothing', labelSmoothing, labelSmoothing < 0.5, 'in [0, 0.5) (robust DPO divides by 1 − 2ε)');
-        addScored(robustLoss(scored!, beta, labelSmoothing), w);
-        break;
-      case 'hinge':
-        addScored(hingeLoss(scored!, beta), w);
-        break;
-      case 'ipo':
-        addScored(ipoNormalize ? ipoLoss(scored!, beta, logps.chosenTokens, logps.rejectedTokens) : ipoLoss(scored!, beta), w);
-        break;
-      case 'exo_pair':
-        // TRL v1.9.0 refuses ε = 0 (log ε would be −∞); the EXO paper recommends 1e-3.
-        checkParam(where(t), 'labelSmoothing', labelSmoothing, labelSmoothing > 0 && labelSmoothing < 1, 'in (0, 1) (EXO takes log ε and log(1 − ε); the paper recommends 1e-3)');
-        addScored(exoPairLoss(scored!, beta, labelSmoothing), w);
-        break;
-      case 'nca_pair':
-        addScored(ncaPairLoss(scored!, beta), w);
-        break;
-      case 'bco_pair': {
-        if (bcoDelta === undefined) {
-          if (params.bcoState !== undefined) {
-            // TRL v0.x: δ = running mean of the batch mean of cat(chosen rewards, rejected rewards).
-            let s = 0;
-            for (let i = 0; i < n; i++) s += beta * (pc[i] - ref!.rc[i]);
-            for (let i = 0; i < n; i++) s += beta * (pr[i] - ref!.rr[i]);
-            bcoState = updateBcoRunningMean(params.bcoState, s / (2 * n));
-            bcoDelta = bcoState.mean;
-          } else {
-            bcoDelta = 0;
-          }
-          metrics.bco_delta = bcoDelta;
-        }
-        addScored(bcoPairLoss(scored!, beta, bcoDelta), w);
-        break;
-      }
-      case 'sppo_hard':
-        addScored(sppoHardLoss(scored!, beta), w);
-        break;
-      case 'aot':
-        addTerm(aotLoss(ref!, beta, labelSmoothing), w);
-        break;
-      case 'aot_pair':
-        addTerm(aotPairLoss(ref!, beta, labelSmoothing), w);
-        break;
-      case 'apo_zero':
-        addTerm(apoZeroLoss(ref!, beta), w);
-        break;
-      case 'apo_down':
-        addTerm(fsc ? apoDownScoreLoss(ref!, beta, fsc, fsr!, dsc!, dsr!) : apoDownLoss(ref!, beta), w);
-        break;
-      case 'discopop': {
-        const tau = params.discopopTau ?? 0.05;
-        checkParam(where(t), 'discopopTau', tau, tau > 0, 'a positive number');
-        addScored(discopopLoss(scored!, beta, tau), w);
-        break;
-      }
-      case 'sigmoid_norm':
-        addScored(sigmoidNormLoss(scored!, beta, logps.chosenTokens!, logps.rejectedTokens!), w);
-        break;
-      case 'simpo': {
-        const gamma = params.simpoGamma ?? 0.5;
-        checkParam(where(t), 'simpoGamma', gamma, true, 'a finite number');
-        addTerm(simpoLoss(avgChosen!, avgRejected!, beta, gamma, labelSmoothing), w, logps.chosenTokens, logps.rejectedTokens);
-        // CPOTrainer: loss = mean(simpo losses) + cpo_alpha · nll.
-        nllWeight += w * cpoAlpha * meanPairWeight;
-        break;
-      }
-      case 'orpo': {
-        for (let i = 0; i < n; i++) {
-          if (!(avgChosen![i] < 0) || !(avgRejected![i] < 0)) {
-            const [f, v] = avgChosen![i] < 0 ? ['policyRejected', pr[i]] : ['policyChosen', pc[i]];
-            throw new Error(`${where(t)}: ${f}[${i}] = ${v} gives an average log-prob ≥ 0 (probability 1): the odds p/(1 − p) are infinite`);
-          }
-        }
-        const term: OrpoTerm = orpoOddsRatioLoss(avgChosen!, avgRejected!, beta);
-        addTerm(term, w, logps.chosenTokens, logps.rejectedTokens);
-        // ORPO = nll − mean(β·ls(log odds)): the NLL half joins the shared NLL term below.
-        nllWeight += w * meanPairWeight;
-        if (metrics.log_odds_ratio === undefined) {
-          let sr = 0;
-          let sl = 0;
-          for (let i = 0; i < n; i++) {
-            sr += term.ratio[i];
-            sl += term.logOdds[i];
-          }
-          metrics.log_odds_ratio = sr / n;
-          metrics.log_odds_chosen = sl / n;
-        }
-        break;
-      }
-      case 'sft':
-        // TRL v1.x "sft": the batch's token-mean NLL, expanded to every pair (× its WPO weight, so the
-        // mean carries the mean weight).
-        nllWeight += w * meanPairWeight;
-        break;
+    const inputs: LossInputs = {
+      n, where: where(spec.name), params, beta, labelSmoothing, logps, ref, scored, fScores, avgChosen, avgRejected, memo,
+    };
+    const c: LossContribution = spec.compute(inputs);
+    if (c.term !== undefined) {
+      if (c.via === 'perToken') addTerm(c.term, w, logps.chosenTokens, logps.rejectedTokens);
+      else if (c.via === 'direct') addTerm(c.term, w);
+      else addScored(c.term, w);
     }
+    // The NLL term is added to every pair (× its WPO weight, so the mean carries the mean weight).
+    if (c.nllWeight !== undefined) nllWeight += w * c.nllWeight * meanPairWeight;
+    for (const [m, v] of Object.entries(c.metrics ?? {})) if (metrics[m] === undefined) metrics[m] = v;
+    if (c.bcoState !== undefined) bcoState = c.bcoState;
   }
 
   // ---- the shared NLL term (rpoAlpha, sft, orpo) ----

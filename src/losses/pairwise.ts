@@ -8,22 +8,11 @@
 // scales them by weight / n to get the gradient of the mean.
 
 import { argsortAscending, logSigmoid, sigmoid, sigmoidGrad } from './math.js';
+import type { LossContribution, LossSpec, PairTerm, RefLogps } from './spec.js';
 import type { BcoRunningMean } from './types.js';
+import { checkParam } from './validate.js';
 
-/** Per-pair losses and d(Σ losses)/d(policy log-probs). */
-export interface PairTerm {
-  losses: Float64Array;
-  dChosen: Float64Array;
-  dRejected: Float64Array;
-}
-
-/** Policy and reference log-probs of a batch (all length n). */
-export interface RefLogps {
-  pc: Float64Array;
-  pr: Float64Array;
-  rc: Float64Array;
-  rr: Float64Array;
-}
+export type { PairTerm, RefLogps } from './spec.js';
 
 function newTerm(n: number): PairTerm {
   return { losses: new Float64Array(n), dChosen: new Float64Array(n), dRejected: new Float64Array(n) };
@@ -47,6 +36,12 @@ export function sigmoidLoss(p: RefLogps, beta: number): PairTerm {
   return t;
 }
 
+export const sigmoidSpec: LossSpec<'sigmoid'> = {
+  name: 'sigmoid',
+  trl: 'sigmoid',
+  compute: (x) => ({ term: sigmoidLoss(x.scored!, x.beta), via: 'score' }),
+};
+
 // sigmoid_norm — TRL v1.9.0's length-normalized sigmoid: the chosen and rejected log-ratios are
 // divided by their response lengths Tc, Tr (token counts) before the DPO logistic:
 //   x = β(a/Tc − b/Tr),  a = pc − rc, b = pr − rr,   loss = −ls(x),   dloss/dpc = −β·σ(−x)/Tc,   dloss/dpr = β·σ(−x)/Tr
@@ -64,6 +59,12 @@ export function sigmoidNormLoss(p: RefLogps, beta: number, chosenTokens: ArrayLi
   }
   return t;
 }
+
+export const sigmoidNormSpec: LossSpec<'sigmoid_norm'> = {
+  name: 'sigmoid_norm',
+  perToken: () => 'sigmoid_norm works on per-token average log-probs Σ log p / T',
+  compute: (x) => ({ term: sigmoidNormLoss(x.scored!, x.beta, x.logps.chosenTokens!, x.logps.rejectedTokens!), via: 'score' }),
+};
 
 // robust — Chowdhury et al. 2024, "Provably Robust DPO: Aligning Language Models with Noisy
 // Feedback" (arXiv:2403.00409), unbiased loss under label-flip rate ε < 1/2:
@@ -83,6 +84,16 @@ export function robustLoss(p: RefLogps, beta: number, eps: number): PairTerm {
   return t;
 }
 
+export const robustSpec: LossSpec<'robust'> = {
+  name: 'robust',
+  trl: 'robust',
+  labelSmoothing: true,
+  compute: (x) => {
+    checkParam(x.where, 'labelSmoothing', x.labelSmoothing, x.labelSmoothing < 0.5, 'in [0, 0.5) (robust DPO divides by 1 − 2ε)');
+    return { term: robustLoss(x.scored!, x.beta, x.labelSmoothing), via: 'score' };
+  },
+};
+
 // hinge — SLiC, Zhao et al. 2023, "SLiC-HF: Sequence Likelihood Calibration with Human Feedback"
 // (arXiv:2305.10425), as used by RSO (Liu et al. 2023, arXiv:2309.06657):
 //   loss = relu(1 − x),   dloss/dx = −1 where 1 − x > 0, else 0 (torch's relu gradient at 0 is 0)
@@ -99,6 +110,12 @@ export function hingeLoss(p: RefLogps, beta: number): PairTerm {
   }
   return t;
 }
+
+export const hingeSpec: LossSpec<'hinge'> = {
+  name: 'hinge',
+  trl: 'hinge',
+  compute: (x) => ({ term: hingeLoss(x.scored!, x.beta), via: 'score' }),
+};
 
 // ipo — Azar et al. 2023, "A General Theoretical Paradigm to Understand Learning from Human
 // Preferences" (arXiv:2310.12036), eq. 17, with β as the paper's τ:
@@ -128,6 +145,18 @@ export function ipoLoss(p: RefLogps, beta: number, tc?: ArrayLike<number>, tr?: 
   return t;
 }
 
+export const ipoSpec: LossSpec<'ipo'> = {
+  name: 'ipo',
+  trl: 'ipo',
+  perToken: (p) => ((p.ipoLengthNormalize ?? true)
+    ? "TRL's IPO averages the log-ratios per token; pass ipoLengthNormalize: false to use the summed log-probs"
+    : undefined),
+  compute: (x) => ({
+    term: (x.params.ipoLengthNormalize ?? true) ? ipoLoss(x.scored!, x.beta, x.logps.chosenTokens, x.logps.rejectedTokens) : ipoLoss(x.scored!, x.beta),
+    via: 'score',
+  }),
+};
+
 // exo_pair — EXO, Ji et al. 2024, "Towards Efficient Exact Optimization of Language Model
 // Alignment" (arXiv:2402.00856), eq. 16: KL(softmax(x, 0) ‖ (1 − ε, ε)),
 //   loss = σ(x)·(ls(x) − log(1 − ε)) + σ(−x)·(ls(−x) − log ε)
@@ -149,6 +178,17 @@ export function exoPairLoss(p: RefLogps, beta: number, eps: number): PairTerm {
   return t;
 }
 
+export const exoPairSpec: LossSpec<'exo_pair'> = {
+  name: 'exo_pair',
+  trl: 'exo_pair',
+  labelSmoothing: true,
+  compute: (x) => {
+    // TRL v1.9.0 refuses ε = 0 (log ε would be −∞); the EXO paper recommends 1e-3.
+    checkParam(x.where, 'labelSmoothing', x.labelSmoothing, x.labelSmoothing > 0 && x.labelSmoothing < 1, 'in (0, 1) (EXO takes log ε and log(1 − ε); the paper recommends 1e-3)');
+    return { term: exoPairLoss(x.scored!, x.beta, x.labelSmoothing), via: 'score' };
+  },
+};
+
 // nca_pair — NCA, Chen et al. 2024, "Noise Contrastive Alignment of Language Models with Explicit
 // Rewards" (arXiv:2402.05369); with c = β(pc − rc), r = β(pr − rr):
 //   loss = −ls(c) − ½·ls(−c) − ½·ls(−r),   dloss/dc = −σ(−c) + ½·σ(c),   dloss/dr = ½·σ(r)
@@ -164,6 +204,12 @@ export function ncaPairLoss(p: RefLogps, beta: number): PairTerm {
   }
   return t;
 }
+
+export const ncaPairSpec: LossSpec<'nca_pair'> = {
+  name: 'nca_pair',
+  trl: 'nca_pair',
+  compute: (x) => ({ term: ncaPairLoss(x.scored!, x.beta), via: 'score' }),
+};
 
 /** A fresh bco_pair running mean (TRL RunningMoments: mean 0, count 1e-24). */
 export function newBcoRunningMean(): BcoRunningMean {
@@ -206,6 +252,34 @@ export function bcoPairLoss(p: RefLogps, beta: number, delta: number): PairTerm 
   return t;
 }
 
+export const bcoPairSpec: LossSpec<'bco_pair'> = {
+  name: 'bco_pair',
+  trl: { refuse: 'ours shifts rewards by a running mean (TRL v0.x RunningMoments); v1.9.0\'s bco_pair has no shift' },
+  state: 'bcoState',
+  compute: (x) => {
+    const out: LossContribution = { via: 'score' };
+    let delta = x.memo.get('bco_pair.delta') as number | undefined;
+    if (delta === undefined) {
+      const { n, beta, params } = x;
+      if (params.bcoState !== undefined) {
+        // TRL v0.x: δ = running mean of the batch mean of cat(chosen rewards, rejected rewards).
+        const ref = x.ref!;
+        let s = 0;
+        for (let i = 0; i < n; i++) s += beta * (ref.pc[i] - ref.rc[i]);
+        for (let i = 0; i < n; i++) s += beta * (ref.pr[i] - ref.rr[i]);
+        out.bcoState = updateBcoRunningMean(params.bcoState, s / (2 * n));
+        delta = out.bcoState.mean;
+      } else {
+        delta = 0;
+      }
+      x.memo.set('bco_pair.delta', delta);
+      out.metrics = { bco_delta: delta };
+    }
+    out.term = bcoPairLoss(x.scored!, x.beta, delta);
+    return out;
+  },
+};
+
 // sppo_hard — SPPO with hard win probabilities (P = 1 for the chosen, 0 for the rejected),
 // Wu et al. 2024, "Self-Play Preference Optimization for Language Model Alignment"
 // (arXiv:2405.00675), eq. 4.7; with a = pc − rc, b = pr − rr:
@@ -223,6 +297,12 @@ export function sppoHardLoss(p: RefLogps, beta: number): PairTerm {
   }
   return t;
 }
+
+export const sppoHardSpec: LossSpec<'sppo_hard'> = {
+  name: 'sppo_hard',
+  trl: 'sppo_hard',
+  compute: (x) => ({ term: sppoHardLoss(x.scored!, x.beta), via: 'score' }),
+};
 
 // The sigmoid/cDPO per-element loss and its derivative, shared by the two AOT variants.
 function smoothedLogistic(x: number, eps: number): [number, number] {
@@ -255,6 +335,14 @@ export function aotLoss(p: RefLogps, beta: number, eps: number): PairTerm {
   return t;
 }
 
+export const aotSpec: LossSpec<'aot'> = {
+  name: 'aot',
+  trl: 'aot',
+  labelSmoothing: true,
+  rankIndexed: true,
+  compute: (x) => ({ term: aotLoss(x.ref!, x.beta, x.labelSmoothing), via: 'direct' }),
+};
+
 // aot_pair (TRL ≥ 0.28 calls it aot_unpaired) — unpaired AOT, Melnyk et al. 2024 (arXiv:2406.05882):
 // the sorted chosen log-ratios are matched against the sorted rejected log-ratios,
 // a = sort(pc − rc), b = sort(pr − rr), ascending, each with its own permutation:
@@ -280,6 +368,15 @@ export function aotPairLoss(p: RefLogps, beta: number, eps: number): PairTerm {
   return t;
 }
 
+export const aotPairSpec: LossSpec<'aot_pair'> = {
+  name: 'aot_pair',
+  aliases: ['aot_unpaired'],
+  trl: 'aot_unpaired',
+  labelSmoothing: true,
+  rankIndexed: true,
+  compute: (x) => ({ term: aotPairLoss(x.ref!, x.beta, x.labelSmoothing), via: 'direct' }),
+};
+
 // apo_zero — APO-zero, D'Oosterlinck et al. 2024, "Anchored Preference Optimization and
 // Contrastive Revisions" (arXiv:2408.06266), eq. 7 (chosen better than the model's own outputs):
 //   loss = (1 − σ(β(pc − rc))) + σ(β(pr − rr)),   dloss/dpc = −β·σ'(β(pc − rc)),   dloss/dpr = β·σ'(β(pr − rr))
@@ -295,6 +392,12 @@ export function apoZeroLoss(p: RefLogps, beta: number): PairTerm {
   }
   return t;
 }
+
+export const apoZeroSpec: LossSpec<'apo_zero'> = {
+  name: 'apo_zero',
+  trl: 'apo_zero',
+  compute: (x) => ({ term: apoZeroLoss(x.ref!, x.beta), via: 'direct' }),
+};
 
 // apo_down — APO-down, D'Oosterlinck et al. 2024 (arXiv:2408.06266), eq. 8 (chosen worse than the
 // model's outputs: push both down, the rejected more); a = pc − rc, b = pr − rr:
@@ -331,6 +434,15 @@ export function apoDownScoreLoss(p: RefLogps, beta: number, sc: Float64Array, sr
   return t;
 }
 
+export const apoDownSpec: LossSpec<'apo_down'> = {
+  name: 'apo_down',
+  trl: 'apo_down',
+  compute: (x) => {
+    const f = x.fScores;
+    return { term: f ? apoDownScoreLoss(x.ref!, x.beta, f.sc, f.sr, f.dsc, f.dsr) : apoDownLoss(x.ref!, x.beta), via: 'direct' };
+  },
+};
+
 // discopop — DiscoPOP / log-ratio modulated loss, Lu et al. 2024, "Discovering Preference
 // Optimization Algorithms with and for Large Language Models" (arXiv:2406.08414), eq. 5:
 //   m = σ(x/τ),   loss = −ls(x)·(1 − m) + e^(−x)·m
@@ -358,3 +470,14 @@ export function discopopLoss(p: RefLogps, beta: number, tau: number): PairTerm {
   }
   return t;
 }
+
+export const discopopSpec: LossSpec<'discopop'> = {
+  name: 'discopop',
+  options: ['discopop_tau'],
+  trl: 'discopop',
+  compute: (x) => {
+    const tau = x.params.discopopTau ?? 0.05;
+    checkParam(x.where, 'discopopTau', tau, tau > 0, 'a positive number');
+    return { term: discopopLoss(x.scored!, x.beta, tau), via: 'score' };
+  },
+};

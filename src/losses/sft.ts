@@ -5,6 +5,7 @@
 //   loss = −Σ_i S_i / Σ_i T_i,   ∂loss/∂S_i = −1 / Σ_j T_j
 // with S_i = Σ_t log p(y_t) over the T_i response tokens of sequence i.
 
+import type { LossSpec } from './spec.js';
 import { checkCounts, checkLogps } from './validate.js';
 
 export interface SftResult {
@@ -45,3 +46,14 @@ export function sftLoss(sumLogps: Float64Array, tokens: ArrayLike<number>): SftR
   for (let i = 0; i < n; i++) perSequence[i] = tokens[i] > 0 ? -sumLogps[i] / tokens[i] : 0;
   return { loss: -sum / total, totalTokens: total, perSequence, gradSumLogps: new Float64Array(n).fill(-1 / total) };
 }
+
+// sft as a preference loss_type (TRL v1.x "sft"): the batch's token-mean NLL of the chosen responses,
+// expanded to every pair. It has no pair term of its own: it only adds weight to the shared NLL term
+// (index.ts), which calls sftLoss above.
+export const sftSpec: LossSpec<'sft'> = {
+  name: 'sft',
+  trl: 'sft',
+  referenceFree: true,
+  usesNll: () => true,
+  compute: () => ({ nllWeight: 1 }),
+};

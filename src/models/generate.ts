@@ -1,7 +1,7 @@
 // Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p), seeded,
 // batched prompts with left padding, EOS and stop strings, streaming through a callback.
 
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from './tokenizer.js';
 import { Rng } from '../tensor/random.js';
 import type { CausalLM } from './model.js';
 
@@ -123,7 +123,14 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
 export function generateTokens(
   model: CausalLM,
   prompts: readonly (readonly number[])[],
-  opts: SamplingOptions & { padId: number; onToken?: (row: number, token: number, soFar: readonly number[]) => boolean | void },
+  opts: SamplingOptions & {
+    padId: number;
+    onToken?: (row: number, token: number, soFar: readonly number[]) => boolean | void;
+    /** One RNG per row (overrides seed): a row's sample then depends only on its own RNG. */
+    rngs?: readonly Rng[];
+    /** Keep the stop token at the end of a row that ended on one (default: dropped). */
+    keepStopToken?: boolean;
+  },
 ): { tokens: number[][]; finish: ('stop' | 'length')[] } {
   const B = prompts.length;
   if (B === 0) return { tokens: [], finish: [] };
@@ -146,7 +153,8 @@ export function generateTokens(
   }
   const seed = opts.seed ?? 0;
   // One RNG per row, so a row's sample does not depend on the others in the batch.
-  const rngs = Array.from({ length: B }, (_, b) => new Rng(seed + 0x9e3779b9 * b));
+  if (opts.rngs && opts.rngs.length !== B) throw new RangeError(`generate: ${opts.rngs.length} RNGs for ${B} prompts`);
+  const rngs = opts.rngs ?? Array.from({ length: B }, (_, b) => new Rng(seed + 0x9e3779b9 * b));
   const cache = model.newCache(B, capacity);
   const anyStart = kvStart.some((s) => s > 0) ? kvStart : null;
   let logits = model.forwardCached(ids, longest, cache, anyStart);
@@ -166,6 +174,7 @@ export function generateTokens(
       if (stop.has(tok)) {
         done[b] = true;
         finish[b] = 'stop';
+        if (opts.keepStopToken) out[b]!.push(tok);
         continue;
       }
       out[b]!.push(tok);

@@ -12,14 +12,15 @@
 
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { Rng } from '../tensor/random.js';
-import type { ModelConfig } from '../io/config.js';
-import type { Weight, WeightMap } from '../io/weights.js';
-import { Linear, type ForwardContext } from '../nn/linear.js';
-import { cachedAttention, lastLogits } from './llama.js';
+import { activationName, configError, parseActivation, type Architecture, type ConfigFields, type ModelConfig } from './config.js';
+import { ggufNameFrom, type ArchitectureDef, type DeclareWeight } from './architecture.js';
+import { transpose2d, type WeightMap } from '../tensor/weight-map.js';
+import { Linear } from '../nn/linear.js';
 import {
-  KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, runDecoder, weightOf, type CausalLM, type TokenBlock, temperatureScaled,
-} from './model.js';
+  DecoderLM, KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, segmentPositions, parameterMap, randomInit, runDecoder, 
+  
+} from './decoder.js';
+import type { TokenBlock } from './model.js';
 
 export interface Gpt2Layer {
   ln1w: Tensor;
@@ -34,22 +35,21 @@ export interface Gpt2Layer {
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
-function transpose2d(w: Weight): Float32Array {
-  const [r, c] = w.shape as [number, number];
-  const out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = w.data[i * c + j]!;
-  return out;
-}
+export class Gpt2Model extends DecoderLM {
+  protected get def(): ArchitectureDef {
+    return GPT2;
+  }
 
-export class Gpt2Model implements CausalLM {
   readonly wte: Tensor;
   readonly wpe: Tensor;
   readonly layers: Gpt2Layer[];
   readonly lnfw: Tensor;
   readonly lnfb: Tensor;
-  ctx: ForwardContext = { adaptersEnabled: true, rng: null };
+  /** The output embedding: wte when tied (GPT-2's default), else lm_head.weight. */
+  readonly lmHead: Tensor;
 
-  private constructor(readonly config: ModelConfig, get: (name: string, shape: number[], init: 'normal' | 'ones' | 'zeros' | 'out') => Tensor) {
+  private constructor(readonly config: ModelConfig, get: DeclareWeight) {
+    super();
     const c = config;
     if (c.architecture !== 'gpt2') throw new Error(`Gpt2Model: architecture ${c.architecture} is not gpt2`);
     const d = c.hiddenSize, F = c.intermediateSize;
@@ -73,6 +73,12 @@ export class Gpt2Model implements CausalLM {
     }
     this.lnfw = get('ln_f.weight', [d], 'ones');
     this.lnfb = get('ln_f.bias', [d], 'zeros');
+    this.lmHead = c.tieWordEmbeddings ? this.wte : get('lm_head.weight', [c.vocabSize, d], 'normal');
+  }
+
+  /** Declares every weight through `get` (the one declaration the registry also runs for shapes). */
+  static build(config: ModelConfig, get: DeclareWeight): Gpt2Model {
+    return new Gpt2Model(config, get);
   }
 
   /**
@@ -82,7 +88,7 @@ export class Gpt2Model implements CausalLM {
   static fromWeights(config: ModelConfig, weights: WeightMap, source = 'weights'): Gpt2Model {
     const prefix = weights.has('transformer.wte.weight') ? 'transformer.' : '';
     return new Gpt2Model(config, (name, shape) => {
-      const full = prefix + name;
+      const full = name === 'lm_head.weight' ? name : prefix + name;
       const w = weights.get(full);
       if (!w) throw new Error(`${source}: missing tensor ${full}`);
       const conv = CONV1D.test(name);
@@ -95,12 +101,7 @@ export class Gpt2Model implements CausalLM {
   }
 
   static random(config: ModelConfig, seed = 0): Gpt2Model {
-    const rng = new Rng(seed);
-    const std = 0.02;
-    return new Gpt2Model(config, (name, shape, init) =>
-      init === 'ones' ? initConst(shape, 1, name)
-        : init === 'zeros' ? initConst(shape, 0, name)
-          : initNormal(shape, init === 'out' ? std / Math.sqrt(2 * config.numLayers) : name === 'wpe.weight' ? 0.01 : std, rng, name));
+    return new Gpt2Model(config, randomInit(config, seed, (name) => (name === 'wpe.weight' ? 0.01 : 0.02)));
   }
 
   linears(): Linear[] {
@@ -108,28 +109,8 @@ export class Gpt2Model implements CausalLM {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>();
-    const add = (t: Tensor | null): void => {
-      if (t) m.set(t.name!, t);
-    };
-    add(this.wte);
-    add(this.wpe);
-    for (const L of this.layers) for (const t of [L.ln1w, L.ln1b, L.ln2w, L.ln2b]) add(t);
-    for (const lin of this.linears()) {
-      add(lin.weight);
-      add(lin.bias);
-      if (lin.lora) {
-        add(lin.lora.A);
-        add(lin.lora.B);
-      }
-    }
-    add(this.lnfw);
-    add(this.lnfb);
-    return m;
-  }
-
-  trainableParameters(): Tensor[] {
-    return [...this.parameters().values()].filter((t) => t.requiresGrad);
+    return parameterMap([this.wte, this.wpe, ...this.layers.flatMap((L) => [L.ln1w, L.ln1b, L.ln2w, L.ln2b])], this.linears(),
+      [this.lnfw, this.lnfb, this.lmHead !== this.wte ? this.lmHead : null]);
   }
 
   private block(l: number, x: Tensor, B: number, Tn: number, kvStart: Int32Array | null, cache: KVCache | null, segments: Int32Array | null): Tensor {
@@ -158,30 +139,105 @@ export class Gpt2Model implements CausalLM {
       (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn, this);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.wte, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
-  }
-
-  forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.wte));
-  }
-
-  newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.layers.length, batch, capacity, this.config.numHeads, this.config.headDim);
-  }
-
-  /** GPT2LMHeadModel names, Conv1D weights transposed back to [in, out]. */
-  exportWeights(): WeightMap {
-    const m: WeightMap = new Map();
-    for (const [name, t] of this.parameters()) {
-      if (name.includes('lora_')) continue;
-      const w = weightOf(t);
-      m.set(`transformer.${name}`, CONV1D.test(name) ? { shape: [w.shape[1]!, w.shape[0]!], data: transpose2d(w) } : w);
-    }
-    return m;
-  }
 }
 
 function actKind(c: ModelConfig): T.ActKind {
   return c.activation === 'gelu' ? T.Act.gelu : c.activation === 'silu' ? T.Act.silu : T.Act.geluTanh;
 }
+
+// ---------------------------------------------------------------------------------------------
+// config.json (GPT2LMHeadModel, GPT2Model); defaults follow transformers' GPT2Config.
+
+function parseGpt2Config(f: ConfigFields, architecture: Architecture): ModelConfig {
+  const hiddenSize = f.int('n_embd');
+  const numHeads = f.int('n_head');
+  if (hiddenSize % numHeads !== 0) throw configError(f.source, `n_embd ${hiddenSize} is not divisible by n_head ${numHeads}`);
+  return {
+    architecture,
+    vocabSize: f.int('vocab_size'),
+    hiddenSize,
+    intermediateSize: f.int('n_inner', 4 * hiddenSize),
+    numLayers: f.int('n_layer'),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    maxPositions: f.int('n_positions', f.int('n_ctx', 1024)),
+    normEps: f.num('layer_norm_epsilon', 1e-5),
+    ropeTheta: 0,
+    ropeScaling: null,
+    tieWordEmbeddings: f.bool('tie_word_embeddings', true),
+    attentionBias: true,
+    attentionOutputBias: true,
+    mlpBias: true,
+    activation: parseActivation(f, 'activation_function', 'gelu_new'),
+    bosTokenId: f.optionalId('bos_token_id', 50256),
+    eosTokenId: f.idList('eos_token_id', [50256]),
+    padTokenId: f.optionalId('pad_token_id', null),
+    raw: f.raw,
+  };
+}
+
+function writeGpt2Config(cfg: ModelConfig, out: Record<string, unknown>): void {
+  if (!Array.isArray(out.architectures)) out.architectures = ['GPT2LMHeadModel'];
+  out.model_type = 'gpt2';
+  out.vocab_size = cfg.vocabSize;
+  out.n_embd = cfg.hiddenSize;
+  out.n_layer = cfg.numLayers;
+  out.n_head = cfg.numHeads;
+  // null means the default 4·n_embd; keep null when that is what it is and the source said null.
+  out.n_inner = cfg.intermediateSize === 4 * cfg.hiddenSize && (out.n_inner === null || out.n_inner === undefined) ? null : cfg.intermediateSize;
+  out.n_positions = cfg.maxPositions;
+  if (out.n_ctx !== undefined) out.n_ctx = cfg.maxPositions;
+  out.layer_norm_epsilon = cfg.normEps;
+  out.activation_function = activationName(cfg, 'activation_function');
+}
+
+/** GPT-2: the registry's entry. Weights live under "transformer."; Conv1D weights are stored [in, out]. */
+export const GPT2: ArchitectureDef = {
+  names: ['gpt2'],
+  hfClasses: { GPT2LMHeadModel: 'gpt2', GPT2Model: 'gpt2' },
+  modelTypes: { gpt2: 'gpt2' },
+  tiedByDefault: true,
+  parseConfig: parseGpt2Config,
+  writeConfig: writeGpt2Config,
+  build: (config, get) => Gpt2Model.build(config, get),
+  fromWeights: (config, weights, source) => Gpt2Model.fromWeights(config, weights, source),
+  random: (config, seed) => Gpt2Model.random(config, seed),
+  hfName: (name) => (name === 'lm_head.weight' ? name : `transformer.${name}`),
+  hfTransposed: (name) => CONV1D.test(name),
+  loraTargets: ['c_attn'],
+  peftPath: (path) => `transformer.${path}`,
+  // llama.cpp's gpt2 (convert_hf_to_gguf.py's GPT2Model): weights [out, in] as declared, fused
+  // q/k/v as attn_qkv, learned positions as position_embd, output.weight written out (a copy of the
+  // tied embedding, as the converter writes it).
+  gguf: {
+    arch: () => 'gpt2',
+    check(cfg, src) {
+      if (cfg.activation !== 'gelu_tanh') throw new Error(`${src}: llama.cpp's gpt2 uses the tanh GELU (gelu_new), the model has ${cfg.activation}`);
+    },
+    params: (cfg) => [
+      ['vocab_size', 'u32', cfg.vocabSize],
+      ['context_length', 'u32', cfg.maxPositions],
+      ['embedding_length', 'u32', cfg.hiddenSize],
+      ['block_count', 'u32', cfg.numLayers],
+      ['feed_forward_length', 'u32', cfg.intermediateSize],
+      ['attention.head_count', 'u32', cfg.numHeads],
+      ['attention.layer_norm_epsilon', 'f32', cfg.normEps],
+    ],
+    name: (name) => ggufNameFrom(GPT2_GGUF_NAMES, name),
+    extra: (cfg, written) => (cfg.tieWordEmbeddings ? [{ after: null, name: 'output.weight', weight: written.get('token_embd.weight')! }] : []),
+  },
+};
+
+const GPT2_GGUF_NAMES: [RegExp, string][] = [
+  [/^wte\.weight$/, 'token_embd.weight'],
+  [/^wpe\.weight$/, 'position_embd.weight'],
+  [/^h\.(\d+)\.ln_1\.(weight|bias)$/, 'blk.$1.attn_norm.$2'],
+  [/^h\.(\d+)\.attn\.c_attn\.(weight|bias)$/, 'blk.$1.attn_qkv.$2'],
+  [/^h\.(\d+)\.attn\.c_proj\.(weight|bias)$/, 'blk.$1.attn_output.$2'],
+  [/^h\.(\d+)\.ln_2\.(weight|bias)$/, 'blk.$1.ffn_norm.$2'],
+  [/^h\.(\d+)\.mlp\.c_fc\.(weight|bias)$/, 'blk.$1.ffn_up.$2'],
+  [/^h\.(\d+)\.mlp\.c_proj\.(weight|bias)$/, 'blk.$1.ffn_down.$2'],
+  [/^ln_f\.(weight|bias)$/, 'output_norm.$1'],
+  [/^lm_head\.weight$/, 'output.weight'],
+];

@@ -13,15 +13,16 @@
 
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { kernels } from '../tensor/backend.js';
-import { Rng } from '../tensor/random.js';
-import type { ModelConfig } from '../io/config.js';
-import type { WeightMap } from '../io/weights.js';
-import { Linear, type ForwardContext } from '../nn/linear.js';
+import { ConfigFields, activationName, configError, idOrList, parseActivation, type Architecture, type ModelConfig, type RopeScaling } from './config.js';
+import { ggufNameFrom, type ArchitectureDef, type DeclareWeight, type GgufLayout } from './architecture.js';
+import { permuteHalvesToInterleaved, type Weight } from '../tensor/weight-map.js';
+import type { WeightMap } from '../tensor/weight-map.js';
+import { Linear } from '../nn/linear.js';
 import {
-  KVCache, blockAttention, blockPositions, checkBlock, segmentPositions, initConst, initNormal, paramFrom, ropeInvFreq, runDecoder, weightOf,
-  type CausalLM, type TokenBlock, temperatureScaled,
-} from './model.js';
+  DecoderLM, KVCache, blockAttention, blockPositions, cachedAttention, checkBlock, segmentPositions, paramFrom, parameterMap, randomInit, ropeInvFreq,
+  runDecoder, 
+} from './decoder.js';
+import type { TokenBlock } from './model.js';
 
 export interface LlamaLayer {
   inputNorm: Tensor;
@@ -35,19 +36,23 @@ export interface LlamaLayer {
   down: Linear;
 }
 
-export class LlamaModel implements CausalLM {
+export class LlamaModel extends DecoderLM {
+  protected get def(): ArchitectureDef {
+    return LLAMA;
+  }
+
   readonly embed: Tensor;
   readonly layers: LlamaLayer[];
   readonly norm: Tensor;
   /** The output embedding: its own tensor, or the token embedding when tied. */
   readonly lmHead: Tensor;
-  ctx: ForwardContext = { adaptersEnabled: true, rng: null };
   private cos: Float32Array = new Float32Array(0);
   private sin: Float32Array = new Float32Array(0);
   private tablePositions = 0;
   private readonly invFreq: Float64Array;
 
-  private constructor(readonly config: ModelConfig, get: (name: string, shape: number[], init: 'normal' | 'ones' | 'zeros' | 'out') => Tensor) {
+  private constructor(readonly config: ModelConfig, get: DeclareWeight) {
+    super();
     const c = config;
     if (c.architecture !== 'llama' && c.architecture !== 'qwen2') throw new Error(`LlamaModel: architecture ${c.architecture} is not Llama-family`);
     if (c.headDim % 2 !== 0) throw new Error(`LlamaModel: head dim ${c.headDim} must be even for RoPE`);
@@ -75,6 +80,11 @@ export class LlamaModel implements CausalLM {
     this.invFreq = ropeInvFreq(c);
   }
 
+  /** Declares every weight through `get` (the one declaration the registry also runs for shapes). */
+  static build(config: ModelConfig, get: DeclareWeight): LlamaModel {
+    return new LlamaModel(config, get);
+  }
+
   /** A model over checkpoint weights (shared, not copied). */
   static fromWeights(config: ModelConfig, weights: WeightMap, source = 'weights'): LlamaModel {
     return new LlamaModel(config, (name, shape) => paramFrom(weights, name, shape, source));
@@ -82,12 +92,7 @@ export class LlamaModel implements CausalLM {
 
   /** A randomly initialized model (normal(0, 0.02); output projections scaled by 1/sqrt(2·layers)). */
   static random(config: ModelConfig, seed = 0): LlamaModel {
-    const rng = new Rng(seed);
-    const std = 0.02;
-    return new LlamaModel(config, (name, shape, init) =>
-      init === 'ones' ? initConst(shape, 1, name)
-        : init === 'zeros' ? initConst(shape, 0, name)
-          : initNormal(shape, init === 'out' ? std / Math.sqrt(2 * config.numLayers) : std, rng, name));
+    return new LlamaModel(config, randomInit(config, seed));
   }
 
   linears(): Linear[] {
@@ -95,30 +100,8 @@ export class LlamaModel implements CausalLM {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>();
-    const add = (t: Tensor | null): void => {
-      if (t) m.set(t.name!, t);
-    };
-    add(this.embed);
-    for (const L of this.layers) {
-      add(L.inputNorm);
-      add(L.postNorm);
-    }
-    for (const lin of this.linears()) {
-      add(lin.weight);
-      add(lin.bias);
-      if (lin.lora) {
-        add(lin.lora.A);
-        add(lin.lora.B);
-      }
-    }
-    add(this.norm);
-    if (this.lmHead !== this.embed) add(this.lmHead);
-    return m;
-  }
-
-  trainableParameters(): Tensor[] {
-    return [...this.parameters().values()].filter((t) => t.requiresGrad);
+    return parameterMap([this.embed, ...this.layers.flatMap((L) => [L.inputNorm, L.postNorm])], this.linears(),
+      [this.norm, this.lmHead !== this.embed ? this.lmHead : null]);
   }
 
   private ensureRope(positions: Int32Array): void {
@@ -159,48 +142,6 @@ export class LlamaModel implements CausalLM {
       (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn, this);
   }
 
-  tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
-  }
-
-  forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
-  }
-
-  newCache(batch: number, capacity: number): KVCache {
-    return new KVCache(this.layers.length, batch, capacity, this.config.numKvHeads, this.config.headDim);
-  }
-
-  exportWeights(): WeightMap {
-    const m: WeightMap = new Map();
-    for (const [name, t] of this.parameters()) if (!name.includes('lora_')) m.set(name, weightOf(t));
-    return m;
-  }
-}
-
-/**
- * Attention of new queries over the cache (no tape): writes this block's keys/values at the
- * cache's current length and attends to everything stored so far.
- */
-export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, layer: number, cache: KVCache, kvStart: Int32Array | null): Tensor {
-  const [B, Tn, H, D] = q.shape as [number, number, number, number];
-  cache.write(layer, k.data as Float32Array, v.data as Float32Array, Tn);
-  const out = T.empty([B, Tn, H, D]);
-  const lse = new Float32Array(B * H * Tn);
-  kernels().attentionForward(q.data, cache.k[layer]!, cache.v[layer]!, out.data, lse, B, Tn, cache.length + Tn,
-    H, cache.kvHeads, D, 1 / Math.sqrt(D), cache.batchStride, kvStart);
-  return out;
-}
-
-/** Logits [batch, vocab] of the last position of each row of final hidden states [batch·tNew, d]. */
-export function lastLogits(h: Tensor, batch: number, tNew: number, head: Tensor): Float32Array {
-  const d = h.shape[1]!;
-  const last = new Float32Array(batch * d);
-  for (let b = 0; b < batch; b++) last.set(h.data.subarray((b * tNew + tNew - 1) * d, (b * tNew + tNew) * d), b * d);
-  const V = head.shape[0]!;
-  const logits = new Float32Array(batch * V);
-  kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
-  return logits;
 }
 
 /**
@@ -219,4 +160,236 @@ function checkSlidingWindow(c: ModelConfig, pos: Int32Array): void {
       `is not implemented, so sequences are limited to ${w} tokens (set max_length ≤ ${w}, or for generation keep prompt + new tokens ≤ ${w})`,
     );
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM); defaults follow the
+// transformers config classes.
+
+function parseRopeScaling(f: ConfigFields): RopeScaling {
+  const rs = f.raw.rope_scaling;
+  if (rs === undefined || rs === null) return null;
+  if (typeof rs !== 'object' || Array.isArray(rs)) throw configError(f.source, `rope_scaling must be an object or null, got ${JSON.stringify(rs)}`);
+  const r = new ConfigFields(rs as Record<string, unknown>, `${f.source} rope_scaling`);
+  const type = r.raw.rope_type ?? r.raw.type;
+  if (type === 'default') return null;
+  if (type === 'linear') return { type: 'linear', factor: r.num('factor') };
+  if (type === 'llama3') {
+    return {
+      type: 'llama3',
+      factor: r.num('factor'),
+      lowFreqFactor: r.num('low_freq_factor'),
+      highFreqFactor: r.num('high_freq_factor'),
+      originalMaxPositions: r.int('original_max_position_embeddings'),
+    };
+  }
+  throw configError(f.source, `unsupported rope_scaling type ${JSON.stringify(type)} (supported: llama3, linear, default)`);
+}
+
+/** Mistral: sliding_window (transformers' default 4096; null disables it); Qwen2: only with use_sliding_window. */
+function slidingWindowOf(f: ConfigFields, isQwen: boolean): number | null {
+  const mistral = f.raw.model_type === 'mistral' || (Array.isArray(f.raw.architectures) && f.raw.architectures.includes('MistralForCausalLM'));
+  if (isQwen ? f.bool('use_sliding_window', false) !== true : !mistral) return null;
+  if (f.raw.sliding_window === null) return null;
+  return f.int('sliding_window', 4096);
+}
+
+function parseLlamaConfig(f: ConfigFields, architecture: Architecture): ModelConfig {
+  const source = f.source;
+  const hiddenSize = f.int('hidden_size');
+  const numHeads = f.int('num_attention_heads');
+  const numKvHeads = f.int('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) throw configError(source, `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (!f.has('head_dim') && hiddenSize % numHeads !== 0) throw configError(source, `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
+  const headDim = f.int('head_dim', hiddenSize / numHeads);
+  if (headDim % 2 !== 0) throw configError(source, `head_dim ${headDim} must be even for rotary embeddings`);
+  const isQwen = architecture === 'qwen2';
+  const attnBias = isQwen ? true : f.bool('attention_bias', false);
+  return {
+    architecture,
+    vocabSize: f.int('vocab_size'),
+    hiddenSize,
+    intermediateSize: f.int('intermediate_size'),
+    numLayers: f.int('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    maxPositions: f.int('max_position_embeddings', isQwen ? 32768 : 2048),
+    slidingWindow: slidingWindowOf(f, isQwen),
+    normEps: f.num('rms_norm_eps', 1e-6),
+    ropeTheta: f.num('rope_theta', 10000),
+    ropeScaling: parseRopeScaling(f),
+    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    attentionBias: attnBias,
+    attentionOutputBias: isQwen ? false : attnBias,
+    mlpBias: isQwen ? false : f.bool('mlp_bias', false),
+    activation: parseActivation(f, 'hidden_act', 'silu'),
+    bosTokenId: f.optionalId('bos_token_id', isQwen ? null : 1),
+    eosTokenId: f.idList('eos_token_id', isQwen ? [] : [2]),
+    padTokenId: f.optionalId('pad_token_id', null),
+    raw: f.raw,
+  };
+}
+
+function writeLlamaConfig(cfg: ModelConfig, out: Record<string, unknown>): void {
+  if (!Array.isArray(out.architectures)) out.architectures = [cfg.architecture === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'];
+  if (typeof out.model_type !== 'string' || !(out.model_type in LLAMA_MODEL_TYPES)) out.model_type = cfg.architecture;
+  out.vocab_size = cfg.vocabSize;
+  out.hidden_size = cfg.hiddenSize;
+  out.intermediate_size = cfg.intermediateSize;
+  out.num_hidden_layers = cfg.numLayers;
+  out.num_attention_heads = cfg.numHeads;
+  out.num_key_value_heads = cfg.numKvHeads;
+  if (out.head_dim !== undefined || cfg.headDim * cfg.numHeads !== cfg.hiddenSize) out.head_dim = cfg.headDim;
+  out.max_position_embeddings = cfg.maxPositions;
+  out.rms_norm_eps = cfg.normEps;
+  out.rope_theta = cfg.ropeTheta;
+  out.rope_scaling = cfg.ropeScaling === null ? null
+    : cfg.ropeScaling.type === 'linear' ? { rope_type: 'linear', factor: cfg.ropeScaling.factor }
+    : {
+        rope_type: 'llama3',
+        factor: cfg.ropeScaling.factor,
+        low_freq_factor: cfg.ropeScaling.lowFreqFactor,
+        high_freq_factor: cfg.ropeScaling.highFreqFactor,
+        original_max_position_embeddings: cfg.ropeScaling.originalMaxPositions,
+      };
+  out.hidden_act = activationName(cfg, 'hidden_act');
+  if (cfg.architecture === 'llama') {
+    out.attention_bias = cfg.attentionBias;
+    out.mlp_bias = cfg.mlpBias;
+  }
+}
+
+const LLAMA_MODEL_TYPES: Record<string, Architecture> = { llama: 'llama', mistral: 'llama', qwen2: 'qwen2' };
+
+/** Llama, Mistral (within its sliding window) and Qwen2: the registry's entry. */
+export const LLAMA: ArchitectureDef = {
+  names: ['llama', 'qwen2'],
+  hfClasses: { LlamaForCausalLM: 'llama', LlamaModel: 'llama', MistralForCausalLM: 'llama', Qwen2ForCausalLM: 'qwen2', Qwen2Model: 'qwen2' },
+  modelTypes: LLAMA_MODEL_TYPES,
+  tiedByDefault: false,
+  parseConfig: parseLlamaConfig,
+  writeConfig: writeLlamaConfig,
+  build: (config, get) => LlamaModel.build(config, get),
+  fromWeights: (config, weights, source) => LlamaModel.fromWeights(config, weights, source),
+  random: (config, seed) => LlamaModel.random(config, seed),
+  hfName: (name) => name,
+  hfTransposed: () => false,
+  loraTargets: ['q_proj', 'v_proj'],
+  peftPath: (path) => path,
+  gguf: llamaGguf(),
+};
+
+/** A Llama config.json object from its dimensions (for checkpoints without one, e.g. llama2.c). */
+export function llamaConfigJson(p: {
+  vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number;
+  numKvHeads?: number; maxPositions: number; normEps?: number; ropeTheta?: number; tieWordEmbeddings: boolean;
+  bosTokenId?: number | null; eosTokenId?: number[];
+}): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: p.vocabSize,
+    hidden_size: p.hiddenSize,
+    intermediate_size: p.intermediateSize,
+    num_hidden_layers: p.numLayers,
+    num_attention_heads: p.numHeads,
+    num_key_value_heads: p.numKvHeads ?? p.numHeads,
+    max_position_embeddings: p.maxPositions,
+    rms_norm_eps: p.normEps ?? 1e-5,
+    rope_theta: p.ropeTheta ?? 10000,
+    rope_scaling: null,
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    tie_word_embeddings: p.tieWordEmbeddings,
+    bos_token_id: p.bosTokenId === undefined ? 1 : p.bosTokenId,
+    eos_token_id: idOrList(p.eosTokenId ?? [2]),
+    torch_dtype: 'float32',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp's layout (convert_hf_to_gguf.py): LlamaModel (architecture "llama") with q/k rows
+// permuted back to interleaved RoPE pairs, Qwen2Model ("qwen2", rotate_half RoPE, no permutation).
+
+/** llama.cpp's per-frequency RoPE factors for Llama 3 scaling (convert_hf_to_gguf.py). */
+export function llama3RopeFactors(cfg: ModelConfig): Float32Array {
+  if (cfg.ropeScaling?.type !== 'llama3') throw new Error('llama3RopeFactors: config has no llama3 rope_scaling');
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = cfg.ropeScaling;
+  const d = cfg.headDim;
+  const out = new Float32Array(d / 2);
+  const lowWavelen = originalMaxPositions / lowFreqFactor;
+  const highWavelen = originalMaxPositions / highFreqFactor;
+  for (let i = 0; i < d / 2; i++) {
+    const freq = 1 / Math.pow(cfg.ropeTheta, (2 * i) / d);
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = factor;
+    else {
+      const smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / factor + smooth);
+    }
+  }
+  return out;
+}
+
+const GGUF_NAMES: [RegExp, string][] = [
+  [/^model\.embed_tokens\.weight$/, 'token_embd.weight'],
+  [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, 'blk.$1.attn_norm.weight'],
+  [/^model\.layers\.(\d+)\.self_attn\.q_proj\.(weight|bias)$/, 'blk.$1.attn_q.$2'],
+  [/^model\.layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)$/, 'blk.$1.attn_k.$2'],
+  [/^model\.layers\.(\d+)\.self_attn\.v_proj\.(weight|bias)$/, 'blk.$1.attn_v.$2'],
+  [/^model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)$/, 'blk.$1.attn_output.$2'],
+  [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, 'blk.$1.ffn_norm.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.gate_proj\.weight$/, 'blk.$1.ffn_gate.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.up_proj\.weight$/, 'blk.$1.ffn_up.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.down_proj\.weight$/, 'blk.$1.ffn_down.weight'],
+  [/^model\.norm\.weight$/, 'output_norm.weight'],
+  // Tied models declare no lm_head: llama.cpp then reuses token_embd.
+  [/^lm_head\.weight$/, 'output.weight'],
+];
+
+function llamaGguf(): GgufLayout {
+  return {
+    arch: (cfg) => cfg.architecture,
+    check(cfg, src) {
+      const arch = cfg.architecture;
+      // llama.cpp reads no MLP biases for either architecture, and no output-projection bias for Qwen2.
+      if (cfg.mlpBias) throw new Error(`${src}: MLP biases have no place in llama.cpp's ${arch} layout`);
+      if (arch === 'qwen2' && cfg.attentionOutputBias) throw new Error(`${src}: an o_proj bias has no place in llama.cpp's qwen2 layout`);
+      if (cfg.activation !== 'silu') throw new Error(`${src}: ${arch} GGUF needs SiLU activation, got ${cfg.activation}`);
+    },
+    params(cfg) {
+      const p: [string, 'u32' | 'f32' | 'string', number | string][] = [
+        ['vocab_size', 'u32', cfg.vocabSize],
+        ['context_length', 'u32', cfg.maxPositions],
+        ['embedding_length', 'u32', cfg.hiddenSize],
+        ['block_count', 'u32', cfg.numLayers],
+        ['feed_forward_length', 'u32', cfg.intermediateSize],
+        ['rope.dimension_count', 'u32', cfg.headDim],
+        ['attention.head_count', 'u32', cfg.numHeads],
+        ['attention.head_count_kv', 'u32', cfg.numKvHeads],
+      ];
+      if (cfg.headDim * cfg.numHeads !== cfg.hiddenSize) p.push(['attention.key_length', 'u32', cfg.headDim], ['attention.value_length', 'u32', cfg.headDim]);
+      p.push(['rope.freq_base', 'f32', cfg.ropeTheta], ['attention.layer_norm_rms_epsilon', 'f32', cfg.normEps]);
+      if (cfg.ropeScaling?.type === 'linear') p.push(['rope.scaling.type', 'string', 'linear'], ['rope.scaling.factor', 'f32', cfg.ropeScaling.factor]);
+      return p;
+    },
+    name: (name) => ggufNameFrom(GGUF_NAMES, name),
+    layout(name, w, cfg) {
+      // Llama's q/k rows go back to interleaved RoPE pairs (a bias is a one-column matrix here).
+      if (cfg.architecture !== 'llama') return w;
+      const heads = /q_proj/.test(name) ? cfg.numHeads : /k_proj/.test(name) ? cfg.numKvHeads : 0;
+      if (!heads) return w;
+      if (w.shape.length === 2) return permuteHalvesToInterleaved(w, heads);
+      const p = permuteHalvesToInterleaved({ shape: [w.shape[0]!, 1], data: w.data }, heads);
+      return { shape: [...w.shape], data: p.data };
+    },
+    extra(cfg) {
+      if (cfg.ropeScaling?.type !== 'llama3') return [];
+      const factors = llama3RopeFactors(cfg);
+      return [{ after: 'token_embd.weight', name: 'rope_freqs.weight', weight: { shape: [factors.length], data: factors } as Weight }];
+    },
+  };
 }

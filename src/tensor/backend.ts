@@ -1,5 +1,7 @@
 // Chooses the kernel backend: the native addon when it loads, else the portable reference
-// (with a one-line warning saying what it costs). DPO_BACKEND=reference forces the reference.
+// (with a one-line warning saying what it costs). DPO_BACKEND=reference forces the reference,
+// DPO_BACKEND=wasm the WebAssembly build of the native kernels (src/tensor/wasm.ts; loaded
+// asynchronously while this module loads, with DPO_NUM_THREADS threads or one per core).
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,6 +9,26 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import type { Kernels } from './kernels.js';
 import { referenceKernels } from './reference/index.js';
+import { loadWasmKernelsNode } from './wasm-node.js';
+import type { WasmKernels } from './wasm.js';
+
+let wasm: WasmKernels | null = null;
+let wasmError: string | null = null;
+if (process.env.DPO_BACKEND === 'wasm') {
+  try {
+    wasm = await loadWasmKernelsNode();
+  } catch (e) {
+    wasmError = (e as Error).message;
+  }
+}
+
+/** The WebAssembly kernels when DPO_BACKEND=wasm loaded them (else null; see wasmLoadError()). */
+export function wasmKernels(): WasmKernels | null {
+  return wasm;
+}
+export function wasmLoadError(): string | null {
+  return process.env.DPO_BACKEND === 'wasm' ? wasmError : 'DPO_BACKEND is not wasm';
+}
 
 const KERNEL_NAMES: (keyof Kernels)[] = [
   'gemm', 'gemmBf16', 'rmsnormForward', 'rmsnormBackward', 'layernormForward', 'layernormBackward', 'rope',
@@ -97,6 +119,9 @@ export function kernels(): Kernels {
   if (active) return active;
   if (process.env.DPO_BACKEND === 'reference') {
     active = referenceKernels;
+  } else if (process.env.DPO_BACKEND === 'wasm') {
+    if (!wasm) throw new Error(`DPO_BACKEND=wasm: ${wasmError}`);
+    active = wasm;
   } else {
     const n = nativeKernels();
     if (n) {
@@ -123,6 +148,7 @@ let addonDigest: string | null = null;
  */
 export function kernelPath(): { backend: string; gemmKernel: string | null; threads: number; addon: string | null } {
   const k = kernels();
+  if (wasm && k === wasm) return { backend: 'wasm', gemmKernel: `${wasm.build}:${wasm.gemmKernel()}`, threads: k.numThreads(), addon: null };
   const isNative = k === native && native !== null;
   if (isNative && addonDigest === null && nativePath) addonDigest = createHash('sha256').update(readFileSync(nativePath)).digest('hex').slice(0, 16);
   return {

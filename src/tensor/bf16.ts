@@ -37,3 +37,31 @@ export function roundBf16(x: number): number {
 
 /** Unit roundoff of a conversion to bfloat16 (8-bit significand): |bf16(x) − x| ≤ 2⁻⁸·|x|. */
 export const BF16_UNIT_ROUNDOFF = 2 ** -8;
+
+type GemmFn = (
+  transA: boolean, transB: boolean, M: number, N: number, K: number,
+  A: Float32Array | Float64Array, strideA: number, B: Float32Array | Float64Array, strideB: number,
+  C: Float32Array | Float64Array, strideC: number, batch: number, alpha: number, beta: number,
+) => void;
+
+/**
+ * A gemmBf16 built on a backend's float32 gemm (backends without a bf16 kernel, e.g. wasm):
+ * operands are rounded to bf16 into float32 copies (products of bf16 values are exact in float32),
+ * then multiplied with float32 accumulation — the converted-float32 path.
+ */
+export function gemmBf16ViaGemm(gemm: GemmFn) {
+  return (
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Float32Array | Float64Array | Uint16Array, strideA: number, B: Float32Array | Float64Array | Uint16Array, strideB: number,
+    C: Float32Array | Float64Array, strideC: number, batch: number, alpha: number, beta: number,
+  ): void => {
+    const round = (x: Float32Array | Float64Array | Uint16Array, n: number): Float32Array => {
+      if (x instanceof Uint16Array) return bf16ToF32(x.subarray(0, n));
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = roundBf16(x[i]!);
+      return out;
+    };
+    const span = (s: number, rows: number, cols: number) => (batch > 0 ? (batch - 1) * s + rows * cols : 0);
+    gemm(transA, transB, M, N, K, round(A, span(strideA, M, K)), strideA, round(B, span(strideB, K, N)), strideB, C, strideC, batch, alpha, beta);
+  };
+}

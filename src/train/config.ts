@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { editDistance } from '../losses/math.js';
-import { labelSmoothingLossTypes, lossTypeNames, lossTypes } from '../losses/index.js';
+import { labelSmoothingLossTypes, lossSpec, lossSpecs, lossTypeNames, lossTypes } from '../losses/index.js';
 import { applyTrlPolicy, type TrlConfigName } from './trl-parity.js';
 
 const positiveInt = z.number().int().positive();
@@ -208,9 +208,12 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
   if (cfg.label_smoothing > 0 && !names.includes('sigmoid') && !names.some((n) => smoothers.includes(n))) {
     inert.push(`label_smoothing ${cfg.label_smoothing} acts only with loss_type ${smoothers.join(', ')}`);
   }
-  if (cfg.discopop_tau !== 0.05 && !names.includes('discopop')) inert.push(`discopop_tau acts only with loss_type discopop`);
-  if (cfg.simpo_gamma !== 0.5 && !names.includes('simpo')) inert.push(`simpo_gamma acts only with loss_type simpo`);
-  if (cfg.cpo_alpha !== 1 && !names.includes('simpo')) inert.push(`cpo_alpha acts only with loss_type simpo`);
+  // Loss-specific options (each loss declares its own, src/losses/registry.ts), at their TRL defaults.
+  for (const [opt, def] of [['discopop_tau', 0.05], ['simpo_gamma', 0.5], ['cpo_alpha', 1]] as const) {
+    if (cfg[opt] === def) continue;
+    const users = lossSpecs.filter((s) => s.options?.includes(opt)).map((s) => s.name);
+    if (!names.some((n) => (users as readonly string[]).includes(lossSpec(n).name))) inert.push(`${opt} acts only with loss_type ${users.join(', ')}`);
+  }
   if (cfg.f_alpha_divergence_coef !== 0.5 && cfg.f_divergence_type !== 'alpha_divergence') {
     inert.push('f_alpha_divergence_coef acts only with f_divergence_type alpha_divergence');
   }
@@ -227,10 +230,11 @@ export function parseDpoConfig(file: Record<string, unknown>, overrides: Record<
       '(conservative DPO was removed in TRL 1.0); for noisy labels use loss_type robust (0 ≤ label_smoothing < 0.5)',
     );
   }
-  if (cfg.use_weighting && names.some((n) => n === 'aot' || n === 'aot_pair' || n === 'aot_unpaired')) {
+  if (cfg.use_weighting && names.some((n) => lossSpec(n).rankIndexed)) {
     throw new Error(`${source}: use_weighting with loss_type aot/aot_unpaired: their losses are indexed by sorted rank, not by pair, so pair weights do not apply (TRL refuses this too)`);
   }
-  const refFree = names.filter((n) => n === 'simpo' || n === 'orpo');
+  // The reference-free losses on per-token averages (simpo, orpo; sft is only the NLL term, which either leaves alone).
+  const refFree = names.filter((n) => lossSpec(n).referenceFree === true && lossSpec(n).perToken !== undefined);
   if (refFree.length > 0 && (cfg.f_divergence_type !== 'reverse_kl' || cfg.ld_alpha !== null)) {
     throw new Error(
       `${source}: f_divergence_type/ld_alpha with loss_type ${refFree.join(', ')}: these extensions are reference-free, while f-DPO ` +

@@ -12,7 +12,9 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { gemmBf16Path, kernelPath } from '../tensor/backend.js';
 import { matmulPrecision, withMatmulPrecision } from '../tensor/autocast.js';
-import { computePreferenceLoss, ldTokenWeights, newBcoRunningMean, wpoPairWeights, type BcoRunningMean, type LossParams } from '../losses/index.js';
+import {
+  computePreferenceLoss, isReferenceFree, ldTokenWeights, needsLossState, newBcoRunningMean, usesNllTerm, wpoPairWeights, type BcoRunningMean, type LossParams,
+} from '../losses/index.js';
 import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PrepareOptions, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
@@ -20,12 +22,13 @@ import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
+import { sequenceSums, sequenceSumsOnTape } from '../models/logprobs.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { formatMemoryReport, memoryFloor } from './memory-report.js';
 import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
 
 export interface DpoRunOptions {
@@ -68,21 +71,6 @@ export interface DpoRunResult extends TrainedRun<DpoConfig> {
   evalPairs: number;
   /** Whether reference log-probs came from the on-disk cache. */
   refCacheHit: boolean | null;
-}
-
-/**
- * Per-sequence sums of response log-probs, [2·pairs] (chosen rows first), as float64: row r is the
- * run of lengths[r] values after the previous rows (a padded row's length is seqLen).
- */
-function sequenceSums(lp: Float32Array | Float64Array, lengths: ArrayLike<number>, weights?: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(lengths.length);
-  let i = 0;
-  for (let r = 0; r < lengths.length; r++) {
-    let s = 0;
-    for (const end = i + lengths[r]!; i < end; i++) s += weights ? lp[i]! * weights[i]! : lp[i]!;
-    out[r] = s;
-  }
-  return out;
 }
 
 /**
@@ -136,37 +124,18 @@ export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFr
   const o: SequenceLogpsOptions = opts instanceof Float32Array ? { meanLogits: opts } : opts;
   const { meanLogits, logSumSqProbs, tokenWeights } = o;
   const rows = 2 * batch.pairs, T_ = batch.seqLen;
-  const weighted = tokenWeights !== undefined || o.alsoUnweighted === true;
-  if (!paddingFree && !weighted) {
-    const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits, logSumSqProbs });
-    return T.sum(T.reshape(lp, [rows, T_]), 1);
-  }
-  // Per-sequence (weighted) sums as a product with a segment matrix [rows, N] (its backward hands
-  // each token its sequence's gradient times its weight); alsoUnweighted stacks a 0/1 one below.
-  let lp: Tensor, N: number, paddedIndex: ArrayLike<number>;
   if (paddingFree) {
     const p = packPreferenceBatch(batch);
-    N = p.ids.length;
-    paddedIndex = p.paddedIndex;
+    const N = p.ids.length;
     const packedMean = meanLogits ? new Float32Array(N) : undefined;
     const packedSq = logSumSqProbs ? new Float32Array(N) : undefined;
-    lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: N, segments: p.lengths }, p.targets, { meanLogits: packedMean, logSumSqProbs: packedSq });
+    const lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: N, segments: p.lengths }, p.targets, { meanLogits: packedMean, logSumSqProbs: packedSq });
     if (meanLogits && packedMean) p.paddedIndex.forEach((j, i) => (meanLogits[j] = packedMean[i]!));
     if (logSumSqProbs && packedSq) p.paddedIndex.forEach((j, i) => (logSumSqProbs[j] = packedSq[i]!));
-  } else {
-    N = rows * T_;
-    paddedIndex = { length: N } as ArrayLike<number>;
-    lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits, logSumSqProbs });
+    return sequenceSumsOnTape(lp, { rows, seqLen: T_, paddedIndex: p.paddedIndex, tokenWeights, alsoUnweighted: o.alsoUnweighted });
   }
-  const out = o.alsoUnweighted ? 2 * rows : rows;
-  const seg = new Float32Array(out * N);
-  for (let i = 0; i < N; i++) {
-    const j = paddingFree ? paddedIndex[i]! : i;
-    const r = Math.floor(j / T_);
-    seg[r * N + i] = tokenWeights ? tokenWeights[j]! : 1;
-    if (o.alsoUnweighted) seg[(rows + r) * N + i] = 1;
-  }
-  return T.reshape(T.matmul(T.tensor(seg, [out, N]), T.reshape(lp, [N, 1])), [out]);
+  const lp = model.tokenLogprobs({ ids: batch.inputIds, batch: rows, seq: T_ }, batch.targets, { meanLogits, logSumSqProbs });
+  return sequenceSumsOnTape(lp, { rows, seqLen: T_, tokenWeights, alsoUnweighted: o.alsoUnweighted });
 }
 
 /** Reference log-probs of a batch under a frozen model (no tape, activations dropped). */
@@ -589,7 +558,7 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
   const collate = (pairs: readonly TokenizedPair[]): PreferenceBatch => collatePreference(pairs, { padId, padToMultipleOf });
 
   // ---- reference ----
-  const referenceFree = (typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type).every((t) => ['simpo', 'orpo', 'sft'].includes(t));
+  const referenceFree = isReferenceFree(cfg.loss_type);
   let refModel: CausalLM | null = null;
   let withAdaptersOff: ((f: () => Float64Array) => Float64Array) | null = null;
   if (!referenceFree) {
@@ -675,12 +644,12 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
   }
 
   const lossTypes = cfg.loss_type;
-  const usesNll = cfg.rpo_alpha !== null || (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).some((t) => t === 'sft' || t === 'orpo' || (t === 'simpo' && cfg.cpo_alpha > 0));
+  const usesNll = usesNllTerm(lossTypes, { rpoAlpha: cfg.rpo_alpha ?? undefined, cpoAlpha: cfg.cpo_alpha });
   // bco_pair's δ: the running mean of the training batches' mean reward, checkpointed with the
   // run (TrainTask.lossState) so a resume continues it bit for bit. Evaluation folds each eval
   // batch into a copy and leaves the training state alone.
   let bcoState: BcoRunningMean | undefined =
-    (typeof lossTypes === 'string' ? [lossTypes] : lossTypes).includes('bco_pair') ? newBcoRunningMean() : undefined;
+    needsLossState(lossTypes, 'bcoState') ? newBcoRunningMean() : undefined;
 
   /** Forward (+ backward when training) of one batch; returns metric sums. */
   const runBatch = (pairIdx: readonly number[], pairs: readonly TokenizedPair[], ref: typeof trainRef, gradScale: number | null): MicroResult => {

@@ -16,8 +16,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import { join, resolve } from 'node:path';
 import { loadHfDirectory, saveHfDirectory, TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
-import { loadModel } from '../models/index.js';
-import { isPeftAdapterDir, loadPeftAdapter } from '../nn/peft.js';
+import { loadModel } from '../io/load-model.js';
+import { isPeftAdapterDir, loadPeftAdapter } from '../io/peft.js';
 import { listCheckpoints } from './checkpoint.js';
 import { dpoWatchdogs } from './dpo.js';
 import type { DpoConfig } from './config.js';

@@ -17,7 +17,7 @@ import { BatchSampler } from '../data/batch.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps, type ScheduleType } from './schedule.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 /** One micro-batch's contribution: metric sums (divided by `count` when logged) and sizes. */
 export interface MicroResult {

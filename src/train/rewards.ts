@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as T from '../tensor/index.js';
-import { isSequenceClassificationDir, loadSequenceClassifier, type SequenceClassifier } from '../models/reward.js';
+import type { SequenceClassifier } from '../models/reward.js';
+import { isSequenceClassificationDir, loadSequenceClassifier } from '../io/reward-dir.js';
 
 const require = createRequire(import.meta.url);
 

@@ -17,14 +17,16 @@ import { readRecords } from '../data/readers.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import { formatLoc, type DataFormat } from '../data/types.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { loadTokenizerFor } from '../models/index.js';
-import { loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/reward.js';
-import { attachLora, defaultLoraTargets, type LoraSettings } from '../nn/peft.js';
+import { loadTokenizerFor } from '../io/load-model.js';
+import type { SequenceClassifier } from '../models/reward.js';
+import { loadSequenceClassifier, saveSequenceClassifier } from '../io/reward-dir.js';
+import { attachLora, type LoraSettings } from '../nn/lora.js';
+import { defaultLoraTargets } from '../models/architectures.js';
 import { splitEval } from './dpo.js';
 import { evalMeans, runTrainingLoop, type LoopResult, type MicroResult } from './loop.js';
 import type { RewardConfig } from './rl-config.js';
 import { copyTokenizerFiles, fingerprintSettings, loopConfig } from './setup.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 export interface RmRunOptions {
   /** Starting point: an SFT/base causal LM (a fresh head) or a sequence-classification directory. */

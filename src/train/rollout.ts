@@ -23,7 +23,7 @@ import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps } from './schedule.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import type { LoopConfig } from './loop.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../util/progress.js';
 
 export interface Prompt {
   text: string;

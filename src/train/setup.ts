@@ -3,12 +3,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernels } from '../tensor/backend.js';
-import { loadModelAndTokenizer, loadTokenizerFor, type CausalLM, type LoadedModel } from '../models/index.js';
+import { type CausalLM } from '../models/index.js';
+import { loadModelAndTokenizer, loadTokenizerFor, type LoadedModel } from '../io/load-model.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { GenerationDefaults } from '../io/config.js';
 import { loadTokenizer } from '../io/tokenizers/index.js';
 import { tokenizerFilesFor } from '../io/tokenizers/save.js';
-import { attachLora, defaultLoraTargets, loadPeftAdapter, savePeftAdapter, type LoraSettings } from '../nn/peft.js';
+import { attachLora, type LoraSettings } from '../nn/lora.js';
+import { loadPeftAdapter, savePeftAdapter } from '../io/peft.js';
+import { defaultLoraTargets } from '../models/architectures.js';
 import { saveHfDirectory } from '../io/hf-dir.js';
 import type { SftConfig } from './config.js';
 import type { LoopConfig, LoopResult, TrainingEvents } from './loop.js';

@@ -23,10 +23,11 @@ import { encodePair, renderPreference, type TokenizedPair } from '../data/tokeni
 import type { Tokenizer } from '../io/tokenizer.js';
 import { findTemplateProcessing, type PostProcessorJson } from '../io/tokenizers/hf.js';
 import type { DataFormat, PreferenceExample, SftExample } from '../data/types.js';
+import { isReferenceFree } from '../losses/index.js';
 import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { convertModel } from '../io/convert.js';
-import { loadModelAndTokenizer, loadTokenizerFor } from '../models/index.js';
-import { defaultLoraTargets } from '../nn/peft.js';
+import { loadModelAndTokenizer, loadTokenizerFor } from '../io/load-model.js';
+import { defaultLoraTargets } from '../models/architectures.js';
 import { readModelConfig } from '../io/config.js';
 import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
@@ -564,8 +565,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
   // ---- optional reference log-probs (only when TRL provably sees our tokens) ----
   let refCols: { train: { chosen: Float64Array; rejected: Float64Array }; eval: { chosen: Float64Array; rejected: Float64Array } | null } | null = null;
   if (opts.refLogps) {
-    const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
-    if (names.every((n) => ['simpo', 'orpo', 'sft'].includes(n))) throw new Error('export-job: --ref-logps: the loss uses no reference model');
+    if (isReferenceFree(cfg.loss_type)) throw new Error('export-job: --ref-logps: the loss uses no reference model');
     const ldAlpha = (cfg as Record<string, unknown>).ld_alpha;
     if (ldAlpha !== undefined && ldAlpha !== null) throw new Error('export-job: --ref-logps: with ld_alpha TRL weights the reference log-probs per token; not exported');
     if (opts.hubModel) throw new Error('export-job: --ref-logps refused: with --hub-model TRL loads the hub\'s tokenizer, which cannot be checked here');

@@ -5,6 +5,7 @@
 // export, PEFT config, import), or refuses with the option's name: nothing is silently dropped.
 
 import type { DpoConfig, SftConfig } from './config.js';
+import { lossSpec, lossTypeNames } from '../losses/index.js';
 
 /** The TRL release the exported job is written for. */
 export const TRL_VERSION = '1.9.0';
@@ -62,16 +63,6 @@ const same: Rule<CommonConfig> = (value: unknown, _cfg, _ctx, api) => api.set(''
 const byData = (detail: string): Rule<CommonConfig> => (_v, _c, _x, api) => api.handledBy('data export', detail);
 const byPeft = (field: string): Rule<CommonConfig> => (_v, cfg, _x, api) =>
   cfg.use_peft ? api.handledBy(`peft_config.json ${field}`) : api.handledBy('not used', 'use_peft is false');
-
-/** Our loss names → TRL v1.9.0's (same formula); absent: no v1.9.0 DPOTrainer equivalent. */
-const LOSS_NAMES: Record<string, string | { refuse: string }> = {
-  sigmoid: 'sigmoid', robust: 'robust', ipo: 'ipo', hinge: 'hinge', exo_pair: 'exo_pair', nca_pair: 'nca_pair',
-  sppo_hard: 'sppo_hard', aot: 'aot', aot_pair: 'aot_unpaired', apo_zero: 'apo_zero', apo_down: 'apo_down',
-  discopop: 'discopop', sft: 'sft',
-  bco_pair: { refuse: 'ours shifts rewards by a running mean (TRL v0.x RunningMoments); v1.9.0\'s bco_pair has no shift' },
-  simpo: { refuse: 'TRL v1.9.0 has SimPO only in CPOTrainer (CPOConfig loss_type="simpo"), not in DPOTrainer' },
-  orpo: { refuse: 'TRL v1.9.0 has ORPO only in its ORPOTrainer, not in DPOTrainer' },
-};
 
 /** Rules of the options every trainer has (SFTConfig's and DPOConfig's TrainingArguments part). */
 export const COMMON_RULES: { [K in keyof CommonConfig]-?: Rule<CommonConfig> } = {
@@ -159,7 +150,8 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
     const names = typeof v === 'string' ? [v] : v;
     const out: string[] = [];
     for (const n of names) {
-      const m = LOSS_NAMES[n];
+      // Our loss → TRL v1.9.0's loss_type with the same formula (declared beside each loss; see src/losses/registry.ts).
+      const m = lossTypeNames.includes(n) ? lossSpec(n).trl : undefined;
       if (m === undefined) return api.refuse(`loss "${n}" has no TRL v${TRL_VERSION} DPOTrainer equivalent`);
       if (typeof m !== 'string') return api.refuse(`loss "${n}": ${m.refuse}`);
       out.push(m);
@@ -182,7 +174,7 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
     const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
     if (names.includes('exo_pair') && v === 0) {
       // Ours replaces ε = 0 by 1e-3 for exo_pair (TRL v0.x did); v1.9.0 refuses 0.
-      if (names.some((n) => ['robust', 'aot', 'aot_pair'].includes(n))) return api.refuse('exo_pair runs with ε = 1e-3 when label_smoothing is 0, but the other losses in the list use ε = 0; set label_smoothing explicitly');
+      if (names.some((n) => n !== 'exo_pair' && lossTypeNames.includes(n) && lossSpec(n).labelSmoothing)) return api.refuse('exo_pair runs with ε = 1e-3 when label_smoothing is 0, but the other losses in the list use ε = 0; set label_smoothing explicitly');
       return api.set('', 1e-3, 'exo_pair with label_smoothing 0 runs with 1e-3 in dpo-ts');
     }
     api.set('', v);

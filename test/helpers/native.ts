@@ -1,8 +1,14 @@
-// Access to the native kernels from tests: skip (with the reason) when the addon is unavailable
+// Access to the compiled kernels from tests: skip (with the reason) when the addon is unavailable
 // or lacks the kernels under test, except under CI (process.env.CI set), where that is a failure.
-import { nativeKernels, nativeLoadError, nativeMissing } from '../../src/tensor/backend.js';
+// With DPO_BACKEND=wasm the "native" kernels under test are the WebAssembly build of the same
+// C++ (wasmRerun below runs a test file that way in a child process).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { nativeKernels, nativeLoadError, nativeMissing, wasmKernels, wasmLoadError } from '../../src/tensor/backend.js';
+import { wasmBuildDir, WASM_MISSING } from '../../src/tensor/wasm-node.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 export interface NativeForTests {
   /** The native kernels, or null. */
@@ -15,6 +21,11 @@ export interface NativeForTests {
 
 /** `needed`: kernel names that must come from the addon itself (not the reference fallback). */
 export function nativeForTests(needed: readonly (keyof Kernels)[] = []): NativeForTests {
+  if (underWasm) {
+    const wasm = wasmKernels();
+    const skip = wasm ? false : `wasm kernels unavailable: ${wasmLoadError()}`;
+    return { native: wasm, skip, mustFail: skip !== false && Boolean(process.env.CI) };
+  }
   const native = nativeKernels();
   let skip: string | false = false;
   if (!native) {
@@ -37,4 +48,37 @@ export function spawnNode(args: string[], options: SpawnSyncOptionsWithStringEnc
   // Emulation runs the same work about 10x slower: stretch the caller's time limit with it.
   const timeout = options.timeout && wrapper.length > 0 ? options.timeout * 8 : options.timeout;
   return spawnSync(cmd!, [...pre, ...args], { ...options, ...(timeout ? { timeout } : {}) });
+}
+
+/** True in a test process started by wasmRerun: the compiled kernels under test are the wasm build. */
+export const underWasm = process.env.DPO_BACKEND === 'wasm';
+
+/**
+ * Parametrises a kernel test file over the WebAssembly backend: one test that reruns `file`
+ * (pass import.meta.url) in a child process with DPO_BACKEND=wasm, limited to the tests whose
+ * names match `pattern`, and checks they all pass, for 1 thread and for `threads` > 1 (the
+ * threaded build). Skipped with what to install when the wasm files are not built, except
+ * under CI (which builds them), where that fails.
+ */
+export function wasmRerun(file: string, pattern: string, opts: { threads?: number[]; minPassed?: number; timeout?: number } = {}): void {
+  if (underWasm || process.env.DPO_TEST_CHILD_NO_WASM) return;
+  const built = wasmBuildDir() !== null;
+  const skip = built || process.env.CI ? false : WASM_MISSING;
+  for (const threads of opts.threads ?? [1, 2]) {
+    test(`wasm backend (${threads} thread${threads > 1 ? 's' : ''}): ${pattern}`, { skip }, () => {
+      assert.ok(built, WASM_MISSING);
+      const env: NodeJS.ProcessEnv = { ...process.env, DPO_BACKEND: 'wasm', DPO_NUM_THREADS: String(threads) };
+      delete env.NODE_TEST_CONTEXT; // else the child talks the runner's internal protocol, not TAP
+      const r = spawnNode(
+        ['--test-reporter=tap', `--test-name-pattern=${pattern}`, fileURLToPath(file)],
+        { env, encoding: 'utf8', timeout: opts.timeout ?? 180_000 },
+      );
+      const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail|skipped)/.test(l)).join(', ');
+      const failures = (r.stdout ?? '').split('\n').filter((l) => /^\s*not ok/.test(l)).join('\n');
+      assert.equal(r.status, 0, `wasm (${threads} threads) failed:\n${failures}\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`);
+      assert.match(summary, /# fail 0/, summary);
+      const passed = Number(/# pass (\d+)/.exec(summary)?.[1] ?? 0);
+      assert.ok(passed >= (opts.minPassed ?? 1), `expected the tests to run in the child, got: ${summary}`);
+    });
+  }
 }

@@ -2,7 +2,7 @@
 // library's mulberry32 (a bare () => number in [0, 1)). Not cryptographic; fast, and identical on
 // every platform.
 
-export { mulberry32 } from '../../src/data/batch.js';
+export { mulberry32 } from '../../src/util/rng.js';
 
 export class Rng {
   private a: number;

@@ -1,47 +1,20 @@
 // LoRA adapters in PEFT's on-disk format: adapter_config.json + adapter_model.safetensors with
 // keys "base_model.model.<module path>.lora_A.weight" ([r, in]) and ".lora_B.weight" ([out, r]),
-// so adapters trained here load in PEFT (and PEFT adapters load here).
+// so adapters trained here load in PEFT (and PEFT adapters load here). Module paths as PEFT names
+// them come from the architecture's declaration (peftModulePath).
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { WeightMap } from '../io/weights.js';
-import type { Linear } from './linear.js';
 import { Rng } from '../tensor/random.js';
-
-export interface LoraSettings {
-  r: number;
-  alpha: number;
-  dropout: number;
-  /** Module names as in PEFT ("q_proj", "v_proj", "c_attn", ...): a linear whose path ends in one. */
-  targetModules: readonly string[];
-}
-
-/** PEFT's default targets per architecture (as its TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-export function defaultLoraTargets(architecture: string): string[] {
-  return architecture === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
-}
+import type { Linear } from '../nn/linear.js';
+import type { LoraSettings } from '../nn/lora.js';
+import { peftModulePath } from '../models/architectures.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import type { WeightMap } from './weights.js';
 
 /** Full module path as PEFT names it (GPT-2 modules live under "transformer."). */
 function peftPath(lin: Linear, architecture: string): string {
-  return architecture === 'gpt2' ? `transformer.${lin.path}` : lin.path;
-}
-
-export function selectLoraTargets(linears: readonly Linear[], targets: readonly string[]): Linear[] {
-  const chosen = linears.filter((l) => targets.some((t) => l.path === t || l.path.endsWith(`.${t}`)));
-  if (chosen.length === 0) {
-    const names = [...new Set(linears.map((l) => l.path.split('.').at(-1)!))];
-    throw new Error(`LoRA: no linear layer matches target modules ${JSON.stringify(targets)}; this model has ${names.join(', ')}`);
-  }
-  return chosen;
-}
-
-/** Attaches fresh adapters (B = 0) to the target layers; freezes everything else. */
-export function attachLora(linears: readonly Linear[], s: LoraSettings, seed: number): Linear[] {
-  const rng = new Rng(seed ^ 0x10a);
-  const chosen = selectLoraTargets(linears, s.targetModules);
-  for (const l of chosen) l.attachLora(s.r, s.alpha, s.dropout, rng);
-  return chosen;
+  return peftModulePath(architecture, lin.path);
 }
 
 export function savePeftAdapter(dir: string, linears: readonly Linear[], s: LoraSettings, architecture: string, baseModel: string): void {

@@ -1,14 +1,15 @@
 // `dpo data check FILE [--eval FILE] ...`: the preference-data audit on the command line.
 
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer as defaultLoadTokenizer } from '../io/tokenizers/index.js';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { auditPreferenceData, auditVerdict, renderAuditText, writeRedactedCopy } from './audit.js';
-import { renderDataCard, type CollectionSummary } from './card.js';
-import type { ColumnMapping, PreferenceFormat, TruncationMode } from './types.js';
-import { PREFERENCE_FORMATS } from './types.js';
+import { auditPreferenceData, auditVerdict, renderAuditText, writeRedactedCopy } from '../data/audit.js';
+import { renderDataCard, type CollectionSummary } from '../data/card.js';
+import type { ColumnMapping, PreferenceFormat, TruncationMode } from '../data/types.js';
+import { PREFERENCE_FORMATS } from '../data/types.js';
+import { collectList, fractionArg, intArg, parseColumns } from './args.js';
 
 export interface DataCommandDeps {
   /** Loads --tokenizer DIR (default: the project's loadTokenizer from src/io/tokenizers). */
@@ -19,39 +20,6 @@ export interface DataCommandDeps {
   setExitCode?: (code: number) => void;
   /** Summarizes an annotation project for `data card --project` (src/cli passes src/annotate's). */
   loadCollection?: (dir: string) => Promise<CollectionSummary> | CollectionSummary;
-}
-
-const collectList = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((x) => x.trim()).filter(Boolean)];
-
-function share(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in (0, 1], got "${value}"`);
-    return n;
-  };
-}
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
-    return n;
-  };
-}
-
-const COLUMN_KEYS = ['prompt', 'chosen', 'rejected', 'completion', 'messages', 'input', 'preferred_output', 'non_preferred_output'];
-
-/** "prompt=question,chosen=good,rejected=bad" → {prompt: 'question', ...}. */
-export function parseColumns(value: string): ColumnMapping {
-  const out: Record<string, string> = {};
-  for (const part of value.split(',')) {
-    const m = /^\s*([A-Za-z_]+)\s*=\s*(.+?)\s*$/.exec(part);
-    if (!m || !COLUMN_KEYS.includes(m[1]!)) {
-      throw new InvalidArgumentError(`--columns: expected NAME=COLUMN pairs with NAME in ${COLUMN_KEYS.join('/')}, got "${part}"`);
-    }
-    out[m[1]!] = m[2]!;
-  }
-  return out as ColumnMapping;
 }
 
 interface CheckOptions {
@@ -85,17 +53,17 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
     .addOption(new Option('--format <format>', 'force the format instead of detecting it').choices([...PREFERENCE_FORMATS]))
     .option('--columns <map>', 'column mapping, e.g. prompt=question,chosen=good,rejected=bad', parseColumns)
     .option('--prompt-boundary <text>', 'turn boundary ending implicit text prompts (default "\\n\\nAssistant:")')
-    .option('--max-length <n>', 'TRL max_length: max tokens of each row (prompt + chosen, prompt + rejected)', positiveInt('--max-length'))
-    .option('--max-prompt-length <n>', 'extension (TRL < 1.0): max prompt tokens, applied first', positiveInt('--max-prompt-length'))
-    .option('--max-completion-length <n>', 'extension (TRL < 1.0): max response tokens', positiveInt('--max-completion-length'))
+    .option('--max-length <n>', 'TRL max_length: max tokens of each row (prompt + chosen, prompt + rejected)', intArg('--max-length'))
+    .option('--max-prompt-length <n>', 'extension (TRL < 1.0): max prompt tokens, applied first', intArg('--max-prompt-length'))
+    .option('--max-completion-length <n>', 'extension (TRL < 1.0): max response tokens', intArg('--max-completion-length'))
     .addOption(new Option('--truncation-mode <mode>', "TRL's truncation_mode: keep_start keeps each row's first max-length tokens (rows whose prompt fills it are dropped), keep_end its last").choices(['keep_start', 'keep_end']).default('keep_start'))
     .option('--tokenizer <dir>', 'tokenizer directory (or llama2.c .bin): token lengths and truncation forecast')
     .option('--slice <column>', 'per-slice counts, length bias and agreement for this column (e.g. group, source); repeatable, dotted paths allowed', collectList)
     .option('--redact <out>', 'write a copy (JSON lines) with personal data replaced by [EMAIL], [PHONE], [CARD], [IBAN], [IP], [SSN]')
     .option('--no-pii', 'skip the personal-data scan')
     .option('--no-diversity', 'skip languages, near-duplicate clusters, lexical diversity and topic terms')
-    .option('--near-duplicate-threshold <j>', 'Jaccard similarity of word 3-grams at which prompts are near duplicates (default 0.8)', share('--near-duplicate-threshold'))
-    .option('--max-cluster-share <s>', 'warn when the largest near-duplicate cluster holds more of the rows (default 0.05)', share('--max-cluster-share'))
+    .option('--near-duplicate-threshold <j>', 'Jaccard similarity of word 3-grams at which prompts are near duplicates (default 0.8)', fractionArg('--near-duplicate-threshold'))
+    .option('--max-cluster-share <s>', 'warn when the largest near-duplicate cluster holds more of the rows (default 0.05)', fractionArg('--max-cluster-share'))
     .option('--json', 'print the report as JSON')
     .action(async (files: string[], opts: CheckOptions) => {
       let tokenizer: Tokenizer | undefined;

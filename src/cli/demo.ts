@@ -2,9 +2,10 @@
 // --prompts, --betas, --seed, --threads, --cache-dir.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_BETAS, runDemo } from './run.js';
-import { runTwoGroupDemo } from './groups.js';
-import { RL_METHODS, type DemoMethod } from './rlhf.js';
+import { DEFAULT_BETAS, runDemo } from '../demo/run.js';
+import { runTwoGroupDemo } from '../demo/groups.js';
+import { RL_METHODS, type DemoMethod } from '../demo/rlhf.js';
+import { intArg } from './args.js';
 
 export function parseMethods(v: string): DemoMethod[] {
   const m = v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -13,22 +14,12 @@ export function parseMethods(v: string): DemoMethod[] {
   return [...new Set(m)] as DemoMethod[];
 }
 
-export { runDemo, DEFAULT_SETTINGS, QUICK_SETTINGS, PRETRAINED_DPO, DEFAULT_BETAS, baseModelDir, ensureBaseModel, type DemoSettings, type DemoOptions, type DemoResult } from './run.js';
-
 function parseBetas(v: string): number[] {
   const betas = v.split(',').map((x) => Number(x.trim()));
   if (betas.length === 0 || betas.some((b) => !Number.isFinite(b) || b <= 0)) {
     throw new InvalidArgumentError(`--betas must be comma-separated positive numbers, got "${v}"`);
   }
   return betas;
-}
-
-function intArg(name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
-    return n;
-  };
 }
 
 export function registerDemoCommands(program: Command): Command {

@@ -1,20 +1,20 @@
 // `dpo annotate ...` subcommands (commander). The lead wires registerAnnotateCommands into the
-// dpo binary; src/annotate/main.ts runs them standalone.
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseColumns } from '../data/cli.js';
+// dpo binary; src/cli/annotate-main.ts runs them standalone.
+import { Command, Option } from 'commander';
+import { parseColumns, rangeArg } from './args.js';
 import { PREFERENCE_FORMATS, type ColumnMapping, type OnBadRow, type PreferenceFormat } from '../data/types.js';
-import { LABELS, loadProject, type AnnotateConfig } from './config.js';
-import { openDatabase } from './db.js';
-import { buildExport, writeJsonl } from './export.js';
-import { forgetAnnotator } from './groups.js';
-import { addPrompts, DEFAULT_SAMPLING, readPromptsFile, type CandidateGenerator, type SamplingOptions } from './generate.js';
-import { readPairsForAnnotation } from './import.js';
-import { readAdminToken, startServer } from './server.js';
-import { addPairs, countItems, createAnnotator, dbPath, initProject, inviteUrl } from './store.js';
+import { LABELS, loadProject, type AnnotateConfig } from '../annotate/config.js';
+import { openDatabase } from '../annotate/db.js';
+import { buildExport, writeJsonl } from '../annotate/export.js';
+import { forgetAnnotator } from '../annotate/groups.js';
+import { addPrompts, DEFAULT_SAMPLING, readPromptsFile, type CandidateGenerator, type SamplingOptions } from '../annotate/generate.js';
+import { readPairsForAnnotation } from '../annotate/import.js';
+import { readAdminToken, startServer } from '../annotate/server.js';
+import { addPairs, countItems, createAnnotator, dbPath, initProject, inviteUrl } from '../annotate/store.js';
 
 export interface AnnotateCliDeps {
   /**
-   * Builds a candidate generator from a local model path (src/cli/extra.ts and main.ts pass
+   * Builds a candidate generator from a local model path (src/cli/index.ts and annotate-main.ts pass
    * loadLocalCandidateGenerator from local-model.ts). Without it, add-prompts says so.
    */
   loadGenerator?: (modelPath: string) => Promise<CandidateGenerator>;
@@ -23,16 +23,6 @@ export interface AnnotateCliDeps {
   /** Whether `print` reaches a terminal (default: process.stdout.isTTY). Secrets (the admin
    *  token) are printed only then, so they do not end up in a saved log. */
   isTerminal?: () => boolean;
-}
-
-function num(name: string, min: number, max: number, integer = false) {
-  return (v: string): number => {
-    const x = Number(v);
-    if (!Number.isFinite(x) || x < min || x > max || (integer && !Number.isInteger(x))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got "${v}"`);
-    }
-    return x;
-  };
 }
 
 export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps = {}): Command {
@@ -46,12 +36,12 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
     .description('create an annotation project: SQLite database, annotate.yaml, guidelines.md, consent.md')
     .argument('<dir>', 'project folder')
     .option('--title <text>', 'question shown above each item')
-    .option('--overlap <k>', 'annotators per item', num('--overlap', 1, 50, true))
+    .option('--overlap <k>', 'annotators per item', rangeArg('--overlap', 1, 50, true))
     .option('--labels <list>', `comma-separated subset of ${LABELS.join(',')}`)
     .option('--rationale <mode>', 'off | optional | required')
     .option('--criteria <list>', 'comma-separated per-criterion ratings, e.g. helpful,harmless,honest')
-    .option('--rating-scale <n>', 'ratings are 1..n', num('--rating-scale', 2, 10, true))
-    .option('--gold-rate <p>', 'share of gold (control) items mixed in', num('--gold-rate', 0, 1))
+    .option('--rating-scale <n>', 'ratings are 1..n', rangeArg('--rating-scale', 2, 10, true))
+    .option('--gold-rate <p>', 'share of gold (control) items mixed in', rangeArg('--gold-rate', 0, 1))
     .option('--force', 'rewrite the settings of an existing project (keeps its data)')
     .action((dir: string, o: Record<string, unknown>) => {
       const cfg: Partial<AnnotateConfig> & Record<string, unknown> = {};
@@ -120,11 +110,11 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
     .argument('<dir>', 'project folder')
     .argument('<file>', 'JSONL of {"prompt": "..."}')
     .requiredOption('--model <path>', 'local model to sample candidates from: a Hugging Face directory or a llama2.c .bin checkpoint')
-    .option('--temperature <t>', 'sampling temperature', num('--temperature', 0, 10), DEFAULT_SAMPLING.temperature)
-    .option('--top-p <p>', 'nucleus sampling', num('--top-p', 0, 1), DEFAULT_SAMPLING.topP)
-    .option('--top-k <k>', 'top-k sampling (0 = off)', num('--top-k', 0, 1e6, true), DEFAULT_SAMPLING.topK)
-    .option('--max-new-tokens <n>', 'response length limit', num('--max-new-tokens', 1, 1e6, true), DEFAULT_SAMPLING.maxNewTokens)
-    .option('--seed <n>', 'sampling seed', num('--seed', 0, 2 ** 31, true), DEFAULT_SAMPLING.seed)
+    .option('--temperature <t>', 'sampling temperature', rangeArg('--temperature', 0, 10), DEFAULT_SAMPLING.temperature)
+    .option('--top-p <p>', 'nucleus sampling', rangeArg('--top-p', 0, 1), DEFAULT_SAMPLING.topP)
+    .option('--top-k <k>', 'top-k sampling (0 = off)', rangeArg('--top-k', 0, 1e6, true), DEFAULT_SAMPLING.topK)
+    .option('--max-new-tokens <n>', 'response length limit', rangeArg('--max-new-tokens', 1, 1e6, true), DEFAULT_SAMPLING.maxNewTokens)
+    .option('--seed <n>', 'sampling seed', rangeArg('--seed', 0, 2 ** 31, true), DEFAULT_SAMPLING.seed)
     .action(async (dir: string, file: string, o: { model: string; temperature: number; topP: number; topK: number; maxNewTokens: number; seed: number }) => {
       loadProject(dir);
       if (!deps.loadGenerator) throw new Error('annotate add-prompts: no model loader was passed to registerAnnotateCommands (deps.loadGenerator); use the dpo CLI, or call addPrompts() with a CandidateGenerator');
@@ -162,7 +152,7 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
     .description('run the annotation web server')
     .argument('<dir>', 'project folder')
     .option('--host <host>', 'address to bind (default loopback only)', '127.0.0.1')
-    .option('--port <port>', 'port (0 = any free port)', num('--port', 0, 65535, true), 8080)
+    .option('--port <port>', 'port (0 = any free port)', rangeArg('--port', 0, 65535, true), 8080)
     .option('--base-url <url>', 'public address used in invite links (behind a proxy)')
     .action(async (dir: string, o: { host: string; port: number; baseUrl?: string }) => {
       const srv = await startServer({ dir, host: o.host, port: o.port, ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}) });
@@ -187,8 +177,8 @@ export function registerAnnotateCommands(program: Command, deps: AnnotateCliDeps
     .argument('<dir>', 'project folder')
     .requiredOption('--out <file>', 'prompt/chosen/rejected JSONL')
     .option('--raw <file>', 'also write one line per vote (pseudonymous annotator ids)')
-    .option('--min-agreement <share>', "share of an item's votes the winner needs", num('--min-agreement', 0, 1), 0.5)
-    .option('--min-votes <n>', 'items with fewer votes are left out (default: min(2, overlap))', num('--min-votes', 1, 1000, true))
+    .option('--min-agreement <share>', "share of an item's votes the winner needs", rangeArg('--min-agreement', 0, 1), 0.5)
+    .option('--min-votes <n>', 'items with fewer votes are left out (default: min(2, overlap))', rangeArg('--min-votes', 1, 1000, true))
     .option('--exclude-gold-failing', 'leave out annotators below the gold accuracy bar (annotate.yaml quality.minGoldAccuracy)')
     .option('--include-gold', 'export gold items too')
     .option('--redact', 'replace personal data (e-mail, phone, card, IBAN, IP, SSN) in exported text')

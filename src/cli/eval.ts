@@ -6,24 +6,12 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { kernels } from '../tensor/backend.js';
-import { JUDGE_NAMES } from './judges.js';
-import { DEFAULT_TOP_K, evaluationTable } from './evaluate.js';
-import { evaluateModel } from './run.js';
-
-export * from './evaluate.js';
-export * from './judges.js';
-export * from './sample.js';
-export * from './run.js';
-
-function intArg(name: string, min = 1) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
-    return n;
-  };
-}
+import { JUDGE_NAMES } from '../eval/judges.js';
+import { DEFAULT_TOP_K, evaluationTable } from '../eval/evaluate.js';
+import { evaluateModel } from '../eval/run.js';
+import { collectEach, intArg, positiveNumberArg } from './args.js';
 
 export function registerEvalCommands(program: Command): Command {
   return program
@@ -33,13 +21,9 @@ export function registerEvalCommands(program: Command): Command {
     .requiredOption('--ref <path>', 'reference model (e.g. the model DPO started from)')
     .requiredOption('--prompts <file>', 'prompts: .jsonl with "prompt", or text with one prompt per line')
     .option('--reward <name>', `ground-truth reward (${JUDGE_NAMES.join(', ')}); the others are reported as held-out judges`, 'afinn')
-    .option('--beta <x>', 'β of the policy (scales the implicit reward)', (v) => {
-      const n = Number(v);
-      if (!(n > 0)) throw new InvalidArgumentError(`--beta must be a positive number, got "${v}"`);
-      return n;
-    }, 0.1)
+    .option('--beta <x>', 'β of the policy (scales the implicit reward)', positiveNumberArg('--beta'), 0.1)
     .option('--pairs <file>', 'held-out preference pairs (.jsonl prompt/chosen/rejected) for implicit-reward accuracy (default: pairs built from the reference\'s samples)')
-    .option('--slice <column>', 'implicit-reward accuracy per value of this --pairs column (e.g. group), with the best−worst gap; repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--slice <column>', 'implicit-reward accuracy per value of this --pairs column (e.g. group), with the best−worst gap; repeatable', collectEach)
     .option('--samples <n>', 'samples per prompt', intArg('--samples'), 4)
     .option('--max-new-tokens <n>', 'tokens per completion', intArg('--max-new-tokens'), 24)
     .option('--seed <n>', 'sampling seed', intArg('--seed', 0), 0)

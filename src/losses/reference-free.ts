@@ -7,6 +7,8 @@
 
 import { log1mexp, log1mexpGrad, logSigmoid, sigmoid } from './math.js';
 import type { PairTerm } from './pairwise.js';
+import type { LossSpec } from './spec.js';
+import { checkParam } from './validate.js';
 
 // simpo — SimPO, Meng et al. 2024, "SimPO: Simple Preference Optimization with a Reference-Free
 // Reward" (arXiv:2405.14734), with TRL's convention that γ (simpo_gamma) is the target margin in
@@ -27,6 +29,26 @@ export function simpoLoss(c: Float64Array, r: Float64Array, beta: number, gamma:
   }
   return t;
 }
+
+export const simpoSpec: LossSpec<'simpo'> = {
+  name: 'simpo',
+  options: ['simpo_gamma', 'cpo_alpha'],
+  trl: { refuse: 'TRL v1.9.0 has SimPO only in CPOTrainer (CPOConfig loss_type="simpo"), not in DPOTrainer' },
+  referenceFree: true,
+  labelSmoothing: true,
+  perToken: () => 'simpo works on per-token average log-probs Σ log p / T',
+  usesNll: (p) => (p.cpoAlpha ?? 1) > 0,
+  checkParams: (where, p) => {
+    const cpoAlpha = p.cpoAlpha ?? 1;
+    checkParam(where, 'cpoAlpha', cpoAlpha, cpoAlpha >= 0, 'a number ≥ 0');
+  },
+  compute: (x) => {
+    const gamma = x.params.simpoGamma ?? 0.5;
+    checkParam(x.where, 'simpoGamma', gamma, true, 'a finite number');
+    // CPOTrainer: loss = mean(simpo losses) + cpo_alpha · nll.
+    return { term: simpoLoss(x.avgChosen!, x.avgRejected!, x.beta, gamma, x.labelSmoothing), via: 'perToken', nllWeight: x.params.cpoAlpha ?? 1 };
+  },
+};
 
 /** ORPO's odds-ratio term and the two quantities TRL logs about it. */
 export interface OrpoTerm extends PairTerm {
@@ -63,3 +85,31 @@ export function orpoOddsRatioLoss(c: Float64Array, r: Float64Array, beta: number
   }
   return t;
 }
+
+export const orpoSpec: LossSpec<'orpo'> = {
+  name: 'orpo',
+  trl: { refuse: 'TRL v1.9.0 has ORPO only in its ORPOTrainer, not in DPOTrainer' },
+  referenceFree: true,
+  perToken: () => 'orpo works on per-token average log-probs Σ log p / T',
+  usesNll: () => true,
+  compute: (x) => {
+    const { n, logps } = x;
+    const c = x.avgChosen!;
+    const r = x.avgRejected!;
+    for (let i = 0; i < n; i++) {
+      if (!(c[i] < 0) || !(r[i] < 0)) {
+        const [f, v] = c[i] < 0 ? ['policyRejected', logps.policyRejected[i]] : ['policyChosen', logps.policyChosen[i]];
+        throw new Error(`${x.where}: ${f}[${i}] = ${v} gives an average log-prob ≥ 0 (probability 1): the odds p/(1 − p) are infinite`);
+      }
+    }
+    const term = orpoOddsRatioLoss(c, r, x.beta);
+    let sr = 0;
+    let sl = 0;
+    for (let i = 0; i < n; i++) {
+      sr += term.ratio[i];
+      sl += term.logOdds[i];
+    }
+    // ORPO = nll − mean(β·ls(log odds)): the NLL half is the shared NLL term.
+    return { term, via: 'perToken', nllWeight: 1, metrics: { log_odds_ratio: sr / n, log_odds_chosen: sl / n } };
+  },
+};

@@ -5,10 +5,10 @@ import { collatePreference } from '../data/batch.js';
 import { preparePreferenceData } from '../data/prepare.js';
 import { MISSING_SLICE, type DataFormat, type DataSource } from '../data/types.js';
 import { scorePreferencePairs, scoresBySlice, type PairScores, type SliceReport } from '../losses/reward.js';
-import { referenceLogps } from './dpo.js';
-import { yieldToEventLoop } from './loop.js';
-import { ProgressBar } from './progress.js';
-import { resolveModel, type ModelInput, type TokenizerInput } from './setup.js';
+import { referenceLogps } from '../train/dpo.js';
+import { yieldToEventLoop } from '../train/loop.js';
+import { ProgressBar } from '../util/progress.js';
+import { resolveModel, type ModelInput, type TokenizerInput } from '../train/setup.js';
 
 export interface ScoreOptions {
   /** The trained policy: a path or a model in memory (e.g. runDpo's result). */

@@ -1,0 +1,280 @@
+// WebAssembly GEMM: our wasm kernels against the browser peers in the same chromium page, and
+// against our native addon in Node, on this machine.
+//
+//   npm run build:wasm && npx tsc -p . && node dist/bench/wasm-gemm.js [--threads 1,2] [--rounds 3] [--reps 5] [--shapes N] [--node-only | --browser-only]
+//
+// Browser (Debian's /usr/bin/chromium through playwright-core, headless): one page served from
+// 127.0.0.1 with COOP/COEP headers (cross-origin isolated, so SharedArrayBuffer and threads work),
+// holding three engines: ours (createWasmKernels, dist/wasm/), onnxruntime-web's WebAssembly
+// execution provider running a one-node ONNX MatMul model, and @tensorflow/tfjs-backend-wasm's
+// tf.matMul. Same shapes, same thread count (ort.env.wasm.numThreads, tf.wasm.setThreadsCount —
+// tfjs fixes its count once per page, so each thread count gets a fresh page). Every call starts
+// and ends with JavaScript Float32Arrays (ours copies them into and out of wasm memory, ORT
+// wraps them in tensors and returns a new one, tfjs makes tensors and reads the result back).
+// Rounds interleave the engines shape by shape; each figure is the best of --reps calls, the
+// table shows the best over rounds and the spread (min–max) of the per-round ratios.
+//
+// Node: our wasm (the same .wasm files, DPO_BACKEND=wasm's loader) against the native addon,
+// interleaved the same way, 1 and N threads.
+import { createServer, type Server } from 'node:http';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { nativeKernels, nativeLoadError } from '../src/tensor/backend.js';
+import { loadWasmKernelsNode, wasmBuildDir, WASM_MISSING } from '../src/tensor/wasm-node.js';
+
+type Shape = { name: string; M: number; N: number; K: number };
+const SHAPES: Shape[] = [
+  { name: '256³', M: 256, N: 256, K: 256 },
+  { name: '512³', M: 512, N: 512, K: 512 },
+  { name: '1024³', M: 1024, N: 1024, K: 1024 },
+  { name: 'X·W 512×3072 K=768', M: 512, N: 3072, K: 768 },
+  { name: 'X·W 512×768 K=3072', M: 512, N: 768, K: 3072 },
+];
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+}
+const threadCounts = arg('threads', '1,2').split(',').map(Number);
+const shapeCount = Number(arg('shapes', String(SHAPES.length))); // the first N shapes
+const rounds = Number(arg('rounds', '3'));
+const reps = Number(arg('reps', '5'));
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function cpuLine(): string {
+  const c = cpus();
+  return `${c[0]?.model ?? 'unknown CPU'} (${c.length} logical CPUs visible)`;
+}
+
+function rand(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s / 4294967296 - 0.5;
+  }
+  return x;
+}
+
+function stats(ratios: number[]): string {
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node: wasm vs native.
+
+async function nodeBench(): Promise<void> {
+  const nat = nativeKernels();
+  if (!nat) throw new Error(`native addon unavailable: ${nativeLoadError()}`);
+  const natAddon = nat as unknown as { name: string };
+  console.log(`\n== Node ${process.version}: our wasm vs our native addon, same process, interleaved`);
+  console.log(`CPU: ${cpuLine()}`);
+  for (const threads of threadCounts) {
+    const w = await loadWasmKernelsNode(threads);
+    nat.setNumThreads(threads);
+    console.log(`\nthreads ${threads}: native backend ${natAddon.name} (GEMM ${nativeGemmKernel()}), wasm ${w.build} (${w.features}, GEMM ${w.gemmKernel()}, ${w.numThreads()} threads)`);
+    console.log(`${'shape'.padEnd(22)} ${'native GFLOP/s'.padStart(15)} ${'wasm GFLOP/s'.padStart(13)} ${'wasm/native'.padStart(12)} ${'spread'.padStart(11)}`);
+    for (const s of SHAPES.slice(0, shapeCount)) {
+      const A = rand(s.M * s.K, 1), B = rand(s.K * s.N, 2), C = new Float32Array(s.M * s.N);
+      const flops = 2 * s.M * s.N * s.K;
+      let bestN = 0, bestW = 0;
+      const ratios: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        const run = (k: typeof nat): number => {
+          let best = 0;
+          for (let i = 0; i < reps; i++) {
+            const t0 = performance.now();
+            k.gemm(false, false, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0);
+            best = Math.max(best, flops / ((performance.now() - t0) * 1e6));
+          }
+          return best;
+        };
+        const n = run(nat), wv = run(w);
+        bestN = Math.max(bestN, n);
+        bestW = Math.max(bestW, wv);
+        ratios.push(wv / n);
+      }
+      console.log(`${s.name.padEnd(22)} ${bestN.toFixed(1).padStart(15)} ${bestW.toFixed(1).padStart(13)} ${(bestW / bestN).toFixed(2).padStart(12)} ${stats(ratios).padStart(11)}`);
+    }
+  }
+}
+
+function nativeGemmKernel(): string {
+  // backend.ts's kernelPath() reads it from the addon; avoid switching the active backend here.
+  return process.env.DPO_GEMM_KERNEL ?? 'auto';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browser: ours vs onnxruntime-web vs tfjs-backend-wasm.
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json',
+};
+
+/** Static files under the repository root, cross-origin isolated; '/' is the bench page. */
+function serve(): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const headers = {
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+      'Cache-Control': 'no-store',
+    };
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    if (path === '/') {
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
+      res.end(PAGE);
+      return;
+    }
+    const file = normalize(join(root, path));
+    const allowed = [join(root, 'dist'), join(root, 'node_modules')];
+    if (!allowed.some((d) => file.startsWith(d + '/')) || !existsSync(file) || !statSync(file).isFile()) {
+      if (path !== '/favicon.ico') console.log(`  [server] 404 ${path}`);
+      res.writeHead(404, headers);
+      res.end('not found');
+      return;
+    }
+    res.writeHead(200, { ...headers, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
+    const a = server.address();
+    ok({ server, url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/` });
+  }));
+}
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>wasm GEMM bench</title>
+<script src="/node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js"></script>
+<script src="/node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js"></script>
+<script src="/node_modules/onnxruntime-web/dist/ort.wasm.min.js"></script>
+<script type="module">
+import { createWasmKernels } from '/dist/src/tensor/wasm.js';
+
+// A one-node ONNX model, Y = MatMul(A, B) with fixed shapes, encoded by hand (protobuf).
+function onnxMatMul(M, K, N) {
+  const enc = new TextEncoder();
+  const varint = (n) => { const o = []; n = BigInt(n); do { let b = Number(n & 0x7fn); n >>= 7n; if (n) b |= 0x80; o.push(b); } while (n); return o; };
+  const key = (f, w) => varint((f << 3) | w);
+  const vi = (f, n) => [...key(f, 0), ...varint(n)];
+  const bytes = (f, b) => [...key(f, 2), ...varint(b.length), ...b];
+  const str = (f, s) => bytes(f, [...enc.encode(s)]);
+  const dims = (ds) => ds.flatMap((d) => bytes(1, vi(1, d)));
+  const valueInfo = (name, ds) => [...str(1, name), ...bytes(2, bytes(1, [...vi(1, 1), ...bytes(2, dims(ds))]))];
+  const node = [...str(1, 'A'), ...str(1, 'B'), ...str(2, 'Y'), ...str(3, 'mm'), ...str(4, 'MatMul')];
+  const graph = [...bytes(1, node), ...str(2, 'g'), ...bytes(11, valueInfo('A', [M, K])), ...bytes(11, valueInfo('B', [K, N])), ...bytes(12, valueInfo('Y', [M, N]))];
+  return new Uint8Array([...vi(1, 8), ...bytes(8, [...str(1, ''), ...vi(2, 13)]), ...bytes(7, graph)]);
+}
+
+function rand(n, seed) {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; x[i] = s / 4294967296 - 0.5; }
+  return x;
+}
+
+window.runBench = async ({ shapes, threads, rounds, reps }) => {
+  const info = { crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, userAgent: navigator.userAgent };
+  const ours = await createWasmKernels(new URL('/dist/wasm/', location.href), { threads });
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
+  tf.wasm.setWasmPaths('/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
+  tf.wasm.setThreadsCount(threads);
+  await tf.setBackend('wasm');
+  await tf.ready();
+  info.ours = { build: ours.build, features: ours.features, threads: ours.numThreads(), gemm: ours.gemmKernel() };
+  info.tfjs = { backend: tf.getBackend(), threads: tf.wasm.getThreadsCount(), multithread: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'), version: tf.version_core };
+  info.ort = { version: ort.env.versions?.web ?? ort.version, numThreads: ort.env.wasm.numThreads };
+  const rows = [];
+  for (const s of shapes) {
+    const { M, N, K } = s;
+    const A = rand(M * K, 1), B = rand(K * N, 2), C = new Float32Array(M * N);
+    const flops = 2 * M * N * K;
+    const session = await ort.InferenceSession.create(onnxMatMul(M, K, N), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    const engines = {
+      ours: async () => { ours.gemm(false, false, M, N, K, A, 0, B, 0, C, 0, 1, 1, 0); return C; },
+      ort: async () => {
+        const out = await session.run({ A: new ort.Tensor('float32', A, [M, K]), B: new ort.Tensor('float32', B, [K, N]) });
+        return out.Y.data;
+      },
+      tfjs: async () => {
+        const a = tf.tensor2d(A, [M, K]), b = tf.tensor2d(B, [K, N]);
+        const c = tf.matMul(a, b);
+        const d = await c.data();
+        tf.dispose([a, b, c]);
+        return d;
+      },
+    };
+    // Same product from all three (float32 tolerance).
+    const ref = Float32Array.from(await engines.ours());
+    const maxDiff = {};
+    for (const [name, fn] of Object.entries(engines)) {
+      const y = await fn();
+      let m = 0;
+      for (let i = 0; i < ref.length; i += 97) m = Math.max(m, Math.abs(y[i] - ref[i]));
+      maxDiff[name] = m;
+    }
+    const best = { ours: 0, ort: 0, tfjs: 0 }, perRound = [];
+    for (let r = 0; r < rounds; r++) {
+      const g = {};
+      for (const [name, fn] of Object.entries(engines)) {
+        let b = 0;
+        for (let i = 0; i < reps; i++) { const t0 = performance.now(); await fn(); b = Math.max(b, flops / ((performance.now() - t0) * 1e6)); }
+        g[name] = b;
+        best[name] = Math.max(best[name], b);
+      }
+      perRound.push(g);
+    }
+    await session.release();
+    rows.push({ shape: s.name, best, perRound, maxDiff });
+  }
+  return { info, rows };
+};
+window.benchReady = true;
+</script>`;
+
+async function browserBench(): Promise<void> {
+  const { chromium } = await import('playwright-core');
+  const exe = '/usr/bin/chromium';
+  if (!existsSync(exe)) throw new Error('Debian chromium not found at /usr/bin/chromium (apt-get install chromium)');
+  for (const dep of ['onnxruntime-web', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm']) {
+    if (!existsSync(join(root, 'node_modules', dep))) throw new Error(`${dep} is not installed (npm install: it is a devDependency)`);
+  }
+  const { server, url } = await serve();
+  const browser = await chromium.launch({ executablePath: exe, headless: true, args: ['--no-sandbox'] });
+  try {
+    console.log(`\n== chromium (headless, ${url}, cross-origin isolated): ours vs onnxruntime-web (wasm EP, MatMul) vs tfjs-backend-wasm (matMul)`);
+    console.log(`CPU: ${cpuLine()}`);
+    for (const threads of threadCounts) {
+      const page = await browser.newPage();
+      page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
+      await page.goto(url);
+      await page.waitForFunction('window.benchReady === true');
+      const res = await page.evaluate((a) => (globalThis as unknown as { runBench: (x: unknown) => Promise<unknown> }).runBench(a),
+        { shapes: SHAPES.slice(0, shapeCount), threads, rounds, reps }) as {
+        info: Record<string, unknown>; rows: { shape: string; best: Record<string, number>; perRound: Record<string, number>[]; maxDiff: Record<string, number> }[];
+      };
+      await page.close();
+      console.log(`\nthreads ${threads}: ${JSON.stringify(res.info)}`);
+      console.log(`${'shape'.padEnd(22)} ${'ours GFLOP/s'.padStart(13)} ${'ORT'.padStart(7)} ${'tfjs'.padStart(7)} ${'ours/best peer'.padStart(15)} ${'spread'.padStart(11)} ${'max |Δ| ort,tfjs'.padStart(18)}`);
+      for (const r of res.rows) {
+        const peer = Math.max(r.best.ort!, r.best.tfjs!);
+        const ratios = r.perRound.map((g) => g.ours! / Math.max(g.ort!, g.tfjs!));
+        console.log(`${r.shape.padEnd(22)} ${r.best.ours!.toFixed(1).padStart(13)} ${r.best.ort!.toFixed(1).padStart(7)} ${r.best.tfjs!.toFixed(1).padStart(7)} ` +
+          `${(r.best.ours! / peer).toFixed(2).padStart(15)} ${stats(ratios).padStart(11)} ${`${r.maxDiff.ort!.toExponential(1)},${r.maxDiff.tfjs!.toExponential(1)}`.padStart(18)}`);
+      }
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+if (!wasmBuildDir()) {
+  console.error(WASM_MISSING);
+  process.exit(1);
+}
+if (!process.argv.includes('--browser-only')) await nodeBench();
+if (!process.argv.includes('--node-only')) await browserBench();
+process.exit(0);

@@ -1,0 +1,33 @@
+// How each C parameter type of the kernel ABI (abi.h) maps to JavaScript arguments, derived from
+// the C function's type so the table in abi.h needs no type column:
+//   const float* + size_t  'f'  Float32Array, read
+//   float* + size_t        'F'  Float32Array, written (or read and written)
+//   const int32_t* + size_t 'i' Int32Array (null allowed where the kernel says so)
+//   double                 'd'  number
+//   int                    'b'  boolean
+//   double* (last)         'r'  the kernel's numeric result (no JavaScript argument)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dpo {
+
+template <class T> struct ParamCode;
+template <> struct ParamCode<const float*> { static constexpr char c = 'f'; };
+template <> struct ParamCode<float*> { static constexpr char c = 'F'; };
+template <> struct ParamCode<const int32_t*> { static constexpr char c = 'i'; };
+template <> struct ParamCode<size_t> { static constexpr char c = 0; };  // length of the previous pointer
+template <> struct ParamCode<double> { static constexpr char c = 'd'; };
+template <> struct ParamCode<int> { static constexpr char c = 'b'; };
+template <> struct ParamCode<double*> { static constexpr char c = 'r'; };
+
+template <class... Ps>
+std::string SignatureCodes(int (*)(Ps...)) {
+  std::string s;
+  for (char c : {ParamCode<Ps>::c...})
+    if (c) s += c;
+  return s;
+}
+
+}  // namespace dpo

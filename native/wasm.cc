@@ -1,0 +1,33 @@
+// The WebAssembly binding: the C ABI (abi.h) is exported as is; this file adds the kernel table
+// in a form JavaScript can read, so src/tensor/wasm.ts builds every kernel's wrapper from it
+// (the same table that generates the N-API binding in napi.cc).
+#include <emscripten/emscripten.h>
+
+#include <string>
+
+#include "abi.h"
+#include "signature.h"
+
+// "jsName cFunction codes argName argName ...\n" per kernel; codes as in signature.h.
+extern "C" EMSCRIPTEN_KEEPALIVE const char* dpo_kernel_table(void) {
+  static const std::string table = [] {
+    std::string s;
+#define DPO_ROW(js, fn, args) s += std::string(#js) + " " + #fn + " " + dpo::SignatureCodes(&fn) + " " + args + "\n";
+    DPO_KERNEL_TABLE(DPO_ROW)
+#undef DPO_ROW
+    return s;
+  }();
+  return table.c_str();
+}
+
+// Features this build was compiled with, e.g. "simd128,threads".
+extern "C" EMSCRIPTEN_KEEPALIVE const char* dpo_build_features(void) {
+  return "simd128"
+#if defined(__EMSCRIPTEN_PTHREADS__)
+         ",threads"
+#endif
+#if defined(__wasm_relaxed_simd__)
+         ",relaxed-simd"
+#endif
+      ;
+}

@@ -1,0 +1,41 @@
+// The key/value cache of cached (incremental) inference: part of the CausalLM contract (model.ts),
+// filled by the decoders (decoder.ts). Imports nothing, so the contract and the implementation
+// can both name it without an import circle.
+
+/** Keys and values of past tokens, per layer: [batch, capacity, kvHeads, headDim]. */
+export class KVCache {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  /** Tokens stored so far (the same for every row). */
+  length = 0;
+
+  constructor(
+    readonly layers: number,
+    readonly batch: number,
+    readonly capacity: number,
+    readonly kvHeads: number,
+    readonly headDim: number,
+  ) {
+    const n = batch * capacity * kvHeads * headDim;
+    this.k = Array.from({ length: layers }, () => new Float32Array(n));
+    this.v = Array.from({ length: layers }, () => new Float32Array(n));
+  }
+
+  get batchStride(): number {
+    return this.capacity * this.kvHeads * this.headDim;
+  }
+
+  /** Copies new keys/values [batch, tNew, kvHeads, headDim] of one layer at the current length. */
+  write(layer: number, k: Float32Array, v: Float32Array, tNew: number): void {
+    if (this.length + tNew > this.capacity) {
+      throw new RangeError(`KV cache full: ${this.length} + ${tNew} tokens exceed its capacity ${this.capacity}`);
+    }
+    const row = this.kvHeads * this.headDim;
+    for (let b = 0; b < this.batch; b++) {
+      const src = b * tNew * row;
+      const dst = b * this.batchStride + this.length * row;
+      this.k[layer]!.set(k.subarray(src, src + tNew * row), dst);
+      this.v[layer]!.set(v.subarray(src, src + tNew * row), dst);
+    }
+  }
+}

@@ -1,0 +1,279 @@
+// The WebAssembly backend: the native kernels' C++ (native/*.cc) compiled to wasm32 + SIMD128
+// with emscripten (scripts/build-wasm.mjs → dist/wasm/), behind the same Kernels contract.
+// No Node built-ins here: the browser bundle uses this file as is (src/tensor/wasm-node.ts loads
+// it in Node for DPO_BACKEND=wasm).
+//
+// Two builds: dpo_kernels.wasm (one thread, runs anywhere) and dpo_kernels_mt.wasm (pthreads on
+// a SharedArrayBuffer: Node worker_threads, or a cross-origin-isolated page). Results are
+// bit-identical across thread counts (the kernels split work into fixed chunks, as native).
+//
+// Each kernel wrapper is built from the kernel table the module exports (dpo_kernel_table, the
+// same table that generates the N-API binding): typed arrays are copied into the module's memory
+// (one reused arena), the C entry point runs, and the written arrays ('F' arguments) are copied
+// back. A status other than 0 becomes a TypeError or RangeError with the kernel's message, as
+// in the native addon. The same typed-array object passed twice (out = x) maps to one region.
+import type { Kernels } from './kernels.js';
+import { gemmBf16ViaGemm } from './bf16.js';
+
+// The WebAssembly JS API, typed here (the project's lib setting has no DOM types).
+interface WasmJsApi {
+  Module: { new (bytes: Uint8Array): object; imports(m: object): { module: string; name: string; kind: string }[] };
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmJsApi }).WebAssembly;
+
+/** What the emscripten glue module (dist/wasm/dpo_kernels*.mjs) resolves to. */
+interface EmModule {
+  HEAPU8: Uint8Array;
+  wasmMemory?: { buffer: ArrayBuffer | SharedArrayBuffer };
+  UTF8ToString(ptr: number): string;
+  stringToUTF8(s: string, ptr: number, max: number): void;
+  lengthBytesUTF8(s: string): number;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  [fn: `_dpo_${string}`]: (...args: number[]) => number;
+}
+/** The default export of an emscripten glue module. */
+export type WasmFactory = (moduleArg: Record<string, unknown>) => Promise<EmModule>;
+
+export type WasmSource = string | URL | ArrayBuffer | ArrayBufferView;
+
+export interface WasmKernelOptions {
+  /**
+   * Threads (default 1). More than one needs SharedArrayBuffer (Node, or a page served with
+   * COOP/COEP headers, `crossOriginIsolated`) and the threaded build dpo_kernels_mt.wasm;
+   * without SharedArrayBuffer the single-thread build runs and numThreads() says 1.
+   */
+  threads?: number;
+  /**
+   * The emscripten glue: a URL of dpo_kernels[_mt].mjs to import(), or its default export.
+   * Default: the .mjs next to the .wasm when the source is a URL; required with bytes.
+   */
+  glue?: string | URL | WasmFactory;
+  /** With bytes and threads > 1: the URL of dpo_kernels_mt.worker.js (default: next to glue). */
+  workerUrl?: string | URL;
+}
+
+export interface WasmKernels extends Kernels {
+  /** The build in use: 'dpo_kernels' or 'dpo_kernels_mt'. */
+  readonly build: string;
+  /** Features compiled in, e.g. "simd128,threads". */
+  readonly features: string;
+  /**
+   * The kernel table the module was built with (native/abi.h): each kernel's name, argument
+   * names and codes (f/F Float32Array read/written, i Int32Array, d number, b boolean, r result).
+   */
+  readonly table: readonly { name: string; codes: string; args: readonly string[] }[];
+  /** Upper bound for setNumThreads (the worker pool made at load time; larger requests are capped). */
+  readonly maxThreads: number;
+  /** The GEMM micro-kernel: 'wasm-simd128' (6×8 SIMD128 tile) or 'portable' (plain C++). */
+  gemmKernel(): string;
+  /** Micro-kernels this build has, best first. */
+  gemmKernelsSupported(): string[];
+  /** Switches the GEMM micro-kernel (benches and tests). */
+  gemmSetKernel(name: string): void;
+}
+
+const WRONG_TYPE = 0xffffffff; // check.h's kWrongType for a 32-bit size_t
+
+/** Whether this JavaScript engine can run the threaded build. */
+export function wasmThreadsAvailable(): boolean {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  const g = globalThis as { crossOriginIsolated?: boolean; process?: unknown };
+  // Browsers expose SharedArrayBuffer to postMessage only when cross-origin isolated.
+  return g.crossOriginIsolated !== false || g.process !== undefined;
+}
+
+function isUrl(s: WasmSource): s is string | URL {
+  return typeof s === 'string' || s instanceof URL;
+}
+
+/**
+ * Loads the WebAssembly kernels. `source`: the .wasm file's URL (or a directory URL ending in
+ * '/', holding both builds: the one matching `threads` is chosen), or its bytes (then `glue`
+ * is needed and must be the matching build's).
+ *
+ *   const k = await createWasmKernels(new URL('./wasm/', location.href), { threads: navigator.hardwareConcurrency });
+ *   setKernels(k);
+ */
+export async function createWasmKernels(source: WasmSource, options: WasmKernelOptions = {}): Promise<WasmKernels> {
+  const wanted = Math.max(1, Math.floor(options.threads ?? 1));
+  const threaded = wanted > 1 && wasmThreadsAvailable();
+  const build = threaded ? 'dpo_kernels_mt' : 'dpo_kernels';
+  let wasmUrl: URL | null = null;
+  let bytes: ArrayBuffer | ArrayBufferView | null = null;
+  if (isUrl(source)) {
+    const base = new URL(String(source), (globalThis as { location?: { href: string } }).location?.href);
+    wasmUrl = base.pathname.endsWith('/') ? new URL(`${build}.wasm`, base) : base;
+  } else {
+    bytes = source;
+  }
+  let factory: WasmFactory;
+  let glueUrl: URL | null = null;
+  if (typeof options.glue === 'function') {
+    factory = options.glue;
+  } else {
+    if (options.glue) glueUrl = new URL(String(options.glue), wasmUrl ?? undefined);
+    else if (wasmUrl) glueUrl = new URL(wasmUrl.href.replace(/\.wasm$/, '.mjs'));
+    else throw new TypeError('createWasmKernels: with wasm bytes, options.glue (the dpo_kernels*.mjs URL or module) is required');
+    factory = ((await import(/* @vite-ignore */ /* webpackIgnore: true */ glueUrl.href)) as { default: WasmFactory }).default;
+  }
+  if (bytes === null) {
+    const res = await fetch(wasmUrl!);
+    if (!res.ok) throw new Error(`createWasmKernels: cannot fetch ${wasmUrl!.href}: HTTP ${res.status}`);
+    bytes = await res.arrayBuffer();
+  }
+  const wasmBinary = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const moduleImportsShared = WA.Module.imports(new WA.Module(wasmBinary))
+    .some((i) => i.kind === 'memory');
+  if (moduleImportsShared !== threaded) {
+    throw new TypeError(`createWasmKernels: the given wasm is the ${moduleImportsShared ? 'threaded (dpo_kernels_mt)' : 'single-thread (dpo_kernels)'} ` +
+      `build but ${threaded ? 'threads > 1' : 'one thread'} needs ${build}.wasm` +
+      (wanted > 1 && !threaded ? ' (SharedArrayBuffer is unavailable here: the page must be cross-origin isolated)' : ''));
+  }
+  const moduleArg: Record<string, unknown> = { wasmBinary, dpoPoolSize: threaded ? wanted - 1 : 0, print: () => {}, printErr: (s: string) => console.warn(`dpo wasm: ${s}`) };
+  if (threaded) {
+    const worker = options.workerUrl ? new URL(String(options.workerUrl), glueUrl ?? undefined)
+      : glueUrl ? new URL(glueUrl.href.replace(/\.mjs$/, '.worker.js')) : null;
+    // Node's Worker takes a file path, browsers a URL.
+    const workerRef = worker && worker.protocol === 'file:' ? decodeURIComponent(worker.pathname) : worker?.href;
+    if (workerRef) moduleArg.locateFile = (path: string) => (path.endsWith('.worker.js') ? workerRef : path);
+    if (glueUrl) moduleArg.mainScriptUrlOrBlob = glueUrl.href;
+  }
+  const m = await factory(moduleArg);
+  return wrapModule(m, build, threaded ? wanted : 1);
+}
+
+interface Row { js: string; fn: (...a: number[]) => number; codes: string; names: string[] }
+
+function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels {
+  const rows: Row[] = m.UTF8ToString(m._dpo_kernel_table()).trim().split('\n').map((line) => {
+    const [js, cname, codes, ...names] = line.split(' ');
+    const fn = m[`_${cname}` as `_dpo_${string}`];
+    if (typeof fn !== 'function') throw new Error(`dpo wasm: ${cname} is not exported by ${build}`);
+    return { js: js!, fn, codes: codes!, names };
+  });
+  const features = m.UTF8ToString(m._dpo_build_features());
+
+  // One arena for all arguments of a call, grown on demand (never shrunk).
+  let arena = 0, arenaBytes = 0;
+  const scratch = m._malloc(16); // result slot (double) and pointer for empty arrays
+  const memory = (): ArrayBuffer | SharedArrayBuffer => (m.wasmMemory ? m.wasmMemory.buffer : m.HEAPU8.buffer);
+  let heapBuf: ArrayBuffer | SharedArrayBuffer | null = null;
+  let u8: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
+  const heap = (): Uint8Array<ArrayBufferLike> => {
+    const b = memory();
+    if (b !== heapBuf) { heapBuf = b; u8 = new Uint8Array(b); }
+    return u8;
+  };
+  const fail = (status: number): never => {
+    const msg = m.UTF8ToString(m._dpo_last_error());
+    throw status === 1 ? new TypeError(msg) : new RangeError(msg);
+  };
+
+  const wrap = (row: Row) => {
+    const { js, fn, codes, names } = row;
+    const nArgs = codes.replace('r', '').length;
+    const hasResult = codes.includes('r');
+    return (...args: unknown[]): number | undefined => {
+      if (args.length < nArgs) throw new TypeError(`${js}: expected ${nArgs} arguments, got ${args.length}`);
+      // Pass 1: types and sizes.
+      const views: (ArrayBufferView | null)[] = [];
+      const offsets: number[] = [];
+      const seen = new Map<ArrayBufferView, number>();
+      let bytes = 0;
+      for (let i = 0; i < nArgs; i++) {
+        const c = codes[i]!, a = args[i];
+        views.push(null); offsets.push(-1);
+        if (c === 'f' || c === 'F' || c === 'i') {
+          const ok = c === 'i' ? a instanceof Int32Array : a instanceof Float32Array;
+          if (!ok) continue;
+          const v = a as Float32Array | Int32Array;
+          views[i] = v;
+          const prev = seen.get(v);
+          if (prev !== undefined) { offsets[i] = prev; continue; }
+          offsets[i] = bytes;
+          seen.set(v, bytes);
+          bytes += (v.byteLength + 63) & ~63;
+        } else if (c === 'd' && typeof a !== 'number') {
+          throw new TypeError(`${js}: ${names[i] ?? `argument ${i}`} must be a number`);
+        }
+      }
+      if (bytes > arenaBytes) {
+        if (arena) m._free(arena);
+        arenaBytes = Math.max(bytes, Math.ceil(arenaBytes * 1.5));
+        arena = m._malloc(arenaBytes);
+        if (!arena) { arenaBytes = 0; throw new RangeError(`${js}: cannot allocate ${bytes} bytes of WebAssembly memory`); }
+      }
+      // Pass 2: copy in, build the C argument list.
+      let h = heap();
+      const cargs: number[] = [];
+      for (let i = 0; i < nArgs; i++) {
+        const c = codes[i]!, a = args[i];
+        if (c === 'f' || c === 'F' || c === 'i') {
+          const v = views[i];
+          if (v === null) {
+            cargs.push(0, a === null || a === undefined ? 0 : WRONG_TYPE);
+            continue;
+          }
+          const ptr = arena + offsets[i]!;
+          const n = (v as Float32Array).length;
+          if (n > 0 && views.indexOf(v) === i) { // the first of repeated arguments
+            h.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), ptr);
+          }
+          cargs.push(n > 0 ? ptr : scratch, n);
+        } else if (c === 'd') {
+          cargs.push(a as number);
+        } else if (c === 'b') {
+          cargs.push(a ? 1 : 0);
+        }
+      }
+      if (hasResult) cargs.push(scratch);
+      const status = fn(...cargs);
+      if (status !== 0) fail(status);
+      // Pass 3: copy written arrays back (the memory may have grown during the call).
+      h = heap();
+      for (let i = 0; i < nArgs; i++) {
+        if (codes[i] !== 'F') continue;
+        const v = views[i]!;
+        if (v.byteLength > 0) new Uint8Array(v.buffer, v.byteOffset, v.byteLength).set(h.subarray(arena + offsets[i]!, arena + offsets[i]! + v.byteLength));
+      }
+      if (hasResult) return new Float64Array(h.buffer, scratch, 1)[0];
+      return undefined;
+    };
+  };
+
+  const k: Record<string, unknown> = {
+    name: 'wasm',
+    build,
+    features,
+    maxThreads,
+    table: rows.map((r) => ({ name: r.js, codes: r.codes, args: r.names })),
+    numThreads: () => m._dpo_num_threads(),
+    setNumThreads: (n: number) => {
+      if (typeof n !== 'number') throw new TypeError('setNumThreads: expected a number of threads');
+      // Threads beyond the worker pool made at load time cannot start (as when the OS refuses
+      // threads natively): run with what there is; numThreads() tells.
+      const status = m._dpo_set_num_threads(Number.isInteger(n) && n > maxThreads && n <= 256 ? maxThreads : n);
+      if (status !== 0) fail(status);
+    },
+    gemmKernel: () => m.UTF8ToString(m._dpo_gemm_kernel()),
+    gemmKernelsSupported: () => m.UTF8ToString(m._dpo_gemm_kernels_supported()).split(','),
+    gemmSetKernel: (name: string) => {
+      const bytes = m.lengthBytesUTF8(name) + 1;
+      const p = m._malloc(bytes);
+      m.stringToUTF8(name, p, bytes);
+      const status = m._dpo_gemm_set_kernel(p);
+      m._free(p);
+      if (status !== 0) fail(status);
+    },
+  };
+  for (const row of rows) k[row.js] = wrap(row);
+  // No bf16 kernel in the wasm build yet: bf16 autocast rounds the operands and uses its gemm.
+  k.gemmBf16 = gemmBf16ViaGemm(k.gemm as Parameters<typeof gemmBf16ViaGemm>[0]);
+  const kernels = k as unknown as WasmKernels;
+  if (maxThreads > 1) kernels.setNumThreads(maxThreads);
+  // Node: the pool's worker_threads must not keep the process alive (browsers have no unref).
+  const pt = (m as unknown as { PThread?: { unusedWorkers: unknown[]; runningWorkers: unknown[] } }).PThread;
+  for (const w of [...(pt?.unusedWorkers ?? []), ...(pt?.runningWorkers ?? [])]) (w as { unref?: () => void }).unref?.();
+  return kernels;
+}
