@@ -21,6 +21,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { createRequire } from 'node:module';
 import { nativeKernels, nativeLoadError, nativePath } from '../src/tensor/backend.js';
+import { seededUniform } from './shapes.js';
 
 type Shape = { name: string; M: number; N: number; K: number; ta: boolean; tb: boolean };
 const SHAPES: Shape[] = [
@@ -48,16 +49,7 @@ if (!k) {
 const addon = createRequire(import.meta.url)(nativePath!) as { gemmKernel(): string; gemmSetKernel(name: string): void };
 if (avx2) addon.gemmSetKernel('avx2');
 
-// Seeded data in [-0.5, 0.5).
-function rand(n: number, seed: number): Float32Array {
-  const x = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    x[i] = s / 4294967296 - 0.5;
-  }
-  return x;
-}
+const rand = (n: number, seed: number): Float32Array => seededUniform(n, seed);
 
 const data = SHAPES.map((s, i) => ({
   A: rand(s.M * s.K, 1 + i), B: rand(s.K * s.N, 100 + i), C: new Float32Array(s.M * s.N),

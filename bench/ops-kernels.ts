@@ -4,16 +4,9 @@
 // runs) and the speed-up over the reference; the reference runs once per kernel (it is slow).
 import { nativeKernels, nativeLoadError, referenceKernels } from '../src/tensor/backend.js';
 import { Act, type Kernels } from '../src/tensor/kernels.js';
+import { seededUniform } from './shapes.js';
 
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = ((s / 4294967296) * 2 - 1) * scale;
-  }
-  return a;
-}
+const rand = (n: number, seed: number, scale = 1): Float32Array => seededUniform(n, seed, -scale, scale);
 
 
 function time(fn: () => void, minMs: number, maxRuns: number): number {

@@ -8,3 +8,14 @@ export const BENCH_SHAPES: Record<string, Record<string, unknown>> = {
     num_attention_heads: 9, num_key_value_heads: 3, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
   },
 };
+
+/** Seeded benchmark data (an LCG): n values uniform in [lo, hi). The same seed gives the same data in every bench. */
+export function seededUniform(n: number, seed: number, lo = -0.5, hi = 0.5): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = lo + (s / 4294967296) * (hi - lo);
+  }
+  return x;
+}

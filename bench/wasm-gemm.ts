@@ -23,6 +23,7 @@ import { dirname, extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeKernels, nativeLoadError } from '../src/tensor/backend.js';
 import { loadWasmKernelsNode, wasmBuildDir, WASM_MISSING } from '../src/tensor/wasm-node.js';
+import { seededUniform } from './shapes.js';
 
 type Shape = { name: string; M: number; N: number; K: number };
 const SHAPES: Shape[] = [
@@ -48,15 +49,7 @@ function cpuLine(): string {
   return `${c[0]?.model ?? 'unknown CPU'} (${c.length} logical CPUs visible)`;
 }
 
-function rand(n: number, seed: number): Float32Array {
-  const x = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    x[i] = s / 4294967296 - 0.5;
-  }
-  return x;
-}
+const rand = (n: number, seed: number): Float32Array => seededUniform(n, seed);
 
 function stats(ratios: number[]): string {
   return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;

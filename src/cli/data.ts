@@ -3,13 +3,14 @@
 import { Command, Option } from 'commander';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer as defaultLoadTokenizer } from '../io/tokenizers/index.js';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { auditPreferenceData, auditVerdict, renderAuditText, writeRedactedCopy } from '../data/audit.js';
 import { renderDataCard, type CollectionSummary } from '../data/card.js';
 import type { ColumnMapping, PreferenceFormat, TruncationMode } from '../data/types.js';
 import { PREFERENCE_FORMATS } from '../data/types.js';
 import { collectList, fractionArg, intArg, parseColumns } from './args.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export interface DataCommandDeps {
   /** Loads --tokenizer DIR (default: the project's loadTokenizer from src/io/tokenizers). */
@@ -128,9 +129,7 @@ export function registerDataCommands(program: Command, deps: DataCommandDeps = {
         collection,
       });
       mkdirSync(dirname(o.out), { recursive: true });
-      const tmp = `${o.out}.tmp-${process.pid}`;
-      writeFileSync(tmp, card);
-      renameSync(tmp, o.out);
+      writeFileAtomic(o.out, card);
       process.stderr.write(`data card: ${o.out} (${report.train.valid + (report.eval?.valid ?? 0)} rows)\n`);
     });
   return data;

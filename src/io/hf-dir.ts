@@ -2,7 +2,7 @@
 // model.safetensors.index.json) + generation_config.json. Tokenizer files are loaded elsewhere
 // (src/io/tokenizers/); here we only report which exist and copy them when saving.
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   generationDefaultsFromConfig, readGenerationConfig, readModelConfig, toGenerationConfigJson, toHfConfigJson,
@@ -15,6 +15,7 @@ import {
 import { readLlama2cCheckpoint } from './llama2c.js';
 import { sameShape, shapeString, sortedNames, type WeightMap } from './weights.js';
 import { expectedWeightShapes } from '../models/architectures.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 /** The weight table every loader validates against, derived from the architecture's declaration. */
 export { expectedWeightShapes };
@@ -125,9 +126,7 @@ export interface SaveHfOptions {
 }
 
 function writeJson(path: string, obj: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(obj, null, 2)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(obj, null, 2)}\n`);
 }
 
 /**

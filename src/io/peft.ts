@@ -3,7 +3,7 @@
 // so adapters trained here load in PEFT (and PEFT adapters load here). Module paths as PEFT names
 // them come from the architecture's declaration (peftModulePath).
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../tensor/random.js';
 import type { Linear } from '../nn/linear.js';
@@ -11,6 +11,7 @@ import type { LoraSettings } from '../nn/lora.js';
 import { peftModulePath } from '../models/architectures.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import type { WeightMap } from './weights.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 /** Full module path as PEFT names it (GPT-2 modules live under "transformer."). */
 function peftPath(lin: Linear, architecture: string): string {
@@ -41,9 +42,7 @@ export function savePeftAdapter(dir: string, linears: readonly Linear[], s: Lora
     inference_mode: true,
     modules_to_save: null,
   };
-  const tmp = join(dir, `adapter_config.json.tmp-${process.pid}`);
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`);
-  renameSync(tmp, join(dir, 'adapter_config.json'));
+  writeFileAtomic(join(dir, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }
 
 export function isPeftAdapterDir(dir: string): boolean {

@@ -13,7 +13,7 @@
 // Weight names are always Hugging Face's (model.layers.N.self_attn.q_proj.weight, ...; GPT-2:
 // transformer.h.N.attn.c_attn.weight, ...), with q/k rows in Hugging Face's rotate_half order.
 
-import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { bf16ToF32, f32BitsToBf16Bits, f32ToBf16 } from '../tensor/bf16.js';
 
 // The bfloat16 conversions live with the tensors (the bf16 GEMM uses them); io re-exports them.
@@ -99,34 +99,7 @@ export function readExactly(fd: number, buf: Uint8Array, position: number, what:
   }
 }
 
-/** Writes all of buf at the current file position. */
-export function writeExactly(fd: number, buf: Uint8Array, what: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = writeSync(fd, buf, done, Math.min(IO_CHUNK, buf.length - done));
-    if (n <= 0) throw new Error(`${what}: write failed after ${done} of ${buf.length} bytes`);
-    done += n;
-  }
-}
-
-/**
- * Writes a file through `body(write)` into a temporary file beside it, then renames it into place:
- * a reader never sees a half-written file, and a failure leaves no partial file behind.
- * `what` names the file in errors.
- */
-export function writeFileAtomically(path: string, what: string, body: (write: (bytes: Uint8Array) => void) => void): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    body((bytes) => writeExactly(fd, bytes, what));
-    closeSync(fd);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* nothing to remove */ }
-    throw e;
-  }
-  renameSync(tmp, path);
-}
+export { writeExactly, writeFileAtomically } from '../util/fs.js';
 
 // ---------------------------------------------------------------------------------------------
 // 16-bit float conversions. Bit-level, so NaN payloads, infinities, signed zeros and subnormals

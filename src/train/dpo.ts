@@ -4,7 +4,7 @@
 // names, watchdogs, and the final model as a Hugging Face directory or a PEFT adapter.
 
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from '../util/progress.js';
 import { checkSamples, fluencyVerdict, type SampleQuality } from './sample-quality.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export interface DpoRunOptions {
   /**
@@ -300,9 +301,7 @@ export function precomputeReferenceLogps(
   const header = Buffer.from(JSON.stringify({ pairs: n, sha256: createHash('sha256').update(payload).digest('hex'), inputs }));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(header.byteLength);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, Buffer.concat([Buffer.from(REF_CACHE_MAGIC), len, header, payload]));
-  renameSync(tmp, path);
+  writeFileAtomic(path, Buffer.concat([Buffer.from(REF_CACHE_MAGIC), len, header, payload]));
   return { chosen, rejected, hit: false, path, stale };
 }
 

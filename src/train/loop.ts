@@ -7,7 +7,7 @@
 // dropout RNG state, loss state and the open logging window are all checkpointed; metrics.jsonl is
 // cut back to the checkpoint's step, so it ends up as an uninterrupted run's, tokens/s aside).
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
@@ -18,6 +18,7 @@ import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps, type ScheduleType } from './schedule.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ProgressBar } from '../util/progress.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 /** One micro-batch's contribution: metric sums (divided by `count` when logged) and sizes. */
 export interface MicroResult {
@@ -211,9 +212,7 @@ export function truncateMetrics(path: string, step: number): Record<string, numb
     }
     if (typeof rec.step === 'number' && rec.step <= step) kept.push(rec);
   }
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
-  renameSync(tmp, path);
+  writeFileAtomic(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
   return kept;
 }
 
