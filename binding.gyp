@@ -8,6 +8,7 @@
         "native/cpu.cc",
         "native/threadpool.cc",
         "native/gemm.cc",
+        "native/gemm_bf16.cc",
         "native/ops.cc",
         "native/attention.cc",
         "native/napi-memory.cc"

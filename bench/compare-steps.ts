@@ -3,7 +3,7 @@
 //
 //   npx tsc -p . && node dist/bench/compare-steps.js [--configs train:small,dpo:small,dpo:llama135]
 //       [--threads 2] [--rounds 2] [--steps 3] [--warmup 1] [--pairs 2] [--json out.json]
-//       [--also NAME=CHECKOUT[:ADDON]] [--no-torch] [--avx2]
+//       [--also NAME=CHECKOUT[:ADDON]] [--no-torch] [--avx2] [--bf16] [--checkpointing]
 //
 // --avx2 is the laptop case (x86 without AVX-512) on both sides: ours with DPO_GEMM_KERNEL=avx2 and
 // DPO_NATIVE_ISA=avx2 (GEMM micro-kernel and fused kernels), PyTorch with
@@ -17,9 +17,12 @@
 // machine hit both sides; the table gives medians over rounds, the min–max spread of the per-round
 // ratios, and the load average seen before each run. --also adds another checkout of ours (e.g. the
 // previous commit built in a git worktree) as an extra column, for before/after measurements.
+// --checkpointing: ours with gradient checkpointing (PyTorch's side keeps its activations).
+// --bf16: both sides in bf16 autocast (ours `bf16: true`, PyTorch torch.autocast('cpu', bfloat16)).
+// The table names the CPU and our kernel path, and gives our peak RSS over the training-state floor.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,6 +47,7 @@ const avx2 = process.argv.includes('--avx2');
 const configs = arg('configs', 'train:small,dpo:small,dpo:llama135').split(',');
 const threads = Number(arg('threads', '2'));
 const rounds = Number(arg('rounds', '2'));
+const bf16 = process.argv.includes('--bf16');
 const steps = arg('steps', '3'), warmup = arg('warmup', '1'), pairs = arg('pairs', '2');
 for (const c of configs) {
   const [mode, cfg] = c.split(':');
@@ -72,6 +76,8 @@ for (const spec of args('also')) {
 if (!process.argv.includes('--no-torch')) sides.push({ name: 'torch', kind: 'torch' });
 
 interface Run {
+  kernelPath?: string;
+  overFloor?: number;
   tokS: number;
   rssMiB: number;
   stepS: number;
@@ -91,6 +97,8 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     const m = mode === 'dpo-pre' ? 'dpo' : mode;
     argv = [join(side.checkout!, 'dist', 'bench', 'step.js'), m, cfg, String(threads), '--steps', steps, '--warmup', warmup, '--pairs', pairs, '--json', out];
     if (mode === 'dpo-pre') argv.push('--precompute');
+    if (bf16) argv.push('--bf16');
+    if (process.argv.includes('--checkpointing')) argv.push('--checkpointing');
     if (side.addon) env.DPO_NATIVE_ADDON = side.addon;
     else delete env.DPO_NATIVE_ADDON;
     env.DPO_NUM_THREADS = String(threads);
@@ -100,6 +108,7 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     const script = mode === 'train' ? join(root, 'bench', 'torch_train_step.py') : join(shared, 'bench_dpo.py');
     if (mode === 'dpo' && !existsSync(script)) return `missing ${script}`;
     argv = [script, cfg, String(threads), '--steps', steps, '--warmup', warmup, '--pairs', pairs, '--json', out];
+    if (bf16) argv.push('--bf16');
     env.OMP_NUM_THREADS = String(threads);
     env.DPO_SHARED_BENCH = shared;
     if (avx2) Object.assign(env, { ATEN_CPU_CAPABILITY: 'avx2', OPENBLAS_CORETYPE: 'Haswell' });
@@ -110,10 +119,10 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     const tail = (r.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
     return `exit ${r.status}: ${tail}`;
   }
-  const j = JSON.parse(readFileSync(out, 'utf8')) as { policy_tok_per_s: number; peak_rss_MiB: number; step_s_median: number };
+  const j = JSON.parse(readFileSync(out, 'utf8')) as { policy_tok_per_s: number; peak_rss_MiB: number; step_s_median: number; kernel_path?: string; rss_over_floor?: number };
   console.error(`  ${side.name.padEnd(6)} ${mode}:${cfg} ${j.policy_tok_per_s.toFixed(1)} tok/s, ${j.step_s_median.toFixed(2)} s/step, ` +
     `peak RSS ${j.peak_rss_MiB.toFixed(0)} MiB, load ${load.toFixed(2)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-  return { tokS: j.policy_tok_per_s, rssMiB: j.peak_rss_MiB, stepS: j.step_s_median, load };
+  return { tokS: j.policy_tok_per_s, rssMiB: j.peak_rss_MiB, stepS: j.step_s_median, load, kernelPath: j.kernel_path, overFloor: j.rss_over_floor };
 }
 
 // results[config][side] = runs in round order (null when that run failed).
@@ -201,10 +210,15 @@ for (const c of configs) {
 }
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (r: string[]): string => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
-console.log(`CPU ${cpu}; ${avx2 ? 'AVX2 path forced on both sides' : 'best path each side detects'}`);
+const ourRuns = [...results.values()].flatMap((m) => m.get('ours') ?? []).filter((x): x is Run => x !== null);
+console.log(`CPU ${cpu}; ${avx2 ? 'AVX2 path forced on both sides' : 'best path each side detects'}; our kernel path ${ourRuns[0]?.kernelPath ?? '-'}${bf16 ? '; bf16 autocast on both sides' : ''}`);
+for (const c of configs) {
+  const o = (results.get(c)!.get('ours') ?? []).filter((x): x is Run => x !== null && x.overFloor !== undefined);
+  if (o.length) console.log(`${c}: our peak RSS / training-state floor ${median(o.map((x) => x.overFloor!)).toFixed(2)}`);
+}
 console.log(`threads ${threads}, rounds ${rounds}, ${steps} timed steps (+${warmup} warm-up) per run, ${pairs} pairs`);
 console.log(line(header));
 for (const r of rows) console.log(line(r));
 if (errors.length) console.log(`failed runs:\n  ${errors.join('\n  ')}`);
 const jsonPath = arg('json', '');
-if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ threads, rounds, steps, warmup, pairs, table, errors }, null, 1));
+if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ cpu: cpus()[0]?.model, bf16, threads, rounds, steps, warmup, pairs, table, errors }, null, 1));

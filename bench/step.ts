@@ -1,17 +1,23 @@
 // One training step of a GPT-2-small or SmolLM2-135M shaped model, timed, mirroring the PyTorch
 // reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
 //
-//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--json out.json] [--profile [gemm]]
+//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--bf16] [--checkpointing] [--json out.json] [--profile [gemm]]
 //
 // MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
 //             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
 // MODE train: forward+backward+AdamW of next-token NLL on 2·pairs sequences (the compute-core target)
-// CONFIG: tiny | small | llama135. Prints JSON with tokens/s and peak RSS (run one config per process).
+// CONFIG: tiny | small | llama135. Prints JSON with tokens/s, peak RSS and the training-state floor
+// (weights + grads + AdamW + reference; src/train/memory-report.ts); run one config per process.
+// --bf16: bf16 autocast (`bf16: true`): matmuls in bf16 with float32 accumulation.
+// --checkpointing: gradient checkpointing (`gradient_checkpointing: true`): blocks recomputed in backward.
 // --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS);
 // --profile gemm also splits the matrix products by transposes and shape.
 import { writeFileSync } from 'node:fs';
 import * as T from '../src/tensor/index.js';
-import { kernels, nativeKernels, setKernels } from '../src/tensor/backend.js';
+import { gemmBf16Path, kernelPath, kernels, nativeKernels, setKernels } from '../src/tensor/backend.js';
+import { setMatmulPrecision } from '../src/tensor/autocast.js';
+import { memoryFloor } from '../src/train/memory-report.js';
+import { cpus as cpuList } from 'node:os';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { parseModelConfig, type ModelConfig } from '../src/io/config.js';
 import { randomModel } from '../src/models/index.js';
@@ -63,11 +69,15 @@ if (profile) {
 }
 const steps = Number(arg('steps', '3')), warmup = Number(arg('warmup', '1')), pairs = Number(arg('pairs', '2'));
 const precompute = process.argv.includes('--precompute');
+const bf16 = process.argv.includes('--bf16');
+if (bf16) setMatmulPrecision('bf16');
 const cfg: ModelConfig = parseModelConfig(CONFIGS[configName]!, configName);
 const S = cfg.maxPositions;
 const policy = randomModel(cfg, 0);
 const reference = mode === 'dpo' && !precompute ? randomModel(cfg, 0) : null;
 if (reference) for (const p of reference.parameters().values()) p.requiresGrad = false;
+const checkpointing = process.argv.includes('--checkpointing');
+policy.ctx.gradientCheckpointing = checkpointing;
 const params = policy.trainableParameters();
 const opt = new AdamW(params, { weightDecay: 0 });
 
@@ -168,8 +178,13 @@ times.sort((a, b) => a - b);
 const med = times[Math.floor(times.length / 2)]!;
 let N = 0;
 for (const [name, p] of policy.parameters()) if (!/wpe/.test(name)) N += p.size;
+const floor = memoryFloor(policy.parameters().values(), params, reference ? reference.parameters().values() : null);
+const peakRss = process.resourceUsage().maxRSS * 1024;
+const kp = kernelPath();
 const res = {
-  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute,
+  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16, checkpointing,
+  cpu: cpuList()[0]?.model ?? 'unknown', kernel_path: `${kp.backend}/${kp.gemmKernel ?? '-'}${bf16 ? ` + bf16 ${gemmBf16Path()}` : ''}`,
+  floor_MiB: floor.total / 2 ** 20, rss_over_floor: peakRss / floor.total,
   step_s_median: med, step_s_min: times[0], step_s_all: times, cpu_s_median: cpus[Math.floor(cpus.length / 2)],
   policy_tok_per_s: (rows * S) / med,
   peak_rss_MiB: process.resourceUsage().maxRSS / 1024,

@@ -16,6 +16,7 @@
 namespace dpo {
 // napi-memory.cc: freeArrayBuffer and the C allocator's settings.
 void RegisterMemory(Napi::Env env, Napi::Object exports);
+void RegisterGemmBf16(Napi::Env env, Napi::Object exports);
 }  // namespace dpo
 
 namespace {
@@ -175,6 +176,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmSetKernel", Napi::Function::New(env, GemmSetKernelJs, "gemmSetKernel"));
   exports.Set("gemmKernelsSupported", Napi::Function::New(env, GemmKernelsSupportedJs, "gemmKernelsSupported"));
   dpo::RegisterMemory(env, exports);
+  // The bf16 GEMM registers its own functions (native/gemm_bf16.cc): its operands are Float32Array
+  // or Uint16Array, which the one-type-per-parameter table cannot express yet.
+  dpo::RegisterGemmBf16(env, exports);
   return exports;
 }
 

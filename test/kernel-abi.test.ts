@@ -28,7 +28,10 @@ test('the native addon exports every kernel of the contract', { skip: nativeSkip
 test('the wasm kernel table is the contract: same names, arities equal to the reference', { skip: wasmSkip }, async () => {
   assert.ok(dir, WASM_MISSING);
   const k = await loadWasmKernelsNode(1);
-  assert.deepEqual(k.table.map((r) => r.name).sort(), CONTRACT);
+  // gemmBf16 is not in the table yet (its operands may be Float32Array or Uint16Array): the wasm
+  // backend provides it in JavaScript over its gemm (gemmBf16ViaGemm, src/tensor/bf16.ts).
+  assert.deepEqual(k.table.map((r) => r.name).sort(), CONTRACT.filter((n) => n !== 'gemmBf16'));
+  assert.equal(typeof k.gemmBf16, 'function');
   for (const row of k.table) {
     const ref = (referenceKernels as unknown as Record<string, (...a: unknown[]) => unknown>)[row.name]!;
     assert.equal(row.args.length, ref.length, `${row.name}: table has ${row.args.join(',')}, reference takes ${ref.length}`);

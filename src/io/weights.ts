@@ -14,6 +14,10 @@
 // transformer.h.N.attn.c_attn.weight, ...), with q/k rows in Hugging Face's rotate_half order.
 
 import { readSync } from 'node:fs';
+import { bf16ToF32, f32BitsToBf16Bits, f32ToBf16 } from '../tensor/bf16.js';
+
+// The bfloat16 conversions live with the tensors (the bf16 GEMM uses them); io re-exports them.
+export { bf16ToF32, f32BitsToBf16Bits, f32ToBf16 };
 
 import type { Weight, WeightMap } from '../tensor/weight-map.js';
 
@@ -145,11 +149,6 @@ export function f32BitsToF16Bits(u: number): number {
   return sign | r;
 }
 
-/** bfloat16 bit pattern of a float32 bit pattern, round-to-nearest-even; NaN stays a quiet NaN. */
-export function f32BitsToBf16Bits(u: number): number {
-  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) return ((u >>> 16) | 0x40) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
 
 export function f32ToBits(x: number): number {
   f32Scratch[0] = x;
@@ -177,26 +176,11 @@ export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(
   return out;
 }
 
-/** Converts bfloat16 to float32 (exact: a bfloat16 is the top half of a float32). */
-export function bf16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (out.length < src.length) throw new Error(`bf16ToF32: output has ${out.length} elements, need ${src.length}`);
-  const o = new Uint32Array(out.buffer, out.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) o[i] = src[i]! << 16;
-  return out;
-}
 
 /** Converts float32 to IEEE halves, round-to-nearest-even. */
 export function f32ToF16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   if (out.length < src.length) throw new Error(`f32ToF16: output has ${out.length} elements, need ${src.length}`);
   const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(s[i]!);
-  return out;
-}
-
-/** Converts float32 to bfloat16, round-to-nearest-even. */
-export function f32ToBf16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
-  if (out.length < src.length) throw new Error(`f32ToBf16: output has ${out.length} elements, need ${src.length}`);
-  const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) out[i] = f32BitsToBf16Bits(s[i]!);
   return out;
 }

@@ -115,10 +115,30 @@ export function weightOf(t: Tensor): { shape: number[]; data: Float32Array } {
  */
 export function runDecoder(
   x: Tensor, layers: number, block: (layer: number, x: Tensor) => Tensor, finalNorm: (x: Tensor) => Tensor,
-  cache: KVCache | null, newTokens: number,
+  cache: KVCache | null, newTokens: number, model?: { ctx: ForwardContext; trainableParameters(): Tensor[] },
 ): Tensor {
+  // Gradient checkpointing: each block keeps only its input; backward reruns it with the dropout
+  // RNG state, adapter switch and matmul precision it had in the forward (same values, same grads).
+  const ckpt = model?.ctx.gradientCheckpointing && T.isGradEnabled() && !cache ? model : undefined;
+  const params = ckpt ? ckpt.trainableParameters() : [];
   for (let l = 0; l < layers; l++) {
     const prev = x;
+    if (ckpt) {
+      const ctx = ckpt.ctx;
+      const rngState = ctx.rng ? ctx.rng.state() : null, adapters = ctx.adaptersEnabled, precision = T.matmulPrecision();
+      x = T.checkpoint(prev, params, (h) => block(l, h), (run) => {
+        const rng0 = ctx.rng, adapters0 = ctx.adaptersEnabled;
+        ctx.rng = rngState ? new Rng(rngState) : null;
+        ctx.adaptersEnabled = adapters;
+        try {
+          T.withMatmulPrecision(precision, run);
+        } finally {
+          ctx.rng = rng0;
+          ctx.adaptersEnabled = adapters0;
+        }
+      });
+      continue;
+    }
     x = T.tidy(() => block(l, prev));
     if (!T.isGradEnabled()) prev.dispose();
   }

@@ -136,7 +136,7 @@ export class Gpt2Model extends DecoderLM {
     }
     const x = T.add(T.embedding(this.wte, ids, [B * Tn]), T.embedding(this.wpe, pos, [B * Tn]));
     return runDecoder(x, this.layers.length, (l, h) => this.block(l, h, B, Tn, kvStart, cache, segments),
-      (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn);
+      (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn, this);
   }
 
 }

@@ -139,7 +139,7 @@ export class LlamaModel extends DecoderLM {
     checkSlidingWindow(this.config, pos);
     this.ensureRope(pos);
     return runDecoder(T.embedding(this.embed, ids, [B * Tn]), this.layers.length,
-      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn);
+      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn, this);
   }
 
 }

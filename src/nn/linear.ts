@@ -5,6 +5,7 @@
 // model back exactly (the DPO reference model at no extra memory).
 
 import * as T from '../tensor/index.js';
+import { f32ToBf16 } from '../tensor/bf16.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 
@@ -20,10 +21,15 @@ export interface LoraAdapter {
 export interface ForwardContext {
   adaptersEnabled: boolean;
   rng: Rng | null;
+  /** Gradient checkpointing (TRL's gradient_checkpointing): keep only each block's input while
+   *  training and recompute the block in backward (runDecoder). */
+  gradientCheckpointing?: boolean;
 }
 
 export class Linear {
   lora: LoraAdapter | null = null;
+  /** The frozen weight stored once as bfloat16 (storeFrozenAsBf16); weight.data is then empty. */
+  weightBf16: Uint16Array | null = null;
 
   constructor(
     /** Module path, e.g. "model.layers.0.self_attn.q_proj". */
@@ -41,7 +47,7 @@ export class Linear {
   }
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
-    const y = linearBias(x, this.weight, this.bias);
+    const y = this.weightBf16 ? T.linearFrozenBf16(x, this.weightBf16, this.outFeatures, this.bias) : linearBias(x, this.weight, this.bias);
     const lora = this.lora;
     if (!lora || !ctx.adaptersEnabled) return y;
     const xd = lora.dropout > 0 && ctx.rng ? T.dropout(x, lora.dropout, ctx.rng.uniform) : x;
@@ -69,16 +75,40 @@ export class Linear {
     return this.lora;
   }
 
+  /**
+   * Keeps the (frozen) weight only as bfloat16: half the bytes; products run on the bf16 GEMM.
+   * The float32 copy is released, so the weight can no longer train, be merged or be exported.
+   */
+  storeFrozenAsBf16(): void {
+    if (this.weightBf16) return;
+    if (this.weight.requiresGrad) throw new Error(`${this.path}: only a frozen weight can be stored as bf16`);
+    if (!(this.weight.data instanceof Float32Array)) throw new Error(`${this.path}: weight is not float32`);
+    this.weightBf16 = f32ToBf16(this.weight.data);
+    this.weight.data = new Float32Array(0);
+  }
+
   /** W += (α/r)·B·A and drops the adapter. */
   mergeLora(): void {
     const lora = this.lora;
     if (!lora) return;
+    if (this.weightBf16) throw new Error(`${this.path}: cannot merge an adapter into a weight stored as bf16 (frozen_dtype: bfloat16)`);
     const delta = T.noGrad(() => T.matmul(lora.B, lora.A));
     const s = lora.alpha / lora.rank;
     const W = this.weight.data, D = delta.data;
     for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * D[i]!;
     this.lora = null;
   }
+}
+
+/** Stores every frozen linear weight of a model as bf16 (frozen_dtype: bfloat16); returns the bytes kept. */
+export function storeFrozenLinearsAsBf16(linears: readonly Linear[]): number {
+  let bytes = 0;
+  for (const l of linears) {
+    if (l.weight.requiresGrad) continue;
+    l.storeFrozenAsBf16();
+    bytes += l.weightBf16!.byteLength;
+  }
+  return bytes;
 }
 
 /** x·Wᵀ + b with a row-broadcast bias (no index map, a cheap fused backward for the bias). */

@@ -31,7 +31,7 @@ export function wasmLoadError(): string | null {
 }
 
 const KERNEL_NAMES: (keyof Kernels)[] = [
-  'gemm', 'rmsnormForward', 'rmsnormBackward', 'layernormForward', 'layernormBackward', 'rope',
+  'gemm', 'gemmBf16', 'rmsnormForward', 'rmsnormBackward', 'layernormForward', 'layernormBackward', 'rope',
   'attentionForward', 'attentionBackward', 'activationForward', 'activationBackward',
   'swigluForward', 'swigluBackward', 'softmaxForward', 'softmaxBackward', 'logSoftmaxGather',
   'logSoftmaxGatherBackward', 'embeddingForward', 'embeddingBackward', 'adamw', 'sumSquares',
@@ -61,6 +61,7 @@ function addonCandidates(): string[] {
 
 let nativeError: string | null = null;
 let addonGemmKernel: (() => string) | null = null;
+let addonGemmBf16Kernel: (() => string) | null = null;
 
 function loadNative(): Kernels | null {
   const paths = addonCandidates();
@@ -84,6 +85,7 @@ function loadNative(): Kernels | null {
       nativePath = path;
       if (typeof addon.gemmKernel === 'function') addonGemmKernel = addon.gemmKernel as () => string;
       nativeAddon = addon;
+      if (typeof addon.gemmBf16Kernel === 'function') addonGemmBf16Kernel = addon.gemmBf16Kernel as () => string;
       return k as unknown as Kernels;
     } catch (e) {
       errors.push(`${path}: ${(e as Error).message.split('\n')[0]}`);
@@ -159,6 +161,17 @@ export function kernelPath(): { backend: string; gemmKernel: string | null; thre
     threads: k.numThreads(),
     addon: isNative ? addonDigest : null,
   };
+}
+
+/**
+ * The bf16 GEMM path in use: the native micro-kernel (avx512bf16, avx512 = converted float32, or
+ * portable), 'reference' on the TypeScript backend (or an addon without gemmBf16).
+ */
+export function gemmBf16Path(): string {
+  const k = kernels();
+  return k === native && native !== null && addonGemmBf16Kernel && !nativeMissing.includes('gemmBf16')
+    ? addonGemmBf16Kernel()
+    : 'reference';
 }
 
 /** Switches the backend for the rest of the process (tests compare backends this way). */

@@ -45,6 +45,18 @@ export interface Kernels {
     batch: number, alpha: number, beta: number,
   ): void;
 
+  /**
+   * gemm with both operands rounded to bfloat16 (round-to-nearest-even) and float32 accumulation:
+   * the matrix products of bf16 autocast. A and B are float buffers (rounded while packing) or
+   * Uint16Arrays of bf16 bit patterns (weights stored once as bf16); C is float32 (native) or any
+   * float buffer (reference). Same layout, strides and beta rules as gemm.
+   */
+  gemmBf16(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Buf | Uint16Array, strideA: number, B: Buf | Uint16Array, strideB: number, C: Buf, strideC: number,
+    batch: number, alpha: number, beta: number,
+  ): void;
+
   /** out = x / rms(x) · weight per row; rstd[r] = 1/sqrt(mean(x²)+eps) saved for backward. */
   rmsnormForward(x: Buf, weight: Buf, out: Buf, rstd: Buf, rows: number, dim: number, eps: number): void;
   /** dx overwritten; dweight accumulated. */

@@ -5,9 +5,10 @@
 
 import { alloc, release } from './memory.js';
 import { kernels, referenceKernels } from './backend.js';
+import { gemmFor } from './autocast.js';
 import { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
 import {
-  Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, numel, record, shapeStr, type DType,
+  Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, isTraining, numel, record, shapeStr, type DType,
 } from './tensor.js';
 
 function K(dtype: DType): Kernels {
@@ -445,14 +446,15 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   const Kd = Ka;
   const out = empty([...batchA, M, N], dtype);
   const k = K(dtype);
+  const gm = gemmFor(k, dtype);  // bf16 autocast: chosen at forward time, backward follows
   const sA = M * Kd, sB = bBroadcast ? 0 : Kd * N, sC = M * N;
-  k.gemm(transA, transB, M, N, Kd, a.data, sA, b.data, sB, out.data, sC, batch, 1, 0);
+  gm(transA, transB, M, N, Kd, a.data, sA, b.data, sB, out.data, sC, batch, 1, 0);
   return record(out, 'matmul', [a, b], (g) => {
     if (a.requiresGrad) {
       // dA = dC·op(B)ᵀ, laid out as A is stored.
       const ga = alloc(dtype, a.size, false);
-      if (!transA) k.gemm(false, !transB, M, Kd, N, g, sC, b.data, sB, ga, sA, batch, 1, 0);
-      else k.gemm(transB, true, Kd, M, N, b.data, sB, g, sC, ga, sA, batch, 1, 0);
+      if (!transA) gm(false, !transB, M, Kd, N, g, sC, b.data, sB, ga, sA, batch, 1, 0);
+      else gm(transB, true, Kd, M, N, b.data, sB, g, sC, ga, sA, batch, 1, 0);
       accumulateGrad(a, ga);
     }
     if (b.requiresGrad) {
@@ -462,19 +464,19 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
       if (bBroadcast) {
         // Treat the batch as extra rows: [batch·M, K]ᵀ · [batch·M, N] (only when A is not transposed).
         if (!transA) {
-          if (!transB) k.gemm(true, false, Kd, N, batch * M, a.data, 0, g, 0, gb, 0, 1, 1, 0);
-          else k.gemm(true, false, N, Kd, batch * M, g, 0, a.data, 0, gb, 0, 1, 1, 0);
+          if (!transB) gm(true, false, Kd, N, batch * M, a.data, 0, g, 0, gb, 0, 1, 1, 0);
+          else gm(true, false, N, Kd, batch * M, g, 0, a.data, 0, gb, 0, 1, 1, 0);
         } else {
           for (let i = 0; i < batch; i++) {
             const ai = a.data.subarray(i * sA, (i + 1) * sA), gi = g.subarray(i * sC, (i + 1) * sC);
-            if (!transB) k.gemm(false, false, Kd, N, M, ai, 0, gi, 0, gb, 0, 1, 1, 1);
-            else k.gemm(true, true, N, Kd, M, gi, 0, ai, 0, gb, 0, 1, 1, 1);
+            if (!transB) gm(false, false, Kd, N, M, ai, 0, gi, 0, gb, 0, 1, 1, 1);
+            else gm(true, true, N, Kd, M, gi, 0, ai, 0, gb, 0, 1, 1, 1);
           }
         }
       } else if (!transB) {
-        k.gemm(!transA, false, Kd, N, M, a.data, sA, g, sC, gb, sB, batch, 1, 0);
+        gm(!transA, false, Kd, N, M, a.data, sA, g, sC, gb, sB, batch, 1, 0);
       } else {
-        k.gemm(true, transA, N, Kd, M, g, sC, a.data, sA, gb, sB, batch, 1, 0);
+        gm(true, transA, N, Kd, M, g, sC, a.data, sA, gb, sB, batch, 1, 0);
       }
       accumulateGrad(b, gb);
     }
@@ -752,6 +754,7 @@ export function lmHeadLogprobs(
   checkTargets('lmHeadLogprobs', targets, V);
   const dtype = sameDtype('lmHeadLogprobs', h, W);
   const k = K(dtype);
+  const gm = gemmFor(k, dtype);  // the logits' products follow bf16 autocast; log-softmax stays float32
   const needGrad = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
   // Compact the rows that have a target: hA [Na, d], tA [Na].
   const rowsA: number[] = [];
@@ -776,7 +779,7 @@ export function lmHeadLogprobs(
   const logits = alloc(dtype, Math.max(1, chunk * V), false);
   for (let r0 = 0; r0 < Na; r0 += chunk) {
     const n = Math.min(chunk, Na - r0);
-    k.gemm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
+    gm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
     k.logSoftmaxGather(logits, tA.subarray(r0, r0 + n), logpA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
     if (opts.logSumSqProbs) {
       if (opts.logSumSqProbs.length !== N) fail('lmHeadLogprobs', `logSumSqProbs has ${opts.logSumSqProbs.length} entries for ${N} rows`);
@@ -824,11 +827,11 @@ export function lmHeadLogprobs(
     for (let r0 = 0; r0 < Na; r0 += chunk) {
       const n = Math.min(chunk, Na - r0);
       const hc = hA.subarray(r0 * d, (r0 + n) * d);
-      if (!keep) k.gemm(false, true, n, V, d, hc, 0, W.data, 0, dl, 0, 1, 1, 0);
+      if (!keep) gm(false, true, n, V, d, hc, 0, W.data, 0, dl, 0, 1, 1, 0);
       k.logSoftmaxGatherBackward(dl, tA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), gA.subarray(r0, r0 + n), dl, n, V);
       // dh = dlogits·W ; dW += dlogitsᵀ·h
-      if (ghA) k.gemm(false, false, n, d, V, dl, 0, W.data, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
-      if (gW) k.gemm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, r0 === 0 ? 0 : 1);
+      if (ghA) gm(false, false, n, d, V, dl, 0, W.data, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
+      if (gW) gm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, r0 === 0 ? 0 : 1);
     }
     if (!keep) release(dl);
     release(gA);
@@ -869,7 +872,7 @@ export function maskMul(x: Tensor, mask: Buf): Tensor {
  * caller for reproducibility). Identity when p = 0 or grad is disabled (evaluation).
  */
 export function dropout(x: Tensor, p: number, rand: () => number): Tensor {
-  if (p <= 0 || !isGradEnabled()) return x;
+  if (p <= 0 || !isTraining()) return x;
   if (p >= 1) fail('dropout', `p must be < 1, got ${p}`);
   const mask = alloc(x.dtype, x.size, false);
   const keep = 1 / (1 - p);

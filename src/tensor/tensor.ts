@@ -20,6 +20,14 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
+// Inside the untaped forward of a checkpointed block (training, but not recording).
+let checkpointForward = 0;
+
+/** Whether this is a training forward (taped, or the first run of a checkpointed block): dropout is on. */
+export function isTraining(): boolean {
+  return gradEnabled || checkpointForward > 0;
+}
+
 /**
  * Runs fn without recording the tape (inference mode: no activations are kept for backward).
  * Works with async functions too (the flag stays off until the promise settles).
@@ -402,6 +410,45 @@ export function backward(root: Tensor, gradRoot?: Buf): void {
     for (const g of pendingGrads.values()) release(g);
     pendingGrads = outer;
   }
+}
+
+/**
+ * Gradient checkpointing (activation recomputation): y = fn(x) computed without keeping fn's
+ * intermediate activations; only x is saved. backward recomputes fn on x's saved value with the
+ * tape on and back-propagates g through that, so the gradients of x and of the parameters fn reads
+ * (leaves, listed in params so the node is recorded even when x needs no gradient) are those of an
+ * ordinary forward, as long as fn computes the same values both times (the caller restores any
+ * random state, see runDecoder). `recompute` wraps the second run (to restore context).
+ */
+export function checkpoint(
+  x: Tensor, params: readonly Tensor[], fn: (x: Tensor) => Tensor, recompute: (run: () => void) => void = (run) => run(),
+): Tensor {
+  if (!gradEnabled || !(x.requiresGrad || params.some((p) => p.requiresGrad))) return fn(x);
+  checkpointForward++;
+  let out: Tensor;
+  try {
+    out = noGrad(() => tidy(() => fn(x)));
+  } finally {
+    checkpointForward--;
+  }
+  return record(out, 'checkpoint', [x, ...params], (g) => {
+    const xd = new Tensor(x.data, x.shape, { requiresGrad: x.requiresGrad });
+    const savedGradOut = gradOut, savedTaken = gradOutTaken, savedEnabled = gradEnabled;
+    gradEnabled = true;
+    try {
+      recompute(() => {
+        const y = fn(xd);
+        if (y.requiresGrad) backward(y, g);
+        if (!y.isView && !y.retained) release(y.data);
+        y.data = EMPTY;
+      });
+    } finally {
+      gradEnabled = savedEnabled;
+      gradOut = savedGradOut;
+      gradOutTaken = savedTaken;
+    }
+    if (xd.grad) accumulateGrad(x, xd.grad);
+  }, { saved: [x] });
 }
 
 /** Sets every tensor's .grad to null (releasing the buffers). */

@@ -13,6 +13,7 @@
 // back. A status other than 0 becomes a TypeError or RangeError with the kernel's message, as
 // in the native addon. The same typed-array object passed twice (out = x) maps to one region.
 import type { Kernels } from './kernels.js';
+import { gemmBf16ViaGemm } from './bf16.js';
 
 // The WebAssembly JS API, typed here (the project's lib setting has no DOM types).
 interface WasmJsApi {
@@ -267,6 +268,8 @@ function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels
     },
   };
   for (const row of rows) k[row.js] = wrap(row);
+  // No bf16 kernel in the wasm build yet: bf16 autocast rounds the operands and uses its gemm.
+  k.gemmBf16 = gemmBf16ViaGemm(k.gemm as Parameters<typeof gemmBf16ViaGemm>[0]);
   const kernels = k as unknown as WasmKernels;
   if (maxThreads > 1) kernels.setNumThreads(maxThreads);
   // Node: the pool's worker_threads must not keep the process alive (browsers have no unref).

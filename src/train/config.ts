@@ -64,6 +64,13 @@ const common = {
   lora_dropout: z.number().min(0).lt(1).default(0.05),
   lora_target_modules: z.array(z.string()).nullable().default(null),
   save_dtype: z.enum(['float32', 'bfloat16']).default('float32'),
+  /** bf16 autocast (transformers' name): matrix products in bfloat16 with float32 accumulation,
+   *  everything else float32 (src/tensor/autocast.ts). null or false: float32 throughout. */
+  bf16: z.boolean().nullable().default(null),
+  /** Recompute each decoder block in backward instead of keeping its activations (TRL's default: on). */
+  gradient_checkpointing: z.boolean().default(true),
+  /** Frozen linear weights (a separate reference copy, a LoRA base) stored once as bfloat16. */
+  frozen_dtype: z.enum(['float32', 'bfloat16']).default('float32'),
   num_threads: positiveInt.nullable().default(null),
 };
 

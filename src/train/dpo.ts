@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
-import { kernelPath } from '../tensor/backend.js';
+import { gemmBf16Path, kernelPath } from '../tensor/backend.js';
+import { matmulPrecision, withMatmulPrecision } from '../tensor/autocast.js';
 import {
   computePreferenceLoss, isReferenceFree, ldTokenWeights, needsLossState, newBcoRunningMean, usesNllTerm, wpoPairWeights, type BcoRunningMean, type LossParams,
 } from '../losses/index.js';
@@ -23,6 +24,8 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
 import { sequenceSums, sequenceSumsOnTape } from '../models/logprobs.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
+import { formatMemoryReport, memoryFloor } from './memory-report.js';
+import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from '../util/progress.js';
@@ -206,6 +209,8 @@ function refCacheInputs(ref: CausalLM): Record<string, unknown> {
     gemmKernel: k.gemmKernel,
     threads: k.threads,
     nativeAddon: k.addon,
+    // bf16 autocast changes every product (absent in float32 runs: their headers stay as they were).
+    ...(matmulPrecision() === 'bf16' ? { matmulPrecision: 'bf16', gemmBf16: gemmBf16Path() } : {}),
     dpoTs: packageVersion(),
   };
 }
@@ -516,8 +521,13 @@ export function splitEval(n: number, fraction: number, seed: number): { train: n
  */
 export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
   const cfg = parseDpoConfig(opts.config ?? {});
+  return withMatmulPrecision(cfg.bf16 === true ? 'bf16' : 'float32', () => runDpoWith(opts, cfg));
+}
+
+async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunResult> {
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
+  model.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
   const params = model.trainableParameters();
   await yieldToEventLoop(opts.signal);
 
@@ -625,6 +635,17 @@ export async function runDpo(opts: DpoRunOptions): Promise<DpoRunResult> {
     if (!opts.quiet) process.stderr.write(`reference log-probs: ${tr.hit ? 'loaded from cache' : 'computed and cached'} (${tr.path})\n`);
     // A separate reference copy is no longer needed (unless samples are checked against it): free its weights.
     if (refModel !== model && !cfg.sample_checks) refModel = null;
+  }
+  // frozen_dtype bfloat16: the frozen linear weights (LoRA base, separate reference copy) only as bf16.
+  let frozenBf16Bytes = 0;
+  if (cfg.frozen_dtype === 'bfloat16') {
+    if (cfg.sync_ref_model) throw new Error('frozen_dtype: bfloat16 cannot be used with sync_ref_model (TR-DPO updates the reference weights)');
+    if (lora) frozenBf16Bytes += storeFrozenLinearsAsBf16(model.linears());
+    if (refModel && refModel !== model) frozenBf16Bytes += storeFrozenLinearsAsBf16(refModel.linears());
+  }
+  if (!opts.quiet) {
+    const ref = refModel && refModel !== model ? refModel.parameters().values() : null;
+    process.stderr.write(`${formatMemoryReport(memoryFloor(model.parameters().values(), params, ref, frozenBf16Bytes))}\n`);
   }
 
   const lossTypes = cfg.loss_type;

@@ -3,6 +3,8 @@
 // DPO. The loss of a micro-batch is the token-level mean over its trained tokens.
 
 import * as T from '../tensor/index.js';
+import { withMatmulPrecision } from '../tensor/autocast.js';
+import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
 import { collateSft, packRows } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
@@ -42,8 +44,15 @@ export interface SftRunResult extends TrainedRun<SftConfig> {
 /** Supervised fine-tuning; returns the trained model in memory (see runDpo for events and abort). */
 export async function runSft(opts: SftRunOptions): Promise<SftRunResult> {
   const cfg = parseSftConfig(opts.config ?? {});
+  return withMatmulPrecision(cfg.bf16 === true ? 'bf16' : 'float32', () => runSftWith(opts, cfg));
+}
+
+async function runSftWith(opts: SftRunOptions, cfg: SftConfig): Promise<SftRunResult> {
   const { loaded, lora } = await loadTrainable(opts.model, opts.tokenizer, cfg);
   const { model, tokenizer } = loaded;
+  model.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
+  // frozen_dtype bfloat16: a LoRA base kept only as bf16 (nothing is frozen in a full fine-tune).
+  if (cfg.frozen_dtype === 'bfloat16' && lora) storeFrozenLinearsAsBf16(model.linears());
   await yieldToEventLoop(opts.signal);
   const prep = async (files: DataSource): Promise<TokenizedSft[]> =>
     (await prepareSftData(files, tokenizer, {

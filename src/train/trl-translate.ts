@@ -138,6 +138,9 @@ export const COMMON_RULES: { [K in keyof CommonConfig]-?: Rule<CommonConfig> } =
   lora_target_modules: byPeft('target_modules'),
   save_dtype: (v: string, _c, _x, api) => api.handledBy('import-run', `dpo import-run writes the model as ${v}`),
   num_threads: (_v, _c, _x, api) => api.handledBy('not used', 'CPU kernel threads of dpo-ts; no meaning on GPUs'),
+  gradient_checkpointing: same,
+  frozen_dtype: (_v, _c, _x, api) => api.handledBy('not used', 'dpo-ts memory option; on GPUs the job loads models as TRL does'),
+  bf16: (_v, _c, _x, api) => api.handledBy('DPOConfig.bf16', 'the job trains in bf16 mixed precision on the GPU whatever dpo-ts used (TRL\'s default)'),
 };
 
 export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {

@@ -1,6 +1,7 @@
 // Portable reference GEMM: the oracle for the native kernel, and the fallback.
 // Straightforward i-k-j loops (row-major, cache-friendly on B and C); correct, not fast.
 import type { Buf } from '../kernels.js';
+import { bf16ToF32, roundBf16 } from '../bf16.js';
 
 export function gemm(
   transA: boolean, transB: boolean, M: number, N: number, K: number,
@@ -28,4 +29,27 @@ export function gemm(
       else for (let j = 0; j < N; j++) C[co + j] = alpha * row[j]! + beta * C[co + j]!;
     }
   }
+}
+
+/**
+ * gemm on operands rounded to bfloat16 (round-to-nearest-even; a Uint16Array operand holds bf16
+ * bit patterns), accumulated in C's precision: the oracle and fallback for the native gemmBf16.
+ */
+export function gemmBf16(
+  transA: boolean, transB: boolean, M: number, N: number, K: number,
+  A: Buf | Uint16Array, strideA: number, B: Buf | Uint16Array, strideB: number, C: Buf, strideC: number,
+  batch: number, alpha: number, beta: number,
+): void {
+  const spanA = batch > 0 ? (batch - 1) * strideA + M * K : 0, spanB = batch > 0 ? (batch - 1) * strideB + K * N : 0;
+  const toBf16 = (x: Buf | Uint16Array, n: number): Buf => {
+    const out = C instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+    if (x instanceof Uint16Array) {
+      const f = bf16ToF32(x.subarray(0, n));
+      out.set(f);
+    } else {
+      for (let i = 0; i < n; i++) out[i] = roundBf16(x[i]!);
+    }
+    return out;
+  };
+  gemm(transA, transB, M, N, K, toBf16(A, spanA), strideA, toBf16(B, spanB), strideB, C, strideC, batch, alpha, beta);
 }

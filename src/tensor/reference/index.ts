@@ -1,7 +1,7 @@
 // The portable TypeScript backend: float32 and float64, single-threaded.
 // Oracle for every native kernel and the fallback when the addon cannot load.
 import type { Kernels } from '../kernels.js';
-import { gemm } from './gemm.js';
+import { gemm, gemmBf16 } from './gemm.js';
 import * as ops from './ops.js';
 import * as attention from './attention.js';
 
@@ -10,6 +10,7 @@ export const referenceKernels: Kernels = {
   numThreads: () => 1,
   setNumThreads: () => {},
   gemm,
+  gemmBf16,
   ...ops,
   ...attention,
 };
