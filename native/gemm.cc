@@ -39,6 +39,7 @@
 #include "abi.h"
 #include "check.h"
 #include "cpu.h"
+#include "pack-buffers.h"
 #include "threadpool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -762,28 +763,8 @@ int64_t WholeSlabMaxCols() {
 }
 constexpr int64_t kRowBlock = 48;  // rows of A per task: 4 micro-panels (48 KiB); many tasks balance threads
 
-// Per-thread packing buffers, 64-byte aligned, grown on demand and kept for the thread's life.
-struct PackBuffers {
-  float* a = nullptr;
-  size_t a_len = 0;
-  float* b = nullptr;
-  size_t b_len = 0;
-  ~PackBuffers() {
-    std::free(a);
-    std::free(b);
-  }
-  static float* Grow(float*& p, size_t& len, size_t need) {
-    if (need > len) {
-      std::free(p);
-      const size_t bytes = ((need * sizeof(float) + 63) / 64) * 64;
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p) throw std::bad_alloc();
-      len = need;
-    }
-    return p;
-  }
-};
-thread_local PackBuffers tl_pack;
+using PackBuffersT = PackBuffers<float>;
+thread_local PackBuffersT tl_pack;
 
 // The K blocks: equal sizes ≤ kKcMax (K = 768 → 3 × 256, K = 1000 → 4 × 250), so the last
 // block is not a sliver.
@@ -839,8 +820,8 @@ void ComputeItemRows(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t
   float* C = P.C + bi * P.sC;
   const int64_t kcMax = KcFor(P.K);
   const int64_t nPad = (P.N + nr - 1) / nr * nr, mPad = (rows + mr - 1) / mr * mr;
-  float* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * nPad));
-  float* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * mPad));
+  float* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * nPad));
+  float* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * mPad));
   for (int64_t p0 = 0; p0 < P.K; p0 += kcMax) {
     const int64_t kc = std::min(kcMax, P.K - p0);
     kd.packB(P, B, p0, kc, 0, P.N, nr, Bp);
@@ -869,7 +850,7 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
   int64_t colBlock = tnMax;
   while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = roundUp(colBlock / 2, nr);
   // The slab lives in the calling thread's buffer; pool workers only read it.
-  float* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * tnMax));
+  float* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * tnMax));
   constexpr int64_t kPanelsPerPackTask = 4;
 
   for (int64_t n0 = 0; n0 < N; n0 += tnMax) {
@@ -887,7 +868,7 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
       run(rowBlocks * colBlocks, [&](int64_t t) {
         const int64_t m0 = (t / colBlocks) * rowBlock, rows = std::min(rowBlock, M - m0);
         const int64_t j = (t % colBlocks) * colBlock, w = std::min(colBlock, tn - j);
-        float* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * roundUp(rowBlock, mr)));
+        float* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * roundUp(rowBlock, mr)));
         kd.packA(P, A, m0, rows, p0, kc, mr, Ap);
         KernelBlock(P, kd, C, Ap, Bp + (j / nr) * kc * nr, m0, rows, n0 + j, w, kc, beta);
       });

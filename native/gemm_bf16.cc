@@ -34,6 +34,7 @@
 #include <new>
 #include <string>
 
+#include "pack-buffers.h"
 #include "threadpool.h"
 #if !defined(__EMSCRIPTEN__)
 #include <napi.h>  // the N-API wrappers at the end (the wasm build has no bf16 GEMM binding yet)
@@ -324,27 +325,8 @@ constexpr int64_t kSlabN = 1024;     // columns of packed B per slab: ≤ 1 MiB 
 constexpr int64_t kRowBlock = 48;    // rows of A per task
 constexpr double kParallelMinFlops = 2.0 * 64 * 64 * 64;
 
-struct PackBuffers {
-  uint32_t* a = nullptr;
-  size_t a_len = 0;
-  uint32_t* b = nullptr;
-  size_t b_len = 0;
-  ~PackBuffers() {
-    std::free(a);
-    std::free(b);
-  }
-  static uint32_t* Grow(uint32_t*& p, size_t& len, size_t need) {
-    if (need > len) {
-      std::free(p);
-      const size_t bytes = ((need * sizeof(uint32_t) + 63) / 64) * 64;
-      p = static_cast<uint32_t*>(std::aligned_alloc(64, bytes));
-      if (!p) throw std::bad_alloc();
-      len = need;
-    }
-    return p;
-  }
-};
-thread_local PackBuffers tl_pack;
+using PackBuffersT = PackBuffers<uint32_t>;
+thread_local PackBuffersT tl_pack;
 
 // Equal K blocks of an even size ≤ kKcMax (so every block but the last has whole pairs).
 inline int64_t KcFor(int64_t K) {
@@ -397,8 +379,8 @@ inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 void ComputeItemRows(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t m0, int64_t rows) {
   const int mr = kd.mr, nr = kd.nr;
   const int64_t kcMax = KcFor(P.K), kc2Max = kcMax / 2;
-  uint32_t* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kc2Max * RoundUp(P.N, nr)));
-  uint32_t* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kc2Max * RoundUp(rows, mr)));
+  uint32_t* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kc2Max * RoundUp(P.N, nr)));
+  uint32_t* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kc2Max * RoundUp(rows, mr)));
   float* C = P.C + bi * P.sC;
   for (int64_t p0 = 0; p0 < P.K; p0 += kcMax) {
     const int64_t kc = std::min(kcMax, P.K - p0);
@@ -419,7 +401,7 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi, bool p
   const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
   int64_t colBlock = tnMax;
   while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = RoundUp(colBlock / 2, nr);
-  uint32_t* Bp = PackBuffers::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kc2Max * tnMax));
+  uint32_t* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kc2Max * tnMax));
   float* C = P.C + bi * P.sC;
   constexpr int64_t kPanelsPerPackTask = 2;
   for (int64_t n0 = 0; n0 < N; n0 += tnMax) {
@@ -436,7 +418,7 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi, bool p
       RunTasks(rowBlocks * colBlocks, parallel, [&](int64_t t) {
         const int64_t m0 = (t / colBlocks) * rowBlock, rows = std::min(rowBlock, M - m0);
         const int64_t j = (t % colBlocks) * colBlock, w = std::min(colBlock, tn - j);
-        uint32_t* Ap = PackBuffers::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kc2Max * RoundUp(rowBlock, mr)));
+        uint32_t* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kc2Max * RoundUp(rowBlock, mr)));
         PackA(P, bi * P.A.stride, m0, rows, p0, kc, mr, Ap);
         KernelBlock(P, kd, C, Ap, Bp + (j / nr) * kc2 * nr, m0, rows, n0 + j, w, kc2, beta);
       });
