@@ -22,7 +22,7 @@ const TINY: DemoSettings = {
 test('demo with every method: PPO, PPO-GT and GRPO arms next to DPO, frontier per method, cost table', async () => {
   const root = mkdtempSync(join(tmpdir(), 'demo-rl-'));
   const out = join(root, 'out');
-  const r = await runDemo({ out, betas: [0.1], seed: 0, cacheDir: join(root, 'cache'), settings: TINY, quiet: true });
+  const r = await runDemo({ out, betas: [0.1], seed: 0, cacheDir: join(root, 'cache'), settings: TINY, quiet: true, methods: ['dpo', 'ppo', 'grpo'] });
   const names = r.evaluation.models.map((m) => m.name);
   assert.deepEqual(names, ['reference (base)', 'β=0.1', 'PPO kl=0.1', 'PPO-GT kl=0.1', 'GRPO β=0.1']);
   assert.deepEqual(names.map((n, i) => methodOf(n, i === 0)), ['reference', 'DPO', 'PPO', 'PPO-GT', 'GRPO']);

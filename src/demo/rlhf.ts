@@ -17,8 +17,8 @@ import { runRewardModel } from '../train/rm.js';
 /** Every arm `--methods` can select: offline DPO, the RLHF arms, and iterative / online DPO (loop-arms.ts). */
 export const RL_METHODS = ['dpo', 'ppo', 'grpo', 'iterative', 'online'] as const;
 export type DemoMethod = (typeof RL_METHODS)[number];
-/** The arms of a run without --methods. */
-export const DEFAULT_METHODS: readonly DemoMethod[] = ['dpo', 'ppo', 'grpo'];
+/** The arms of a run without --methods: all of them. */
+export const DEFAULT_METHODS: readonly DemoMethod[] = RL_METHODS;
 
 export interface RlArmSettings {
   /** KL coefficients of the PPO and PPO-GT arms (TRL kl_coef). */
