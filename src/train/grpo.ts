@@ -11,23 +11,12 @@ import { grpoAdvantages, grpoLoss, meanStd, rlooAdvantages, rlooLoss, type GrpoL
 import type { GrpoConfig } from './rl-config.js';
 import { loadRewardFunction, type RewardFunction } from './rewards.js';
 import {
-  completionTokenLogprobs, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult,
+  completionTokenLogprobs, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult, type RlRunOptions,
 } from './rollout.js';
 import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
 
-export interface GrpoRunOptions {
-  model: string;
-  tokenizer?: string;
-  prompts: string[];
-  config: GrpoConfig;
-  outputDir: string;
-  resume?: boolean | string;
-  quiet?: boolean;
-  stopAfterSteps?: number;
-  onLog?: (rec: Record<string, number>) => void;
-  /** Reward functions given directly (library use), instead of config.reward_funcs. */
-  rewardFunctions?: RewardFunction[];
-}
+/** The options of the GRPO trainer. */
+export type GrpoRunOptions = RlRunOptions<GrpoConfig>;
 
 interface GrpoRollout {
   promptIds: number[][];

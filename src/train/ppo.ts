@@ -18,24 +18,14 @@ import { SequenceClassifier } from '../models/reward.js';
 import { loadSequenceClassifier } from '../io/reward-dir.js';
 import type { PpoConfig } from './rl-config.js';
 import { loadRewardFunction, type RewardFunction } from './rewards.js';
-import { completionTokenLogprobs, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult } from './rollout.js';
+import { completionTokenLogprobs, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult, type RlRunOptions } from './rollout.js';
 import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
 
 /** TRL's INVALID_LOGPROB: the log-prob written past a response's end (so its KL is 0). */
 export const INVALID_LOGPROB = 1.0;
 
-export interface PpoRunOptions {
-  model: string;
-  tokenizer?: string;
-  prompts: string[];
-  config: PpoConfig;
-  outputDir: string;
-  resume?: boolean | string;
-  quiet?: boolean;
-  stopAfterSteps?: number;
-  onLog?: (rec: Record<string, number>) => void;
-  rewardFunctions?: RewardFunction[];
-}
+/** The options of the PPO trainer. */
+export type PpoRunOptions = RlRunOptions<PpoConfig>;
 
 interface PpoRollout {
   promptIds: number[][];

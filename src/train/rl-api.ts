@@ -8,6 +8,6 @@ export * from './rewards.js';
 export * from './online-dpo.js';
 export * from './feedback-loop.js';
 export * from './pair-judge.js';
-export type { RlLoopResult } from './rollout.js';
+export type { RlLoopResult, RlRunOptions } from './rollout.js';
 export type { ScaleRewards } from '../losses/rl.js';
 export { SequenceClassifier, type HiddenLM } from '../models/reward.js';

@@ -24,6 +24,22 @@ import { learningRate, warmupSteps } from './schedule.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import type { LoopConfig } from './loop.js';
 import { ProgressBar } from '../util/progress.js';
+import type { RewardFunction } from './rewards.js';
+
+/** What `runGrpo` / `runPpo` take: a model, prompts, a config of the trainer's type, an output folder. */
+export interface RlRunOptions<Config> {
+  model: string;
+  tokenizer?: string;
+  prompts: string[];
+  config: Config;
+  outputDir: string;
+  resume?: boolean | string;
+  quiet?: boolean;
+  stopAfterSteps?: number;
+  onLog?: (rec: Record<string, number>) => void;
+  /** Reward functions given directly (library use), instead of config.reward_funcs. */
+  rewardFunctions?: RewardFunction[];
+}
 
 export interface Prompt {
   text: string;
