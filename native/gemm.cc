@@ -39,6 +39,7 @@
 #include "abi.h"
 #include "check.h"
 #include "cpu.h"
+#include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
 
@@ -723,19 +724,7 @@ std::once_flag g_kernel_once;
 
 const KernelDesc* ActiveKernel() {
   std::call_once(g_kernel_once, [] {
-    const char* env = std::getenv("DPO_GEMM_KERNEL");
-    if (!env || !*env) {
-      g_kernel = BestKernel();
-      return;
-    }
-    const std::string name(env);
-    if (!ByName(name)) {
-      g_kernel_error = "DPO_GEMM_KERNEL='" + name + "' is not one of " + KernelNames();
-    } else if (!Supported(name)) {
-      g_kernel_error = "DPO_GEMM_KERNEL='" + name + "' is not supported by this CPU";
-    } else {
-      g_kernel = ByName(name);
-    }
+    g_kernel = ChooseKernelFromEnv<KernelDesc>("DPO_GEMM_KERNEL", "", KernelNames(), ByName, Supported, BestKernel, &g_kernel_error);
   });
   return g_kernel.load();
 }

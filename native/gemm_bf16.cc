@@ -34,6 +34,7 @@
 #include <new>
 #include <string>
 
+#include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
 #if !defined(__EMSCRIPTEN__)
@@ -300,19 +301,7 @@ std::once_flag g_kernel_once;
 
 const KernelDesc* ActiveKernel() {
   std::call_once(g_kernel_once, [] {
-    const char* env = std::getenv("DPO_GEMM_BF16_KERNEL");
-    if (!env || !*env) {
-      g_kernel = BestKernel();
-      return;
-    }
-    const std::string name(env);
-    if (!ByName(name)) {
-      g_kernel_error = "gemmBf16: DPO_GEMM_BF16_KERNEL='" + name + "' is not one of " + kNames;
-    } else if (!Supported(name)) {
-      g_kernel_error = "gemmBf16: DPO_GEMM_BF16_KERNEL='" + name + "' is not supported by this CPU";
-    } else {
-      g_kernel = ByName(name);
-    }
+    g_kernel = ChooseKernelFromEnv<KernelDesc>("DPO_GEMM_BF16_KERNEL", "gemmBf16: ", kNames, ByName, Supported, BestKernel, &g_kernel_error);
   });
   return g_kernel.load();
 }
