@@ -87,7 +87,7 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   // Cross-origin isolated: the threaded WebAssembly build (when built) on every core up to 8.
   assert.match(engineLine, wasmBuilt ? /WebAssembly kernels \(wasm-simd128\), backend wasm, \d+ threads? / : /TypeScript kernels \(this build has no WebAssembly kernels/);
   await page.click('#load-bundled');
-  await page.waitForSelector('#model-status:has-text("Loaded")');
+  await page.waitForSelector('#model-status:has-text("M parameters")');
   assert.match((await page.textContent('#model-status'))!, /stories260K.*llama \(llama2c\), 0\.26 M parameters/);
 
   await page.fill('#prompts', PROMPTS.join('\n'));
