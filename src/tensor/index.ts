@@ -3,7 +3,7 @@ export * from './tensor.js';
 export * from './ops.js';
 export {
   memoryStats, resetPeak, clearPool, setPoolLimit, configurePool, poolConfig, setPoolPoison, sizeClass, alloc, release,
-  type MemoryStats, type PoolConfig, type PoolClasses,
+  type MemoryStats, type PoolConfig, type PoolClasses, type PoolBound,
 } from './memory.js';
 export { kernels, setKernels, nativeKernels, nativeLoadError, referenceKernels, nativeMissing, gemmBf16Path } from './backend.js';
 export { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
