@@ -13,6 +13,7 @@ import { randomModel } from '../src/models/index.js';
 import { Rng } from '../src/tensor/random.js';
 import { mallocInfo, tuneMalloc, userChoseMalloc } from '../src/tensor/allocator.js';
 import { nativeKernels } from '../src/tensor/backend.js';
+import { POOL_MIN_LIMIT_BYTES } from '../src/tensor/memory.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
@@ -116,6 +117,50 @@ test('the bound: pooled bytes never exceed it; least recently requested classes 
     T.release(x);
     assert.equal(T.memoryStats().pooledBytes, 0);
     assert.notEqual(T.alloc('float32', 100).buffer, x.buffer);
+  } finally {
+    restoreDefaults();
+  }
+});
+
+test('the auto bound caps every byte the pool owns (live + idle), before a new block is allocated', () => {
+  restoreDefaults();
+  const F = T.poolConfig().factor;
+  assert.equal(T.poolConfig().bound, 'owned');
+  const owned = (): number => T.memoryStats().heldBytes + T.memoryStats().pooledBytes;
+  try {
+    // One "step" of 40 × 64 KiB: the working set; released, its blocks are idle in the pool.
+    const first = Array.from({ length: 40 }, () => T.alloc('float32', 16384, false));
+    const ws = T.memoryStats().workingSetBytes;
+    assert.ok(ws >= 40 * 65536);
+    for (const b of first) T.release(b);
+    assert.ok(T.memoryStats().pooledBytes >= 40 * 65536 * 0.99);
+    // The lengths change: 30 × 24,000 floats (class 24,576, 96 KiB: no 64 KiB block fits). Every
+    // request is a new block; idle ones go first, so the owned bytes stay under the bound at every
+    // point of the step, its peak included (the working set grows with the live bytes).
+    const second: Float32Array[] = [];
+    for (let i = 0; i < 30; i++) {
+      second.push(T.alloc('float32', 24000, false) as Float32Array);
+      const s = T.memoryStats();
+      assert.ok(owned() <= Math.max(s.poolLimitBytes, s.heldBytes), `owned ${owned()} > bound ${s.poolLimitBytes} after ${i + 1} requests`);
+      assert.equal(s.poolLimitBytes, Math.max(POOL_MIN_LIMIT_BYTES, F * s.workingSetBytes));
+    }
+    assert.ok(T.memoryStats().poolEvictedBytes > 0);
+    if (nativeKernels()) assert.ok(first.some((b) => b.buffer.byteLength === 0), 'the evicted idle blocks were not freed');
+    for (const b of second) T.release(b);
+    assert.ok(owned() <= T.memoryStats().poolLimitBytes);
+    // The previous bound (idle bytes ≤ 2 × the working set) lets the idle blocks sit on top of the
+    // live ones: the same sequence owns more than 1.5 × the working set at its peak.
+    T.configurePool({ bound: 'idle', factor: 2 });
+    const a = Array.from({ length: 40 }, () => T.alloc('float32', 16384, false));
+    for (const b of a) T.release(b);
+    let worst = 0;
+    const b2 = Array.from({ length: 30 }, () => {
+      const x = T.alloc('float32', 24000, false);
+      worst = Math.max(worst, owned() / T.memoryStats().workingSetBytes);
+      return x;
+    });
+    for (const b of b2) T.release(b);
+    assert.ok(worst > F, `the idle bound owned at most ${worst.toFixed(2)} × the working set`);
   } finally {
     restoreDefaults();
   }
@@ -267,6 +312,14 @@ test('DPO with the pool (non-zeroed reused buffers poisoned with NaN) is bit-ide
     const pooled = await run();
     const again = await run(); // now with a warm pool: nearly every buffer is a reused one
     assert.ok(T.memoryStats().poolHits > 1000);
+    // A tight bound (owned bytes ≤ 1.05 × the working set): idle blocks are dropped before new ones
+    // are allocated, mid-step.
+    T.configurePool({ factor: 1.05 });
+    const e0 = T.memoryStats().poolEvictedBytes;
+    const tight = await run();
+    assert.ok(T.memoryStats().poolEvictedBytes > e0, 'the tight bound evicted nothing');
+    assert.deepEqual(tight.losses, plain.losses);
+    assert.ok(tight.weights.equals(plain.weights), 'final weights differ with a tight bound');
     assert.ok(plain.losses.every(Number.isFinite));
     assert.deepEqual(pooled.losses, plain.losses);
     assert.deepEqual(again.losses, plain.losses);
