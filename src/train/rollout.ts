@@ -22,7 +22,7 @@ import type { CausalLM } from '../models/model.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps } from './schedule.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import type { LoopConfig } from './loop.js';
+import { yieldToEventLoop, type LoopConfig } from './loop.js';
 import { ProgressBar } from '../util/progress.js';
 import type { RewardFunction } from './rewards.js';
 
@@ -287,6 +287,10 @@ export async function runRlLoop<R>(task: RlTask<R>, o: RlLoopOptions): Promise<R
       }
     }
     if (stoppedBecause) break;
+    // One turn of the event loop per step, as the DPO/SFT loop does: without it the
+    // FinalizationRegistry callbacks that account for tensors dropped without release() never run,
+    // so the buffer pool's bookkeeping (and its working-set bound) grew all run long.
+    await yieldToEventLoop();
     step++;
     processed++;
     episodes += N;
