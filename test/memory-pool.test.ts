@@ -1,7 +1,8 @@
 // The tensor buffer pool (src/tensor/memory.ts): size classes reuse buffers across lengths, the
 // retained bytes stay under a bound derived from the working set and stop growing after warm-up
 // on a run of varying lengths, and pooling never changes results (DPO losses and weights are
-// bit-identical with and without the pool, with reused non-zeroed buffers poisoned by NaN).
+// bit-identical with and without the pool, with reused non-zeroed buffers poisoned by NaN), and
+// long loops (RL steps, add-prompts) give the event loop the turns the pool's accounting needs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -17,7 +18,12 @@ import { POOL_MIN_LIMIT_BYTES } from '../src/tensor/memory.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
-import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { makeRlTask, makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { runGrpo } from '../src/train/grpo.js';
+import { parseGrpoConfig } from '../src/train/rl-config.js';
+import { addPrompts, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
+import { openDatabase } from '../src/annotate/db.js';
+import { dbPath, initProject } from '../src/annotate/store.js';
 
 // The defaults (this test runs without DPO_POOL_LIMIT_MB).
 const DEFAULTS = { ...T.poolConfig() };
@@ -328,4 +334,40 @@ test('DPO with the pool (non-zeroed reused buffers poisoned with NaN) is bit-ide
   } finally {
     restoreDefaults();
   }
+});
+
+test('long loops give the event loop a turn per step, so the pool accounts for tensors dropped without release()', async () => {
+  // The FinalizationRegistry callbacks that subtract dropped tensors from the live bytes run only
+  // between event-loop turns; a loop that only awaits resolved promises never lets them run (a
+  // 5,000-step GRPO soak held 84 MiB of long-dead buffers in the books, and its bound grew with them).
+  /** Calls between which no event-loop turn came. */
+  const watch = () => {
+    let turned = true, stalls = 0, calls = 0;
+    return {
+      tick(): void {
+        if (calls++ > 0 && !turned) stalls++;
+        turned = false;
+        setImmediate(() => (turned = true));
+      },
+      get stalls() { return stalls; },
+      get calls() { return calls; },
+    };
+  };
+  const { modelDir, promptsFile, rewardModule } = await makeRlTask();
+  const w = watch();
+  await runGrpo({
+    model: modelDir, prompts: [promptsFile], outputDir: mkdtempSync(join(tmpdir(), 'pool-grpo-')), quiet: true,
+    config: parseGrpoConfig({ reward_funcs: [rewardModule], per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 4, max_steps: 3, logging_steps: 1, save_steps: 0, seed: 1 }),
+    onLog: () => w.tick(),
+  });
+  assert.equal(w.calls, 3);
+  assert.equal(w.stalls, 0, 'GRPO steps ran without an event-loop turn in between');
+  const project = mkdtempSync(join(tmpdir(), 'pool-addprompts-'));
+  initProject(project, {});
+  const db = openDatabase(dbPath(project));
+  const g = watch();
+  await addPrompts(db, [1, 2, 3].map((i) => ({ prompt: `p${i}`, line: i })), async (p) => (g.tick(), [`${p} a`, `${p} b`]), DEFAULT_SAMPLING, 'test');
+  db.close();
+  assert.equal(g.calls, 3);
+  assert.equal(g.stalls, 0, 'add-prompts generated without an event-loop turn in between');
 });
