@@ -16,6 +16,8 @@
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
 //          --factor F (the pool mode's bound: F × the working set instead of the default)
+//          --gc 1 (a full GC before each sample: heap used is then the live JS heap, to tell a leak
+//          in JS objects from garbage V8 has not collected yet; it changes the RSS trace)
 //
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
 // (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound, dropped
@@ -469,6 +471,9 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
     if (done % segment !== 0 && done !== steps) return;
     const c = process.cpuUsage(c0);
+    // --gc 1: a full collection before each sample, so heap used is the live JS heap (a leak shows
+    // as a rising floor) and never-released buffers are accounted for; it changes the RSS trace.
+    if (process.env.DPO_SOAK_GC === '1') (globalThis as { gc?: () => void }).gc?.();
     out(sampleNow(done, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6));
     if (done < steps) waitGo();
     t0 = performance.now();
@@ -536,7 +541,8 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
   const w = WORKLOADS[name]!;
   const script = fileURLToPath(import.meta.url);
   const extra = factor !== undefined ? ['--factor', factor] : [];
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
+  const gcEach = process.env.DPO_SOAK_GC === '1';
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
     env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
@@ -657,6 +663,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 }
 
 async function parent(args: Map<string, string>): Promise<void> {
+  if (args.get('gc') === '1') process.env.DPO_SOAK_GC = '1';
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];
