@@ -24,7 +24,7 @@
 // blocks left to the GC, glibc's default malloc settings); pool-gc (only with --modes) = the size
 // classes without src/tensor/allocator.ts (dropped blocks left to the GC, glibc's defaults);
 // pool-idle (only with --modes) = the previous bound: idle bytes ≤ 2 × the working set (on top of
-// the live ones), instead of every owned byte ≤ 1.5 × it.
+// the live ones), instead of every owned byte ≤ 1.75 × it.
 //
 // Workloads (add one by adding an entry to WORKLOADS): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
 // context 128) with pairs built like the demo's (its Moby-Dick prompts of 3–6 words, completions

@@ -155,7 +155,7 @@ test('the auto bound caps every byte the pool owns (live + idle), before a new b
     for (const b of second) T.release(b);
     assert.ok(owned() <= T.memoryStats().poolLimitBytes);
     // The previous bound (idle bytes ≤ 2 × the working set) lets the idle blocks sit on top of the
-    // live ones: the same sequence owns more than 1.5 × the working set at its peak.
+    // live ones: the same sequence owns more than 1.75 × the working set at its peak.
     T.configurePool({ bound: 'idle', factor: 2 });
     const a = Array.from({ length: 40 }, () => T.alloc('float32', 16384, false));
     for (const b of a) T.release(b);

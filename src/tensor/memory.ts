@@ -11,15 +11,16 @@
 // to one of 8 geometric steps per power of two, at most 12.5% more); when its class is empty, a
 // block of a larger class up to 1.5n will do (a shorter batch reusing a longer one's buffers).
 // The bound: the working set is the highest number of bytes live tensor buffers have held at once
-// (currentBytes: the bytes requested by the buffers handed out and not yet released or collected —
-// one training step's peak of activations and gradients, one generation batch's); every block the
-// pool owns, live or idle (with the size-class rounding), takes at most 1.5 × that. It is checked when a request
-// needs a new block: idle blocks of the least recently requested classes (the sizes of lengths no
-// longer seen) are dropped first, before the allocation, so at a step's peak the idle blocks are at
-// most half a working set and the pool follows a length change instead of filling up with blocks
-// nobody asks for. (Bounding only the idle bytes, by twice the working set, let them sit on top of
-// the live ones at the peak: the peak RSS was 13–22% over the goal.) DPO_POOL_LIMIT_MB fixes a
-// bound on the idle bytes instead (0 turns pooling off).
+// (currentBytes: the bytes requested by the buffers handed out and not yet released or collected
+// — one training step's peak of activations and gradients, one generation batch's); every block
+// the pool owns, live or idle (with the size-class rounding), takes at most 1.75 × that. It is
+// checked when a request needs a new block: idle blocks of the least recently requested classes
+// (the sizes of lengths no longer seen) are dropped first, before the allocation, so at a step's
+// peak the idle blocks are at most three quarters of a working set, and the pool follows a length
+// change instead of filling up with blocks nobody asks for. (Bounding only the idle bytes, by
+// twice the working set, let them sit on top of the live ones at the peak: the peak RSS was 13–22%
+// over the goal; 1.5 × slowed RL runs, whose rollouts and updates ask for different sizes.)
+// DPO_POOL_LIMIT_MB fixes a bound on the idle bytes instead (0 turns pooling off).
 // A block the pool drops is freed at once through the native addon (allocator.ts), not when the
 // GC gets to it, and the first allocation fixes glibc's mmap threshold: both keep RSS flat.
 //
@@ -59,7 +60,7 @@ export interface PoolConfig {
 }
 
 /** The auto bound: the pool's blocks (live and idle) take at most this multiple of the working set (the peak bytes held by live tensors)… */
-export const POOL_WORKING_SET_FACTOR = 1.5;
+export const POOL_WORKING_SET_FACTOR = 1.75;
 /** …but never less than this (1 MiB: the smallest models still reuse their buffers). */
 export const POOL_MIN_LIMIT_BYTES = 2 ** 20;
 
