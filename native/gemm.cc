@@ -408,8 +408,20 @@ void MicroPortable(int64_t kc, const float* Ap, const float* Bp, float* C, int64
 #if DPO_GEMM_WASM
 // WebAssembly SIMD128: a 6×8 tile of C in 12 v128 accumulators (with two B vectors and one
 // broadcast of A, 15 live vectors: the 16 xmm registers engines map them to on x86-64).
-// Plain SIMD128 has no FMA: multiply, then add.
+// Plain SIMD128 has no FMA: multiply, then add. kFma (builds compiled with -mrelaxed-simd, see
+// scripts/build-wasm.mjs) uses f32x4.relaxed_madd instead, which the engine may run fused or
+// as multiply + add (V8 on x86-64 with FMA3 and on arm64 fuses): the result depends on the
+// engine and CPU, never on the thread count.
 constexpr int kWasmMR = 6, kWasmNR = 8;
+template <bool kFma>
+__attribute__((always_inline)) inline v128_t WasmMadd(v128_t a, v128_t b, v128_t acc) {
+#if defined(__wasm_relaxed_simd__)
+  if (kFma) return wasm_f32x4_relaxed_madd(a, b, acc);
+#endif
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
+}
+
+template <bool kFma>
 void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
   v128_t c[kWasmMR][2];
   for (int i = 0; i < kWasmMR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
@@ -417,9 +429,9 @@ void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t l
     const v128_t b0 = wasm_v128_load(Bp), b1 = wasm_v128_load(Bp + 4);
 #pragma clang loop unroll(full)
     for (int i = 0; i < kWasmMR; i++) {
-      const v128_t a = wasm_f32x4_splat(Ap[i]);
-      c[i][0] = wasm_f32x4_add(c[i][0], wasm_f32x4_mul(a, b0));
-      c[i][1] = wasm_f32x4_add(c[i][1], wasm_f32x4_mul(a, b1));
+      const v128_t a = wasm_v128_load32_splat(Ap + i);
+      c[i][0] = WasmMadd<kFma>(a, b0, c[i][0]);
+      c[i][1] = WasmMadd<kFma>(a, b1, c[i][1]);
     }
     Ap += kWasmMR;
     Bp += kWasmNR;
@@ -651,7 +663,10 @@ constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackAAvx2, Pa
 constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
 #if DPO_GEMM_WASM
-constexpr KernelDesc kWasm = {"wasm-simd128", kWasmMR, kWasmNR, MicroWasm, PackA, PackB, DotRowsPortable};
+constexpr KernelDesc kWasm = {"wasm-simd128", kWasmMR, kWasmNR, MicroWasm<false>, PackA, PackB, DotRowsPortable};
+#if defined(__wasm_relaxed_simd__)
+constexpr KernelDesc kWasmRelaxed = {"wasm-relaxed-simd", kWasmMR, kWasmNR, MicroWasm<true>, PackA, PackB, DotRowsPortable};
+#endif
 #endif
 #if DPO_GEMM_NEON
 constexpr KernelDesc kNeon = {"neon", kNeonMR, kNeonNR, MicroNeon, PackA, PackB, DotRowsNeon};
@@ -668,6 +683,9 @@ bool Supported(const std::string& name) {
 #endif
 #if DPO_GEMM_WASM
   if (name == "wasm-simd128") return true;  // compiled in only for SIMD128 builds
+#if defined(__wasm_relaxed_simd__)
+  if (name == "wasm-relaxed-simd") return true;  // the engine validated the module, so it has relaxed SIMD
+#endif
 #endif
   return false;
 }
@@ -681,6 +699,9 @@ const KernelDesc* ByName(const std::string& name) {
   if (name == "neon") return &kNeon;
 #endif
 #if DPO_GEMM_WASM
+#if defined(__wasm_relaxed_simd__)
+  if (name == "wasm-relaxed-simd") return &kWasmRelaxed;
+#endif
   if (name == "wasm-simd128") return &kWasm;
 #endif
   if (name == "portable") return &kPortable;
@@ -697,6 +718,9 @@ std::string KernelNames() {
   s += "neon, ";
 #endif
 #if DPO_GEMM_WASM
+#if defined(__wasm_relaxed_simd__)
+  s += "wasm-relaxed-simd, ";
+#endif
   s += "wasm-simd128, ";
 #endif
   return s + "portable";
@@ -711,6 +735,9 @@ const KernelDesc* BestKernel() {
   return &kNeon;
 #endif
 #if DPO_GEMM_WASM
+#if defined(__wasm_relaxed_simd__)
+  return &kWasmRelaxed;
+#endif
   return &kWasm;
 #endif
   return &kPortable;
@@ -1127,7 +1154,7 @@ int dpo_gemm_set_kernel(const char* name) {
 const char* dpo_gemm_kernels_supported(void) {
   static const std::string names = [] {
     std::string s;
-    for (const char* name : {"avx512", "avx2", "neon", "wasm-simd128", "portable"}) {
+    for (const char* name : {"avx512", "avx2", "neon", "wasm-relaxed-simd", "wasm-simd128", "portable"}) {
       if (!Supported(name)) continue;
       if (!s.empty()) s += ",";
       s += name;
