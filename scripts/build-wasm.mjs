@@ -128,7 +128,8 @@ const todo = variants.filter((v) => {
 });
 if (todo.length > 0) {
   // Objects: every source once per thread mode; gemm.cc once more with clang 19 for relaxed builds.
-  const objDir = (threads) => join(outDir, 'obj', threads ? 'mt' : 'st');
+  // Objects outside dist/wasm/, which the web build copies as a whole.
+  const objDir = (threads) => join(root, 'dist', 'wasm-obj', threads ? 'mt' : 'st');
   const obj = (threads, src, relaxed = false) => join(objDir(threads), `${src.split('/').pop().replace(/\.cc$/, '')}${relaxed ? '.relaxed' : ''}.o`);
   const compile = [];
   for (const threads of [...new Set(todo.map((v) => v.threads))]) {
