@@ -137,13 +137,19 @@ export async function createWasmKernels(source: WasmSource, options: WasmKernelO
       // A directory: the relaxed build when wanted and present (a build without clang-19 has none).
       if (simd !== 'simd128' && relaxedOk) {
         const relaxedUrl = new URL(`${plain}_relaxed.wasm`, base);
-        const res = await fetch(relaxedUrl);
-        if (res.ok) {
+        let res: Response | null = null, why = '';
+        try {
+          res = await fetch(relaxedUrl);
+          why = `HTTP ${res.status}`;
+        } catch (e) {
+          why = (e as Error).message;
+        }
+        if (res?.ok) {
           build = `${plain}_relaxed`;
           wasmUrl = relaxedUrl;
           bytes = await res.arrayBuffer();
         } else if (simd === 'relaxed') {
-          throw new Error(`createWasmKernels: cannot fetch ${relaxedUrl.href}: HTTP ${res.status} (built without clang-19?)`);
+          throw new Error(`createWasmKernels: cannot fetch ${relaxedUrl.href}: ${why} (built without clang-19?)`);
         }
       }
       wasmUrl ??= new URL(`${build}.wasm`, base);
