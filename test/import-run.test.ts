@@ -144,8 +144,10 @@ test('a PEFT adapter run is merged into its base: W + (α/r)·B·A, the adapter 
   assert.deepEqual(readdirSync(join(out, 'adapter')).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
   // An adapter setting the merge does not implement is refused by name.
   const cfgPath = join(run, 'adapter_config.json');
-  writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), use_rslora: true }));
-  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-rslora-'), 'run'), base: baseDir }), /use_rslora/);
+  const adapterCfg = readFileSync(cfgPath, 'utf8');
+  writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(adapterCfg), use_dora: true }));
+  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-dora-'), 'run'), base: baseDir }), /use_dora \(weight-decomposed LoRA\) not supported/);
+  writeFileSync(cfgPath, adapterCfg);
   // The merged model computes what base + adapter computes.
   const ids = Int32Array.from([1, 40, 41, 42, 43, 44]), targets = Int32Array.from([40, 41, 42, 43, 44, 0]);
   const withAdapter = base.model.tokenLogprobs({ ids, batch: 1, seq: 6 }, targets).data;
