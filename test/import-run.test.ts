@@ -155,6 +155,33 @@ test('a PEFT adapter run is merged into its base: W + (α/r)·B·A, the adapter 
   for (let i = 0; i < 6; i++) assert.ok(Math.abs(withAdapter[i]! - fromMerged[i]!) < 1e-4, `position ${i}: ${withAdapter[i]} vs ${fromMerged[i]}`);
 });
 
+test('modules_to_save weights in a causal-LM adapter replace the base weights; rsLoRA round-trips through our writer', async () => {
+  const run = tmp('trl-run-lora-saved-');
+  const base = await loadModelAndTokenizer(baseDir);
+  const lora = { r: 4, alpha: 6, dropout: 0, targetModules: ['o_proj'], rslora: true };
+  const attached = attachLora(base.model.linears(), lora, 5);
+  const rng = new Rng(6);
+  for (const l of attached) for (let i = 0; i < l.lora!.B.data.length; i++) l.lora!.B.data[i] = 0.05 * rng.normal();
+  const emb = loadHfDirectory(baseDir).weights.get('model.embed_tokens.weight')!;
+  const newEmb = { shape: [...emb.shape], data: emb.data.map((v) => v + 0.5) };
+  savePeftAdapter(run, base.model.linears(), lora, 'llama', baseDir, { saved: new Map([['model.embed_tokens.weight', newEmb]]) });
+  const cfg = JSON.parse(readFileSync(join(run, 'adapter_config.json'), 'utf8'));
+  assert.deepEqual([cfg.use_rslora, cfg.modules_to_save], [true, ['model.embed_tokens']]);
+  writeTrainerState(run);
+  const out = join(tmp('dpo-imported-lora-saved-'), 'run');
+  await importRun(run, { out });
+  const merged = loadHfDirectory(out).weights;
+  assert.deepEqual(merged.get('model.embed_tokens.weight')!.data, newEmb.data);
+  const l0 = attached[0]!, W = loadHfDirectory(baseDir).weights.get(`${l0.path}.weight`)!.data, M = merged.get(`${l0.path}.weight`)!.data;
+  const inF = l0.inFeatures;
+  let d = 0;
+  for (let k = 0; k < 4; k++) d += l0.lora!.B.data[k]! * l0.lora!.A.data[k * inF]!;
+  assert.ok(Math.abs(W[0]! + (6 / Math.sqrt(4)) * d - M[0]!) < 1e-6, 'element [0,0] merged with α/√r');
+  // The tiny model ties its LM head to the embeddings: a saved lm_head has nowhere to go and is refused.
+  savePeftAdapter(run, base.model.linears(), lora, 'llama', baseDir, { saved: new Map([['lm_head.weight', newEmb]]) });
+  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-lm-head-'), 'run') }), /modules_to_save weight lm_head\.weight is not a weight of the base model .* \(its LM head is tied to the embeddings\)/);
+});
+
 test('a run stopped before its final save imports from its newest checkpoint; garbage is refused', async () => {
   const { run: finished } = fullRun();
   const run = tmp('trl-run-stopped-');
