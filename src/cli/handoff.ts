@@ -4,6 +4,7 @@ import { dpoOptionNames, readConfigFile, sftOptionNames } from '../train/config.
 import { grpoOptionNames, parseGrpoConfig, parsePpoConfig, parseRewardConfig, ppoOptionNames, rewardOptionNames } from '../train/rl-config.js';
 import { addConfigFlags, configOverrides, loadDpoConfig, loadSftConfig } from './config-flags.js';
 import { collectList as collect } from './args.js';
+import { checkJobDataFormat } from '../train/trl-data.js';
 
 /** The option names of each trainer export-job hands over (their flags are accepted for that trainer only). */
 const TRAINER_OPTIONS: Record<string, readonly string[]> = {
@@ -27,6 +28,7 @@ export function registerHandoffCommands(program: Command): void {
     .option('--cache-dir <dir>', 'where reference log-probs are cached')
     .option('--tokenizer <path>', 'tokenizer (default: the model\'s)')
     .option('--hub-model <id>', 'reference the model by this Hugging Face hub id instead of copying --model into the job')
+    .option('--data-format <format>', 'the job\'s data files: jsonl or parquet (train.py loads either with load_dataset)', 'jsonl')
     .option('--gpus <n>', 'GPUs per node for the multi-GPU accelerate files', '8')
     .option('--nodes <n>', 'nodes for the multi-node accelerate files', '2')
     .option('--force', 'replace an existing job folder')
@@ -51,6 +53,7 @@ export function registerHandoffCommands(program: Command): void {
       data: opts.data as string[], evalData: opts.evalData as string[] | undefined, out: opts.out as string,
       hubModel: opts.hubModel as string | undefined, gpusPerNode: Number(opts.gpus), nodes: Number(opts.nodes),
       force: Boolean(opts.force), command: process.argv.slice(2).join(' '),
+      dataFormat: checkJobDataFormat(String(opts.dataFormat)),
     };
     const { exportTrlJob, exportTrlSftJob } = await import('../train/trl-export.js');
     let res;

@@ -4,7 +4,8 @@
 //   JOB/job.json              manifest: model, data, counts, the option-by-option translation
 //   JOB/dpo_config.yaml       DPOConfig keyword arguments for the pinned TRL version
 //   JOB/peft_config.json      LoraConfig keyword arguments (with use_peft)
-//   JOB/data/train.jsonl      validated, normalized pairs with TRL's column names (+ eval.jsonl)
+//   JOB/data/train.jsonl      validated, normalized pairs with TRL's column names (+ eval.jsonl);
+//                             train.parquet / eval.parquet with --data-format parquet (trl-data.ts)
 //   JOB/data/audit.json       `dpo data check`'s report of the source data
 //   JOB/model/ (JOB/ref_model/)  the model as a Hugging Face directory (unless a hub id is given)
 //   JOB/accelerate/*.yaml     1 GPU, N GPUs (DDP, ZeRO-2, ZeRO-3, FSDP), N×M nodes (ZeRO-2/3, FSDP)
@@ -32,6 +33,7 @@ import { readModelConfig } from '../io/config.js';
 import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
 import { translateDpoConfig, translateSftConfig, TRL_VERSION, type CommonConfig, type TranslationNote } from './trl-translate.js';
+import { JOB_DATA_FORMATS, writeJobData, type JobDataFormat } from './trl-data.js';
 
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
 export const PINNED = {
@@ -68,6 +70,8 @@ export interface ExportJobOptions {
    * unless TRL v1.9.0 provably tokenizes every pair as we do (see trlTokenizationMatches).
    */
   refLogps?: boolean;
+  /** The data files' format: jsonl (default; load_dataset("json")) or parquet (load_dataset("parquet")). */
+  dataFormat?: JobDataFormat;
   /** Replace an existing JOB folder. */
   force?: boolean;
   /** The command line that made the job (recorded in job.json). */
@@ -111,11 +115,6 @@ export function pyYaml(value: unknown): string {
 function writeText(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, text);
-}
-
-function writeJsonl(path: string, rows: readonly object[]): void {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
 }
 
 /** transformers' causal-LM class per model_type of the architectures dpo-ts reads. */
@@ -679,11 +678,13 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
       writeText(join(tmp, rel), text);
       files.push(rel);
     };
-    writeJsonl(join(tmp, 'data', 'train.jsonl'), j.trainRows);
-    files.push('data/train.jsonl');
+    const dataFormat = opts.dataFormat ?? 'jsonl';
+    const dataFile = (split: string): string => `data/${split}.${JOB_DATA_FORMATS[dataFormat].ext}`;
+    writeJobData(join(tmp, dataFile('train')), j.trainRows, dataFormat);
+    files.push(dataFile('train'));
     if (j.evalRows.length > 0) {
-      writeJsonl(join(tmp, 'data', 'eval.jsonl'), j.evalRows);
-      files.push('data/eval.jsonl');
+      writeJobData(join(tmp, dataFile('eval')), j.evalRows, dataFormat);
+      files.push(dataFile('eval'));
     }
     if (j.audit !== null) put('data/audit.json', `${JSON.stringify(j.audit, null, 2)}\n`);
 
@@ -745,8 +746,10 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
       config_file: configFile,
       peft_config_file: peft ? 'peft_config.json' : null,
       data: {
-        train: 'data/train.jsonl',
-        eval: j.evalRows.length > 0 ? 'data/eval.jsonl' : null,
+        train: dataFile('train'),
+        eval: j.evalRows.length > 0 ? dataFile('eval') : null,
+        file_format: dataFormat,
+        loader: JOB_DATA_FORMATS[dataFormat].loader,
         format: j.format,
         columns: j.columns,
         train_rows: j.trainRows.length,
