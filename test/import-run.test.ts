@@ -182,6 +182,24 @@ test('modules_to_save weights in a causal-LM adapter replace the base weights; r
   await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-lm-head-'), 'run') }), /modules_to_save weight lm_head\.weight is not a weight of the base model .* \(its LM head is tied to the embeddings\)/);
 });
 
+test('an adapter run inside its job folder (JOB/output) merges into the job\'s model/ without --base', async () => {
+  const jobDir = tmp('trl-job-');
+  mkdirSync(join(jobDir, 'model'));
+  for (const f of readdirSync(baseDir)) copyFileSync(join(baseDir, f), join(jobDir, 'model', f));
+  const run = join(jobDir, 'output');
+  mkdirSync(run);
+  const base = await loadModelAndTokenizer(baseDir);
+  attachLora(base.model.linears(), { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] }, 1);
+  savePeftAdapter(run, base.model.linears(), { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] }, 'llama', '/cluster/job/model');
+  writeTrainerState(run);
+  writeFileSync(join(run, 'dpo_ts_job.json'), JSON.stringify({ trainer: 'dpo', trl_version: '1.9.0', model: { ref: 'model', hub: false, source: 'x' }, import: {} }));
+  const res = await importRun(run, { out: join(tmp('dpo-imported-injob-'), 'run') });
+  assert.deepEqual([res.kind, res.merged, res.base], ['adapter', true, join(jobDir, 'model')]);
+  // A hub model is never guessed from the folder.
+  writeFileSync(join(run, 'dpo_ts_job.json'), JSON.stringify({ trainer: 'dpo', model: { ref: 'org/name', hub: true }, import: {} }));
+  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-injob-hub-'), 'run') }), /is not on this machine; pass --base/);
+});
+
 test('a run stopped before its final save imports from its newest checkpoint; garbage is refused', async () => {
   const { run: finished } = fullRun();
   const run = tmp('trl-run-stopped-');

@@ -91,7 +91,7 @@ export function registerHandoffCommands(program: Command): void {
     .description('bring a TRL / Hugging Face Trainer output directory back as a dpo-ts run: metrics.jsonl in our names and a model dpo eval/score/convert read')
     .argument('<run-output>', 'the TRL output directory (full model or PEFT adapter, trainer_state.json)')
     .requiredOption('--out <dir>', 'the run directory to write')
-    .option('--base <path>', 'base model of a PEFT adapter (default: the adapter\'s base_model_name_or_path when it exists here)')
+    .option('--base <path>', 'base model of a PEFT adapter (default: the adapter\'s base_model_name_or_path when it exists here, else the job\'s model/ when the run is inside the job folder)')
     .option('--dtype <dtype>', 'float32 | bfloat16 for the written model (default: the job\'s save_dtype; files already in it are copied as they are)')
     .option('--force', 'replace an existing output directory')
     .option('--quiet', 'no summary output')
@@ -100,7 +100,7 @@ export function registerHandoffCommands(program: Command): void {
       const { importRun } = await import('../train/import-run.js');
       const res = await importRun(src, { out: opts.out, base: opts.base, dtype: opts.dtype as 'float32' | 'bfloat16' | undefined, force: opts.force });
       if (!opts.quiet) {
-        process.stderr.write(`imported ${res.kind === 'adapter' ? 'a PEFT adapter (merged into its base)' : res.kind === 'reward-model' ? 'a reward model' : 'a full model'} from ${res.modelSource}: ` +
+        process.stderr.write(`imported ${res.kind === 'adapter' ? 'a PEFT adapter (merged into its base)' : res.kind === 'reward-model' ? `a reward model${res.merged ? ' (its PEFT adapter merged into the base)' : ''}` : 'a full model'} from ${res.modelSource}: ` +
           `${res.trainRecords} training and ${res.evalRecords} eval records${res.globalStep !== null ? `, step ${res.globalStep}` : ''}; run in ${res.dir}\n`);
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
       }

@@ -28,7 +28,7 @@ import type { DpoConfig } from './config.js';
 
 export interface ImportRunOptions {
   out: string;
-  /** Base model of a PEFT adapter (default: the adapter's base_model_name_or_path when it exists here). */
+  /** Base model of a PEFT adapter (default: the adapter's base_model_name_or_path when it exists here, else the job's model/ beside the run). */
   base?: string;
   /** Weight dtype of the written model (default: the job's save_dtype; unchanged when the files already have it). */
   dtype?: 'float32' | 'bfloat16';
@@ -40,6 +40,10 @@ export interface ImportRunResult {
   dir: string;
   /** full: a causal LM (DPO, SFT, GRPO, RLOO, PPO policy); reward-model: a *ForSequenceClassification (RewardTrainer). */
   kind: 'full' | 'adapter' | 'reward-model';
+  /** Whether a PEFT adapter was merged into its base (kind adapter, or a LoRA reward model). */
+  merged: boolean;
+  /** The base model an adapter was merged into. */
+  base: string | null;
   /** The directory the model came from (the run, or its newest checkpoint). */
   modelSource: string;
   trainRecords: number;
@@ -126,16 +130,24 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
     writeFileSync(join(tmp, 'metrics.jsonl'), lines.map((l) => `${l}\n`).join(''));
     const tokenizerFiles = TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(modelDir, f))).map((f) => join(modelDir, f));
     let kind: ImportRunResult['kind'];
+    let mergedInto: string | null = null;
     if (isPeftAdapterDir(modelDir)) {
       const adapter = readPeftAdapter(modelDir);
       const declared = adapter.baseModel;
-      const base = opts.base ?? (declared && existsSync(declared) ? declared : null);
+      // The job's own model/ folder when the run sits in the job folder (JOB/output/, as train.py writes it):
+      // the adapter names the path it had on the GPU machine.
+      const jobModel = job?.model as { ref?: unknown; hub?: unknown } | undefined;
+      const inJob = jobModel && jobModel.hub === false && typeof jobModel.ref === 'string'
+        ? [join(run, '..', jobModel.ref), join(run, '..', '..', jobModel.ref)].find((d) => existsSync(join(d, 'config.json')))
+        : undefined;
+      const base = opts.base ?? (declared && existsSync(declared) ? declared : inJob ?? null);
       if (!base) {
         throw new Error(`import-run: ${modelDir} is a PEFT adapter whose base model ${declared ? `"${declared}" is ${/^[\w.-]+\/[\w.-]+$/.test(declared) && !declared.startsWith('.') ? 'a hub id, not a directory' : 'not'} on this machine` : 'is not named'}; pass --base DIR (the job's model/ folder or the same model as a local Hugging Face directory)`);
       }
       const baseTok = existsSync(base) && statSync(base).isDirectory() ? TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(base, f))).map((f) => join(base, f)) : [];
       const tokFiles = tokenizerFiles.length ? tokenizerFiles : baseTok;
       const want = dtype === 'bfloat16' ? 'BF16' : 'F32';
+      mergedInto = resolve(base);
       if (adapter.taskType === 'SEQ_CLS') {
         // TRL's RewardTrainer with a LoRA config: the body's adapters plus the score head (modules_to_save).
         kind = 'reward-model';
@@ -196,6 +208,7 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
       imported_from: run,
       model_source: modelDir,
       kind,
+      merged_into: mergedInto,
       global_step: globalStep,
       epoch: typeof state.epoch === 'number' ? state.epoch : null,
       trainer_summary: summary,
@@ -208,7 +221,7 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
     writeFileSync(join(tmp, 'import.json'), `${JSON.stringify(record, null, 2)}\n`);
     rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
-    return { dir: out, kind, modelSource: modelDir, trainRecords: train.length, evalRecords: evals.length, globalStep, warnings };
+    return { dir: out, kind, merged: mergedInto !== null, base: mergedInto, modelSource: modelDir, trainRecords: train.length, evalRecords: evals.length, globalStep, warnings };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

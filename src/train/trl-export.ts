@@ -334,6 +334,8 @@ interface ReadmeFacts {
   className: string;
   configFile: string;
   model: string;
+  /** The data files written (data/train.jsonl, data/eval.parquet, ...). */
+  dataFiles: string[];
   trainRows: number;
   evalRows: number;
   dropped: number;
@@ -357,7 +359,8 @@ function jobReadme(f: ReadmeFacts): string {
   return `# ${f.trainer.toUpperCase()} job for TRL v${TRL_VERSION} (exported by dpo-ts)
 
 Model: \`${f.model}\`. Data: ${f.trainRows} training ${unit}${f.evalRows ? `, ${f.evalRows} eval ${unit}` : ''}
-(${f.format}; ${f.dropped} rows left out as bad, see \`data/audit.json\` and \`job.json\`).
+in ${f.dataFiles.map((d) => `\`${d}\``).join(' and ')} (source ${f.format}; ${f.dropped} rows left out as bad, see \`data/audit.json\` and
+\`job.json\`).
 
 ## Set up (every node)
 
@@ -394,7 +397,7 @@ newest checkpoint there; \`python train.py --cpu\` runs the job without a GPU (a
     dpo import-run output/ --out runs/trl-${f.trainer}
 
 which writes \`metrics.jsonl\` with dpo-ts names and a model \`dpo eval\`, \`dpo score\`, \`dpo convert\` and
-\`dpo annotate add-prompts\` read.
+\`dpo annotate add-prompts\` read (a LoRA adapter is merged into this job's \`model/\`; with a hub model pass \`--base DIR\`, a local copy).
 
 ## Batch size
 
@@ -770,7 +773,7 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
     put('job.json', `${JSON.stringify(job, null, 2)}\n`);
     put('README.md', jobReadme({
       trainer: j.trainer, className, configFile,
-      model: opts.hubModel ?? basename(resolve(opts.model)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
+      model: opts.hubModel ?? basename(resolve(opts.model)), dataFiles: files.filter((x) => /^data\/(train|eval)\./.test(x)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
       format: j.format, gpus, nodes, accelerate: acc, notes, cfg, unit: j.unit, batchUnit: j.batchUnit, differences: j.differences,
     }));
     rmSync(out, { recursive: true, force: true });
