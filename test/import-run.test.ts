@@ -15,6 +15,7 @@ import { savePeftAdapter } from '../src/io/peft.js';
 import { Rng } from '../src/tensor/random.js';
 import { convertModel } from '../src/io/convert.js';
 import { scorePairs } from '../src/eval/score.js';
+import { evaluateModel } from '../src/eval/run.js';
 import { buildProgram } from '../src/cli/index.js';
 import { loadLocalCandidateGenerator } from '../src/annotate/local-model.js';
 import { DEFAULT_SAMPLING } from '../src/annotate/generate.js';
@@ -66,7 +67,7 @@ test('log_history entries map to our metric names; the run summary is kept apart
   assert.deepEqual(metricsRecord(logHistory[0]!).rec, logHistory[0]);
 });
 
-test('a full-model TRL run imports with the same weight bytes and metrics, and score/convert read it', async () => {
+test('a full-model TRL run imports with the same weight bytes and metrics, and eval/score/convert/add-prompts read it', async () => {
   const { run } = fullRun();
   const out = join(tmp('dpo-imported-'), 'run');
   const res = await importRun(run, { out });
@@ -94,6 +95,9 @@ test('a full-model TRL run imports with the same weight bytes and metrics, and s
   const gen = await loadLocalCandidateGenerator(out);
   const cands = await gen('Q1: ab cd?', 2, { ...DEFAULT_SAMPLING, maxNewTokens: 6 });
   assert.equal(cands.length, 2);
+  // dpo eval reads it as the policy against the base.
+  const ev = await evaluateModel({ model: out, ref: baseDir, prompts: ['Q1: ab cd?', 'Q2: ef?'], samplesPerPrompt: 1, maxNewTokens: 4, quiet: true });
+  assert.ok(ev.models.length >= 1 && ev.models.every((m) => Number.isFinite(m.kl.mean)), 'KL(policy‖base) computed');
   const gguf = join(tmp('dpo-imp-gguf-'), 'm.gguf');
   await convertModel(out, gguf, { dtype: 'f32' });
   assert.ok(readFileSync(gguf).subarray(0, 4).toString() === 'GGUF');
