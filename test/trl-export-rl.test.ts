@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { GrpoConfigSchema, parseGrpoConfig, parsePpoConfig, parseRewardConfig, PpoConfigSchema, RewardConfigSchema } from '../src/train/rl-config.js';
 import { GRPO_RULES, PPO_RULES, REWARD_RULES, translateGrpoConfig, translatePpoConfig, translateRewardConfig, type RlTranslationContext } from '../src/train/trl-translate-rl.js';
 import { RefusedOptions } from '../src/train/trl-translate.js';
+import { readRecords } from '../src/data/readers.js';
 import { exportTrlGrpoJob, exportTrlPpoJob, exportTrlRmJob, rewardExport } from '../src/train/trl-export-rl.js';
 import { builtinTextScorer } from '../src/train/rewards.js';
 import { runRewardModel } from '../src/train/rm.js';
@@ -122,6 +123,16 @@ test('rm job: RewardConfig keys only, the pairs (and margins) read back, train.p
   for (const r of rows) assert.equal(r.margin, pairs.findIndex((p) => p.prompt === r.prompt) / 10);
   const py = spawnSync('python3', ['-m', 'py_compile', join(out, 'train.py')], { encoding: 'utf8' });
   assert.equal(py.status, 0, py.stderr);
+
+  // With LoRA: a SEQ_CLS PEFT config that saves the score head (import-run merges it back); data as Parquet, margins float64.
+  const lora = join(tmp('rl-job-rm-lora-'), 'job');
+  await exportTrlRmJob({ model: rmDir, data: [pairsFile], out: lora, dataFormat: 'parquet', config: parseRewardConfig({ use_peft: true, lora_r: 4 }) });
+  const peft = JSON.parse(readFileSync(join(lora, 'peft_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([peft.task_type, peft.modules_to_save, peft.r], ['SEQ_CLS', ['score'], 4]);
+  const pq: Record<string, unknown>[] = [];
+  for await (const r of readRecords(join(lora, 'data', 'train.parquet'))) pq.push(r.value as Record<string, unknown>);
+  assert.equal(pq.length, 24);
+  for (const r of pq) assert.equal(r.margin, pairs.findIndex((p) => p.prompt === r.prompt) / 10);
 });
 
 test('grpo/rloo jobs: prompt-only data, GRPOConfig/RLOOConfig keys, the Python afinn gives our scores, the RM as a model path', async () => {

@@ -29,7 +29,7 @@ import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { convertModel } from '../io/convert.js';
 import { loadModelAndTokenizer, loadTokenizerFor } from '../io/load-model.js';
 import { defaultLoraTargets } from '../models/architectures.js';
-import { readModelConfig } from '../io/config.js';
+import { classifierBodyConfig } from '../io/reward-dir.js';
 import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
 import { translateDpoConfig, translateSftConfig, TRL_VERSION, type CommonConfig, type TranslationNote } from './trl-translate.js';
@@ -715,7 +715,8 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
 
     let peft: Record<string, unknown> | null = null;
     if (cfg.use_peft) {
-      const arch = modelIsDir ? readModelConfig(join(opts.model, 'config.json')).architecture : 'llama';
+      // A reward model's directory names its *ForSequenceClassification class: its body's architecture.
+      const arch = modelIsDir ? classifierBodyConfig(opts.model).architecture : 'llama';
       peft = {
         r: cfg.lora_r,
         lora_alpha: cfg.lora_alpha,
@@ -723,6 +724,9 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
         target_modules: cfg.lora_target_modules ?? defaultLoraTargets(arch),
         bias: 'none',
         task_type: j.trainer === 'reward' ? 'SEQ_CLS' : 'CAUSAL_LM',
+        // The reward head trains in full and is saved beside the adapters (TRL's RewardTrainer docs ask for
+        // it; PEFT adds it for SEQ_CLS too); import-run puts it back on the merged model.
+        ...(j.trainer === 'reward' ? { modules_to_save: ['score'] } : {}),
         ...(arch === 'gpt2' ? { fan_in_fan_out: true } : {}),
       };
       put('peft_config.json', `${JSON.stringify(peft, null, 2)}\n`);
