@@ -113,6 +113,9 @@ test('rm job: RewardConfig keys only, the pairs (and margins) read back, train.p
   const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(job.trainer, 'reward');
   assert.equal(job.margins, true);
+  // The pairs' audit, as for DPO jobs (dpo data check's report); the README points to it.
+  assert.equal((JSON.parse(readFileSync(join(out, 'data', 'audit.json'), 'utf8')) as { train: { valid: number } }).train.valid, 24);
+  assert.match(readFileSync(join(out, 'README.md'), 'utf8'), /in `data\/train\.jsonl` and `data\/eval\.jsonl` \(source [^;]+; 0 rows left out as bad, see `data\/audit\.json`/);
   // The reward model keeps its sequence-classification architecture (not rewritten to the causal LM).
   const arch = (JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { architectures: string[] }).architectures;
   assert.ok(arch.every((a) => a.endsWith('ForSequenceClassification')), arch.join());

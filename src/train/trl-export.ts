@@ -336,6 +336,8 @@ interface ReadmeFacts {
   model: string;
   /** The data files written (data/train.jsonl, data/eval.parquet, ...). */
   dataFiles: string[];
+  /** Whether data/audit.json was written. */
+  audit: boolean;
   trainRows: number;
   evalRows: number;
   dropped: number;
@@ -359,7 +361,7 @@ function jobReadme(f: ReadmeFacts): string {
   return `# ${f.trainer.toUpperCase()} job for TRL v${TRL_VERSION} (exported by dpo-ts)
 
 Model: \`${f.model}\`. Data: ${f.trainRows} training ${unit}${f.evalRows ? `, ${f.evalRows} eval ${unit}` : ''}
-in ${f.dataFiles.map((d) => `\`${d}\``).join(' and ')} (source ${f.format}; ${f.dropped} rows left out as bad, see \`data/audit.json\` and
+in ${f.dataFiles.map((d) => `\`${d}\``).join(' and ')} (source ${f.format}; ${f.dropped} rows left out as bad, see ${f.audit ? '`data/audit.json` and ' : ''}
 \`job.json\`).
 
 ## Set up (every node)
@@ -609,11 +611,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
   const withRef = (rows: TrlRow[], cols: { chosen: Float64Array; rejected: Float64Array } | null | undefined): object[] =>
     cols ? rows.map((r, i) => ({ ...r, ref_chosen_logps: cols.chosen[i]!, ref_rejected_logps: cols.rejected[i]! })) : rows;
 
-  const audit = await auditPreferenceData({
-    train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
-    format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
-    maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
-  });
+  const audit = await preferenceAudit(opts, tokenizer, prepOpts);
   return assembleJob({
     opts, cfg, trainer: 'dpo', trlConfig, notes, audit, format: train.format,
     columns: train.examples[0]?.kind === 'chat' ? 'conversational' : 'standard',
@@ -621,6 +619,17 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
     evalRows: withRef(evalPairs.map((p) => trlRow(evalExamples[p.index]!)), refCols?.eval),
     dropped, droppedByReason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
     refLogps: refCols !== null, importSettings: { save_dtype: cfg.save_dtype, watchdogs: cfg.watchdogs, beta: cfg.beta },
+  });
+}
+
+/** `dpo data check`'s report of a job's preference data (data/audit.json), read as the trainer reads it. */
+export async function preferenceAudit(
+  opts: { data: string[]; evalData?: string[] | undefined }, tokenizer: Tokenizer, prepOpts: ReturnType<typeof preferencePrepareOptions>,
+): Promise<unknown> {
+  return auditPreferenceData({
+    train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
+    format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
+    maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
   });
 }
 
@@ -777,7 +786,7 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
     put('job.json', `${JSON.stringify(job, null, 2)}\n`);
     put('README.md', jobReadme({
       trainer: j.trainer, className, configFile,
-      model: opts.hubModel ?? basename(resolve(opts.model)), dataFiles: files.filter((x) => /^data\/(train|eval)\./.test(x)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
+      model: opts.hubModel ?? basename(resolve(opts.model)), dataFiles: files.filter((x) => /^data\/(train|eval)\./.test(x)), audit: j.audit !== null, trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
       format: j.format, gpus, nodes, accelerate: acc, notes, cfg, unit: j.unit, batchUnit: j.batchUnit, differences: j.differences,
     }));
     rmSync(out, { recursive: true, force: true });
