@@ -9,8 +9,8 @@
 // sequence-classification head TRL's RewardTrainer trains with task_type SEQ_CLS (PEFT adds
 // "classifier" and "score" to modules_to_save for that task). The scaling of each adapter is
 // lora_alpha / r, or lora_alpha / √r with use_rslora; rank_pattern / alpha_pattern override r and
-// lora_alpha per module (a key matches a module path it ends with at a dot boundary, as PEFT's
-// get_pattern_key; a key starting with "^" is a full regular expression).
+// lora_alpha per module (the first key, a regular expression, that matches the end of the module
+// path at a dot boundary, as PEFT's get_pattern_key).
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,7 +94,7 @@ export interface PeftAdapter extends LoraSettings {
 function patternValue(pattern: unknown, modulePath: string): number | undefined {
   if (typeof pattern !== 'object' || pattern === null) return undefined;
   for (const [key, v] of Object.entries(pattern as Record<string, unknown>)) {
-    const re = key.startsWith('^') ? new RegExp(key) : new RegExp(`^(.*\\.)?(${key})$`);
+    const re = new RegExp(`^(.*\\.)?(${key})$`); // PEFT: re.match(rf"(.*\.)?({key})$", module_name)
     if (re.test(modulePath)) return Number(v);
   }
   return undefined;
