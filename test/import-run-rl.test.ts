@@ -131,7 +131,7 @@ test('a LoRA reward model (RewardTrainer + PEFT, task_type SEQ_CLS) is merged: d
   job(run, 'reward');
 
   const out = join(tmp('imp-rm-lora-'), 'run');
-  await assert.rejects(importRun(run, { out }), /base model "meta-llama\/Llama-3\.2-1B" is a hub id, not a directory on this machine; pass --base/);
+  await assert.rejects(importRun(run, { out }), /base model "meta-llama\/Llama-3\.2-1B" looks like a Hugging Face hub id; it is not a directory on this machine \(dpo-ts reads local directories only, it downloads nothing\); pass --base/);
   const res = await importRun(run, { out, base: baseDir });
   assert.equal(res.kind, 'reward-model');
   assert.deepEqual(readdirSync(join(out, 'adapter')).sort(), ['adapter_config.json', 'adapter_model.safetensors']);

@@ -142,7 +142,7 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
         : undefined;
       const base = opts.base ?? (declared && existsSync(declared) ? declared : inJob ?? null);
       if (!base) {
-        throw new Error(`import-run: ${modelDir} is a PEFT adapter whose base model ${declared ? `"${declared}" is ${/^[\w.-]+\/[\w.-]+$/.test(declared) && !declared.startsWith('.') ? 'a hub id, not a directory' : 'not'} on this machine` : 'is not named'}; pass --base DIR (the job's model/ folder or the same model as a local Hugging Face directory)`);
+        throw new Error(`import-run: ${modelDir} is a PEFT adapter whose base model ${declared ? `"${declared}" ${/^[\w.-]+\/[\w.-]+$/.test(declared) && !declared.startsWith('.') ? 'looks like a Hugging Face hub id; it is not a directory on this machine (dpo-ts reads local directories only, it downloads nothing)' : 'is not on this machine'}` : 'is not named'}; pass --base DIR (the job's model/ folder or the same model as a local Hugging Face directory)`);
       }
       const baseTok = existsSync(base) && statSync(base).isDirectory() ? TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(base, f))).map((f) => join(base, f)) : [];
       const tokFiles = tokenizerFiles.length ? tokenizerFiles : baseTok;
