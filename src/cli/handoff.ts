@@ -4,7 +4,6 @@ import { dpoOptionNames, readConfigFile, sftOptionNames } from '../train/config.
 import { grpoOptionNames, parseGrpoConfig, parsePpoConfig, parseRewardConfig, ppoOptionNames, rewardOptionNames } from '../train/rl-config.js';
 import { addConfigFlags, configOverrides, loadDpoConfig, loadSftConfig } from './config-flags.js';
 import { collectList as collect } from './args.js';
-import { checkJobDataFormat } from '../train/trl-data.js';
 
 /** The option names of each trainer export-job hands over (their flags are accepted for that trainer only). */
 const TRAINER_OPTIONS: Record<string, readonly string[]> = {
@@ -48,6 +47,8 @@ export function registerHandoffCommands(program: Command): void {
     const foreign = Object.keys(configOverrides(opts, all)).filter((k) => !names.includes(k) && !(trainer === 'sft' && dpoOptionNames.includes(k)));
     if (foreign.length) throw new Error(`export-job --trainer ${trainer}: ${foreign.map((k) => `--${k.replace(/_/g, '-')}`).join(', ')} ${foreign.length === 1 ? 'is not an option' : 'are not options'} of this trainer`);
     if (trainer !== 'dpo' && trainer !== 'sft' && (opts.ref || opts.refLogps)) throw new Error(`export-job --trainer ${trainer}: --ref and --ref-logps are DPO options`);
+    // Loaded with the command (the Parquet writer is not needed by the rest of the CLI).
+    const { checkJobDataFormat } = await import('../train/trl-data.js');
     const common = {
       model: opts.model as string, tokenizer: opts.tokenizer as string | undefined,
       data: opts.data as string[], evalData: opts.evalData as string[] | undefined, out: opts.out as string,
