@@ -36,6 +36,7 @@
 
 #include "abi.h"
 #include "check.h"
+#include "gemm-args.h"
 #include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
@@ -458,43 +459,28 @@ int dpo_gemm_bf16(int transA, int transB, double Md, double Nd, double Kd, const
                   size_t C_len, double sCd, double batchd, double alpha, double beta) {
   using namespace dpo;
   Check a("gemmBf16");
-  Problem P;
-  P.ta = transA != 0;
-  P.tb = transB != 0;
-  P.M = a.Count(Md, "M");
-  P.N = a.Count(Nd, "N");
-  P.K = a.Count(Kd, "K");
-  P.A.stride = a.Count(sAd, "strideA");
-  P.B.stride = a.Count(sBd, "strideB");
-  P.sC = a.Count(sCd, "strideC");
-  P.batch = a.Count(batchd, "batch");
-  P.alpha = static_cast<float>(alpha);
-  P.beta = static_cast<float>(beta);
-  a.F32OrBf16(A, A_len, A_dtype, "A", 0, "");
-  a.F32OrBf16(B, B_len, B_dtype, "B", 0, "");
-  P.C = a.F32(C, C_len, "C", 0, "");
+  GemmArgs g;
   const KernelDesc* kd = ActiveKernel();
-  if (a.ok() && kd == nullptr) a.TypeFail(g_kernel_error);
-  if (!a.ok() || P.batch == 0 || P.M == 0 || P.N == 0) return a.status();
-
-  // Elements a batched operand spans: (batch − 1)·stride + rows·cols.
-  const auto span = [&](int64_t stride, int64_t rows, int64_t cols) {
-    return SatAdd(SatMul(P.batch - 1, stride), SatMul(rows, cols));
-  };
-  const std::string dims = "M=" + std::to_string(P.M) + " N=" + std::to_string(P.N) + " K=" + std::to_string(P.K) +
-                           " batch=" + std::to_string(P.batch);
-  a.F32OrBf16(A, A_len, A_dtype, "A", span(P.A.stride, P.M, P.K),
-              std::string(P.ta ? "A is K×M" : "A is M×K") + ", strideA=" + std::to_string(P.A.stride) + ", " + dims);
-  a.F32OrBf16(B, B_len, B_dtype, "B", span(P.B.stride, P.K, P.N),
-              std::string(P.tb ? "B is N×K" : "B is K×N") + ", strideB=" + std::to_string(P.B.stride) + ", " + dims);
-  a.F32(C, C_len, "C", span(P.sC, P.M, P.N), "C is M×N, strideC=" + std::to_string(P.sC) + ", " + dims);
-  // Batch items writing overlapping C would race (and the result would depend on timing).
-  a.Require(!(P.batch > 1 && P.sC < P.M * P.N),
-            "strideC=" + std::to_string(P.sC) + " is smaller than M·N=" + std::to_string(P.M * P.N) +
-                " with batch=" + std::to_string(P.batch) + ": outputs of batch items would overlap");
-  if (!a.ok()) return a.status();
+  const auto operandA = [&](int64_t need, const std::string& what) { a.F32OrBf16(A, A_len, A_dtype, "A", need, what); };
+  const auto operandB = [&](int64_t need, const std::string& what) { a.F32OrBf16(B, B_len, B_dtype, "B", need, what); };
+  if (!CheckGemmArgs(a, g, transA, transB, Md, Nd, Kd, sAd, sBd, sCd, batchd, alpha, beta, operandA, operandB, C,
+                     C_len, kd ? nullptr : &g_kernel_error))
+    return a.status();
+  Problem P;
+  P.ta = g.ta;
+  P.tb = g.tb;
+  P.M = g.M;
+  P.N = g.N;
+  P.K = g.K;
   if (A_dtype == DPO_F32) P.A.f32 = static_cast<const float*>(A); else P.A.bf16 = static_cast<const uint16_t*>(A);
+  P.A.stride = g.sA;
   if (B_dtype == DPO_F32) P.B.f32 = static_cast<const float*>(B); else P.B.bf16 = static_cast<const uint16_t*>(B);
+  P.B.stride = g.sB;
+  P.C = C;
+  P.sC = g.sC;
+  P.batch = g.batch;
+  P.alpha = g.alpha;
+  P.beta = g.beta;
   Gemm(P, *kd);
   return DPO_OK;
 }
@@ -504,27 +490,13 @@ const char* dpo_gemm_bf16_kernel(void) {
   return kd ? kd->name : "none";
 }
 
-// Switches the path (tests exercise every path in one process).
 int dpo_gemm_bf16_set_kernel(const char* name) {
   using namespace dpo;
-  const std::string n(name ? name : "");
-  if (!ByName(n)) return SetError(DPO_RANGE_ERROR, "gemmBf16SetKernel: unknown kernel '" + n + "' (" + kNames + ")");
-  if (!Supported(n)) return SetError(DPO_RANGE_ERROR, "gemmBf16SetKernel: kernel '" + n + "' is not supported by this CPU");
-  ActiveKernel();  // settle the start-up choice first so it cannot override this one
-  g_kernel = ByName(n);
-  return DPO_OK;
+  return SetKernelByName("gemmBf16SetKernel", name, kNames, ByName, Supported, ActiveKernel, &g_kernel);
 }
 
 const char* dpo_gemm_bf16_kernels_supported(void) {
-  static const std::string names = [] {
-    std::string s;
-    for (const char* name : {"avx512bf16", "avx512", "portable"}) {
-      if (!dpo::Supported(name)) continue;
-      if (!s.empty()) s += ",";
-      s += name;
-    }
-    return s;
-  }();
+  static const std::string names = dpo::SupportedKernelNames({"avx512bf16", "avx512", "portable"}, dpo::Supported);
   return names.c_str();
 }
 
