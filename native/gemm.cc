@@ -1078,21 +1078,7 @@ int dpo_gemm(int transA, int transB, double Md, double Nd, double Kd, const floa
   if (!CheckGemmArgs(a, g, transA, transB, Md, Nd, Kd, sAd, sBd, sCd, batchd, alpha, beta, operandA, operandB, C,
                      C_len, kd ? nullptr : &g_kernel_error))
     return a.status();
-  Problem P;
-  P.ta = g.ta;
-  P.tb = g.tb;
-  P.M = g.M;
-  P.N = g.N;
-  P.K = g.K;
-  P.A = A;
-  P.sA = g.sA;
-  P.B = B;
-  P.sB = g.sB;
-  P.C = C;
-  P.sC = g.sC;
-  P.batch = g.batch;
-  P.alpha = g.alpha;
-  P.beta = g.beta;
+  const Problem P{g.ta, g.tb, g.M, g.N, g.K, A, g.sA, B, g.sB, C, g.sC, g.batch, g.alpha, g.beta};
   Gemm(P, *kd);
   return DPO_OK;
 }

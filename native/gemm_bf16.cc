@@ -466,21 +466,16 @@ int dpo_gemm_bf16(int transA, int transB, double Md, double Nd, double Kd, const
   if (!CheckGemmArgs(a, g, transA, transB, Md, Nd, Kd, sAd, sBd, sCd, batchd, alpha, beta, operandA, operandB, C,
                      C_len, kd ? nullptr : &g_kernel_error))
     return a.status();
-  Problem P;
-  P.ta = g.ta;
-  P.tb = g.tb;
-  P.M = g.M;
-  P.N = g.N;
-  P.K = g.K;
-  if (A_dtype == DPO_F32) P.A.f32 = static_cast<const float*>(A); else P.A.bf16 = static_cast<const uint16_t*>(A);
-  P.A.stride = g.sA;
-  if (B_dtype == DPO_F32) P.B.f32 = static_cast<const float*>(B); else P.B.bf16 = static_cast<const uint16_t*>(B);
-  P.B.stride = g.sB;
-  P.C = C;
-  P.sC = g.sC;
-  P.batch = g.batch;
-  P.alpha = g.alpha;
-  P.beta = g.beta;
+  // A union operand is float32 (rounded while packing) or bf16 bits, as its dtype says.
+  const auto operand = [](const void* p, dpo_dtype dtype, int64_t stride) {
+    Operand op;
+    if (dtype == DPO_F32) op.f32 = static_cast<const float*>(p);
+    else op.bf16 = static_cast<const uint16_t*>(p);
+    op.stride = stride;
+    return op;
+  };
+  const Problem P{g.ta, g.tb, g.M, g.N, g.K, operand(A, A_dtype, g.sA), operand(B, B_dtype, g.sB), C, g.sC,
+                  g.batch, g.alpha, g.beta};
   Gemm(P, *kd);
   return DPO_OK;
 }
