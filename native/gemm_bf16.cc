@@ -116,11 +116,11 @@ __attribute__((target("avx2"), always_inline)) inline __m256i Rne256(__m256i u) 
 
 // 16 pair words from 32 consecutive floats (element 2p low, 2p + 1 high).
 __attribute__((target("avx512f"), always_inline)) inline __m512i Pairs512(const float* src) {
-  const __m512i a = Rne512(_mm512_loadu_si512(src)), b = Rne512(_mm512_loadu_si512(src + 16));
-  // As 64-bit lanes x = hi·2³² + lo: word = (lo >> 16) | (hi & 0xffff0000) = bits 16..47 of x.
-  const __m256i wa = _mm512_cvtepi64_epi32(_mm512_srli_epi64(a, 16));
-  const __m256i wb = _mm512_cvtepi64_epi32(_mm512_srli_epi64(b, 16));
-  return _mm512_inserti64x4(_mm512_castsi256_si512(wa), wb, 1);
+  // The bf16 of each value in the low half of its dword, then vpmovdw keeps those halves in order
+  // (little-endian: element 2p is the low half of pair word p).
+  const __m512i a = _mm512_srli_epi32(Rne512(_mm512_loadu_si512(src)), 16);
+  const __m512i b = _mm512_srli_epi32(Rne512(_mm512_loadu_si512(src + 16)), 16);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(a)), _mm512_cvtepi32_epi16(b), 1);
 }
 __attribute__((target("avx512f,avx512bf16"), always_inline)) inline __m512i Pairs512Bf16(const float* src) {
   const __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
@@ -162,13 +162,11 @@ __attribute__((target("avx2"))) void ConvertPairsAvx2(const float* src, int64_t 
   int64_t p = 0;
   alignas(32) uint32_t tmp[8];
   for (; 2 * p + 16 <= kc; p += 8) {
-    const __m256i a = Rne256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p)));
-    const __m256i b = Rne256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p + 8)));
-    // Per 64-bit lane bits 16..47, gathered: shuffle the 32-bit halves of (x >> 16) into order.
-    const __m256i sa = _mm256_srli_epi64(a, 16), sb = _mm256_srli_epi64(b, 16);
-    const __m256i packed = _mm256_permutevar8x32_epi32(
-        _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(sa), _mm256_castsi256_ps(sb), 0x88)),
-        _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+    const __m256i a = _mm256_srli_epi32(Rne256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p))), 16);
+    const __m256i b = _mm256_srli_epi32(Rne256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p + 8))), 16);
+    // vpackusdw (values < 2¹⁶: no saturation) interleaves 64-bit quarters per 128-bit lane: a0-3,
+    // b0-3 | a4-7, b4-7; vpermq puts them in order.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
     if (stride == 1) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + p), packed);
     } else {
