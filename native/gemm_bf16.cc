@@ -244,6 +244,8 @@ void ConvertToBf16(const float* src, int64_t n, uint16_t* dst) {
 // ---------------------------------------------------------------------------------------------
 // Problem and packing.
 
+constexpr int kMaxMR = 32, kMaxNR = 32;  // the largest tile of any kernel (edge buffers)
+
 struct Operand {
   const float* f32 = nullptr;     // one of these two is set
   const uint16_t* bf16 = nullptr;
@@ -274,6 +276,24 @@ void PackA(const Problem& P, int64_t base, int64_t i0, int64_t rows, int64_t p0,
   for (int64_t pi = 0; pi < panels; pi++) {
     uint32_t* panel = Ap + pi * kc2p * mr;
     const int64_t h = std::min<int64_t>(mr, rows - pi * mr);
+    if (A.f32 && P.ta) {
+      // A stored K×M (dW = dYᵀ·X): the pair (k, k+1) of h consecutive rows comes from two rows of
+      // A, converted together into the panel's pair-major row p (row-major panels: scattered).
+      alignas(64) uint32_t tmp[kMaxMR];
+      for (int64_t p = 0; p < kc2p; p++) {
+        uint32_t* dst = rowMajor ? tmp : panel + p * mr;
+        if (p < kc2) {
+          const float* lo = A.f32 + base + (p0 + 2 * p) * P.M + i0 + pi * mr;
+          ConvertTwoRows(lo, 2 * p + 1 < kc ? lo + P.M : nullptr, h, dst);
+          std::fill(dst + h, dst + mr, 0u);
+        } else {
+          std::fill(dst, dst + mr, 0u);
+        }
+        if (rowMajor)
+          for (int64_t r = 0; r < mr; r++) panel[r * kc2p + p] = tmp[r];
+      }
+      continue;
+    }
     for (int64_t r = 0; r < mr; r++) {
       uint32_t* dst = panel + (rowMajor ? r * kc2p : r);
       for (int64_t p = r >= h ? 0 : kc2; p < kc2p; p++) dst[p * pairStep] = 0;
@@ -350,7 +370,6 @@ using MicroKernel = void (*)(int64_t kc2, const uint32_t* Ap, const uint32_t* Bp
                              float beta);
 
 constexpr int kPortMR = 4, kPortNR = 16;
-constexpr int kMaxMR = 32, kMaxNR = 32;  // the largest tile of any kernel (edge buffers)
 
 void MicroPortable(int64_t kc2, const uint32_t* Ap, const uint32_t* Bp, float* C, int64_t ldc, float alpha,
                    float beta) {

@@ -467,6 +467,7 @@ test('vector bf16 packing = scalar RNE: f32ToBf16 (NaN, ties, denormals, overflo
     const IM = new Float32Array(K * K);
     IM.set(I);
     cases.push(['B row-major (I·X, X stored K×N)', false, false, K, M, IM, XT, (i, j) => XT[i * M + j]!]);
+    cases.push(['A transposed (X·I, X stored K×M)', true, false, M, K, XT, I, (i, j) => X[i * K + j]!]);
     for (const [label, ta, tb, m, n, A, B, at] of cases) {
       const C = new Float32Array(m * n);
       k.gemmBf16(ta, tb, m, n, K, A, 0, B, 0, C, 0, 1, 1, 0);
