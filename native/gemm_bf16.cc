@@ -250,7 +250,6 @@ struct Operand {
   const float* f32 = nullptr;     // one of these two is set
   const uint16_t* bf16 = nullptr;
   int64_t stride = 0;
-  inline uint32_t At(int64_t i) const { return f32 ? Bf16Bits(f32[i]) : bf16[i]; }
 };
 
 struct Problem {
@@ -276,15 +275,23 @@ void PackA(const Problem& P, int64_t base, int64_t i0, int64_t rows, int64_t p0,
   for (int64_t pi = 0; pi < panels; pi++) {
     uint32_t* panel = Ap + pi * kc2p * mr;
     const int64_t h = std::min<int64_t>(mr, rows - pi * mr);
-    if (A.f32 && P.ta) {
+    if (P.ta) {
       // A stored K×M (dW = dYᵀ·X): the pair (k, k+1) of h consecutive rows comes from two rows of
-      // A, converted together into the panel's pair-major row p (row-major panels: scattered).
+      // A, converted (or, stored bf16, interleaved) together into the panel's pair-major row p
+      // (row-major panels: scattered).
       alignas(64) uint32_t tmp[kMaxMR];
       for (int64_t p = 0; p < kc2p; p++) {
         uint32_t* dst = rowMajor ? tmp : panel + p * mr;
         if (p < kc2) {
-          const float* lo = A.f32 + base + (p0 + 2 * p) * P.M + i0 + pi * mr;
-          ConvertTwoRows(lo, 2 * p + 1 < kc ? lo + P.M : nullptr, h, dst);
+          const int64_t at = base + (p0 + 2 * p) * P.M + i0 + pi * mr;
+          const bool pair = 2 * p + 1 < kc;
+          if (A.f32) {
+            ConvertTwoRows(A.f32 + at, pair ? A.f32 + at + P.M : nullptr, h, dst);
+          } else {
+            const uint16_t* lo = A.bf16 + at;
+            const uint16_t* hi = pair ? lo + P.M : nullptr;
+            for (int64_t r = 0; r < h; r++) dst[r] = lo[r] | (hi ? uint32_t(hi[r]) << 16 : 0u);
+          }
           std::fill(dst + h, dst + mr, 0u);
         } else {
           std::fill(dst, dst + mr, 0u);
@@ -298,17 +305,16 @@ void PackA(const Problem& P, int64_t base, int64_t i0, int64_t rows, int64_t p0,
       uint32_t* dst = panel + (rowMajor ? r * kc2p : r);
       for (int64_t p = r >= h ? 0 : kc2; p < kc2p; p++) dst[p * pairStep] = 0;
       if (r >= h) continue;
-      const int64_t i = i0 + pi * mr + r;
-      // Element (i, k) of op(A): A[i·K + k], or A[k·M + i] when A is stored K×M.
-      const int64_t rowStep = P.ta ? P.M : 1;
-      const int64_t start = base + (P.ta ? p0 * P.M + i : i * P.K + p0);
-      if (A.f32 && !P.ta) {
+      // Element (i, k) of op(A) = A[i·K + k] (A stored M×K; K×M was handled above).
+      const int64_t start = base + (i0 + pi * mr + r) * P.K + p0;
+      if (A.f32) {
         ConvertPairs(A.f32 + start, kc, dst, pairStep);
       } else {
+        // Stored bf16, row-major: the pairs are already adjacent.
+        const uint16_t* src = A.bf16 + start;
         int64_t p = 0;
-        for (; 2 * p + 1 < kc; p++)
-          dst[p * pairStep] = A.At(start + 2 * p * rowStep) | (A.At(start + (2 * p + 1) * rowStep) << 16);
-        if (2 * p < kc) dst[p * pairStep] = A.At(start + 2 * p * rowStep);
+        for (; 2 * p + 1 < kc; p++) dst[p * pairStep] = src[2 * p] | (uint32_t(src[2 * p + 1]) << 16);
+        if (2 * p < kc) dst[p * pairStep] = src[2 * p];
       }
     }
   }
