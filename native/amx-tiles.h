@@ -25,7 +25,7 @@
 //   The Intrinsics Guide's __tile_dpbf16ps pseudo-code shows a simplified single-chain order; we
 //   follow the SDM. If the hardware rounds differently from this emulation, the start-up
 //   self-check sees a mismatch and the GEMM falls back to avx512bf16 (never silently wrong).
-//   The bf16·bf16 products are exact in float32 unless they under/overflow; std::fma gives the
+//   The bf16·bf16 products are exact in float32 unless they under/overflow; FmaRne below gives the
 //   "infinite precision, one rounding" FMA the SDM names in every case.
 //   Tininess for FTZ is judged on the rounded result (a result whose magnitude is below 2⁻¹²⁶
 //   after rounding becomes a zero of the same sign). NaN payloads are not specified by the SDM
@@ -112,6 +112,15 @@ inline float Flush(float f) {
 }
 inline float Bf16(uint16_t h) { return FromBits(uint32_t(h) << 16); }
 
+// a·b + c rounded once to float32 (round-to-nearest-even), for a and b bf16 values: their product
+// has ≤ 16 significant bits and is exact in double. The double sum with c (24 bits) is exact
+// when the smaller term's leading bit is within 29 binades of the larger's (37 when c is the
+// larger); otherwise the smaller is below 2⁻²⁸ of the larger, and both the exact and the
+// double-rounded sum lie that close to the larger term (a float32), far from any float32
+// rounding midpoint (2⁻²⁵ away at least). So rounding the double sum to float32 equals the single
+// rounding of an FMA (std::fma on float32 gives the same, several times slower through libm).
+inline float FmaRne(double a, double b, float c) { return static_cast<float>(a * b + static_cast<double>(c)); }
+
 inline void Check(int t) {
   if (!S().configured) Fault("tile instruction before LDTILECFG");
   if (t < 0 || t > 7) Fault("tile register out of range");
@@ -164,23 +173,31 @@ inline void DpBf16(int dst, int src1, int src2) {
   if (c.colsb[src2] != c.colsb[dst]) Fault("TDPBF16PS: tsrc2.colsb != tsrcdest.colsb");
   if (c.rows[src1] != c.rows[dst]) Fault("TDPBF16PS: tsrc1.rows != tsrcdest.rows");
   const int K = c.colsb[src1] / 4, N = c.colsb[dst] / 4;
+  // The tsrc2 elements as float32 (DAZ), low and high element of each pair apart.
+  float b0[16][16], b1[16][16];
+  for (int k = 0; k < K; k++) {
+    for (int n = 0; n < N; n++) {
+      uint16_t b[2];
+      std::memcpy(b, &s.t[src2][k][4 * n], 4);
+      b0[k][n] = Flush(Bf16(b[0]));
+      b1[k][n] = Flush(Bf16(b[1]));
+    }
+  }
   for (int m = 0; m < c.rows[dst]; m++) {
-    float temp[32] = {};
+    float t0[16] = {}, t1[16] = {};  // temp1[2n] and temp1[2n+1]
     for (int k = 0; k < K; k++) {
       uint16_t a[2];
       std::memcpy(a, &s.t[src1][m][4 * k], 4);
-      const float a0 = Flush(Bf16(a[0])), a1 = Flush(Bf16(a[1]));
+      const double a0 = Flush(Bf16(a[0])), a1 = Flush(Bf16(a[1]));
       for (int n = 0; n < N; n++) {
-        uint16_t b[2];
-        std::memcpy(b, &s.t[src2][k][4 * n], 4);
-        temp[2 * n] = Flush(std::fma(a0, Flush(Bf16(b[0])), temp[2 * n]));
-        temp[2 * n + 1] = Flush(std::fma(a1, Flush(Bf16(b[1])), temp[2 * n + 1]));
+        t0[n] = Flush(FmaRne(a0, b0[k][n], t0[n]));
+        t1[n] = Flush(FmaRne(a1, b1[k][n], t1[n]));
       }
     }
     for (int n = 0; n < N; n++) {
       float d;
       std::memcpy(&d, &s.t[dst][m][4 * n], 4);
-      const float tmp = Flush(temp[2 * n] + temp[2 * n + 1]);
+      const float tmp = Flush(t0[n] + t1[n]);
       const float out = Flush(Flush(d) + tmp);
       std::memcpy(&s.t[dst][m][4 * n], &out, 4);
     }

@@ -524,6 +524,10 @@ constexpr KernelDesc kAvx512Bf16 = {"avx512bf16", kZmmMR, kZmmNR, MicroAvx512Bf1
 #endif
 #if DPO_AMX_HW
 constexpr KernelDesc kAmx = {"amx", kAmxMR, kAmxNR, MicroAmx, kAmxPairs, true};
+#else
+// Known everywhere (so DPO_GEMM_BF16_KERNEL=amx says "not supported", not "unknown"), usable only
+// where the real instructions are built: never Supported() here.
+constexpr KernelDesc kAmx = {"amx", kAmxMR, kAmxNR, nullptr, kAmxPairs, true};
 #endif
 // Every path, best first (amx-emulated last: the slow test path, never chosen automatically).
 constexpr const char* kAllNames[] = {"amx", "avx512bf16", "avx512", "portable", "amx-emulated"};
@@ -542,9 +546,7 @@ bool Supported(const std::string& name) {
 }
 
 const KernelDesc* ByName(const std::string& name) {
-#if DPO_AMX_HW
   if (name == "amx") return &kAmx;
-#endif
 #if DPO_BF16_X86
   if (name == "avx512bf16") return &kAvx512Bf16;
   if (name == "avx512") return &kAvx512;
