@@ -35,12 +35,6 @@ import { f32BitsToBf16Bits, f32ToBf16, gemmBf16ViaGemm, roundBf16, BF16_UNIT_ROU
 import { gemmBf16Path, kernels, nativePath } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { mulberry32 as rng } from './helpers/rng.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseDpoConfig } from '../src/train/config.js';
-import { runDpo } from '../src/train/dpo.js';
-import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const { native: nat, skip } = nativeForTests(['gemmBf16']);
 
@@ -510,28 +504,4 @@ test('the AVX2 and scalar bf16 converters (DPO_NATIVE_ISA=avx2 | generic) pass t
     assert.equal(res.status, 0, `DPO_NATIVE_ISA=${isa}: ${res.stdout.slice(-3000)}${res.stderr}`);
     assert.match(res.stdout, /# pass 2\b/, `DPO_NATIVE_ISA=${isa}: expected the 2 tests to run\n${res.stdout.slice(-2000)}`);
   }
-});
-
-test('dpo train names the bf16 GEMM path in its kernel line (bf16 runs only)', async () => {
-  const modelDir = await makeTinyModelDir();
-  const dir = mkdtempSync(join(tmpdir(), 'bf16-kernel-line-'));
-  const data = writeJsonl(join(dir, 'train.jsonl'), syntheticPairs(8, 1));
-  const cfg = { per_device_train_batch_size: 4, max_length: 32, max_prompt_length: 16, max_steps: 1, save_steps: 0, eval_steps: 0, logging_steps: 1 };
-  const lines = async (bf16: boolean): Promise<string[]> => {
-    const out: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stderr.write;
-    try {
-      await runDpo({ model: modelDir, data: [data], outputDir: join(dir, `out-${bf16}`), config: parseDpoConfig({ ...cfg, bf16 }) });
-    } finally {
-      process.stderr.write = write;
-    }
-    return out.join('').split('\n').filter((l) => l.startsWith('kernels: '));
-  };
-  const bf = await lines(true);
-  assert.equal(bf.length, 1, bf.join('\n'));
-  assert.match(bf[0]!, new RegExp(`; bf16 GEMM: ${gemmBf16Path()}$`));
-  const f32 = await lines(false);
-  assert.equal(f32.length, 1);
-  assert.doesNotMatch(f32[0]!, /bf16/);
 });
