@@ -644,6 +644,11 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     if (refModel && refModel !== model) frozenBf16Bytes += storeFrozenLinearsAsBf16(refModel.linears());
   }
   if (!opts.quiet) {
+    // The kernel line: which GEMM (and, under bf16 autocast, which bf16 GEMM path: amx only after
+    // its start-up self-check) this run multiplies with.
+    const kp = kernelPath();
+    process.stderr.write(`kernels: ${kp.backend}${kp.gemmKernel ? `/${kp.gemmKernel}` : ''}, ${kp.threads} threads` +
+      `${matmulPrecision() === 'bf16' ? `; bf16 GEMM: ${gemmBf16Path()}` : ''}\n`);
     const ref = refModel && refModel !== model ? refModel.parameters().values() : null;
     process.stderr.write(`${formatMemoryReport(memoryFloor(model.parameters().values(), params, ref, frozenBf16Bytes))}\n`);
   }
