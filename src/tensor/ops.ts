@@ -6,6 +6,7 @@
 import { alloc, release } from './memory.js';
 import { kernels, referenceKernels } from './backend.js';
 import { gemmFor } from './autocast.js';
+import { bf16Storage, embeddingFromBf16 } from './bf16-ops.js';
 import { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
 import {
   Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, isTraining, numel, record, shapeStr, type DType,
@@ -508,6 +509,8 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape: readonly num
     const id = ids[i]!;
     if (id < 0 || id >= V) fail('embedding', `id ${id} at position ${i} out of range [0, ${V}) for table ${shapeStr(table.shape)}`);
   }
+  const bits = bf16Storage(table);
+  if (bits) return embeddingFromBf16(bits, V, D, ids, idsShape);  // frozen, stored as bf16
   const out = empty([...idsShape, D], table.dtype);
   const k = K(table.dtype);
   k.embeddingForward(ids, table.data, out.data, ids.length, D);
@@ -754,7 +757,11 @@ export function lmHeadLogprobs(
   checkTargets('lmHeadLogprobs', targets, V);
   const dtype = sameDtype('lmHeadLogprobs', h, W);
   const k = K(dtype);
-  const gm = gemmFor(k, dtype);  // the logits' products follow bf16 autocast; log-softmax stays float32
+  // The logits' products follow bf16 autocast (a W stored as bf16 always uses the bf16 GEMM);
+  // log-softmax stays float32.
+  const Wbits = bf16Storage(W);
+  const Wd: Buf | Uint16Array = Wbits ?? W.data;
+  const gm: Kernels['gemmBf16'] = Wbits ? k.gemmBf16.bind(k) : gemmFor(k, dtype);
   const needGrad = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
   // Compact the rows that have a target: hA [Na, d], tA [Na].
   const rowsA: number[] = [];
@@ -779,7 +786,7 @@ export function lmHeadLogprobs(
   const logits = alloc(dtype, Math.max(1, chunk * V), false);
   for (let r0 = 0; r0 < Na; r0 += chunk) {
     const n = Math.min(chunk, Na - r0);
-    gm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
+    gm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, Wd, 0, logits, 0, 1, 1, 0);
     k.logSoftmaxGather(logits, tA.subarray(r0, r0 + n), logpA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
     if (opts.logSumSqProbs) {
       if (opts.logSumSqProbs.length !== N) fail('lmHeadLogprobs', `logSumSqProbs has ${opts.logSumSqProbs.length} entries for ${N} rows`);
@@ -805,7 +812,8 @@ export function lmHeadLogprobs(
     const ones = alloc(dtype, V, false).fill(1);
     const wbar = alloc(dtype, d, false);
     const means = alloc(dtype, N, false);
-    k.gemm(false, false, 1, d, V, ones, 0, W.data, 0, wbar, 0, 1, 1 / V, 0);
+    if (Wbits) k.gemmBf16(false, false, 1, d, V, ones, 0, Wbits, 0, wbar, 0, 1, 1 / V, 0);  // ones are exact in bf16
+    else k.gemm(false, false, 1, d, V, ones, 0, W.data, 0, wbar, 0, 1, 1 / V, 0);
     k.gemm(false, false, N, 1, d, h.data, 0, wbar, 0, means, 0, 1, 1, 0);
     opts.meanLogits.set(means);
     release(ones);
@@ -827,10 +835,10 @@ export function lmHeadLogprobs(
     for (let r0 = 0; r0 < Na; r0 += chunk) {
       const n = Math.min(chunk, Na - r0);
       const hc = hA.subarray(r0 * d, (r0 + n) * d);
-      if (!keep) gm(false, true, n, V, d, hc, 0, W.data, 0, dl, 0, 1, 1, 0);
+      if (!keep) gm(false, true, n, V, d, hc, 0, Wd, 0, dl, 0, 1, 1, 0);
       k.logSoftmaxGatherBackward(dl, tA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), gA.subarray(r0, r0 + n), dl, n, V);
       // dh = dlogits·W ; dW += dlogitsᵀ·h
-      if (ghA) gm(false, false, n, d, V, dl, 0, W.data, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
+      if (ghA) gm(false, false, n, d, V, dl, 0, Wd, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
       if (gW) gm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, r0 === 0 ? 0 : 1);
     }
     if (!keep) release(dl);
