@@ -224,10 +224,10 @@ export function parameterMap(before: readonly (Tensor | null)[], linears: readon
  * tied), when frozen (a LoRA base), kept only as bf16; lookups convert rows back to float32 and
  * the LM head's products run on the bf16 GEMM. Returns the bf16 bytes kept.
  */
-export function storeFrozenEmbeddingsAsBf16(model: DecoderLM): number {
+export function storeFrozenEmbeddingsAsBf16(model: Pick<CausalLM, 'parameters'>): number {
   let bytes = 0;
   for (const [name, t] of model.parameters()) {
-    const isEmbedding = t === model.lmHead || /(^|\.)(embed_tokens|wte)\.weight$/.test(name);
+    const isEmbedding = /(^|\.)(embed_tokens|wte|lm_head)\.weight$/.test(name);
     if (isEmbedding && !t.requiresGrad && t.data.length > 0) bytes += storeTensorAsBf16(t);
   }
   return bytes;
@@ -257,7 +257,11 @@ export abstract class DecoderLM implements CausalLM {
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
+    // Gradient checkpointing trades compute for memory in the LM head too: logits recomputed in
+    // backward chunk by chunk, never held for the whole batch.
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, {
+      meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs, keepLogits: !this.ctx.gradientCheckpointing,
+    }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {

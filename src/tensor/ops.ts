@@ -727,14 +727,20 @@ function checkTargets(op: string, targets: Int32Array, V: number): void {
   }
 }
 
+/** lmHeadLogprobs keeps the logits for backward up to this many bytes (default maxLogitsBytes)… */
+export const LOGITS_KEEP_BYTES = 512 * 2 ** 20;
+/** …and otherwise computes (and in backward recomputes) them in chunks of at most this many. */
+export const LOGITS_CHUNK_BYTES = 128 * 2 ** 20;
+
 /**
  * Fused language-model head + log-softmax + gather: for hidden states h [N, d] and the output
  * embedding W [V, d], the log-probability of targets[i] under softmax(h[i]·Wᵀ), for i in [0, N)
  * (−1 = ignored → 0). Only rows with a target are computed (prompt and padding rows cost
  * nothing). When their logits fit in maxLogitsBytes (default 512 MiB: 2,600 rows of a 50k
  * vocabulary) they are computed by one GEMM and kept for backward, which then needs two GEMMs;
- * otherwise they are computed in chunks of rows and never held whole: backward recomputes each
- * chunk (the idea behind Liger's fused linear cross-entropy), so memory is O(chunk·V).
+ * otherwise (or with keepLogits: false) they are computed in chunks of rows (≤ 128 MiB) and never
+ * held whole: backward recomputes each chunk (the idea behind Liger's fused linear
+ * cross-entropy), so memory is O(chunk·V). W's gradient accumulates in place, chunk by chunk.
  */
 export function lmHeadLogprobs(
   h: Tensor, W: Tensor, targets: Int32Array,
@@ -742,6 +748,8 @@ export function lmHeadLogprobs(
     chunkRows?: number;
     /** Upper bound on the logits buffer (bytes); decides between keeping and recomputing. */
     maxLogitsBytes?: number;
+    /** false: never keep the logits for backward, recompute them per chunk (gradient checkpointing). */
+    keepLogits?: boolean;
     /** Receives each row's mean logit over the vocabulary (h·mean(W), no grad). */ meanLogits?: Buf;
     /** Receives, for each row with a target, log Σ_v softmax(z)_v² = logsumexp(2z) − 2·logsumexp(z)
      *  (WPO's normalizer, no grad); rows without a target get 0. */
@@ -777,9 +785,12 @@ export function lmHeadLogprobs(
     });
   }
   const elemBytes = dtype === 'float32' ? 4 : 8;
-  const budgetRows = Math.max(1, Math.floor((opts.maxLogitsBytes ?? 512 * 2 ** 20) / (V * elemBytes)));
-  const chunk = Math.max(1, Math.min(Na, opts.chunkRows ?? budgetRows));
-  const keep = needGrad && chunk >= Na && Na > 0;
+  const budget = opts.maxLogitsBytes ?? LOGITS_KEEP_BYTES;
+  const rowsOf = (bytes: number): number => Math.max(1, Math.floor(bytes / (V * elemBytes)));
+  // Keep the logits for backward when they fit the budget (and keepLogits allows); otherwise
+  // chunks of at most LOGITS_CHUNK_BYTES (no-grad passes too: nothing is gained by bigger ones).
+  const keep = needGrad && Na > 0 && opts.keepLogits !== false && (opts.chunkRows ?? rowsOf(budget)) >= Na;
+  const chunk = keep ? Na : Math.max(1, Math.min(Na, opts.chunkRows ?? rowsOf(Math.min(budget, LOGITS_CHUNK_BYTES))));
   const out = zerosLike1(N, dtype);
   const lse = alloc(dtype, Na, false);
   const logpA = all ? out.data : alloc(dtype, Na, false);
@@ -829,7 +840,6 @@ export function lmHeadLogprobs(
     const gA = alloc(dtype, Na, false);
     rowsA.forEach((r, i) => (gA[i] = g[r]!));
     const ghA = h.requiresGrad ? alloc(dtype, Na * d, false) : null;
-    const gW = W.requiresGrad ? alloc(dtype, W.size, false) : null;
     // dl overwrites the logits in place (kept from forward, or recomputed per chunk).
     const dl = keep ? logits : alloc(dtype, chunk * V, false);
     for (let r0 = 0; r0 < Na; r0 += chunk) {
@@ -839,7 +849,8 @@ export function lmHeadLogprobs(
       k.logSoftmaxGatherBackward(dl, tA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), gA.subarray(r0, r0 + n), dl, n, V);
       // dh = dlogits·W ; dW += dlogitsᵀ·h
       if (ghA) gm(false, false, n, d, V, dl, 0, Wd, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
-      if (gW) gm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, r0 === 0 ? 0 : 1);
+      // Straight into W's gradient (beta 1): no V×d temporary (W is the tied embedding: 150+ MiB).
+      if (W.requiresGrad) accumulateGradInPlace(W, (gw) => gm(true, false, V, d, n, dl, 0, hc, 0, gw, 0, 1, 1, 1));
     }
     if (!keep) release(dl);
     release(gA);
@@ -852,7 +863,6 @@ export function lmHeadLogprobs(
         accumulateGrad(h, gh);
       }
     }
-    if (gW) accumulateGrad(W, gW);
     // The kept logits and the compacted rows are scratch: released after backward (or at once
     // when this node never gets one).
   }, { saved: [h, W], scratch: [lse, ...(keep ? [logits] : []), ...(all ? [] : [hA])] });
