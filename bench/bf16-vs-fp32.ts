@@ -4,6 +4,7 @@
 //
 //   npx tsc -p . && node bin/dpo.js demo --quick --methods dpo --betas 0.1 --out /tmp/demo   # base model + pairs
 //   node dist/bench/bf16-vs-fp32.js --demo /tmp/demo [--steps 300] [--seeds 1,2,3] [--threads 2] [--json out.json]
+//   node dist/bench/bf16-vs-fp32.js --merge a.json,b.json,...   # the table over runs made separately (e.g. one seed per process)
 //
 // Each run: full fine-tune, sigmoid loss β 0.1, the demo's learning rate (QUICK settings) and
 // batch, `--steps` optimizer steps over the demo's training pairs; then on the held-out pairs'
@@ -28,7 +29,15 @@ function arg(name: string, def: string): string {
   return i >= 0 ? process.argv[i + 1]! : def;
 }
 
+interface Result { precision: string; seed: number; accuracy: number; reward: number; kl: number; finalLoss: number; seconds: number }
+const results: Result[] = [];
+const merge = arg('merge', '');
 const demo = arg('demo', '');
+if (merge) {
+  for (const f of merge.split(',')) results.push(...(JSON.parse(readFileSync(f, 'utf8')) as { results: Result[] }).results);
+  report();
+  process.exit(0);
+}
 if (!demo) {
   console.error('usage: node dist/bench/bf16-vs-fp32.js --demo DEMO_OUT_DIR [--steps 300] [--seeds 1,2,3] [--threads 2] [--json FILE]');
   process.exit(2);
@@ -50,8 +59,6 @@ const pairs: IdPair[] = held.map((p) => ({
 const s = QUICK_SETTINGS;
 const tmp = mkdtempSync(join(tmpdir(), 'bf16-vs-fp32-'));
 
-interface Result { precision: string; seed: number; accuracy: number; reward: number; kl: number; finalLoss: number; seconds: number }
-const results: Result[] = [];
 const kp = kernelPath();
 console.error(`bf16-vs-fp32: CPU ${cpus()[0]?.model}; float32 ${kp.backend}/${kp.gemmKernel}, bf16 ${gemmBf16Path()}; ${steps} steps, seeds ${seeds.join(',')}; ` +
   `${prompts.length} held-out prompts × ${s.evalSamples * 2} samples`);
@@ -82,14 +89,20 @@ for (const seed of seeds) {
   }
 }
 
+report();
+
+function report(): void {
+const seeds = [...new Set(results.map((r) => r.seed))].sort((a, b) => a - b);
+const kp = kernelPath();
+const steps = arg('steps', '300');
 const metrics = ['accuracy', 'reward', 'kl'] as const;
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const lines: string[] = [];
 let pass = true;
 const table: Record<string, unknown> = {};
 for (const k of metrics) {
-  const f = results.filter((r) => r.precision === 'float32').map((r) => r[k]);
-  const b = results.filter((r) => r.precision === 'bf16').map((r) => r[k]);
+  const of = (p: string): number[] => seeds.map((sd) => results.find((r) => r.precision === p && r.seed === sd)?.[k] ?? NaN);
+  const f = of('float32'), b = of('bf16');
   const tol = Math.max(...f) - Math.min(...f);
   const diff = mean(b) - mean(f);
   const perSeed = seeds.map((_, i) => b[i]! - f[i]!);
@@ -104,3 +117,4 @@ for (const l of lines) console.log(l);
 console.log(pass ? 'bf16 ends within the float32 seed spread on every metric' : 'bf16 is outside the float32 seed spread on at least one metric');
 const jsonPath = arg('json', '');
 if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ cpu: cpus()[0]?.model, steps, seeds, results, table, pass }, null, 1));
+}
