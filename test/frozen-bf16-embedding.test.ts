@@ -126,3 +126,29 @@ test('keepLogits false (checkpointing): chunks recomputed in backward, same valu
   const acc = run({}, prior);
   for (let i = 0; i < kept.dW.length; i++) assert.ok(Math.abs(acc.dW[i]! - (prior[i]! + kept.dW[i]!)) <= 1e-6 * (1 + Math.abs(prior[i]!)));
 });
+
+test('addLinear (LoRA update): y + α·x·wᵀ and its gradients equal the composed ops; y consumed only when allowed', () => {
+  const rows = 7, inF = 5, outF = 6, alpha = 0.75;
+  const mk = (n: number, seed: number, shape: number[], requiresGrad = true) => T.tensor(Float64Array.from(rand(n, seed)), shape, { dtype: 'float64', requiresGrad });
+  const g = Float64Array.from(rand(rows * outF, 14));
+  const run = (fused: boolean) => {
+    const x0 = mk(rows * 4, 10, [rows, 4]), W0 = mk(outF * 4, 11, [outF, 4]);
+    const x = mk(rows * inF, 12, [rows, inF]), w = mk(outF * inF, 13, [outF, inF]);
+    const y = T.linear(x0, W0);  // a fresh intermediate, as a LoRA layer's base output
+    const out = fused ? T.addLinear(y, x, w, alpha, { consumeY: true }) : T.add(y, T.scale(T.linear(x, w), alpha));
+    const value = Float64Array.from(out.data);
+    if (fused) assert.equal(y.data.length, 0, 'y consumed');
+    T.backward(out, g);
+    return [value, x0.grad!, W0.grad!, x.grad!, w.grad!].map((b) => Float64Array.from(b));
+  };
+  const a = run(true), b = run(false);
+  a.forEach((buf, i) => buf.forEach((v, j) => assert.ok(Math.abs(v - b[i]![j]!) < 1e-12, `part ${i}[${j}]: ${v} vs ${b[i]![j]}`)));
+  // A leaf that wants a gradient, or a tensor a node saved, is copied, never taken over.
+  const leaf = mk(rows * outF, 15, [rows, outF]);
+  T.addLinear(leaf, mk(rows * inF, 16, [rows, inF]), mk(outF * inF, 17, [outF, inF]), alpha, { consumeY: true });
+  assert.equal(leaf.data.length, rows * outF);
+  const base = T.linear(mk(rows * 4, 18, [rows, 4]), mk(outF * 4, 19, [outF, 4]));
+  T.mul(base, base);  // saves base for its backward
+  T.addLinear(base, mk(rows * inF, 20, [rows, inF]), mk(outF * inF, 21, [outF, inF]), alpha, { consumeY: true });
+  assert.equal(base.data.length, rows * outF);
+});

@@ -498,6 +498,45 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), w.shape[0]!]);
 }
 
+/**
+ * y + alpha·x·wᵀ in one GEMM (beta 1) — LoRA's low-rank update added to the base output without
+ * the product, scaled and summed tensors in between (three [rows, out] buffers per adapted layer).
+ * x: [..., in], w: [out, in], y: [..., out]. With `consumeY` (the caller's promise that y is a
+ * fresh result nothing else reads) y's buffer is taken over, unless a node saved it or it is a
+ * view or a leaf that wants a gradient; otherwise it is copied.
+ */
+export function addLinear(y: Tensor, x: Tensor, w: Tensor, alpha: number, opts: { consumeY?: boolean } = {}): Tensor {
+  const inF = lastDim(x);
+  const dtype = sameDtype('addLinear', y, x, w);
+  if (w.ndim !== 2 || w.shape[1] !== inF) fail('addLinear', `weight ${shapeStr(w.shape)} does not fit input ${shapeStr(x.shape)} (expected [out, ${inF}])`);
+  const rows = x.size / inF, outF = w.shape[0]!;
+  if (y.size !== rows * outF || lastDim(y) !== outF) fail('addLinear', `y ${shapeStr(y.shape)} does not fit x ${shapeStr(x.shape)} · w ${shapeStr(w.shape)}ᵀ`);
+  const k = K(dtype);
+  const gm = gemmFor(k, dtype);  // bf16 autocast: chosen at forward time, backward follows
+  let out: Tensor;
+  if (opts.consumeY && !(y.isLeaf && y.requiresGrad) && y.savedBy === 0 && !y.isView && !y.retained) {
+    out = new Tensor(y.data, y.shape);
+    y.data = new Float32Array(0);  // the tape never reads it again (release of an empty buffer is a no-op)
+  } else {
+    out = empty(y.shape, dtype);
+    out.data.set(y.data);
+  }
+  gm(false, true, rows, outF, inF, x.data, 0, w.data, 0, out.data, 0, 1, alpha, 1);
+  return record(out, 'addLinear', [y, x, w], (g) => {
+    if (x.requiresGrad) {
+      const gx = alloc(dtype, x.size, false);
+      gm(false, false, rows, inF, outF, g, 0, w.data, 0, gx, 0, 1, alpha, 0);
+      accumulateGrad(x, gx);
+    }
+    if (w.requiresGrad) {
+      const gw = alloc(dtype, w.size, false);
+      gm(true, false, outF, inF, rows, g, 0, x.data, 0, gw, 0, 1, alpha, 0);
+      accumulateGrad(w, gw);
+    }
+    accumulateGrad(y, g);  // last use of g: y may take it over
+  }, { saved: [x, w] });
+}
+
 // ---- transformer ops -------------------------------------------------------------------------
 
 /** out[..., :] = table[ids[...], :]; ids are token ids in [0, V). Output shape [...idsShape, D]. */
