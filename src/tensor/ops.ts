@@ -767,9 +767,9 @@ function checkTargets(op: string, targets: Int32Array, V: number): void {
 }
 
 /** lmHeadLogprobs keeps the logits for backward up to this many bytes (default maxLogitsBytes)… */
-export const LOGITS_KEEP_BYTES = 512 * 2 ** 20;
+const LOGITS_KEEP_BYTES = 512 * 2 ** 20;
 /** …and otherwise computes (and in backward recomputes) them in chunks of at most this many. */
-export const LOGITS_CHUNK_BYTES = 128 * 2 ** 20;
+const LOGITS_CHUNK_BYTES = 128 * 2 ** 20;
 
 /**
  * Fused language-model head + log-softmax + gather: for hidden states h [N, d] and the output
