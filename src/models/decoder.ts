@@ -265,7 +265,16 @@ export abstract class DecoderLM implements CausalLM {
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
+    return T.noGrad(() => {
+      // tidy: the embedding/final-norm intermediates go back to the pool at once, and so does the
+      // hidden state after the head (a long generation otherwise leaves them all to the GC).
+      const h = T.tidy(() => this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache));
+      try {
+        return lastLogits(h, cache.batch, tNew, this.lmHead);
+      } finally {
+        h.dispose();
+      }
+    });
   }
 
   newCache(batch: number, capacity: number): KVCache {

@@ -130,6 +130,26 @@ export function sampleRollout(
 }
 
 /**
+ * Per-token log-probs of the completions without gradient, as plain numbers: every tensor the
+ * forward pass makes (including the result) is released at once (tidy), not left to the garbage
+ * collector — on long RL runs those dropped buffers otherwise pile up between collections.
+ */
+export function completionTokenLogprobValues(
+  model: CausalLM, promptIds: readonly (readonly number[])[], completionIds: readonly (readonly number[])[],
+  cols: number, padId: number, temperature: number,
+): Float64Array {
+  return T.noGrad(() => {
+    let values: Float64Array | undefined;
+    T.tidy(() => {
+      const lp = completionTokenLogprobs(model, promptIds, completionIds, cols, padId, temperature);
+      values = lp.values;
+      return lp.tensor;
+    }).dispose();
+    return values!;
+  });
+}
+
+/**
  * Per-token log-probs of completions under a model, at a sampling temperature: rows are
  * [prompt, completion] right-padded; returns the tape tensor ([rows·seq]) and the values laid out
  * [rows, cols] (0 past each completion) plus scatter(), which turns a [rows, cols] gradient into
