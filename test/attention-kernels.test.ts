@@ -142,7 +142,7 @@ test('native forward and backward match the reference (float32)', { skip: skipNa
 
 // The addon picks its AVX-512 path at load time on this machine (DPO_NATIVE_ISA=avx2 selects the
 // AVX2+FMA one, DPO_NATIVE_ISA=generic the portable one) and its backward scheme by the task count (DPO_ATTENTION_BACKWARD=fused|two-pass
-// forces one), so the parity test reruns in child processes for every combination. Each child
+// forces one), so the parity and KV-cache tests rerun in child processes for every combination. Each child
 // also prints a digest of its gradients: both schemes add every element in the same order, so
 // per ISA they must agree bit for bit (the scheme may then depend on the thread count).
 const child = Boolean(process.env.DPO_ATTENTION_TEST_CHILD);
@@ -158,6 +158,9 @@ if (child && nativeReady) {
   });
 }
 
+// What each child runs on its path: parity, the KV cache (NaN past Tk), thread-count determinism,
+// rows with no visible key, and the digest.
+const childTests = 'native forward and backward match|KV cache \\(Tq|bit-identical with 1 and 2|rows with no visible key|child: digest';
 test('native AVX2 and portable paths and both backward schemes match the reference; the schemes agree bit for bit', { skip: child ? 'already in a child process' : skipNative }, () => {
   native();
   const byIsa = new Map<string, string>();
@@ -169,13 +172,13 @@ test('native AVX2 and portable paths and both backward schemes match the referen
       delete env.NODE_TEST_CONTEXT;
       // The file itself, run directly (no --test: no grandchild process), reporting TAP.
       const r = spawnNode(
-        ['--test-reporter=tap', '--test-name-pattern=native forward and backward match|child: digest', fileURLToPath(import.meta.url)],
+        ['--test-reporter=tap', `--test-name-pattern=${childTests}`, fileURLToPath(import.meta.url)],
         { env, encoding: 'utf8', timeout: 120_000 },
       );
       const what = `DPO_NATIVE_ISA=${isa || '(auto)'} DPO_ATTENTION_BACKWARD=${scheme}`;
       const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail)/.test(l)).join(', ');
       assert.equal(r.status, 0, `parity failed with ${what}:\n${r.stdout}\n${r.stderr}`);
-      assert.match(summary, /# pass 2.*# fail 0/, `${what}: ${summary}`);
+      assert.match(summary, /# pass 5.*# fail 0/, `${what}: ${summary}`);
       const digest = /DIGEST ([0-9a-f]{64})/.exec(r.stdout ?? '');
       assert.ok(digest, `${what}: no digest in the child's output:\n${r.stdout}`);
       digests.push(digest[1]!);
