@@ -360,24 +360,45 @@ DPO_AVX2 inline float ReduceAdd16(__m256 lo, __m256 hi) {
   return _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
 }
 
-// MR rows × NV·8 columns of C in registers (MR = 6, NV = 2: 12 ymm accumulators + 2 B + 1 A).
-template <int MR, int NV>
-DPO_AVX2 inline void MicroKernel8(int64_t K, const float* A, int64_t ars, int64_t axs, const float* B,
-                                  int64_t ldb, float* C, int64_t ldc, bool accumulate) {
-  __m256 acc[MR][NV];
-  for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NV; v++)
-      acc[r][v] = accumulate ? _mm256_loadu_ps(C + r * ldc + 8 * v) : _mm256_setzero_ps();
-  for (int64_t x = 0; x < K; x++) {
-    __m256 b[NV];
-    for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_ps(B + x * ldb + 8 * v);
-    for (int r = 0; r < MR; r++) {
-      const __m256 a = _mm256_broadcast_ss(A + r * ars + x * axs);
-      for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
-    }
+// MR ≤ 6 rows × 16 columns of C in registers (12 ymm accumulators + 2 B + 1 A). One named
+// variable per accumulator: GCC 12 keeps an array of __m256 on the stack and spills every FMA.
+template <int MR>
+DPO_AVX2 inline void MicroKernel6x16(int64_t K, const float* A, int64_t ars, int64_t axs, const float* B,
+                                     int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  static_assert(MR >= 1 && MR <= 6, "1 to 6 rows");
+#define DPO_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define DPO_DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+  DPO_ROWS6(DPO_DECL)
+#undef DPO_DECL
+  if (accumulate) {
+#define DPO_LOAD(i)                                  \
+  if (MR > i) {                                      \
+    c##i##0 = _mm256_loadu_ps(C + i * ldc);          \
+    c##i##1 = _mm256_loadu_ps(C + i * ldc + 8);      \
   }
-  for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NV; v++) _mm256_storeu_ps(C + r * ldc + 8 * v, acc[r][v]);
+    DPO_ROWS6(DPO_LOAD)
+#undef DPO_LOAD
+  }
+  for (int64_t x = 0; x < K; x++) {
+    const __m256 b0 = _mm256_loadu_ps(B + x * ldb), b1 = _mm256_loadu_ps(B + x * ldb + 8);
+    const float* a = A + x * axs;
+#define DPO_STEP(i)                                      \
+  if (MR > i) {                                          \
+    const __m256 ai = _mm256_broadcast_ss(a + i * ars);  \
+    c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);          \
+    c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);          \
+  }
+    DPO_ROWS6(DPO_STEP)
+#undef DPO_STEP
+  }
+#define DPO_STORE(i)                               \
+  if (MR > i) {                                    \
+    _mm256_storeu_ps(C + i * ldc, c##i##0);        \
+    _mm256_storeu_ps(C + i * ldc + 8, c##i##1);    \
+  }
+  DPO_ROWS6(DPO_STORE)
+#undef DPO_STORE
+#undef DPO_ROWS6
 }
 
 struct Avx2Ops {
@@ -426,7 +447,7 @@ struct Avx2Ops {
         float* c = C + r0 * ldc + c0;
         switch (mr) {
 #define DPO_CASE(M) \
-  case M: MicroKernel8<M, 2>(K, a, ars, axs, b, ldb, c, ldc, accumulate); break;
+  case M: MicroKernel6x16<M>(K, a, ars, axs, b, ldb, c, ldc, accumulate); break;
           DPO_CASE(1) DPO_CASE(2) DPO_CASE(3) DPO_CASE(4) DPO_CASE(5) DPO_CASE(6)
 #undef DPO_CASE
           default: break;
