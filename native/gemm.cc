@@ -45,6 +45,7 @@
 #include "check.h"
 #include "cpu.h"
 #include "gemm-args.h"
+#include "gemm-driver.h"
 #include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
@@ -800,37 +801,7 @@ inline int64_t KcFor(int64_t K) {
 // the first block applies the caller's beta, later ones accumulate (beta = 1).
 void KernelBlock(const Problem& P, const KernelDesc& kd, float* C, const float* Ap, const float* Bp, int64_t m0,
                  int64_t rows, int64_t n0, int64_t cols, int64_t kc, float beta) {
-  const int mr = kd.mr, nr = kd.nr;
-  const int64_t N = P.N;
-  alignas(64) float edge[16 * 32];  // a partial tile is computed here, then merged into C
-  for (int64_t i = 0; i < rows; i += mr) {
-    const int64_t h = std::min<int64_t>(mr, rows - i);
-    const float* ap = Ap + (i / mr) * kc * mr;
-    for (int64_t j = 0; j < cols; j += nr) {
-      const int64_t w = std::min<int64_t>(nr, cols - j);
-      float* c = C + (m0 + i) * N + n0 + j;
-      const float* bp = Bp + (j / nr) * kc * nr;
-      if (h == mr && w == nr) {
-        // Start the C tile's lines on their way; the kernel reads/writes them only at the end.
-        for (int r = 0; r < mr; r++) {
-          __builtin_prefetch(c + r * N);
-          __builtin_prefetch(c + r * N + nr - 1);
-        }
-        kd.micro(kc, ap, bp, c, N, P.alpha, beta);
-        continue;
-      }
-      kd.micro(kc, ap, bp, edge, nr, 1.0f, 0.0f);
-      for (int64_t r = 0; r < h; r++) {
-        float* cr = c + r * N;
-        const float* er = edge + r * nr;
-        if (beta == 0.0f) {
-          for (int64_t q = 0; q < w; q++) cr[q] = P.alpha * er[q];
-        } else {
-          for (int64_t q = 0; q < w; q++) cr[q] = P.alpha * er[q] + beta * cr[q];
-        }
-      }
-    }
-  }
+  KernelBlockT<16 * 32, true>(kd, P.N, P.alpha, C, Ap, Bp, m0, rows, n0, cols, kc, beta);
 }
 
 // Small batched products (attention heads, per-sequence matrices): one task per batch item and
@@ -1014,11 +985,7 @@ constexpr double kThinParallelMinFlops = 2.0 * 48 * 48 * 48;
 
 void RunTasks(int64_t ntasks, double flops, const std::function<void(int64_t)>& fn,
               double minFlops = kParallelMinFlops) {
-  if (flops < minFlops) {
-    for (int64_t t = 0; t < ntasks; t++) fn(t);
-  } else {
-    ParallelFor(ntasks, fn);
-  }
+  RunTasksOn(ntasks, flops >= minFlops, fn);
 }
 
 void Gemm(const Problem& P, const KernelDesc& kd) {
@@ -1027,16 +994,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
   const double flops = 2.0 * static_cast<double>(M) * N * K * P.batch;
 
   if (K == 0 || P.alpha == 0.0f) {
-    // No products: C = beta·C (beta == 0 overwrites, NaN included).
-    const int64_t n = M * N;
-    RunTasks(P.batch, static_cast<double>(n) * P.batch, [&](int64_t bi) {
-      float* c = P.C + bi * P.sC;
-      if (P.beta == 0.0f) {
-        std::fill(c, c + n, 0.0f);
-      } else if (P.beta != 1.0f) {
-        for (int64_t t = 0; t < n; t++) c[t] *= P.beta;
-      }
-    });
+    ScaleOnly(P.C, P.sC, P.batch, M * N, P.beta, static_cast<double>(M * N) * P.batch >= kParallelMinFlops);
     return;
   }
 

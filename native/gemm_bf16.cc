@@ -50,6 +50,7 @@
 #include "check.h"
 #include "cpu.h"
 #include "gemm-args.h"
+#include "gemm-driver.h"
 #include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
@@ -604,40 +605,11 @@ inline int64_t KcFor(int64_t K) {
 // kc2 here is the padded pair count of the packed panels.
 void KernelBlock(const Problem& P, const KernelDesc& kd, float* C, const uint32_t* Ap, const uint32_t* Bp, int64_t m0,
                  int64_t rows, int64_t n0, int64_t cols, int64_t kc2, float beta) {
-  const int mr = kd.mr, nr = kd.nr;
-  const int64_t N = P.N;
-  alignas(64) float edge[kMaxMR * kMaxNR];
-  for (int64_t i = 0; i < rows; i += mr) {
-    const int64_t h = std::min<int64_t>(mr, rows - i);
-    const uint32_t* ap = Ap + (i / mr) * kc2 * mr;
-    for (int64_t j = 0; j < cols; j += nr) {
-      const int64_t w = std::min<int64_t>(nr, cols - j);
-      float* c = C + (m0 + i) * N + n0 + j;
-      const uint32_t* bp = Bp + (j / nr) * kc2 * nr;
-      if (h == mr && w == nr) {
-        kd.micro(kc2, ap, bp, c, N, P.alpha, beta);
-        continue;
-      }
-      kd.micro(kc2, ap, bp, edge, nr, 1.0f, 0.0f);
-      for (int64_t r = 0; r < h; r++) {
-        float* cr = c + r * N;
-        const float* er = edge + r * nr;
-        if (beta == 0.0f) {
-          for (int64_t q = 0; q < w; q++) cr[q] = P.alpha * er[q];
-        } else {
-          for (int64_t q = 0; q < w; q++) cr[q] = P.alpha * er[q] + beta * cr[q];
-        }
-      }
-    }
-  }
+  KernelBlockT<kMaxMR * kMaxNR, false>(kd, P.N, P.alpha, C, Ap, Bp, m0, rows, n0, cols, kc2, beta);
 }
 
 void RunTasks(int64_t ntasks, bool parallel, const std::function<void(int64_t)>& fn) {
-  if (!parallel) {
-    for (int64_t t = 0; t < ntasks; t++) fn(t);
-  } else {
-    ParallelFor(ntasks, fn);
-  }
+  RunTasksOn(ntasks, parallel, fn);
 }
 
 
@@ -701,15 +673,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
   const double flops = 2.0 * static_cast<double>(M) * N * K * P.batch;
   const bool parallel = flops >= kParallelMinFlops;
   if (K == 0 || P.alpha == 0.0f) {
-    const int64_t n = M * N;
-    RunTasks(P.batch, parallel, [&](int64_t bi) {
-      float* c = P.C + bi * P.sC;
-      if (P.beta == 0.0f) {
-        std::fill(c, c + n, 0.0f);
-      } else if (P.beta != 1.0f) {
-        for (int64_t t = 0; t < n; t++) c[t] *= P.beta;
-      }
-    });
+    ScaleOnly(P.C, P.sC, P.batch, M * N, P.beta, parallel);
     return;
   }
   if (2.0 * static_cast<double>(M) * N * K >= kSlabMinFlops) {

@@ -1,0 +1,80 @@
+// The GEMM drivers' shared pieces (native/gemm.cc: float32 panels; native/gemm_bf16.cc: bf16 pair
+// panels): running a micro-kernel over one block of C, with partial tiles computed into a scratch
+// tile and merged (alpha·tile + beta·C), and running a driver's tasks inline or on the pool.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+
+#include "threadpool.h"
+
+namespace dpo {
+
+// Runs kd.micro over C[m0:m0+rows, n0:n0+cols] (row stride N) of one K block: Ap holds the rows as
+// MR micro-panels and Bp the columns as NR micro-panels, each `depth` packed elements deep per
+// row/column (K for float32, padded K pairs for bf16). beta is the K block's: the first block
+// applies the caller's beta, later ones accumulate (beta = 1). Full tiles go straight to C
+// (Prefetch: C's lines are started on their way first); partial tiles are computed in a
+// kMaxTile-float scratch tile with alpha 1, beta 0, then merged — the same two roundings
+// (alpha·t, then + beta·c) as the micro-kernels' own epilogue.
+template <int kMaxTile, bool Prefetch, typename KernelDesc, typename Panel>
+inline void KernelBlockT(const KernelDesc& kd, int64_t N, float alpha, float* C, const Panel* Ap, const Panel* Bp,
+                         int64_t m0, int64_t rows, int64_t n0, int64_t cols, int64_t depth, float beta) {
+  const int mr = kd.mr, nr = kd.nr;
+  alignas(64) float edge[kMaxTile];
+  for (int64_t i = 0; i < rows; i += mr) {
+    const int64_t h = std::min<int64_t>(mr, rows - i);
+    const Panel* ap = Ap + (i / mr) * depth * mr;
+    for (int64_t j = 0; j < cols; j += nr) {
+      const int64_t w = std::min<int64_t>(nr, cols - j);
+      float* c = C + (m0 + i) * N + n0 + j;
+      const Panel* bp = Bp + (j / nr) * depth * nr;
+      if (h == mr && w == nr) {
+        if constexpr (Prefetch) {
+          // Start the C tile's lines on their way; the kernel reads/writes them only at the end.
+          for (int r = 0; r < mr; r++) {
+            __builtin_prefetch(c + r * N);
+            __builtin_prefetch(c + r * N + nr - 1);
+          }
+        }
+        kd.micro(depth, ap, bp, c, N, alpha, beta);
+        continue;
+      }
+      kd.micro(depth, ap, bp, edge, nr, 1.0f, 0.0f);
+      for (int64_t r = 0; r < h; r++) {
+        float* cr = c + r * N;
+        const float* er = edge + r * nr;
+        if (beta == 0.0f) {
+          for (int64_t q = 0; q < w; q++) cr[q] = alpha * er[q];
+        } else {
+          for (int64_t q = 0; q < w; q++) cr[q] = alpha * er[q] + beta * cr[q];
+        }
+      }
+    }
+  }
+}
+
+// A driver's tasks: inline when the product is too small to pay for waking the pool.
+inline void RunTasksOn(int64_t ntasks, bool parallel, const std::function<void(int64_t)>& fn) {
+  if (!parallel) {
+    for (int64_t t = 0; t < ntasks; t++) fn(t);
+  } else {
+    ParallelFor(ntasks, fn);
+  }
+}
+
+// No products (K = 0 or alpha = 0): C = beta·C for every batch item; beta == 0 overwrites (NaN
+// included), beta == 1 leaves C as it is.
+inline void ScaleOnly(float* C, int64_t sC, int64_t batch, int64_t n, float beta, bool parallel) {
+  RunTasksOn(batch, parallel, [&](int64_t bi) {
+    float* c = C + bi * sC;
+    if (beta == 0.0f) {
+      std::fill(c, c + n, 0.0f);
+    } else if (beta != 1.0f) {
+      for (int64_t t = 0; t < n; t++) c[t] *= beta;
+    }
+  });
+}
+
+}  // namespace dpo
