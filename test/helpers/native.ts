@@ -72,7 +72,7 @@ export function wasmRerun(file: string, pattern: string, opts: { threads?: numbe
   for (const threads of counts) {
     test(`wasm backend (${threads} thread${threads > 1 ? 's' : ''}): ${pattern}`, { skip }, () => {
       assert.ok(built, WASM_MISSING);
-      const env: NodeJS.ProcessEnv = { ...process.env, DPO_BACKEND: 'wasm', DPO_NUM_THREADS: String(threads) };
+      const env: NodeJS.ProcessEnv = { ...process.env, DPO_BACKEND: 'wasm', DPO_NUM_THREADS: String(threads), DPO_WASM_POISON_OUTPUTS: '1' };
       delete env.NODE_TEST_CONTEXT; // else the child talks the runner's internal protocol, not TAP
       const r = spawnNode(
         ['--test-reporter=tap', `--test-name-pattern=${pattern}`, fileURLToPath(file)],
