@@ -3,7 +3,10 @@
 // GPT-2 (DPO LoRA: Conv1D, fan_in_fan_out), runs each job's train.py
 // on the CPU with TRL, compares our exported reference log-probs with the ones TRL computes itself
 // (float32), imports each result back with `import-run`, and checks the merged GPT-2 adapter
-// against PEFT's own adapted model.
+// against PEFT's own adapted model. Also: a DPO job with its data as Parquet (--data-format parquet,
+// loaded by load_dataset("parquet")), and a reward model trained with LoRA (RewardTrainer, task_type
+// SEQ_CLS: the score head in modules_to_save) whose merged import is scored against PEFT's adapted
+// AutoModelForSequenceClassification.
 //
 //   npx tsc -p . && PYTHON=/path/to/venv/bin/python node dist/bench/trl-e2e.js [--keep]
 //
@@ -19,6 +22,9 @@ import { importRun } from '../src/train/import-run.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from '../test/fixtures/train/tiny.js';
 import { TINY_GPT2 } from '../test/helpers/fixtures.js';
 import { loadModelAndTokenizer } from '../src/io/load-model.js';
+import { exportTrlRmJob } from '../src/train/trl-export-rl.js';
+import { parseRewardConfig } from '../src/train/rl-config.js';
+import { loadSequenceClassifier } from '../src/io/reward-dir.js';
 
 const PYTHON = process.env.PYTHON ?? 'python3';
 const keep = process.argv.includes('--keep');
@@ -54,6 +60,17 @@ b = lps(base)
 print(json.dumps({"base": b, "peft": lps(PeftModel.from_pretrained(base, f"{job}/output").eval())}))
 `;
 
+const PEFT_REWARDS = `
+import json, sys, torch
+from transformers import AutoModelForSequenceClassification
+from peft import PeftModel
+job, rows = sys.argv[1], json.loads(sys.argv[2])
+base = AutoModelForSequenceClassification.from_pretrained(f"{job}/model", num_labels=1, dtype=torch.float32).eval()
+m = PeftModel.from_pretrained(base, f"{job}/output").eval()
+with torch.no_grad():
+    print(json.dumps([m(torch.tensor([ids])).logits[0, 0].item() for ids in rows]))
+`;
+
 function python(args: string[], cwd: string, log: string): string {
   const r = spawnSync(PYTHON, args, { cwd, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' }, maxBuffer: 64 << 20 });
   writeFileSync(join(work, log), `${r.stdout}\n${r.stderr}`);
@@ -72,11 +89,15 @@ const base = { eval_split: 0.25, learning_rate: 1e-3, max_steps: 6, logging_step
 
 const results: Record<string, unknown> = {};
 const sftData = writeJsonl(join(work, 'sft.jsonl'), syntheticPairs(48, 1).map((p) => ({ prompt: p.prompt, completion: p.chosen })));
-for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true], ['sft-lora', { use_peft: true }, false], ['gpt2-lora', { use_peft: true, lora_dropout: 0 }, false]] as const) {
+for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft: true, lora_dropout: 0 }, false], ['ref-logps', {}, true], ['sft-lora', { use_peft: true }, false], ['gpt2-lora', { use_peft: true, lora_dropout: 0 }, false], ['parquet', {}, false], ['rm-lora', { use_peft: true, lora_dropout: 0 }, false]] as const) {
   const job = join(work, `job-${name}`);
   const t0 = Date.now();
   if (name === 'gpt2-lora') await exportTrlJob({ model: TINY_GPT2, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job });
-  else if (name.startsWith('sft')) await exportTrlSftJob({ model, data: [sftData], config: parseSftConfig({ ...base, ...extra }), out: job });
+  else if (name === 'parquet') await exportTrlJob({ model, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job, dataFormat: 'parquet' });
+  else if (name === 'rm-lora') {
+    const { max_length: _omit, ...rmBase } = base;
+    await exportTrlRmJob({ model, data: [data], config: parseRewardConfig({ ...rmBase, ...extra }), out: job });
+  } else if (name.startsWith('sft')) await exportTrlSftJob({ model, data: [sftData], config: parseSftConfig({ ...base, ...extra }), out: job });
   else await exportTrlJob({ model, data: [data], config: parseDpoConfig({ ...base, ...extra }), out: job, refLogps, cacheDir: join(work, 'cache') });
   const r: Record<string, unknown> = {};
   if (refLogps) r.ref_logps_vs_trl = JSON.parse(python(['-c', COMPARE, job, String(base.max_length)], job, `compare-${name}.log`).trim().split('\n').at(-1)!);
@@ -96,6 +117,15 @@ for (const [name, extra, refLogps] of [['full', {}, false], ['lora', { use_peft:
     const ours = m.model.tokenLogprobs({ ids: Int32Array.from(ids), batch: 1, seq: ids.length }, Int32Array.from([...ids.slice(1), -1])).data;
     r.merged_vs_peft_max_abs_diff = Math.max(...peft.peft.map((v, i) => Math.abs(v - ours[i]!)));
     r.adapter_effect_max_abs = Math.max(...peft.peft.map((v, i) => Math.abs(v - peft.base[i]!)));
+  }
+  if (name === 'rm-lora') {
+    // The LoRA reward model merged by import-run against PEFT's adapted classifier, sequence by sequence.
+    const rows = [[5, 7, 9, 11, 3], [8, 2, 6], [4, 4, 12, 13, 14, 15]];
+    const theirs = JSON.parse(python(['-c', PEFT_REWARDS, job, JSON.stringify(rows)], job, 'peft-rm.log').trim().split('\n').at(-1)!) as number[];
+    const { model: rm } = loadSequenceClassifier(imported.dir);
+    const ours = rows.map((ids) => rm.rewards(Int32Array.from(ids), 1, ids.length).data[0]!);
+    r.rm_merged_vs_peft_max_abs_diff = Math.max(...theirs.map((v, i) => Math.abs(v - ours[i]!)));
+    r.rm_rewards = ours;
   }
   r.seconds = (Date.now() - t0) / 1000;
   results[name] = r;

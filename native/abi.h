@@ -4,6 +4,8 @@
 //
 // Conventions:
 // - A typed-array argument is two C parameters: the pointer and its length in elements.
+// - An operand that may be a Float32Array or a Uint16Array of bf16 bit patterns (a union
+//   operand) is three: `const void*`, its length in elements, and its dpo_dtype.
 // - Numbers (counts, strides, scalars) are doubles: the entry point validates counts itself
 //   (Check::Count), so both bindings pass the JavaScript number through unchanged.
 // - Booleans are ints (0 / non-zero).
@@ -28,6 +30,9 @@
 extern "C" {
 #endif
 
+// The element type of a union operand (the binding sets it from the typed array it was given).
+typedef enum dpo_dtype { DPO_F32 = 0, DPO_BF16 = 1 } dpo_dtype;
+
 const char* dpo_last_error(void);
 
 // Thread pool.
@@ -43,6 +48,17 @@ const char* dpo_gemm_kernels_supported(void);
 int dpo_gemm(int transA, int transB, double M, double N, double K, const float* A, size_t A_len, double strideA,
              const float* B, size_t B_len, double strideB, float* C, size_t C_len, double strideC, double batch,
              double alpha, double beta);
+
+// bf16 GEMM (gemm_bf16.cc): A and B are union operands (float32 rounded to bf16 while packing, or
+// bf16 bits); C is float32. Its path selection mirrors the float32 GEMM's.
+int dpo_gemm_bf16(int transA, int transB, double M, double N, double K, const void* A, size_t A_len,
+                  dpo_dtype A_dtype, double strideA, const void* B, size_t B_len, dpo_dtype B_dtype, double strideB,
+                  float* C, size_t C_len, double strideC, double batch, double alpha, double beta);
+const char* dpo_gemm_bf16_kernel(void);
+int dpo_gemm_bf16_set_kernel(const char* name);
+const char* dpo_gemm_bf16_kernels_supported(void);
+// float32 → bf16 bits, round-to-nearest-even (n = src_len); not a contract kernel (DPO_ADDON_TABLE).
+int dpo_f32_to_bf16(const float* src, size_t src_len, uint16_t* dst, size_t dst_len);
 
 int dpo_rmsnorm_forward(const float* x, size_t x_len, const float* w, size_t w_len, float* out, size_t out_len,
                         float* rstd, size_t rstd_len, double rows, double dim, double eps);
@@ -109,6 +125,7 @@ int dpo_copy2d(const float* src, size_t src_len, double srcStride, float* dst, s
 // X(jsName, cFunction, "JavaScript argument names, in order")
 #define DPO_KERNEL_TABLE(X)                                                                                  \
   X(gemm, dpo_gemm, "transA transB M N K A strideA B strideB C strideC batch alpha beta")                     \
+  X(gemmBf16, dpo_gemm_bf16, "transA transB M N K A strideA B strideB C strideC batch alpha beta")            \
   X(rmsnormForward, dpo_rmsnorm_forward, "x weight out rstd rows dim eps")                                   \
   X(rmsnormBackward, dpo_rmsnorm_backward, "dy x weight rstd dx dweight rows dim")                           \
   X(layernormForward, dpo_layernorm_forward, "x weight bias out mean rstd rows dim eps")                     \
@@ -136,3 +153,6 @@ int dpo_copy2d(const float* src, size_t src_len, double srcStride, float* dst, s
   X(addRowVector, dpo_add_row_vector, "x b out rows n")                                                      \
   X(sumRows, dpo_sum_rows, "x out rows n")                                                                   \
   X(copy2d, dpo_copy2d, "src srcStride dst dstStride rows cols accumulate")
+
+// Functions of the N-API addon outside the Kernels contract, bound by the same generator.
+#define DPO_ADDON_TABLE(X) X(f32ToBf16, dpo_f32_to_bf16, "src dst")

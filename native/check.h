@@ -96,6 +96,18 @@ class Check {
   const int32_t* I32(const int32_t* p, size_t len, const char* name, int64_t need, const std::string& what) {
     return Buf(p, len, name, need, what);
   }
+  uint16_t* U16(uint16_t* p, size_t len, const char* name, int64_t need, const std::string& what) {
+    return Buf(p, len, name, need, what);
+  }
+  // A union operand: a Float32Array or a Uint16Array of bf16 bit patterns, `need` elements of either.
+  const void* F32OrBf16(const void* p, size_t len, dpo_dtype dtype, const char* name, int64_t need,
+                        const std::string& what) {
+    if (ok() && p != nullptr && dtype != DPO_F32 && dtype != DPO_BF16) {
+      TypeFail(std::string(name) + " has an unknown dtype " + std::to_string(static_cast<int>(dtype)));
+      return nullptr;
+    }
+    return Buf(p, len, name, need, what);
+  }
   // An optional Int32Array: null/undefined gives nullptr without failing.
   const int32_t* OptI32(const int32_t* p, size_t len, const char* name, int64_t need, const std::string& what) {
     if (p == nullptr && len == 0) return nullptr;
@@ -113,6 +125,8 @@ class Check {
  private:
   static const char* TypeName(const float*) { return " Float32Array"; }
   static const char* TypeName(const int32_t*) { return "n Int32Array"; }
+  static const char* TypeName(const uint16_t*) { return " Uint16Array"; }
+  static const char* TypeName(const void*) { return " Float32Array or a Uint16Array of bf16 values"; }
   void Fail(int status, const std::string& msg) {
     if (!ok()) return;
     status_ = SetError(status, std::string(kernel_) + ": " + msg);

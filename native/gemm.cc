@@ -39,6 +39,7 @@
 #include "abi.h"
 #include "check.h"
 #include "cpu.h"
+#include "gemm-args.h"
 #include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
@@ -1070,41 +1071,14 @@ int dpo_gemm(int transA, int transB, double Md, double Nd, double Kd, const floa
              const float* B, size_t B_len, double sBd, float* C, size_t C_len, double sCd, double batchd,
              double alpha, double beta) {
   Check a("gemm");
-  Problem P;
-  P.ta = transA != 0;
-  P.tb = transB != 0;
-  P.M = a.Count(Md, "M");
-  P.N = a.Count(Nd, "N");
-  P.K = a.Count(Kd, "K");
-  P.sA = a.Count(sAd, "strideA");
-  P.sB = a.Count(sBd, "strideB");
-  P.sC = a.Count(sCd, "strideC");
-  P.batch = a.Count(batchd, "batch");
-  P.alpha = static_cast<float>(alpha);
-  P.beta = static_cast<float>(beta);
-  P.A = a.F32(A, A_len, "A", 0, "");
-  P.B = a.F32(B, B_len, "B", 0, "");
-  P.C = a.F32(C, C_len, "C", 0, "");
+  GemmArgs g;
   const KernelDesc* kd = ActiveKernel();
-  if (a.ok() && kd == nullptr) a.TypeFail(g_kernel_error);
-  if (!a.ok() || P.batch == 0 || P.M == 0 || P.N == 0) return a.status();
-
-  // Elements a batched operand spans: (batch − 1)·stride + rows·cols.
-  const auto span = [&](int64_t stride, int64_t rows, int64_t cols) {
-    return SatAdd(SatMul(P.batch - 1, stride), SatMul(rows, cols));
-  };
-  const std::string dims = "M=" + std::to_string(P.M) + " N=" + std::to_string(P.N) + " K=" + std::to_string(P.K) +
-                           " batch=" + std::to_string(P.batch);
-  a.F32(A, A_len, "A", span(P.sA, P.M, P.K),
-        std::string(P.ta ? "A is K×M" : "A is M×K") + ", strideA=" + std::to_string(P.sA) + ", " + dims);
-  a.F32(B, B_len, "B", span(P.sB, P.K, P.N),
-        std::string(P.tb ? "B is N×K" : "B is K×N") + ", strideB=" + std::to_string(P.sB) + ", " + dims);
-  a.F32(C, C_len, "C", span(P.sC, P.M, P.N), "C is M×N, strideC=" + std::to_string(P.sC) + ", " + dims);
-  // Batch items writing overlapping C would race (and the result would depend on timing).
-  a.Require(!(P.batch > 1 && P.sC < P.M * P.N),
-            "strideC=" + std::to_string(P.sC) + " is smaller than M·N=" + std::to_string(P.M * P.N) +
-                " with batch=" + std::to_string(P.batch) + ": outputs of batch items would overlap");
-  if (!a.ok()) return a.status();
+  const auto operandA = [&](int64_t need, const std::string& what) { a.F32(A, A_len, "A", need, what); };
+  const auto operandB = [&](int64_t need, const std::string& what) { a.F32(B, B_len, "B", need, what); };
+  if (!CheckGemmArgs(a, g, transA, transB, Md, Nd, Kd, sAd, sBd, sCd, batchd, alpha, beta, operandA, operandB, C,
+                     C_len, kd ? nullptr : &g_kernel_error))
+    return a.status();
+  const Problem P{g.ta, g.tb, g.M, g.N, g.K, A, g.sA, B, g.sB, C, g.sC, g.batch, g.alpha, g.beta};
   Gemm(P, *kd);
   return DPO_OK;
 }
@@ -1114,26 +1088,12 @@ const char* dpo_gemm_kernel(void) {
   return kd ? kd->name : "none";
 }
 
-// Switches the micro-kernel (tests exercise every path in one process).
 int dpo_gemm_set_kernel(const char* name) {
-  const std::string n(name ? name : "");
-  if (!ByName(n)) return SetError(DPO_RANGE_ERROR, "gemmSetKernel: unknown kernel '" + n + "' (" + KernelNames() + ")");
-  if (!Supported(n)) return SetError(DPO_RANGE_ERROR, "gemmSetKernel: kernel '" + n + "' is not supported by this CPU");
-  ActiveKernel();  // settle the start-up choice first so it cannot override this one
-  g_kernel = ByName(n);
-  return DPO_OK;
+  return SetKernelByName("gemmSetKernel", name, KernelNames(), ByName, Supported, ActiveKernel, &g_kernel);
 }
 
 const char* dpo_gemm_kernels_supported(void) {
-  static const std::string names = [] {
-    std::string s;
-    for (const char* name : {"avx512", "avx2", "neon", "wasm-simd128", "portable"}) {
-      if (!Supported(name)) continue;
-      if (!s.empty()) s += ",";
-      s += name;
-    }
-    return s;
-  }();
+  static const std::string names = SupportedKernelNames({"avx512", "avx2", "neon", "wasm-simd128", "portable"}, Supported);
   return names.c_str();
 }
 

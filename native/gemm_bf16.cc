@@ -34,12 +34,12 @@
 #include <new>
 #include <string>
 
+#include "abi.h"
+#include "check.h"
+#include "gemm-args.h"
 #include "kernel-choice.h"
 #include "pack-buffers.h"
 #include "threadpool.h"
-#if !defined(__EMSCRIPTEN__)
-#include <napi.h>  // the N-API wrappers at the end (the wasm build has no bf16 GEMM binding yet)
-#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define DPO_BF16_X86 1
@@ -301,7 +301,7 @@ std::once_flag g_kernel_once;
 
 const KernelDesc* ActiveKernel() {
   std::call_once(g_kernel_once, [] {
-    g_kernel = ChooseKernelFromEnv<KernelDesc>("DPO_GEMM_BF16_KERNEL", "gemmBf16: ", kNames, ByName, Supported, BestKernel, &g_kernel_error);
+    g_kernel = ChooseKernelFromEnv<KernelDesc>("DPO_GEMM_BF16_KERNEL", "", kNames, ByName, Supported, BestKernel, &g_kernel_error);
   });
   return g_kernel.load();
 }
@@ -446,169 +446,68 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
   });
 }
 
-#if !defined(__EMSCRIPTEN__)
+}  // namespace
+}  // namespace dpo
+
 // ---------------------------------------------------------------------------------------------
-// N-API wrappers.
+// The C ABI (abi.h); the bindings are generated from the kernel table (napi.cc, wasm.cc).
 
-bool ThrowIf(Napi::Env env, bool bad, const std::string& msg, bool range = true) {
-  if (!bad) return false;
-  if (range) {
-    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-  } else {
-    Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  }
-  return true;
-}
+extern "C" {
 
-bool IntArg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t* out) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, !info[i].IsNumber(), std::string(fn) + ": " + name + " must be a number", false)) return false;
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (ThrowIf(env, !(v >= 0 && v <= 9007199254740991.0) || v != std::floor(v),
-              std::string(fn) + ": " + name + " must be a non-negative integer, got " + std::to_string(v)))
-    return false;
-  *out = static_cast<int64_t>(v);
-  return true;
-}
-
-// A Float32Array (converted while packing) or a Uint16Array of bf16 bit patterns.
-bool OperandArg(const Napi::CallbackInfo& info, size_t i, const char* name, Operand* op, size_t* len) {
-  Napi::Value v = info[i];
-  const bool typed = v.IsTypedArray();
-  const napi_typedarray_type t = typed ? v.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
-  if (ThrowIf(info.Env(), !typed || (t != napi_float32_array && t != napi_uint16_array),
-              std::string("gemmBf16: ") + name + " must be a Float32Array or a Uint16Array of bf16 values", false))
-    return false;
-  if (t == napi_float32_array) {
-    auto a = v.As<Napi::Float32Array>();
-    op->f32 = a.Data();
-    *len = a.ElementLength();
-  } else {
-    auto a = v.As<Napi::Uint16Array>();
-    op->bf16 = a.Data();
-    *len = a.ElementLength();
-  }
-  return true;
-}
-
-bool CheckSpan(Napi::Env env, const char* name, size_t len, int64_t batch, int64_t stride, int64_t rows, int64_t cols,
-               const std::string& dims) {
-  const __int128 need = static_cast<__int128>(batch - 1) * stride + static_cast<__int128>(rows) * cols;
-  return !ThrowIf(env, need > static_cast<__int128>(len),
-                  std::string("gemmBf16: ") + name + " has " + std::to_string(len) + " elements but " + dims +
-                      " needs " + std::to_string(static_cast<long long>(need)));
-}
-
-Napi::Value GemmBf16Js(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, info.Length() < 14,
-              "gemmBf16: expected 14 arguments (transA, transB, M, N, K, A, strideA, B, strideB, C, strideC, batch, "
-              "alpha, beta), got " + std::to_string(info.Length()),
-              false))
-    return env.Undefined();
-  Problem P;
-  P.ta = info[0].ToBoolean().Value();
-  P.tb = info[1].ToBoolean().Value();
-  size_t la = 0, lb = 0;
-  if (!IntArg(info, 2, "gemmBf16", "M", &P.M) || !IntArg(info, 3, "gemmBf16", "N", &P.N) ||
-      !IntArg(info, 4, "gemmBf16", "K", &P.K) || !OperandArg(info, 5, "A", &P.A, &la) ||
-      !IntArg(info, 6, "gemmBf16", "strideA", &P.A.stride) || !OperandArg(info, 7, "B", &P.B, &lb) ||
-      !IntArg(info, 8, "gemmBf16", "strideB", &P.B.stride))
-    return env.Undefined();
-  Napi::Value cv = info[9];
-  if (ThrowIf(env, !cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array,
-              "gemmBf16: C must be a Float32Array", false))
-    return env.Undefined();
-  auto carr = cv.As<Napi::Float32Array>();
-  P.C = carr.Data();
-  const size_t lc = carr.ElementLength();
-  if (!IntArg(info, 10, "gemmBf16", "strideC", &P.sC) || !IntArg(info, 11, "gemmBf16", "batch", &P.batch))
-    return env.Undefined();
-  if (ThrowIf(env, !info[12].IsNumber() || !info[13].IsNumber(), "gemmBf16: alpha and beta must be numbers", false))
-    return env.Undefined();
-  P.alpha = static_cast<float>(info[12].As<Napi::Number>().DoubleValue());
-  P.beta = static_cast<float>(info[13].As<Napi::Number>().DoubleValue());
+int dpo_gemm_bf16(int transA, int transB, double Md, double Nd, double Kd, const void* A, size_t A_len,
+                  dpo_dtype A_dtype, double sAd, const void* B, size_t B_len, dpo_dtype B_dtype, double sBd, float* C,
+                  size_t C_len, double sCd, double batchd, double alpha, double beta) {
+  using namespace dpo;
+  Check a("gemmBf16");
+  GemmArgs g;
   const KernelDesc* kd = ActiveKernel();
-  if (ThrowIf(env, kd == nullptr, g_kernel_error, false)) return env.Undefined();
-  if (P.batch == 0 || P.M == 0 || P.N == 0) return env.Undefined();
-  const std::string dims = "M=" + std::to_string(P.M) + " N=" + std::to_string(P.N) + " K=" + std::to_string(P.K) +
-                           " batch=" + std::to_string(P.batch);
-  if (!CheckSpan(env, "A", la, P.batch, P.A.stride, P.M, P.K, std::string(P.ta ? "A (K×M, " : "A (M×K, ") + dims + ")") ||
-      !CheckSpan(env, "B", lb, P.batch, P.B.stride, P.K, P.N, std::string(P.tb ? "B (N×K, " : "B (K×N, ") + dims + ")") ||
-      !CheckSpan(env, "C", lc, P.batch, P.sC, P.M, P.N, "C (M×N, " + dims + ")"))
-    return env.Undefined();
-  if (ThrowIf(env, P.batch > 1 && P.sC < P.M * P.N,
-              "gemmBf16: strideC=" + std::to_string(P.sC) + " is smaller than M·N=" + std::to_string(P.M * P.N) +
-                  " with batch=" + std::to_string(P.batch) + ": outputs of batch items would overlap"))
-    return env.Undefined();
+  const auto operandA = [&](int64_t need, const std::string& what) { a.F32OrBf16(A, A_len, A_dtype, "A", need, what); };
+  const auto operandB = [&](int64_t need, const std::string& what) { a.F32OrBf16(B, B_len, B_dtype, "B", need, what); };
+  if (!CheckGemmArgs(a, g, transA, transB, Md, Nd, Kd, sAd, sBd, sCd, batchd, alpha, beta, operandA, operandB, C,
+                     C_len, kd ? nullptr : &g_kernel_error))
+    return a.status();
+  // A union operand is float32 (rounded while packing) or bf16 bits, as its dtype says.
+  const auto operand = [](const void* p, dpo_dtype dtype, int64_t stride) {
+    Operand op;
+    if (dtype == DPO_F32) op.f32 = static_cast<const float*>(p);
+    else op.bf16 = static_cast<const uint16_t*>(p);
+    op.stride = stride;
+    return op;
+  };
+  const Problem P{g.ta, g.tb, g.M, g.N, g.K, operand(A, A_dtype, g.sA), operand(B, B_dtype, g.sB), C, g.sC,
+                  g.batch, g.alpha, g.beta};
   Gemm(P, *kd);
-  return env.Undefined();
+  return DPO_OK;
 }
 
-Napi::Value GemmBf16KernelJs(const Napi::CallbackInfo& info) {
-  const KernelDesc* kd = ActiveKernel();
-  return Napi::String::New(info.Env(), kd ? kd->name : "none");
+const char* dpo_gemm_bf16_kernel(void) {
+  const dpo::KernelDesc* kd = dpo::ActiveKernel();
+  return kd ? kd->name : "none";
 }
 
-Napi::Value GemmBf16SetKernelJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, info.Length() < 1 || !info[0].IsString(), "gemmBf16SetKernel: expected a kernel name", false))
-    return env.Undefined();
-  const std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (ThrowIf(env, !ByName(name), "gemmBf16SetKernel: unknown kernel '" + name + "' (" + kNames + ")"))
-    return env.Undefined();
-  if (ThrowIf(env, !Supported(name), "gemmBf16SetKernel: kernel '" + name + "' is not supported by this CPU"))
-    return env.Undefined();
-  ActiveKernel();
-  g_kernel = ByName(name);
-  return env.Undefined();
+int dpo_gemm_bf16_set_kernel(const char* name) {
+  using namespace dpo;
+  return SetKernelByName("gemmBf16SetKernel", name, kNames, ByName, Supported, ActiveKernel, &g_kernel);
 }
 
-Napi::Value GemmBf16KernelsSupportedJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Array out = Napi::Array::New(env);
-  uint32_t n = 0;
-  for (const char* name : {"avx512bf16", "avx512", "portable"})
-    if (Supported(name)) out.Set(n++, Napi::String::New(env, name));
-  return out;
+const char* dpo_gemm_bf16_kernels_supported(void) {
+  static const std::string names = dpo::SupportedKernelNames({"avx512bf16", "avx512", "portable"}, dpo::Supported);
+  return names.c_str();
 }
 
-// f32ToBf16(src: Float32Array, dst: Uint16Array): round-to-nearest-even, n = src.length.
-Napi::Value F32ToBf16Js(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (ThrowIf(env, info.Length() < 2 || !info[0].IsTypedArray() ||
-                       info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-                       !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array,
-              "f32ToBf16: expected (Float32Array, Uint16Array)", false))
-    return env.Undefined();
-  auto src = info[0].As<Napi::Float32Array>();
-  auto dst = info[1].As<Napi::Uint16Array>();
-  const int64_t n = static_cast<int64_t>(src.ElementLength());
-  if (ThrowIf(env, dst.ElementLength() < src.ElementLength(),
-              "f32ToBf16: destination has " + std::to_string(dst.ElementLength()) + " elements, need " +
-                  std::to_string(n)))
-    return env.Undefined();
-  const float* s = src.Data();
-  uint16_t* d = dst.Data();
+int dpo_f32_to_bf16(const float* src, size_t src_len, uint16_t* dst, size_t dst_len) {
+  using namespace dpo;
+  Check a("f32ToBf16");
+  const float* s = a.F32(src, src_len, "src", 0, "");
+  const int64_t n = static_cast<int64_t>(src_len);
+  uint16_t* d = a.U16(dst, dst_len, "dst", n, "one per element of src");
+  if (!a.ok()) return a.status();
   constexpr int64_t kChunk = 1 << 16;
   RunTasks((n + kChunk - 1) / kChunk, n >= 4 * kChunk, [&](int64_t t) {
     const int64_t e = std::min(n, (t + 1) * kChunk);
     for (int64_t i = t * kChunk; i < e; i++) d[i] = Bf16Bits(s[i]);
   });
-  return env.Undefined();
+  return DPO_OK;
 }
 
-}  // namespace
-
-void RegisterGemmBf16(Napi::Env env, Napi::Object exports) {
-  exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16Js, "gemmBf16"));
-  exports.Set("gemmBf16Kernel", Napi::Function::New(env, GemmBf16KernelJs, "gemmBf16Kernel"));
-  exports.Set("gemmBf16SetKernel", Napi::Function::New(env, GemmBf16SetKernelJs, "gemmBf16SetKernel"));
-  exports.Set("gemmBf16KernelsSupported", Napi::Function::New(env, GemmBf16KernelsSupportedJs, "gemmBf16KernelsSupported"));
-  exports.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16Js, "f32ToBf16"));
-}
-#else
-}  // namespace
-#endif
-
-}  // namespace dpo
+}  // extern "C"

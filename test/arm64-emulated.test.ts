@@ -101,7 +101,7 @@ test('arm64 build: loads under emulation, NEON GEMM path chosen, portable path a
 
 // Kernel parity against the float64 reference (every GEMM path, fused ops, attention) and the
 // finite-difference gradient checks, each file run whole on the arm64 Node.
-for (const file of ['gemm', 'ops-kernels', 'attention-kernels', 'bias-kernels', 'tensor-autograd', 'packing']) {
+for (const file of ['gemm', 'gemm-bf16', 'ops-kernels', 'attention-kernels', 'bias-kernels', 'tensor-autograd', 'packing']) {
   test(`arm64 under qemu: ${file}.test.js passes`, { skip }, async () => {
     await arm64Addon();
     const r = runArm64(['--test-reporter=tap', join(here, `${file}.test.js`)], { DPO_TEST_NODE_FLAGS: JSON.stringify(arm64WasmFlags()) });

@@ -154,7 +154,7 @@ test('conversions: round-to-nearest-even, ties to even, NaN stays NaN, overflow 
   for (let i = 0; i < bits.length; i++) {
     if (out[i] !== f32BitsToBf16Bits(bits[i]!)) assert.fail(`f32ToBf16(0x${bits[i]!.toString(16)}) = 0x${out[i]!.toString(16)}`);
   }
-  assert.throws(() => raw().f32ToBf16(new Float32Array(3), new Uint16Array(2)), /destination has 2 elements, need 3/);
+  assert.throws(() => raw().f32ToBf16(new Float32Array(3), new Uint16Array(2)), /^RangeError: f32ToBf16: dst has 2 elements, needs 3 \(one per element of src\)$/);
 });
 
 test('gemmBf16 matches the float64 reference within the derived bf16 bounds: odd shapes, all transposes, every path', { skip }, () => {
@@ -262,15 +262,17 @@ test('gemmBf16 reference backend and the converted fallback over a float32 gemm 
 
 test('gemmBf16: argument errors name the function and the operand', { skip }, () => {
   const k = nat!;
-  assert.throws(() => k.gemmBf16(false, false, 2, 2, 2, new Float64Array(4), 0, new Float32Array(4), 0, new Float32Array(4), 0, 1, 1, 0),
-    /gemmBf16: A must be a Float32Array or a Uint16Array/);
+  assert.throws(() => k.gemmBf16(false, false, 2, 2, 2, new Float64Array(4) as unknown as Float32Array, 0, new Float32Array(4), 0, new Float32Array(4), 0, 1, 1, 0),
+    (e: unknown) => e instanceof TypeError && /^gemmBf16: A must be a Float32Array or a Uint16Array of bf16 values$/.test((e as Error).message));
   assert.throws(() => k.gemmBf16(false, false, 2, 2, 2, new Float32Array(4), 0, new Uint16Array(3), 0, new Float32Array(4), 0, 1, 1, 0),
-    /gemmBf16: B has 3 elements but B \(K×N, M=2 N=2 K=2 batch=1\) needs 4/);
+    (e: unknown) => e instanceof RangeError && /^gemmBf16: B has 3 elements, needs 4 \(B is K×N, strideB=0, M=2 N=2 K=2 batch=1\)$/.test((e as Error).message));
   assert.throws(() => k.gemmBf16(false, false, 2, 2, 2, new Float32Array(4), 0, new Float32Array(4), 0, new Uint16Array(4) as unknown as Float32Array, 0, 1, 1, 0),
-    /gemmBf16: C must be a Float32Array/);
+    (e: unknown) => e instanceof TypeError && /^gemmBf16: C must be a Float32Array$/.test((e as Error).message));
   assert.throws(() => k.gemmBf16(false, false, -1, 2, 2, new Float32Array(4), 0, new Float32Array(4), 0, new Float32Array(4), 0, 1, 1, 0),
-    /gemmBf16: M must be a non-negative integer/);
-  assert.throws(() => raw().gemmBf16SetKernel('amx'), /unknown kernel 'amx' \(avx512bf16, avx512, portable\)/);
+    (e: unknown) => e instanceof RangeError && /^gemmBf16: M must be a non-negative integer, got -1$/.test((e as Error).message));
+  assert.throws(() => raw().gemmBf16SetKernel('amx'), /^RangeError: gemmBf16SetKernel: unknown kernel 'amx' \(avx512bf16, avx512, portable\)$/);
+  assert.throws(() => raw().f32ToBf16(new Float32Array(3), new Int16Array(3) as unknown as Uint16Array),
+    (e: unknown) => e instanceof TypeError && /^f32ToBf16: dst must be a Uint16Array$/.test((e as Error).message));
 });
 
 test('DPO_GEMM_BF16_KERNEL forces a path in a fresh process (and a bad value is an error naming it)', { skip }, () => {

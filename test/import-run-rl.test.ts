@@ -1,19 +1,26 @@
 // `dpo import-run` for the RLHF trainers' outputs: a RewardTrainer directory (a
 // *ForSequenceClassification model) comes back as a reward model `dpo rm score` and the reward
 // functions read, byte for byte or converted to the job's dtype; GRPO / RLOO / PPO outputs (a
-// causal LM) come back with TRL's metric names (ours) and without DPO's watchdogs; a PEFT adapter
-// of a reward model is refused with the way out. The "TRL outputs" are written by our own writers
+// causal LM) come back with TRL's metric names (ours) and without DPO's watchdogs. The "TRL outputs" are written by our own writers
 // in transformers' layout (config.json, model.safetensors, trainer_state.json, dpo_ts_job.json).
+// A LoRA reward model (PEFT adapter with task_type SEQ_CLS and the score head in modules_to_save)
+// is merged into its base and scores what the unmerged adapter scores.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importRun } from '../src/train/import-run.js';
-import { readSafetensorsHeader } from '../src/io/safetensors.js';
 import { parseRewardConfig } from '../src/train/rl-config.js';
 import { runRewardModel, scoreWithRewardModel } from '../src/train/rm.js';
 import { loadSequenceClassifier } from '../src/io/reward-dir.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
+import { loadTokenizerFor } from '../src/io/load-model.js';
+import { preparePreferenceData } from '../src/data/prepare.js';
+import { collatePreference } from '../src/data/batch.js';
+import { batchRewards } from '../src/train/rm.js';
+import { Rng } from '../src/tensor/random.js';
+import * as T from '../src/tensor/index.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
@@ -82,10 +89,86 @@ test('GRPO / RLOO / PPO outputs come back as policies with TRL\'s (our) metric n
   }
 });
 
-test('a PEFT adapter of a reward model is refused with the way out', async () => {
+test('a LoRA reward model (RewardTrainer + PEFT, task_type SEQ_CLS) is merged: dpo rm score equals the unmerged adapter\'s rewards', async () => {
+  // The trained state, in memory: body with rsLoRA adapters (rank/alpha per module as rank_pattern /
+  // alpha_pattern set them) and a trained score head.
+  const tokenizer = await loadTokenizerFor(baseDir);
+  const { model: rm } = loadSequenceClassifier(baseDir, { padTokenId: tokenizer.padId, seed: 3 });
+  const rng = new Rng(21);
+  for (let i = 0; i < rm.score.data.length; i++) rm.score.data[i] = 0.3 * rng.normal();
+  const plan = (path: string): { r: number; alpha: number } | null =>
+    path.endsWith('down_proj') ? { r: 2, alpha: 8 } : path.endsWith('v_proj') ? { r: 4, alpha: 3 } : path.endsWith('q_proj') ? { r: 4, alpha: 8 } : null;
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const l of rm.body.linears()) {
+    const p = plan(l.path);
+    if (!p) continue;
+    const lora = l.attachLora(p.r, p.alpha, 0, rng, true);
+    for (let i = 0; i < lora.B.data.length; i++) lora.B.data[i] = 0.2 * rng.normal();
+    // PEFT's key names, spelled out here (not derived from our writer): "base_model.model." + module path.
+    tensors.set(`base_model.model.${l.path}.lora_A.weight`, { shape: [...lora.A.shape], data: Float32Array.from(lora.A.data) });
+    tensors.set(`base_model.model.${l.path}.lora_B.weight`, { shape: [...lora.B.shape], data: Float32Array.from(lora.B.data) });
+  }
+  tensors.set('base_model.model.score.weight', { shape: [1, rm.config.hiddenSize], data: Float32Array.from(rm.score.data) });
+  // The unmerged rewards, batched as dpo rm score batches them.
+  const prep = await preparePreferenceData([pairsFile], tokenizer, { onBadRow: 'skip' });
+  const expected = T.noGrad(() => prep.pairs.flatMap((p) => {
+    const r = batchRewards(rm, collatePreference([p], { padId: rm.padTokenId })).data;
+    return [r[0]!, r[1]!];
+  }));
+
+  // The run as TRL + PEFT 0.21 write it: adapter_config.json (SEQ_CLS adds "classifier", "score" to modules_to_save).
   const run = tmp('trl-run-rm-lora-');
-  writeFileSync(join(run, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', task_type: 'SEQ_CLS', r: 4, lora_alpha: 8, target_modules: ['q_proj'], modules_to_save: ['score'], base_model_name_or_path: baseDir }));
-  writeFileSync(join(run, 'adapter_model.safetensors'), '');
-  state(run, []);
-  await assert.rejects(importRun(run, { out: join(tmp('imp-rm-lora-'), 'run') }), /adapter of a reward model \(task_type SEQ_CLS[\s\S]*merge_and_unload/);
+  writeSafetensors(join(run, 'adapter_model.safetensors'), tensors);
+  const adapterConfig = {
+    alpha_pattern: { v_proj: 3 }, auto_mapping: null, base_model_name_or_path: 'meta-llama/Llama-3.2-1B', bias: 'none', fan_in_fan_out: false,
+    inference_mode: true, init_lora_weights: true, layer_replication: null, layers_pattern: null, layers_to_transform: null, lora_alpha: 8,
+    lora_bias: false, lora_dropout: 0.05, modules_to_save: ['classifier', 'score'], peft_type: 'LORA', r: 4, rank_pattern: { down_proj: 2 },
+    revision: null, target_modules: ['q_proj', 'v_proj', 'down_proj'], task_type: 'SEQ_CLS', trainable_token_indices: null, use_dora: false, use_rslora: true,
+  };
+  writeFileSync(join(run, 'adapter_config.json'), JSON.stringify(adapterConfig, null, 2));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) if (existsSync(join(baseDir, f))) copyFileSync(join(baseDir, f), join(run, f));
+  state(run, [{ epoch: 1, loss: 0.6, accuracy: 0.75, margin: 0.3, step: 3 }]);
+  job(run, 'reward');
+
+  const out = join(tmp('imp-rm-lora-'), 'run');
+  await assert.rejects(importRun(run, { out }), /base model "meta-llama\/Llama-3\.2-1B" looks like a Hugging Face hub id; it is not a directory on this machine \(dpo-ts reads local directories only, it downloads nothing\); pass --base/);
+  const res = await importRun(run, { out, base: baseDir });
+  assert.equal(res.kind, 'reward-model');
+  assert.deepEqual(readdirSync(join(out, 'adapter')).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+  const scored = await scoreWithRewardModel({ model: out, data: [pairsFile], quiet: true });
+  assert.equal(scored.pairs.length, prep.pairs.length);
+  scored.pairs.forEach((p, i) => {
+    assert.ok(Math.abs(p.chosen - expected[2 * i]!) < 1e-4, `pair ${i} chosen: ${p.chosen} vs unmerged ${expected[2 * i]}`);
+    assert.ok(Math.abs(p.rejected - expected[2 * i + 1]!) < 1e-4, `pair ${i} rejected: ${p.rejected} vs unmerged ${expected[2 * i + 1]}`);
+  });
+  assert.ok(scored.pairs.some((p) => Math.abs(p.margin) > 1e-3), 'the rewards are not trivially equal');
+  // The merge uses α/√r (rsLoRA) with the per-module rank and alpha, checked independently of Linear.mergeLora.
+  const base = readSafetensors(join(baseDir, 'model.safetensors')), merged = readSafetensors(join(out, 'model.safetensors'));
+  for (const [mod, r, alpha] of [['model.layers.1.mlp.down_proj', 2, 8], ['model.layers.0.self_attn.v_proj', 4, 3]] as const) {
+    const A = tensors.get(`base_model.model.${mod}.lora_A.weight`)!.data, B = tensors.get(`base_model.model.${mod}.lora_B.weight`)!.data;
+    const W = base.get(`${mod}.weight`)!, M = merged.get(`${mod}.weight`)!.data;
+    const [outF, inF] = W.shape as [number, number];
+    let maxErr = 0;
+    for (let o = 0; o < outF; o++) {
+      for (let i = 0; i < inF; i++) {
+        let d = 0;
+        for (let k = 0; k < r; k++) d += B[o * r + k]! * A[k * inF + i]!;
+        maxErr = Math.max(maxErr, Math.abs(W.data[o * inF + i]! + (alpha / Math.sqrt(r)) * d - M[o * inF + i]!));
+      }
+    }
+    assert.ok(maxErr < 1e-5, `${mod}: merged weight off by ${maxErr}`);
+  }
+  assert.deepEqual(merged.get('score.weight')!.data, Float32Array.from(rm.score.data));
+
+  // No head in the file and a base without one: refused (the head would be random).
+  const headless = tmp('trl-run-rm-lora-nohead-');
+  tensors.delete('base_model.model.score.weight');
+  writeSafetensors(join(headless, 'adapter_model.safetensors'), tensors);
+  writeFileSync(join(headless, 'adapter_config.json'), JSON.stringify({ ...adapterConfig, base_model_name_or_path: baseDir }));
+  state(headless, []);
+  await assert.rejects(importRun(headless, { out: join(tmp('imp-rm-nohead-'), 'run') }), /has no score\.weight \(modules_to_save \["score"\]\)/);
+  // A tensor that is neither LoRA nor modules_to_save is refused, never dropped.
+  tensors.set('base_model.model.model.norm.weight', { shape: [rm.config.hiddenSize], data: new Float32Array(rm.config.hiddenSize) });
+  writeSafetensors(join(headless, 'adapter_model.safetensors'), tensors);
+  await assert.rejects(importRun(headless, { out: join(tmp('imp-rm-extra-'), 'run') }), /model\.norm\.weight is neither a LoRA lora_A\/lora_B weight nor a weight of modules_to_save/);
 });

@@ -15,6 +15,7 @@ import { savePeftAdapter } from '../src/io/peft.js';
 import { Rng } from '../src/tensor/random.js';
 import { convertModel } from '../src/io/convert.js';
 import { scorePairs } from '../src/eval/score.js';
+import { evaluateModel } from '../src/eval/run.js';
 import { buildProgram } from '../src/cli/index.js';
 import { loadLocalCandidateGenerator } from '../src/annotate/local-model.js';
 import { DEFAULT_SAMPLING } from '../src/annotate/generate.js';
@@ -66,7 +67,7 @@ test('log_history entries map to our metric names; the run summary is kept apart
   assert.deepEqual(metricsRecord(logHistory[0]!).rec, logHistory[0]);
 });
 
-test('a full-model TRL run imports with the same weight bytes and metrics, and score/convert read it', async () => {
+test('a full-model TRL run imports with the same weight bytes and metrics, and eval/score/convert/add-prompts read it', async () => {
   const { run } = fullRun();
   const out = join(tmp('dpo-imported-'), 'run');
   const res = await importRun(run, { out });
@@ -94,6 +95,9 @@ test('a full-model TRL run imports with the same weight bytes and metrics, and s
   const gen = await loadLocalCandidateGenerator(out);
   const cands = await gen('Q1: ab cd?', 2, { ...DEFAULT_SAMPLING, maxNewTokens: 6 });
   assert.equal(cands.length, 2);
+  // dpo eval reads it as the policy against the base.
+  const ev = await evaluateModel({ model: out, ref: baseDir, prompts: ['Q1: ab cd?', 'Q2: ef?'], samplesPerPrompt: 1, maxNewTokens: 4, quiet: true });
+  assert.ok(ev.models.length >= 1 && ev.models.every((m) => Number.isFinite(m.kl.mean)), 'KL(policy‖base) computed');
   const gguf = join(tmp('dpo-imp-gguf-'), 'm.gguf');
   await convertModel(out, gguf, { dtype: 'f32' });
   assert.ok(readFileSync(gguf).subarray(0, 4).toString() === 'GGUF');
@@ -144,13 +148,60 @@ test('a PEFT adapter run is merged into its base: W + (α/r)·B·A, the adapter 
   assert.deepEqual(readdirSync(join(out, 'adapter')).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
   // An adapter setting the merge does not implement is refused by name.
   const cfgPath = join(run, 'adapter_config.json');
-  writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), use_rslora: true }));
-  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-rslora-'), 'run'), base: baseDir }), /use_rslora/);
+  const adapterCfg = readFileSync(cfgPath, 'utf8');
+  writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(adapterCfg), use_dora: true }));
+  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-dora-'), 'run'), base: baseDir }), /use_dora \(weight-decomposed LoRA\) not supported/);
+  writeFileSync(cfgPath, adapterCfg);
   // The merged model computes what base + adapter computes.
   const ids = Int32Array.from([1, 40, 41, 42, 43, 44]), targets = Int32Array.from([40, 41, 42, 43, 44, 0]);
   const withAdapter = base.model.tokenLogprobs({ ids, batch: 1, seq: 6 }, targets).data;
   const fromMerged = (await loadModelAndTokenizer(out)).model.tokenLogprobs({ ids, batch: 1, seq: 6 }, targets).data;
   for (let i = 0; i < 6; i++) assert.ok(Math.abs(withAdapter[i]! - fromMerged[i]!) < 1e-4, `position ${i}: ${withAdapter[i]} vs ${fromMerged[i]}`);
+});
+
+test('modules_to_save weights in a causal-LM adapter replace the base weights; rsLoRA round-trips through our writer', async () => {
+  const run = tmp('trl-run-lora-saved-');
+  const base = await loadModelAndTokenizer(baseDir);
+  const lora = { r: 4, alpha: 6, dropout: 0, targetModules: ['o_proj'], rslora: true };
+  const attached = attachLora(base.model.linears(), lora, 5);
+  const rng = new Rng(6);
+  for (const l of attached) for (let i = 0; i < l.lora!.B.data.length; i++) l.lora!.B.data[i] = 0.05 * rng.normal();
+  const emb = loadHfDirectory(baseDir).weights.get('model.embed_tokens.weight')!;
+  const newEmb = { shape: [...emb.shape], data: emb.data.map((v) => v + 0.5) };
+  savePeftAdapter(run, base.model.linears(), lora, 'llama', baseDir, { saved: new Map([['model.embed_tokens.weight', newEmb]]) });
+  const cfg = JSON.parse(readFileSync(join(run, 'adapter_config.json'), 'utf8'));
+  assert.deepEqual([cfg.use_rslora, cfg.modules_to_save], [true, ['model.embed_tokens']]);
+  writeTrainerState(run);
+  const out = join(tmp('dpo-imported-lora-saved-'), 'run');
+  await importRun(run, { out });
+  const merged = loadHfDirectory(out).weights;
+  assert.deepEqual(merged.get('model.embed_tokens.weight')!.data, newEmb.data);
+  const l0 = attached[0]!, W = loadHfDirectory(baseDir).weights.get(`${l0.path}.weight`)!.data, M = merged.get(`${l0.path}.weight`)!.data;
+  const inF = l0.inFeatures;
+  let d = 0;
+  for (let k = 0; k < 4; k++) d += l0.lora!.B.data[k]! * l0.lora!.A.data[k * inF]!;
+  assert.ok(Math.abs(W[0]! + (6 / Math.sqrt(4)) * d - M[0]!) < 1e-6, 'element [0,0] merged with α/√r');
+  // The tiny model ties its LM head to the embeddings: a saved lm_head has nowhere to go and is refused.
+  savePeftAdapter(run, base.model.linears(), lora, 'llama', baseDir, { saved: new Map([['lm_head.weight', newEmb]]) });
+  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-lm-head-'), 'run') }), /modules_to_save weight lm_head\.weight is not a weight of the base model .* \(its LM head is tied to the embeddings\)/);
+});
+
+test('an adapter run inside its job folder (JOB/output) merges into the job\'s model/ without --base', async () => {
+  const jobDir = tmp('trl-job-');
+  mkdirSync(join(jobDir, 'model'));
+  for (const f of readdirSync(baseDir)) copyFileSync(join(baseDir, f), join(jobDir, 'model', f));
+  const run = join(jobDir, 'output');
+  mkdirSync(run);
+  const base = await loadModelAndTokenizer(baseDir);
+  attachLora(base.model.linears(), { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] }, 1);
+  savePeftAdapter(run, base.model.linears(), { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj'] }, 'llama', '/cluster/job/model');
+  writeTrainerState(run);
+  writeFileSync(join(run, 'dpo_ts_job.json'), JSON.stringify({ trainer: 'dpo', trl_version: '1.9.0', model: { ref: 'model', hub: false, source: 'x' }, import: {} }));
+  const res = await importRun(run, { out: join(tmp('dpo-imported-injob-'), 'run') });
+  assert.deepEqual([res.kind, res.merged, res.base], ['adapter', true, join(jobDir, 'model')]);
+  // A hub model is never guessed from the folder.
+  writeFileSync(join(run, 'dpo_ts_job.json'), JSON.stringify({ trainer: 'dpo', model: { ref: 'org/name', hub: true }, import: {} }));
+  await assert.rejects(importRun(run, { out: join(tmp('dpo-imported-injob-hub-'), 'run') }), /is not on this machine; pass --base/);
 });
 
 test('a run stopped before its final save imports from its newest checkpoint; garbage is refused', async () => {

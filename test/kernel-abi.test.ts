@@ -10,6 +10,8 @@ import { referenceKernels } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { createWasmKernels } from '../src/tensor/wasm.js';
 import { loadWasmKernelsNode, wasmBuildDir, WASM_MISSING } from '../src/tensor/wasm-node.js';
+import type { WasmKernels } from '../src/tensor/wasm.js';
+import { f32ToBf16 } from '../src/tensor/bf16.js';
 import { nativeForTests } from './helpers/native.js';
 
 const { native, skip: nativeSkip } = nativeForTests();
@@ -28,10 +30,9 @@ test('the native addon exports every kernel of the contract', { skip: nativeSkip
 test('the wasm kernel table is the contract: same names, arities equal to the reference', { skip: wasmSkip }, async () => {
   assert.ok(dir, WASM_MISSING);
   const k = await loadWasmKernelsNode(1);
-  // gemmBf16 is not in the table yet (its operands may be Float32Array or Uint16Array): the wasm
-  // backend provides it in JavaScript over its gemm (gemmBf16ViaGemm, src/tensor/bf16.ts).
-  assert.deepEqual(k.table.map((r) => r.name).sort(), CONTRACT.filter((n) => n !== 'gemmBf16'));
-  assert.equal(typeof k.gemmBf16, 'function');
+  assert.deepEqual(k.table.map((r) => r.name).sort(), CONTRACT);
+  // The bf16 GEMM's A and B are union operands (Float32Array or Uint16Array of bf16 bits).
+  assert.equal(k.table.find((r) => r.name === 'gemmBf16')?.codes, 'bbdddudud' + 'Fdddd');
   for (const row of k.table) {
     const ref = (referenceKernels as unknown as Record<string, (...a: unknown[]) => unknown>)[row.name]!;
     assert.equal(row.args.length, ref.length, `${row.name}: table has ${row.args.join(',')}, reference takes ${ref.length}`);
@@ -107,6 +108,72 @@ for (const [label, get] of [
     const q = Float32Array.from({ length: o.length }, (_, i) => Math.sin(i));
     k.attentionForward(q, q, q, o, lse, 2, 3, 3, 2, 2, 4, 0.5, 3 * 2 * 4, Int32Array.of(0, 2));
     assert.ok(o.every(Number.isFinite) && lse.every((v) => Number.isFinite(v) || v === -Infinity), `${o} / ${lse}`);
+  });
+}
+
+// The bf16 GEMM as generated from the table: on wasm the table's wrapper (the backend itself
+// runs gemmBf16 over its float32 gemm, src/tensor/wasm.ts), natively the addon's function.
+const tableFn = (k: Kernels, name: string): ((...a: unknown[]) => unknown) => {
+  const row = (k as Partial<WasmKernels>).table?.find((r) => r.name === name);
+  return row ? row.call : (k as unknown as Record<string, (...a: unknown[]) => unknown>)[name]!.bind(k);
+};
+
+for (const [label, get] of [
+  ['native', async () => native!],
+  ['wasm', async () => loadWasmKernelsNode(1)],
+] as const) {
+  // One argument style (native/check.h) for every kernel of the table: the bf16 GEMM's wrapper is
+  // generated like the float32 GEMM's, so the same mistake gets the same error class and message
+  // but for the kernel's name. A bespoke wrapper (its own checks and wording) fails this.
+  test(`${label}: gemmBf16 and gemm give the same error (class and message) for the same wrong operand`, { skip: label === 'native' ? nativeSkip : wasmSkip }, async () => {
+    const k = await get();
+    const gemm = tableFn(k, 'gemm'), gemmBf16 = tableFn(k, 'gemmBf16');
+    const f = (n: number) => new Float32Array(n);
+    const cases: [string, unknown[]][] = [
+      ['A of the wrong type', [false, false, 2, 2, 2, new Float64Array(4), 0, f(4), 0, f(4), 0, 1, 1, 0]],
+      ['B of the wrong type', [false, false, 2, 2, 2, f(4), 0, new Int32Array(4), 0, f(4), 0, 1, 1, 0]],
+      ['A missing (null)', [false, false, 2, 2, 2, null, 0, f(4), 0, f(4), 0, 1, 1, 0]],
+      ['C of the wrong type', [false, false, 2, 2, 2, f(4), 0, f(4), 0, new Float64Array(4), 0, 1, 1, 0]],
+      ['A too short', [false, false, 2, 3, 5, f(9), 0, f(15), 0, f(6), 0, 1, 1, 0]],
+      ['A too short, transposed, batched', [true, false, 2, 3, 5, f(19), 10, f(15), 0, f(12), 6, 2, 1, 0]],
+      ['B too short, transposed', [false, true, 2, 3, 5, f(10), 0, f(14), 0, f(6), 0, 1, 1, 0]],
+      ['C too short', [false, false, 2, 3, 5, f(10), 0, f(15), 0, f(5), 0, 1, 1, 0]],
+      ['overlapping batch outputs', [false, false, 2, 3, 5, f(10), 0, f(15), 0, f(12), 5, 2, 1, 0]],
+      ['M not an integer', [false, false, 2.5, 2, 2, f(4), 0, f(4), 0, f(4), 0, 1, 1, 0]],
+      ['strideB negative', [false, false, 2, 2, 2, f(4), 0, f(4), -1, f(4), 0, 1, 1, 0]],
+      ['batch not a number', [false, false, 2, 2, 2, f(4), 0, f(4), 0, f(4), 0, '1', 1, 0]],
+      ['alpha not a number', [false, false, 2, 2, 2, f(4), 0, f(4), 0, f(4), 0, 1, null, 0]],
+      ['too few arguments', [false, false, 2, 2, 2, f(4), 0, f(4), 0, f(4), 0, 1, 1]],
+    ];
+    const caught = (fn: (...a: unknown[]) => unknown, args: unknown[]): Error => {
+      try { fn(...args); } catch (e) { return e as Error; }
+      return assert.fail(`no error for ${String(args)}`);
+    };
+    for (const [what, args] of cases) {
+      const e32 = caught(gemm, args), e16 = caught(gemmBf16, args);
+      assert.match(e32.message, /^gemm: /, what);
+      // The one wording difference: A and B may also be a Uint16Array of bf16 bits.
+      const expected = e32.message.replace(/^gemm: /, 'gemmBf16: ').replace(/^(gemmBf16: [AB] must be a Float32Array)$/, '$1 or a Uint16Array of bf16 values');
+      assert.equal(e16.constructor, e32.constructor, `${what}: ${e16.message}`);
+      assert.equal(e16.message, expected, what);
+    }
+    // A Uint16Array operand is counted in bf16 elements, as a Float32Array in float32 ones.
+    assert.equal(caught(gemmBf16, [false, false, 2, 3, 5, new Uint16Array(9), 0, f(15), 0, f(6), 0, 1, 1, 0]).message,
+      caught(gemm, cases[4]![1]).message.replace(/^gemm: /, 'gemmBf16: '));
+  });
+
+  test(`${label}: the table's gemmBf16 takes each operand as a Float32Array (rounded to bf16) or a Uint16Array of bf16 bits`, { skip: label === 'native' ? nativeSkip : wasmSkip }, async () => {
+    const k = await get();
+    const gemmBf16 = tableFn(k, 'gemmBf16');
+    // 1 + 2⁻⁸ rounds to 1 in bf16 (a tie, to even); small integers are exact; every sum is exact in float32.
+    const A = Float32Array.of(1 + 2 ** -8, 2, 3, 4, 5, 6); // 2×3
+    const B = Float32Array.of(1, 2, 3, 4, 5, 6); // 3×2
+    const want = [22, 28, 49, 64]; // A rounded: [[1,2,3],[4,5,6]]
+    for (const [a, b] of [[A, B], [f32ToBf16(A), B], [A, f32ToBf16(B)], [f32ToBf16(A), f32ToBf16(B)]] as const) {
+      const C = new Float32Array(4);
+      gemmBf16(false, false, 2, 2, 3, a, 0, b, 0, C, 0, 1, 1, 0);
+      assert.deepEqual(Array.from(C), want, `${a.constructor.name} × ${b.constructor.name}`);
+    }
   });
 }
 

@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { GrpoConfigSchema, parseGrpoConfig, parsePpoConfig, parseRewardConfig, PpoConfigSchema, RewardConfigSchema } from '../src/train/rl-config.js';
 import { GRPO_RULES, PPO_RULES, REWARD_RULES, translateGrpoConfig, translatePpoConfig, translateRewardConfig, type RlTranslationContext } from '../src/train/trl-translate-rl.js';
 import { RefusedOptions } from '../src/train/trl-translate.js';
+import { readRecords } from '../src/data/readers.js';
 import { exportTrlGrpoJob, exportTrlPpoJob, exportTrlRmJob, rewardExport } from '../src/train/trl-export-rl.js';
 import { builtinTextScorer } from '../src/train/rewards.js';
 import { runRewardModel } from '../src/train/rm.js';
@@ -112,6 +113,9 @@ test('rm job: RewardConfig keys only, the pairs (and margins) read back, train.p
   const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(job.trainer, 'reward');
   assert.equal(job.margins, true);
+  // The pairs' audit, as for DPO jobs (dpo data check's report); the README points to it.
+  assert.equal((JSON.parse(readFileSync(join(out, 'data', 'audit.json'), 'utf8')) as { train: { valid: number } }).train.valid, 24);
+  assert.match(readFileSync(join(out, 'README.md'), 'utf8'), /in `data\/train\.jsonl` and `data\/eval\.jsonl` \(source [^;]+; 0 rows left out as bad, see `data\/audit\.json`/);
   // The reward model keeps its sequence-classification architecture (not rewritten to the causal LM).
   const arch = (JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')) as { architectures: string[] }).architectures;
   assert.ok(arch.every((a) => a.endsWith('ForSequenceClassification')), arch.join());
@@ -122,6 +126,16 @@ test('rm job: RewardConfig keys only, the pairs (and margins) read back, train.p
   for (const r of rows) assert.equal(r.margin, pairs.findIndex((p) => p.prompt === r.prompt) / 10);
   const py = spawnSync('python3', ['-m', 'py_compile', join(out, 'train.py')], { encoding: 'utf8' });
   assert.equal(py.status, 0, py.stderr);
+
+  // With LoRA: a SEQ_CLS PEFT config that saves the score head (import-run merges it back); data as Parquet, margins float64.
+  const lora = join(tmp('rl-job-rm-lora-'), 'job');
+  await exportTrlRmJob({ model: rmDir, data: [pairsFile], out: lora, dataFormat: 'parquet', config: parseRewardConfig({ use_peft: true, lora_r: 4 }) });
+  const peft = JSON.parse(readFileSync(join(lora, 'peft_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([peft.task_type, peft.modules_to_save, peft.r], ['SEQ_CLS', ['score'], 4]);
+  const pq: Record<string, unknown>[] = [];
+  for await (const r of readRecords(join(lora, 'data', 'train.parquet'))) pq.push(r.value as Record<string, unknown>);
+  assert.equal(pq.length, 24);
+  for (const r of pq) assert.equal(r.margin, pairs.findIndex((p) => p.prompt === r.prompt) / 10);
 });
 
 test('grpo/rloo jobs: prompt-only data, GRPOConfig/RLOOConfig keys, the Python afinn gives our scores, the RM as a model path', async () => {

@@ -27,6 +27,7 @@ export function registerHandoffCommands(program: Command): void {
     .option('--cache-dir <dir>', 'where reference log-probs are cached')
     .option('--tokenizer <path>', 'tokenizer (default: the model\'s)')
     .option('--hub-model <id>', 'reference the model by this Hugging Face hub id instead of copying --model into the job')
+    .option('--data-format <format>', 'the job\'s data files: jsonl or parquet (train.py loads either with load_dataset)', 'jsonl')
     .option('--gpus <n>', 'GPUs per node for the multi-GPU accelerate files', '8')
     .option('--nodes <n>', 'nodes for the multi-node accelerate files', '2')
     .option('--force', 'replace an existing job folder')
@@ -46,11 +47,14 @@ export function registerHandoffCommands(program: Command): void {
     const foreign = Object.keys(configOverrides(opts, all)).filter((k) => !names.includes(k) && !(trainer === 'sft' && dpoOptionNames.includes(k)));
     if (foreign.length) throw new Error(`export-job --trainer ${trainer}: ${foreign.map((k) => `--${k.replace(/_/g, '-')}`).join(', ')} ${foreign.length === 1 ? 'is not an option' : 'are not options'} of this trainer`);
     if (trainer !== 'dpo' && trainer !== 'sft' && (opts.ref || opts.refLogps)) throw new Error(`export-job --trainer ${trainer}: --ref and --ref-logps are DPO options`);
+    // Loaded with the command (the Parquet writer is not needed by the rest of the CLI).
+    const { checkJobDataFormat } = await import('../train/trl-data.js');
     const common = {
       model: opts.model as string, tokenizer: opts.tokenizer as string | undefined,
       data: opts.data as string[], evalData: opts.evalData as string[] | undefined, out: opts.out as string,
       hubModel: opts.hubModel as string | undefined, gpusPerNode: Number(opts.gpus), nodes: Number(opts.nodes),
       force: Boolean(opts.force), command: process.argv.slice(2).join(' '),
+      dataFormat: checkJobDataFormat(String(opts.dataFormat)),
     };
     const { exportTrlJob, exportTrlSftJob } = await import('../train/trl-export.js');
     let res;
@@ -88,7 +92,7 @@ export function registerHandoffCommands(program: Command): void {
     .description('bring a TRL / Hugging Face Trainer output directory back as a dpo-ts run: metrics.jsonl in our names and a model dpo eval/score/convert read')
     .argument('<run-output>', 'the TRL output directory (full model or PEFT adapter, trainer_state.json)')
     .requiredOption('--out <dir>', 'the run directory to write')
-    .option('--base <path>', 'base model of a PEFT adapter (default: the adapter\'s base_model_name_or_path when it exists here)')
+    .option('--base <path>', 'base model of a PEFT adapter (default: the adapter\'s base_model_name_or_path when it exists here, else the job\'s model/ when the run is inside the job folder)')
     .option('--dtype <dtype>', 'float32 | bfloat16 for the written model (default: the job\'s save_dtype; files already in it are copied as they are)')
     .option('--force', 'replace an existing output directory')
     .option('--quiet', 'no summary output')
@@ -97,7 +101,7 @@ export function registerHandoffCommands(program: Command): void {
       const { importRun } = await import('../train/import-run.js');
       const res = await importRun(src, { out: opts.out, base: opts.base, dtype: opts.dtype as 'float32' | 'bfloat16' | undefined, force: opts.force });
       if (!opts.quiet) {
-        process.stderr.write(`imported ${res.kind === 'adapter' ? 'a PEFT adapter (merged into its base)' : res.kind === 'reward-model' ? 'a reward model' : 'a full model'} from ${res.modelSource}: ` +
+        process.stderr.write(`imported ${res.kind === 'adapter' ? 'a PEFT adapter (merged into its base)' : res.kind === 'reward-model' ? `a reward model${res.merged ? ' (its PEFT adapter merged into the base)' : ''}` : 'a full model'} from ${res.modelSource}: ` +
           `${res.trainRecords} training and ${res.evalRecords} eval records${res.globalStep !== null ? `, step ${res.globalStep}` : ''}; run in ${res.dir}\n`);
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
       }

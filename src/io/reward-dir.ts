@@ -24,6 +24,17 @@ export function isSequenceClassificationDir(path: string): boolean {
   return Array.isArray(archs) && archs.some((a) => typeof a === 'string' && a in CLS_TO_CAUSAL);
 }
 
+/**
+ * The body's config of a sequence-classification directory: its causal LM with tied embeddings (a
+ * classification directory has no LM head). For a causal-LM directory, its own config.
+ */
+export function classifierBodyConfig(path: string): ModelConfig {
+  if (!isSequenceClassificationDir(path)) return parseModelConfig(readRawConfig(path), join(path, 'config.json'));
+  const raw = readRawConfig(path);
+  const cls = (raw.architectures as string[]).find((a) => a in CLS_TO_CAUSAL)!;
+  return parseModelConfig({ ...raw, architectures: [CLS_TO_CAUSAL[cls]], tie_word_embeddings: true }, join(path, 'config.json'));
+}
+
 export interface LoadedClassifier {
   model: SequenceClassifier;
   /** Whether the head came from the directory (false: a fresh head on a causal LM). */
@@ -43,12 +54,10 @@ export function loadSequenceClassifier(path: string, opts: { padTokenId?: number
     return { model: SequenceClassifier.fromCausalLM(loaded.model, opts.padTokenId, opts.seed ?? 0), trainedHead: false, loaded };
   }
   const raw = readRawConfig(path);
-  const archs = raw.architectures as string[];
-  const cls = archs.find((a) => a in CLS_TO_CAUSAL)!;
+  const cls = (raw.architectures as string[]).find((a) => a in CLS_TO_CAUSAL)!;
   const numLabels = raw.num_labels ?? (raw.id2label && typeof raw.id2label === 'object' ? Object.keys(raw.id2label).length : 1);
   if (numLabels !== 1) throw new Error(`${join(path, 'config.json')}: num_labels is ${numLabels}; a reward model has exactly one (a scalar score)`);
-  // The body is read as its causal LM with tied embeddings: a classification directory has no LM head.
-  const config = parseModelConfig({ ...raw, architectures: [CLS_TO_CAUSAL[cls]], tie_word_embeddings: true }, join(path, 'config.json'));
+  const config = classifierBodyConfig(path);
   const index = join(path, SAFETENSORS_INDEX), single = join(path, 'model.safetensors');
   let weights: WeightMap;
   if (existsSync(index)) weights = readShardedSafetensors(index);

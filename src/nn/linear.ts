@@ -1,6 +1,7 @@
 // A linear layer in the Hugging Face layout (weight [out, in], optional bias) with an optional
 // LoRA adapter (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"):
 //   y = x·Wᵀ + b + (α/r) · dropout(x)·Aᵀ·Bᵀ,   A: [r, in] (random), B: [out, r] (zeros)
+// (α/√r with rsLoRA, Kalajdzievski 2023: "A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA")
 // The base weight is frozen while an adapter is attached; disabling adapters gives the base
 // model back exactly (the DPO reference model at no extra memory).
 
@@ -15,6 +16,13 @@ export interface LoraAdapter {
   rank: number;
   alpha: number;
   dropout: number;
+  /** rsLoRA (Kalajdzievski 2023; PEFT use_rslora): scale α/√r instead of α/r. */
+  rslora?: boolean;
+}
+
+/** The factor the adapter's product B·A is scaled by: α/r, or α/√r with rsLoRA (PEFT's `scaling`). */
+export function loraScaling(lora: Pick<LoraAdapter, 'alpha' | 'rank' | 'rslora'>): number {
+  return lora.rslora ? lora.alpha / Math.sqrt(lora.rank) : lora.alpha / lora.rank;
 }
 
 /** What a forward pass needs beyond the inputs: adapters on/off and the dropout RNG. */
@@ -52,11 +60,11 @@ export class Linear {
     if (!lora || !ctx.adaptersEnabled) return y;
     const xd = lora.dropout > 0 && ctx.rng ? T.dropout(x, lora.dropout, ctx.rng.uniform) : x;
     const delta = T.linear(T.linear(xd, lora.A), lora.B);
-    return T.add(y, T.scale(delta, lora.alpha / lora.rank));
+    return T.add(y, T.scale(delta, loraScaling(lora)));
   }
 
   /** Attaches a fresh adapter: A ~ Kaiming-uniform (as PEFT), B = 0, so the output is unchanged. */
-  attachLora(rank: number, alpha: number, dropout: number, rng: Rng): LoraAdapter {
+  attachLora(rank: number, alpha: number, dropout: number, rng: Rng, rslora = false): LoraAdapter {
     const inF = this.inFeatures, outF = this.outFeatures;
     const a = new Float32Array(rank * inF);
     // PEFT: kaiming_uniform_(a=sqrt(5)) → bound = 1/sqrt(in).
@@ -68,6 +76,7 @@ export class Linear {
       rank,
       alpha,
       dropout,
+      ...(rslora ? { rslora } : {}),
     };
     this.lora.B.name = `${this.path}.lora_B.weight`;
     this.weight.requiresGrad = false;
@@ -87,13 +96,13 @@ export class Linear {
     this.weight.data = new Float32Array(0);
   }
 
-  /** W += (α/r)·B·A and drops the adapter. */
+  /** W += s·B·A (s = loraScaling: α/r, or α/√r with rsLoRA) and drops the adapter: the one home of merging. */
   mergeLora(): void {
     const lora = this.lora;
     if (!lora) return;
     if (this.weightBf16) throw new Error(`${this.path}: cannot merge an adapter into a weight stored as bf16 (frozen_dtype: bfloat16)`);
     const delta = T.noGrad(() => T.matmul(lora.B, lora.A));
-    const s = lora.alpha / lora.rank;
+    const s = loraScaling(lora);
     const W = this.weight.data, D = delta.data;
     for (let i = 0; i < W.length; i++) W[i] = W[i]! + s * D[i]!;
     this.lora = null;

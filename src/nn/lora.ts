@@ -11,6 +11,8 @@ export interface LoraSettings {
   dropout: number;
   /** Module names as in PEFT ("q_proj", "v_proj", "c_attn", ...): a linear whose path ends in one. */
   targetModules: readonly string[];
+  /** rsLoRA: scale α/√r instead of α/r (PEFT's use_rslora). */
+  rslora?: boolean;
 }
 
 export function selectLoraTargets(linears: readonly Linear[], targets: readonly string[]): Linear[] {
@@ -26,6 +28,6 @@ export function selectLoraTargets(linears: readonly Linear[], targets: readonly 
 export function attachLora(linears: readonly Linear[], s: LoraSettings, seed: number): Linear[] {
   const rng = new Rng(seed ^ 0x10a);
   const chosen = selectLoraTargets(linears, s.targetModules);
-  for (const l of chosen) l.attachLora(s.r, s.alpha, s.dropout, rng);
+  for (const l of chosen) l.attachLora(s.r, s.alpha, s.dropout, rng, s.rslora ?? false);
   return chosen;
 }

@@ -5,8 +5,11 @@
 //                         are already TRL's names, which are ours)
 //   OUT/config.json, model.safetensors (or shards), tokenizer files: a Hugging Face directory that
 //                         `dpo eval`, `dpo score`, `dpo convert` and `dpo annotate add-prompts` load.
-//                         A PEFT adapter is merged into its base model (W + (α/r)·B·A); the adapter
-//                         itself is kept under OUT/adapter/.
+//                         A PEFT adapter is merged into its base model (W + (α/r)·B·A, α/√r with
+//                         use_rslora, per-module rank_pattern / alpha_pattern; modules_to_save
+//                         weights replace the base's); the adapter itself is kept under OUT/adapter/.
+//                         A reward-model adapter (task_type SEQ_CLS, TRL's RewardTrainer with LoRA)
+//                         becomes a *ForSequenceClassification directory with its saved score head.
 //   OUT/import.json       where it came from, the trainer's summary, the watchdogs' findings
 //
 // Weights are copied byte for byte unless a dtype change is asked (job save_dtype or --dtype).
@@ -14,10 +17,10 @@
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadHfDirectory, saveHfDirectory, TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
+import { loadHfDirectory, normalizeWeightNames, saveHfDirectory, TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
-import { loadModel } from '../io/load-model.js';
-import { isPeftAdapterDir, loadPeftAdapter } from '../io/peft.js';
+import { loadModel, loadTokenizerFor } from '../io/load-model.js';
+import { attachPeftAdapter, isPeftAdapterDir, readPeftAdapter } from '../io/peft.js';
 import { isSequenceClassificationDir, loadSequenceClassifier, saveSequenceClassifier } from '../io/reward-dir.js';
 import { listCheckpoints } from './checkpoint.js';
 import { dpoWatchdogs } from './dpo.js';
@@ -25,7 +28,7 @@ import type { DpoConfig } from './config.js';
 
 export interface ImportRunOptions {
   out: string;
-  /** Base model of a PEFT adapter (default: the adapter's base_model_name_or_path when it exists here). */
+  /** Base model of a PEFT adapter (default: the adapter's base_model_name_or_path when it exists here, else the job's model/ beside the run). */
   base?: string;
   /** Weight dtype of the written model (default: the job's save_dtype; unchanged when the files already have it). */
   dtype?: 'float32' | 'bfloat16';
@@ -37,6 +40,10 @@ export interface ImportRunResult {
   dir: string;
   /** full: a causal LM (DPO, SFT, GRPO, RLOO, PPO policy); reward-model: a *ForSequenceClassification (RewardTrainer). */
   kind: 'full' | 'adapter' | 'reward-model';
+  /** Whether a PEFT adapter was merged into its base (kind adapter, or a LoRA reward model). */
+  merged: boolean;
+  /** The base model an adapter was merged into. */
+  base: string | null;
   /** The directory the model came from (the run, or its newest checkpoint). */
   modelSource: string;
   trainRecords: number;
@@ -123,35 +130,56 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
     writeFileSync(join(tmp, 'metrics.jsonl'), lines.map((l) => `${l}\n`).join(''));
     const tokenizerFiles = TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(modelDir, f))).map((f) => join(modelDir, f));
     let kind: ImportRunResult['kind'];
+    let mergedInto: string | null = null;
     if (isPeftAdapterDir(modelDir)) {
-      kind = 'adapter';
-      const adapterCfg = readJson(join(modelDir, 'adapter_config.json'), 'adapter config');
-      // Settings our merge (W + (α/r)·B·A on the listed linears) does not implement: refuse rather than merge wrongly.
-      const unsupported = [
-        adapterCfg.use_rslora === true && 'use_rslora (scale α/√r)',
-        adapterCfg.use_dora === true && 'use_dora',
-        Array.isArray(adapterCfg.modules_to_save) && adapterCfg.modules_to_save.length > 0 && 'modules_to_save',
-        adapterCfg.bias !== undefined && adapterCfg.bias !== 'none' && `bias "${String(adapterCfg.bias)}"`,
-        ...['rank_pattern', 'alpha_pattern'].map((k) => typeof adapterCfg[k] === 'object' && adapterCfg[k] !== null && Object.keys(adapterCfg[k] as object).length > 0 && k),
-      ].filter((x): x is string => typeof x === 'string');
-      if (adapterCfg.task_type === 'SEQ_CLS') {
-        throw new Error(`import-run: ${modelDir} is a PEFT adapter of a reward model (task_type SEQ_CLS, the score head in modules_to_save); merging those is not supported: export the reward-model job without use_peft, or merge it with PEFT (merge_and_unload) and import the merged directory`);
-      }
-      if (unsupported.length > 0) throw new Error(`import-run: ${join(modelDir, 'adapter_config.json')}: ${unsupported.join(', ')} not supported (LoRA with one rank and α, bias "none")`);
-      const declared = typeof adapterCfg.base_model_name_or_path === 'string' ? adapterCfg.base_model_name_or_path : null;
-      const base = opts.base ?? (declared && existsSync(declared) ? declared : null);
+      const adapter = readPeftAdapter(modelDir);
+      const declared = adapter.baseModel;
+      // The job's own model/ folder when the run sits in the job folder (JOB/output/, as train.py writes it):
+      // the adapter names the path it had on the GPU machine.
+      const jobModel = job?.model as { ref?: unknown; hub?: unknown } | undefined;
+      const inJob = jobModel && jobModel.hub === false && typeof jobModel.ref === 'string'
+        ? [join(run, '..', jobModel.ref), join(run, '..', '..', jobModel.ref)].find((d) => existsSync(join(d, 'config.json')))
+        : undefined;
+      const base = opts.base ?? (declared && existsSync(declared) ? declared : inJob ?? null);
       if (!base) {
-        throw new Error(`import-run: ${modelDir} is a PEFT adapter whose base model ${declared ? `"${declared}" is not on this machine` : 'is not named'}; pass --base DIR (the job's model/ folder or the same model)`);
+        throw new Error(`import-run: ${modelDir} is a PEFT adapter whose base model ${declared ? `"${declared}" ${/^[\w.-]+\/[\w.-]+$/.test(declared) && !declared.startsWith('.') ? 'looks like a Hugging Face hub id; it is not a directory on this machine (dpo-ts reads local directories only, it downloads nothing)' : 'is not on this machine'}` : 'is not named'}; pass --base DIR (the job's model/ folder or the same model as a local Hugging Face directory)`);
       }
-      const loaded = loadModel(base);
-      const { model } = loaded;
-      loadPeftAdapter(modelDir, model.linears(), model.config.architecture);
-      for (const l of model.linears()) l.mergeLora();
-      const baseTok = loaded.format === 'hf' ? TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(base, f))).map((f) => join(base, f)) : [];
-      saveHfDirectory(tmp, {
-        config: model.config, weights: model.exportWeights(), dtype: dtype === 'bfloat16' ? 'BF16' : 'F32',
-        generation: loaded.generation, tokenizerFiles: tokenizerFiles.length ? tokenizerFiles : baseTok,
-      });
+      const baseTok = existsSync(base) && statSync(base).isDirectory() ? TOKENIZER_FILE_NAMES.filter((f) => existsSync(join(base, f))).map((f) => join(base, f)) : [];
+      const tokFiles = tokenizerFiles.length ? tokenizerFiles : baseTok;
+      const want = dtype === 'bfloat16' ? 'BF16' : 'F32';
+      mergedInto = resolve(base);
+      if (adapter.taskType === 'SEQ_CLS') {
+        // TRL's RewardTrainer with a LoRA config: the body's adapters plus the score head (modules_to_save).
+        kind = 'reward-model';
+        const tokenizer = await loadTokenizerFor(tokenizerFiles.length ? modelDir : base);
+        const { model: rm, trainedHead } = loadSequenceClassifier(base, { padTokenId: tokenizer.padId });
+        const head = adapter.saved.get('score.weight');
+        if (!head && !trainedHead) throw new Error(`import-run: ${join(modelDir, 'adapter_model.safetensors')} has no score.weight (modules_to_save ["score"]) and the base ${base} has no trained head: the reward head would be random`);
+        if (head) {
+          if (head.data.length !== rm.score.size) throw new Error(`import-run: ${modelDir}: score.weight has shape [${head.shape}], expected [${rm.score.shape}] (num_labels 1)`);
+          rm.score.data.set(head.data);
+        }
+        const rest = [...adapter.saved.keys()].filter((k) => k !== 'score.weight');
+        if (rest.length > 0) throw new Error(`import-run: ${modelDir}: modules_to_save weights ${rest.join(', ')} of a reward model are not supported (only the score head)`);
+        attachPeftAdapter(adapter, rm.body.linears(), rm.config.architecture);
+        for (const l of rm.body.linears()) l.mergeLora();
+        saveSequenceClassifier(tmp, rm, { dtype: want, tokenizerFiles: tokFiles });
+      } else {
+        kind = 'adapter';
+        const loaded = loadModel(base);
+        const { model } = loaded;
+        attachPeftAdapter(adapter, model.linears(), model.config.architecture);
+        for (const l of model.linears()) l.mergeLora();
+        const weights = model.exportWeights();
+        // modules_to_save (e.g. lm_head, embed_tokens): the adapter's full copy replaces the base weight.
+        for (const [name, w] of normalizeWeightNames(model.config, adapter.saved)) {
+          const have = weights.get(name);
+          if (!have) throw new Error(`import-run: ${modelDir}: modules_to_save weight ${name} is not a weight of the base model ${base}${model.config.tieWordEmbeddings && name === 'lm_head.weight' ? ' (its LM head is tied to the embeddings)' : ''}`);
+          if (have.data.length !== w.data.length) throw new Error(`import-run: ${modelDir}: modules_to_save weight ${name} has shape [${w.shape}], the base model's [${have.shape}]`);
+          weights.set(name, { shape: [...have.shape], data: w.data });
+        }
+        saveHfDirectory(tmp, { config: model.config, weights, dtype: want, generation: loaded.generation, tokenizerFiles: loaded.format === 'hf' || tokenizerFiles.length ? tokFiles : [] });
+      }
       mkdirSync(join(tmp, 'adapter'));
       for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(join(modelDir, f), join(tmp, 'adapter', f));
     } else {
@@ -180,6 +208,7 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
       imported_from: run,
       model_source: modelDir,
       kind,
+      merged_into: mergedInto,
       global_step: globalStep,
       epoch: typeof state.epoch === 'number' ? state.epoch : null,
       trainer_summary: summary,
@@ -192,7 +221,7 @@ export async function importRun(src: string, opts: ImportRunOptions): Promise<Im
     writeFileSync(join(tmp, 'import.json'), `${JSON.stringify(record, null, 2)}\n`);
     rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
-    return { dir: out, kind, modelSource: modelDir, trainRecords: train.length, evalRecords: evals.length, globalStep, warnings };
+    return { dir: out, kind, merged: mergedInto !== null, base: mergedInto, modelSource: modelDir, trainRecords: train.length, evalRecords: evals.length, globalStep, warnings };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

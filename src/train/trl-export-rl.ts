@@ -23,7 +23,7 @@ import { readMargins } from './rm.js';
 import { preferencePrepareOptions } from './dpo.js';
 import { loadPrompts, type Prompt } from './rollout.js';
 import type { GrpoConfig, PpoConfig, RewardConfig } from './rl-config.js';
-import { assembleJob, checkJobTarget, dataSplits, trlRow, TRAIN_PY, type ExportJobResult, type ExportSftJobOptions } from './trl-export.js';
+import { assembleJob, checkJobTarget, dataSplits, preferenceAudit, trlRow, TRAIN_PY, type ExportJobResult, type ExportSftJobOptions } from './trl-export.js';
 import { translateGrpoConfig, translatePpoConfig, translateRewardConfig } from './trl-translate-rl.js';
 import { TRL_VERSION } from './trl-translate.js';
 
@@ -144,8 +144,9 @@ export async function exportTrlRmJob(opts: ExportRmJobOptions): Promise<ExportJo
     const m = margins.get(formatLoc(p.loc));
     return m === undefined ? trlRow(exs[p.index]!) : { ...trlRow(exs[p.index]!), margin: m };
   };
+  const audit = await preferenceAudit(opts, tokenizer, prepOpts);
   return assembleJob({
-    opts, cfg, trainer: 'reward', trlConfig, notes, audit: null, format: train.format,
+    opts, cfg, trainer: 'reward', trlConfig, notes, audit, format: train.format,
     columns: train.examples[0]?.kind === 'chat' ? 'conversational' : 'standard',
     trainRows: trainRows.map((p) => row(p, train.examples)),
     evalRows: evalRows.map((p) => row(p, evalExamples)),

@@ -4,7 +4,8 @@
 //   JOB/job.json              manifest: model, data, counts, the option-by-option translation
 //   JOB/dpo_config.yaml       DPOConfig keyword arguments for the pinned TRL version
 //   JOB/peft_config.json      LoraConfig keyword arguments (with use_peft)
-//   JOB/data/train.jsonl      validated, normalized pairs with TRL's column names (+ eval.jsonl)
+//   JOB/data/train.jsonl      validated, normalized pairs with TRL's column names (+ eval.jsonl);
+//                             train.parquet / eval.parquet with --data-format parquet (trl-data.ts)
 //   JOB/data/audit.json       `dpo data check`'s report of the source data
 //   JOB/model/ (JOB/ref_model/)  the model as a Hugging Face directory (unless a hub id is given)
 //   JOB/accelerate/*.yaml     1 GPU, N GPUs (DDP, ZeRO-2, ZeRO-3, FSDP), N×M nodes (ZeRO-2/3, FSDP)
@@ -28,10 +29,11 @@ import { TOKENIZER_FILE_NAMES } from '../io/hf-dir.js';
 import { convertModel } from '../io/convert.js';
 import { loadModelAndTokenizer, loadTokenizerFor } from '../io/load-model.js';
 import { defaultLoraTargets } from '../models/architectures.js';
-import { readModelConfig } from '../io/config.js';
+import { classifierBodyConfig } from '../io/reward-dir.js';
 import type { DpoConfig, SftConfig } from './config.js';
 import { defaultCacheDir, precomputeReferenceLogps, preferencePrepareOptions, splitEval, type DpoRunOptions } from './dpo.js';
 import { translateDpoConfig, translateSftConfig, TRL_VERSION, type CommonConfig, type TranslationNote } from './trl-translate.js';
+import { JOB_DATA_FORMATS, writeJobData, type JobDataFormat } from './trl-data.js';
 
 /** Exact versions for requirements.txt (see REQUIREMENTS below for where each comes from). */
 export const PINNED = {
@@ -68,6 +70,8 @@ export interface ExportJobOptions {
    * unless TRL v1.9.0 provably tokenizes every pair as we do (see trlTokenizationMatches).
    */
   refLogps?: boolean;
+  /** The data files' format: jsonl (default; load_dataset("json")) or parquet (load_dataset("parquet")). */
+  dataFormat?: JobDataFormat;
   /** Replace an existing JOB folder. */
   force?: boolean;
   /** The command line that made the job (recorded in job.json). */
@@ -111,11 +115,6 @@ export function pyYaml(value: unknown): string {
 function writeText(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, text);
-}
-
-function writeJsonl(path: string, rows: readonly object[]): void {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
 }
 
 /** transformers' causal-LM class per model_type of the architectures dpo-ts reads. */
@@ -335,6 +334,10 @@ interface ReadmeFacts {
   className: string;
   configFile: string;
   model: string;
+  /** The data files written (data/train.jsonl, data/eval.parquet, ...). */
+  dataFiles: string[];
+  /** Whether data/audit.json was written. */
+  audit: boolean;
   trainRows: number;
   evalRows: number;
   dropped: number;
@@ -358,7 +361,8 @@ function jobReadme(f: ReadmeFacts): string {
   return `# ${f.trainer.toUpperCase()} job for TRL v${TRL_VERSION} (exported by dpo-ts)
 
 Model: \`${f.model}\`. Data: ${f.trainRows} training ${unit}${f.evalRows ? `, ${f.evalRows} eval ${unit}` : ''}
-(${f.format}; ${f.dropped} rows left out as bad, see \`data/audit.json\` and \`job.json\`).
+in ${f.dataFiles.map((d) => `\`${d}\``).join(' and ')} (source ${f.format}; ${f.dropped} rows left out as bad, see ${f.audit ? '`data/audit.json` and ' : ''}
+\`job.json\`).
 
 ## Set up (every node)
 
@@ -395,7 +399,7 @@ newest checkpoint there; \`python train.py --cpu\` runs the job without a GPU (a
     dpo import-run output/ --out runs/trl-${f.trainer}
 
 which writes \`metrics.jsonl\` with dpo-ts names and a model \`dpo eval\`, \`dpo score\`, \`dpo convert\` and
-\`dpo annotate add-prompts\` read.
+\`dpo annotate add-prompts\` read (a LoRA adapter is merged into this job's \`model/\`; with a hub model pass \`--base DIR\`, a local copy).
 
 ## Batch size
 
@@ -607,11 +611,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
   const withRef = (rows: TrlRow[], cols: { chosen: Float64Array; rejected: Float64Array } | null | undefined): object[] =>
     cols ? rows.map((r, i) => ({ ...r, ref_chosen_logps: cols.chosen[i]!, ref_rejected_logps: cols.rejected[i]! })) : rows;
 
-  const audit = await auditPreferenceData({
-    train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
-    format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
-    maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
-  });
+  const audit = await preferenceAudit(opts, tokenizer, prepOpts);
   return assembleJob({
     opts, cfg, trainer: 'dpo', trlConfig, notes, audit, format: train.format,
     columns: train.examples[0]?.kind === 'chat' ? 'conversational' : 'standard',
@@ -619,6 +619,17 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
     evalRows: withRef(evalPairs.map((p) => trlRow(evalExamples[p.index]!)), refCols?.eval),
     dropped, droppedByReason: { ...train.load.badByReason, ...train.tokenize.droppedByReason },
     refLogps: refCols !== null, importSettings: { save_dtype: cfg.save_dtype, watchdogs: cfg.watchdogs, beta: cfg.beta },
+  });
+}
+
+/** `dpo data check`'s report of a job's preference data (data/audit.json), read as the trainer reads it. */
+export async function preferenceAudit(
+  opts: { data: string[]; evalData?: string[] | undefined }, tokenizer: Tokenizer, prepOpts: ReturnType<typeof preferencePrepareOptions>,
+): Promise<unknown> {
+  return auditPreferenceData({
+    train: opts.data, eval: opts.evalData && opts.evalData.length ? opts.evalData : undefined, tokenizer,
+    format: prepOpts.format, columns: prepOpts.columns, maxLength: prepOpts.maxLength,
+    maxPromptLength: prepOpts.maxPromptLength, maxCompletionLength: prepOpts.maxCompletionLength, truncationMode: prepOpts.truncationMode,
   });
 }
 
@@ -679,11 +690,13 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
       writeText(join(tmp, rel), text);
       files.push(rel);
     };
-    writeJsonl(join(tmp, 'data', 'train.jsonl'), j.trainRows);
-    files.push('data/train.jsonl');
+    const dataFormat = opts.dataFormat ?? 'jsonl';
+    const dataFile = (split: string): string => `data/${split}.${JOB_DATA_FORMATS[dataFormat].ext}`;
+    writeJobData(join(tmp, dataFile('train')), j.trainRows, dataFormat);
+    files.push(dataFile('train'));
     if (j.evalRows.length > 0) {
-      writeJsonl(join(tmp, 'data', 'eval.jsonl'), j.evalRows);
-      files.push('data/eval.jsonl');
+      writeJobData(join(tmp, dataFile('eval')), j.evalRows, dataFormat);
+      files.push(dataFile('eval'));
     }
     if (j.audit !== null) put('data/audit.json', `${JSON.stringify(j.audit, null, 2)}\n`);
 
@@ -711,7 +724,8 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
 
     let peft: Record<string, unknown> | null = null;
     if (cfg.use_peft) {
-      const arch = modelIsDir ? readModelConfig(join(opts.model, 'config.json')).architecture : 'llama';
+      // A reward model's directory names its *ForSequenceClassification class: its body's architecture.
+      const arch = modelIsDir ? classifierBodyConfig(opts.model).architecture : 'llama';
       peft = {
         r: cfg.lora_r,
         lora_alpha: cfg.lora_alpha,
@@ -719,6 +733,9 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
         target_modules: cfg.lora_target_modules ?? defaultLoraTargets(arch),
         bias: 'none',
         task_type: j.trainer === 'reward' ? 'SEQ_CLS' : 'CAUSAL_LM',
+        // The reward head trains in full and is saved beside the adapters (TRL's RewardTrainer docs ask for
+        // it; PEFT adds it for SEQ_CLS too); import-run puts it back on the merged model.
+        ...(j.trainer === 'reward' ? { modules_to_save: ['score'] } : {}),
         ...(arch === 'gpt2' ? { fan_in_fan_out: true } : {}),
       };
       put('peft_config.json', `${JSON.stringify(peft, null, 2)}\n`);
@@ -745,8 +762,10 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
       config_file: configFile,
       peft_config_file: peft ? 'peft_config.json' : null,
       data: {
-        train: 'data/train.jsonl',
-        eval: j.evalRows.length > 0 ? 'data/eval.jsonl' : null,
+        train: dataFile('train'),
+        eval: j.evalRows.length > 0 ? dataFile('eval') : null,
+        file_format: dataFormat,
+        loader: JOB_DATA_FORMATS[dataFormat].loader,
         format: j.format,
         columns: j.columns,
         train_rows: j.trainRows.length,
@@ -767,7 +786,7 @@ export async function assembleJob(j: JobParts): Promise<ExportJobResult> {
     put('job.json', `${JSON.stringify(job, null, 2)}\n`);
     put('README.md', jobReadme({
       trainer: j.trainer, className, configFile,
-      model: opts.hubModel ?? basename(resolve(opts.model)), trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
+      model: opts.hubModel ?? basename(resolve(opts.model)), dataFiles: files.filter((x) => /^data\/(train|eval)\./.test(x)), audit: j.audit !== null, trainRows: j.trainRows.length, evalRows: j.evalRows.length, dropped: j.dropped,
       format: j.format, gpus, nodes, accelerate: acc, notes, cfg, unit: j.unit, batchUnit: j.batchUnit, differences: j.differences,
     }));
     rmSync(out, { recursive: true, force: true });

@@ -143,7 +143,8 @@ def main():
     data_files = {"train": job_path(job["data"]["train"])}
     if job["data"]["eval"]:
         data_files["eval"] = job_path(job["data"]["eval"])
-    dataset = load_dataset("json", data_files=data_files)
+    # JSON Lines ("json") or Parquet ("parquet"), as `dpo export-job --data-format` wrote them.
+    dataset = load_dataset(job["data"].get("loader", "json"), data_files=data_files)
 
     peft_config = None
     if job.get("peft_config_file"):
