@@ -1,7 +1,7 @@
 // WebAssembly GEMM: our wasm kernels against the browser peers in the same chromium page, and
 // against our native addon in Node, on this machine.
 //
-//   npm run build:wasm && npx tsc -p . && node dist/bench/wasm-gemm.js [--threads 1,2] [--rounds 3] [--reps 5] [--shapes N] [--node-only | --browser-only]
+//   npm run build:wasm && npx tsc -p . && node dist/bench/wasm-gemm.js [--threads 1,2] [--rounds 3] [--reps 5] [--shapes N] [--node-only | --browser-only] [--clock wall|cpu]
 //
 // Browser (Debian's /usr/bin/chromium through playwright-core, headless): one page served from
 // 127.0.0.1 with COOP/COEP headers (cross-origin isolated, so SharedArrayBuffer and threads work),
@@ -14,8 +14,10 @@
 // Rounds interleave the engines shape by shape; each figure is the best of --reps calls, the
 // table shows the best over rounds and the spread (min–max) of the per-round ratios.
 //
-// Node: our wasm (the same .wasm files, DPO_BACKEND=wasm's loader) against the native addon,
-// interleaved the same way, 1 and N threads.
+// Node: our wasm (the same .wasm files, DPO_BACKEND=wasm's loader: the relaxed-SIMD build where
+// it exists, and the SIMD128 one) against the native addon, interleaved the same way, 1 and N
+// threads. `--clock cpu` times the Node part in process CPU time (all threads) instead of wall
+// time: on a loaded machine the 1-thread figures then measure the code, not the queue.
 import { createServer, type Server } from 'node:http';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -42,6 +44,14 @@ const threadCounts = arg('threads', '1,2').split(',').map(Number);
 const shapeCount = Number(arg('shapes', String(SHAPES.length))); // the first N shapes
 const rounds = Number(arg('rounds', '3'));
 const reps = Number(arg('reps', '5'));
+const clock = arg('clock', 'wall');
+if (clock !== 'wall' && clock !== 'cpu') throw new Error(`--clock must be wall or cpu, got ${clock}`);
+/** Milliseconds since `t0` (a value this returned) on the chosen clock. */
+function now(): number {
+  if (clock === 'wall') return performance.now();
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function cpuLine(): string {
@@ -64,32 +74,42 @@ async function nodeBench(): Promise<void> {
   const natAddon = nat as unknown as { name: string };
   console.log(`\n== Node ${process.version}: our wasm vs our native addon, same process, interleaved`);
   console.log(`CPU: ${cpuLine()}`);
+  console.log(`clock: ${clock === 'cpu' ? 'process CPU time (all threads)' : 'wall'}`);
   for (const threads of threadCounts) {
     const w = await loadWasmKernelsNode(threads);
+    // The SIMD128 micro-kernel of the same build, for the relaxed-SIMD (FMA) gain.
+    const plain = w.gemmKernelsSupported().includes('wasm-relaxed-simd') ? 'wasm-simd128' : null;
     nat.setNumThreads(threads);
     console.log(`\nthreads ${threads}: native backend ${natAddon.name} (GEMM ${nativeGemmKernel()}), wasm ${w.build} (${w.features}, GEMM ${w.gemmKernel()}, ${w.numThreads()} threads)`);
-    console.log(`${'shape'.padEnd(22)} ${'native GFLOP/s'.padStart(15)} ${'wasm GFLOP/s'.padStart(13)} ${'wasm/native'.padStart(12)} ${'spread'.padStart(11)}`);
+    console.log(`${'shape'.padEnd(22)} ${'native GFLOP/s'.padStart(15)} ${'wasm GFLOP/s'.padStart(13)} ${'wasm/native'.padStart(12)} ${'spread'.padStart(11)}${plain ? ` ${'simd128 GFLOP/s'.padStart(16)} ${'relaxed/simd128'.padStart(16)}` : ''}`);
     for (const s of SHAPES.slice(0, shapeCount)) {
       const A = rand(s.M * s.K, 1), B = rand(s.K * s.N, 2), C = new Float32Array(s.M * s.N);
       const flops = 2 * s.M * s.N * s.K;
-      let bestN = 0, bestW = 0;
+      let bestN = 0, bestW = 0, bestP = 0;
       const ratios: number[] = [];
       for (let r = 0; r < rounds; r++) {
         const run = (k: typeof nat): number => {
           let best = 0;
           for (let i = 0; i < reps; i++) {
-            const t0 = performance.now();
+            const t0 = now();
             k.gemm(false, false, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0);
-            best = Math.max(best, flops / ((performance.now() - t0) * 1e6));
+            best = Math.max(best, flops / ((now() - t0) * 1e6));
           }
           return best;
         };
         const n = run(nat), wv = run(w);
+        if (plain) {
+          const active = w.gemmKernel();
+          w.gemmSetKernel(plain);
+          bestP = Math.max(bestP, run(w));
+          w.gemmSetKernel(active);
+        }
         bestN = Math.max(bestN, n);
         bestW = Math.max(bestW, wv);
         ratios.push(wv / n);
       }
-      console.log(`${s.name.padEnd(22)} ${bestN.toFixed(1).padStart(15)} ${bestW.toFixed(1).padStart(13)} ${(bestW / bestN).toFixed(2).padStart(12)} ${stats(ratios).padStart(11)}`);
+      console.log(`${s.name.padEnd(22)} ${bestN.toFixed(1).padStart(15)} ${bestW.toFixed(1).padStart(13)} ${(bestW / bestN).toFixed(2).padStart(12)} ${stats(ratios).padStart(11)}` +
+        (plain ? ` ${bestP.toFixed(1).padStart(16)} ${(bestW / bestP).toFixed(2).padStart(16)}` : ''));
     }
   }
 }

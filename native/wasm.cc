@@ -20,14 +20,16 @@ extern "C" EMSCRIPTEN_KEEPALIVE const char* dpo_kernel_table(void) {
   return table.c_str();
 }
 
-// Features this build was compiled with, e.g. "simd128,threads".
+// Features this build was compiled with, e.g. "simd128,threads,relaxed-simd". Relaxed SIMD is
+// compiled into the GEMM only (scripts/build-wasm.mjs), so its kernel list tells.
 extern "C" EMSCRIPTEN_KEEPALIVE const char* dpo_build_features(void) {
-  return "simd128"
+  static const std::string features = [] {
+    std::string s = "simd128";
 #if defined(__EMSCRIPTEN_PTHREADS__)
-         ",threads"
+    s += ",threads";
 #endif
-#if defined(__wasm_relaxed_simd__)
-         ",relaxed-simd"
-#endif
-      ;
+    if (std::string(dpo_gemm_kernels_supported()).find("wasm-relaxed-simd") != std::string::npos) s += ",relaxed-simd";
+    return s;
+  }();
+  return features.c_str();
 }

@@ -20,7 +20,7 @@ const shim = (f) => join(root, 'src', 'web', 'shims', f);
 export const SHIMS = {
   fs: shim('fs.ts'), 'fs/promises': shim('fs-promises.ts'), path: shim('path.ts'), crypto: shim('crypto.ts'),
   os: shim('misc.ts'), url: shim('misc.ts'), module: shim('misc.ts'), zlib: shim('misc.ts'), readline: shim('misc.ts'),
-  stream: shim('misc.ts'), buffer: join(root, 'node_modules', 'buffer', 'index.js'),
+  stream: shim('misc.ts'), v8: shim('misc.ts'), buffer: join(root, 'node_modules', 'buffer', 'index.js'),
 };
 
 const nodeBuiltins = {

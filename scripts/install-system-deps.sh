@@ -9,6 +9,10 @@ command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # The WebAssembly kernels (scripts/build-wasm.mjs, DPO_BACKEND=wasm, the browser page).
 command -v emcc >/dev/null || need+=(emscripten)
+# The relaxed-SIMD (FMA) builds of the wasm GEMM: clang 19's wasm backend (emscripten's clang 14
+# knows only the pre-standard opcodes) and its wasm-ld.
+[ -x /usr/lib/llvm-19/bin/clang ] || need+=(clang-19)
+[ -x /usr/lib/llvm-19/bin/wasm-ld ] || need+=(lld-19)
 # Text in the demo's PNG plots (resvg renders SVG with system fonts).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

@@ -3,7 +3,7 @@
 // argument checks, and the wasm loader's own cases (empty arrays, aliasing, bad builds).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { referenceKernels } from '../src/tensor/backend.js';
@@ -39,8 +39,51 @@ test('the wasm kernel table is the contract: same names, arities equal to the re
     assert.equal(row.codes.replace('r', '').length, row.args.length, `${row.name}: codes ${row.codes}`);
   }
   assert.match(k.features, /simd128/);
-  assert.equal(k.gemmKernel(), 'wasm-simd128');
-  assert.deepEqual(k.gemmKernelsSupported(), ['wasm-simd128', 'portable']);
+  // The relaxed-SIMD build when it was built (clang-19) — Node switches V8's flag on for it.
+  const relaxed = existsSync(join(dir, 'dpo_kernels_relaxed.wasm'));
+  assert.equal(k.build, relaxed ? 'dpo_kernels_relaxed' : 'dpo_kernels');
+  assert.equal(k.features.includes('relaxed-simd'), relaxed, k.features);
+  assert.equal(k.gemmKernel(), relaxed ? 'wasm-relaxed-simd' : 'wasm-simd128');
+  assert.deepEqual(k.gemmKernelsSupported(), [...(relaxed ? ['wasm-relaxed-simd'] : []), 'wasm-simd128', 'portable']);
+  const plain = await loadWasmKernelsNode(1, 'simd128');
+  assert.equal(plain.build, 'dpo_kernels');
+  assert.equal(plain.features, 'simd128');
+  assert.deepEqual(plain.gemmKernelsSupported(), ['wasm-simd128', 'portable']);
+});
+
+test('wasm GEMM builds: simd128 and relaxed-SIMD (FMA) within the float32 bound of the float64 product, 1 and 2 threads bit-identical', { skip: wasmSkip }, async () => {
+  assert.ok(dir, WASM_MISSING);
+  const builds: [string, 'simd128' | 'relaxed'][] = [['simd128', 'simd128']];
+  if (existsSync(join(dir, 'dpo_kernels_relaxed.wasm'))) builds.push(['relaxed', 'relaxed']);
+  else assert.ok(!process.env.CI || process.env.DPO_WASM_NO_RELAXED === '1', 'CI installs clang-19: the relaxed build must exist');
+  // Odd sizes: edge tiles, two K blocks (K > 256), all four transpositions.
+  const M = 53, N = 37, K = 301;
+  const A = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37)), B = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i * 0.11));
+  // Each C element: K products summed in float32, fused or not: |error| ≤ γ_K·Σ|a·b|, γ_K = K·u/(1 − K·u), u = 2⁻²⁴.
+  const u = 2 ** -24, gamma = (K * u) / (1 - K * u);
+  for (const [label, simd] of builds) {
+    const one = await loadWasmKernelsNode(1, simd), two = await loadWasmKernelsNode(2, simd);
+    for (const kernel of one.gemmKernelsSupported()) {
+      one.gemmSetKernel(kernel);
+      two.gemmSetKernel(kernel);
+      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        // op(A) = A (M×K) stored transposed when ta, likewise B.
+        const At = ta ? Float32Array.from({ length: M * K }, (_, i) => A[(i % M) * K + Math.floor(i / M)]!) : A;
+        const Bt = tb ? Float32Array.from({ length: K * N }, (_, i) => B[(i % K) * N + Math.floor(i / K)]!) : B;
+        const c1 = new Float32Array(M * N), c2 = new Float32Array(M * N);
+        one.gemm(ta, tb, M, N, K, At, 0, Bt, 0, c1, 0, 1, 1, 0);
+        two.gemm(ta, tb, M, N, K, At, 0, Bt, 0, c2, 0, 1, 1, 0);
+        assert.deepEqual(c2, c1, `${label}/${kernel} ta=${ta} tb=${tb}: 2 threads differ from 1`);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let exact = 0, mag = 0;
+            for (let p = 0; p < K; p++) { const t = A[i * K + p]! * B[p * N + j]!; exact += t; mag += Math.abs(t); }
+            assert.ok(Math.abs(c1[i * N + j]! - exact) <= gamma * mag, `${label}/${kernel} ta=${ta} tb=${tb} C[${i},${j}] = ${c1[i * N + j]}, exact ${exact}`);
+          }
+        }
+      }
+    }
+  }
 });
 
 for (const [label, get] of [

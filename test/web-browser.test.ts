@@ -85,7 +85,7 @@ test('label 8 pairs by keyboard, train 20 steps in the worker, compare, export: 
   assert.match(engineLine, /cross-origin isolated: yes/, 'COOP/COEP make the page cross-origin isolated');
   const wasmBuilt = (JSON.parse(readFileSync(join(ROOT, 'dist', 'web', 'build.json'), 'utf8')) as { wasm: boolean }).wasm;
   // Cross-origin isolated: the threaded WebAssembly build (when built) on every core up to 8.
-  assert.match(engineLine, wasmBuilt ? /WebAssembly kernels \(wasm-simd128\), backend wasm, \d+ threads? / : /TypeScript kernels \(this build has no WebAssembly kernels/);
+  assert.match(engineLine, wasmBuilt ? /WebAssembly kernels \(wasm-(relaxed-simd|simd128)\), backend wasm, \d+ threads? / : /TypeScript kernels \(this build has no WebAssembly kernels/);
   await page.click('#load-bundled');
   await page.waitForSelector('#model-status:has-text("M parameters")');
   assert.match((await page.textContent('#model-status'))!, /stories260K.*llama \(llama2c\), 0\.26 M parameters/);

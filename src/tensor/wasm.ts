@@ -4,8 +4,10 @@
 // it in Node for DPO_BACKEND=wasm).
 //
 // Two builds: dpo_kernels.wasm (one thread, runs anywhere) and dpo_kernels_mt.wasm (pthreads on
-// a SharedArrayBuffer: Node worker_threads, or a cross-origin-isolated page). Results are
-// bit-identical across thread counts (the kernels split work into fixed chunks, as native).
+// a SharedArrayBuffer: Node worker_threads, or a cross-origin-isolated page), each also as
+// *_relaxed (the GEMM with relaxed SIMD's FMA), loaded where the engine validates relaxed SIMD.
+// Results are bit-identical across thread counts (the kernels split work into fixed chunks, as
+// native); a relaxed build's GEMM rounds once per multiply-add where the engine fuses.
 //
 // Each kernel wrapper is built from the kernel table the module exports (dpo_kernel_table, the
 // same table that generates the N-API binding): typed arrays are copied into the module's memory
@@ -19,6 +21,7 @@ import { gemmBf16ViaGemm } from './bf16.js';
 
 // The WebAssembly JS API, typed here (the project's lib setting has no DOM types).
 interface WasmJsApi {
+  validate(bytes: Uint8Array): boolean;
   Module: { new (bytes: Uint8Array): object; imports(m: object): { module: string; name: string; kind: string }[] };
 }
 const WA = (globalThis as unknown as { WebAssembly: WasmJsApi }).WebAssembly;
@@ -39,7 +42,16 @@ export type WasmFactory = (moduleArg: Record<string, unknown>) => Promise<EmModu
 
 export type WasmSource = string | URL | ArrayBuffer | ArrayBufferView;
 
+/**
+ * Which SIMD build: 'relaxed' (the GEMM uses f32x4.relaxed_madd, fused on engines with FMA),
+ * 'simd128' (plain SIMD128), or 'auto' (default: relaxed when the engine validates relaxed SIMD
+ * and the build directory has the *_relaxed files, else simd128).
+ */
+export type WasmSimd = 'auto' | 'relaxed' | 'simd128';
+
 export interface WasmKernelOptions {
+  /** SIMD build chosen from a directory URL (default 'auto'); ignored for bytes, whose build is what it is. */
+  simd?: WasmSimd;
   /**
    * Threads (default 1). More than one needs SharedArrayBuffer (Node, or a page served with
    * COOP/COEP headers, `crossOriginIsolated`) and the threaded build dpo_kernels_mt.wasm;
@@ -61,9 +73,9 @@ export interface WasmKernelOptions {
 }
 
 export interface WasmKernels extends Kernels {
-  /** The build in use: 'dpo_kernels' or 'dpo_kernels_mt'. */
+  /** The build in use: 'dpo_kernels', 'dpo_kernels_mt', 'dpo_kernels_relaxed' or 'dpo_kernels_mt_relaxed'. */
   readonly build: string;
-  /** Features compiled in, e.g. "simd128,threads". */
+  /** Features compiled in, e.g. "simd128,threads" or "simd128,relaxed-simd". */
   readonly features: string;
   /**
    * The kernel table the module was built with (native/abi.h): each kernel's name, argument
@@ -74,7 +86,7 @@ export interface WasmKernels extends Kernels {
   readonly table: readonly { name: string; codes: string; args: readonly string[]; call: (...args: unknown[]) => number | undefined }[];
   /** Upper bound for setNumThreads (the worker pool made at load time; larger requests are capped). */
   readonly maxThreads: number;
-  /** The GEMM micro-kernel: 'wasm-simd128' (6×8 SIMD128 tile) or 'portable' (plain C++). */
+  /** The GEMM micro-kernel: 'wasm-relaxed-simd' (relaxed builds), 'wasm-simd128' (6×8 SIMD128 tile) or 'portable' (plain C++). */
   gemmKernel(): string;
   /** Micro-kernels this build has, best first. */
   gemmKernelsSupported(): string[];
@@ -92,6 +104,19 @@ export function wasmThreadsAvailable(): boolean {
   return g.crossOriginIsolated !== false || g.process !== undefined;
 }
 
+// (module (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
+const RELAXED_PROBE = Uint8Array.of(0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0,
+  10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11);
+
+/** Whether this engine has relaxed SIMD with the standard opcodes (the *_relaxed builds run). */
+export function wasmRelaxedSimdAvailable(): boolean {
+  try {
+    return WA.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
 function isUrl(s: WasmSource): s is string | URL {
   return typeof s === 'string' || s instanceof URL;
 }
@@ -107,12 +132,39 @@ function isUrl(s: WasmSource): s is string | URL {
 export async function createWasmKernels(source: WasmSource, options: WasmKernelOptions = {}): Promise<WasmKernels> {
   const wanted = Math.max(1, Math.floor(options.threads ?? 1));
   const threaded = wanted > 1 && wasmThreadsAvailable();
-  const build = threaded ? 'dpo_kernels_mt' : 'dpo_kernels';
+  const simd = options.simd ?? 'auto';
+  if (!['auto', 'relaxed', 'simd128'].includes(simd)) throw new TypeError(`createWasmKernels: options.simd must be 'auto', 'relaxed' or 'simd128', got ${String(simd)}`);
+  const relaxedOk = wasmRelaxedSimdAvailable();
+  if (simd === 'relaxed' && !relaxedOk) throw new TypeError("createWasmKernels: simd 'relaxed' but this engine does not validate relaxed SIMD (standard opcodes)");
+  const plain = threaded ? 'dpo_kernels_mt' : 'dpo_kernels';
+  let build = plain;
   let wasmUrl: URL | null = null;
   let bytes: ArrayBuffer | ArrayBufferView | null = null;
   if (isUrl(source)) {
     const base = new URL(String(source), (globalThis as { location?: { href: string } }).location?.href);
-    wasmUrl = base.pathname.endsWith('/') ? new URL(`${build}.wasm`, base) : base;
+    if (base.pathname.endsWith('/')) {
+      // A directory: the relaxed build when wanted and present (a build without clang-19 has none).
+      if (simd !== 'simd128' && relaxedOk) {
+        const relaxedUrl = new URL(`${plain}_relaxed.wasm`, base);
+        let res: Response | null = null, why = '';
+        try {
+          res = await fetch(relaxedUrl);
+          why = `HTTP ${res.status}`;
+        } catch (e) {
+          why = (e as Error).message;
+        }
+        if (res?.ok) {
+          build = `${plain}_relaxed`;
+          wasmUrl = relaxedUrl;
+          bytes = await res.arrayBuffer();
+        } else if (simd === 'relaxed') {
+          throw new Error(`createWasmKernels: cannot fetch ${relaxedUrl.href}: ${why} (built without clang-19?)`);
+        }
+      }
+      wasmUrl ??= new URL(`${build}.wasm`, base);
+    } else {
+      wasmUrl = base;
+    }
   } else {
     bytes = source;
   }
@@ -132,8 +184,14 @@ export async function createWasmKernels(source: WasmSource, options: WasmKernelO
     bytes = await res.arrayBuffer();
   }
   const wasmBinary = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const moduleImportsShared = WA.Module.imports(new WA.Module(wasmBinary))
-    .some((i) => i.kind === 'memory');
+  let compiled: object;
+  try {
+    compiled = new WA.Module(wasmBinary);
+  } catch (e) {
+    throw new TypeError(`createWasmKernels: the wasm does not compile here: ${(e as Error).message}` +
+      (relaxedOk ? '' : ' (a *_relaxed build needs an engine with relaxed SIMD; use dpo_kernels[_mt].wasm)'));
+  }
+  const moduleImportsShared = WA.Module.imports(compiled).some((i) => i.kind === 'memory');
   if (moduleImportsShared !== threaded) {
     throw new TypeError(`createWasmKernels: the given wasm is the ${moduleImportsShared ? 'threaded (dpo_kernels_mt)' : 'single-thread (dpo_kernels)'} ` +
       `build but ${threaded ? 'threads > 1' : 'one thread'} needs ${build}.wasm` +
@@ -149,6 +207,8 @@ export async function createWasmKernels(source: WasmSource, options: WasmKernelO
     if (glueUrl) moduleArg.mainScriptUrlOrBlob = glueUrl.href;
   }
   const m = await factory(moduleArg);
+  // With bytes the build is what the module says it is.
+  if (bytes !== null && !isUrl(source) && m.UTF8ToString(m._dpo_build_features()).includes('relaxed-simd')) build = `${plain}_relaxed`;
   return wrapModule(m, build, threaded ? wanted : 1, options.poisonOutputs === true);
 }
 

@@ -21,6 +21,10 @@ export const EOL = '\n';
 export const fileURLToPath = (u: string | URL): string => decodeURIComponent(new URL(String(u)).pathname);
 export const pathToFileURL = (p: string): URL => new URL(`file://${encodeURI(p)}`);
 
+// node:v8: engine flags cannot be set from a page (wasm-node.ts switches relaxed SIMD on in Node;
+// browsers that have it validate it without a flag).
+export const setFlagsFromString = (): void => {};
+
 // node:module
 export const createRequire = (): (() => never) => unavailable('require() of native modules');
 
