@@ -15,7 +15,8 @@
 // with our own live-reference dpo run of the same config, no PyTorch run).
 // Runs are interleaved (ours, torch, ours, torch, ...) across --rounds so load changes on a shared
 // machine hit both sides; the table gives medians over rounds, the min–max spread of the per-round
-// ratios, and the load average seen before each run. --also adds another checkout of ours (e.g. the
+// ratios, the ratio of CPU seconds per step (the other side's over ours: on a loaded machine it moves
+// far less than wall time), and the load average seen before each run. --also adds another checkout of ours (e.g. the
 // previous commit built in a git worktree) as an extra column, for before/after measurements.
 // --checkpointing: ours with gradient checkpointing (PyTorch's side keeps its activations).
 // --bf16: both sides in bf16 autocast (ours `bf16: true`, PyTorch torch.autocast('cpu', bfloat16)).
@@ -81,6 +82,8 @@ interface Run {
   tokS: number;
   rssMiB: number;
   stepS: number;
+  /** CPU seconds of the process per timed step (median): other load on the machine barely moves it. */
+  cpuS: number;
   load: number;
 }
 
@@ -119,10 +122,15 @@ function runOne(side: Side, mode: string, cfg: string): Run | string {
     const tail = (r.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
     return `exit ${r.status}: ${tail}`;
   }
-  const j = JSON.parse(readFileSync(out, 'utf8')) as { policy_tok_per_s: number; peak_rss_MiB: number; step_s_median: number; kernel_path?: string; rss_over_floor?: number };
+  const j = JSON.parse(readFileSync(out, 'utf8')) as {
+    policy_tok_per_s: number; peak_rss_MiB: number; step_s_median: number; kernel_path?: string; rss_over_floor?: number;
+    cpu_s_median?: number; step_s_all?: number[]; step_own_cpu_all?: number[];
+  };
+  // Ours reports CPU seconds per step; PyTorch's script the CPUs used on average during each step.
+  const cpuS = j.cpu_s_median ?? median((j.step_s_all ?? []).map((t, i) => t * (j.step_own_cpu_all?.[i] ?? NaN)));
   console.error(`  ${side.name.padEnd(6)} ${mode}:${cfg} ${j.policy_tok_per_s.toFixed(1)} tok/s, ${j.step_s_median.toFixed(2)} s/step, ` +
-    `peak RSS ${j.peak_rss_MiB.toFixed(0)} MiB, load ${load.toFixed(2)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-  return { tokS: j.policy_tok_per_s, rssMiB: j.peak_rss_MiB, stepS: j.step_s_median, load, kernelPath: j.kernel_path, overFloor: j.rss_over_floor };
+    `CPU ${cpuS.toFixed(2)} s/step, peak RSS ${j.peak_rss_MiB.toFixed(0)} MiB, load ${load.toFixed(2)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  return { tokS: j.policy_tok_per_s, rssMiB: j.peak_rss_MiB, stepS: j.step_s_median, cpuS, load, kernelPath: j.kernel_path, overFloor: j.rss_over_floor };
 }
 
 // results[config][side] = runs in round order (null when that run failed).
@@ -164,14 +172,14 @@ function spread(xs: number[], fmt: (x: number) => string): string {
   return xs.length === 0 ? '-' : `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}`;
 }
 /** Per-round ratios a/b (rounds where both ran). */
-function ratios(a: (Run | null)[], b: (Run | null)[], key: 'tokS' | 'rssMiB'): number[] {
+function ratios(a: (Run | null)[], b: (Run | null)[], key: 'tokS' | 'rssMiB' | 'cpuS'): number[] {
   const out: number[] = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] && b[i]) out.push(a[i]![key] / b[i]![key]);
   return out;
 }
 
 const rows: string[][] = [];
-const header = ['config', 'side', 'tok/s median', 'tok/s min–max', 'peak RSS MiB', 'vs', 'speed ratio (spread)', 'RSS ratio', 'load'];
+const header = ['config', 'side', 'tok/s median', 'tok/s min–max', 'peak RSS MiB', 'vs', 'speed ratio (spread)', 'CPU-time speed ratio', 'RSS ratio', 'load'];
 const table: Record<string, unknown>[] = [];
 for (const c of configs) {
   const [mode, cfg] = c.split(':') as [string, string];
@@ -198,14 +206,16 @@ for (const c of configs) {
     }
     const sr = vsName ? ratios(runs, vsRuns, 'tokS') : [];
     const mr = vsName ? ratios(runs, vsRuns, 'rssMiB') : [];
+    // Speed by CPU time: the other side's CPU seconds per step over ours (per round, then median).
+    const cr = vsName ? ratios(vsRuns, runs, 'cpuS') : [];
     const row = {
       config: c, side: side.name, tokS: median(ok.map((x) => x.tokS)), tokSAll: ok.map((x) => x.tokS),
       rssMiB: median(ok.map((x) => x.rssMiB)), vs: vsName, speedRatio: median(sr), speedRatioAll: sr,
-      rssRatio: median(mr), load: ok.map((x) => x.load),
+      cpuRatio: median(cr), cpuRatioAll: cr, rssRatio: median(mr), load: ok.map((x) => x.load),
     };
     table.push(row);
     rows.push([c, side.name, f1(row.tokS), spread(row.tokSAll, f1), row.rssMiB.toFixed(0), vsName || '',
-      vsName ? `${f2(row.speedRatio)} (${spread(sr, f2)})` : '', vsName ? f2(row.rssRatio) : '', spread(row.load, f2)]);
+      vsName ? `${f2(row.speedRatio)} (${spread(sr, f2)})` : '', vsName ? `${f2(row.cpuRatio)} (${spread(cr, f2)})` : '', vsName ? f2(row.rssRatio) : '', spread(row.load, f2)]);
   }
 }
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -28,10 +28,12 @@ const SHAPES = [
   { name: 'dW=dYᵀ·X 3072x768 K=1024', M: 3072, N: 768, K: 1024, ta: true, tb: false },
   { name: 'q_proj   1024x576 K=576', M: 1024, N: 576, K: 576, ta: false, tb: true },
 ];
-const paths = addon.gemmBf16KernelsSupported().filter((p) => p !== 'portable');
+// amx-emulated is the test path (the AMX kernel on a scalar emulator): not benched.
+const auto = addon.gemmBf16Kernel();
+const paths = addon.gemmBf16KernelsSupported().filter((p) => p !== 'portable' && p !== 'amx-emulated');
 const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() * 2 - 1);
 const cpuNow = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
-console.log(`CPU ${cpus()[0]?.model}; float32 kernel ${addon.gemmKernel()}; bf16 paths ${paths.join(', ')}; ${threads} threads; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`CPU ${cpus()[0]?.model}; float32 kernel ${addon.gemmKernel()}; bf16 path chosen at start-up ${auto}${paths.includes('amx') ? '' : ' (no usable AMX)'}; benched ${paths.join(', ')}; ${threads} threads; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 for (const s of SHAPES) {
   const A = rand(s.M * s.K), B = rand(s.K * s.N), C = new Float32Array(s.M * s.N);
   const flops = 2 * s.M * s.N * s.K;

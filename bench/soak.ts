@@ -8,18 +8,23 @@
 //
 //   npx tsc -p . && node dist/bench/soak.js        # default: every workload at its default length
 //   node dist/bench/soak.js --workloads dpo-demo --steps 5000 --segment 100 --json soak.json
+//   (the 5,000-step soaks of README's table: --modes pool, one workload at a time, under nice -n 10)
 //
-// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,ppo,generate,serve   --modes pool,none,exact[,pool-gc]
+// Options: --workloads dpo-demo,dpo-hh,sft-hh,grpo,ppo,grpo-tiny,ppo-tiny,generate,serve   --modes pool,none,exact[,pool-gc,pool-idle]
 //          --steps N (units per run: optimizer steps, prompts or requests; default per workload;
 //          or per workload: --steps dpo-demo=5000,serve=10000)  --segment K (units per segment;
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
 //          --factor F (the pool mode's bound: F × the working set instead of the default)
+//          --gc 1 (a full GC before each sample: heap used is then the live JS heap, to tell a leak
+//          in JS objects from garbage V8 has not collected yet; it changes the RSS trace)
 //
 // Modes: pool = the size-class pool with its automatic bound (the default); none = no pooling
 // (DPO_POOL_LIMIT_MB=0); exact = the former pool (exact element counts, fixed 4 GiB bound, dropped
 // blocks left to the GC, glibc's default malloc settings); pool-gc (only with --modes) = the size
-// classes without src/tensor/allocator.ts (dropped blocks left to the GC, glibc's defaults).
+// classes without src/tensor/allocator.ts (dropped blocks left to the GC, glibc's defaults);
+// pool-idle (only with --modes) = the previous bound: idle bytes ≤ 2 × the working set (on top of
+// the live ones), instead of every owned byte ≤ 1.75 × it.
 //
 // Workloads (add one by adding an entry to WORKLOADS): dpo-demo = `dpo train` (runDpo) on a model of the demo base's shape (1.1M parameters,
 // context 128) with pairs built like the demo's (its Moby-Dick prompts of 3–6 words, completions
@@ -27,7 +32,9 @@
 // (their real length spread, truncated at 256 tokens), batch 4; sft-hh = `dpo sft` on HH-RLHF's
 // chosen dialogues, batch 8; grpo = `dpo grpo` on the demo's prompts (groups of 8, 24-token
 // completions, AFINN reward: rollouts + updates); ppo = `dpo ppo` on the same prompts (16
-// rollouts of 24 tokens, value model, 2 epochs of 2 mini-batches); generate = `dpo annotate add-prompts` (two sampled candidates per
+// rollouts of 24 tokens, value model, 2 epochs of 2 mini-batches); grpo-tiny, ppo-tiny = the same
+// on a tiny model (2 layers of 32; groups of 4, 8 rollouts, 8-token completions, 1 PPO epoch), so
+// that 5,000 steps finish; generate = `dpo annotate add-prompts` (two sampled candidates per
 // demo prompt, up to 48 new tokens); serve = the annotation server answering loopback requests
 // (login, queue, votes, dashboard, static pages; only the pool mode, it allocates no tensors).
 // Models have random weights: memory and speed do not depend on the values.
@@ -65,7 +72,7 @@ import { seededRng } from '../src/annotate/queue.js';
 import { Rng } from '../src/tensor/random.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const MODES = ['pool', 'none', 'exact', 'pool-gc'] as const;
+const MODES = ['pool', 'none', 'exact', 'pool-gc', 'pool-idle'] as const;
 /** Modes run unless --modes says otherwise (pool-gc isolates what allocator.ts adds to the size classes). */
 const DEFAULT_MODES: Mode[] = ['pool', 'none', 'exact'];
 type Mode = (typeof MODES)[number];
@@ -143,6 +150,8 @@ interface Workload {
 }
 
 const DEMO_SHAPE = { vocabSize: 2048, hiddenSize: 128, intermediateSize: 384, numLayers: 4, numHeads: 4 };
+/** The RL soaks' tiny model (the demo's tokenizer; 2 layers of 32). */
+const TINY_SHAPE = { vocabSize: 2048, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 2 };
 
 const WORKLOADS: Record<string, Workload> = {
   'dpo-demo': {
@@ -170,32 +179,23 @@ const WORKLOADS: Record<string, Workload> = {
   grpo: {
     unit: 'step',
     defaultSteps: 200,
-    run: async (s, steps, segment, tick) => {
-      let calls = 0;
-      await runGrpo({
-        model: join(s.dir, 'model-128'), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-grpo-${process.pid}`), quiet: true,
-        config: parseGrpoConfig({
-          reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24, learning_rate: 1e-4,
-          max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
-        }),
-        onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
-      });
-    },
+    run: (s, steps, segment, tick) => grpo(s, 'model-128', { per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24 }, steps, segment, tick),
+  },
+  // The same loops on a tiny model (2 layers of 32) with short completions, so that 5,000 steps finish.
+  'grpo-tiny': {
+    unit: 'step',
+    defaultSteps: 400,
+    run: (s, steps, segment, tick) => grpo(s, 'model-tiny', { per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8 }, steps, segment, tick),
   },
   ppo: {
     unit: 'step',
     defaultSteps: 200,
-    run: async (s, steps, segment, tick) => {
-      let calls = 0;
-      await runPpo({
-        model: join(s.dir, 'model-128'), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-ppo-${process.pid}`), quiet: true,
-        config: parsePpoConfig({
-          reward_funcs: ['afinn'], per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 24,
-          learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
-        }),
-        onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
-      });
-    },
+    run: (s, steps, segment, tick) => ppo(s, 'model-128', { per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 24 }, steps, segment, tick),
+  },
+  'ppo-tiny': {
+    unit: 'step',
+    defaultSteps: 400,
+    run: (s, steps, segment, tick) => ppo(s, 'model-tiny', { per_device_train_batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, response_length: 8 }, steps, segment, tick),
   },
   generate: {
     unit: 'prompt',
@@ -328,6 +328,28 @@ async function trainDpo(s: Setup, model: string, data: string, extra: Record<str
   });
 }
 
+async function grpo(s: Setup, model: string, shape: Record<string, number>, steps: number, segment: number, tick: (done: number) => void): Promise<void> {
+  let calls = 0;
+  await runGrpo({
+    model: join(s.dir, model), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-grpo-${process.pid}`), quiet: true,
+    config: parseGrpoConfig({
+      reward_funcs: ['afinn'], ...shape, learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
+    }),
+    onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
+  });
+}
+
+async function ppo(s: Setup, model: string, shape: Record<string, number>, steps: number, segment: number, tick: (done: number) => void): Promise<void> {
+  let calls = 0;
+  await runPpo({
+    model: join(s.dir, model), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-ppo-${process.pid}`), quiet: true,
+    config: parsePpoConfig({
+      reward_funcs: ['afinn'], ...shape, learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
+    }),
+    onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
+  });
+}
+
 function demoPrompts(): string[] {
   return promptsFrom(splitCorpus(loadMobyDick()).heldIn);
 }
@@ -348,6 +370,13 @@ async function makeSetup(dataRoot: string): Promise<Setup> {
     mkdirSync(d);
     await saveTokenizerFiles(d, json, { bos: '<|endoftext|>', eos: '<|endoftext|>', addBos: true, modelMaxLength: ctx });
     const cfg = llamaConfig({ ...DEMO_SHAPE, maxPositions: ctx, tieWordEmbeddings: true, bosTokenId: 0, eosTokenId: [0] });
+    saveHfDirectory(d, { config: cfg, weights: randomModel(cfg, 1).exportWeights() });
+  }
+  {
+    const d = join(dir, 'model-tiny');
+    mkdirSync(d);
+    await saveTokenizerFiles(d, json, { bos: '<|endoftext|>', eos: '<|endoftext|>', addBos: true, modelMaxLength: 128 });
+    const cfg = llamaConfig({ ...TINY_SHAPE, maxPositions: 128, tieWordEmbeddings: true, bosTokenId: 0, eosTokenId: [0] });
     saveHfDirectory(d, { config: cfg, weights: randomModel(cfg, 1).exportWeights() });
   }
   const tok = await loadTokenizer(tokDir);
@@ -424,6 +453,7 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   if (mode === 'none') T.setPoolLimit(0);
   else if (mode === 'exact') T.configurePool({ classes: 'exact', limitBytes: 4096 * 2 ** 20, freeDropped: false });
   else if (mode === 'pool-gc') T.configurePool({ freeDropped: false });
+  else if (mode === 'pool-idle') T.configurePool({ bound: 'idle', factor: factor ?? 2 });
   const w = WORKLOADS[name]!;
   const out = (o: object): void => {
     process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -441,6 +471,9 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
     if (done % segment !== 0 && done !== steps) return;
     const c = process.cpuUsage(c0);
+    // --gc 1: a full collection before each sample, so heap used is the live JS heap (a leak shows
+    // as a rising floor) and never-released buffers are accounted for; it changes the RSS trace.
+    if (process.env.DPO_SOAK_GC === '1') (globalThis as { gc?: () => void }).gc?.();
     out(sampleNow(done, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6));
     if (done < steps) waitGo();
     t0 = performance.now();
@@ -508,7 +541,8 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
   const w = WORKLOADS[name]!;
   const script = fileURLToPath(import.meta.url);
   const extra = factor !== undefined ? ['--factor', factor] : [];
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
+  const gcEach = process.env.DPO_SOAK_GC === '1';
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
     env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
@@ -629,6 +663,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 }
 
 async function parent(args: Map<string, string>): Promise<void> {
+  if (args.get('gc') === '1') process.env.DPO_SOAK_GC = '1';
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];

@@ -1,13 +1,19 @@
 // One training step of a GPT-2-small or SmolLM2-135M shaped model, timed, mirroring the PyTorch
 // reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
 //
-//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--bf16] [--checkpointing] [--json out.json] [--profile [gemm]]
+//   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--bf16] [--checkpointing]
+//       [--lora R] [--frozen-bf16] [--json out.json] [--profile [gemm]]
 //
 // MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
 //             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
 // MODE train: forward+backward+AdamW of next-token NLL on 2·pairs sequences (the compute-core target)
-// CONFIG: tiny | small | llama135. Prints JSON with tokens/s, peak RSS and the training-state floor
+// CONFIG: tiny | small | llama135 | llama1b. Prints JSON with tokens/s, peak RSS and the training-state floor
 // (weights + grads + AdamW + reference; src/train/memory-report.ts); run one config per process.
+// Peak RSS: `peak_rss_MiB` is the training steps' peak (VmHWM reset once the model is built, so
+// the random float32 initialization does not count), `process_peak_rss_MiB` the whole process's.
+// --lora R: LoRA rank R (alpha 2R, no dropout) on every linear layer; the reference is the
+// adapters-off base (no second copy). --frozen-bf16 (`frozen_dtype: bfloat16`): frozen weights —
+// the LoRA base incl. the tied embedding, or the separate reference copy — stored only as bf16.
 // --bf16: bf16 autocast (`bf16: true`): matmuls in bf16 with float32 accumulation.
 // --checkpointing: gradient checkpointing (`gradient_checkpointing: true`): blocks recomputed in backward.
 // --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS);
@@ -26,6 +32,13 @@ import { computePreferenceLoss } from '../src/losses/index.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { Rng } from '../src/tensor/random.js';
 import { BENCH_SHAPES } from './shapes.js';
+import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { attachLora } from '../src/nn/lora.js';
+import { storeFrozenLinearsAsBf16 } from '../src/nn/linear.js';
+import { storeFrozenEmbeddingsAsBf16 } from '../src/models/decoder.js';
+import type { DecoderLM } from '../src/models/decoder.js';
 
 const CONFIGS = BENCH_SHAPES;
 
@@ -36,7 +49,7 @@ function arg(name: string, def: string): string {
 
 const [mode, configName, threadsArg] = process.argv.slice(2);
 if (!mode || !['dpo', 'train'].includes(mode) || !configName || !(configName in CONFIGS) || !threadsArg) {
-  console.error('usage: node dist/bench/step.js dpo|train tiny|small|llama135 THREADS [--steps N] [--warmup N] [--pairs N] [--precompute] [--json FILE]');
+  console.error('usage: node dist/bench/step.js dpo|train tiny|small|llama135|llama1b THREADS [--steps N] [--warmup N] [--pairs N] [--precompute] [--bf16] [--checkpointing] [--lora R] [--frozen-bf16] [--json FILE]');
   process.exit(2);
 }
 if (!nativeKernels()) console.error('WARNING: native kernels unavailable; this measures the TypeScript reference backend');
@@ -73,9 +86,32 @@ const bf16 = process.argv.includes('--bf16');
 if (bf16) setMatmulPrecision('bf16');
 const cfg: ModelConfig = parseModelConfig(CONFIGS[configName]!, configName);
 const S = cfg.maxPositions;
-const policy = randomModel(cfg, 0);
-const reference = mode === 'dpo' && !precompute ? randomModel(cfg, 0) : null;
+const loraRank = Number(arg('lora', '0'));
+const frozenBf16 = process.argv.includes('--frozen-bf16');
+const policy = randomModel(cfg, 0) as DecoderLM;
+if (loraRank > 0) {
+  const names = [...new Set(policy.linears().map((l) => l.path.split('.').at(-1)!))];
+  attachLora(policy.linears(), { r: loraRank, alpha: 2 * loraRank, dropout: 0, targetModules: names }, 0);
+  // Everything but the adapters is frozen (embeddings and norms included), as PEFT does.
+  for (const p of policy.parameters().values()) if (!/lora_/.test(p.name ?? '')) p.requiresGrad = false;
+}
+// Under LoRA the reference is the adapters-off policy; otherwise a separate frozen copy.
+const reference = mode === 'dpo' && !precompute && loraRank === 0 ? randomModel(cfg, 0) as DecoderLM : null;
 if (reference) for (const p of reference.parameters().values()) p.requiresGrad = false;
+let frozenBf16Bytes = 0;
+if (frozenBf16) {
+  for (const m of [policy, reference]) if (m) frozenBf16Bytes += storeFrozenLinearsAsBf16(m.linears()) + storeFrozenEmbeddingsAsBf16(m);
+}
+// Free the float32 initialization (and the copies frozen_dtype replaced) before measuring.
+setFlagsFromString('--expose-gc');
+(runInNewContext('gc') as () => void)();
+const processPeakInit = process.resourceUsage().maxRSS * 1024;
+const vmHwm = (): number => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) * 1024;
+try {
+  writeFileSync('/proc/self/clear_refs', '5');  // resets VmHWM (Linux): the steps' peak from here
+} catch {
+  // not Linux: the peak below includes the initialization
+}
 const checkpointing = process.argv.includes('--checkpointing');
 policy.ctx.gradientCheckpointing = checkpointing;
 const params = policy.trainableParameters();
@@ -96,7 +132,17 @@ for (let p = 0; p < pairs; p++) {
 const targets = new Int32Array(rows * S).fill(-1);
 for (let r = 0; r < rows; r++) for (let t = 0; t + 1 < S; t++) if (mode === 'train' || t + 1 >= P) targets[r * S + t] = ids[r * S + t + 1]!;
 const batch = { pairs, seqLen: S, inputIds: ids, targets, lengths: new Int32Array(rows).fill(S), responseTokens: new Int32Array(rows).fill(S - P), indices: [] };
-const preRef = precompute ? referenceLogps(policy, batch) : null;
+/** Reference log-probs: the separate copy, or under LoRA the policy with its adapters off. */
+function liveReference(): Float64Array {
+  if (reference) return referenceLogps(reference, batch);
+  policy.ctx.adaptersEnabled = false;
+  try {
+    return referenceLogps(policy, batch);
+  } finally {
+    policy.ctx.adaptersEnabled = true;
+  }
+}
+const preRef = precompute ? liveReference() : null;
 
 // Seconds of the last step's phases: reference forward, policy forward, backward, AdamW.
 const phase = { ref: 0, fwd: 0, bwd: 0, opt: 0 };
@@ -106,7 +152,7 @@ function step(): number {
   kernelTime.clear();
   currentPhase = 'ref';
   let t = now();
-  const ref = mode === 'dpo' ? preRef ?? referenceLogps(reference!, batch) : null;
+  const ref = mode === 'dpo' ? preRef ?? liveReference() : null;
   phase.ref = now() - t;
   currentPhase = 'fwd';
   t = now();
@@ -178,16 +224,18 @@ times.sort((a, b) => a - b);
 const med = times[Math.floor(times.length / 2)]!;
 let N = 0;
 for (const [name, p] of policy.parameters()) if (!/wpe/.test(name)) N += p.size;
-const floor = memoryFloor(policy.parameters().values(), params, reference ? reference.parameters().values() : null);
-const peakRss = process.resourceUsage().maxRSS * 1024;
+const floor = memoryFloor(policy.parameters().values(), params, reference ? reference.parameters().values() : null, frozenBf16Bytes);
+const trainPeak = vmHwm();
+const peakRss = Number.isFinite(trainPeak) ? trainPeak : process.resourceUsage().maxRSS * 1024;
 const kp = kernelPath();
 const res = {
-  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16, checkpointing,
+  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16, checkpointing, lora: loraRank, frozen_bf16: frozenBf16,
   cpu: cpuList()[0]?.model ?? 'unknown', kernel_path: `${kp.backend}/${kp.gemmKernel ?? '-'}${bf16 ? ` + bf16 ${gemmBf16Path()}` : ''}`,
   floor_MiB: floor.total / 2 ** 20, rss_over_floor: peakRss / floor.total,
   step_s_median: med, step_s_min: times[0], step_s_all: times, cpu_s_median: cpus[Math.floor(cpus.length / 2)],
   policy_tok_per_s: (rows * S) / med,
-  peak_rss_MiB: process.resourceUsage().maxRSS / 1024,
+  peak_rss_MiB: peakRss / 2 ** 20,
+  process_peak_rss_MiB: Math.max(processPeakInit, process.resourceUsage().maxRSS * 1024) / 2 ** 20,
   peak_tensor_MiB: T.memoryStats().peakBytes / 2 ** 20,
   params: N,
 };

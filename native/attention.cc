@@ -28,8 +28,8 @@
 // operands (Pᵀ, dSᵀ) cost nothing. Each C element is one multiply-add chain in a fixed order, so a
 // score is bit-identical whichever tile or pass recomputes it.
 //
-// ISA: AVX-512 kernels behind __builtin_cpu_supports, a portable path otherwise
-// (DPO_NATIVE_ISA=generic forces the portable path; tests and benchmarks compare the two).
+// ISA: AVX-512 or AVX2+FMA kernels as Isa() (cpu.h) chooses, a portable path otherwise
+// (DPO_NATIVE_ISA=avx2|generic caps the choice; tests and benchmarks compare the paths).
 #include "abi.h"
 #include "check.h"
 #include "cpu.h"
@@ -313,11 +313,194 @@ struct Avx512Ops {
   }
 };
 #undef DPO_AVX512
+
+// ---------------------------------------------------------------------------------------------
+// AVX2+FMA primitives (x86 without AVX-512). Same contracts and the same arithmetic as the AVX-512
+// ones: each C element is the same FMA chain, exp is the same polynomial with the same 2^n
+// scaling, and the sums are reduced in the order of _mm512_reduce_add_ps, so this path gives the
+// AVX-512 path's results bit for bit.
+#define DPO_AVX2 __attribute__((target("avx2,fma")))
+
+// Lanes j < left of an 8-float vector (all when left ≥ 8, none when left ≤ 0).
+DPO_AVX2 inline __m256i Mask8(int64_t left) {
+  const int32_t l = int32_t(std::max<int64_t>(0, std::min<int64_t>(8, left)));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(l), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// exp(x), as Exp512: clamp, n = round(x·log2 e), Cephes polynomial in r = x − n·ln2, then
+// p·2^n as p·2^(n>>1)·2^(n−(n>>1)) (two exact power-of-two products: the one rounding is the
+// last, as in vscalefps, and n = 128 at x = 88.7 does not overflow the exponent field).
+DPO_AVX2 inline __m256 Exp256(__m256 x) {
+  const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_NLT_UQ);
+  x = _mm256_min_ps(_mm256_set1_ps(88.7f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i ni = _mm256_cvtps_epi32(n);  // integral already: exact
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_and_ps(keep, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+
+// Σ of the 16 lanes lo ‖ hi in the order of _mm512_reduce_add_ps (halves, quarters, pairs).
+DPO_AVX2 inline float ReduceAdd16(__m256 lo, __m256 hi) {
+  const __m256 s8 = _mm256_add_ps(hi, lo);
+  const __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(s8, 1), _mm256_castps256_ps128(s8));
+  const __m128 s2 = _mm_add_ps(s4, _mm_shuffle_ps(s4, s4, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
+}
+
+// MR ≤ 6 rows × 16 columns of C in registers (12 ymm accumulators + 2 B + 1 A). One named
+// variable per accumulator: GCC 12 keeps an array of __m256 on the stack and spills every FMA.
+template <int MR>
+DPO_AVX2 inline void MicroKernel6x16(int64_t K, const float* A, int64_t ars, int64_t axs, const float* B,
+                                     int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  static_assert(MR >= 1 && MR <= 6, "1 to 6 rows");
+#define DPO_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define DPO_DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+  DPO_ROWS6(DPO_DECL)
+#undef DPO_DECL
+  if (accumulate) {
+#define DPO_LOAD(i)                                  \
+  if (MR > i) {                                      \
+    c##i##0 = _mm256_loadu_ps(C + i * ldc);          \
+    c##i##1 = _mm256_loadu_ps(C + i * ldc + 8);      \
+  }
+    DPO_ROWS6(DPO_LOAD)
+#undef DPO_LOAD
+  }
+  for (int64_t x = 0; x < K; x++) {
+    const __m256 b0 = _mm256_loadu_ps(B + x * ldb), b1 = _mm256_loadu_ps(B + x * ldb + 8);
+    const float* a = A + x * axs;
+#define DPO_STEP(i)                                      \
+  if (MR > i) {                                          \
+    const __m256 ai = _mm256_broadcast_ss(a + i * ars);  \
+    c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);          \
+    c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);          \
+  }
+    DPO_ROWS6(DPO_STEP)
+#undef DPO_STEP
+  }
+#define DPO_STORE(i)                               \
+  if (MR > i) {                                    \
+    _mm256_storeu_ps(C + i * ldc, c##i##0);        \
+    _mm256_storeu_ps(C + i * ldc + 8, c##i##1);    \
+  }
+  DPO_ROWS6(DPO_STORE)
+#undef DPO_STORE
+#undef DPO_ROWS6
+}
+
+struct Avx2Ops {
+  // Same contract as PortableOps::PackTransposed (ncols a multiple of 16), in 8×8 blocks
+  // transposed in registers.
+  DPO_AVX2 static void PackTransposed(float* dst, const float* src, int64_t stride, int64_t n,
+                                      int64_t ncols, int64_t D) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t j0 = 0; j0 < ncols; j0 += 8) {
+      for (int64_t d0 = 0; d0 < D; d0 += 8) {
+        const bool full = d0 + 8 <= D;
+        const __m256i dm = Mask8(D - d0);
+        __m256 r[8];
+        for (int i = 0; i < 8; i++) {  // rows past n are zeros (padding keys)
+          const float* p = src + (j0 + i) * stride + d0;
+          r[i] = j0 + i >= n ? zero : full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, dm);
+        }
+        __m256 t[8], u[8];
+        for (int i = 0; i < 4; i++) {
+          t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+          t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int h = 0; h < 2; h++) {  // rows 4h..4h+3: u[4h + c] holds column c (and c + 4) per lane
+          u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+          u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+          u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+          u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+        }
+        for (int c = 0; c < 4; c++) {
+          r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);      // column c
+          r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);  // column 4 + c
+        }
+        for (int c = 0; c < 8 && d0 + c < D; c++) _mm256_storeu_ps(dst + (d0 + c) * kBK + j0, r[c]);
+      }
+    }
+  }
+
+  // Same contract as PortableOps::Gemm; ncols must be a multiple of 16.
+  DPO_AVX2 static void Gemm(int64_t rows, int64_t ncols, int64_t K, const float* A, int64_t ars,
+                            int64_t axs, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 6) {
+      const int mr = int(std::min<int64_t>(6, rows - r0));
+      for (int64_t c0 = 0; c0 < ncols; c0 += 16) {
+        const float* a = A + r0 * ars;
+        const float* b = B + c0;
+        float* c = C + r0 * ldc + c0;
+        switch (mr) {
+#define DPO_CASE(M) \
+  case M: MicroKernel6x16<M>(K, a, ars, axs, b, ldb, c, ldc, accumulate); break;
+          DPO_CASE(1) DPO_CASE(2) DPO_CASE(3) DPO_CASE(4) DPO_CASE(5) DPO_CASE(6)
+#undef DPO_CASE
+          default: break;
+        }
+      }
+    }
+  }
+
+  DPO_AVX2 static float ScaleMax(float* s, int64_t n, float scale) {
+    __m256 mx = _mm256_set1_ps(kNegInf);
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int64_t j = 0; j < n; j += 8) {
+      const __m256i m = Mask8(n - j);
+      const __m256 x = _mm256_mul_ps(_mm256_maskload_ps(s + j, m), sc);
+      _mm256_maskstore_ps(s + j, m, x);
+      mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, x), _mm256_castsi256_ps(m));
+    }
+    const __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+    const __m128 m2 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, _MM_SHUFFLE(1, 0, 3, 2)));
+    return std::max(_mm_cvtss_f32(m2), _mm_cvtss_f32(_mm_shuffle_ps(m2, m2, 1)));
+  }
+
+  DPO_AVX2 static float ExpSubSum(float* s, int64_t n, int64_t ncols, float shift) {
+    __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0–7 and 8–15 of a zmm
+    const __m256 sh = _mm256_set1_ps(shift);
+    for (int64_t j = 0; j < ncols; j += 8) {
+      const __m256 m = _mm256_castsi256_ps(Mask8(n - j));
+      const __m256 x = _mm256_and_ps(m, _mm256_loadu_ps(s + j));  // ncols ≤ row width: in bounds
+      const __m256 p = _mm256_and_ps(m, Exp256(_mm256_sub_ps(x, sh)));
+      _mm256_storeu_ps(s + j, p);
+      sum[(j >> 3) & 1] = _mm256_add_ps(sum[(j >> 3) & 1], p);
+    }
+    return ReduceAdd16(sum[0], sum[1]);
+  }
+
+  DPO_AVX2 static void SoftmaxGrad(float* s, float* dp, int64_t n, int64_t ncols, float scale, float lse,
+                                   float Di) {
+    const __m256 sc = _mm256_set1_ps(scale), l = _mm256_set1_ps(lse), di = _mm256_set1_ps(Di);
+    for (int64_t j = 0; j < ncols; j += 8) {
+      const __m256 m = _mm256_castsi256_ps(Mask8(n - j));
+      const __m256 x = _mm256_and_ps(m, _mm256_loadu_ps(s + j));
+      const __m256 p = _mm256_and_ps(m, Exp256(_mm256_sub_ps(_mm256_mul_ps(x, sc), l)));
+      const __m256 g = _mm256_mul_ps(p, _mm256_sub_ps(_mm256_and_ps(m, _mm256_loadu_ps(dp + j)), di));
+      _mm256_storeu_ps(s + j, p);
+      _mm256_storeu_ps(dp + j, g);
+    }
+  }
+};
+#undef DPO_AVX2
 #endif  // __x86_64__
 
-// AVX-512 when Isa() (cpu.h) says so: DPO_NATIVE_ISA=avx2|generic caps it (attention has no
-// AVX2-specific code, so both caps select the portable path).
-bool UseAvx512() { return Isa() == 2; }
+// The path Isa() (cpu.h) names: 2 = AVX-512, 1 = AVX2+FMA, 0 = portable (DPO_NATIVE_ISA=avx2|generic
+// caps it).
 
 // ---------------------------------------------------------------------------------------------
 // Forward.
@@ -678,8 +861,12 @@ int dpo_attention_forward(const float* q, size_t q_len, const float* k, size_t k
   if (!c.ok()) return c.status();
   if (qNeed == 0) return DPO_OK;
 #if defined(__x86_64__)
-  if (UseAvx512()) {
+  if (Isa() == 2) {
     RunForward<Avx512Ops>(a);
+    return DPO_OK;
+  }
+  if (Isa() == 1) {
+    RunForward<Avx2Ops>(a);
     return DPO_OK;
   }
 #endif
@@ -717,8 +904,12 @@ int dpo_attention_backward(const float* dout, size_t dout_len, const float* q, s
   if (!c.ok()) return c.status();
   if (qNeed == 0) return DPO_OK;
 #if defined(__x86_64__)
-  if (UseAvx512()) {
+  if (Isa() == 2) {
     RunBackward<Avx512Ops>(a);
+    return DPO_OK;
+  }
+  if (Isa() == 1) {
+    RunBackward<Avx2Ops>(a);
     return DPO_OK;
   }
 #endif

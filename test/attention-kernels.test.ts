@@ -1,5 +1,5 @@
 // Causal attention kernels: the float64 reference against finite differences, the native
-// flash-style kernels against the reference (AVX-512 and portable paths), KV-cache decoding,
+// flash-style kernels against the reference (AVX-512, AVX2 and portable paths), KV-cache decoding,
 // thread-count determinism and fully masked rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -140,9 +140,9 @@ test('native forward and backward match the reference (float32)', { skip: skipNa
   }
 });
 
-// The addon picks its AVX-512 path at load time on this machine (DPO_NATIVE_ISA=generic selects the
-// portable one) and its backward scheme by the task count (DPO_ATTENTION_BACKWARD=fused|two-pass
-// forces one), so the parity test reruns in child processes for every combination. Each child
+// The addon picks its AVX-512 path at load time on this machine (DPO_NATIVE_ISA=avx2 selects the
+// AVX2+FMA one, DPO_NATIVE_ISA=generic the portable one) and its backward scheme by the task count (DPO_ATTENTION_BACKWARD=fused|two-pass
+// forces one), so the parity and KV-cache tests rerun in child processes for every combination. Each child
 // also prints a digest of its gradients: both schemes add every element in the same order, so
 // per ISA they must agree bit for bit (the scheme may then depend on the thread count).
 const child = Boolean(process.env.DPO_ATTENTION_TEST_CHILD);
@@ -158,9 +158,13 @@ if (child && nativeReady) {
   });
 }
 
-test('native portable path and both backward schemes match the reference; the schemes agree bit for bit', { skip: child ? 'already in a child process' : skipNative }, () => {
+// What each child runs on its path: parity, the KV cache (NaN past Tk), thread-count determinism,
+// rows with no visible key, and the digest.
+const childTests = 'native forward and backward match|KV cache \\(Tq|bit-identical with 1 and 2|rows with no visible key|child: digest';
+test('native AVX2 and portable paths and both backward schemes match the reference; the schemes agree bit for bit', { skip: child ? 'already in a child process' : skipNative }, () => {
   native();
-  for (const isa of ['', 'generic']) {
+  const byIsa = new Map<string, string>();
+  for (const isa of ['', 'avx2', 'generic']) {
     const digests: string[] = [];
     for (const scheme of ['fused', 'two-pass']) {
       // NODE_TEST_CONTEXT (set by an outer `node --test`) would make the child report in binary form.
@@ -168,19 +172,24 @@ test('native portable path and both backward schemes match the reference; the sc
       delete env.NODE_TEST_CONTEXT;
       // The file itself, run directly (no --test: no grandchild process), reporting TAP.
       const r = spawnNode(
-        ['--test-reporter=tap', '--test-name-pattern=native forward and backward match|child: digest', fileURLToPath(import.meta.url)],
+        ['--test-reporter=tap', `--test-name-pattern=${childTests}`, fileURLToPath(import.meta.url)],
         { env, encoding: 'utf8', timeout: 120_000 },
       );
       const what = `DPO_NATIVE_ISA=${isa || '(auto)'} DPO_ATTENTION_BACKWARD=${scheme}`;
       const summary = (r.stdout ?? '').split('\n').filter((l) => /^# (pass|fail)/.test(l)).join(', ');
       assert.equal(r.status, 0, `parity failed with ${what}:\n${r.stdout}\n${r.stderr}`);
-      assert.match(summary, /# pass 2.*# fail 0/, `${what}: ${summary}`);
+      assert.match(summary, /# pass 5.*# fail 0/, `${what}: ${summary}`);
       const digest = /DIGEST ([0-9a-f]{64})/.exec(r.stdout ?? '');
       assert.ok(digest, `${what}: no digest in the child's output:\n${r.stdout}`);
       digests.push(digest[1]!);
     }
     assert.equal(digests[0], digests[1], `DPO_NATIVE_ISA=${isa || '(auto)'}: fused and two-pass gradients differ`);
+    byIsa.set(isa, digests[0]!);
   }
+  // The AVX2 path does the AVX-512 path's arithmetic (same FMA chains, exp and reduction order), so
+  // the automatic choice — AVX-512, AVX2, or the portable path on a CPU without AVX2, which the
+  // avx2 cap then also selects — gives the same gradients bit for bit.
+  assert.equal(byIsa.get('avx2'), byIsa.get(''), 'DPO_NATIVE_ISA=avx2 gradients differ from the automatic path');
 });
 
 /** KV cache [B, cap, Hkv, D] with batch stride `stride`, filled with NaN beyond the first Tk keys. */

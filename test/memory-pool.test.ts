@@ -1,7 +1,8 @@
 // The tensor buffer pool (src/tensor/memory.ts): size classes reuse buffers across lengths, the
 // retained bytes stay under a bound derived from the working set and stop growing after warm-up
 // on a run of varying lengths, and pooling never changes results (DPO losses and weights are
-// bit-identical with and without the pool, with reused non-zeroed buffers poisoned by NaN).
+// bit-identical with and without the pool, with reused non-zeroed buffers poisoned by NaN), and
+// long loops (RL steps, add-prompts) give the event loop the turns the pool's accounting needs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -13,10 +14,16 @@ import { randomModel } from '../src/models/index.js';
 import { Rng } from '../src/tensor/random.js';
 import { mallocInfo, tuneMalloc, userChoseMalloc } from '../src/tensor/allocator.js';
 import { nativeKernels } from '../src/tensor/backend.js';
+import { POOL_MIN_LIMIT_BYTES } from '../src/tensor/memory.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
-import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { makeRlTask, makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { runGrpo } from '../src/train/grpo.js';
+import { parseGrpoConfig } from '../src/train/rl-config.js';
+import { addPrompts, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
+import { openDatabase } from '../src/annotate/db.js';
+import { dbPath, initProject } from '../src/annotate/store.js';
 
 // The defaults (this test runs without DPO_POOL_LIMIT_MB).
 const DEFAULTS = { ...T.poolConfig() };
@@ -116,6 +123,50 @@ test('the bound: pooled bytes never exceed it; least recently requested classes 
     T.release(x);
     assert.equal(T.memoryStats().pooledBytes, 0);
     assert.notEqual(T.alloc('float32', 100).buffer, x.buffer);
+  } finally {
+    restoreDefaults();
+  }
+});
+
+test('the auto bound caps every byte the pool owns (live + idle), before a new block is allocated', () => {
+  restoreDefaults();
+  const F = T.poolConfig().factor;
+  assert.equal(T.poolConfig().bound, 'owned');
+  const owned = (): number => T.memoryStats().heldBytes + T.memoryStats().pooledBytes;
+  try {
+    // One "step" of 40 × 64 KiB: the working set; released, its blocks are idle in the pool.
+    const first = Array.from({ length: 40 }, () => T.alloc('float32', 16384, false));
+    const ws = T.memoryStats().workingSetBytes;
+    assert.ok(ws >= 40 * 65536);
+    for (const b of first) T.release(b);
+    assert.ok(T.memoryStats().pooledBytes >= 40 * 65536 * 0.99);
+    // The lengths change: 30 × 24,000 floats (class 24,576, 96 KiB: no 64 KiB block fits). Every
+    // request is a new block; idle ones go first, so the owned bytes stay under the bound at every
+    // point of the step, its peak included (the working set grows with the live bytes).
+    const second: Float32Array[] = [];
+    for (let i = 0; i < 30; i++) {
+      second.push(T.alloc('float32', 24000, false) as Float32Array);
+      const s = T.memoryStats();
+      assert.ok(owned() <= Math.max(s.poolLimitBytes, s.heldBytes), `owned ${owned()} > bound ${s.poolLimitBytes} after ${i + 1} requests`);
+      assert.equal(s.poolLimitBytes, Math.max(POOL_MIN_LIMIT_BYTES, F * s.workingSetBytes));
+    }
+    assert.ok(T.memoryStats().poolEvictedBytes > 0);
+    if (nativeKernels()) assert.ok(first.some((b) => b.buffer.byteLength === 0), 'the evicted idle blocks were not freed');
+    for (const b of second) T.release(b);
+    assert.ok(owned() <= T.memoryStats().poolLimitBytes);
+    // The previous bound (idle bytes ≤ 2 × the working set) lets the idle blocks sit on top of the
+    // live ones: the same sequence owns more than 1.75 × the working set at its peak.
+    T.configurePool({ bound: 'idle', factor: 2 });
+    const a = Array.from({ length: 40 }, () => T.alloc('float32', 16384, false));
+    for (const b of a) T.release(b);
+    let worst = 0;
+    const b2 = Array.from({ length: 30 }, () => {
+      const x = T.alloc('float32', 24000, false);
+      worst = Math.max(worst, owned() / T.memoryStats().workingSetBytes);
+      return x;
+    });
+    for (const b of b2) T.release(b);
+    assert.ok(worst > F, `the idle bound owned at most ${worst.toFixed(2)} × the working set`);
   } finally {
     restoreDefaults();
   }
@@ -267,6 +318,14 @@ test('DPO with the pool (non-zeroed reused buffers poisoned with NaN) is bit-ide
     const pooled = await run();
     const again = await run(); // now with a warm pool: nearly every buffer is a reused one
     assert.ok(T.memoryStats().poolHits > 1000);
+    // A tight bound (owned bytes ≤ 1.05 × the working set): idle blocks are dropped before new ones
+    // are allocated, mid-step.
+    T.configurePool({ factor: 1.05 });
+    const e0 = T.memoryStats().poolEvictedBytes;
+    const tight = await run();
+    assert.ok(T.memoryStats().poolEvictedBytes > e0, 'the tight bound evicted nothing');
+    assert.deepEqual(tight.losses, plain.losses);
+    assert.ok(tight.weights.equals(plain.weights), 'final weights differ with a tight bound');
     assert.ok(plain.losses.every(Number.isFinite));
     assert.deepEqual(pooled.losses, plain.losses);
     assert.deepEqual(again.losses, plain.losses);
@@ -275,4 +334,40 @@ test('DPO with the pool (non-zeroed reused buffers poisoned with NaN) is bit-ide
   } finally {
     restoreDefaults();
   }
+});
+
+test('long loops give the event loop a turn per step, so the pool accounts for tensors dropped without release()', async () => {
+  // The FinalizationRegistry callbacks that subtract dropped tensors from the live bytes run only
+  // between event-loop turns; a loop that only awaits resolved promises never lets them run (a
+  // 5,000-step GRPO soak held 84 MiB of long-dead buffers in the books, and its bound grew with them).
+  /** Calls between which no event-loop turn came. */
+  const watch = () => {
+    let turned = true, stalls = 0, calls = 0;
+    return {
+      tick(): void {
+        if (calls++ > 0 && !turned) stalls++;
+        turned = false;
+        setImmediate(() => (turned = true));
+      },
+      get stalls() { return stalls; },
+      get calls() { return calls; },
+    };
+  };
+  const { modelDir, promptsFile, rewardModule } = await makeRlTask();
+  const w = watch();
+  await runGrpo({
+    model: modelDir, prompts: [promptsFile], outputDir: mkdtempSync(join(tmpdir(), 'pool-grpo-')), quiet: true,
+    config: parseGrpoConfig({ reward_funcs: [rewardModule], per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 4, max_steps: 3, logging_steps: 1, save_steps: 0, seed: 1 }),
+    onLog: () => w.tick(),
+  });
+  assert.equal(w.calls, 3);
+  assert.equal(w.stalls, 0, 'GRPO steps ran without an event-loop turn in between');
+  const project = mkdtempSync(join(tmpdir(), 'pool-addprompts-'));
+  initProject(project, {});
+  const db = openDatabase(dbPath(project));
+  const g = watch();
+  await addPrompts(db, [1, 2, 3].map((i) => ({ prompt: `p${i}`, line: i })), async (p) => (g.tick(), [`${p} a`, `${p} b`]), DEFAULT_SAMPLING, 'test');
+  db.close();
+  assert.equal(g.calls, 3);
+  assert.equal(g.stalls, 0, 'add-prompts generated without an event-loop turn in between');
 });

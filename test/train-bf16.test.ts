@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as T from '../src/tensor/index.js';
 import { kernels } from '../src/tensor/backend.js';
 import { matmulPrecision, withMatmulPrecision, setMatmulPrecision } from '../src/tensor/autocast.js';
+import { bf16Storage } from '../src/tensor/bf16-ops.js';
 import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
@@ -107,22 +108,34 @@ test('a run that fails inside still restores float32', async () => {
   assert.equal(matmulPrecision(), 'float32');
 });
 
-test('frozen_dtype: bfloat16 stores the reference copy and a LoRA base once as bf16; with bf16 autocast step 1 is exact', async () => {
+test('frozen_dtype: bfloat16 stores the reference copy and a LoRA base (embeddings included) once as bf16; losses as float32-stored within bf16 noise', async () => {
   for (const lora of [false, true]) {
     const cfg = { ...base, max_steps: 3, bf16: true, ...(lora ? { use_peft: true, lora_target_modules: ['q_proj', 'v_proj'] } : {}) };
     const f32 = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('bf16-f1-'), quiet: true, config: parseDpoConfig(cfg) });
     const bf = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('bf16-f2-'), quiet: true, config: parseDpoConfig({ ...cfg, frozen_dtype: 'bfloat16' }) });
-    // Under autocast the policy's products round its float32 weights to the same bf16 values the
-    // stored reference holds: policy = reference at step 1 bit for bit, the loss is exactly ln 2,
-    // and the whole run equals the float32-stored one (the reference rounds identically).
-    assert.equal(bf.history[0]!.loss, f32.history[0]!.loss, `lora=${lora}`);
-    assert.deepEqual(bf.history.map((h) => h.loss), f32.history.map((h) => h.loss), `lora=${lora}`);
-    // The frozen weights really are bf16 only (LoRA: the base linears of the returned model).
+    // Under autocast the products round float32 weights to the same bf16 values the stored ones
+    // hold; what differs is the embedding lookup (the frozen token embedding is stored as bf16
+    // too, its rows rounded by at most 2⁻⁸ relative): the losses agree to well within bf16 noise.
+    assert.ok(Math.abs(bf.history[0]!.loss - Math.LN2) < 1e-4, `lora=${lora}: step-1 loss ${bf.history[0]!.loss}`);
+    bf.history.forEach((h, i) => assert.ok(Math.abs(h.loss - f32.history[i]!.loss) < 1e-3, `lora=${lora} step ${i + 1}: ${h.loss} vs ${f32.history[i]!.loss}`));
+    // The frozen weights really are bf16 only (LoRA: the base linears and embeddings of the returned model).
     if (lora) {
       const lin = bf.model.linears();
       assert.ok(lin.every((l) => l.weightBf16 !== null && l.weight.data.length === 0));
+      for (const [name, t] of bf.model.parameters()) {
+        if (/embed_tokens|lm_head/.test(name)) assert.ok(bf16Storage(t) && t.data.length === 0, name);
+      }
     }
   }
   await assert.rejects(runDpo({ model: modelDir, data: [trainFile], quiet: true, config: parseDpoConfig({ ...base, frozen_dtype: 'bfloat16', sync_ref_model: true }) }),
     /frozen_dtype: bfloat16 cannot be used with sync_ref_model/);
+});
+
+test('frozen_dtype: bfloat16 with precompute_ref_log_probs: the reference is computed from the bf16-stored base (step 1 at ln 2)', async () => {
+  for (const bf16 of [false, true]) {
+    const cfg = { ...base, max_steps: 1, bf16, use_peft: true, lora_target_modules: ['q_proj', 'v_proj'], frozen_dtype: 'bfloat16', precompute_ref_log_probs: true };
+    const r = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('bf16-pre-'), cacheDir: tmp('bf16-cache-'), quiet: true, config: parseDpoConfig(cfg) });
+    // Policy (adapters B = 0) = reference: the loss is ln 2 up to float32 summation.
+    assert.ok(Math.abs(r.history[0]!.loss - Math.LN2) < 1e-6, `bf16=${bf16}: ${r.history[0]!.loss}`);
+  }
 });

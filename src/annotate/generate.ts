@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { ChatTurn } from './import.js';
 import { insertItem, type DB } from './store.js';
+import { yieldToEventLoop } from '../train/loop.js';
 
 export interface SamplingOptions {
   temperature: number;
@@ -71,6 +72,9 @@ export async function addPrompts(
       continue;
     }
     const cands = await generate(p.prompt, 2, opts);
+    // One turn of the event loop per prompt: the FinalizationRegistry callbacks that account for
+    // the generator's dropped tensors run only then (else the buffer pool's bookkeeping grows).
+    await yieldToEventLoop();
     if (!Array.isArray(cands) || cands.length !== 2 || !cands.every((c) => typeof c === 'string')) {
       throw new Error(`add-prompts: generator returned ${Array.isArray(cands) ? cands.length : typeof cands} candidates for prompt at line ${p.line}, expected 2 strings`);
     }

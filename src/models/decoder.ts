@@ -6,6 +6,7 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { kernels } from '../tensor/backend.js';
+import { bf16Storage, bf16StorageError, storeTensorAsBf16 } from '../tensor/bf16-ops.js';
 import { Rng } from '../tensor/random.js';
 import type { ModelConfig } from './config.js';
 import type { WeightMap } from '../tensor/weight-map.js';
@@ -104,6 +105,7 @@ export function ropeInvFreq(cfg: ModelConfig): Float64Array {
 
 /** Weight map entry from a parameter (shares memory). */
 export function weightOf(t: Tensor): { shape: number[]; data: Float32Array } {
+  bf16StorageError(t, 'export it as float32');
   if (!(t.data instanceof Float32Array)) throw new Error(`weightOf: ${t} is not float32`);
   return { shape: [...t.shape], data: t.data };
 }
@@ -176,7 +178,9 @@ export function lastLogits(h: Tensor, batch: number, tNew: number, head: Tensor)
   for (let b = 0; b < batch; b++) last.set(h.data.subarray((b * tNew + tNew - 1) * d, (b * tNew + tNew) * d), b * d);
   const V = head.shape[0]!;
   const logits = new Float32Array(batch * V);
-  kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
+  const bits = bf16Storage(head);  // a frozen head stored as bf16 (frozen_dtype)
+  if (bits) kernels().gemmBf16(false, true, batch, V, d, last, 0, bits, 0, logits, 0, 1, 1, 0);
+  else kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
   return logits;
 }
 
@@ -216,6 +220,20 @@ export function parameterMap(before: readonly (Tensor | null)[], linears: readon
 }
 
 /**
+ * frozen_dtype bfloat16 for the embeddings: the token embedding and the LM head (one tensor when
+ * tied), when frozen (a LoRA base), kept only as bf16; lookups convert rows back to float32 and
+ * the LM head's products run on the bf16 GEMM. Returns the bf16 bytes kept.
+ */
+export function storeFrozenEmbeddingsAsBf16(model: Pick<CausalLM, 'parameters'>): number {
+  let bytes = 0;
+  for (const [name, t] of model.parameters()) {
+    const isEmbedding = /(^|\.)(embed_tokens|wte|lm_head)\.weight$/.test(name);
+    if (isEmbedding && !t.requiresGrad && t.data.length > 0) bytes += storeTensorAsBf16(t);
+  }
+  return bytes;
+}
+
+/**
  * What every decoder-only architecture shares beyond its blocks: the log-probs through the fused
  * LM head, cached inference, the KV cache's shape, trainable parameters and the export in the
  * Hugging Face names and layouts its ArchitectureDef declares. A subclass supplies its weights,
@@ -239,11 +257,24 @@ export abstract class DecoderLM implements CausalLM {
   }
 
   tokenLogprobs(block: TokenBlock, targets: Int32Array, opts: { meanLogits?: Float32Array; logSumSqProbs?: Float32Array; temperature?: number } = {}): Tensor {
-    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, { meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs }));
+    // Gradient checkpointing trades compute for memory in the LM head too: logits recomputed in
+    // backward chunk by chunk, never held for the whole batch.
+    return T.tidy(() => T.lmHeadLogprobs(temperatureScaled(this.hidden(block), opts.temperature), this.lmHead, targets, {
+      meanLogits: opts.meanLogits, logSumSqProbs: opts.logSumSqProbs, keepLogits: !this.ctx.gradientCheckpointing,
+    }));
   }
 
   forwardCached(ids: Int32Array, tNew: number, cache: KVCache, kvStart: Int32Array | null): Float32Array {
-    return T.noGrad(() => lastLogits(this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache), cache.batch, tNew, this.lmHead));
+    return T.noGrad(() => {
+      // tidy: the embedding/final-norm intermediates go back to the pool at once, and so does the
+      // hidden state after the head (a long generation otherwise leaves them all to the GC).
+      const h = T.tidy(() => this.hidden({ ids, batch: cache.batch, seq: tNew, kvStart }, cache));
+      try {
+        return lastLogits(h, cache.batch, tNew, this.lmHead);
+      } finally {
+        h.dispose();
+      }
+    });
   }
 
   newCache(batch: number, capacity: number): KVCache {

@@ -59,8 +59,8 @@ export class Linear {
     const lora = this.lora;
     if (!lora || !ctx.adaptersEnabled) return y;
     const xd = lora.dropout > 0 && ctx.rng ? T.dropout(x, lora.dropout, ctx.rng.uniform) : x;
-    const delta = T.linear(T.linear(xd, lora.A), lora.B);
-    return T.add(y, T.scale(delta, loraScaling(lora)));
+    // y + scaling·(xd·Aᵀ)·Bᵀ: the update goes into y's buffer by one GEMM (no [rows, out] temporaries).
+    return T.addLinear(y, T.linear(xd, lora.A), lora.B, loraScaling(lora), { consumeY: true });
   }
 
   /** Attaches a fresh adapter: A ~ Kaiming-uniform (as PEFT), B = 0, so the output is unchanged. */

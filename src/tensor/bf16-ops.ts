@@ -3,6 +3,7 @@
 // float32 and is rounded to bf16 inside the GEMM (float32 accumulation). The weight gets no
 // gradient; the input does (dX = dY·W, also on the bf16 GEMM).
 import { alloc } from './memory.js';
+import { f32ToBf16 } from './bf16.js';
 import { kernels } from './backend.js';
 import { Tensor, accumulateGrad, empty, record, shapeStr } from './tensor.js';
 
@@ -22,4 +23,45 @@ export function linearFrozenBf16(x: Tensor, w: Uint16Array, outF: number, bias: 
     k.gemmBf16(false, false, rows, inF, outF, g, 0, w, 0, gx, 0, 1, 1, 0);
     accumulateGrad(x, gx);
   });
+}
+
+// Frozen tensors stored only as bf16 (frozen_dtype: bfloat16 for embeddings: a LoRA base's token
+// embedding, which is also its tied LM head). The tensor keeps its shape and name; its float32
+// data is released and the bf16 bits live here. embedding() and lmHeadLogprobs() read them (the
+// LM head's products then run on the bf16 GEMM); anything needing the float32 values (training,
+// export, merging) is refused by bf16StorageError.
+const frozenBf16 = new WeakMap<Tensor, Uint16Array>();
+
+/** The bf16 bits of a tensor stored by storeTensorAsBf16, or undefined. */
+export function bf16Storage(t: Tensor): Uint16Array | undefined {
+  return frozenBf16.get(t);
+}
+
+/** Keeps a frozen float32 tensor only as bf16 (round-to-nearest-even); returns the bf16 bytes (0 if already stored). */
+export function storeTensorAsBf16(t: Tensor): number {
+  if (frozenBf16.has(t)) return 0;
+  if (t.requiresGrad) throw new Error(`${t.name ?? 'tensor'}: only a frozen tensor can be stored as bf16`);
+  if (!(t.data instanceof Float32Array)) throw new Error(`${t.name ?? 'tensor'}: only float32 tensors can be stored as bf16, got ${t.dtype}`);
+  const bits = f32ToBf16(t.data);
+  frozenBf16.set(t, bits);
+  t.data = new Float32Array(0);
+  return bits.byteLength;
+}
+
+/** Throws when a tensor's float32 values are gone (stored as bf16): `what` names the operation. */
+export function bf16StorageError(t: Tensor, what: string): void {
+  if (frozenBf16.has(t)) throw new Error(`${t.name ?? 'tensor'} is stored as bf16 (frozen_dtype: bfloat16): cannot ${what}`);
+}
+
+/** Rows of a bf16-stored embedding table [V, D] for ids (no gradient: the table is frozen). */
+export function embeddingFromBf16(table: Uint16Array, V: number, D: number, ids: Int32Array, idsShape: readonly number[]): Tensor {
+  const out = empty([...idsShape, D]);
+  const o = new Uint32Array(out.data.buffer, out.data.byteOffset, out.data.length);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (id < 0 || id >= V) throw new RangeError(`embedding: id ${id} at position ${i} out of range [0, ${V})`);
+    const src = table.subarray(id * D, (id + 1) * D), base = i * D;
+    for (let j = 0; j < D; j++) o[base + j] = src[j]! << 16;
+  }
+  return out;
 }

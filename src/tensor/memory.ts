@@ -10,11 +10,17 @@
 // request for n elements gets a view of length n on a block of the class's capacity (n rounded up
 // to one of 8 geometric steps per power of two, at most 12.5% more); when its class is empty, a
 // block of a larger class up to 1.5n will do (a shorter batch reusing a longer one's buffers).
-// The pooled total is bounded by twice the run's working set: the highest number of bytes live
-// tensors have held at once (one training step's peak, one generation batch's). When a released
-// buffer would exceed the bound, the least recently requested classes are dropped first (the
-// sizes of lengths no longer seen), so the pool follows a length change instead of filling up
-// with blocks nobody asks for. DPO_POOL_LIMIT_MB fixes the bound instead (0 turns pooling off).
+// The bound: the working set is the highest number of bytes live tensor buffers have held at once
+// (currentBytes: the bytes requested by the buffers handed out and not yet released or collected
+// — one training step's peak of activations and gradients, one generation batch's); every block
+// the pool owns, live or idle (with the size-class rounding), takes at most 1.75 × that. It is
+// checked when a request needs a new block: idle blocks of the least recently requested classes
+// (the sizes of lengths no longer seen) are dropped first, before the allocation, so at a step's
+// peak the idle blocks are at most three quarters of a working set, and the pool follows a length
+// change instead of filling up with blocks nobody asks for. (Bounding only the idle bytes, by
+// twice the working set, let them sit on top of the live ones at the peak: the peak RSS was 13–22%
+// over the goal; 1.5 × slowed RL runs, whose rollouts and updates ask for different sizes.)
+// DPO_POOL_LIMIT_MB fixes a bound on the idle bytes instead (0 turns pooling off).
 // A block the pool drops is freed at once through the native addon (allocator.ts), not when the
 // GC gets to it, and the first allocation fixes glibc's mmap threshold: both keep RSS flat.
 //
@@ -30,12 +36,22 @@ export type DType = 'float32' | 'float64';
 /** 'classes': geometric size classes (default); 'exact': keyed by exact element count (the former pool, kept for comparison benchmarks). */
 export type PoolClasses = 'classes' | 'exact';
 
+/**
+ * What the auto bound limits: 'owned' = every byte of the pool's blocks, live (heldBytes) and idle
+ * (pooledBytes) — the default, checked when a request needs a new block, so the pool never owns
+ * more than the bound even at a step's peak; 'idle' = the idle bytes only (the previous design,
+ * kept for comparison benchmarks: at a step's peak it can hold the bound on top of the live set).
+ */
+export type PoolBound = 'owned' | 'idle';
+
 export interface PoolConfig {
   classes: PoolClasses;
-  /** Fixed bound on the pooled bytes, or 'auto' (`factor` × the working set). 0 disables pooling. */
+  /** Fixed bound on the pooled (idle) bytes, or 'auto' (`factor` × the working set, see `bound`). 0 disables pooling. */
   limitBytes: number | 'auto';
   /** The auto bound's multiple of the working set. */
   factor: number;
+  /** What the auto bound limits (a fixed limitBytes always limits the idle bytes). */
+  bound: PoolBound;
   /**
    * Free the blocks the pool drops (evicted, too large, or released with pooling off) at once
    * through the native addon (see allocator.ts), instead of when the GC gets to them.
@@ -43,8 +59,8 @@ export interface PoolConfig {
   freeDropped: boolean;
 }
 
-/** The auto bound: this multiple of the working set (the peak bytes held by live tensors)… */
-export const POOL_WORKING_SET_FACTOR = 2;
+/** The auto bound: the pool's blocks (live and idle) take at most this multiple of the working set (the peak bytes held by live tensors)… */
+export const POOL_WORKING_SET_FACTOR = 1.75;
 /** …but never less than this (1 MiB: the smallest models still reuse their buffers). */
 export const POOL_MIN_LIMIT_BYTES = 2 ** 20;
 
@@ -59,7 +75,7 @@ let currentBytes = 0;
 let peakBytes = 0;
 /** Capacity bytes of live buffers (≥ currentBytes by the size-class rounding). */
 let heldBytes = 0;
-/** The working set: highest heldBytes since start or configurePool() (not reset by resetPeak()). */
+/** The working set: highest currentBytes (bytes of live tensor buffers, as requested) since start or configurePool() (not reset by resetPeak()). */
 let workingSetBytes = 0;
 let pooledBytes = 0;
 let hits = 0;
@@ -76,12 +92,12 @@ let mallocTuned = false;
 let config: PoolConfig = configFromEnv(process.env.DPO_POOL_LIMIT_MB);
 
 function configFromEnv(v: string | undefined): PoolConfig {
-  if (v === undefined || v.trim() === '' || v.trim() === 'auto') return { classes: 'classes', limitBytes: 'auto', factor: POOL_WORKING_SET_FACTOR, freeDropped: true };
+  if (v === undefined || v.trim() === '' || v.trim() === 'auto') return { classes: 'classes', limitBytes: 'auto', factor: POOL_WORKING_SET_FACTOR, bound: 'owned', freeDropped: true };
   const mb = Number(v);
   if (!Number.isFinite(mb) || mb < 0) {
     throw new Error(`DPO_POOL_LIMIT_MB=${JSON.stringify(v)}: expected a number of MiB ≥ 0 (0 disables the tensor buffer pool) or "auto"`);
   }
-  return { classes: 'classes', limitBytes: Math.floor(mb * 2 ** 20), factor: POOL_WORKING_SET_FACTOR, freeDropped: true };
+  return { classes: 'classes', limitBytes: Math.floor(mb * 2 ** 20), factor: POOL_WORKING_SET_FACTOR, bound: 'owned', freeDropped: true };
 }
 
 interface SizeClass {
@@ -114,6 +130,11 @@ export function sizeClass(n: number, classes: PoolClasses = config.classes): num
   const e = n - 1 < 2 ** 31 ? 31 - Math.clz32(n - 1) : Math.floor(Math.log2(n - 1));
   const step = 2 ** Math.max(0, e - CLASS_STEPS_LOG2);
   return Math.ceil(n / step) * step;
+}
+
+/** Whether the bound limits the pool's owned bytes (live + idle) rather than the idle ones. */
+function boundsOwned(): boolean {
+  return config.limitBytes === 'auto' && config.bound === 'owned';
 }
 
 function limitBytes(): number {
@@ -171,6 +192,12 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
       else if (poison) buf.fill(NaN);
     } else {
       misses++;
+      // A new block: the pool now owns more. Past the bound, idle blocks of the classes
+      // requested least recently make room (before the allocation, so they are gone at the peak).
+      if (boundsOwned()) {
+        const over = heldBytes + capacity + pooledBytes - Math.max(limitBytes(), heldBytes + capacity);
+        if (over > 0) evict(Math.min(over, pooledBytes), k);
+      }
       const ab = new ArrayBuffer(capacity);
       buf = dtype === 'float32' ? new Float32Array(ab, 0, n) : new Float64Array(ab, 0, n);
       if (!zero && poison) buf.fill(NaN);
@@ -183,7 +210,7 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   currentBytes += bytes;
   heldBytes += capacity;
   if (currentBytes > peakBytes) peakBytes = currentBytes;
-  if (heldBytes > workingSetBytes) workingSetBytes = heldBytes;
+  if (currentBytes > workingSetBytes) workingSetBytes = currentBytes;
   return buf;
 }
 
@@ -206,7 +233,9 @@ export function release(buf: Buf): void {
   }
   const width = buf instanceof Float32Array ? 4 : 8;
   const k = key(width === 4 ? 'float32' : 'float64', capacity / width);
-  const limit = limitBytes();
+  // Owned bound: a release moves a block from live to idle, the pool owns no more (the bound
+  // grows with the working set only). Idle bound: the idle bytes are checked here.
+  const limit = boundsOwned() ? Infinity : limitBytes();
   if (pooledBytes + capacity > limit && !evict(pooledBytes + capacity - limit, k)) {
     drop(buf.buffer as ArrayBuffer);
     return;
@@ -264,9 +293,9 @@ export interface MemoryStats {
   pooledBytes: number;
   /** Capacity of the live buffers (currentBytes plus the size-class rounding). */
   heldBytes: number;
-  /** The working set the auto bound derives from: the highest heldBytes since start. */
+  /** The working set the auto bound derives from: the highest currentBytes since start (or configurePool()). */
   workingSetBytes: number;
-  /** Current bound on pooledBytes (0: pooling off). */
+  /** Current bound (0: pooling off): on heldBytes + pooledBytes for the auto bound (PoolConfig.bound 'owned'), else on pooledBytes. */
   poolLimitBytes: number;
   /** Requests served from the pool / newly allocated, and bytes dropped to keep the bound. */
   poolHits: number;
@@ -316,7 +345,7 @@ export function configurePool(c: Partial<PoolConfig>): void {
   }
   config = { ...config, ...c };
   clearPool();
-  workingSetBytes = heldBytes;
+  workingSetBytes = currentBytes;
 }
 
 export function poolConfig(): Readonly<PoolConfig> {

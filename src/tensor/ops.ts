@@ -6,6 +6,7 @@
 import { alloc, release } from './memory.js';
 import { kernels, referenceKernels } from './backend.js';
 import { gemmFor } from './autocast.js';
+import { bf16Storage, embeddingFromBf16 } from './bf16-ops.js';
 import { Act, type ActKind, type Buf, type Kernels } from './kernels.js';
 import {
   Tensor, accumulateGrad, accumulateGradInPlace, empty, gradBuffer, isGradEnabled, isTraining, numel, record, shapeStr, type DType,
@@ -497,6 +498,45 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), w.shape[0]!]);
 }
 
+/**
+ * y + alpha·x·wᵀ in one GEMM (beta 1) — LoRA's low-rank update added to the base output without
+ * the product, scaled and summed tensors in between (three [rows, out] buffers per adapted layer).
+ * x: [..., in], w: [out, in], y: [..., out]. With `consumeY` (the caller's promise that y is a
+ * fresh result nothing else reads) y's buffer is taken over, unless a node saved it or it is a
+ * view or a leaf that wants a gradient; otherwise it is copied.
+ */
+export function addLinear(y: Tensor, x: Tensor, w: Tensor, alpha: number, opts: { consumeY?: boolean } = {}): Tensor {
+  const inF = lastDim(x);
+  const dtype = sameDtype('addLinear', y, x, w);
+  if (w.ndim !== 2 || w.shape[1] !== inF) fail('addLinear', `weight ${shapeStr(w.shape)} does not fit input ${shapeStr(x.shape)} (expected [out, ${inF}])`);
+  const rows = x.size / inF, outF = w.shape[0]!;
+  if (y.size !== rows * outF || lastDim(y) !== outF) fail('addLinear', `y ${shapeStr(y.shape)} does not fit x ${shapeStr(x.shape)} · w ${shapeStr(w.shape)}ᵀ`);
+  const k = K(dtype);
+  const gm = gemmFor(k, dtype);  // bf16 autocast: chosen at forward time, backward follows
+  let out: Tensor;
+  if (opts.consumeY && !(y.isLeaf && y.requiresGrad) && y.savedBy === 0 && !y.isView && !y.retained) {
+    out = new Tensor(y.data, y.shape);
+    y.data = new Float32Array(0);  // the tape never reads it again (release of an empty buffer is a no-op)
+  } else {
+    out = empty(y.shape, dtype);
+    out.data.set(y.data);
+  }
+  gm(false, true, rows, outF, inF, x.data, 0, w.data, 0, out.data, 0, 1, alpha, 1);
+  return record(out, 'addLinear', [y, x, w], (g) => {
+    if (x.requiresGrad) {
+      const gx = alloc(dtype, x.size, false);
+      gm(false, false, rows, inF, outF, g, 0, w.data, 0, gx, 0, 1, alpha, 0);
+      accumulateGrad(x, gx);
+    }
+    if (w.requiresGrad) {
+      const gw = alloc(dtype, w.size, false);
+      gm(true, false, outF, inF, rows, g, 0, x.data, 0, gw, 0, 1, alpha, 0);
+      accumulateGrad(w, gw);
+    }
+    accumulateGrad(y, g);  // last use of g: y may take it over
+  }, { saved: [x, w] });
+}
+
 // ---- transformer ops -------------------------------------------------------------------------
 
 /** out[..., :] = table[ids[...], :]; ids are token ids in [0, V). Output shape [...idsShape, D]. */
@@ -508,6 +548,8 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape: readonly num
     const id = ids[i]!;
     if (id < 0 || id >= V) fail('embedding', `id ${id} at position ${i} out of range [0, ${V}) for table ${shapeStr(table.shape)}`);
   }
+  const bits = bf16Storage(table);
+  if (bits) return embeddingFromBf16(bits, V, D, ids, idsShape);  // frozen, stored as bf16
   const out = empty([...idsShape, D], table.dtype);
   const k = K(table.dtype);
   k.embeddingForward(ids, table.data, out.data, ids.length, D);
@@ -724,14 +766,20 @@ function checkTargets(op: string, targets: Int32Array, V: number): void {
   }
 }
 
+/** lmHeadLogprobs keeps the logits for backward up to this many bytes (default maxLogitsBytes)… */
+const LOGITS_KEEP_BYTES = 512 * 2 ** 20;
+/** …and otherwise computes (and in backward recomputes) them in chunks of at most this many. */
+const LOGITS_CHUNK_BYTES = 128 * 2 ** 20;
+
 /**
  * Fused language-model head + log-softmax + gather: for hidden states h [N, d] and the output
  * embedding W [V, d], the log-probability of targets[i] under softmax(h[i]·Wᵀ), for i in [0, N)
  * (−1 = ignored → 0). Only rows with a target are computed (prompt and padding rows cost
  * nothing). When their logits fit in maxLogitsBytes (default 512 MiB: 2,600 rows of a 50k
  * vocabulary) they are computed by one GEMM and kept for backward, which then needs two GEMMs;
- * otherwise they are computed in chunks of rows and never held whole: backward recomputes each
- * chunk (the idea behind Liger's fused linear cross-entropy), so memory is O(chunk·V).
+ * otherwise (or with keepLogits: false) they are computed in chunks of rows (≤ 128 MiB) and never
+ * held whole: backward recomputes each chunk (the idea behind Liger's fused linear
+ * cross-entropy), so memory is O(chunk·V). W's gradient accumulates in place, chunk by chunk.
  */
 export function lmHeadLogprobs(
   h: Tensor, W: Tensor, targets: Int32Array,
@@ -739,6 +787,8 @@ export function lmHeadLogprobs(
     chunkRows?: number;
     /** Upper bound on the logits buffer (bytes); decides between keeping and recomputing. */
     maxLogitsBytes?: number;
+    /** false: never keep the logits for backward, recompute them per chunk (gradient checkpointing). */
+    keepLogits?: boolean;
     /** Receives each row's mean logit over the vocabulary (h·mean(W), no grad). */ meanLogits?: Buf;
     /** Receives, for each row with a target, log Σ_v softmax(z)_v² = logsumexp(2z) − 2·logsumexp(z)
      *  (WPO's normalizer, no grad); rows without a target get 0. */
@@ -754,7 +804,11 @@ export function lmHeadLogprobs(
   checkTargets('lmHeadLogprobs', targets, V);
   const dtype = sameDtype('lmHeadLogprobs', h, W);
   const k = K(dtype);
-  const gm = gemmFor(k, dtype);  // the logits' products follow bf16 autocast; log-softmax stays float32
+  // The logits' products follow bf16 autocast (a W stored as bf16 always uses the bf16 GEMM);
+  // log-softmax stays float32.
+  const Wbits = bf16Storage(W);
+  const Wd: Buf | Uint16Array = Wbits ?? W.data;
+  const gm: Kernels['gemmBf16'] = Wbits ? k.gemmBf16.bind(k) : gemmFor(k, dtype);
   const needGrad = isGradEnabled() && (h.requiresGrad || W.requiresGrad);
   // Compact the rows that have a target: hA [Na, d], tA [Na].
   const rowsA: number[] = [];
@@ -770,16 +824,19 @@ export function lmHeadLogprobs(
     });
   }
   const elemBytes = dtype === 'float32' ? 4 : 8;
-  const budgetRows = Math.max(1, Math.floor((opts.maxLogitsBytes ?? 512 * 2 ** 20) / (V * elemBytes)));
-  const chunk = Math.max(1, Math.min(Na, opts.chunkRows ?? budgetRows));
-  const keep = needGrad && chunk >= Na && Na > 0;
+  const budget = opts.maxLogitsBytes ?? LOGITS_KEEP_BYTES;
+  const rowsOf = (bytes: number): number => Math.max(1, Math.floor(bytes / (V * elemBytes)));
+  // Keep the logits for backward when they fit the budget (and keepLogits allows); otherwise
+  // chunks of at most LOGITS_CHUNK_BYTES (no-grad passes too: nothing is gained by bigger ones).
+  const keep = needGrad && Na > 0 && opts.keepLogits !== false && (opts.chunkRows ?? rowsOf(budget)) >= Na;
+  const chunk = keep ? Na : Math.max(1, Math.min(Na, opts.chunkRows ?? rowsOf(Math.min(budget, LOGITS_CHUNK_BYTES))));
   const out = zerosLike1(N, dtype);
   const lse = alloc(dtype, Na, false);
   const logpA = all ? out.data : alloc(dtype, Na, false);
   const logits = alloc(dtype, Math.max(1, chunk * V), false);
   for (let r0 = 0; r0 < Na; r0 += chunk) {
     const n = Math.min(chunk, Na - r0);
-    gm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, W.data, 0, logits, 0, 1, 1, 0);
+    gm(false, true, n, V, d, hA.subarray(r0 * d, (r0 + n) * d), 0, Wd, 0, logits, 0, 1, 1, 0);
     k.logSoftmaxGather(logits, tA.subarray(r0, r0 + n), logpA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), n, V);
     if (opts.logSumSqProbs) {
       if (opts.logSumSqProbs.length !== N) fail('lmHeadLogprobs', `logSumSqProbs has ${opts.logSumSqProbs.length} entries for ${N} rows`);
@@ -805,7 +862,8 @@ export function lmHeadLogprobs(
     const ones = alloc(dtype, V, false).fill(1);
     const wbar = alloc(dtype, d, false);
     const means = alloc(dtype, N, false);
-    k.gemm(false, false, 1, d, V, ones, 0, W.data, 0, wbar, 0, 1, 1 / V, 0);
+    if (Wbits) k.gemmBf16(false, false, 1, d, V, ones, 0, Wbits, 0, wbar, 0, 1, 1 / V, 0);  // ones are exact in bf16
+    else k.gemm(false, false, 1, d, V, ones, 0, W.data, 0, wbar, 0, 1, 1 / V, 0);
     k.gemm(false, false, N, 1, d, h.data, 0, wbar, 0, means, 0, 1, 1, 0);
     opts.meanLogits.set(means);
     release(ones);
@@ -821,17 +879,17 @@ export function lmHeadLogprobs(
     const gA = alloc(dtype, Na, false);
     rowsA.forEach((r, i) => (gA[i] = g[r]!));
     const ghA = h.requiresGrad ? alloc(dtype, Na * d, false) : null;
-    const gW = W.requiresGrad ? alloc(dtype, W.size, false) : null;
     // dl overwrites the logits in place (kept from forward, or recomputed per chunk).
     const dl = keep ? logits : alloc(dtype, chunk * V, false);
     for (let r0 = 0; r0 < Na; r0 += chunk) {
       const n = Math.min(chunk, Na - r0);
       const hc = hA.subarray(r0 * d, (r0 + n) * d);
-      if (!keep) gm(false, true, n, V, d, hc, 0, W.data, 0, dl, 0, 1, 1, 0);
+      if (!keep) gm(false, true, n, V, d, hc, 0, Wd, 0, dl, 0, 1, 1, 0);
       k.logSoftmaxGatherBackward(dl, tA.subarray(r0, r0 + n), lse.subarray(r0, r0 + n), gA.subarray(r0, r0 + n), dl, n, V);
       // dh = dlogits·W ; dW += dlogitsᵀ·h
-      if (ghA) gm(false, false, n, d, V, dl, 0, W.data, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
-      if (gW) gm(true, false, V, d, n, dl, 0, hc, 0, gW, 0, 1, 1, r0 === 0 ? 0 : 1);
+      if (ghA) gm(false, false, n, d, V, dl, 0, Wd, 0, ghA.subarray(r0 * d, (r0 + n) * d), 0, 1, 1, 0);
+      // Straight into W's gradient (beta 1): no V×d temporary (W is the tied embedding: 150+ MiB).
+      if (W.requiresGrad) accumulateGradInPlace(W, (gw) => gm(true, false, V, d, n, dl, 0, hc, 0, gw, 0, 1, 1, 1));
     }
     if (!keep) release(dl);
     release(gA);
@@ -844,7 +902,6 @@ export function lmHeadLogprobs(
         accumulateGrad(h, gh);
       }
     }
-    if (gW) accumulateGrad(W, gW);
     // The kept logits and the compacted rows are scratch: released after backward (or at once
     // when this node never gets one).
   }, { saved: [h, W], scratch: [lse, ...(keep ? [logits] : []), ...(all ? [] : [hA])] });

@@ -26,6 +26,8 @@ import { sequenceSums, sequenceSumsOnTape } from '../models/logprobs.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { formatMemoryReport, memoryFloor } from './memory-report.js';
 import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
+import { storeFrozenEmbeddingsAsBf16 } from '../models/decoder.js';
+import { bf16Storage } from '../tensor/bf16-ops.js';
 import { parseDpoConfig, type DpoConfig, type DpoConfigInput } from './config.js';
 import { evalMeans, runTrainingLoop, yieldToEventLoop, type MicroResult, type TrainingEvents } from './loop.js';
 import { ProgressBar } from '../util/progress.js';
@@ -161,10 +163,15 @@ export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFre
 }
 
 function hashWeights(h: ReturnType<typeof createHash>, model: CausalLM): void {
+  // Weights stored as bf16 (frozen_dtype) are hashed by their bf16 bits (tagged: not float32 bytes).
+  const linearBf16 = new Map(model.linears().filter((l) => l.weightBf16).map((l) => [l.weight, l.weightBf16!]));
   for (const [name, t] of model.parameters()) {
     if (name.includes('lora_')) continue;
     h.update(name);
-    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    const bits = linearBf16.get(t) ?? bf16Storage(t);
+    if (bits) h.update('bf16:');
+    const d = bits ?? t.data;
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
 }
 
@@ -599,6 +606,15 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     checkSyncable(model, refModel);
   }
 
+  // frozen_dtype bfloat16: the frozen weights (LoRA base incl. its embeddings, separate reference
+  // copy) only as bf16 — before reference log-probs are precomputed, so they come from the very
+  // weights the run holds (and the cache key hashes the bf16 bits).
+  let frozenBf16Bytes = 0;
+  if (cfg.frozen_dtype === 'bfloat16') {
+    if (cfg.sync_ref_model) throw new Error('frozen_dtype: bfloat16 cannot be used with sync_ref_model (TR-DPO updates the reference weights)');
+    if (lora) frozenBf16Bytes += storeFrozenLinearsAsBf16(model.linears()) + storeFrozenEmbeddingsAsBf16(model);
+    if (refModel && refModel !== model) frozenBf16Bytes += storeFrozenLinearsAsBf16(refModel.linears()) + storeFrozenEmbeddingsAsBf16(refModel);
+  }
   let refCacheHit: boolean | null = null;
   let trainRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
   let evalRef: { chosen: Float64Array; rejected: Float64Array } | null = null;
@@ -636,14 +652,12 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     // A separate reference copy is no longer needed (unless samples are checked against it): free its weights.
     if (refModel !== model && !cfg.sample_checks) refModel = null;
   }
-  // frozen_dtype bfloat16: the frozen linear weights (LoRA base, separate reference copy) only as bf16.
-  let frozenBf16Bytes = 0;
-  if (cfg.frozen_dtype === 'bfloat16') {
-    if (cfg.sync_ref_model) throw new Error('frozen_dtype: bfloat16 cannot be used with sync_ref_model (TR-DPO updates the reference weights)');
-    if (lora) frozenBf16Bytes += storeFrozenLinearsAsBf16(model.linears());
-    if (refModel && refModel !== model) frozenBf16Bytes += storeFrozenLinearsAsBf16(refModel.linears());
-  }
   if (!opts.quiet) {
+    // The kernel line: which GEMM (and, under bf16 autocast, which bf16 GEMM path: amx only after
+    // its start-up self-check) this run multiplies with.
+    const kp = kernelPath();
+    process.stderr.write(`kernels: ${kp.backend}${kp.gemmKernel ? `/${kp.gemmKernel}` : ''}, ${kp.threads} threads` +
+      `${matmulPrecision() === 'bf16' ? `; bf16 GEMM: ${gemmBf16Path()}` : ''}\n`);
     const ref = refModel && refModel !== model ? refModel.parameters().values() : null;
     process.stderr.write(`${formatMemoryReport(memoryFloor(model.parameters().values(), params, ref, frozenBf16Bytes))}\n`);
   }

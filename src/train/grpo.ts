@@ -11,7 +11,7 @@ import { grpoAdvantages, grpoLoss, meanStd, rlooAdvantages, rlooLoss, type GrpoL
 import type { GrpoConfig } from './rl-config.js';
 import { loadRewardFunction, type RewardFunction } from './rewards.js';
 import {
-  completionTokenLogprobs, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult, type RlRunOptions,
+  completionTokenLogprobs, completionTokenLogprobValues, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult, type RlRunOptions,
 } from './rollout.js';
 import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
 
@@ -80,11 +80,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<RlLoopResult> {
   }
 
   const noGradLogps = (m: Parameters<typeof completionTokenLogprobs>[0], p: number[][], c: number[][], cols: number): Float64Array =>
-    T.noGrad(() => {
-      const lp = completionTokenLogprobs(m, p, c, cols, padId, temperature);
-      lp.tensor.dispose();
-      return lp.values;
-    });
+    completionTokenLogprobValues(m, p, c, cols, padId, temperature);
 
   const fingerprint = createHash('sha256');
   fingerprint.update(`dpo-ts ${rloo ? 'rloo' : 'grpo'} v1`);

@@ -18,7 +18,7 @@ import { SequenceClassifier } from '../models/reward.js';
 import { loadSequenceClassifier } from '../io/reward-dir.js';
 import type { PpoConfig } from './rl-config.js';
 import { loadRewardFunction, type RewardFunction } from './rewards.js';
-import { completionTokenLogprobs, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult, type RlRunOptions } from './rollout.js';
+import { completionTokenLogprobs, completionTokenLogprobValues, frozenReference, loadPrompts, mean, runRlLoop, sampleRollout, takeRows, type RlLoopResult, type RlRunOptions } from './rollout.js';
 import { fingerprintSettings, loadTrainable, loopConfig, saveTrainedModel } from './setup.js';
 
 /** TRL's INVALID_LOGPROB: the log-prob written past a response's end (so its KL is 0). */
@@ -114,11 +114,8 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
       const B = rowPrompts.length, C = ro.cols;
       const seqLens = responseSequenceLengths(ro.completionIds, padId);
       const { valid, validP1 } = ppoMasks(seqLens, C);
-      const fwd = (m: Parameters<typeof completionTokenLogprobs>[0]): Float64Array => T.noGrad(() => {
-        const lp = completionTokenLogprobs(m, ro.promptIds, ro.completionIds, C, padId, cfg.temperature);
-        lp.tensor.dispose();
-        return lp.values;
-      });
+      const fwd = (m: Parameters<typeof completionTokenLogprobs>[0]): Float64Array =>
+        completionTokenLogprobValues(m, ro.promptIds, ro.completionIds, C, padId, cfg.temperature);
       const logprobs = fwd(policy);
       const refLogprobs = reference.run(fwd);
       for (let i = 0; i < B * C; i++) {
@@ -134,7 +131,7 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
           ids.set(p, r * seq);
           ids.set(ro.completionIds[r]!, r * seq + p.length);
         });
-        const v = value.values({ ids, batch: B, seq });
+        const v = T.tidy(() => value.values({ ids, batch: B, seq }));  // intermediates released at once
         const pos = valuePositions(ro.promptIds, ro.completionIds, seq, C, seqLens);
         const out = Float64Array.from(pos, (p) => (p >= 0 ? v.data[p]! : 0));
         v.dispose();

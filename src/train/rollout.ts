@@ -22,7 +22,7 @@ import type { CausalLM } from '../models/model.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps } from './schedule.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import type { LoopConfig } from './loop.js';
+import { yieldToEventLoop, type LoopConfig } from './loop.js';
 import { ProgressBar } from '../util/progress.js';
 import type { RewardFunction } from './rewards.js';
 
@@ -127,6 +127,26 @@ export function sampleRollout(
     completionIds.push(stop ? [...toks, o.stopId!] : [...toks]);
   });
   return { promptIds: prompts.map((p) => [...p]), completionIds, texts, stopped, cols: Math.max(1, ...completionIds.map((c) => c.length)) };
+}
+
+/**
+ * Per-token log-probs of the completions without gradient, as plain numbers: every tensor the
+ * forward pass makes (including the result) is released at once (tidy), not left to the garbage
+ * collector — on long RL runs those dropped buffers otherwise pile up between collections.
+ */
+export function completionTokenLogprobValues(
+  model: CausalLM, promptIds: readonly (readonly number[])[], completionIds: readonly (readonly number[])[],
+  cols: number, padId: number, temperature: number,
+): Float64Array {
+  return T.noGrad(() => {
+    let values: Float64Array | undefined;
+    T.tidy(() => {
+      const lp = completionTokenLogprobs(model, promptIds, completionIds, cols, padId, temperature);
+      values = lp.values;
+      return lp.tensor;
+    }).dispose();
+    return values!;
+  });
 }
 
 /**
@@ -287,6 +307,10 @@ export async function runRlLoop<R>(task: RlTask<R>, o: RlLoopOptions): Promise<R
       }
     }
     if (stoppedBecause) break;
+    // One turn of the event loop per step, as the DPO/SFT loop does: without it the
+    // FinalizationRegistry callbacks that account for tensors dropped without release() never run,
+    // so the buffer pool's bookkeeping (and its working-set bound) grew all run long.
+    await yieldToEventLoop();
     step++;
     processed++;
     episodes += N;

@@ -5,6 +5,7 @@
 import * as T from '../tensor/index.js';
 import { withMatmulPrecision } from '../tensor/autocast.js';
 import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
+import { storeFrozenEmbeddingsAsBf16 } from '../models/decoder.js';
 import { collateSft, packRows } from '../data/batch.js';
 import { prepareSftData } from '../data/prepare.js';
 import type { TokenizedSft } from '../data/tokenize.js';
@@ -52,7 +53,10 @@ async function runSftWith(opts: SftRunOptions, cfg: SftConfig): Promise<SftRunRe
   const { model, tokenizer } = loaded;
   model.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
   // frozen_dtype bfloat16: a LoRA base kept only as bf16 (nothing is frozen in a full fine-tune).
-  if (cfg.frozen_dtype === 'bfloat16' && lora) storeFrozenLinearsAsBf16(model.linears());
+  if (cfg.frozen_dtype === 'bfloat16' && lora) {
+    storeFrozenLinearsAsBf16(model.linears());
+    storeFrozenEmbeddingsAsBf16(model);
+  }
   await yieldToEventLoop(opts.signal);
   const prep = async (files: DataSource): Promise<TokenizedSft[]> =>
     (await prepareSftData(files, tokenizer, {
