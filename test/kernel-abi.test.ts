@@ -112,6 +112,48 @@ for (const [label, get] of [
   });
 }
 
+// The wasm wrapper does not copy in outputs a kernel overwrites without reading (wasm.ts, OVERWRITTEN)
+// and copies back only what was written: the results must be the native addon's in every case where
+// an output is read after all or only partly written.
+for (const [label, get] of [
+  ['native', async () => native!],
+  ['wasm', async () => loadWasmKernelsNode(1)],
+  ['wasm (poisoned outputs)', async () => createWasmKernels(readFileSync(join(dir!, 'dpo_kernels.wasm')), { glue: pathToFileURL(join(dir!, 'dpo_kernels.mjs')), poisonOutputs: true })],
+] as const) {
+  test(`${label}: outputs read in place, accumulated, partly written or with gaps keep their contents`, { skip: label === 'native' ? nativeSkip : wasmSkip }, async () => {
+    const k: Kernels = await get();
+    const big = new Float32Array(4096).fill(5);
+    k.add(big, big, big.slice(), 4096); // leaves 10s in the wasm arena
+    // Written prefix only: the tail of a longer output is untouched.
+    const out = new Float32Array(6).fill(7);
+    k.add(Float32Array.of(1, 2), Float32Array.of(3, 4), out, 2);
+    assert.deepEqual(Array.from(out), [4, 6, 7, 7, 7, 7]);
+    // gemm: beta ≠ 0 reads C; beta = 0 with gaps between batch items keeps the gaps.
+    const C = Float32Array.of(1, 1);
+    k.gemm(false, false, 1, 1, 1, Float32Array.of(2), 0, Float32Array.of(3), 0, C, 1, 2, 1, 0.5);
+    assert.deepEqual(Array.from(C), [6.5, 6.5]);
+    const G = Float32Array.of(9, 9, 9, 9);
+    k.gemm(false, false, 1, 1, 1, Float32Array.of(2, 4), 1, Float32Array.of(3), 0, G, 2, 2, 1, 0);
+    assert.deepEqual(Array.from(G), [6, 9, 12, 9]);
+    // In place (out = x) is an input too.
+    const x = Float32Array.of(0, Math.log(3));
+    k.softmaxForward(x, x, 1, 2);
+    assert.deepEqual(Array.from(x).map((v) => Math.round(v * 1e6) / 1e6), [0.25, 0.75]);
+    // Accumulated outputs are read: dweight += Σ, dtable += dy.
+    const dtable = Float32Array.of(1, 1, 1, 1);
+    k.embeddingBackward(Int32Array.of(1), Float32Array.of(2, 3), dtable, 1, 2);
+    assert.deepEqual(Array.from(dtable), [1, 1, 3, 4]);
+    const bias = Float32Array.of(10, 20);
+    k.sumRows(Float32Array.of(1, 2, 3, 4), bias, 2, 2);
+    assert.deepEqual(Array.from(bias), [14, 26]);
+    // Every element of an overwritten output is written: no NaN from the poisoned arena.
+    const o = new Float32Array(2 * 3 * 2 * 4), lse = new Float32Array(2 * 2 * 3);
+    const q = Float32Array.from({ length: o.length }, (_, i) => Math.sin(i));
+    k.attentionForward(q, q, q, o, lse, 2, 3, 3, 2, 2, 4, 0.5, 3 * 2 * 4, Int32Array.of(0, 2));
+    assert.ok(o.every(Number.isFinite) && lse.every((v) => Number.isFinite(v) || v === -Infinity), `${o} / ${lse}`);
+  });
+}
+
 // The bf16 GEMM as generated from the table: on wasm the table's wrapper (the backend itself
 // runs gemmBf16 over its float32 gemm, src/tensor/wasm.ts), natively the addon's function.
 const tableFn = (k: Kernels, name: string): ((...a: unknown[]) => unknown) => {

@@ -59,5 +59,7 @@ export async function loadWasmKernelsNode(threads?: number, simd?: WasmSimd): Pr
     threads: n,
     glue: pathToFileURL(join(dir, `${build}.mjs`)),
     workerUrl: pathToFileURL(join(dir, `${build}.worker.js`)),
+    // The tests' wasm reruns set it: an output a kernel leaves partly unwritten shows NaN.
+    poisonOutputs: process.env.DPO_WASM_POISON_OUTPUTS === '1',
   });
 }

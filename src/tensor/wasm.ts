@@ -12,8 +12,10 @@
 // Each kernel wrapper is built from the kernel table the module exports (dpo_kernel_table, the
 // same table that generates the N-API binding): typed arrays are copied into the module's memory
 // (one reused arena), the C entry point runs, and the written arrays ('F' arguments) are copied
-// back. A status other than 0 becomes a TypeError or RangeError with the kernel's message, as
-// in the native addon. The same typed-array object passed twice (out = x) maps to one region.
+// back. Outputs a kernel overwrites without reading (OVERWRITTEN below) are not copied in, and
+// only the part written is copied back. A status other than 0 becomes a TypeError or RangeError
+// with the kernel's message, as in the native addon. The same typed-array object passed twice
+// (out = x) maps to one region (and is copied in).
 import type { Kernels } from './kernels.js';
 import { gemmBf16ViaGemm } from './bf16.js';
 
@@ -63,6 +65,11 @@ export interface WasmKernelOptions {
   glue?: string | URL | WasmFactory;
   /** With bytes and threads > 1: the URL of dpo_kernels_mt.worker.js (default: next to glue). */
   workerUrl?: string | URL;
+  /**
+   * Tests: fill the outputs that are not copied in (OVERWRITTEN) with NaN before each call, so a
+   * kernel that leaves part of such an output unwritten shows NaN instead of stale memory.
+   */
+  poisonOutputs?: boolean;
 }
 
 export interface WasmKernels extends Kernels {
@@ -202,12 +209,48 @@ export async function createWasmKernels(source: WasmSource, options: WasmKernelO
   const m = await factory(moduleArg);
   // With bytes the build is what the module says it is.
   if (bytes !== null && !isUrl(source) && m.UTF8ToString(m._dpo_build_features()).includes('relaxed-simd')) build = `${plain}_relaxed`;
-  return wrapModule(m, build, threaded ? wanted : 1);
+  return wrapModule(m, build, threaded ? wanted : 1, options.poisonOutputs === true);
 }
 
 interface Row { js: string; fn: (...a: number[]) => number; codes: string; names: string[] }
 
-function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels {
+/** A call's number arguments by name. */
+type NumArg = (name: string) => number;
+/**
+ * Outputs each kernel overwrites without reading them first (src/tensor/kernels.ts: "out"
+ * arguments; accumulated ones are not here), with the elements it writes, a prefix of the array,
+ * from the call's number arguments; null when this call reads the output (gemm with beta ≠ 0, or
+ * batch items with gaps between them). Only these are skipped when copying in: an output passed
+ * as an input too (out = x) is copied as before. Names must match the kernel table (checked at load).
+ */
+const OVERWRITTEN: Record<string, Record<string, (a: NumArg) => number | null>> = {
+  gemm: { C: (a) => (a('beta') === 0 && (a('batch') <= 1 || a('strideC') === a('M') * a('N')) ? a('batch') * a('M') * a('N') : null) },
+  rmsnormForward: { out: (a) => a('rows') * a('dim'), rstd: (a) => a('rows') },
+  rmsnormBackward: { dx: (a) => a('rows') * a('dim') },
+  layernormForward: { out: (a) => a('rows') * a('dim'), mean: (a) => a('rows'), rstd: (a) => a('rows') },
+  layernormBackward: { dx: (a) => a('rows') * a('dim') },
+  rope: { out: (a) => a('batch') * a('seq') * a('heads') * a('headDim') },
+  attentionForward: { out: (a) => a('batch') * a('Tq') * a('H') * a('D'), lse: (a) => a('batch') * a('H') * a('Tq') },
+  attentionBackward: {
+    dq: (a) => a('batch') * a('T') * a('H') * a('D'),
+    dk: (a) => a('batch') * a('T') * a('Hkv') * a('D'),
+    dv: (a) => a('batch') * a('T') * a('Hkv') * a('D'),
+  },
+  activationForward: { out: (a) => a('n') },
+  activationBackward: { dx: (a) => a('n') },
+  swigluForward: { out: (a) => a('n') },
+  swigluBackward: { dgate: (a) => a('n'), dup: (a) => a('n') },
+  softmaxForward: { out: (a) => a('rows') * a('cols') },
+  softmaxBackward: { dx: (a) => a('rows') * a('cols') },
+  logSoftmaxGather: { logp: (a) => a('rows'), lse: (a) => a('rows') },
+  logSoftmaxGatherBackward: { dlogits: (a) => a('rows') * a('vocab') },
+  embeddingForward: { out: (a) => a('n') * a('dim') },
+  add: { out: (a) => a('n') },
+  mul: { out: (a) => a('n') },
+  addRowVector: { out: (a) => a('rows') * a('n') },
+};
+
+function wrapModule(m: EmModule, build: string, maxThreads: number, poison: boolean): WasmKernels {
   const rows: Row[] = m.UTF8ToString(m._dpo_kernel_table()).trim().split('\n').map((line) => {
     const [js, cname, codes, ...names] = line.split(' ');
     const fn = m[`_${cname}` as `_dpo_${string}`];
@@ -236,30 +279,44 @@ function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels
     const { js, fn, codes, names } = row;
     const nArgs = codes.replace('r', '').length;
     const hasResult = codes.includes('r');
+    // The outputs of OVERWRITTEN[js] as (argument index, extent), checked against the table.
+    const over: { at: number; extent: (a: NumArg) => number | null }[] = [];
+    const argAt = new Map(names.map((n, i) => [n, i]));
+    for (const [name, extent] of Object.entries(OVERWRITTEN[js] ?? {})) {
+      const at = argAt.get(name);
+      if (at === undefined || codes[at] !== 'F') throw new Error(`dpo wasm: ${js}(${names.join(', ')}) has no written array ${name}`);
+      over.push({ at, extent });
+    }
     return (...args: unknown[]): number | undefined => {
       if (args.length < nArgs) throw new TypeError(`${js}: expected ${nArgs} arguments, got ${args.length}`);
-      // Pass 1: types and sizes.
-      const views: (ArrayBufferView | null)[] = [];
-      const offsets: number[] = [];
-      const seen = new Map<ArrayBufferView, number>();
+      // Pass 1: types and sizes; repeated arrays share one region (first[i]: the argument it copies).
+      const views: (Float32Array | Int32Array | Uint16Array | null)[] = new Array(nArgs).fill(null);
+      const offsets: number[] = new Array(nArgs).fill(-1);
+      const first: number[] = new Array(nArgs).fill(-1);
       let bytes = 0;
       for (let i = 0; i < nArgs; i++) {
         const c = codes[i]!, a = args[i];
-        views.push(null); offsets.push(-1);
         if (c === 'f' || c === 'F' || c === 'i' || c === 'u') {
           const ok = c === 'i' ? a instanceof Int32Array
             : a instanceof Float32Array || (c === 'u' && a instanceof Uint16Array);
           if (!ok) continue;
           const v = a as Float32Array | Int32Array | Uint16Array;
           views[i] = v;
-          const prev = seen.get(v);
-          if (prev !== undefined) { offsets[i] = prev; continue; }
+          const prev = views.indexOf(v);
+          if (prev < i) { offsets[i] = offsets[prev]!; first[i] = prev; first[prev] = prev; continue; }
           offsets[i] = bytes;
-          seen.set(v, bytes);
           bytes += (v.byteLength + 63) & ~63;
         } else if (c === 'd' && typeof a !== 'number') {
           throw new TypeError(`${js}: ${names[i] ?? `argument ${i}`} must be a number`);
         }
+      }
+      // Outputs written whole-prefix without being read: not copied in; elements written (else -1).
+      const written: number[] = new Array(nArgs).fill(-1);
+      for (const { at, extent } of over) {
+        const v = views[at];
+        if (!v || first[at] !== -1) continue; // not an array, or also passed as another argument
+        const e = extent((name) => args[argAt.get(name)!] as number);
+        if (e !== null && Number.isInteger(e) && e >= 0 && e <= v.length) written[at] = e;
       }
       if (bytes > arenaBytes) {
         if (arena) m._free(arena);
@@ -280,9 +337,10 @@ function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels
             continue;
           }
           const ptr = arena + offsets[i]!;
-          const n = (v as Float32Array).length;
-          if (n > 0 && views.indexOf(v) === i) { // the first of repeated arguments
-            h.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), ptr);
+          const n = v.length;
+          if (n > 0 && (first[i] === -1 || first[i] === i)) { // once for repeated arguments
+            if (written[i] < 0) h.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), ptr);
+            else if (poison) h.fill(0xff, ptr, ptr + 4 * written[i]!); // NaN in every float
           }
           cargs.push(n > 0 ? ptr : scratch, n);
           // A union operand's dtype (abi.h dpo_dtype): DPO_F32 = 0, DPO_BF16 = 1 (bf16 bits).
@@ -300,8 +358,10 @@ function wrapModule(m: EmModule, build: string, maxThreads: number): WasmKernels
       h = heap();
       for (let i = 0; i < nArgs; i++) {
         if (codes[i] !== 'F') continue;
-        const v = views[i]!;
-        if (v.byteLength > 0) new Uint8Array(v.buffer, v.byteOffset, v.byteLength).set(h.subarray(arena + offsets[i]!, arena + offsets[i]! + v.byteLength));
+        const v = views[i];
+        if (!v) continue;
+        const len = written[i]! >= 0 ? 4 * written[i]! : v.byteLength;
+        if (len > 0) new Uint8Array(v.buffer, v.byteOffset, len).set(h.subarray(arena + offsets[i]!, arena + offsets[i]! + len));
       }
       if (hasResult) return new Float64Array(h.buffer, scratch, 1)[0];
       return undefined;
