@@ -11,6 +11,21 @@
 
 namespace dpo {
 
+// C[0:h, 0:w] (row stride ldc) = alpha·T + beta·C for a tile T computed with alpha 1, beta 0 (row
+// stride ldt): the micro-kernels' own epilogue, two roundings (alpha·t, then + beta·c); beta == 0
+// overwrites C (NaN included).
+inline void MergeTile(float* C, int64_t ldc, const float* T, int64_t ldt, int64_t h, int64_t w, float alpha, float beta) {
+  for (int64_t r = 0; r < h; r++) {
+    float* cr = C + r * ldc;
+    const float* tr = T + r * ldt;
+    if (beta == 0.0f) {
+      for (int64_t q = 0; q < w; q++) cr[q] = alpha * tr[q];
+    } else {
+      for (int64_t q = 0; q < w; q++) cr[q] = alpha * tr[q] + beta * cr[q];
+    }
+  }
+}
+
 // Runs kd.micro over C[m0:m0+rows, n0:n0+cols] (row stride N) of one K block: Ap holds the rows as
 // MR micro-panels and Bp the columns as NR micro-panels, each `depth` packed elements deep per
 // row/column (K for float32, padded K pairs for bf16). beta is the K block's: the first block
@@ -42,15 +57,7 @@ inline void KernelBlockT(const KernelDesc& kd, int64_t N, float alpha, float* C,
         continue;
       }
       kd.micro(depth, ap, bp, edge, nr, 1.0f, 0.0f);
-      for (int64_t r = 0; r < h; r++) {
-        float* cr = c + r * N;
-        const float* er = edge + r * nr;
-        if (beta == 0.0f) {
-          for (int64_t q = 0; q < w; q++) cr[q] = alpha * er[q];
-        } else {
-          for (int64_t q = 0; q < w; q++) cr[q] = alpha * er[q] + beta * cr[q];
-        }
-      }
+      MergeTile(c, N, edge, nr, h, w, alpha, beta);
     }
   }
 }

@@ -465,15 +465,7 @@ __attribute__((target("avx512f"))) void MicroAvx512(int64_t kc2, const uint32_t*
 constexpr int kAmxMR = 32, kAmxNR = 32, kAmxPairs = 16;
 
 __attribute__((noinline)) void AmxEpilogue(const float* acc, float* C, int64_t ldc, float alpha, float beta) {
-  for (int r = 0; r < kAmxMR; r++) {
-    float* c = C + r * ldc;
-    const float* a = acc + r * kAmxNR;
-    if (beta == 0.0f) {
-      for (int j = 0; j < kAmxNR; j++) c[j] = alpha * a[j];
-    } else {
-      for (int j = 0; j < kAmxNR; j++) c[j] = alpha * a[j] + beta * c[j];
-    }
-  }
+  MergeTile(C, ldc, acc, kAmxNR, kAmxMR, kAmxNR, alpha, beta);
 }
 
 template <class T>
