@@ -11,6 +11,9 @@
 
 namespace dpo {
 
+// x rounded up to a multiple of m (panel widths, packed depths).
+constexpr int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
 // C[0:h, 0:w] (row stride ldc) = alpha·T + beta·C for a tile T computed with alpha 1, beta 0 (row
 // stride ldt): the micro-kernels' own epilogue, two roundings (alpha·t, then + beta·c); beta == 0
 // overwrites C (NaN included).

@@ -835,13 +835,12 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
   float* C = P.C + bi * P.sC;
   const int64_t M = P.M, N = P.N, K = P.K;
   const int64_t kcMax = KcFor(K);
-  auto roundUp = [](int64_t x, int64_t m) { return (x + m - 1) / m * m; };
-  const int64_t tnMax = roundUp(N, nr) <= WholeSlabMaxCols() ? roundUp(N, nr) : std::min(roundUp(N, nr), kSlabN / nr * nr);
+  const int64_t tnMax = RoundUp(N, nr) <= WholeSlabMaxCols() ? RoundUp(N, nr) : std::min(RoundUp(N, nr), kSlabN / nr * nr);
   const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
   const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
   // Few row blocks (small M): also split the slab's columns so there are ≥ 8 tasks.
   int64_t colBlock = tnMax;
-  while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = roundUp(colBlock / 2, nr);
+  while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = RoundUp(colBlock / 2, nr);
   // The slab lives in the calling thread's buffer; pool workers only read it.
   float* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * tnMax));
   constexpr int64_t kPanelsPerPackTask = 4;
@@ -861,7 +860,7 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
       run(rowBlocks * colBlocks, [&](int64_t t) {
         const int64_t m0 = (t / colBlocks) * rowBlock, rows = std::min(rowBlock, M - m0);
         const int64_t j = (t % colBlocks) * colBlock, w = std::min(colBlock, tn - j);
-        float* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * roundUp(rowBlock, mr)));
+        float* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * RoundUp(rowBlock, mr)));
         kd.packA(P, A, m0, rows, p0, kc, mr, Ap);
         KernelBlock(P, kd, C, Ap, Bp + (j / nr) * kc * nr, m0, rows, n0 + j, w, kc, beta);
       });

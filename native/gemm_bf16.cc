@@ -585,7 +585,6 @@ constexpr double kParallelMinFlops = 2.0 * 64 * 64 * 64;
 using PackBuffersT = PackBuffers<uint32_t>;
 thread_local PackBuffersT tl_pack;
 
-inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // Equal K blocks of an even size ≤ kKcMax (so every block but the last has whole pairs).
 inline int64_t KcFor(int64_t K) {

@@ -35,6 +35,7 @@ import { f32BitsToBf16Bits, f32ToBf16, gemmBf16ViaGemm, roundBf16, BF16_UNIT_ROU
 import { gemmBf16Path, kernels, nativePath } from '../src/tensor/backend.js';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { mulberry32 as rng } from './helpers/rng.js';
+import { uniformF32 } from './helpers/numeric.js';
 
 const { native: nat, skip } = nativeForTests(['gemmBf16']);
 
@@ -62,11 +63,7 @@ function forEachPath(body: (path: string) => void): void {
   }
 }
 
-function rand(n: number, r: () => number): Float32Array {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = r() * 2 - 1;
-  return x;
-}
+const rand = uniformF32;
 
 interface Case {
   ta: boolean; tb: boolean; M: number; N: number; K: number;

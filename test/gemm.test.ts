@@ -13,6 +13,7 @@ import type { Kernels } from '../src/tensor/kernels.js';
 import { nativeKernels, nativeLoadError, nativeMissing, wasmKernels, wasmLoadError } from '../src/tensor/backend.js';
 import { gemm as refGemm } from '../src/tensor/reference/gemm.js';
 import { mulberry32 as rng } from './helpers/rng.js';
+import { uniformF32 } from './helpers/numeric.js';
 
 // Under wasmRerun (DPO_BACKEND=wasm) the kernels under test are the WebAssembly build.
 const nat = underWasm ? wasmKernels() : nativeKernels();
@@ -50,11 +51,7 @@ function rawAddon(): GemmAddon {
   return createRequire(import.meta.url)(p) as GemmAddon;
 }
 
-function rand(n: number, r: () => number): Float32Array {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = r() * 2 - 1;
-  return x;
-}
+const rand = uniformF32;
 
 interface Case {
   ta: boolean; tb: boolean; M: number; N: number; K: number;

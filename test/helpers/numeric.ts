@@ -51,3 +51,10 @@ export function toF32(x: ArrayLike<number>): Float32Array {
 export function toF64(x: ArrayLike<number>): Float64Array {
   return Float64Array.from(x);
 }
+
+/** n float32 values uniform in [−1, 1) from the generator r (returns values in [0, 1)). */
+export function uniformF32(n: number, r: () => number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = r() * 2 - 1;
+  return x;
+}
