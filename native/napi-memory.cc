@@ -11,11 +11,20 @@
 // mallocInfo(): the C allocator's counters (glibc mallinfo2), to tell its free-but-held bytes
 //   from memory in use.
 // mallocTrim(): returns free heap pages to the system (glibc malloc_trim).
+// adviseHugePages(ab): asks Linux to back the whole 2 MiB pages inside an ArrayBuffer with
+//   transparent huge pages (madvise MADV_HUGEPAGE; the usual THP mode "madvise" does nothing
+//   without it). Called on large fresh tensor blocks before their first write: the GEMM packers
+//   walk operands down rows thousands of floats apart, one 4 KiB page per row, and with 2 MiB
+//   pages the TLB misses go away (+2-5% on the GPT-2 step's matrix products). Returns the bytes
+//   advised (0: nothing to do or not supported).
 // On other C libraries the malloc functions do nothing (mallocInfo returns null).
 // N-API only (like napi.cc, left out of the WebAssembly build): registered by napi.cc's Init.
 #include <napi.h>
 
 #include <cstdint>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -80,11 +89,30 @@ static Napi::Value MallocTrimJs(const Napi::CallbackInfo& info) {
 #endif
 }
 
+static Napi::Value AdviseHugePagesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    Napi::TypeError::New(env, "adviseHugePages: argument 0 must be an ArrayBuffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double advised = 0;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(ab.Data());
+  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = (begin + ab.ByteLength()) & ~(kHuge - 1);
+  // Only the whole huge pages inside the buffer: its neighbours' pages are left as they are.
+  if (begin != 0 && hi > lo && madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) == 0) advised = double(hi - lo);
+#endif
+  return Napi::Number::New(env, advised);
+}
+
 void RegisterMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("freeArrayBuffer", Napi::Function::New(env, FreeArrayBufferJs, "freeArrayBuffer"));
   exports.Set("mallocTune", Napi::Function::New(env, MallocTuneJs, "mallocTune"));
   exports.Set("mallocInfo", Napi::Function::New(env, MallocInfoJs, "mallocInfo"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrimJs, "mallocTrim"));
+  exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePagesJs, "adviseHugePages"));
 }
 
 }  // namespace dpo

@@ -14,7 +14,7 @@
 #include "signature.h"
 
 namespace dpo {
-// napi-memory.cc: freeArrayBuffer and the C allocator's settings.
+// napi-memory.cc: freeArrayBuffer, the C allocator's settings and adviseHugePages.
 void RegisterMemory(Napi::Env env, Napi::Object exports);
 }  // namespace dpo
 

@@ -13,6 +13,12 @@
 //
 // DPO_MALLOC_TUNE=0 leaves glibc's defaults (as does a threshold set by the user through
 // GLIBC_TUNABLES or MALLOC_MMAP_THRESHOLD_).
+//
+// Huge pages: new blocks of at least HUGE_PAGE_MIN_BYTES are advised to Linux as transparent huge
+// pages (madvise MADV_HUGEPAGE, before their first write; the common THP mode "madvise" gives
+// none otherwise). The matrix products' packers read operands down rows thousands of floats
+// apart, a new 4 KiB page per row; with 2 MiB pages the TLB misses go and the GPT-2 DPO step's
+// products run 2-5% faster. DPO_HUGE_PAGES=0 turns it off.
 
 import { nativeAddon, nativeKernels } from './backend.js';
 
@@ -24,7 +30,11 @@ interface AddonMemory {
   mallocTune(bytes: number): boolean;
   mallocInfo(): MallocInfo | null;
   mallocTrim(): boolean;
+  adviseHugePages?(ab: ArrayBuffer): number;
 }
+
+/** Blocks from this size on are advised as huge pages (two 2 MiB pages: at least one lies inside). */
+export const HUGE_PAGE_MIN_BYTES = 4 << 20;
 
 /** glibc's allocator counters (mallinfo2), bytes. */
 export interface MallocInfo {
@@ -74,6 +84,21 @@ export function tuneMalloc(env: NodeJS.ProcessEnv = typeof process === 'undefine
 export function freeNow(ab: ArrayBuffer): boolean {
   const a = memoryAddon();
   return a ? a.freeArrayBuffer(ab) : false;
+}
+
+let hugePages: boolean | undefined;
+
+/**
+ * Advises a fresh block (nothing written yet) of at least HUGE_PAGE_MIN_BYTES as transparent huge
+ * pages. Returns the bytes advised: 0 when the block is small, DPO_HUGE_PAGES=0, or the platform
+ * or addon has no huge pages.
+ */
+export function adviseHugePages(ab: ArrayBuffer): number {
+  if (ab.byteLength < HUGE_PAGE_MIN_BYTES) return 0;
+  hugePages ??= typeof process === 'undefined' || process.env.DPO_HUGE_PAGES !== '0';
+  if (!hugePages) return 0;
+  const a = memoryAddon();
+  return a?.adviseHugePages ? a.adviseHugePages(ab) : 0;
 }
 
 /** The C allocator's counters, or null (no native addon, or not glibc ≥ 2.33). */

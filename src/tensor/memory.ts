@@ -29,7 +29,7 @@
 // prove it).
 
 import type { Buf } from './kernels.js';
-import { freeNow, tuneMalloc } from './allocator.js';
+import { adviseHugePages, freeNow, tuneMalloc } from './allocator.js';
 
 export type DType = 'float32' | 'float64';
 
@@ -160,6 +160,7 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   if (config.limitBytes === 0) {
     capacity = bytes;
     buf = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+    adviseHugePages(buf.buffer as ArrayBuffer);
   } else {
     const c = sizeClass(n);
     const k = key(dtype, c);
@@ -199,6 +200,7 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
         if (over > 0) evict(Math.min(over, pooledBytes), k);
       }
       const ab = new ArrayBuffer(capacity);
+      adviseHugePages(ab);
       buf = dtype === 'float32' ? new Float32Array(ab, 0, n) : new Float64Array(ab, 0, n);
       if (!zero && poison) buf.fill(NaN);
     }
