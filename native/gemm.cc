@@ -1,8 +1,9 @@
 // Single-precision GEMM, row-major, batched:  C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b].
 //
-// Structure (Goto/BLIS). For one large product: for each slab of ≤ kSlabN columns (all of N when
-// that slab fits in half the L2, so op(A) is packed only once per K block) and each K
-// block of ≤ kKcMax, the pool first packs the KC×TN slab of op(B) into NR-wide micro-panels
+// Structure (Goto/BLIS; the blocked driver is gemm-driver.h's template, shared with gemm_bf16.cc,
+// instantiated here with float panels: Driver below). For one large product: for each slab of
+// ≤ kSlabN columns (all of N when that slab fits in half the L2, so op(A) is packed only once per
+// K block) and each K block of ≤ kKcMax, the pool first packs the KC×TN slab of op(B) into NR-wide micro-panels
 // (shared, stays in L2), then tasks of kRowBlock rows pack their op(A) rows into MR-row
 // micro-panels (L1) and run the register-blocked micro-kernel across the slab. Small batched
 // products run one task per (batch item, row block), each packing its own operands. Very thin

@@ -30,6 +30,8 @@
 // Denormals: vdpbf16ps and TDPBF16PS treat denormal inputs and results as zero (DAZ/FTZ), the
 // converted paths do not; values below 1.2e-38 can therefore differ between paths (never between
 // thread counts).
+// Blocking and scheduling: gemm-driver.h's blocked driver (shared with gemm.cc), instantiated here
+// with pair-word panels (Driver below).
 // Determinism: blocks depend on the shape only and work is split over rows/columns of C, never
 // over K, so 1 and N threads give bit-identical results.
 #include <algorithm>
