@@ -116,15 +116,29 @@ interface SizeClass {
 const pools = new Map<number, SizeClass>();
 let requests = 0;
 
-// Buffers handed out and not yet released. A WeakMap does not keep them alive; the registry
-// notices when the GC takes one that was never released.
+// Buffers handed out and not yet released: the block (ArrayBuffer) under each one names its
+// current owner (the view handed out) and the owner's LiveInfo, so a release of anything else (a
+// second release, a sub-view, a foreign array) is ignored. The registry notices when the GC takes
+// an owner that was never released. (A WeakMap from view to info did the same, but its table,
+// rebuilt as thousands of buffers per step came and went, was allocated in V8's old generation.)
 interface LiveInfo {
   bytes: number;
   capacity: number;
   /** Whether the buffer is in the FinalizationRegistry yet (see the nursery below). */
   registered: boolean;
 }
-const live = new WeakMap<Buf, LiveInfo>();
+const OWNER = Symbol('dpo-ts pool owner');
+const INFO = Symbol('dpo-ts pool info');
+interface Block extends ArrayBuffer {
+  [OWNER]?: Buf;
+  [INFO]?: LiveInfo;
+}
+
+/** The LiveInfo of a buffer handed out by alloc() and not yet released, else undefined. */
+function liveInfo(buf: Buf): LiveInfo | undefined {
+  const block = buf.buffer as Block;
+  return block[OWNER] === buf ? block[INFO] : undefined;
+}
 // The nursery: buffers handed out since the last settle(), not yet in the FinalizationRegistry.
 // V8's minor collections (scavenges) treat a registry's targets as live, so every registered
 // buffer — with its typed array, ArrayBuffer and registry cell — is promoted to the old
@@ -143,7 +157,7 @@ let settleQueued = false;
 function settle(count = nursery.length): void {
   for (let i = 0; i < count; i++) {
     const buf = nursery[i]!;
-    const info = live.get(buf);
+    const info = liveInfo(buf);
     if (info && !info.registered) {
       registry.register(buf, info, info);
       info.registered = true;
@@ -205,7 +219,9 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   let capacity: number;
   if (config.limitBytes === 0) {
     capacity = bytes;
-    buf = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+    // An explicit ArrayBuffer even for tiny arrays (V8 keeps those on its heap, without one).
+    const ab = new ArrayBuffer(bytes);
+    buf = dtype === 'float32' ? new Float32Array(ab) : new Float64Array(ab);
   } else {
     const c = sizeClass(n);
     const k = key(dtype, c);
@@ -246,7 +262,9 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   }
   // One object is the registry's holdings and its unregister token (registered by settle()).
   const info: LiveInfo = { bytes, capacity, registered: false };
-  live.set(buf, info);
+  const block = buf.buffer as Block;
+  block[OWNER] = buf;
+  block[INFO] = info;
   nursery.push(buf);
   if (nursery.length >= NURSERY_CAPACITY) settle(NURSERY_CAPACITY / 2);
   if (!settleQueued) {
@@ -265,9 +283,11 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
  * Releasing a buffer that did not come from alloc() (or twice) is ignored.
  */
 export function release(buf: Buf): void {
-  const info = live.get(buf);
+  const info = liveInfo(buf);
   if (!info) return;
-  live.delete(buf);
+  const block = buf.buffer as Block;
+  block[OWNER] = undefined;
+  block[INFO] = undefined;
   if (info.registered) registry.unregister(info);
   currentBytes -= info.bytes;
   heldBytes -= info.capacity;
