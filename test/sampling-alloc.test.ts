@@ -138,3 +138,49 @@ test('sampling allocates nothing per token (top-p over a flat 2,048-token vocabu
   }) / 50;
   assert.ok(oracle > 50 * Math.max(perCall, 64), `the check cannot tell: oracle ${oracle.toFixed(0)} B/call vs ${perCall.toFixed(0)}`);
 });
+
+test('generation returns its KV cache and each token\'s logits to the pool, with the same tokens as without pooling', async () => {
+  const { llamaConfig } = await import('../src/io/config.js');
+  const { randomModel } = await import('../src/models/index.js');
+  const { generateTokens } = await import('../src/models/generate.js');
+  const T = await import('../src/tensor/index.js');
+  const cfg = llamaConfig({ vocabSize: 64, hiddenSize: 16, intermediateSize: 32, numLayers: 2, numHeads: 2, maxPositions: 32, tieWordEmbeddings: true, bosTokenId: 1, eosTokenId: [0] });
+  const model = randomModel(cfg, 3);
+  const caches: { write(l: number, k: Float32Array, v: Float32Array, t: number): void }[] = [];
+  const logits: Float32Array[] = [];
+  const newCache = model.newCache.bind(model), forwardCached = model.forwardCached.bind(model);
+  model.newCache = (b, c) => {
+    const cache = newCache(b, c);
+    caches.push(cache);
+    return cache;
+  };
+  model.forwardCached = (...a) => {
+    const l = forwardCached(...a);
+    logits.push(l);
+    return l;
+  };
+  const prompts = [[1, 5, 9], [1, 7]];
+  const run = () => T.noGrad(() => generateTokens(model, prompts, { maxNewTokens: 6, temperature: 0.9, topP: 0.9, seed: 4, padId: 0, stopIds: [] }));
+  const s0 = T.memoryStats().currentBytes;
+  T.setPoolPoison(true); // reused blocks hold NaN until overwritten
+  let pooled;
+  try {
+    run(); // warm: the second run reuses the first one's blocks
+    pooled = run();
+  } finally {
+    T.setPoolPoison(false);
+  }
+  assert.equal(T.memoryStats().currentBytes, s0, 'generation left live tensor buffers behind');
+  assert.equal(caches.length, 2);
+  assert.throws(() => caches[1]!.write(0, new Float32Array(0), new Float32Array(0), 0), /after dispose/);
+  // Every token's logits were released: releasing them again changes nothing.
+  assert.equal(logits.length, 2 * 6);
+  for (const l of logits) T.release(l);
+  assert.equal(T.memoryStats().currentBytes, s0);
+  T.setPoolLimit(0);
+  try {
+    assert.deepEqual(run(), pooled);
+  } finally {
+    T.setPoolLimit('auto');
+  }
+});

@@ -4,6 +4,8 @@
 import type { Tokenizer } from './tokenizer.js';
 import { Rng } from '../tensor/random.js';
 import type { CausalLM } from './model.js';
+import type { KVCache } from './kv-cache.js';
+import { release } from '../tensor/memory.js';
 
 export interface SamplingOptions {
   /** Tokens to generate at most (default 128). */
@@ -194,7 +196,18 @@ export function generateTokens(
   const rngs = opts.rngs ?? Array.from({ length: B }, (_, b) => new Rng(seed + 0x9e3779b9 * b));
   const cache = model.newCache(B, capacity);
   const anyStart = kvStart.some((s) => s > 0) ? kvStart : null;
-  let logits = model.forwardCached(ids, longest, cache, anyStart);
+  // The cache and each token's logits go back to the tensor pool as soon as they are used.
+  try {
+    return sampleLoop(model, cache, model.forwardCached(ids, longest, cache, anyStart), anyStart, B, maxNew, stop, rngs, opts);
+  } finally {
+    cache.dispose();
+  }
+}
+
+function sampleLoop(
+  model: CausalLM, cache: KVCache, logits: Float32Array, anyStart: Int32Array | null, B: number, maxNew: number, stop: ReadonlySet<number>,
+  rngs: readonly Rng[], opts: SamplingOptions & { padId: number; onToken?: (row: number, token: number, soFar: readonly number[]) => boolean | void; keepStopToken?: boolean },
+): { tokens: number[][]; finish: ('stop' | 'length')[] } {
   const V = model.config.vocabSize;
   const out: number[][] = Array.from({ length: B }, () => []);
   const finish: ('stop' | 'length')[] = new Array(B).fill('length');
@@ -220,9 +233,11 @@ export function generateTokens(
         finish[b] = 'stop';
       }
     }
-    if (done.every(Boolean) || t === maxNew - 1) break;
+    release(logits);
+    if (done.every(Boolean) || t === maxNew - 1) return { tokens: out, finish };
     logits = model.forwardCached(step, 1, cache, anyStart);
   }
+  release(logits);
   return { tokens: out, finish };
 }
 
