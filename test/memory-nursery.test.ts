@@ -11,6 +11,13 @@ import { runInNewContext } from 'node:vm';
 import * as T from '../src/tensor/index.js';
 import { nurseryLength, NURSERY_CAPACITY } from '../src/tensor/memory.js';
 import { MALLOC_TRIM_INTERVAL_MS, mallocInfo, trimFreeMemory } from '../src/tensor/allocator.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeRlTask } from './fixtures/train/tiny.js';
+import { runGrpo } from '../src/train/grpo.js';
+import { runPpo } from '../src/train/ppo.js';
+import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
 
 interface GcStat {
   gcType: string;
@@ -35,6 +42,9 @@ function promotedDuring(fn: () => void): { promoted: number; scavenges: number }
 }
 
 test('alloc/release churn promotes (next to) nothing into V8\'s old generation; the nursery stays bounded', () => {
+  // Start from a collected heap, so young objects of earlier work are not counted.
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
   // 300 buffers stay live throughout (as a step's activations would), 200,000 come and go.
   const live: T.Buf[] = Array.from({ length: 300 }, () => T.alloc('float32', 64));
   let maxNursery = 0;
@@ -115,4 +125,42 @@ test('glibc\'s free pages go back at step boundaries, at most once per interval,
   assert.equal(trimFreeMemory(t + MALLOC_TRIM_INTERVAL_MS / 2, {}), false, 'trimmed again within the interval');
   assert.equal(trimFreeMemory(t + 2 * MALLOC_TRIM_INTERVAL_MS, { DPO_MALLOC_TUNE: '0' }), false);
   assert.equal(trimFreeMemory(t + 3 * MALLOC_TRIM_INTERVAL_MS, {}), glibc);
+});
+
+test('GRPO and PPO steps leave no tensor buffer to the garbage collector (each step releases what it makes)', async () => {
+  // A buffer still unreleased when a step's synchronous work ends is put in the FinalizationRegistry
+  // (and so into V8's old generation until a full collection). Count those per step after the
+  // first two (which register the optimizer's state). The tape roots of the policy (and value)
+  // losses were one (two) per micro-batch: old-space garbage that V8 sized its heap to.
+  const { modelDir, promptsFile, rewardModule } = await makeRlTask();
+  const register = FinalizationRegistry.prototype.register;
+  let registered = 0;
+  FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...a: Parameters<FinalizationRegistry<unknown>['register']>) {
+    registered++;
+    return register.apply(this, a);
+  };
+  try {
+    const perStep = async (run: (onLog: (r: Record<string, number>) => void) => Promise<unknown>): Promise<number[]> => {
+      const counts: number[] = [];
+      let last = 0;
+      await run(() => {
+        counts.push(registered - last);
+        last = registered;
+      });
+      return counts.slice(2);
+    };
+    const grpo = await perStep((onLog) => runGrpo({
+      model: modelDir, prompts: [promptsFile], outputDir: mkdtempSync(join(tmpdir(), 'nursery-grpo-')), quiet: true, onLog,
+      config: parseGrpoConfig({ reward_funcs: [rewardModule], per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 6, max_steps: 6, logging_steps: 1, save_steps: 0, seed: 2 }),
+    }));
+    const ppo = await perStep((onLog) => runPpo({
+      model: modelDir, prompts: [promptsFile], outputDir: mkdtempSync(join(tmpdir(), 'nursery-ppo-')), quiet: true, onLog,
+      config: parsePpoConfig({ reward_funcs: [rewardModule], per_device_train_batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, response_length: 6, max_steps: 6, logging_steps: 1, save_steps: 0, seed: 2 }),
+    }));
+    assert.equal(grpo.length, 4);
+    assert.deepEqual(grpo, [0, 0, 0, 0], `GRPO buffers left to the GC per step: ${grpo}`);
+    assert.deepEqual(ppo, [0, 0, 0, 0], `PPO buffers left to the GC per step: ${ppo}`);
+  } finally {
+    FinalizationRegistry.prototype.register = register;
+  }
 });
