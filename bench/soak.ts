@@ -16,7 +16,9 @@
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
 //          --factor F (the pool mode's bound: F × the working set instead of the default)
-//          --node-flags "--max-semi-space-size=8 ..." (V8/Node flags for the children)
+//          --node-flags "--trace-gc-nvp ..." (V8/Node flags for the children)
+//          --alloc 1 (JS bytes allocated per unit, from node:v8's GC profiler: its buffers are freed
+//          only by full collections, so it adds ~1 MiB of glibc mmapped memory per segment to the trace)
 //          --gc 1 (a full GC before each sample: heap used is then the live JS heap, to tell a leak
 //          in JS objects from garbage V8 has not collected yet; it changes the RSS trace)
 //
@@ -48,6 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler } from 'node:v8';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Agent, request } from 'node:http';
 import * as T from '../src/tensor/index.js';
 import { nativeKernels } from '../src/tensor/backend.js';
@@ -114,14 +117,20 @@ interface Sample {
   oldUsed: number;
   codeSize: number;
   largeSize: number;
-  /** JS bytes allocated during the segment (from the GC profiler: heap used before each collection
-   * minus after the previous one, plus the rise since the last collection), and its collections. */
+  /** JS bytes allocated during the segment (with --alloc 1: from the GC profiler, heap used before
+   * each collection minus after the previous one, plus the rise since the last collection; else -1),
+   * and the segment's collections. */
   allocated: number;
   scavenges: number;
   markCompacts: number;
 }
 
-/** Counts what V8 allocates and collects between samples (node:v8 GCProfiler). */
+/**
+ * Counts what V8 allocates and collects between samples (node:v8 GCProfiler; --alloc 1 only: a
+ * profiler's native buffer of per-collection records is freed only when a full collection takes
+ * its JS object, so one per segment grew glibc's mmapped bytes by ~1 MiB a segment and perturbed
+ * the very trace it explains).
+ */
 class AllocationMeter {
   private prof = new GCProfiler();
   private after = getHeapStatistics().used_heap_size;
@@ -148,6 +157,30 @@ class AllocationMeter {
 }
 let meter: AllocationMeter | undefined;
 
+/** Collections counted by a performance observer (cheap; the default without --alloc 1). */
+let gcCounts = { scavenges: 0, markCompacts: 0 };
+let gcObserver: PerformanceObserver | undefined;
+function gcCounter(): { allocated: number; scavenges: number; markCompacts: number } {
+  if (!gcObserver) {
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = ((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind;
+        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcCounts.scavenges++;
+        else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcCounts.markCompacts++;
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+  }
+  const c = gcCounts;
+  gcCounts = { scavenges: 0, markCompacts: 0 };
+  return { allocated: -1, ...c };
+}
+
+function startMeter(): void {
+  if (process.env.DPO_SOAK_ALLOC === '1') meter = new AllocationMeter();
+  else gcCounter();
+}
+
 function spaces(): { newSize: number; newUsed: number; oldSize: number; oldUsed: number; codeSize: number; largeSize: number } {
   const o = { newSize: 0, newUsed: 0, oldSize: 0, oldUsed: 0, codeSize: 0, largeSize: 0 };
   for (const sp of getHeapSpaceStatistics()) {
@@ -173,7 +206,7 @@ function sampleNow(units: number, wall: number, cpu: number): Sample {
   const hs = getHeapStatistics();
   const ms = T.memoryStats();
   const mi = mallocInfo();
-  const gc = (meter ??= new AllocationMeter()).take();
+  const gc = meter ? meter.take() : gcCounter();
   return {
     ...spaces(), ...gc,
     units, wall, cpu, rss: mu.rss, hwm: vmHwm(), heapUsed: hs.used_heap_size, heapTotal: hs.total_heap_size,
@@ -520,13 +553,13 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   process.on('SIGINT', () => {});
   out({ ready: true, kernel: kernelPath() });
   if (w.unit === 'request') {
-    meter = new AllocationMeter();
+    startMeter();
     await w.run({ dir: setupDir, dataDir: '' }, steps, segment, () => {});
     process.exit(0); // stdin stays open otherwise
 
   }
   waitGo();
-  meter = new AllocationMeter();
+  startMeter();
   let t0 = performance.now(), c0 = process.cpuUsage();
   await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
     if (done % segment !== 0 && done !== steps) return;
@@ -724,6 +757,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 
 async function parent(args: Map<string, string>): Promise<void> {
   if (args.get('gc') === '1') process.env.DPO_SOAK_GC = '1';
+  if (args.get('alloc') === '1') process.env.DPO_SOAK_ALLOC = '1';
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];
@@ -763,7 +797,8 @@ async function parent(args: Map<string, string>): Promise<void> {
         lines.push(`  ${r.mode}: V8 code + large   ${tr((s) => `${mib(s.codeSize)}+${mib(s.largeSize)}`)}`);
         lines.push(`  ${r.mode}: glibc heap (free) ${tr((s) => `${mib(s.mallocArena)}(${mib(s.mallocFree)})`)}`);
         lines.push(`  ${r.mode}: external, pooled  ${tr((s) => `${mib(s.external)},${mib(s.pooled)}`)}`);
-        lines.push(`  ${r.mode}: JS KiB/${w.unit} (scav/mc) ${r.samples.map((s, i) => `${(s.allocated / 1024 / Math.max(1, s.units - (r.samples[i - 1]?.units ?? 0))).toFixed(0)}(${s.scavenges}/${s.markCompacts})`).join(' ')}`);
+        lines.push(`  ${r.mode}: JS KiB/${w.unit} (scav/mc) ${r.samples.map((s, i) => `${s.allocated < 0 ? '-' : (s.allocated / 1024 / Math.max(1, s.units - (r.samples[i - 1]?.units ?? 0))).toFixed(0)}(${s.scavenges}/${s.markCompacts})`).join(' ')}`);
+        lines.push(`  ${r.mode}: glibc mmapped      ${tr((s) => mib(s.mallocMmapped))}`);
       }
       lines.push('mode   | RSS warm→final MiB | max after warm-up | growth | peak RSS | heap used MiB | heap total | external | pooled / bound MiB | working set | hit rate | ' + `${w.unit}s/s`);
       for (const s of sums) {
