@@ -164,7 +164,7 @@ function gcCounter(): { allocated: number; scavenges: number; markCompacts: numb
   if (!gcObserver) {
     gcObserver = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
-        const kind = ((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind;
+        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
         if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcCounts.scavenges++;
         else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcCounts.markCompacts++;
       }
