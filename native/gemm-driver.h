@@ -14,6 +14,21 @@ namespace dpo {
 // x rounded up to a multiple of m (panel widths, packed depths).
 constexpr int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// Rows of op(A) per task of the shared-slab scheduler: `rows` (the driver's row block), except
+// under WebAssembly: two MR panels. Its pools are small (2-8 threads) and the tasks of a K block end
+// together at a barrier, so the tail is what counts: 48-row tasks made 11 of them for M = 512, one
+// thread running 6 while the other waited (512-row GEMMs scaled 1.79-1.86× on 2 threads, a
+// 1024-row one, 22 tasks, 1.98×). The task size changes no sum, and no cache use: each task
+// streams the packed slab from L2 once per MR panel whatever the number of panels.
+constexpr int64_t SlabRowBlock(int mr, int64_t rows) {
+#if defined(__wasm__)
+  return rows > 2 * mr ? 2 * mr : rows;
+#else
+  static_cast<void>(mr);
+  return rows;
+#endif
+}
+
 // C[0:h, 0:w] (row stride ldc) = alpha·T + beta·C for a tile T computed with alpha 1, beta 0 (row
 // stride ldt): the micro-kernels' own epilogue, two roundings (alpha·t, then + beta·c); beta == 0
 // overwrites C (NaN included).

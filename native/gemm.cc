@@ -931,7 +931,7 @@ void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
   const int64_t M = P.M, N = P.N, K = P.K;
   const int64_t kcMax = KcFor(K);
   const int64_t tnMax = RoundUp(N, nr) <= WholeSlabMaxCols() ? RoundUp(N, nr) : std::min(RoundUp(N, nr), kSlabN / nr * nr);
-  const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
+  const int64_t rowBlock = SlabRowBlock(mr, std::max<int64_t>(mr, kRowBlock / mr * mr));
   const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
   // Few row blocks (small M): also split the slab's columns so there are ≥ 8 tasks.
   int64_t colBlock = tnMax;
