@@ -8,11 +8,16 @@
 // holding three engines: ours (createWasmKernels, dist/wasm/), onnxruntime-web's WebAssembly
 // execution provider running a one-node ONNX MatMul model, and @tensorflow/tfjs-backend-wasm's
 // tf.matMul. Same shapes, same thread count (ort.env.wasm.numThreads, tf.wasm.setThreadsCount —
-// tfjs fixes its count once per page, so each thread count gets a fresh page). Every call starts
+// tfjs fixes its count once per page, so each thread count gets a fresh page; tfjs also caps its
+// pool at navigator.hardwareConcurrency / 2, which the page lifts while tfjs starts so it runs the
+// threads asked for; the output says what each engine actually ran with). Every call starts
 // and ends with JavaScript Float32Arrays (ours copies them into and out of wasm memory, ORT
 // wraps them in tensors and returns a new one, tfjs makes tensors and reads the result back).
 // Rounds interleave the engines shape by shape; each figure is the best of --reps calls, the
-// table shows the best over rounds and the spread (min–max) of the per-round ratios.
+// table shows the best over rounds and the spread (min–max) of the per-round ratios. Before the
+// engines start, the page measures the bound: a wasm loop of independent 4-lane multiply-adds
+// (relaxed_madd, and mul + add) on the page's thread, or on that many workers at once; "ours/peak"
+// is our GEMM against it.
 //
 // Node: our wasm (the same .wasm files, DPO_BACKEND=wasm's loader: the relaxed-SIMD build where
 // it exists, and the SIMD128 one) against the native addon, interleaved the same way, 1 and N
@@ -136,6 +141,11 @@ function serve(): Promise<{ server: Server; url: string }> {
       'Cache-Control': 'no-store',
     };
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    if (path === '/favicon.ico') {
+      res.writeHead(204, headers);
+      res.end();
+      return;
+    }
     if (path === '/') {
       res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
       res.end(PAGE);
@@ -144,7 +154,7 @@ function serve(): Promise<{ server: Server; url: string }> {
     const file = normalize(join(root, path));
     const allowed = [join(root, 'dist'), join(root, 'node_modules')];
     if (!allowed.some((d) => file.startsWith(d + '/')) || !existsSync(file) || !statSync(file).isFile()) {
-      if (path !== '/favicon.ico') console.log(`  [server] 404 ${path}`);
+      console.log(`  [server] 404 ${path}`);
       res.writeHead(404, headers);
       res.end('not found');
       return;
@@ -366,7 +376,12 @@ async function browserBench(): Promise<void> {
         info: Record<string, unknown>; rows: { shape: string; best: Record<string, number>; perRound: Record<string, number>[]; maxDiff: Record<string, number> }[];
       };
       await page.close();
-      console.log(`\nthreads ${threads}: ${JSON.stringify(res.info)}`);
+      const info = res.info as { crossOriginIsolated: boolean; userAgent: string; hardwareConcurrency: number; ours: Record<string, unknown>; ort: Record<string, unknown>; tfjs: Record<string, unknown> };
+      const { ours, ort, tfjs } = info;
+      console.log(`\nthreads ${threads} (${info.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? info.userAgent}, crossOriginIsolated ${info.crossOriginIsolated}, hardwareConcurrency ${info.hardwareConcurrency}), what each engine ran with:`);
+      console.log(`  ours: ${ours.build} (${ours.features}), ${ours.threads} thread(s), GEMM kernel ${ours.gemm}; workers started: ${ours.workers}`);
+      console.log(`  onnxruntime-web ${ort.version}: env.wasm.numThreads ${ort.numThreads} after session creation; workers started: ${ort.workers}`);
+      console.log(`  tfjs-backend-wasm ${tfjs.version}: backend ${tfjs.backend}, XNNPACK pool of ${tfjs.threads} thread(s) (multithread build ${tfjs.multithread}, SIMD ${tfjs.simd}); workers started: ${tfjs.workers} (its pre-started pool)`);
       console.log(peak.madd ? `measured peak on ${threads} thread${threads > 1 ? 's (workers)' : ''}: f32x4.relaxed_madd ${peak.madd.toFixed(1)} GFLOP/s, ` +
         `f32x4.mul + f32x4.add ${peak.muladd!.toFixed(1)} GFLOP/s` : `measured peak: unavailable (${peak.error})`);
       console.log(`${'shape'.padEnd(22)} ${'ours GFLOP/s'.padStart(13)} ${'ORT'.padStart(7)} ${'tfjs'.padStart(7)} ${'ours/best peer'.padStart(15)} ${'spread'.padStart(11)} ${'ours/peak'.padStart(10)} ${'max |Δ| ort,tfjs'.padStart(18)}`);
