@@ -19,11 +19,11 @@
 //   avx2:    6×16 tile in 12 ymm accumulators.
 //   neon:     8×12 tile in 24 q-register accumulators, lane-indexed FMA (arm64).
 //   wasm-simd128: 6×8 tile in 12 v128 accumulators, multiply + add (WebAssembly builds).
-//   wasm-relaxed-simd: the same tile with f32x4.relaxed_madd (the *_relaxed wasm builds). It runs
-//                 at ~52 GFLOP/s per core (CPU time, EPYC), two 4-lane FMAs per cycle at ~3.3 GHz:
-//                 no headroom for other register blockings (15 live vectors = V8's allocatable
-//                 xmm0-14 on x86-64) or loop orders (the BLIS order, B micro-panel outer, measured
-//                 0.96-1.02×).
+//   wasm-relaxed-simd: the same tile with f32x4.relaxed_madd (the *_relaxed wasm builds). With the
+//                 SIMD128 packers it runs at 58-62 GFLOP/s per core in chromium (EPYC Zen 5),
+//                 86-94% of the measured multiply-add peak of 66-72 (bench/wasm-gemm.ts); other
+//                 register blockings have no room (15 live vectors = V8's allocatable xmm0-14 on
+//                 x86-64) and the BLIS loop order (B micro-panel outer) measured 0.96-1.02×.
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
 // Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
