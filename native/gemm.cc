@@ -19,7 +19,7 @@
 //   avx512: 12×32 tile of C in 24 zmm accumulators, one broadcast of A per row, FMA.
 //   avx2:    6×16 tile in 12 ymm accumulators.
 //   neon:     8×12 tile in 24 q-register accumulators, lane-indexed FMA (arm64).
-//   wasm-simd128: 6×8 tile in 12 v128 accumulators, multiply + add (WebAssembly builds).
+//   wasm-simd128: 5×8 tile in 10 v128 accumulators, multiply + add (WebAssembly builds).
 //   wasm-relaxed-simd: the same tile with f32x4.relaxed_madd (the *_relaxed wasm builds). With the
 //                 SIMD128 packers it runs at 58-62 GFLOP/s per core in chromium (EPYC Zen 5),
 //                 86-94% of the measured multiply-add peak of 66-72 (bench/wasm-gemm.ts); other
@@ -414,13 +414,14 @@ void MicroPortable(int64_t kc, const float* Ap, const float* Bp, float* C, int64
 }
 
 #if DPO_GEMM_WASM
-// WebAssembly SIMD128: a 6×8 tile of C in 12 v128 accumulators (with two B vectors and one
-// broadcast of A, 15 live vectors: the 16 xmm registers engines map them to on x86-64).
-// Plain SIMD128 has no FMA: multiply, then add. kFma (builds compiled with -mrelaxed-simd, see
-// scripts/build-wasm.mjs) uses f32x4.relaxed_madd instead, which the engine may run fused or
-// as multiply + add (V8 on x86-64 with FMA3 and on arm64 fuses): the result depends on the
-// engine and CPU, never on the thread count.
-constexpr int kWasmMR = 6, kWasmNR = 8;
+// WebAssembly SIMD128: an MR×8 tile of C in 2·MR v128 accumulators. kFma (builds compiled with
+// -mrelaxed-simd, see scripts/build-wasm.mjs) uses f32x4.relaxed_madd, which the engine may run
+// fused or as multiply + add (V8 on x86-64 with FMA3 and on arm64 fuses): the result depends on
+// the engine and CPU, never on the thread count. It takes MR = 6: 12 accumulators, two B vectors
+// and one broadcast of A, 15 live vectors, V8's allocatable xmm0-14 on x86-64. Plain SIMD128 has
+// no FMA: multiply, then add, whose product is one more live vector, so it takes MR = 5 (6 rows
+// spilled: 31 GFLOP/s per core against 55-57 for 5 rows, EPYC, V8; same sums either way).
+constexpr int kWasmMR = 6, kWasmPlainMR = 5, kWasmNR = 8;
 template <bool kFma>
 __attribute__((always_inline)) inline v128_t WasmMadd(v128_t a, v128_t b, v128_t acc) {
 #if defined(__wasm_relaxed_simd__)
@@ -429,13 +430,45 @@ __attribute__((always_inline)) inline v128_t WasmMadd(v128_t a, v128_t b, v128_t
   return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
 }
 
-// SIMD128 packing for the 6×8 kernel. Scalar packing cost 12-17% of a 1-thread GEMM here (the
+// SIMD128 packing for the 6×8 and 5×8 kernels. Scalar packing cost 12-17% of a 1-thread GEMM here (the
 // kernel alone ran 1.05-1.17× faster with packing skipped, EPYC, V8): the transposing cases
 // (op(A) from an M×K A, op(B) from an N×K B) load 4 contiguous values of k from each row and
 // transpose in registers; the others copy whole vectors. Edges and k tails go scalar.
 __attribute__((always_inline)) inline v128_t WasmLoad(const float* p) { return wasm_v128_load(p); }
 
+// op(A) from an M×K A for the 5×8 tile: 4 values of k from each of 5 rows → 4 columns of 5 = 20
+// contiguous floats (rows 0-3 transposed in registers, row 4 dealt between them).
+void PackA5Wasm(const Problem& P, const float* A, int64_t i0, int64_t rows, int64_t p0, int64_t kc, float* Ap) {
+  const int64_t full = rows / 5 * 5, k4 = kc / 4 * 4;
+  for (int64_t ir = 0; ir < full; ir += 5) {
+    const float* src = A + (i0 + ir) * P.K + p0;
+    float* dst = Ap + (ir / 5) * kc * 5;
+    for (int64_t k = 0; k < k4; k += 4) {
+      const v128_t r0 = WasmLoad(src + k), r1 = WasmLoad(src + P.K + k), r2 = WasmLoad(src + 2 * P.K + k);
+      const v128_t r3 = WasmLoad(src + 3 * P.K + k), r4 = WasmLoad(src + 4 * P.K + k);
+      const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+      const v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+      const v128_t c0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5), c1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+      const v128_t c2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5), c3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+      float* d = dst + k * 5;  // [c0 r4₀] [c1 r4₁] [c2 r4₂] [c3 r4₃]
+      wasm_v128_store(d, c0);
+      wasm_v128_store(d + 4, wasm_i32x4_shuffle(r4, c1, 0, 4, 5, 6));
+      wasm_v128_store(d + 8, wasm_i32x4_shuffle(wasm_i32x4_shuffle(c1, r4, 3, 5, 3, 5), c2, 0, 1, 4, 5));
+      wasm_v128_store(d + 12, wasm_i32x4_shuffle(wasm_i32x4_shuffle(c2, r4, 2, 3, 6, 6), c3, 0, 1, 2, 4));
+      wasm_v128_store(d + 16, wasm_i32x4_shuffle(c3, r4, 1, 2, 3, 7));
+    }
+    for (int64_t k = k4; k < kc; k++) {
+      for (int i = 0; i < 5; i++) dst[k * 5 + i] = src[i * P.K + k];
+    }
+  }
+  if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, 5, Ap + (full / 5) * kc * 5);
+}
+
 void PackAWasm(const Problem& P, const float* A, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int mr, float* Ap) {
+  if (mr == kWasmPlainMR && !P.ta && rows >= 5) {
+    PackA5Wasm(P, A, i0, rows, p0, kc, Ap);
+    return;
+  }
   const int64_t full = rows / 6 * 6;
   if (mr != 6 || full == 0) {
     PackA(P, A, i0, rows, p0, kc, mr, Ap);
@@ -524,30 +557,30 @@ void PackBWasm(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t
   if (full < cols) PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 8) * kc * 8);
 }
 
-template <bool kFma>
+template <bool kFma, int MR>
 void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
-  v128_t c[kWasmMR][2];
-  for (int i = 0; i < kWasmMR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
+  v128_t c[MR][2];
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
   for (int64_t k = 0; k < kc; k++) {
     const v128_t b0 = wasm_v128_load(Bp), b1 = wasm_v128_load(Bp + 4);
 #pragma clang loop unroll(full)
-    for (int i = 0; i < kWasmMR; i++) {
+    for (int i = 0; i < MR; i++) {
       const v128_t a = wasm_v128_load32_splat(Ap + i);
       c[i][0] = WasmMadd<kFma>(a, b0, c[i][0]);
       c[i][1] = WasmMadd<kFma>(a, b1, c[i][1]);
     }
-    Ap += kWasmMR;
+    Ap += MR;
     Bp += kWasmNR;
   }
   const v128_t va = wasm_f32x4_splat(alpha);
   if (beta == 0.0f) {
-    for (int i = 0; i < kWasmMR; i++) {
+    for (int i = 0; i < MR; i++) {
       wasm_v128_store(C + i * ldc, wasm_f32x4_mul(va, c[i][0]));
       wasm_v128_store(C + i * ldc + 4, wasm_f32x4_mul(va, c[i][1]));
     }
   } else {
     const v128_t vb = wasm_f32x4_splat(beta);
-    for (int i = 0; i < kWasmMR; i++) {
+    for (int i = 0; i < MR; i++) {
       float* r = C + i * ldc;
       wasm_v128_store(r, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][0]), wasm_f32x4_mul(vb, wasm_v128_load(r))));
       wasm_v128_store(r + 4, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][1]), wasm_f32x4_mul(vb, wasm_v128_load(r + 4))));
@@ -766,9 +799,9 @@ constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackAAvx2, Pa
 constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
 #if DPO_GEMM_WASM
-constexpr KernelDesc kWasm = {"wasm-simd128", kWasmMR, kWasmNR, MicroWasm<false>, PackAWasm, PackBWasm, DotRowsPortable};
+constexpr KernelDesc kWasm = {"wasm-simd128", kWasmPlainMR, kWasmNR, MicroWasm<false, kWasmPlainMR>, PackAWasm, PackBWasm, DotRowsPortable};
 #if defined(__wasm_relaxed_simd__)
-constexpr KernelDesc kWasmRelaxed = {"wasm-relaxed-simd", kWasmMR, kWasmNR, MicroWasm<true>, PackAWasm, PackBWasm, DotRowsPortable};
+constexpr KernelDesc kWasmRelaxed = {"wasm-relaxed-simd", kWasmMR, kWasmNR, MicroWasm<true, kWasmMR>, PackAWasm, PackBWasm, DotRowsPortable};
 #endif
 #endif
 #if DPO_GEMM_NEON
