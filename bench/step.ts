@@ -142,6 +142,7 @@ try {
 }
 const checkpointing = process.argv.includes('--checkpointing');
 policy.ctx.gradientCheckpointing = checkpointing;
+if (reference) reference.ctx.gradientCheckpointing = checkpointing;  // as dpo.ts: the reference's head in 128 MiB chunks
 const params = policy.trainableParameters();
 const opt = new AdamW(params, { weightDecay: 0 });
 
