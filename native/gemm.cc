@@ -1,8 +1,9 @@
 // Single-precision GEMM, row-major, batched:  C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b].
 //
-// Structure (Goto/BLIS). For one large product: for each slab of ≤ kSlabN columns (all of N when
-// that slab fits in half the L2, so op(A) is packed only once per K block) and each K
-// block of ≤ kKcMax, the pool first packs the KC×TN slab of op(B) into NR-wide micro-panels
+// Structure (Goto/BLIS; the blocked driver is gemm-driver.h's template, shared with gemm_bf16.cc,
+// instantiated here with float panels: Driver below). For one large product: for each slab of
+// ≤ kSlabN columns (all of N when that slab fits in half the L2, so op(A) is packed only once per
+// K block) and each K block of ≤ kKcMax, the pool first packs the KC×TN slab of op(B) into NR-wide micro-panels
 // (shared, stays in L2), then tasks of kRowBlock rows pack their op(A) rows into MR-row
 // micro-panels (L1) and run the register-blocked micro-kernel across the slab. Small batched
 // products run one task per (batch item, row block), each packing its own operands. Very thin
@@ -784,89 +785,33 @@ int64_t WholeSlabMaxCols() {
   }();
   return cols;
 }
-constexpr int64_t kRowBlock = 48;  // rows of A per task: 4 micro-panels (48 KiB); many tasks balance threads
 
 using PackBuffersT = PackBuffers<float>;
 thread_local PackBuffersT tl_pack;
 
-// The K blocks: equal sizes ≤ kKcMax (K = 768 → 3 × 256, K = 1000 → 4 × 250), so the last
-// block is not a sliver.
-inline int64_t KcFor(int64_t K) {
-  const int64_t nblocks = (K + kKcMax - 1) / kKcMax;
-  return (K + nblocks - 1) / nblocks;
-}
-
-// Runs the micro-kernel over C[m0:m0+rows, n0:n0+cols] of one K block: Ap holds the rows as
-// MR micro-panels, Bp the columns as NR micro-panels (both kc deep). beta is the K block's:
-// the first block applies the caller's beta, later ones accumulate (beta = 1).
-void KernelBlock(const Problem& P, const KernelDesc& kd, float* C, const float* Ap, const float* Bp, int64_t m0,
-                 int64_t rows, int64_t n0, int64_t cols, int64_t kc, float beta) {
-  KernelBlockT<16 * 32, true>(kd, P.N, P.alpha, C, Ap, Bp, m0, rows, n0, cols, kc, beta);
-}
-
-// Small batched products (attention heads, per-sequence matrices): one task per batch item and
-// row block, each packing its own A and B (per-thread buffers).
-void ComputeItemRows(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t m0, int64_t rows) {
-  const int mr = kd.mr, nr = kd.nr;
-  const float* A = P.A + bi * P.sA;
-  const float* B = P.B + bi * P.sB;
-  float* C = P.C + bi * P.sC;
-  const int64_t kcMax = KcFor(P.K);
-  const int64_t nPad = (P.N + nr - 1) / nr * nr, mPad = (rows + mr - 1) / mr * mr;
-  float* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * nPad));
-  float* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * mPad));
-  for (int64_t p0 = 0; p0 < P.K; p0 += kcMax) {
-    const int64_t kc = std::min(kcMax, P.K - p0);
-    kd.packB(P, B, p0, kc, 0, P.N, nr, Bp);
-    kd.packA(P, A, m0, rows, p0, kc, mr, Ap);
-    KernelBlock(P, kd, C, Ap, Bp, m0, rows, 0, P.N, kc, p0 == 0 ? P.beta : 1.0f);
+// The float32 driver's traits for the blocked driver (gemm-driver.h): panels of float, kc deep;
+// K blocks ≤ kKcMax; slabs of all of N when that fits WholeSlabMaxCols, else ≤ kSlabN columns.
+struct Driver {
+  using Panel = float;
+  static constexpr int kMaxTile = 16 * 32;  // the largest tile (avx512 12×32) fits
+  static constexpr bool kPrefetch = true;
+  static constexpr int64_t kPanelsPerPackTask = 4;
+  const Problem& P;
+  const KernelDesc& kd;
+  static PackBuffersT& Buffers() { return tl_pack; }
+  int64_t Kc() const { return EqualKBlock(P.K, kKcMax); }
+  static int64_t Depth(int64_t kc) { return kc; }
+  int64_t SlabCols() const {
+    const int64_t all = RoundUp(P.N, kd.nr);
+    return all <= WholeSlabMaxCols() ? all : std::min(all, kSlabN / kd.nr * kd.nr);
   }
-}
-
-// One large batch item, Goto-style: for each slab of ≤ kSlabN columns and each K block, the
-// threads first pack the KC×TN slab of op(B) together (shared, read by all), then each task packs
-// a block of kRowBlock rows of op(A) and multiplies it with (part of) the slab. Packing B once
-// per slab instead of once per task is what keeps packing a few percent of the time.
-void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi,
-                      const std::function<void(int64_t, const std::function<void(int64_t)>&)>& run) {
-  const int mr = kd.mr, nr = kd.nr;
-  const float* A = P.A + bi * P.sA;
-  const float* B = P.B + bi * P.sB;
-  float* C = P.C + bi * P.sC;
-  const int64_t M = P.M, N = P.N, K = P.K;
-  const int64_t kcMax = KcFor(K);
-  const int64_t tnMax = RoundUp(N, nr) <= WholeSlabMaxCols() ? RoundUp(N, nr) : std::min(RoundUp(N, nr), kSlabN / nr * nr);
-  const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
-  const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
-  // Few row blocks (small M): also split the slab's columns so there are ≥ 8 tasks.
-  int64_t colBlock = tnMax;
-  while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = RoundUp(colBlock / 2, nr);
-  // The slab lives in the calling thread's buffer; pool workers only read it.
-  float* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kcMax * tnMax));
-  constexpr int64_t kPanelsPerPackTask = 4;
-
-  for (int64_t n0 = 0; n0 < N; n0 += tnMax) {
-    const int64_t tn = std::min(tnMax, N - n0);
-    const int64_t panels = (tn + nr - 1) / nr;
-    const int64_t colBlocks = (tn + colBlock - 1) / colBlock;
-    for (int64_t p0 = 0; p0 < K; p0 += kcMax) {
-      const int64_t kc = std::min(kcMax, K - p0);
-      const float beta = p0 == 0 ? P.beta : 1.0f;
-      run((panels + kPanelsPerPackTask - 1) / kPanelsPerPackTask, [&](int64_t t) {
-        const int64_t j = t * kPanelsPerPackTask * nr;
-        const int64_t w = std::min(kPanelsPerPackTask * nr, tn - j);
-        kd.packB(P, B, p0, kc, n0 + j, w, nr, Bp + (j / nr) * kc * nr);
-      });
-      run(rowBlocks * colBlocks, [&](int64_t t) {
-        const int64_t m0 = (t / colBlocks) * rowBlock, rows = std::min(rowBlock, M - m0);
-        const int64_t j = (t % colBlocks) * colBlock, w = std::min(colBlock, tn - j);
-        float* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kcMax * RoundUp(rowBlock, mr)));
-        kd.packA(P, A, m0, rows, p0, kc, mr, Ap);
-        KernelBlock(P, kd, C, Ap, Bp + (j / nr) * kc * nr, m0, rows, n0 + j, w, kc, beta);
-      });
-    }
+  void PackA(int64_t bi, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int64_t, float* Ap) const {
+    kd.packA(P, P.A + bi * P.sA, i0, rows, p0, kc, kd.mr, Ap);
   }
-}
+  void PackB(int64_t bi, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t, float* Bp) const {
+    kd.packB(P, P.B + bi * P.sB, p0, kc, j0, cols, kd.nr, Bp);
+  }
+};
 
 // Thin products (M or N tiny): packing would cost as much as the arithmetic and the register
 // tile would be mostly padding (these are matrix-vector products, bound by memory).
@@ -975,8 +920,6 @@ void DirectColumns(const Problem& P, int64_t bi, int64_t i0, int64_t rows) {
 // Work below this many flops (~20 µs) runs on the calling thread only: waking the pool would
 // cost as much as it saves.
 constexpr double kParallelMinFlops = 2.0 * 128 * 128 * 128;
-// Items at least this big use the shared-slab path (2·192³ flops); smaller ones one task each.
-constexpr double kSlabMinFlops = 2.0 * 192 * 192 * 192;
 
 // Thin products (M < 4 or N < 8: GEMV-like, decoding) are memory-bound: each flop reads a
 // weight, so a second thread (more bandwidth) pays off from a much smaller size.
@@ -1028,22 +971,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
     return;
   }
 
-  const int mr = kd.mr;
-  const double itemFlops = 2.0 * static_cast<double>(M) * N * K;
-  const bool parallel = flops >= kParallelMinFlops;
-  if (itemFlops >= kSlabMinFlops) {
-    // Large items, one after the other, each spread over the pool.
-    auto run = [&](int64_t n, const std::function<void(int64_t)>& fn) { RunTasks(n, parallel ? flops : 0, fn); };
-    for (int64_t bi = 0; bi < P.batch; bi++) ComputeItemSlabs(P, kd, bi, run);
-    return;
-  }
-  // Small items: tasks over (batch item, row block).
-  const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
-  const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
-  RunTasks(P.batch * rowBlocks, flops, [&](int64_t t) {
-    const int64_t bi = t / rowBlocks, m0 = (t % rowBlocks) * rowBlock;
-    ComputeItemRows(P, kd, bi, m0, std::min(rowBlock, M - m0));
-  });
+  BlockedGemmT(Driver{P, kd}, flops >= kParallelMinFlops);
 }
 
 }  // namespace
