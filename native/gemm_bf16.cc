@@ -30,6 +30,8 @@
 // Denormals: vdpbf16ps and TDPBF16PS treat denormal inputs and results as zero (DAZ/FTZ), the
 // converted paths do not; values below 1.2e-38 can therefore differ between paths (never between
 // thread counts).
+// Blocking and scheduling: gemm-driver.h's blocked driver (shared with gemm.cc), instantiated here
+// with pair-word panels (Driver below).
 // Determinism: blocks depend on the shape only and work is split over rows/columns of C, never
 // over K, so 1 and N threads give bit-identical results.
 #include <algorithm>
@@ -579,84 +581,36 @@ const KernelDesc* ActiveKernel() {
 
 constexpr int64_t kKcMax = 512;      // k values per block (256 pair words): A panel 12 KiB in L1
 constexpr int64_t kSlabN = 1024;     // columns of packed B per slab: ≤ 1 MiB (L2)
-constexpr int64_t kRowBlock = 48;    // rows of A per task
 constexpr double kParallelMinFlops = 2.0 * 64 * 64 * 64;
 
 using PackBuffersT = PackBuffers<uint32_t>;
 thread_local PackBuffersT tl_pack;
 
-
-// Equal K blocks of an even size ≤ kKcMax (so every block but the last has whole pairs).
-inline int64_t KcFor(int64_t K) {
-  const int64_t nblocks = (K + kKcMax - 1) / kKcMax;
-  const int64_t kc = (K + nblocks - 1) / nblocks;
-  return (kc + 1) / 2 * 2;
-}
-
-// kc2 here is the padded pair count of the packed panels.
-void KernelBlock(const Problem& P, const KernelDesc& kd, float* C, const uint32_t* Ap, const uint32_t* Bp, int64_t m0,
-                 int64_t rows, int64_t n0, int64_t cols, int64_t kc2, float beta) {
-  KernelBlockT<kMaxMR * kMaxNR, false>(kd, P.N, P.alpha, C, Ap, Bp, m0, rows, n0, cols, kc2, beta);
-}
-
 void RunTasks(int64_t ntasks, bool parallel, const std::function<void(int64_t)>& fn) {
   RunTasksOn(ntasks, parallel, fn);
 }
 
-
-// Small batched products: one task per (batch item, row block), each packing its own operands.
-void ComputeItemRows(const Problem& P, const KernelDesc& kd, int64_t bi, int64_t m0, int64_t rows) {
-  const int mr = kd.mr, nr = kd.nr;
-  const int64_t kcMax = KcFor(P.K), kc2Max = RoundUp(kcMax / 2, kd.kpairs);
-  uint32_t* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kc2Max * RoundUp(P.N, nr)));
-  uint32_t* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kc2Max * RoundUp(rows, mr)));
-  float* C = P.C + bi * P.sC;
-  for (int64_t p0 = 0; p0 < P.K; p0 += kcMax) {
-    const int64_t kc = std::min(kcMax, P.K - p0), kc2p = RoundUp((kc + 1) / 2, kd.kpairs);
-    PackB(P, bi * P.B.stride, p0, kc, 0, P.N, nr, kc2p, Bp);
-    PackA(P, bi * P.A.stride, m0, rows, p0, kc, mr, kc2p, kd.aRowMajor, Ap);
-    KernelBlock(P, kd, C, Ap, Bp, m0, rows, 0, P.N, kc2p, p0 == 0 ? P.beta : 1.0f);
+// The bf16 driver's traits for the blocked driver (gemm-driver.h): panels of pair words, the
+// block's pairs padded to a multiple of kd.kpairs deep; K blocks of an even size ≤ kKcMax (so
+// every block but the last has whole pairs); slabs of ≤ kSlabN columns.
+struct Driver {
+  using Panel = uint32_t;
+  static constexpr int kMaxTile = kMaxMR * kMaxNR;
+  static constexpr bool kPrefetch = false;
+  static constexpr int64_t kPanelsPerPackTask = 2;
+  const Problem& P;
+  const KernelDesc& kd;
+  static PackBuffersT& Buffers() { return tl_pack; }
+  int64_t Kc() const { return RoundUp(EqualKBlock(P.K, kKcMax), 2); }
+  int64_t Depth(int64_t kc) const { return RoundUp((kc + 1) / 2, kd.kpairs); }
+  int64_t SlabCols() const { return std::min(RoundUp(P.N, kd.nr), kSlabN); }
+  void PackA(int64_t bi, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int64_t depth, uint32_t* Ap) const {
+    dpo::PackA(P, bi * P.A.stride, i0, rows, p0, kc, kd.mr, depth, kd.aRowMajor, Ap);
   }
-}
-
-// One large item: per slab of columns and K block, the pool packs the slab of op(B) together
-// (shared), then tasks over (row block, column block) pack their rows of op(A) and multiply.
-void ComputeItemSlabs(const Problem& P, const KernelDesc& kd, int64_t bi, bool parallel) {
-  const int mr = kd.mr, nr = kd.nr;
-  const int64_t M = P.M, N = P.N, K = P.K;
-  const int64_t kcMax = KcFor(K), kc2Max = RoundUp(kcMax / 2, kd.kpairs);
-  const int64_t tnMax = std::min(RoundUp(N, nr), kSlabN);
-  const int64_t rowBlock = std::max<int64_t>(mr, kRowBlock / mr * mr);
-  const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
-  int64_t colBlock = tnMax;
-  while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = RoundUp(colBlock / 2, nr);
-  uint32_t* Bp = PackBuffersT::Grow(tl_pack.b, tl_pack.b_len, static_cast<size_t>(kc2Max * tnMax));
-  float* C = P.C + bi * P.sC;
-  constexpr int64_t kPanelsPerPackTask = 2;
-  for (int64_t n0 = 0; n0 < N; n0 += tnMax) {
-    const int64_t tn = std::min(tnMax, N - n0);
-    const int64_t panels = (tn + nr - 1) / nr;
-    const int64_t colBlocks = (tn + colBlock - 1) / colBlock;
-    for (int64_t p0 = 0; p0 < K; p0 += kcMax) {
-      const int64_t kc = std::min(kcMax, K - p0), kc2 = RoundUp((kc + 1) / 2, kd.kpairs);
-      const float beta = p0 == 0 ? P.beta : 1.0f;
-      RunTasks((panels + kPanelsPerPackTask - 1) / kPanelsPerPackTask, parallel, [&](int64_t t) {
-        const int64_t j = t * kPanelsPerPackTask * nr;
-        PackB(P, bi * P.B.stride, p0, kc, n0 + j, std::min(kPanelsPerPackTask * nr, tn - j), nr, kc2,
-              Bp + (j / nr) * kc2 * nr);
-      });
-      RunTasks(rowBlocks * colBlocks, parallel, [&](int64_t t) {
-        const int64_t m0 = (t / colBlocks) * rowBlock, rows = std::min(rowBlock, M - m0);
-        const int64_t j = (t % colBlocks) * colBlock, w = std::min(colBlock, tn - j);
-        uint32_t* Ap = PackBuffersT::Grow(tl_pack.a, tl_pack.a_len, static_cast<size_t>(kc2Max * RoundUp(rowBlock, mr)));
-        PackA(P, bi * P.A.stride, m0, rows, p0, kc, mr, kc2, kd.aRowMajor, Ap);
-        KernelBlock(P, kd, C, Ap, Bp + (j / nr) * kc2 * nr, m0, rows, n0 + j, w, kc2, beta);
-      });
-    }
+  void PackB(int64_t bi, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t depth, uint32_t* Bp) const {
+    dpo::PackB(P, bi * P.B.stride, p0, kc, j0, cols, kd.nr, depth, Bp);
   }
-}
-
-constexpr double kSlabMinFlops = 2.0 * 192 * 192 * 192;
+};
 
 void Gemm(const Problem& P, const KernelDesc& kd) {
   const int64_t M = P.M, N = P.N, K = P.K;
@@ -667,16 +621,7 @@ void Gemm(const Problem& P, const KernelDesc& kd) {
     ScaleOnly(P.C, P.sC, P.batch, M * N, P.beta, parallel);
     return;
   }
-  if (2.0 * static_cast<double>(M) * N * K >= kSlabMinFlops) {
-    for (int64_t bi = 0; bi < P.batch; bi++) ComputeItemSlabs(P, kd, bi, parallel);
-    return;
-  }
-  const int64_t rowBlock = std::max<int64_t>(kd.mr, kRowBlock / kd.mr * kd.mr);
-  const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
-  RunTasks(P.batch * rowBlocks, parallel, [&](int64_t t) {
-    const int64_t bi = t / rowBlocks, m0 = (t % rowBlocks) * rowBlock;
-    ComputeItemRows(P, kd, bi, m0, std::min(rowBlock, M - m0));
-  });
+  BlockedGemmT(Driver{P, kd}, parallel);
 }
 
 // The start-up self-check of the real AMX path (run when `amx` is chosen automatically): a GEMM
