@@ -16,6 +16,9 @@
 //          default steps/25; same two forms)  --threads 1  --warmup 0.1 (fraction)
 //          --json FILE  --data DIR (default ../shared/data, for the HH-RLHF length spread)
 //          --factor F (the pool mode's bound: F × the working set instead of the default)
+//          --node-flags "--trace-gc-nvp ..." (V8/Node flags for the children)
+//          --alloc 1 (JS bytes allocated per unit, from node:v8's GC profiler: its buffers are freed
+//          only by full collections, so it adds ~1 MiB of glibc mmapped memory per segment to the trace)
 //          --gc 1 (a full GC before each sample: heap used is then the live JS heap, to tell a leak
 //          in JS objects from garbage V8 has not collected yet; it changes the RSS trace)
 //
@@ -46,7 +49,8 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler } from 'node:v8';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Agent, request } from 'node:http';
 import * as T from '../src/tensor/index.js';
 import { nativeKernels } from '../src/tensor/backend.js';
@@ -105,6 +109,91 @@ interface Sample {
   mallocArena: number;
   mallocMmapped: number;
   mallocFree: number;
+  /** V8's heap by space (resident bytes / used bytes): new = the young generation's semi-spaces,
+   * old = objects that survived two scavenges, code, large = objects over 128 KiB (all three large spaces). */
+  newSize: number;
+  newUsed: number;
+  oldSize: number;
+  oldUsed: number;
+  codeSize: number;
+  largeSize: number;
+  /** JS bytes allocated during the segment (with --alloc 1: from the GC profiler, heap used before
+   * each collection minus after the previous one, plus the rise since the last collection; else -1),
+   * and the segment's collections. */
+  allocated: number;
+  scavenges: number;
+  markCompacts: number;
+}
+
+/**
+ * Counts what V8 allocates and collects between samples (node:v8 GCProfiler; --alloc 1 only: a
+ * profiler's native buffer of per-collection records is freed only when a full collection takes
+ * its JS object, so one per segment grew glibc's mmapped bytes by ~1 MiB a segment and perturbed
+ * the very trace it explains).
+ */
+class AllocationMeter {
+  private prof = new GCProfiler();
+  private after = getHeapStatistics().used_heap_size;
+  constructor() {
+    this.prof.start();
+  }
+  /** Bytes allocated and collections since the previous call. */
+  take(): { allocated: number; scavenges: number; markCompacts: number } {
+    const r = this.prof.stop() as { statistics: { gcType: string; beforeGC: { heapStatistics: { usedHeapSize: number } }; afterGC: { heapStatistics: { usedHeapSize: number } } }[] } | undefined;
+    let allocated = 0, scavenges = 0, markCompacts = 0;
+    for (const g of r?.statistics ?? []) {
+      allocated += Math.max(0, g.beforeGC.heapStatistics.usedHeapSize - this.after);
+      this.after = g.afterGC.heapStatistics.usedHeapSize;
+      if (g.gcType === 'Scavenge' || g.gcType.startsWith('Minor')) scavenges++;
+      else if (g.gcType === 'MarkSweepCompact') markCompacts++;
+    }
+    const now = getHeapStatistics().used_heap_size;
+    allocated += Math.max(0, now - this.after);
+    this.after = now;
+    this.prof = new GCProfiler();
+    this.prof.start();
+    return { allocated, scavenges, markCompacts };
+  }
+}
+let meter: AllocationMeter | undefined;
+
+/** Collections counted by a performance observer (cheap; the default without --alloc 1). */
+let gcCounts = { scavenges: 0, markCompacts: 0 };
+let gcObserver: PerformanceObserver | undefined;
+function gcCounter(): { allocated: number; scavenges: number; markCompacts: number } {
+  if (!gcObserver) {
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcCounts.scavenges++;
+        else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcCounts.markCompacts++;
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+  }
+  const c = gcCounts;
+  gcCounts = { scavenges: 0, markCompacts: 0 };
+  return { allocated: -1, ...c };
+}
+
+function startMeter(): void {
+  if (process.env.DPO_SOAK_ALLOC === '1') meter = new AllocationMeter();
+  else gcCounter();
+}
+
+function spaces(): { newSize: number; newUsed: number; oldSize: number; oldUsed: number; codeSize: number; largeSize: number } {
+  const o = { newSize: 0, newUsed: 0, oldSize: 0, oldUsed: 0, codeSize: 0, largeSize: 0 };
+  for (const sp of getHeapSpaceStatistics()) {
+    if (sp.space_name === 'new_space') {
+      o.newSize = sp.physical_space_size;
+      o.newUsed = sp.space_used_size;
+    } else if (sp.space_name === 'old_space') {
+      o.oldSize = sp.physical_space_size;
+      o.oldUsed = sp.space_used_size;
+    } else if (sp.space_name === 'code_space') o.codeSize = sp.physical_space_size;
+    else if (sp.space_name.endsWith('large_object_space')) o.largeSize += sp.physical_space_size;
+  }
+  return o;
 }
 
 function vmHwm(): number {
@@ -117,7 +206,9 @@ function sampleNow(units: number, wall: number, cpu: number): Sample {
   const hs = getHeapStatistics();
   const ms = T.memoryStats();
   const mi = mallocInfo();
+  const gc = meter ? meter.take() : gcCounter();
   return {
+    ...spaces(), ...gc,
     units, wall, cpu, rss: mu.rss, hwm: vmHwm(), heapUsed: hs.used_heap_size, heapTotal: hs.total_heap_size,
     external: hs.external_memory, arrayBuffers: mu.arrayBuffers, pooled: ms.pooledBytes, held: ms.heldBytes,
     workingSet: ms.workingSetBytes, poolLimit: ms.poolLimitBytes, hits: ms.poolHits, misses: ms.poolMisses, evicted: ms.poolEvictedBytes,
@@ -462,11 +553,13 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   process.on('SIGINT', () => {});
   out({ ready: true, kernel: kernelPath() });
   if (w.unit === 'request') {
+    startMeter();
     await w.run({ dir: setupDir, dataDir: '' }, steps, segment, () => {});
     process.exit(0); // stdin stays open otherwise
 
   }
   waitGo();
+  startMeter();
   let t0 = performance.now(), c0 = process.cpuUsage();
   await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
     if (done % segment !== 0 && done !== steps) return;
@@ -537,12 +630,12 @@ const median = (xs: number[]): number => {
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
 };
 
-async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number, factor: string | undefined): Promise<{ kernel: string; results: ModeResult[] }> {
+async function runWorkload(name: string, modes: Mode[], steps: number, segment: number, setup: Setup, threads: number, factor: string | undefined, nodeFlags: string[]): Promise<{ kernel: string; results: ModeResult[] }> {
   const w = WORKLOADS[name]!;
   const script = fileURLToPath(import.meta.url);
   const extra = factor !== undefined ? ['--factor', factor] : [];
   const gcEach = process.env.DPO_SOAK_GC === '1';
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), ...nodeFlags, script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
     env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
@@ -664,11 +757,13 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 
 async function parent(args: Map<string, string>): Promise<void> {
   if (args.get('gc') === '1') process.env.DPO_SOAK_GC = '1';
+  if (args.get('alloc') === '1') process.env.DPO_SOAK_ALLOC = '1';
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];
   for (const m of modesWanted) if (!MODES.includes(m)) throw new Error(`soak: unknown mode ${m} (known: ${MODES.join(', ')})`);
   const threads = Number(args.get('threads') ?? 1);
+  const nodeFlags = (args.get('node-flags') ?? '').split(/\s+/).filter(Boolean);
   const warmFrac = Number(args.get('warmup') ?? 0.1);
   const dataRoot = resolve(args.get('data') ?? join(HERE, '..', '..', '..', 'shared', 'data'));
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -684,7 +779,7 @@ async function parent(args: Map<string, string>): Promise<void> {
       const modes = modesWanted.filter((m) => !w.modes || w.modes.includes(m));
       const load0 = loadavg()[0]!;
       const t0 = Date.now();
-      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads, args.get('factor'));
+      const { kernel, results } = await runWorkload(name, modes, steps, segment, setup, threads, args.get('factor'), nodeFlags);
       const sums = results.map((r) => summarize(r, warmFrac));
       const none = sums.find((s) => s.mode === 'none');
       const pool = sums.find((s) => s.mode === 'pool')!;
@@ -693,6 +788,18 @@ async function parent(args: Map<string, string>): Promise<void> {
       lines.push(`\n== ${name}: ${reached < steps ? `${reached} of ${steps} (interrupted)` : steps} ${w.unit}s, segments of ${segment}, ${modes.join('/')} interleaved; ${cpu}, kernel ${kernel}, ${threads} thread(s); load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${((Date.now() - t0) / 60000).toFixed(1)} min`);
       lines.push(`RSS trace (MiB, every ${segment} ${w.unit}s):`);
       for (const r of results) lines.push(`  ${r.mode.padEnd(6)} ${r.samples.map((s) => mib(s.rss)).join(' ')}`);
+      // Where the RSS goes, per segment: V8's spaces (resident MiB, used in parentheses for old
+      // space), glibc's heap, the pool, and the JS allocation rate with its collections.
+      for (const r of results) {
+        const tr = (f: (s: Sample) => string): string => r.samples.map(f).join(' ');
+        lines.push(`  ${r.mode}: V8 new space      ${tr((s) => mib(s.newSize))}`);
+        lines.push(`  ${r.mode}: V8 old space (used) ${tr((s) => `${mib(s.oldSize)}(${mib(s.oldUsed)})`)}`);
+        lines.push(`  ${r.mode}: V8 code + large   ${tr((s) => `${mib(s.codeSize)}+${mib(s.largeSize)}`)}`);
+        lines.push(`  ${r.mode}: glibc heap (free) ${tr((s) => `${mib(s.mallocArena)}(${mib(s.mallocFree)})`)}`);
+        lines.push(`  ${r.mode}: external, pooled  ${tr((s) => `${mib(s.external)},${mib(s.pooled)}`)}`);
+        lines.push(`  ${r.mode}: JS KiB/${w.unit} (scav/mc) ${r.samples.map((s, i) => `${s.allocated < 0 ? '-' : (s.allocated / 1024 / Math.max(1, s.units - (r.samples[i - 1]?.units ?? 0))).toFixed(0)}(${s.scavenges}/${s.markCompacts})`).join(' ')}`);
+        lines.push(`  ${r.mode}: glibc mmapped      ${tr((s) => mib(s.mallocMmapped))}`);
+      }
       lines.push('mode   | RSS warm→final MiB | max after warm-up | growth | peak RSS | heap used MiB | heap total | external | pooled / bound MiB | working set | hit rate | ' + `${w.unit}s/s`);
       for (const s of sums) {
         lines.push(`${s.mode.padEnd(6)} | ${mib(s.rssWarm)} → ${mib(s.rssFinal)} | ${mib(s.rssMaxAfterWarm)} | ${(100 * s.growth).toFixed(1)}% | ${mib(s.peakRss)} | ` +

@@ -16,9 +16,13 @@
 // the LoRA base incl. the tied embedding, or the separate reference copy — stored only as bf16.
 // --bf16: bf16 autocast (`bf16: true`): matmuls in bf16 with float32 accumulation.
 // --checkpointing: gradient checkpointing (`gradient_checkpointing: true`): blocks recomputed in backward.
-// --profile: wall seconds of each kernel per phase in the last step (the rest of a phase is JS);
-// --profile gemm also splits the matrix products by transposes and shape.
-import { writeFileSync } from 'node:fs';
+// --profile: wall seconds (and process CPU seconds, all threads) of each kernel per phase in the
+// last step (the rest of a phase is JS), and the gaps between kernel calls (JS time; the pool's
+// workers spin 50 µs, then sleep); --profile gemm also splits the matrix products by transposes,
+// shape and, for gemmBf16, operand storage (A32/A16, B32/B16: float32 rounded while packing, or
+// bf16 bits). Every step line gives its CPU seconds, system seconds, minor page faults and the CPU
+// seconds of each busy thread (main = JS + its share of the kernels; Linux).
+import { readdirSync, writeFileSync } from 'node:fs';
 import * as T from '../src/tensor/index.js';
 import { gemmBf16Path, kernelPath, kernels, nativeKernels, setKernels } from '../src/tensor/backend.js';
 import { setMatmulPrecision } from '../src/tensor/autocast.js';
@@ -54,11 +58,24 @@ if (!mode || !['dpo', 'train'].includes(mode) || !configName || !(configName in 
 }
 if (!nativeKernels()) console.error('WARNING: native kernels unavailable; this measures the TypeScript reference backend');
 kernels().setNumThreads(Number(threadsArg));
+// The kernel paths, read before --profile wraps the kernels (the wrapper is not the native backend).
+const kp = kernelPath(), bf16Path = gemmBf16Path();
 const profile = process.argv.includes('--profile');
 const gemmByShape = profile && process.argv.includes('gemm');
-// Per-phase kernel seconds: phaseName → kernel name → seconds (reset each step).
+// Per-phase kernel seconds: phaseName → kernel name → wall seconds, and the process CPU seconds
+// (all threads) spent inside each kernel (reset each step).
 let currentPhase = 'other';
 const kernelTime = new Map<string, Map<string, number>>();
+const kernelCpu = new Map<string, Map<string, number>>();
+// Gaps between one kernel's return and the next call (JS time in which the pool's workers spin
+// for 50 µs, then sleep and must be woken): counts and seconds per bucket (µs bounds).
+const GAP_BOUNDS_US = [20, 50, 200, 1000, Infinity];
+const gapCount = GAP_BOUNDS_US.map(() => 0), gapSum = GAP_BOUNDS_US.map(() => 0);
+let lastKernelEnd = 0;
+const cpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 if (profile) {
   const base = kernels();
   const timed = {} as Record<string, unknown>;
@@ -66,15 +83,26 @@ if (profile) {
     const f = base[name] as unknown;
     if (typeof f !== 'function') continue;
     timed[name] = (...a: unknown[]): unknown => {
-      const t0 = performance.now();
+      const t0 = performance.now(), c0 = cpuSeconds();
+      const gap = (t0 - lastKernelEnd) * 1000;
+      if (lastKernelEnd > 0) {
+        const b = GAP_BOUNDS_US.findIndex((x) => gap < x);
+        gapCount[b]!++;
+        gapSum[b]! += gap / 1e6;
+      }
       const r = (f as (...x: unknown[]) => unknown).apply(base, a);
+      const c1 = cpuSeconds();
+      lastKernelEnd = performance.now();
       const m = kernelTime.get(currentPhase) ?? new Map<string, number>();
       kernelTime.set(currentPhase, m);
+      const mc = kernelCpu.get(currentPhase) ?? new Map<string, number>();
+      kernelCpu.set(currentPhase, mc);
       // Matrix products by shape with --profile gemm: transposes, M×N×K, batch.
-      const key = name === 'gemm' && gemmByShape
-        ? `gemm ${a[0] ? 'T' : 'N'}${a[1] ? 'T' : 'N'} ${a[2]}x${a[3]}x${a[4]}${(a[11] as number) > 1 ? `/b${a[11]}` : ''}${a[13] ? '+C' : ''}`
+      const key = (name === 'gemm' || name === 'gemmBf16') && gemmByShape
+        ? `${name} ${a[0] ? 'T' : 'N'}${a[1] ? 'T' : 'N'} ${a[2]}x${a[3]}x${a[4]}${(a[11] as number) > 1 ? `/b${a[11]}` : ''}${a[13] ? '+C' : ''}${name === 'gemmBf16' ? ` ${a[5] instanceof Uint16Array ? 'A16' : 'A32'}/${a[7] instanceof Uint16Array ? 'B16' : 'B32'}` : ''}`
         : name;
       m.set(key, (m.get(key) ?? 0) + (performance.now() - t0) / 1000);
+      mc.set(key, (mc.get(key) ?? 0) + (c1 - c0));
       return r;
     };
   }
@@ -114,6 +142,7 @@ try {
 }
 const checkpointing = process.argv.includes('--checkpointing');
 policy.ctx.gradientCheckpointing = checkpointing;
+if (reference) reference.ctx.gradientCheckpointing = checkpointing;  // as dpo.ts: the reference's head in 128 MiB chunks
 const params = policy.trainableParameters();
 const opt = new AdamW(params, { weightDecay: 0 });
 
@@ -150,6 +179,9 @@ const now = (): number => performance.now() / 1000;
 
 function step(): number {
   kernelTime.clear();
+  kernelCpu.clear();
+  gapCount.fill(0);
+  gapSum.fill(0);
   currentPhase = 'ref';
   let t = now();
   const ref = mode === 'dpo' ? preRef ?? liveReference() : null;
@@ -194,15 +226,36 @@ function step(): number {
   return res.loss;
 }
 
+// CPU seconds of each thread of this process (Linux /proc, clock ticks of 10 ms): the main
+// thread runs JS and its share of every kernel, the pool's worker(s) the rest; a main thread far
+// busier than the workers is serial work (JS, small kernels) the second core cannot take.
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(f[11]) + Number(f[12])) / 100);  // utime + stime
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
+}
 const times: number[] = [], cpus: number[] = [];
 for (let i = 0; i < warmup + steps; i++) {
-  const t0 = performance.now(), c0 = process.cpuUsage();
+  const th0 = threadCpu();
+  const t0 = performance.now(), c0 = process.cpuUsage(), f0 = process.resourceUsage().minorPageFault;
   const loss = step();
   const dt = (performance.now() - t0) / 1000;
+  const faults = process.resourceUsage().minorPageFault - f0;
   // CPU seconds of this process (all threads): less sensitive than wall time to other load.
   const c = process.cpuUsage(c0), cpu = (c.user + c.system) / 1e6;
   const ph = `ref ${phase.ref.toFixed(2)} fwd ${phase.fwd.toFixed(2)} bwd ${phase.bwd.toFixed(2)} opt ${phase.opt.toFixed(2)}`;
-  console.error(`  step ${i} ${dt.toFixed(3)}s cpu=${cpu.toFixed(2)}s (${ph}) loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
+  const th1 = threadCpu();
+  const busy = [...th1].map(([tid, v]) => [tid, v - (th0.get(tid) ?? 0)] as const).filter(([, v]) => v >= 0.01).sort((a, b) => b[1] - a[1]);
+  const threadsStr = busy.map(([tid, v]) => `${tid === String(process.pid) ? 'main' : tid} ${v.toFixed(2)}`).join(' ');
+  console.error(`  step ${i} ${dt.toFixed(3)}s cpu=${cpu.toFixed(2)}s (sys ${(c.system / 1e6).toFixed(2)}s, ${faults} minor faults; threads ${threadsStr || '-'}) (${ph}) loss=${loss.toFixed(5)} tensor-bytes=${(T.memoryStats().currentBytes / 2 ** 20).toFixed(0)}MiB`);
   if (i >= warmup) {
     times.push(dt);
     cpus.push(cpu);
@@ -212,12 +265,17 @@ if (profile) {
   for (const [ph, m] of kernelTime) {
     const total = phase[ph as keyof typeof phase] ?? 0;
     let inKernels = 0;
+    const mc = kernelCpu.get(ph)!;
+    let cpuInKernels = 0;
     const parts = [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => {
       inKernels += v;
-      return `${k} ${v.toFixed(3)}`;
+      cpuInKernels += mc.get(k) ?? 0;
+      return `${k} ${v.toFixed(3)} (cpu ${(mc.get(k) ?? 0).toFixed(3)})`;
     });
-    console.error(`  profile ${ph} ${total.toFixed(3)}s: ${parts.join(', ')}; outside kernels ${(total - inKernels).toFixed(3)}`);
+    console.error(`  profile ${ph} ${total.toFixed(3)}s: ${parts.join(', ')}; outside kernels ${(total - inKernels).toFixed(3)}; kernels' cpu ${cpuInKernels.toFixed(3)}s`);
   }
+  const buckets = GAP_BOUNDS_US.map((b, i) => `${i === 0 ? '<' : `${GAP_BOUNDS_US[i - 1]}–`}${b === Infinity ? '∞' : b}µs: ${gapCount[i]} (${gapSum[i]!.toFixed(3)}s)`);
+  console.error(`  profile gaps between kernel calls (last step): ${buckets.join(', ')}`);
 }
 cpus.sort((a, b) => a - b);
 times.sort((a, b) => a - b);
@@ -227,10 +285,9 @@ for (const [name, p] of policy.parameters()) if (!/wpe/.test(name)) N += p.size;
 const floor = memoryFloor(policy.parameters().values(), params, reference ? reference.parameters().values() : null, frozenBf16Bytes);
 const trainPeak = vmHwm();
 const peakRss = Number.isFinite(trainPeak) ? trainPeak : process.resourceUsage().maxRSS * 1024;
-const kp = kernelPath();
 const res = {
   ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16, checkpointing, lora: loraRank, frozen_bf16: frozenBf16,
-  cpu: cpuList()[0]?.model ?? 'unknown', kernel_path: `${kp.backend}/${kp.gemmKernel ?? '-'}${bf16 ? ` + bf16 ${gemmBf16Path()}` : ''}`,
+  cpu: cpuList()[0]?.model ?? 'unknown', kernel_path: `${kp.backend}/${kp.gemmKernel ?? '-'}${bf16 ? ` + bf16 ${bf16Path}` : ''}`,
   floor_MiB: floor.total / 2 ** 20, rss_over_floor: peakRss / floor.total,
   step_s_median: med, step_s_min: times[0], step_s_all: times, cpu_s_median: cpus[Math.floor(cpus.length / 2)],
   policy_tok_per_s: (rows * S) / med,

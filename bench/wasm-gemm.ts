@@ -8,11 +8,16 @@
 // holding three engines: ours (createWasmKernels, dist/wasm/), onnxruntime-web's WebAssembly
 // execution provider running a one-node ONNX MatMul model, and @tensorflow/tfjs-backend-wasm's
 // tf.matMul. Same shapes, same thread count (ort.env.wasm.numThreads, tf.wasm.setThreadsCount —
-// tfjs fixes its count once per page, so each thread count gets a fresh page). Every call starts
+// tfjs fixes its count once per page, so each thread count gets a fresh page; tfjs also caps its
+// pool at navigator.hardwareConcurrency / 2, which the page lifts while tfjs starts so it runs the
+// threads asked for; the output says what each engine actually ran with). Every call starts
 // and ends with JavaScript Float32Arrays (ours copies them into and out of wasm memory, ORT
 // wraps them in tensors and returns a new one, tfjs makes tensors and reads the result back).
 // Rounds interleave the engines shape by shape; each figure is the best of --reps calls, the
-// table shows the best over rounds and the spread (min–max) of the per-round ratios.
+// table shows the best over rounds and the spread (min–max) of the per-round ratios. Before the
+// engines start, the page measures the bound: a wasm loop of independent 4-lane multiply-adds
+// (relaxed_madd, and mul + add) on the page's thread, or on that many workers at once; "ours/peak"
+// is our GEMM against it.
 //
 // Node: our wasm (the same .wasm files, DPO_BACKEND=wasm's loader: the relaxed-SIMD build where
 // it exists, and the SIMD128 one) against the native addon, interleaved the same way, 1 and N
@@ -136,6 +141,11 @@ function serve(): Promise<{ server: Server; url: string }> {
       'Cache-Control': 'no-store',
     };
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    if (path === '/favicon.ico') {
+      res.writeHead(204, headers);
+      res.end();
+      return;
+    }
     if (path === '/') {
       res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
       res.end(PAGE);
@@ -144,7 +154,7 @@ function serve(): Promise<{ server: Server; url: string }> {
     const file = normalize(join(root, path));
     const allowed = [join(root, 'dist'), join(root, 'node_modules')];
     if (!allowed.some((d) => file.startsWith(d + '/')) || !existsSync(file) || !statSync(file).isFile()) {
-      if (path !== '/favicon.ico') console.log(`  [server] 404 ${path}`);
+      console.log(`  [server] 404 ${path}`);
       res.writeHead(404, headers);
       res.end('not found');
       return;
@@ -159,6 +169,14 @@ function serve(): Promise<{ server: Server; url: string }> {
 }
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wasm GEMM bench</title>
+<script>
+// Every Worker the engines start, by script (their thread pools), so the output says what each ran with.
+window.workersStarted = [];
+const NativeWorker = Worker;
+window.Worker = class extends NativeWorker {
+  constructor(url, opts) { super(url, opts); window.workersStarted.push(String(url).split('/').pop().slice(0, 60)); }
+};
+</script>
 <script src="/node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js"></script>
 <script src="/node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js"></script>
 <script src="/node_modules/onnxruntime-web/dist/ort.wasm.min.js"></script>
@@ -187,24 +205,110 @@ function rand(n, seed) {
   return x;
 }
 
+// The hardware bound, measured: a wasm function doing nothing but independent 4-lane
+// multiply-adds (12 accumulators, 48 per loop turn; f32x4.relaxed_madd, or f32x4.mul + f32x4.add),
+// encoded here byte by byte. GFLOP/s = turns · 48 · 8 / time.
+function peakModule() {
+  const leb = (n) => { const o = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
+  const f32 = (x) => [...new Uint8Array(new Float32Array([x]).buffer)];
+  const SIMD = 0xfd, ACC = 12, A = ACC + 1, B = ACC + 2;
+  const body = (fma) => {
+    const c = [0x43, ...f32(1.0001), SIMD, 0x13, 0x21, A, 0x43, ...f32(0.9999), SIMD, 0x13, 0x21, B, 0x03, 0x40];
+    for (let u = 0; u < 4; u++) {
+      for (let i = 1; i <= ACC; i++) {
+        c.push(0x20, A, 0x20, B);
+        if (fma) c.push(0x20, i, SIMD, ...leb(0x105)); else c.push(SIMD, ...leb(0xe6), 0x20, i, SIMD, ...leb(0xe4));
+        c.push(0x21, i);
+      }
+    }
+    c.push(0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, 0x0b, 0x20, 1);
+    for (let i = 2; i <= ACC; i++) c.push(0x20, i, SIMD, ...leb(0xe4));
+    c.push(SIMD, 0x1f, 0, 0x0b);
+    const fn = [1, ACC + 2, 0x7b, ...c];
+    return [...leb(fn.length), ...fn];
+  };
+  const section = (id, bytes) => [id, ...leb(bytes.length), ...bytes];
+  const name = (s) => [s.length, ...new TextEncoder().encode(s)];
+  const fma = body(true), mul = body(false);
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]), ...section(3, [2, 0, 0]),
+    ...section(7, [2, ...name('madd'), 0, 0, ...name('muladd'), 0, 1]),
+    ...section(10, [2, ...fma, ...mul])]);
+}
+const PEAK_WORKER = 'onmessage = (e) => { const f = new WebAssembly.Instance(e.data.module).exports[e.data.fn]; ' +
+  'f(1000); const t0 = performance.now(); f(e.data.turns); postMessage(performance.now() - t0); };';
+
+// Best GFLOP/s of reps runs of ~ms each, on the page's thread (threads 1) or on that many workers at once.
+window.runPeak = async ({ threads, reps, ms }) => {
+  const out = {};
+  let module;
+  try {
+    module = await WebAssembly.compile(peakModule());
+  } catch (e) {
+    return { error: String(e) };
+  }
+  const turnFlops = 48 * 8;
+  const inst = new WebAssembly.Instance(module);
+  for (const fn of ['madd', 'muladd']) {
+    const f = inst.exports[fn];
+    f(1000);
+    let t0 = performance.now(), turns = 1e5;
+    f(turns);
+    turns = Math.max(1e4, Math.round(turns * ms / Math.max(0.01, performance.now() - t0)));
+    let best = 0;
+    if (threads <= 1) {
+      for (let r = 0; r < reps; r++) { t0 = performance.now(); f(turns); best = Math.max(best, turns * turnFlops / ((performance.now() - t0) * 1e6)); }
+    } else {
+      const url = URL.createObjectURL(new Blob([PEAK_WORKER], { type: 'text/javascript' }));
+      const workers = Array.from({ length: threads }, () => new NativeWorker(url));
+      for (let r = 0; r < reps; r++) {
+        t0 = performance.now();
+        await Promise.all(workers.map((w) => new Promise((ok) => { w.onmessage = ok; w.postMessage({ module, fn, turns }); })));
+        best = Math.max(best, threads * turns * turnFlops / ((performance.now() - t0) * 1e6));
+      }
+      workers.forEach((w) => w.terminate());
+      URL.revokeObjectURL(url);
+    }
+    out[fn] = best;
+  }
+  return out;
+};
+
 window.runBench = async ({ shapes, threads, rounds, reps }) => {
   const info = { crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, userAgent: navigator.userAgent };
+  const started = () => {
+    const by = {};
+    for (const w of window.workersStarted.splice(0)) { const k = /^[0-9a-f-]{36}$/.test(w) ? 'blob' : w; by[k] = (by[k] ?? 0) + 1; }
+    return Object.entries(by).map(([k, n]) => n + '× ' + k).join(', ') || 'none';
+  };
   const ours = await createWasmKernels(new URL('/dist/wasm/', location.href), { threads });
+  info.ours = { build: ours.build, features: ours.features, threads: ours.numThreads(), gemm: ours.gemmKernel(), workers: started() };
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
   tf.wasm.setWasmPaths('/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
   tf.wasm.setThreadsCount(threads);
-  await tf.setBackend('wasm');
-  await tf.ready();
-  info.ours = { build: ours.build, features: ours.features, threads: ours.numThreads(), gemm: ours.gemmKernel() };
-  info.tfjs = { backend: tf.getBackend(), threads: tf.wasm.getThreadsCount(), multithread: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'), version: tf.version_core };
-  info.ort = { version: ort.env.versions?.web ?? ort.version, numThreads: ort.env.wasm.numThreads };
+  // tfjs-backend-wasm caps its XNNPACK pool at navigator.hardwareConcurrency / 2 (it assumes two
+  // hyperthreads per core), so on a 2-vCPU machine setThreadsCount(2) alone gives 1 thread. For the
+  // same threads as the others, it reads a concurrency of 2·threads while it starts.
+  const hc = navigator.hardwareConcurrency;
+  Object.defineProperty(navigator, 'hardwareConcurrency', { configurable: true, get: () => Math.max(hc, 2 * threads) });
+  try {
+    await tf.setBackend('wasm');
+    await tf.ready();
+  } finally {
+    delete navigator.hardwareConcurrency;
+  }
+  info.tfjs = { backend: tf.getBackend(), threads: tf.wasm.getThreadsCount(), multithread: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'),
+    simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'), version: tf.version_core, workers: started() };
+  info.ort = { version: ort.env.versions?.web ?? ort.version };
   const rows = [];
   for (const s of shapes) {
     const { M, N, K } = s;
     const A = rand(M * K, 1), B = rand(K * N, 2), C = new Float32Array(M * N);
     const flops = 2 * M * N * K;
     const session = await ort.InferenceSession.create(onnxMatMul(M, K, N), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    // ORT falls back to 1 thread (and says so in env.wasm.numThreads) where threads are unavailable.
+    if (!info.ort.numThreads) Object.assign(info.ort, { numThreads: ort.env.wasm.numThreads, workers: started() });
     const engines = {
       ours: async () => { ours.gemm(false, false, M, N, K, A, 0, B, 0, C, 0, 1, 1, 0); return C; },
       ort: async () => {
@@ -264,18 +368,28 @@ async function browserBench(): Promise<void> {
       page.on('console', (m) => { if (m.type() === 'error') console.log(`  [page] ${m.text()}`); });
       await page.goto(url);
       await page.waitForFunction('window.benchReady === true');
+      // The measured bound first, while no engine's threads exist yet.
+      const peak = await page.evaluate((a) => (globalThis as unknown as { runPeak: (x: unknown) => Promise<unknown> }).runPeak(a),
+        { threads, reps: Math.max(3, reps), ms: 40 }) as { madd?: number; muladd?: number; error?: string };
       const res = await page.evaluate((a) => (globalThis as unknown as { runBench: (x: unknown) => Promise<unknown> }).runBench(a),
         { shapes: SHAPES.slice(0, shapeCount), threads, rounds, reps }) as {
         info: Record<string, unknown>; rows: { shape: string; best: Record<string, number>; perRound: Record<string, number>[]; maxDiff: Record<string, number> }[];
       };
       await page.close();
-      console.log(`\nthreads ${threads}: ${JSON.stringify(res.info)}`);
-      console.log(`${'shape'.padEnd(22)} ${'ours GFLOP/s'.padStart(13)} ${'ORT'.padStart(7)} ${'tfjs'.padStart(7)} ${'ours/best peer'.padStart(15)} ${'spread'.padStart(11)} ${'max |Δ| ort,tfjs'.padStart(18)}`);
+      const info = res.info as { crossOriginIsolated: boolean; userAgent: string; hardwareConcurrency: number; ours: Record<string, unknown>; ort: Record<string, unknown>; tfjs: Record<string, unknown> };
+      const { ours, ort, tfjs } = info;
+      console.log(`\nthreads ${threads} (${info.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? info.userAgent}, crossOriginIsolated ${info.crossOriginIsolated}, hardwareConcurrency ${info.hardwareConcurrency}), what each engine ran with:`);
+      console.log(`  ours: ${ours.build} (${ours.features}), ${ours.threads} thread(s), GEMM kernel ${ours.gemm}; workers started: ${ours.workers}`);
+      console.log(`  onnxruntime-web ${ort.version}: env.wasm.numThreads ${ort.numThreads} after session creation; workers started: ${ort.workers}`);
+      console.log(`  tfjs-backend-wasm ${tfjs.version}: backend ${tfjs.backend}, XNNPACK pool of ${tfjs.threads} thread(s) (multithread build ${tfjs.multithread}, SIMD ${tfjs.simd}); workers started: ${tfjs.workers} (its pre-started pool)`);
+      console.log(peak.madd ? `measured peak on ${threads} thread${threads > 1 ? 's (workers)' : ''}: f32x4.relaxed_madd ${peak.madd.toFixed(1)} GFLOP/s, ` +
+        `f32x4.mul + f32x4.add ${peak.muladd!.toFixed(1)} GFLOP/s` : `measured peak: unavailable (${peak.error})`);
+      console.log(`${'shape'.padEnd(22)} ${'ours GFLOP/s'.padStart(13)} ${'ORT'.padStart(7)} ${'tfjs'.padStart(7)} ${'ours/best peer'.padStart(15)} ${'spread'.padStart(11)} ${'ours/peak'.padStart(10)} ${'max |Δ| ort,tfjs'.padStart(18)}`);
       for (const r of res.rows) {
         const peer = Math.max(r.best.ort!, r.best.tfjs!);
         const ratios = r.perRound.map((g) => g.ours! / Math.max(g.ort!, g.tfjs!));
         console.log(`${r.shape.padEnd(22)} ${r.best.ours!.toFixed(1).padStart(13)} ${r.best.ort!.toFixed(1).padStart(7)} ${r.best.tfjs!.toFixed(1).padStart(7)} ` +
-          `${(r.best.ours! / peer).toFixed(2).padStart(15)} ${stats(ratios).padStart(11)} ${`${r.maxDiff.ort!.toExponential(1)},${r.maxDiff.tfjs!.toExponential(1)}`.padStart(18)}`);
+          `${(r.best.ours! / peer).toFixed(2).padStart(15)} ${stats(ratios).padStart(11)} ${(peak.madd ? `${(100 * r.best.ours! / peak.madd).toFixed(0)}%` : '-').padStart(10)} ${`${r.maxDiff.ort!.toExponential(1)},${r.maxDiff.tfjs!.toExponential(1)}`.padStart(18)}`);
       }
     }
   } finally {

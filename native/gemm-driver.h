@@ -25,6 +25,20 @@ constexpr double kSlabMinFlops = 2.0 * 192 * 192 * 192;   // items at least this
 // Rows per task: kRowBlock rounded down to whole MR panels (at least one).
 constexpr int64_t RowBlockFor(int mr) { return std::max<int64_t>(mr, kRowBlock / mr * mr); }
 
+// Rows per task of the shared-slab scheduler: RowBlockFor(mr), except under WebAssembly: two MR
+// panels. Its pools are small (2-8 threads) and the tasks of a K block end together at a barrier,
+// so the tail is what counts: 48-row tasks made 11 of them for M = 512, one thread running 6 while
+// the other waited (512-row GEMMs scaled 1.79-1.86× on 2 threads, a 1024-row one, 22 tasks, 1.98×).
+// The task size changes no sum, and no cache use: each task streams the packed slab from L2 once
+// per MR panel whatever the number of panels.
+constexpr int64_t SlabRowBlockFor(int mr) {
+#if defined(__wasm__)
+  return std::min<int64_t>(RowBlockFor(mr), 2 * mr);
+#else
+  return RowBlockFor(mr);
+#endif
+}
+
 // K blocks of equal sizes ≤ kcMax (K = 768, kcMax 256 → 3 × 256; K = 1000 → 4 × 250), so the last
 // block is not a sliver.
 constexpr int64_t EqualKBlock(int64_t K, int64_t kcMax) {
@@ -157,7 +171,7 @@ void ComputeItemSlabsT(const D& d, int64_t bi, bool parallel) {
   const int64_t M = P.M, N = P.N, K = P.K;
   const int64_t kcMax = d.Kc(), depthMax = d.Depth(kcMax);
   const int64_t tnMax = d.SlabCols();
-  const int64_t rowBlock = RowBlockFor(mr);
+  const int64_t rowBlock = SlabRowBlockFor(mr);
   const int64_t rowBlocks = (M + rowBlock - 1) / rowBlock;
   int64_t colBlock = tnMax;
   while (rowBlocks * ((tnMax + colBlock - 1) / colBlock) < 8 && colBlock > 4 * nr) colBlock = RoundUp(colBlock / 2, nr);

@@ -19,12 +19,12 @@
 //   avx512: 12×32 tile of C in 24 zmm accumulators, one broadcast of A per row, FMA.
 //   avx2:    6×16 tile in 12 ymm accumulators.
 //   neon:     8×12 tile in 24 q-register accumulators, lane-indexed FMA (arm64).
-//   wasm-simd128: 6×8 tile in 12 v128 accumulators, multiply + add (WebAssembly builds).
-//   wasm-relaxed-simd: the same tile with f32x4.relaxed_madd (the *_relaxed wasm builds). It runs
-//                 at ~52 GFLOP/s per core (CPU time, EPYC), two 4-lane FMAs per cycle at ~3.3 GHz:
-//                 no headroom for other register blockings (15 live vectors = V8's allocatable
-//                 xmm0-14 on x86-64) or loop orders (the BLIS order, B micro-panel outer, measured
-//                 0.96-1.02×).
+//   wasm-simd128: 5×8 tile in 10 v128 accumulators, multiply + add (WebAssembly builds).
+//   wasm-relaxed-simd: the same tile with f32x4.relaxed_madd (the *_relaxed wasm builds). With the
+//                 SIMD128 packers it runs at 58-62 GFLOP/s per core in chromium (EPYC Zen 5),
+//                 86-94% of the measured multiply-add peak of 66-72 (bench/wasm-gemm.ts); other
+//                 register blockings have no room (15 live vectors = V8's allocatable xmm0-14 on
+//                 x86-64) and the BLIS loop order (B micro-panel outer) measured 0.96-1.02×.
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
 // Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
@@ -414,13 +414,14 @@ void MicroPortable(int64_t kc, const float* Ap, const float* Bp, float* C, int64
 }
 
 #if DPO_GEMM_WASM
-// WebAssembly SIMD128: a 6×8 tile of C in 12 v128 accumulators (with two B vectors and one
-// broadcast of A, 15 live vectors: the 16 xmm registers engines map them to on x86-64).
-// Plain SIMD128 has no FMA: multiply, then add. kFma (builds compiled with -mrelaxed-simd, see
-// scripts/build-wasm.mjs) uses f32x4.relaxed_madd instead, which the engine may run fused or
-// as multiply + add (V8 on x86-64 with FMA3 and on arm64 fuses): the result depends on the
-// engine and CPU, never on the thread count.
-constexpr int kWasmMR = 6, kWasmNR = 8;
+// WebAssembly SIMD128: an MR×8 tile of C in 2·MR v128 accumulators. kFma (builds compiled with
+// -mrelaxed-simd, see scripts/build-wasm.mjs) uses f32x4.relaxed_madd, which the engine may run
+// fused or as multiply + add (V8 on x86-64 with FMA3 and on arm64 fuses): the result depends on
+// the engine and CPU, never on the thread count. It takes MR = 6: 12 accumulators, two B vectors
+// and one broadcast of A, 15 live vectors, V8's allocatable xmm0-14 on x86-64. Plain SIMD128 has
+// no FMA: multiply, then add, whose product is one more live vector, so it takes MR = 5 (6 rows
+// spilled: 31 GFLOP/s per core against 55-57 for 5 rows, EPYC, V8; same sums either way).
+constexpr int kWasmMR = 6, kWasmPlainMR = 5, kWasmNR = 8;
 template <bool kFma>
 __attribute__((always_inline)) inline v128_t WasmMadd(v128_t a, v128_t b, v128_t acc) {
 #if defined(__wasm_relaxed_simd__)
@@ -429,30 +430,157 @@ __attribute__((always_inline)) inline v128_t WasmMadd(v128_t a, v128_t b, v128_t
   return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
 }
 
-template <bool kFma>
+// SIMD128 packing for the 6×8 and 5×8 kernels. Scalar packing cost 12-17% of a 1-thread GEMM here (the
+// kernel alone ran 1.05-1.17× faster with packing skipped, EPYC, V8): the transposing cases
+// (op(A) from an M×K A, op(B) from an N×K B) load 4 contiguous values of k from each row and
+// transpose in registers; the others copy whole vectors. Edges and k tails go scalar.
+__attribute__((always_inline)) inline v128_t WasmLoad(const float* p) { return wasm_v128_load(p); }
+
+// op(A) from an M×K A for the 5×8 tile: 4 values of k from each of 5 rows → 4 columns of 5 = 20
+// contiguous floats (rows 0-3 transposed in registers, row 4 dealt between them).
+void PackA5Wasm(const Problem& P, const float* A, int64_t i0, int64_t rows, int64_t p0, int64_t kc, float* Ap) {
+  const int64_t full = rows / 5 * 5, k4 = kc / 4 * 4;
+  for (int64_t ir = 0; ir < full; ir += 5) {
+    const float* src = A + (i0 + ir) * P.K + p0;
+    float* dst = Ap + (ir / 5) * kc * 5;
+    for (int64_t k = 0; k < k4; k += 4) {
+      const v128_t r0 = WasmLoad(src + k), r1 = WasmLoad(src + P.K + k), r2 = WasmLoad(src + 2 * P.K + k);
+      const v128_t r3 = WasmLoad(src + 3 * P.K + k), r4 = WasmLoad(src + 4 * P.K + k);
+      const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+      const v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+      const v128_t c0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5), c1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+      const v128_t c2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5), c3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+      float* d = dst + k * 5;  // [c0 r4₀] [c1 r4₁] [c2 r4₂] [c3 r4₃]
+      wasm_v128_store(d, c0);
+      wasm_v128_store(d + 4, wasm_i32x4_shuffle(r4, c1, 0, 4, 5, 6));
+      wasm_v128_store(d + 8, wasm_i32x4_shuffle(wasm_i32x4_shuffle(c1, r4, 3, 5, 3, 5), c2, 0, 1, 4, 5));
+      wasm_v128_store(d + 12, wasm_i32x4_shuffle(wasm_i32x4_shuffle(c2, r4, 2, 3, 6, 6), c3, 0, 1, 2, 4));
+      wasm_v128_store(d + 16, wasm_i32x4_shuffle(c3, r4, 1, 2, 3, 7));
+    }
+    for (int64_t k = k4; k < kc; k++) {
+      for (int i = 0; i < 5; i++) dst[k * 5 + i] = src[i * P.K + k];
+    }
+  }
+  if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, 5, Ap + (full / 5) * kc * 5);
+}
+
+void PackAWasm(const Problem& P, const float* A, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int mr, float* Ap) {
+  if (mr == kWasmPlainMR && !P.ta && rows >= 5) {
+    PackA5Wasm(P, A, i0, rows, p0, kc, Ap);
+    return;
+  }
+  const int64_t full = rows / 6 * 6;
+  if (mr != 6 || full == 0) {
+    PackA(P, A, i0, rows, p0, kc, mr, Ap);
+    return;
+  }
+  if (P.ta) {
+    // A stored K×M: 6 contiguous values per panel and k.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = A + (p0 + k) * P.M + i0;
+      for (int64_t ir = 0; ir < full; ir += 6) {
+        float* dst = Ap + (ir / 6) * kc * 6 + k * 6;
+        wasm_v128_store(dst, WasmLoad(src + ir));
+        wasm_v128_store64_lane(dst + 4, wasm_v128_load64_zero(src + ir + 4), 0);
+      }
+    }
+  } else {
+    // A stored M×K: 4 values of k from each of the 6 rows → 4 columns of 6 = 24 contiguous floats.
+    const int64_t k4 = kc / 4 * 4;
+    for (int64_t ir = 0; ir < full; ir += 6) {
+      const float* src = A + (i0 + ir) * P.K + p0;
+      float* dst = Ap + (ir / 6) * kc * 6;
+      for (int64_t k = 0; k < k4; k += 4) {
+        const v128_t r0 = WasmLoad(src + k), r1 = WasmLoad(src + P.K + k), r2 = WasmLoad(src + 2 * P.K + k);
+        const v128_t r3 = WasmLoad(src + 3 * P.K + k), r4 = WasmLoad(src + 4 * P.K + k), r5 = WasmLoad(src + 5 * P.K + k);
+        const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+        const v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+        const v128_t lo = wasm_i32x4_shuffle(r4, r5, 0, 4, 1, 5), hi = wasm_i32x4_shuffle(r4, r5, 2, 6, 3, 7);
+        const v128_t c0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5), c1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+        const v128_t c2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5), c3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+        float* d = dst + k * 6;  // column k: rows 0-3 of c0, rows 4-5 of lo; and so on
+        wasm_v128_store(d, c0);
+        wasm_v128_store(d + 4, wasm_i32x4_shuffle(lo, c1, 0, 1, 4, 5));
+        wasm_v128_store(d + 8, wasm_i32x4_shuffle(c1, lo, 2, 3, 6, 7));
+        wasm_v128_store(d + 12, c2);
+        wasm_v128_store(d + 16, wasm_i32x4_shuffle(hi, c3, 0, 1, 4, 5));
+        wasm_v128_store(d + 20, wasm_i32x4_shuffle(c3, hi, 2, 3, 6, 7));
+      }
+      for (int64_t k = k4; k < kc; k++) {
+        for (int i = 0; i < 6; i++) dst[k * 6 + i] = src[i * P.K + k];
+      }
+    }
+  }
+  if (full < rows) PackA(P, A, i0 + full, rows - full, p0, kc, mr, Ap + (full / 6) * kc * 6);
+}
+
+void PackBWasm(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int nr, float* Bp) {
+  const int64_t full = cols / 8 * 8;
+  if (nr != 8 || full == 0) {
+    PackB(P, B, p0, kc, j0, cols, nr, Bp);
+    return;
+  }
+  if (!P.tb) {
+    // B stored K×N: 8 contiguous values per panel and k.
+    for (int64_t k = 0; k < kc; k++) {
+      const float* src = B + (p0 + k) * P.N + j0;
+      for (int64_t jr = 0; jr < full; jr += 8) {
+        float* dst = Bp + (jr / 8) * kc * 8 + k * 8;
+        wasm_v128_store(dst, WasmLoad(src + jr));
+        wasm_v128_store(dst + 4, WasmLoad(src + jr + 4));
+      }
+    }
+  } else {
+    // B stored N×K: 4 values of k from each of the panel's 8 rows, two 4×4 transposes.
+    const int64_t k4 = kc / 4 * 4;
+    for (int64_t jr = 0; jr < full; jr += 8) {
+      const float* src = B + (j0 + jr) * P.K + p0;
+      float* dst = Bp + (jr / 8) * kc * 8;
+      for (int64_t k = 0; k < k4; k += 4) {
+        for (int h = 0; h < 2; h++) {
+          const float* s = src + 4 * h * P.K + k;
+          const v128_t r0 = WasmLoad(s), r1 = WasmLoad(s + P.K), r2 = WasmLoad(s + 2 * P.K), r3 = WasmLoad(s + 3 * P.K);
+          const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+          const v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+          float* d = dst + k * 8 + 4 * h;
+          wasm_v128_store(d, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
+          wasm_v128_store(d + 8, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
+          wasm_v128_store(d + 16, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
+          wasm_v128_store(d + 24, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
+        }
+      }
+      for (int64_t k = k4; k < kc; k++) {
+        for (int j = 0; j < 8; j++) dst[k * 8 + j] = src[j * P.K + k];
+      }
+    }
+  }
+  if (full < cols) PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 8) * kc * 8);
+}
+
+template <bool kFma, int MR>
 void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
-  v128_t c[kWasmMR][2];
-  for (int i = 0; i < kWasmMR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
+  v128_t c[MR][2];
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
   for (int64_t k = 0; k < kc; k++) {
     const v128_t b0 = wasm_v128_load(Bp), b1 = wasm_v128_load(Bp + 4);
 #pragma clang loop unroll(full)
-    for (int i = 0; i < kWasmMR; i++) {
+    for (int i = 0; i < MR; i++) {
       const v128_t a = wasm_v128_load32_splat(Ap + i);
       c[i][0] = WasmMadd<kFma>(a, b0, c[i][0]);
       c[i][1] = WasmMadd<kFma>(a, b1, c[i][1]);
     }
-    Ap += kWasmMR;
+    Ap += MR;
     Bp += kWasmNR;
   }
   const v128_t va = wasm_f32x4_splat(alpha);
   if (beta == 0.0f) {
-    for (int i = 0; i < kWasmMR; i++) {
+    for (int i = 0; i < MR; i++) {
       wasm_v128_store(C + i * ldc, wasm_f32x4_mul(va, c[i][0]));
       wasm_v128_store(C + i * ldc + 4, wasm_f32x4_mul(va, c[i][1]));
     }
   } else {
     const v128_t vb = wasm_f32x4_splat(beta);
-    for (int i = 0; i < kWasmMR; i++) {
+    for (int i = 0; i < MR; i++) {
       float* r = C + i * ldc;
       wasm_v128_store(r, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][0]), wasm_f32x4_mul(vb, wasm_v128_load(r))));
       wasm_v128_store(r + 4, wasm_f32x4_add(wasm_f32x4_mul(va, c[i][1]), wasm_f32x4_mul(vb, wasm_v128_load(r + 4))));
@@ -671,9 +799,9 @@ constexpr KernelDesc kAvx2 = {"avx2", kAvx2MR, kAvx2NR, MicroAvx2, PackAAvx2, Pa
 constexpr KernelDesc kAvx512 = {"avx512", kAvx512MR, kAvx512NR, MicroAvx512, PackAAvx512, PackBAvx512, DotRowsAvx512};
 #endif
 #if DPO_GEMM_WASM
-constexpr KernelDesc kWasm = {"wasm-simd128", kWasmMR, kWasmNR, MicroWasm<false>, PackA, PackB, DotRowsPortable};
+constexpr KernelDesc kWasm = {"wasm-simd128", kWasmPlainMR, kWasmNR, MicroWasm<false, kWasmPlainMR>, PackAWasm, PackBWasm, DotRowsPortable};
 #if defined(__wasm_relaxed_simd__)
-constexpr KernelDesc kWasmRelaxed = {"wasm-relaxed-simd", kWasmMR, kWasmNR, MicroWasm<true>, PackA, PackB, DotRowsPortable};
+constexpr KernelDesc kWasmRelaxed = {"wasm-relaxed-simd", kWasmMR, kWasmNR, MicroWasm<true, kWasmMR>, PackAWasm, PackBWasm, DotRowsPortable};
 #endif
 #endif
 #if DPO_GEMM_NEON

@@ -171,16 +171,21 @@ export function cachedAttention(q: Tensor, k: Tensor, v: Tensor, layer: number, 
   return out;
 }
 
-/** Logits [batch, vocab] of the last position of each row of final hidden states [batch·tNew, d]. */
+/**
+ * Logits [batch, vocab] of the last position of each row of final hidden states [batch·tNew, d],
+ * in a buffer of the tensor pool: a caller done with them may T.release() it (the generation
+ * loops do, once per token), else the garbage collector reclaims it.
+ */
 export function lastLogits(h: Tensor, batch: number, tNew: number, head: Tensor): Float32Array {
   const d = h.shape[1]!;
-  const last = new Float32Array(batch * d);
+  const last = T.alloc('float32', batch * d, false) as Float32Array;
   for (let b = 0; b < batch; b++) last.set(h.data.subarray((b * tNew + tNew - 1) * d, (b * tNew + tNew) * d), b * d);
   const V = head.shape[0]!;
-  const logits = new Float32Array(batch * V);
+  const logits = T.alloc('float32', batch * V, false) as Float32Array;  // beta 0: overwritten
   const bits = bf16Storage(head);  // a frozen head stored as bf16 (frozen_dtype)
   if (bits) kernels().gemmBf16(false, true, batch, V, d, last, 0, bits, 0, logits, 0, 1, 1, 0);
   else kernels().gemm(false, true, batch, V, d, last, 0, head.data, 0, logits, 0, 1, 1, 0);
+  T.release(last);
   return logits;
 }
 

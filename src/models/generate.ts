@@ -4,6 +4,8 @@
 import type { Tokenizer } from './tokenizer.js';
 import { Rng } from '../tensor/random.js';
 import type { CausalLM } from './model.js';
+import type { KVCache } from './kv-cache.js';
+import { release } from '../tensor/memory.js';
 
 export interface SamplingOptions {
   /** Tokens to generate at most (default 128). */
@@ -34,28 +36,65 @@ export interface GenerateResult {
 /** Called with each row's newly decoded text as it is produced. */
 export type StreamCallback = (row: number, textDelta: string) => void;
 
+// Scratch of sortedHead, kept between calls: sampling allocates nothing per token (a comparator
+// sort over boxed logits allocated ~17 KiB per token and candidate; add-prompts spent most of its
+// 46 MB of JS garbage per prompt there).
+let packed = new Float64Array(0);
+let headIdx = new Int32Array(0);
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** Index bits of a packed sort key: vocabularies up to 2^21 entries (larger ones sort with a comparator). */
+const INDEX_BITS = 21;
+const INDEX_SPAN = 2 ** INDEX_BITS;
+
 /**
- * Indices of the entries with key ≥ the largest key − d for the smallest d (doubling) that keeps
- * at least `need` entries (or their weight ≥ `needWeight`), sorted by key descending then index:
- * the head of the fully sorted order, without sorting the whole vocabulary.
+ * Indices of the logits ≥ the largest (`top`) − d for the smallest d (1, 4, 16, …) that keeps at
+ * least `need` entries (or, with a temperature, their weights exp((l − top)/temperature) summing
+ * to ≥ `needWeight`), sorted by logit descending then index: the head of the fully sorted order,
+ * without sorting the whole vocabulary. Returns a count; the indices are headIdx[0..count).
  */
-function sortedHead(key: (i: number) => number, V: number, top: number, need: number, weight?: (i: number) => number, needWeight = 0): number[] {
+function sortedHead(logits: Float32Array, top: number, need: number, temperature = 0, needWeight = 0): number {
+  const V = logits.length;
+  if (packed.length < V) {
+    packed = new Float64Array(V);
+    headIdx = new Int32Array(V);
+  }
   let d = 1;
   for (;;) {
     const bound = top - d;
-    const sel: number[] = [];
-    let w = 0;
+    let n = 0, w = 0;
     for (let i = 0; i < V; i++) {
-      if (key(i) >= bound) {
-        sel.push(i);
-        if (weight) w += weight(i);
+      if (logits[i]! >= bound) {
+        headIdx[n++] = i;
+        if (temperature > 0) w += Math.exp((logits[i]! - top) / temperature);
       }
     }
-    if ((sel.length >= need && (!weight || w >= needWeight)) || !Number.isFinite(bound) || sel.length === V) {
-      return sel.sort((a, b) => key(b) - key(a) || a - b);
+    if ((n >= need && (temperature <= 0 || w >= needWeight)) || !Number.isFinite(bound) || n === V) {
+      sortHead(logits, n);
+      return n;
     }
     d = d >= 1e6 ? Infinity : d * 4;
   }
+}
+
+/** Sorts headIdx[0..n) by logit descending, then index ascending. */
+function sortHead(logits: Float32Array, n: number): void {
+  if (logits.length > INDEX_SPAN) {
+    const sorted = Array.from(headIdx.subarray(0, n)).sort((a, b) => logits[b]! - logits[a]! || a - b);
+    headIdx.set(sorted);
+    return;
+  }
+  // One float64 per candidate: (the logit's order-preserving bits, flipped for descending) · 2^21
+  // + its index, exact below 2^53; a plain numeric sort then gives the order without a comparator.
+  for (let j = 0; j < n; j++) {
+    const i = headIdx[j]!;
+    f32[0] = logits[i]! + 0; // −0 → +0: the two compare equal, as in the comparator
+    const u = u32[0]!;
+    const ordered = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
+    packed[j] = (0xffffffff - ordered) * INDEX_SPAN + i;
+  }
+  const keys = packed.subarray(0, n).sort();
+  for (let j = 0; j < n; j++) headIdx[j] = keys[j]! % INDEX_SPAN;
 }
 
 /**
@@ -76,41 +115,41 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
   if (temperature <= 0) return best;
   const topK = opts.topK ?? 0;
   const topP = opts.topP ?? 1;
-  const weight = (i: number): number => Math.exp((logits[i]! - m) / temperature);
-  let idx: number[] | null = null;
-  if (topK > 0 && topK < V) idx = sortedHead((i) => logits[i]!, V, m, topK).slice(0, topK);
+  // The candidates: headIdx[0..n) in sorted order, or (n < 0) the whole vocabulary.
+  let n = -1;
+  if (topK > 0 && topK < V) n = Math.min(topK, sortedHead(logits, m, topK));
   if (topP < 1) {
     let total = 0;
-    if (idx) for (const i of idx) total += weight(i);
-    else for (let i = 0; i < V; i++) total += weight(i);
+    if (n >= 0) for (let j = 0; j < n; j++) total += Math.exp((logits[headIdx[j]!]! - m) / temperature);
+    else for (let i = 0; i < V; i++) total += Math.exp((logits[i]! - m) / temperature);
     // The nucleus is a prefix of the sorted order: sort only a head heavy enough to contain it.
-    const head = idx ?? sortedHead((i) => logits[i]!, V, m, 1, weight, topP * total);
-    let acc = 0, cut = head.length;
-    for (let j = 0; j < head.length; j++) {
-      acc += weight(head[j]!) / total;
+    const len = n >= 0 ? n : sortedHead(logits, m, 1, temperature, topP * total);
+    let acc = 0, cut = len;
+    for (let j = 0; j < len; j++) {
+      acc += Math.exp((logits[headIdx[j]!]! - m) / temperature) / total;
       if (acc >= topP) {
         cut = j + 1;
         break;
       }
     }
-    idx = head.slice(0, cut);
+    n = cut;
   }
-  if (idx) {
+  if (n >= 0) {
     let total = 0;
-    for (const i of idx) total += weight(i);
+    for (let j = 0; j < n; j++) total += Math.exp((logits[headIdx[j]!]! - m) / temperature);
     let u = rng.next() * total;
-    for (const i of idx) {
-      u -= weight(i);
-      if (u < 0) return i;
+    for (let j = 0; j < n; j++) {
+      u -= Math.exp((logits[headIdx[j]!]! - m) / temperature);
+      if (u < 0) return headIdx[j]!;
     }
-    return idx[idx.length - 1]!;
+    return headIdx[n - 1]!;
   }
   // Plain sampling over the whole vocabulary: the order of the walk does not change the distribution.
   let total = 0;
-  for (let i = 0; i < V; i++) total += weight(i);
+  for (let i = 0; i < V; i++) total += Math.exp((logits[i]! - m) / temperature);
   let u = rng.next() * total;
   for (let i = 0; i < V; i++) {
-    u -= weight(i);
+    u -= Math.exp((logits[i]! - m) / temperature);
     if (u < 0) return i;
   }
   return best;
@@ -157,7 +196,18 @@ export function generateTokens(
   const rngs = opts.rngs ?? Array.from({ length: B }, (_, b) => new Rng(seed + 0x9e3779b9 * b));
   const cache = model.newCache(B, capacity);
   const anyStart = kvStart.some((s) => s > 0) ? kvStart : null;
-  let logits = model.forwardCached(ids, longest, cache, anyStart);
+  // The cache and each token's logits go back to the tensor pool as soon as they are used.
+  try {
+    return sampleLoop(model, cache, model.forwardCached(ids, longest, cache, anyStart), anyStart, B, maxNew, stop, rngs, opts);
+  } finally {
+    cache.dispose();
+  }
+}
+
+function sampleLoop(
+  model: CausalLM, cache: KVCache, logits: Float32Array, anyStart: Int32Array | null, B: number, maxNew: number, stop: ReadonlySet<number>,
+  rngs: readonly Rng[], opts: SamplingOptions & { padId: number; onToken?: (row: number, token: number, soFar: readonly number[]) => boolean | void; keepStopToken?: boolean },
+): { tokens: number[][]; finish: ('stop' | 'length')[] } {
   const V = model.config.vocabSize;
   const out: number[][] = Array.from({ length: B }, () => []);
   const finish: ('stop' | 'length')[] = new Array(B).fill('length');
@@ -183,9 +233,11 @@ export function generateTokens(
         finish[b] = 'stop';
       }
     }
-    if (done.every(Boolean) || t === maxNew - 1) break;
+    release(logits);
+    if (done.every(Boolean) || t === maxNew - 1) return { tokens: out, finish };
     logits = model.forwardCached(step, 1, cache, anyStart);
   }
+  release(logits);
   return { tokens: out, finish };
 }
 

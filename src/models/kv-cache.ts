@@ -1,6 +1,10 @@
 // The key/value cache of cached (incremental) inference: part of the CausalLM contract (model.ts),
-// filled by the decoders (decoder.ts). Imports nothing, so the contract and the implementation
-// can both name it without an import circle.
+// filled by the decoders (decoder.ts). Imports nothing from src/models, so the contract and the
+// implementation can both name it without an import circle. Its buffers come from the tensor pool
+// and go back with dispose() (a generation batch's cache, allocated fresh per batch, otherwise
+// waited in glibc's heap for the garbage collector).
+
+import { alloc, release } from '../tensor/memory.js';
 
 /** Keys and values of past tokens, per layer: [batch, capacity, kvHeads, headDim]. */
 export class KVCache {
@@ -17,8 +21,18 @@ export class KVCache {
     readonly headDim: number,
   ) {
     const n = batch * capacity * kvHeads * headDim;
-    this.k = Array.from({ length: layers }, () => new Float32Array(n));
-    this.v = Array.from({ length: layers }, () => new Float32Array(n));
+    this.k = Array.from({ length: layers }, () => alloc('float32', n) as Float32Array);
+    this.v = Array.from({ length: layers }, () => alloc('float32', n) as Float32Array);
+  }
+
+  private disposed = false;
+
+  /** Returns the buffers to the tensor pool; the cache must not be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const b of this.k) release(b);
+    for (const b of this.v) release(b);
   }
 
   get batchStride(): number {
@@ -27,6 +41,7 @@ export class KVCache {
 
   /** Copies new keys/values [batch, tNew, kvHeads, headDim] of one layer at the current length. */
   write(layer: number, k: Float32Array, v: Float32Array, tNew: number): void {
+    if (this.disposed) throw new Error('KV cache used after dispose()');
     if (this.length + tNew > this.capacity) {
       throw new RangeError(`KV cache full: ${this.length} + ${tNew} tokens exceed its capacity ${this.capacity}`);
     }

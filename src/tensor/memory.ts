@@ -103,18 +103,77 @@ function configFromEnv(v: string | undefined): PoolConfig {
 interface SizeClass {
   /** Idle blocks of this class (ArrayBuffers of the class's capacity). */
   blocks: ArrayBuffer[];
+  /** When it was last requested (the request counter's value): eviction takes the oldest first. */
+  used: number;
 }
 
-/** Size classes in order of their last request (least recent first). */
-const pools = new Map<string, SizeClass>();
+/**
+ * Size classes by key (see key()). Recency is a counter stamped on the class, not the Map's
+ * order: moving a class to the end on every request (delete + set) left a hole per request, and
+ * the long-lived Map's table, rebuilt every few hundred requests, was allocated straight into
+ * V8's old generation — ~40% of the old-space garbage of a tiny GRPO run (see `settle` below).
+ */
+const pools = new Map<number, SizeClass>();
+let requests = 0;
 
-// Buffers handed out and not yet released. A WeakMap does not keep them alive; the registry
-// notices when the GC takes one that was never released.
+// Buffers handed out and not yet released: the block (ArrayBuffer) under each one names its
+// current owner (the view handed out) and the owner's LiveInfo, so a release of anything else (a
+// second release, a sub-view, a foreign array) is ignored. The registry notices when the GC takes
+// an owner that was never released. (A WeakMap from view to info did the same, but its table,
+// rebuilt as thousands of buffers per step came and went, was allocated in V8's old generation.)
 interface LiveInfo {
   bytes: number;
   capacity: number;
+  /** Whether the buffer is in the FinalizationRegistry yet (see the nursery below). */
+  registered: boolean;
 }
-const live = new WeakMap<Buf, LiveInfo>();
+const OWNER = Symbol('dpo-ts pool owner');
+const INFO = Symbol('dpo-ts pool info');
+interface Block extends ArrayBuffer {
+  [OWNER]?: Buf;
+  [INFO]?: LiveInfo;
+}
+
+/** The LiveInfo of a buffer handed out by alloc() and not yet released, else undefined. */
+function liveInfo(buf: Buf): LiveInfo | undefined {
+  const block = buf.buffer as Block;
+  return block[OWNER] === buf ? block[INFO] : undefined;
+}
+// The nursery: buffers handed out since the last settle(), not yet in the FinalizationRegistry.
+// V8's minor collections (scavenges) treat a registry's targets as live, so every registered
+// buffer — with its typed array, ArrayBuffer and registry cell — is promoted to the old
+// generation and stays until a full collection, even when it is released a microsecond later.
+// Most buffers are (a step's activations, a generated token's scratch): registering them all
+// promoted ~80 KiB per step on a tiny GRPO run, and V8 sized its old generation to that rate
+// (old space 25 → 71 MiB, RSS +30%). So a buffer enters the registry only if it is still live at
+// the end of the synchronous work that made it (a queued microtask) or when the nursery is full
+// (its older half); released before then, it never does. The nursery holds its buffers strongly,
+// so a tensor dropped without release() is reclaimed at most one settle() later than before.
+export const NURSERY_CAPACITY = 4096;
+const nursery: Buf[] = [];
+let settleQueued = false;
+
+/** Registers the nursery's buffers that are still live (all of them, or the older `count`). */
+function settle(count = nursery.length): void {
+  for (let i = 0; i < count; i++) {
+    const buf = nursery[i]!;
+    const info = liveInfo(buf);
+    if (info && !info.registered) {
+      registry.register(buf, info, info);
+      info.registered = true;
+    }
+  }
+  if (count >= nursery.length) nursery.length = 0;
+  else {
+    nursery.copyWithin(0, count);
+    nursery.length -= count;
+  }
+}
+
+function settleLater(): void {
+  settleQueued = false;
+  settle();
+}
 const registry = new FinalizationRegistry<LiveInfo>((r) => {
   currentBytes -= r.bytes;
   heldBytes -= r.capacity;
@@ -143,8 +202,9 @@ function limitBytes(): number {
   return Math.max(POOL_MIN_LIMIT_BYTES, config.factor * workingSetBytes);
 }
 
-function key(dtype: DType, capacity: number): string {
-  return dtype === 'float32' ? `f${capacity}` : `d${capacity}`;
+/** A class's key: its capacity in elements, negated for float64 (numbers: no string per request). */
+function key(dtype: DType, capacity: number): number {
+  return dtype === 'float32' ? capacity : -capacity;
 }
 
 /**
@@ -159,19 +219,16 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   let capacity: number;
   if (config.limitBytes === 0) {
     capacity = bytes;
-    buf = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
-    adviseHugePages(buf.buffer as ArrayBuffer);
+    // An explicit ArrayBuffer even for tiny arrays (V8 keeps those on its heap, without one).
+    const ab = new ArrayBuffer(bytes);
+    adviseHugePages(ab);
+    buf = dtype === 'float32' ? new Float32Array(ab) : new Float64Array(ab);
   } else {
     const c = sizeClass(n);
     const k = key(dtype, c);
     let cls = pools.get(k);
-    if (cls) {
-      // Most recently requested last: eviction walks the map from the front.
-      pools.delete(k);
-      pools.set(k, cls);
-    } else {
-      pools.set(k, (cls = { blocks: [] }));
-    }
+    if (!cls) pools.set(k, (cls = { blocks: [], used: 0 }));
+    cls.used = ++requests;
     let block = cls.blocks.pop();
     capacity = c * width;
     // Empty class: a block of one of the next few larger classes will do (a shorter batch
@@ -205,10 +262,17 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
       if (!zero && poison) buf.fill(NaN);
     }
   }
-  // One object is the registry's holdings and its unregister token.
-  const info: LiveInfo = { bytes, capacity };
-  registry.register(buf, info, info);
-  live.set(buf, info);
+  // One object is the registry's holdings and its unregister token (registered by settle()).
+  const info: LiveInfo = { bytes, capacity, registered: false };
+  const block = buf.buffer as Block;
+  block[OWNER] = buf;
+  block[INFO] = info;
+  nursery.push(buf);
+  if (nursery.length >= NURSERY_CAPACITY) settle(NURSERY_CAPACITY / 2);
+  if (!settleQueued) {
+    settleQueued = true;
+    queueMicrotask(settleLater);
+  }
   currentBytes += bytes;
   heldBytes += capacity;
   if (currentBytes > peakBytes) peakBytes = currentBytes;
@@ -221,10 +285,12 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
  * Releasing a buffer that did not come from alloc() (or twice) is ignored.
  */
 export function release(buf: Buf): void {
-  const info = live.get(buf);
+  const info = liveInfo(buf);
   if (!info) return;
-  live.delete(buf);
-  registry.unregister(info);
+  const block = buf.buffer as Block;
+  block[OWNER] = undefined;
+  block[INFO] = undefined;
+  if (info.registered) registry.unregister(info);
   currentBytes -= info.bytes;
   heldBytes -= info.capacity;
   const capacity = info.capacity;
@@ -243,7 +309,7 @@ export function release(buf: Buf): void {
     return;
   }
   let cls = pools.get(k);
-  if (!cls) pools.set(k, (cls = { blocks: [] }));
+  if (!cls) pools.set(k, (cls = { blocks: [], used: 0 }));
   cls.blocks.push(buf.buffer as ArrayBuffer);
   pooledBytes += capacity;
 }
@@ -252,7 +318,7 @@ export function release(buf: Buf): void {
  * Drops idle blocks of the least recently requested classes (never `keep`) until `need` bytes
  * are freed. Returns false (dropping nothing) when that is impossible.
  */
-function evict(need: number, keep: string): boolean {
+function evict(need: number, keep: number): boolean {
   const kept = pools.get(keep);
   const available = pooledBytes - (kept ? kept.blocks.length * capacityOf(keep) : 0);
   if (available < need) return false;
@@ -260,8 +326,9 @@ function evict(need: number, keep: string): boolean {
   // one block at a time.
   const target = Math.min(available, need + limitBytes() / 16);
   let freed = 0;
-  // The map is in order of last request (touch() moves a class to the end): oldest first.
-  for (const [k, c] of pools) {
+  // Least recently requested first (eviction is rare: only when a request needs a new block).
+  const order = [...pools].sort((a, b) => a[1].used - b[1].used);
+  for (const [k, c] of order) {
     if (k === keep) continue;
     const cap = capacityOf(k);
     while (c.blocks.length > 0 && freed < target) {
@@ -282,8 +349,8 @@ function drop(block: ArrayBuffer): void {
   if (config.freeDropped && freeNow(block)) freedBytes += bytes;
 }
 
-function capacityOf(k: string): number {
-  return Number(k.slice(1)) * (k[0] === 'f' ? 4 : 8);
+function capacityOf(k: number): number {
+  return k > 0 ? 4 * k : -8 * k;
 }
 
 export interface MemoryStats {
@@ -311,6 +378,11 @@ export interface MemoryStats {
   collectedBytes: number;
   /** How many such buffers the GC reclaimed. */
   collectedBuffers: number;
+}
+
+/** Buffers handed out and not yet checked into the FinalizationRegistry (tests: the nursery stays bounded). */
+export function nurseryLength(): number {
+  return nursery.length;
 }
 
 export function memoryStats(): MemoryStats {

@@ -766,7 +766,7 @@ function checkTargets(op: string, targets: Int32Array, V: number): void {
   }
 }
 
-/** lmHeadLogprobs keeps the logits for backward up to this many bytes (default maxLogitsBytes)… */
+/** lmHeadLogprobs keeps the logits for backward (or, without grad, computes them at once) up to this many bytes (default maxLogitsBytes)… */
 const LOGITS_KEEP_BYTES = 512 * 2 ** 20;
 /** …and otherwise computes (and in backward recomputes) them in chunks of at most this many. */
 const LOGITS_CHUNK_BYTES = 128 * 2 ** 20;
@@ -827,9 +827,13 @@ export function lmHeadLogprobs(
   const budget = opts.maxLogitsBytes ?? LOGITS_KEEP_BYTES;
   const rowsOf = (bytes: number): number => Math.max(1, Math.floor(bytes / (V * elemBytes)));
   // Keep the logits for backward when they fit the budget (and keepLogits allows); otherwise
-  // chunks of at most LOGITS_CHUNK_BYTES (no-grad passes too: nothing is gained by bigger ones).
+  // chunks of at most LOGITS_CHUNK_BYTES. A no-grad pass (a reference model's log-probs) also
+  // takes the whole budget in one GEMM unless keepLogits is false (gradient checkpointing: the
+  // memory floor): every chunk packs (and under bf16 autocast converts) all of W again, which made
+  // the reference's head 10% (GPT-2 small, 3 chunks) to 40% (SmolLM2-135M) dearer than the policy's.
   const keep = needGrad && Na > 0 && opts.keepLogits !== false && (opts.chunkRows ?? rowsOf(budget)) >= Na;
-  const chunk = keep ? Na : Math.max(1, Math.min(Na, opts.chunkRows ?? rowsOf(Math.min(budget, LOGITS_CHUNK_BYTES))));
+  const chunkBytes = !needGrad && opts.keepLogits !== false ? budget : Math.min(budget, LOGITS_CHUNK_BYTES);
+  const chunk = keep ? Na : Math.max(1, Math.min(Na, opts.chunkRows ?? rowsOf(chunkBytes)));
   const out = zerosLike1(N, dtype);
   const lse = alloc(dtype, Na, false);
   const logpA = all ? out.data : alloc(dtype, Na, false);

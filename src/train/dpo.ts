@@ -592,6 +592,8 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
       refModel = createModel(model.config, cloneWeights(model.exportWeights()), `${loaded.source} (reference copy)`);
     }
     if (refModel !== model) for (const p of refModel.parameters().values()) p.requiresGrad = false;
+    // Its LM head then computes logits in 128 MiB chunks too (no-grad passes otherwise take 512 MiB at once).
+    if (refModel !== model) refModel.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
   }
   await yieldToEventLoop(opts.signal);
   const paddingFree = cfg.padding_free;

@@ -180,6 +180,8 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<RlLoopResult> {
       out.loss = loss * scale / gradScale;
       const g = lp.scatter(grad.map((x) => x * scale));
       T.backward(lp.tensor, g);
+      // The tape's root is the caller's to free: released now, not left to the GC (once a step).
+      lp.tensor.dispose();
       return out;
     },
     saveFinal: (dir) => saveTrainedModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),

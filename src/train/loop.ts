@@ -13,6 +13,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Rng } from '../tensor/random.js';
 import { kernelPath } from '../tensor/backend.js';
+import { trimFreeMemory } from '../tensor/allocator.js';
 import { BatchSampler } from '../data/batch.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, warmupSteps, type ScheduleType } from './schedule.js';
@@ -115,8 +116,10 @@ export function evalMeans(n: number, batchSize: number, run: (idx: number[]) => 
   return out;
 }
 
-/** Waits one turn of the event loop (timers and I/O run), then honours an abort. */
+/** Waits one turn of the event loop (timers and I/O run), then honours an abort; gives free C heap pages back (at most once a second). */
 export async function yieldToEventLoop(signal?: AbortSignal): Promise<void> {
+  // A step boundary: also the time to give the C heap's free pages back (throttled).
+  trimFreeMemory();
   await new Promise<void>((resolve) => setImmediate(resolve));
   signal?.throwIfAborted();
 }

@@ -134,7 +134,7 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
         const v = T.tidy(() => value.values({ ids, batch: B, seq }));  // intermediates released at once
         const pos = valuePositions(ro.promptIds, ro.completionIds, seq, C, seqLens);
         const out = Float64Array.from(pos, (p) => (p >= 0 ? v.data[p]! : 0));
-        v.dispose();
+        (v.base ?? v).dispose();  // values() is a reshaped view: its base holds the buffer
         return out;
       });
       // scores
@@ -187,6 +187,8 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
       const newLp = Float64Array.from(lp.values, (v, i) => (valid[i] ? v : INVALID_LOGPROB));
       const pg = ppoPolicyLoss(newLp, takeRows(d.logprobs, rows, C), takeRows(d.advantages, rows, C), valid, cfg.cliprange);
       T.backward(lp.tensor, lp.scatter(pg.grad.map((x) => x * gradScale)));
+      // The tape roots are the caller's to free: released now, not left to the GC (twice a micro-batch).
+      lp.tensor.dispose();
       const seq = lp.block.seq;
       const seqLens = Int32Array.from(rows, (_, i) => {
         let s = -1;
@@ -202,6 +204,7 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
         if (p >= 0) gv[p] = vf.grad[i]! * cfg.vf_coef * gradScale;
       });
       T.backward(vt, gv);
+      (vt.base ?? vt).dispose();
       return {
         loss: pg.loss + cfg.vf_coef * vf.loss,
         'policy/approxkl_avg': pg.approxKl,

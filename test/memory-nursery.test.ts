@@ -1,0 +1,166 @@
+// What the tensor buffer pool asks of V8 and glibc on long runs (src/tensor/memory.ts,
+// src/tensor/allocator.ts): buffers released within the synchronous work that made them never
+// enter the FinalizationRegistry (whose targets V8's scavenges keep alive, promoting them to the
+// old generation), so alloc/release churn promotes next to nothing; a tensor dropped without
+// release() is still accounted for; a release of anything but the current owner of a block is
+// ignored; glibc's free pages are given back at step boundaries, at most once per interval.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GCProfiler, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import * as T from '../src/tensor/index.js';
+import { nurseryLength, NURSERY_CAPACITY } from '../src/tensor/memory.js';
+import { MALLOC_TRIM_INTERVAL_MS, mallocInfo, trimFreeMemory } from '../src/tensor/allocator.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeRlTask } from './fixtures/train/tiny.js';
+import { runGrpo } from '../src/train/grpo.js';
+import { runPpo } from '../src/train/ppo.js';
+import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
+
+interface GcStat {
+  gcType: string;
+  beforeGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
+  afterGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
+}
+
+/** Bytes the scavenges during fn moved into the old generation (old space used after − before, summed). */
+function promotedDuring(fn: () => void): { promoted: number; scavenges: number } {
+  const prof = new GCProfiler();
+  prof.start();
+  fn();
+  const stats = (prof.stop() as { statistics: GcStat[] }).statistics;
+  const old = (s: GcStat['beforeGC']): number => s.heapSpaceStatistics.find((x) => x.spaceName === 'old_space')!.spaceUsedSize;
+  let promoted = 0, scavenges = 0;
+  for (const g of stats) {
+    if (g.gcType !== 'Scavenge') continue;
+    scavenges++;
+    promoted += Math.max(0, old(g.afterGC) - old(g.beforeGC));
+  }
+  return { promoted, scavenges };
+}
+
+test('alloc/release churn promotes (next to) nothing into V8\'s old generation; the nursery stays bounded', () => {
+  // Start from a collected heap, so young objects of earlier work are not counted.
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  // 300 buffers stay live throughout (as a step's activations would), 200,000 come and go.
+  const live: T.Buf[] = Array.from({ length: 300 }, () => T.alloc('float32', 64));
+  let maxNursery = 0;
+  const { promoted, scavenges } = promotedDuring(() => {
+    for (let i = 0; i < 200_000; i++) {
+      const b = T.alloc('float32', 16 + (i % 48));
+      b[0] = i;
+      T.release(b);
+      if (i % 97 === 0) {
+        const j = i % live.length;
+        T.release(live[j]!);
+        live[j] = T.alloc('float32', 64);
+      }
+      maxNursery = Math.max(maxNursery, nurseryLength());
+    }
+  });
+  for (const b of live) T.release(b);
+  assert.ok(scavenges > 0, 'no scavenge ran: the check measured nothing');
+  // Registering each buffer at alloc() (the former design) promoted every one of them with its
+  // registry cell: ~40 MB here. Now only the rare survivors at a nursery flush are registered.
+  assert.ok(promoted < 2 * 2 ** 20, `promoted ${(promoted / 2 ** 20).toFixed(1)} MiB in ${scavenges} scavenges`);
+  assert.ok(maxNursery <= NURSERY_CAPACITY, `nursery held ${maxNursery}`);
+});
+
+test('a tensor dropped without release() is still counted out by the garbage collector', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const before = T.memoryStats();
+  (() => {
+    // Dropped at once: still in the nursery (held), then registered at the microtask, then collected.
+    for (let i = 0; i < 50; i++) T.zeros([1000]);
+  })();
+  assert.equal(T.memoryStats().currentBytes - before.currentBytes, 50 * 4000);
+  for (let round = 0; round < 20 && T.memoryStats().currentBytes > before.currentBytes; round++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+  const after = T.memoryStats();
+  assert.equal(after.currentBytes, before.currentBytes, 'dropped tensors still counted as live');
+  assert.ok(after.collectedBuffers - before.collectedBuffers >= 50);
+  assert.equal(nurseryLength(), 0);
+});
+
+test('release() ignores anything but the current owner of a block: twice, a sub-view, a foreign array', () => {
+  const a = T.alloc('float32', 100);
+  const s0 = T.memoryStats();
+  T.release(a.subarray(10, 20));
+  T.release(new Float32Array(100));
+  assert.equal(T.memoryStats().currentBytes, s0.currentBytes, 'a sub-view or a foreign array was released');
+  T.release(a);
+  const s1 = T.memoryStats();
+  assert.equal(s1.currentBytes, s0.currentBytes - 400);
+  T.release(a);
+  assert.equal(T.memoryStats().currentBytes, s1.currentBytes, 'a second release counted twice');
+  // The block goes to the next request of its class; the old view's release must not free it.
+  const b = T.alloc('float32', 100, false);
+  T.release(a);
+  assert.equal(T.memoryStats().currentBytes, s1.currentBytes + 400, 'a stale view released the block\'s new owner');
+  T.release(b);
+  // Pooling off: every buffer has its own ArrayBuffer, with the same checks.
+  T.setPoolLimit(0);
+  try {
+    const c = T.alloc('float64', 3);
+    const s2 = T.memoryStats();
+    T.release(c);
+    T.release(c);
+    assert.equal(T.memoryStats().currentBytes, s2.currentBytes - 24);
+  } finally {
+    T.setPoolLimit('auto');
+  }
+});
+
+test('glibc\'s free pages go back at step boundaries, at most once per interval, not with DPO_MALLOC_TUNE=0', () => {
+  const t = 1e12; // far from any earlier call's time
+  const glibc = mallocInfo() !== null;
+  assert.equal(trimFreeMemory(t, {}), glibc);
+  assert.equal(trimFreeMemory(t + MALLOC_TRIM_INTERVAL_MS / 2, {}), false, 'trimmed again within the interval');
+  assert.equal(trimFreeMemory(t + 2 * MALLOC_TRIM_INTERVAL_MS, { DPO_MALLOC_TUNE: '0' }), false);
+  assert.equal(trimFreeMemory(t + 3 * MALLOC_TRIM_INTERVAL_MS, {}), glibc);
+});
+
+test('GRPO and PPO steps leave no tensor buffer to the garbage collector (each step releases what it makes)', async () => {
+  // A buffer still unreleased when a step's synchronous work ends is put in the FinalizationRegistry
+  // (and so into V8's old generation until a full collection). Count those per step after the
+  // first two (which register the optimizer's state). The tape roots of the policy (and value)
+  // losses were one (two) per micro-batch: old-space garbage that V8 sized its heap to.
+  const { modelDir, promptsFile, rewardModule } = await makeRlTask();
+  const register = FinalizationRegistry.prototype.register;
+  let registered = 0;
+  FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...a: Parameters<FinalizationRegistry<unknown>['register']>) {
+    registered++;
+    return register.apply(this, a);
+  };
+  try {
+    const perStep = async (run: (onLog: (r: Record<string, number>) => void) => Promise<unknown>): Promise<number[]> => {
+      const counts: number[] = [];
+      let last = 0;
+      await run(() => {
+        counts.push(registered - last);
+        last = registered;
+      });
+      return counts.slice(2);
+    };
+    const grpo = await perStep((onLog) => runGrpo({
+      model: modelDir, prompts: [promptsFile], outputDir: mkdtempSync(join(tmpdir(), 'nursery-grpo-')), quiet: true, onLog,
+      config: parseGrpoConfig({ reward_funcs: [rewardModule], per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 6, max_steps: 6, logging_steps: 1, save_steps: 0, seed: 2 }),
+    }));
+    const ppo = await perStep((onLog) => runPpo({
+      model: modelDir, prompts: [promptsFile], outputDir: mkdtempSync(join(tmpdir(), 'nursery-ppo-')), quiet: true, onLog,
+      config: parsePpoConfig({ reward_funcs: [rewardModule], per_device_train_batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, response_length: 6, max_steps: 6, logging_steps: 1, save_steps: 0, seed: 2 }),
+    }));
+    assert.equal(grpo.length, 4);
+    assert.deepEqual(grpo, [0, 0, 0, 0], `GRPO buffers left to the GC per step: ${grpo}`);
+    assert.deepEqual(ppo, [0, 0, 0, 0], `PPO buffers left to the GC per step: ${ppo}`);
+  } finally {
+    FinalizationRegistry.prototype.register = register;
+  }
+});
