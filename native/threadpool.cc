@@ -41,21 +41,8 @@ constexpr int kMaxThreads = 256;
 
 namespace {
 
-// How long an idle worker (and a waiting caller) spins before sleeping / yielding: 50 µs, or
-// DPO_SPIN_US (0–100000), read once. Longer spins trade idle CPU for fewer slow wake-ups between
-// back-to-back kernels (the role of OpenMP's OMP_WAIT_POLICY / GOMP_SPINCOUNT).
-std::chrono::microseconds SpinTime() {
-  static const std::chrono::microseconds spin = [] {
-    long us = 50;
-    if (const char* v = std::getenv("DPO_SPIN_US")) {
-      char* end = nullptr;
-      const long n = std::strtol(v, &end, 10);
-      if (end != v && *end == '\0' && n >= 0 && n <= 100000) us = n;
-    }
-    return std::chrono::microseconds(us);
-  }();
-  return spin;
-}
+// How long an idle worker (and a waiting caller) spins before sleeping / yielding.
+constexpr auto kSpin = std::chrono::microseconds(50);
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -146,9 +133,8 @@ class Pool {
     tl_in_parallel = false;
     // Our share is done; wait for tasks still running on workers.
     const auto t0 = std::chrono::steady_clock::now();
-    const auto spin = SpinTime();
     for (int it = 0; job->done.load(std::memory_order_acquire) < ntasks; it++) {
-      if (it < 64 || std::chrono::steady_clock::now() - t0 < spin) {
+      if (it < 64 || std::chrono::steady_clock::now() - t0 < kSpin) {
         CpuRelax();
       } else {
         std::this_thread::yield();
@@ -201,11 +187,10 @@ class Pool {
     for (;;) {
       // Spin first: a new job usually follows within microseconds during a forward/backward.
       const auto t0 = std::chrono::steady_clock::now();
-      const auto spin = SpinTime();
       for (int it = 1; gen_.load(std::memory_order_acquire) == seen; it++) {
         if (stopping_.load(std::memory_order_relaxed)) break;
         CpuRelax();
-        if ((it & 63) == 0 && std::chrono::steady_clock::now() - t0 > spin) break;
+        if ((it & 63) == 0 && std::chrono::steady_clock::now() - t0 > kSpin) break;
       }
       std::shared_ptr<Job> job;
       {
