@@ -71,13 +71,25 @@ export function listCheckpoints(outputDir: string): { step: number; dir: string 
     .sort((a, b) => a.step - b.step);
 }
 
+/**
+ * Keeps the newest `keep` checkpoints (save_total_limit). A checkpoint leaves the listing in one
+ * step — renamed to `checkpoint-N.del-PID`, then removed — so a kill during a removal leaves a
+ * `.del-` leftover (cleaned by the next save), never a half-removed `checkpoint-N` that no later
+ * prune would count or remove (recursive removal deletes file by file).
+ */
 function pruneCheckpoints(outputDir: string, keep: number): void {
   if (!(keep > 0)) return;
   const all = listCheckpoints(outputDir);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.dir, { recursive: true, force: true });
-  // Leftovers of interrupted writes.
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) {
+    const doomed = `${c.dir}.del-${process.pid}`;
+    rmSync(doomed, { recursive: true, force: true });
+    renameSync(c.dir, doomed);
+    rmSync(doomed, { recursive: true, force: true });
+  }
+  // Leftovers of interrupted writes (another process's .tmp-) and removals (.del-).
   for (const name of readdirSync(outputDir)) {
-    if (/^checkpoint-\d+\.tmp-\d+$/.test(name) && !name.endsWith(`.tmp-${process.pid}`)) rmSync(join(outputDir, name), { recursive: true, force: true });
+    const m = /^checkpoint-\d+\.(tmp|del)-(\d+)$/.exec(name);
+    if (m && !(m[1] === 'tmp' && Number(m[2]) === process.pid)) rmSync(join(outputDir, name), { recursive: true, force: true });
   }
 }
 
