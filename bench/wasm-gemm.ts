@@ -394,7 +394,7 @@ async function browserBench(): Promise<void> {
       console.log(`  onnxruntime-web ${ort.version}: env.wasm.numThreads ${ort.numThreads} after session creation; workers started: ${ort.workers}`);
       console.log(`  tfjs-backend-wasm ${tfjs.version}: backend ${tfjs.backend}, XNNPACK pool of ${tfjs.threads} thread(s) (multithread build ${tfjs.multithread}, SIMD ${tfjs.simd}); workers started: ${tfjs.workers} (its pre-started pool)`);
       console.log(peak.madd ? `multiply-add loop on ${threads} thread${threads > 1 ? 's (workers)' : ''}: f32x4.relaxed_madd ${peak.madd.toFixed(1)} GFLOP/s, ` +
-        `f32x4.mul + f32x4.add ${peak.muladd!.toFixed(1)} GFLOP/s` : `measured peak: unavailable (${peak.error})`);
+        `f32x4.mul + f32x4.add ${peak.muladd!.toFixed(1)} GFLOP/s` : `multiply-add loop: unavailable (${peak.error})`);
       console.log(`${'shape'.padEnd(22)} ${'ours GFLOP/s'.padStart(13)} ${'ORT'.padStart(7)} ${'tfjs'.padStart(7)} ${'ours/best peer'.padStart(15)} ${'spread'.padStart(11)} ${'ours/loop'.padStart(10)} ${'max |Δ| ort,tfjs'.padStart(18)}`);
       for (const r of res.rows) {
         const peer = Math.max(r.best.ort!, r.best.tfjs!);

@@ -21,8 +21,8 @@
 //   neon:     8×12 tile in 24 q-register accumulators, lane-indexed FMA (arm64).
 //   wasm-simd128: 5×8 tile in 10 v128 accumulators, multiply + add (WebAssembly builds).
 //   wasm-relaxed-simd: the same tile with f32x4.relaxed_madd (the *_relaxed wasm builds). With the
-//                 SIMD128 packers it runs at 58-62 GFLOP/s per core in chromium (EPYC Zen 5),
-//                 86-94% of the measured multiply-add peak of 66-72 (bench/wasm-gemm.ts); other
+//                 SIMD128 packers it runs at 57-62 GFLOP/s per core in chromium (EPYC Zen 5),
+//                 about 90% of the bench's multiply-add loop (58-65; bench/wasm-gemm.ts); other
 //                 register blockings have no room (15 live vectors = V8's allocatable xmm0-14 on
 //                 x86-64) and the BLIS loop order (B micro-panel outer) measured 0.96-1.02×.
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
