@@ -270,23 +270,23 @@ const WORKLOADS: Record<string, Workload> = {
   grpo: {
     unit: 'step',
     defaultSteps: 200,
-    run: (s, steps, segment, tick) => grpo(s, 'model-128', { per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24 }, steps, segment, tick),
+    run: (s, steps, segment, tick) => rl('grpo', s, 'model-128', { per_device_train_batch_size: 16, num_generations: 8, max_completion_length: 24 }, steps, segment, tick),
   },
   // The same loops on a tiny model (2 layers of 32) with short completions, so that 5,000 steps finish.
   'grpo-tiny': {
     unit: 'step',
     defaultSteps: 400,
-    run: (s, steps, segment, tick) => grpo(s, 'model-tiny', { per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8 }, steps, segment, tick),
+    run: (s, steps, segment, tick) => rl('grpo', s, 'model-tiny', { per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8 }, steps, segment, tick),
   },
   ppo: {
     unit: 'step',
     defaultSteps: 200,
-    run: (s, steps, segment, tick) => ppo(s, 'model-128', { per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 24 }, steps, segment, tick),
+    run: (s, steps, segment, tick) => rl('ppo', s, 'model-128', { per_device_train_batch_size: 16, num_mini_batches: 2, num_ppo_epochs: 2, response_length: 24 }, steps, segment, tick),
   },
   'ppo-tiny': {
     unit: 'step',
     defaultSteps: 400,
-    run: (s, steps, segment, tick) => ppo(s, 'model-tiny', { per_device_train_batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, response_length: 8 }, steps, segment, tick),
+    run: (s, steps, segment, tick) => rl('ppo', s, 'model-tiny', { per_device_train_batch_size: 8, num_mini_batches: 2, num_ppo_epochs: 1, response_length: 8 }, steps, segment, tick),
   },
   generate: {
     unit: 'prompt',
@@ -419,26 +419,16 @@ async function trainDpo(s: Setup, model: string, data: string, extra: Record<str
   });
 }
 
-async function grpo(s: Setup, model: string, shape: Record<string, number>, steps: number, segment: number, tick: (done: number) => void): Promise<void> {
+/** `dpo grpo` or `dpo ppo` on the demo's prompts: the same run options, the trainer's own config shape. */
+async function rl(kind: 'grpo' | 'ppo', s: Setup, model: string, shape: Record<string, number>, steps: number, segment: number, tick: (done: number) => void): Promise<void> {
   let calls = 0;
-  await runGrpo({
-    model: join(s.dir, model), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-grpo-${process.pid}`), quiet: true,
-    config: parseGrpoConfig({
-      reward_funcs: ['afinn'], ...shape, learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
-    }),
-    onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
-  });
-}
-
-async function ppo(s: Setup, model: string, shape: Record<string, number>, steps: number, segment: number, tick: (done: number) => void): Promise<void> {
-  let calls = 0;
-  await runPpo({
-    model: join(s.dir, model), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-ppo-${process.pid}`), quiet: true,
-    config: parsePpoConfig({
-      reward_funcs: ['afinn'], ...shape, learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3,
-    }),
-    onLog: (r) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
-  });
+  const raw = { reward_funcs: ['afinn'], ...shape, learning_rate: 1e-4, max_steps: steps, logging_steps: segment, save_steps: 0, lr_scheduler_type: 'constant', seed: 3 };
+  const common = {
+    model: join(s.dir, model), prompts: [join(s.dir, 'demo_prompts.jsonl')], outputDir: join(s.dir, `out-${kind}-${process.pid}`), quiet: true,
+    onLog: (r: { step?: unknown }) => tick(typeof r.step === 'number' ? r.step : Math.min(steps, ++calls * segment)),
+  };
+  if (kind === 'grpo') await runGrpo({ ...common, config: parseGrpoConfig(raw) });
+  else await runPpo({ ...common, config: parsePpoConfig(raw) });
 }
 
 function demoPrompts(): string[] {
