@@ -112,6 +112,75 @@ export function packRows(inputIds: Int32Array, targets: Int32Array, lengths: Int
   return { ids, targets: tg, lengths: Int32Array.from(lengths), paddedIndex };
 }
 
+/** A preference batch packed as a tree: each pair's shared prompt once, then its two branches. */
+export interface PreferenceTree {
+  /** The distinct packed rows' token ids and targets (−1 = no target). */
+  ids: Int32Array;
+  targets: Int32Array;
+  /** 2·pairs sequences, pair by pair: chosen, then rejected (TokenBlock.segments). */
+  lengths: Int32Array;
+  /** The packed rows each sequence reads, concatenated (TokenBlock.packedRows). */
+  rows: Int32Array;
+  /** Each packed row's index in the padded layout (a shared row: its chosen row's position). */
+  paddedIndex: Int32Array;
+  /** Rows each pair shares (computed once for both of its sequences). */
+  shared: Int32Array;
+}
+
+/**
+ * Packs a preference batch's real tokens as a tree, padding-free: per pair, the rows both
+ * sequences have in common are computed once. Pair i shares its first S rows, S = the longest
+ * common prefix of the chosen and rejected token ids, cut before either row's first target (the
+ * last prompt token, which predicts the first response token, stays in each branch, so every
+ * scored row belongs to exactly one sequence) and leaving each branch at least one row. Sharing is
+ * decided from the ids and targets themselves: rows that differ (keep_end prompts, different
+ * prompts) are not shared. Packed rows: pair i's chosen row (L_c), then its rejected rows S..L_r−1;
+ * the rejected sequence reads the chosen row's first S rows, then its own.
+ */
+export function packPreferenceTree(batch: Pick<PreferenceBatch, 'pairs' | 'seqLen' | 'inputIds' | 'targets' | 'lengths'>): PreferenceTree {
+  const { pairs: P, seqLen: T, inputIds, targets, lengths } = batch;
+  const firstTarget = (r: number): number => {
+    for (let t = 0; t < lengths[r]!; t++) if (targets[r * T + t]! >= 0) return t;
+    return lengths[r]!;
+  };
+  const shared = new Int32Array(P);
+  let N = 0, total = 0;
+  for (let i = 0; i < P; i++) {
+    const c = i, r = P + i, Lc = lengths[c]!, Lr = lengths[r]!;
+    const cap = Math.min(firstTarget(c), firstTarget(r), Lc - 1, Lr - 1);
+    let s = 0;
+    while (s < cap && inputIds[c * T + s] === inputIds[r * T + s]) s++;
+    shared[i] = Math.max(0, s);
+    N += Lc + Lr - shared[i]!;
+    total += Lc + Lr;
+  }
+  const ids = new Int32Array(N), tg = new Int32Array(N), paddedIndex = new Int32Array(N);
+  const seqLengths = new Int32Array(2 * P), rows = new Int32Array(total);
+  let n = 0, k = 0;
+  for (let i = 0; i < P; i++) {
+    const c = i, r = P + i, Lc = lengths[c]!, Lr = lengths[r]!, S = shared[i]!;
+    const base = n;
+    ids.set(inputIds.subarray(c * T, c * T + Lc), n);
+    tg.set(targets.subarray(c * T, c * T + Lc), n);
+    for (let t = 0; t < Lc; t++) {
+      paddedIndex[n + t] = c * T + t;
+      rows[k++] = n + t;
+    }
+    n += Lc;
+    ids.set(inputIds.subarray(r * T + S, r * T + Lr), n);
+    tg.set(targets.subarray(r * T + S, r * T + Lr), n);
+    for (let t = 0; t < S; t++) rows[k++] = base + t;
+    for (let t = S; t < Lr; t++) {
+      paddedIndex[n + t - S] = r * T + t;
+      rows[k++] = n + t - S;
+    }
+    n += Lr - S;
+    seqLengths[2 * i] = Lc;
+    seqLengths[2 * i + 1] = Lr;
+  }
+  return { ids, targets: tg, lengths: seqLengths, rows, paddedIndex, shared };
+}
+
 /** Collates tokenized SFT rows into an SftBatch padded to the longest row. */
 export function collateSft(rows: readonly TokenizedSft[], opts: CollateOptions): SftBatch {
   const n = rows.length;

@@ -19,30 +19,59 @@ import { KVCache } from './kv-cache.js';
 export { KVCache };
 
 
-/** Positions of packed sequences: 0, 1, ... within each segment. */
-export function segmentPositions(segments: Int32Array): Int32Array {
+/**
+ * Positions of packed sequences: 0, 1, ... within each segment. With packedRows (a tree of
+ * sequences sharing rows, see TokenBlock) each row's position within the sequences that read it,
+ * which must be the same in all of them.
+ */
+export function segmentPositions(segments: Int32Array, packedRows?: Int32Array | null): Int32Array {
   let n = 0;
   for (const len of segments) n += len;
-  const pos = new Int32Array(n);
+  if (!packedRows) {
+    const pos = new Int32Array(n);
+    let i = 0;
+    for (const len of segments) for (let t = 0; t < len; t++) pos[i++] = t;
+    return pos;
+  }
+  if (n !== packedRows.length) throw new RangeError(`packed sequences: lengths add up to ${n}, but packedRows has ${packedRows.length} entries`);
+  let rows = 0;
+  for (const r of packedRows) rows = Math.max(rows, r + 1);
+  const pos = new Int32Array(rows).fill(-1);
   let i = 0;
-  for (const len of segments) for (let t = 0; t < len; t++) pos[i++] = t;
+  segments.forEach((len, s) => {
+    for (let t = 0; t < len; t++, i++) {
+      const r = packedRows[i]!;
+      if (!(Number.isInteger(r) && r >= 0)) throw new RangeError(`packed sequences: packedRows[${i}] = ${r} is not a row index`);
+      if (pos[r] === -1) pos[r] = t;
+      else if (pos[r] !== t) throw new RangeError(`packed sequences: row ${r} is at position ${pos[r]} in one sequence and ${t} in sequence ${s}`);
+    }
+  });
+  const unread = pos.indexOf(-1);
+  if (unread >= 0) throw new RangeError(`packed sequences: row ${unread} is read by no sequence`);
   return pos;
 }
 
-/** Checks a TokenBlock's shape: ids count and, for packed blocks, batch 1 and Σ segments = seq. */
+/** Checks a TokenBlock's shape: ids count and, for packed blocks, batch 1 and Σ segments = seq (or = packedRows, which covers seq rows). */
 export function checkBlock(model: string, block: TokenBlock, cache: KVCache | null): void {
-  const { ids, batch: B, seq: Tn, segments } = block;
+  const { ids, batch: B, seq: Tn, segments, packedRows } = block;
   if (ids.length !== B * Tn) throw new RangeError(`${model}: ${ids.length} ids for batch ${B} × seq ${Tn}`);
+  if (packedRows && !segments) throw new RangeError(`${model}: packedRows needs segments`);
   if (!segments) return;
   let total = 0;
   for (const len of segments) total += len;
-  if (B !== 1 || total !== Tn) throw new RangeError(`${model}: packed sequences need batch 1 and lengths adding up to seq (batch ${B}, seq ${Tn}, lengths sum ${total})`);
+  if (packedRows) {
+    let rows = 0;
+    for (const r of packedRows) rows = Math.max(rows, r + 1);
+    if (B !== 1 || total !== packedRows.length || rows !== Tn) {
+      throw new RangeError(`${model}: tree-packed sequences need batch 1, lengths adding up to packedRows (${total} vs ${packedRows.length}) and rows 0..seq−1 (batch ${B}, seq ${Tn}, rows ${rows})`);
+    }
+  } else if (B !== 1 || total !== Tn) throw new RangeError(`${model}: packed sequences need batch 1 and lengths adding up to seq (batch ${B}, seq ${Tn}, lengths sum ${total})`);
   if (cache || block.kvStart) throw new RangeError(`${model}: packed sequences take no KV cache and no kvStart`);
 }
 
-/** Causal attention of a block: per packed sequence, or per row with optional left padding. */
-export function blockAttention(q: Tensor, k: Tensor, v: Tensor, kvStart: Int32Array | null, segments: Int32Array | null | undefined): Tensor {
-  return segments ? T.packedAttention(q, k, v, segments) : T.attention(q, k, v, { kvStart });
+/** Causal attention of a block: per packed sequence (a tree with packedRows), or per row with optional left padding. */
+export function blockAttention(q: Tensor, k: Tensor, v: Tensor, kvStart: Int32Array | null, segments: Int32Array | null | undefined, packedRows?: Int32Array | null): Tensor {
+  return segments ? T.packedAttention(q, k, v, segments, { rows: packedRows ?? null }) : T.attention(q, k, v, { kvStart });
 }
 
 /** Positions for a block: t − kvStart[b] (clamped at 0), offset by past tokens. */

@@ -113,14 +113,14 @@ export class Gpt2Model extends DecoderLM {
       [this.lnfw, this.lnfb, this.lmHead !== this.wte ? this.lmHead : null]);
   }
 
-  private block(l: number, x: Tensor, B: number, Tn: number, kvStart: Int32Array | null, cache: KVCache | null, segments: Int32Array | null): Tensor {
+  private block(l: number, x: Tensor, B: number, Tn: number, kvStart: Int32Array | null, cache: KVCache | null, segments: Int32Array | null, packedRows: Int32Array | null): Tensor {
     const c = this.config, L = this.layers[l]!, ctx = this.ctx;
     const d = c.hiddenSize, H = c.numHeads, D = c.headDim, N = B * Tn;
     const qkv = L.attn.forward(T.layernorm(x, L.ln1w, L.ln1b, c.normEps), ctx);
     const q = T.reshape(T.narrow(qkv, 1, 0, d), [B, Tn, H, D]);
     const k = T.reshape(T.narrow(qkv, 1, d, d), [B, Tn, H, D]);
     const v = T.reshape(T.narrow(qkv, 1, 2 * d, d), [B, Tn, H, D]);
-    const a = cache ? cachedAttention(q, k, v, l, cache, kvStart) : blockAttention(q, k, v, kvStart, segments);
+    const a = cache ? cachedAttention(q, k, v, l, cache, kvStart) : blockAttention(q, k, v, kvStart, segments, packedRows);
     const x1 = T.add(x, L.proj.forward(T.reshape(a, [N, d]), ctx));
     const f = T.activation(L.fc.forward(T.layernorm(x1, L.ln2w, L.ln2b, c.normEps), ctx), actKind(c));
     return T.add(x1, L.mproj.forward(f, ctx));
@@ -128,14 +128,14 @@ export class Gpt2Model extends DecoderLM {
 
   hidden(block: TokenBlock, cache: KVCache | null = null): Tensor {
     const { ids, batch: B, seq: Tn } = block;
-    const kvStart = block.kvStart ?? null, segments = block.segments ?? null;
+    const kvStart = block.kvStart ?? null, segments = block.segments ?? null, packedRows = block.packedRows ?? null;
     checkBlock('Gpt2Model', block, cache);
-    const pos = segments ? segmentPositions(segments) : blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
+    const pos = segments ? segmentPositions(segments, packedRows) : blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
     for (let i = 0; i < pos.length; i++) {
       if (pos[i]! >= this.config.maxPositions) throw new RangeError(`Gpt2Model: position ${pos[i]} beyond n_positions ${this.config.maxPositions}`);
     }
     const x = T.add(T.embedding(this.wte, ids, [B * Tn]), T.embedding(this.wpe, pos, [B * Tn]));
-    return runDecoder(x, this.layers.length, (l, h) => this.block(l, h, B, Tn, kvStart, cache, segments),
+    return runDecoder(x, this.layers.length, (l, h) => this.block(l, h, B, Tn, kvStart, cache, segments, packedRows),
       (h) => T.layernorm(h, this.lnfw, this.lnfb, this.config.normEps), cache, Tn, this);
   }
 

@@ -116,14 +116,14 @@ export class LlamaModel extends DecoderLM {
   }
 
   /** One transformer block; with a cache, attention reads past keys/values (inference only). */
-  private block(l: number, x: Tensor, B: number, Tn: number, pos: Int32Array, kvStart: Int32Array | null, cache: KVCache | null, segments: Int32Array | null): Tensor {
+  private block(l: number, x: Tensor, B: number, Tn: number, pos: Int32Array, kvStart: Int32Array | null, cache: KVCache | null, segments: Int32Array | null, packedRows: Int32Array | null): Tensor {
     const c = this.config, L = this.layers[l]!, ctx = this.ctx;
     const N = B * Tn, H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim;
     const h = T.rmsnorm(x, L.inputNorm, c.normEps);
     const q = T.rope(T.reshape(L.q.forward(h, ctx), [B, Tn, H, D]), this.cos, this.sin, pos);
     const k = T.rope(T.reshape(L.k.forward(h, ctx), [B, Tn, Hkv, D]), this.cos, this.sin, pos);
     const v = T.reshape(L.v.forward(h, ctx), [B, Tn, Hkv, D]);
-    const a = cache ? cachedAttention(q, k, v, l, cache, kvStart) : blockAttention(q, k, v, kvStart, segments);
+    const a = cache ? cachedAttention(q, k, v, l, cache, kvStart) : blockAttention(q, k, v, kvStart, segments, packedRows);
     const x1 = T.add(x, L.o.forward(T.reshape(a, [N, H * D]), ctx));
     const h2 = T.rmsnorm(x1, L.postNorm, c.normEps);
     const m = T.swiglu(L.gate.forward(h2, ctx), L.up.forward(h2, ctx));
@@ -133,13 +133,13 @@ export class LlamaModel extends DecoderLM {
   /** Final hidden states [batch·seq, d] (after the last norm). */
   hidden(block: TokenBlock, cache: KVCache | null = null): Tensor {
     const { ids, batch: B, seq: Tn } = block;
-    const kvStart = block.kvStart ?? null, segments = block.segments ?? null;
+    const kvStart = block.kvStart ?? null, segments = block.segments ?? null, packedRows = block.packedRows ?? null;
     checkBlock('LlamaModel', block, cache);
-    const pos = segments ? segmentPositions(segments) : blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
+    const pos = segments ? segmentPositions(segments, packedRows) : blockPositions(B, Tn, cache ? cache.length : 0, kvStart);
     checkSlidingWindow(this.config, pos);
     this.ensureRope(pos);
     return runDecoder(T.embedding(this.embed, ids, [B * Tn]), this.layers.length,
-      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn, this);
+      (l, x) => this.block(l, x, B, Tn, pos, kvStart, cache, segments, packedRows), (x) => T.rmsnorm(x, this.norm, this.config.normEps), cache, Tn, this);
   }
 
 }

@@ -20,6 +20,20 @@ export function sequenceSums(lp: Float32Array | Float64Array, lengths: ArrayLike
   return out;
 }
 
+/**
+ * Per-sequence sums as float64 (no tape) of packed log-probs whose rows are not contiguous (tree
+ * packing): token i belongs to row ⌊paddedIndex[i] / seqLen⌋, weighted by weights[paddedIndex[i]]
+ * (padded layout) when given.
+ */
+export function indexedRowSums(lp: Float32Array | Float64Array, paddedIndex: ArrayLike<number>, rows: number, seqLen: number, weights?: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(rows);
+  for (let i = 0; i < paddedIndex.length; i++) {
+    const j = paddedIndex[i]!;
+    out[Math.floor(j / seqLen)]! += weights ? lp[i]! * weights[j]! : lp[i]!;
+  }
+  return out;
+}
+
 /** Row sums of a padded [rows, seqLen] layout as float64 (no tape). */
 export function paddedRowSums(lp: Float32Array | Float64Array, rows: number, seqLen: number): Float64Array {
   return sequenceSums(lp, new Array<number>(rows).fill(seqLen));
@@ -54,5 +68,5 @@ export function sequenceSumsOnTape(lp: Tensor, o: TapeSumOptions): Tensor {
     seg[r * N + i] = tokenWeights ? tokenWeights[j]! : 1;
     if (o.alsoUnweighted) seg[(rows + r) * N + i] = 1;
   }
-  return T.reshape(T.matmul(T.tensor(seg, [out, N]), T.reshape(lp, [N, 1])), [out]);
+  return T.reshape(T.matmul(T.tensor(seg, [out, N], { dtype: lp.dtype }), T.reshape(lp, [N, 1])), [out]);
 }

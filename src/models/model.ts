@@ -22,6 +22,14 @@ export interface TokenBlock {
    * Σ = seq). Each sequence gets positions from 0 and attends only to itself.
    */
   segments?: Int32Array | null;
+  /**
+   * With segments, sequences sharing rows (a tree, e.g. a preference pair's prompt computed once
+   * before its chosen and rejected branches): sequence s is the packed rows
+   * packedRows[o_s .. o_s + segments[s] − 1] (Σ segments = packedRows.length; seq = the distinct
+   * rows, each read by at least one sequence and at the same position in every one that reads it).
+   * Absent: each sequence is its own run of consecutive rows.
+   */
+  packedRows?: Int32Array | null;
 }
 
 export interface CausalLM {

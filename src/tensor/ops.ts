@@ -666,13 +666,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { scale?: numbe
  * between two row gathers; the padding slots repeat their sequence's last row, which no real
  * query sees (causal) and whose gradients are exactly zero, so the result equals attention of
  * each sequence alone. Only the attention pays for the padding, not the linear layers around it.
+ *
+ * opts.rows makes the sequences a tree (rows shared by several sequences, e.g. a pair's prompt
+ * before its chosen and rejected branches): sequence s reads the packed rows
+ * rows[o_s .. o_s + lengths[s] − 1] in that order (Σ lengths = rows.length; every packed row read
+ * at least once). A row's output comes from the first sequence that reads it; the gathers'
+ * backward sums the keys' and values' gradients of every sequence reading a row into that row.
  */
-export function packedAttention(q: Tensor, k: Tensor, v: Tensor, lengths: Int32Array, opts: { scale?: number } = {}): Tensor {
+export function packedAttention(q: Tensor, k: Tensor, v: Tensor, lengths: Int32Array, opts: { scale?: number; rows?: Int32Array | null } = {}): Tensor {
   if (q.ndim !== 4 || q.shape[0] !== 1 || k.ndim !== 4 || v.ndim !== 4) {
     fail('packedAttention', `q, k, v must be [1, N, heads, D]: ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
   }
   const [, N, H, D] = q.shape as [number, number, number, number];
   const Hkv = k.shape[2]!;
+  const rows = opts.rows ?? null;
   let total = 0, L = 0;
   for (let s = 0; s < lengths.length; s++) {
     const n = lengths[s]!;
@@ -680,15 +687,29 @@ export function packedAttention(q: Tensor, k: Tensor, v: Tensor, lengths: Int32A
     total += n;
     L = Math.max(L, n);
   }
-  if (total !== N) fail('packedAttention', `lengths add up to ${total}, but q has ${N} tokens`);
+  if (rows ? total !== rows.length : total !== N) {
+    fail('packedAttention', rows ? `lengths add up to ${total}, but rows has ${rows.length} entries` : `lengths add up to ${total}, but q has ${N} tokens`);
+  }
   const S = lengths.length;
-  const toPadded = new Int32Array(S * L), fromPadded = new Int32Array(N);
-  let row = 0;
+  const toPadded = new Int32Array(S * L), fromPadded = new Int32Array(N).fill(-1);
+  let off = 0;
   for (let s = 0; s < S; s++) {
     const n = lengths[s]!;
-    for (let t = 0; t < L; t++) toPadded[s * L + t] = row + Math.min(t, n - 1);
-    for (let t = 0; t < n; t++) fromPadded[row + t] = s * L + t;
-    row += n;
+    const at = (t: number): number => {
+      const r = rows ? rows[off + t]! : off + t;
+      if (rows && !(Number.isInteger(r) && r >= 0 && r < N)) fail('packedAttention', `rows[${off + t}] = ${r} is outside 0..${N - 1}`);
+      return r;
+    };
+    for (let t = 0; t < L; t++) toPadded[s * L + t] = at(Math.min(t, n - 1));
+    for (let t = 0; t < n; t++) {
+      const r = at(t);
+      if (fromPadded[r] === -1) fromPadded[r] = s * L + t;
+    }
+    off += n;
+  }
+  if (rows) {
+    const missing = fromPadded.indexOf(-1);
+    if (missing >= 0) fail('packedAttention', `packed row ${missing} is read by no sequence`);
   }
   const pad = (x: Tensor, heads: number): Tensor => reshape(embedding(reshape(x, [N, heads * D]), toPadded), [S, L, heads, D]);
   const out = attention(pad(q, H), pad(k, Hkv), pad(v, Hkv), { scale: opts.scale });

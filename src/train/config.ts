@@ -114,6 +114,12 @@ export const DpoConfigSchema = z.object({
    * eval_generations.jsonl; the watchdogs warn when the samples degrade or collapse).
    */
   sample_checks: z.boolean().default(false),
+  /**
+   * Compute each pair's shared prompt once (tree packing: the prompt, then the chosen and the
+   * rejected branch; padding-free), in the policy and the reference. Same values as computing it
+   * twice (TRL); false: padded rows, or padding_free's packing.
+   */
+  share_prompt: z.boolean().default(true),
 }).strict();
 
 export const SftConfigSchema = z.object({

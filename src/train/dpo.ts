@@ -15,14 +15,15 @@ import { matmulPrecision, withMatmulPrecision } from '../tensor/autocast.js';
 import {
   computePreferenceLoss, isReferenceFree, ldTokenWeights, needsLossState, newBcoRunningMean, usesNllTerm, wpoPairWeights, type BcoRunningMean, type LossParams,
 } from '../losses/index.js';
-import { BatchSampler, collatePreference, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
+import { BatchSampler, collatePreference, packPreferenceTree, packRows, pairLengths, permutation, type PreferenceBatch } from '../data/batch.js';
 import { preparePreferenceData, type PrepareOptions, type PreparedPreferenceData } from '../data/prepare.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { DataFormat, DataSource } from '../data/types.js';
 import { cloneWeights } from '../io/weights.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { createModel, type CausalLM } from '../models/index.js';
-import { sequenceSums, sequenceSumsOnTape } from '../models/logprobs.js';
+import type { TokenBlock } from '../models/model.js';
+import { indexedRowSums, sequenceSums, sequenceSumsOnTape } from '../models/logprobs.js';
 import { fingerprintSettings, loadTrainable, loopConfig, resolveModel, saveModel, type ModelInput, type TokenizerInput, type TrainedRun } from './setup.js';
 import { formatMemoryReport, memoryFloor } from './memory-report.js';
 import { storeFrozenLinearsAsBf16 } from '../nn/linear.js';
@@ -113,6 +114,8 @@ export interface SequenceLogpsOptions {
   tokenWeights?: Float32Array;
   /** Also return the unweighted sums: the result is [2·rows2] = [weighted rows..., unweighted rows...]. */
   alsoUnweighted?: boolean;
+  /** Each pair's shared prompt computed once (share_prompt, default true): tree packing, padding-free. */
+  sharePrompt?: boolean;
 }
 
 /** A preference batch's real tokens packed into one row (padding-free), chosen rows first. */
@@ -121,21 +124,38 @@ export function packPreferenceBatch(batch: PreferenceBatch): ReturnType<typeof p
 }
 
 /**
+ * The packed layout sequenceLogps / referenceLogps run a batch in: share_prompt's tree (each
+ * pair's prompt once, then both branches), padding_free's rows back to back, or null (padded).
+ */
+function packedLayout(batch: PreferenceBatch, paddingFree: boolean, sharePrompt: boolean): { block: TokenBlock; targets: Int32Array; paddedIndex: Int32Array } | null {
+  if (sharePrompt) {
+    const p = packPreferenceTree(batch);
+    return { block: { ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths, packedRows: p.rows }, targets: p.targets, paddedIndex: p.paddedIndex };
+  }
+  if (!paddingFree) return null;
+  const p = packPreferenceBatch(batch);
+  return { block: { ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, targets: p.targets, paddedIndex: p.paddedIndex };
+}
+
+/**
  * Summed response log-probs of each row of a preference batch: a [2·pairs] tensor (chosen rows
- * first), on the tape when grad is enabled. paddingFree packs the rows' real tokens into one
- * sequence (TRL's padding_free), so the linear layers never see padding (the LM head skips it either way).
+ * first), on the tape when grad is enabled. sharePrompt (default) packs each pair as a tree: the
+ * prompt rows both sequences share run through the model once, then the chosen and the rejected
+ * branch (padding-free; packPreferenceTree). Without it, paddingFree packs the rows' real tokens
+ * into one sequence (TRL's padding_free), so the linear layers never see padding (the LM head
+ * skips it either way); else the padded rows. All layouts compute the same values.
  * meanLogits (padded layout, rows·seqLen) receives each position's mean logit.
  */
 export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFree: boolean, opts: Float32Array | SequenceLogpsOptions = {}): Tensor {
   const o: SequenceLogpsOptions = opts instanceof Float32Array ? { meanLogits: opts } : opts;
   const { meanLogits, logSumSqProbs, tokenWeights } = o;
   const rows = 2 * batch.pairs, T_ = batch.seqLen;
-  if (paddingFree) {
-    const p = packPreferenceBatch(batch);
-    const N = p.ids.length;
+  const p = packedLayout(batch, paddingFree, o.sharePrompt ?? true);
+  if (p) {
+    const N = p.targets.length;
     const packedMean = meanLogits ? new Float32Array(N) : undefined;
     const packedSq = logSumSqProbs ? new Float32Array(N) : undefined;
-    const lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: N, segments: p.lengths }, p.targets, { meanLogits: packedMean, logSumSqProbs: packedSq });
+    const lp = model.tokenLogprobs(p.block, p.targets, { meanLogits: packedMean, logSumSqProbs: packedSq });
     if (meanLogits && packedMean) p.paddedIndex.forEach((j, i) => (meanLogits[j] = packedMean[i]!));
     if (logSumSqProbs && packedSq) p.paddedIndex.forEach((j, i) => (logSumSqProbs[j] = packedSq[i]!));
     return sequenceSumsOnTape(lp, { rows, seqLen: T_, paddedIndex: p.paddedIndex, tokenWeights, alsoUnweighted: o.alsoUnweighted });
@@ -144,14 +164,17 @@ export function sequenceLogps(model: CausalLM, batch: PreferenceBatch, paddingFr
   return sequenceSumsOnTape(lp, { rows, seqLen: T_, tokenWeights, alsoUnweighted: o.alsoUnweighted });
 }
 
-/** Reference log-probs of a batch under a frozen model (no tape, activations dropped). */
-export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFree = false, tokenWeights?: Float32Array): Float64Array {
+/**
+ * Reference log-probs of a batch under a frozen model (no tape, activations dropped), in the
+ * layout sequenceLogps uses for the same flags (sharePrompt default true).
+ */
+export function referenceLogps(ref: CausalLM, batch: PreferenceBatch, paddingFree = false, tokenWeights?: Float32Array, sharePrompt = true): Float64Array {
   const rows = 2 * batch.pairs;
   return T.noGrad(() => {
-    if (paddingFree) {
-      const p = packPreferenceBatch(batch);
-      const lp = ref.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
-      const s = sequenceSums(lp.data, p.lengths, tokenWeights ? Float32Array.from(p.paddedIndex, (j) => tokenWeights[j]!) : undefined);
+    const p = packedLayout(batch, paddingFree, sharePrompt);
+    if (p) {
+      const lp = ref.tokenLogprobs(p.block, p.targets);
+      const s = indexedRowSums(lp.data, p.paddedIndex, rows, batch.seqLen, tokenWeights);
       lp.dispose();
       return s;
     }
@@ -271,13 +294,13 @@ function readRefCache(path: string, n: number, inputs: Record<string, unknown>):
  */
 export function precomputeReferenceLogps(
   ref: CausalLM, pairs: readonly TokenizedPair[], order: readonly (readonly number[])[], padId: number,
-  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean, paddingFree = false, ldAlpha: number | null = null,
+  padToMultipleOf: number | undefined, cacheDir: string, quiet: boolean, paddingFree = false, ldAlpha: number | null = null, sharePrompt = true,
 ): { chosen: Float64Array; rejected: Float64Array; hit: boolean; path: string; stale: string | null } {
   const h = createHash('sha256');
   h.update('dpo-ts ref-logps v2');
   hashWeights(h, ref);
   hashPairs(h, pairs);
-  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, paddingFree, ...(ldAlpha !== null ? { ldAlpha } : {}) }));
+  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, paddingFree, ...(ldAlpha !== null ? { ldAlpha } : {}), ...(sharePrompt ? { sharePrompt } : {}) }));
   const fp = h.digest('hex').slice(0, 32);
   const path = join(cacheDir, `${fp}.bin`);
   const n = pairs.length;
@@ -294,7 +317,7 @@ export function precomputeReferenceLogps(
   let done = 0;
   for (const idx of order) {
     const batch = collatePreference(idx.map((i) => pairs[i]!), { padId, padToMultipleOf });
-    const s = referenceLogps(ref, batch, paddingFree, ldAlpha !== null ? ldBatchWeights(batch, ldAlpha) : undefined);
+    const s = referenceLogps(ref, batch, paddingFree, ldAlpha !== null ? ldBatchWeights(batch, ldAlpha) : undefined, sharePrompt);
     idx.forEach((i, j) => {
       chosen[i] = s[j]!;
       rejected[i] = s[batch.pairs + j]!;
@@ -596,10 +619,10 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     if (refModel !== model) refModel.ctx.gradientCheckpointing = cfg.gradient_checkpointing;
   }
   await yieldToEventLoop(opts.signal);
-  const paddingFree = cfg.padding_free;
+  const paddingFree = cfg.padding_free, sharePrompt = cfg.share_prompt;
   const ldAlpha = cfg.ld_alpha;
   const liveRef = (batch: PreferenceBatch, w?: Float32Array): Float64Array =>
-    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch, paddingFree, w)) : referenceLogps(refModel!, batch, paddingFree, w);
+    withAdaptersOff ? withAdaptersOff(() => referenceLogps(refModel!, batch, paddingFree, w, sharePrompt)) : referenceLogps(refModel!, batch, paddingFree, w, sharePrompt);
   // TR-DPO needs a reference of its own to move toward the policy (config refuses LoRA and precompute).
   if (cfg.sync_ref_model) {
     if (referenceFree || !refModel || refModel === model) {
@@ -633,12 +656,12 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
         ? (() => {
             model.ctx.adaptersEnabled = false;
             try {
-              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree, ldAlpha);
+              return precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree, ldAlpha, sharePrompt);
             } finally {
               model.ctx.adaptersEnabled = true;
             }
           })()
-        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree, ldAlpha);
+        : precomputeReferenceLogps(refModel!, pairs, ord, padId, padToMultipleOf, cacheDir, opts.quiet ?? false, paddingFree, ldAlpha, sharePrompt);
     const tr = compute(trainPairs, order);
     trainRef = tr;
     refCacheHit = tr.hit;
@@ -681,7 +704,7 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     const ldW = ldAlpha !== null ? ldBatchWeights(batch, ldAlpha) : undefined;
     const logSumSq = cfg.use_weighting ? new Float32Array(rows * T_) : undefined;
     const alsoUnweighted = ldW !== undefined && (usesNll || cfg.use_weighting);
-    const seq = sequenceLogps(model, batch, paddingFree, { meanLogits, logSumSqProbs: logSumSq, tokenWeights: ldW, alsoUnweighted });
+    const seq = sequenceLogps(model, batch, paddingFree, { meanLogits, logSumSqProbs: logSumSq, tokenWeights: ldW, alsoUnweighted, sharePrompt });
     const all = Float64Array.from(seq.data);
     const pol = all.subarray(0, rows);
     const plain = alsoUnweighted ? all.subarray(rows) : pol;

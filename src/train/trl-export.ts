@@ -600,7 +600,7 @@ export async function exportTrlJob(opts: ExportJobOptions): Promise<ExportJobRes
     const cacheDir = join(opts.cacheDir ?? defaultCacheDir(), 'ref-logps');
     const batches = (n: number, bs: number): number[][] => Array.from({ length: Math.ceil(n / bs) }, (_, b) => Array.from({ length: Math.min(bs, n - b * bs) }, (_, j) => b * bs + j));
     const run = (ps: TokenizedPair[], bs: number) =>
-      precomputeReferenceLogps(ref.model, ps, batches(ps.length, bs), tokenizer.padId, cfg.pad_to_multiple_of ?? undefined, cacheDir, opts.quiet ?? true, cfg.padding_free);
+      precomputeReferenceLogps(ref.model, ps, batches(ps.length, bs), tokenizer.padId, cfg.pad_to_multiple_of ?? undefined, cacheDir, opts.quiet ?? true, cfg.padding_free, null, cfg.share_prompt);
     refCols = {
       train: run(trainPairs, cfg.per_device_train_batch_size),
       eval: evalPairs.length ? run(evalPairs, cfg.per_device_eval_batch_size) : null,

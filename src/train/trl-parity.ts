@@ -215,6 +215,7 @@ export const EXTENSIONS: Readonly<Record<string, string>> = {
   num_threads: 'kernel threads (default: DPO_NUM_THREADS or the number of cores)',
   watchdogs: 'explain over-optimization and falling chosen log-probs in warnings',
   sample_checks: 'at every evaluation, sample eval prompts and judge fluency and diversity against the reference (eval/samples/*, a collapse watchdog)',
+  share_prompt: "compute each pair's shared prompt once (tree packing, padding-free; default true); false runs it twice as TRL does, with the same values",
 };
 
 /** Names TRL used before v1.9.0 (or TRL's other configs) that v1.9.0's DPOConfig/SFTConfig do not have. */

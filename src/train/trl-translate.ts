@@ -188,6 +188,7 @@ export const DPO_RULES: { [K in keyof DpoConfig]-?: Rule } = {
   sample_checks: (v: boolean, _c, _x, api) => (v
     ? api.refuse(`a dpo-ts extension (fluency checks of samples at every evaluation); TRL v${TRL_VERSION}'s DPOTrainer has no equivalent: set it to false for the exported job`)
     : api.handledBy('not used', 'off')),
+  share_prompt: (_v, _c, _x, api) => api.handledBy('not used', `a dpo-ts speed-up with the same values: TRL v${TRL_VERSION} runs each pair's prompt through the model twice`),
   simpo_gamma: (_v, cfg, _x, api) => {
     const names = typeof cfg.loss_type === 'string' ? [cfg.loss_type] : cfg.loss_type;
     if (names.includes('simpo')) api.refuse('only used by the simpo loss (refused under loss_type)');
