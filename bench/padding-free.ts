@@ -46,7 +46,7 @@ const real = lengths.reduce((a, b) => a + b, 0);
 
 function step(paddingFree: boolean): number {
   const t0 = performance.now();
-  const seq = sequenceLogps(model, batch, paddingFree);
+  const seq = sequenceLogps(model, batch, paddingFree, { sharePrompt: false });  // padded vs packed rows, the prompt twice
   T.backward(seq, new Float32Array(rows).fill(1));
   T.zeroGrad(model.trainableParameters());
   return (performance.now() - t0) / 1000;

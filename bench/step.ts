@@ -2,10 +2,13 @@
 // reference in ../shared/bench (same shapes, batch, sequence length, random init, AdamW lr 1e-5):
 //
 //   node dist/bench/step.js MODE CONFIG THREADS [--steps 3] [--warmup 1] [--pairs 2] [--precompute] [--bf16] [--checkpointing]
-//       [--lora R] [--frozen-bf16] [--json out.json] [--profile [gemm]]
+//       [--lora R] [--frozen-bf16] [--no-share-prompt] [--json out.json] [--profile [gemm]]
 //
 // MODE dpo:   policy forward+backward on 2·pairs sequences + frozen reference forward + AdamW
-//             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs)
+//             (--precompute: reference log-probs read from memory, as with precompute_ref_log_probs),
+//             through the trainer's own sequenceLogps / referenceLogps with its default layout:
+//             share_prompt, each pair's prompt computed once (--no-share-prompt: the padded rows,
+//             the prompt twice, as TRL and the PyTorch reference run it)
 // MODE train: forward+backward+AdamW of next-token NLL on 2·pairs sequences (the compute-core target)
 // CONFIG: tiny | small | llama135 | llama1b. Prints JSON with tokens/s, peak RSS and the training-state floor
 // (weights + grads + AdamW + reference; src/train/memory-report.ts); run one config per process.
@@ -31,7 +34,7 @@ import { cpus as cpuList } from 'node:os';
 import type { Kernels } from '../src/tensor/kernels.js';
 import { parseModelConfig, type ModelConfig } from '../src/io/config.js';
 import { randomModel } from '../src/models/index.js';
-import { referenceLogps } from '../src/train/dpo.js';
+import { referenceLogps, sequenceLogps } from '../src/train/dpo.js';
 import { computePreferenceLoss } from '../src/losses/index.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { Rng } from '../src/tensor/random.js';
@@ -53,7 +56,7 @@ function arg(name: string, def: string): string {
 
 const [mode, configName, threadsArg] = process.argv.slice(2);
 if (!mode || !['dpo', 'train'].includes(mode) || !configName || !(configName in CONFIGS) || !threadsArg) {
-  console.error('usage: node dist/bench/step.js dpo|train tiny|small|llama135|llama1b THREADS [--steps N] [--warmup N] [--pairs N] [--precompute] [--bf16] [--checkpointing] [--lora R] [--frozen-bf16] [--json FILE]');
+  console.error('usage: node dist/bench/step.js dpo|train tiny|small|llama135|llama1b THREADS [--steps N] [--warmup N] [--pairs N] [--precompute] [--bf16] [--checkpointing] [--lora R] [--frozen-bf16] [--no-share-prompt] [--json FILE]');
   process.exit(2);
 }
 if (!nativeKernels()) console.error('WARNING: native kernels unavailable; this measures the TypeScript reference backend');
@@ -111,6 +114,7 @@ if (profile) {
 const steps = Number(arg('steps', '3')), warmup = Number(arg('warmup', '1')), pairs = Number(arg('pairs', '2'));
 const precompute = process.argv.includes('--precompute');
 const bf16 = process.argv.includes('--bf16');
+const sharePrompt = !process.argv.includes('--no-share-prompt');
 if (bf16) setMatmulPrecision('bf16');
 const cfg: ModelConfig = parseModelConfig(CONFIGS[configName]!, configName);
 const S = cfg.maxPositions;
@@ -163,10 +167,10 @@ for (let r = 0; r < rows; r++) for (let t = 0; t + 1 < S; t++) if (mode === 'tra
 const batch = { pairs, seqLen: S, inputIds: ids, targets, lengths: new Int32Array(rows).fill(S), responseTokens: new Int32Array(rows).fill(S - P), indices: [] };
 /** Reference log-probs: the separate copy, or under LoRA the policy with its adapters off. */
 function liveReference(): Float64Array {
-  if (reference) return referenceLogps(reference, batch);
+  if (reference) return referenceLogps(reference, batch, false, undefined, sharePrompt);
   policy.ctx.adaptersEnabled = false;
   try {
-    return referenceLogps(policy, batch);
+    return referenceLogps(policy, batch, false, undefined, sharePrompt);
   } finally {
     policy.ctx.adaptersEnabled = true;
   }
@@ -188,9 +192,9 @@ function step(): number {
   phase.ref = now() - t;
   currentPhase = 'fwd';
   t = now();
-  const lp = policy.tokenLogprobs({ ids, batch: rows, seq: S }, targets);
-  phase.fwd = now() - t;
   if (mode === 'train') {
+    const lp = policy.tokenLogprobs({ ids, batch: rows, seq: S }, targets);
+    phase.fwd = now() - t;
     const loss = T.scale(T.sumAll(lp), -1 / (rows * (S - 1)));
     const v = loss.data[0]!;
     currentPhase = 'bwd';
@@ -204,7 +208,8 @@ function step(): number {
     phase.opt = now() - t;
     return v;
   }
-  const seq = T.sum(T.reshape(lp, [rows, S]), 1);
+  const seq = sequenceLogps(policy, batch, false, { sharePrompt });
+  phase.fwd = now() - t;
   const pol = Float64Array.from(seq.data);
   const res = computePreferenceLoss('sigmoid', {
     policyChosen: pol.slice(0, pairs), policyRejected: pol.slice(pairs), refChosen: ref!.slice(0, pairs), refRejected: ref!.slice(pairs),
@@ -286,7 +291,7 @@ const floor = memoryFloor(policy.parameters().values(), params, reference ? refe
 const trainPeak = vmHwm();
 const peakRss = Number.isFinite(trainPeak) ? trainPeak : process.resourceUsage().maxRSS * 1024;
 const res = {
-  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, precompute, bf16, checkpointing, lora: loraRank, frozen_bf16: frozenBf16,
+  ours: true, mode, config: configName, threads: kernels().numThreads(), pairs, seq: S, ...(mode === 'dpo' ? { share_prompt: sharePrompt } : {}), precompute, bf16, checkpointing, lora: loraRank, frozen_bf16: frozenBf16,
   cpu: cpuList()[0]?.model ?? 'unknown', kernel_path: `${kp.backend}/${kp.gemmKernel ?? '-'}${bf16 ? ` + bf16 ${bf16Path}` : ''}`,
   floor_MiB: floor.total / 2 ** 20, rss_over_floor: peakRss / floor.total,
   step_s_median: med, step_s_min: times[0], step_s_all: times, cpu_s_median: cpus[Math.floor(cpus.length / 2)],

@@ -108,7 +108,7 @@ test('DPO and SFT with padding_free follow the padded runs (losses, precomputed 
   const trainFile = writeJsonl(join(dataDir, 'train.jsonl'), syntheticPairs(48, 3));
   const base = {
     learning_rate: 3e-3, beta: 0.1, per_device_train_batch_size: 8, max_length: 64, max_prompt_length: 32, logging_steps: 1,
-    save_steps: 0, seed: 7, lr_scheduler_type: 'constant', max_steps: 4,
+    save_steps: 0, seed: 7, lr_scheduler_type: 'constant', max_steps: 4, share_prompt: false,  // padded vs packed (share_prompt packs either way)
   };
   const padded = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('dpo-pad-'), quiet: true, config: parseDpoConfig(base) });
   const packed = await runDpo({ model: modelDir, data: [trainFile], outputDir: tmp('dpo-packed-'), quiet: true, config: parseDpoConfig({ ...base, padding_free: true }) });

@@ -189,7 +189,7 @@ test('share_prompt on the native float32 backend: the prefix goes through the li
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), p));
 
-test('dpo train: the default (share_prompt) follows share_prompt: false within 1e-4 (sigmoid; rpo + LD + WPO; LoRA + checkpointing; padding_free; precompute)', async () => {
+test('dpo train: the default (share_prompt) follows share_prompt: false within 1e-4 (sigmoid; rpo + LD + WPO; LoRA + checkpointing; padding_free; bf16; precompute)', async () => {
   const modelDir = await makeTinyModelDir();
   const dataDir = tmp('dpo-share-data-');
   const trainFile = writeJsonl(join(dataDir, 'train.jsonl'), syntheticPairs(32, 5));
@@ -202,6 +202,8 @@ test('dpo train: the default (share_prompt) follows share_prompt: false within 1
     'rpo + ld_alpha + use_weighting': { rpo_alpha: 0.5, ld_alpha: 0.5, use_weighting: true },
     'LoRA + gradient_checkpointing': { use_peft: true, lora_r: 4, lora_alpha: 8, lora_target_modules: ['q_proj', 'v_proj', 'down_proj'], gradient_checkpointing: true, learning_rate: 3e-2 },
     'padding_free': { padding_free: true },
+    // Under autocast the per-sequence sums stay float32 (a bf16 sum moved step 1 off ln 2 by 3e-4).
+    'bf16 autocast': { bf16: true },
     'precompute_ref_log_probs + ipo': { precompute_ref_log_probs: true, loss_type: 'ipo' },
   };
   for (const [name, extra] of Object.entries(variants)) {
@@ -211,6 +213,8 @@ test('dpo train: the default (share_prompt) follows share_prompt: false within 1
     if (extra.precompute_ref_log_probs) assert.equal(off.refCacheHit, false, 'shared and unshared runs keep separate reference caches');
     assert.equal(on.history.length, 3);
     assert.equal(on.history.length, off.history.length);
+    // Step 1: policy = reference (plain sigmoid): ln 2 to float rounding in both layouts.
+    if (!extra.loss_type && !extra.rpo_alpha) for (const r of [on, off]) assert.ok(Math.abs(r.history[0]!.loss! - Math.LN2) < 1e-6, `${name}: step-1 loss ${r.history[0]!.loss}`);
     on.history.forEach((h, i) => {
       for (const k of ['loss', 'rewards/margins', 'logps/chosen', 'logits/chosen', 'grad_norm', ...(extra.use_weighting ? ['wpo/weight'] : [])]) {
         const a = h[k]!, b = off.history[i]![k]!;

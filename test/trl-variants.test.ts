@@ -162,11 +162,12 @@ test('sequenceLogps: LD weights and the plain sums from one forward, padded and 
       want[rows + r] += lp.data[r * T_ + t]!;
     }
   }
-  for (const paddingFree of [false, true]) {
+  // Padded, padding-free, and share_prompt's tree (the default).
+  for (const [paddingFree, sharePrompt] of [[false, false], [true, false], [false, true]] as const) {
     const sq = new Float32Array(rows * T_);
-    const got = T.noGrad(() => sequenceLogps(model, batch, paddingFree, { tokenWeights: w, alsoUnweighted: true, logSumSqProbs: sq }));
+    const got = T.noGrad(() => sequenceLogps(model, batch, paddingFree, { tokenWeights: w, alsoUnweighted: true, logSumSqProbs: sq, sharePrompt }));
     assert.equal(got.size, 2 * rows);
-    for (let i = 0; i < 2 * rows; i++) close(got.data[i]!, want[i]!, 1e-5, `padding_free ${paddingFree} sum ${i}`);
+    for (let i = 0; i < 2 * rows; i++) close(got.data[i]!, want[i]!, 1e-5, `padding_free ${paddingFree} share_prompt ${sharePrompt} sum ${i}`);
     // log Σ_v p_v² ≤ max log p_v ≤ 0 and ≥ log(1/V), for every scored position.
     for (let i = 0; i < rows * T_; i++) {
       if (batch.targets[i]! < 0) continue;

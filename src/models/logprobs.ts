@@ -68,5 +68,6 @@ export function sequenceSumsOnTape(lp: Tensor, o: TapeSumOptions): Tensor {
     seg[r * N + i] = tokenWeights ? tokenWeights[j]! : 1;
     if (o.alsoUnweighted) seg[(rows + r) * N + i] = 1;
   }
-  return T.reshape(T.matmul(T.tensor(seg, [out, N], { dtype: lp.dtype }), T.reshape(lp, [N, 1])), [out]);
+  // Always a float32 product (never bf16 autocast: the log-probs would be rounded to 8 bits).
+  return T.reshape(T.withMatmulPrecision('float32', () => T.matmul(T.tensor(seg, [out, N], { dtype: lp.dtype }), T.reshape(lp, [N, 1]))), [out]);
 }
