@@ -300,7 +300,8 @@ export function precomputeReferenceLogps(
   h.update('dpo-ts ref-logps v2');
   hashWeights(h, ref);
   hashPairs(h, pairs);
-  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, paddingFree, ...(ldAlpha !== null ? { ldAlpha } : {}), ...(sharePrompt ? { sharePrompt } : {}) }));
+  // share_prompt's tree is padding-free itself (padding_free then changes nothing); without it the key is as before.
+  h.update(JSON.stringify({ order, padId, padToMultipleOf: padToMultipleOf ?? null, paddingFree: paddingFree && !sharePrompt, ...(ldAlpha !== null ? { ldAlpha } : {}), ...(sharePrompt ? { sharePrompt } : {}) }));
   const fp = h.digest('hex').slice(0, 32);
   const path = join(cacheDir, `${fp}.bin`);
   const n = pairs.length;
