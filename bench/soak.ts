@@ -19,6 +19,10 @@
 //          --node-flags "--trace-gc-nvp ..." (V8/Node flags for the children)
 //          --alloc 1 (JS bytes allocated per unit, from node:v8's GC profiler: its buffers are freed
 //          only by full collections, so it adds ~1 MiB of glibc mmapped memory per segment to the trace)
+//          --sites all|live (with one mode: V8's sampling heap profiler from the end of the first
+//          segment to the run's end, then a forced full GC; 'all' keeps objects collected by
+//          mark-compacts (promoted, then dead), 'live' only survivors; prints the top allocation
+//          stacks by bytes; run both and diff: the difference is the promoted garbage, by site)
 //          --gc 1 (a full GC before each sample: heap used is then the live JS heap, to tell a leak
 //          in JS objects from garbage V8 has not collected yet; it changes the RSS trace)
 //
@@ -49,9 +53,11 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
-import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler } from 'node:v8';
+import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler, setFlagsFromString } from 'node:v8';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Agent, request } from 'node:http';
+import { Session } from 'node:inspector';
+import { runInNewContext } from 'node:vm';
 import * as T from '../src/tensor/index.js';
 import { nativeKernels } from '../src/tensor/backend.js';
 import { mallocInfo } from '../src/tensor/allocator.js';
@@ -551,8 +557,16 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   waitGo();
   startMeter();
   let t0 = performance.now(), c0 = process.cpuUsage();
+  const sites = process.env.DPO_SOAK_SITES;
+  const profiler = sites ? new Session() : undefined;
   await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
     if (done % segment !== 0 && done !== steps) return;
+    if (profiler && done === steps) heapSites(profiler, sites === 'all');
+    else if (profiler && done === segment) {
+      profiler.connect();
+      const all = sites === 'all';
+      profiler.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: false });
+    }
     const c = process.cpuUsage(c0);
     // --gc 1: a full collection before each sample, so heap used is the live JS heap (a leak shows
     // as a rising floor) and never-released buffers are accounted for; it changes the RSS trace.
@@ -563,6 +577,46 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
     c0 = process.cpuUsage();
   });
   out({ done: true });
+}
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  id: number;
+  children: ProfileNode[];
+}
+
+/** --sites: stops the sampling heap profiler after a full GC and prints bytes by allocation stack (4 frames) to stderr. */
+function heapSites(session: Session, all: boolean): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
+  // Two scavenges first: the young generation's garbage goes unrecorded (as during the run) and
+  // its survivors are promoted, so the full GC then collects only what was promoted and died.
+  gc({ type: 'minor' });
+  gc({ type: 'minor' });
+  gc();
+  session.post('HeapProfiler.stopSampling', (err, res) => {
+    if (err) throw err;
+    const { head, samples } = (res as unknown as { profile: { head: ProfileNode; samples: { size: number; nodeId: number }[] } }).profile;
+    const stack = new Map<number, string>();
+    const walk = (n: ProfileNode, path: string[]): void => {
+      const f = n.callFrame;
+      const here = f.url || f.functionName ? [...path, `${f.functionName || '(anon)'} ${f.url.replace(/^.*\/dist\//, '')}:${f.lineNumber + 1}`] : path;
+      stack.set(n.id, here.slice(-4).reverse().join(' < '));
+      for (const c of n.children) walk(c, here);
+    };
+    walk(head, []);
+    const bytes = new Map<string, number>();
+    let total = 0;
+    for (const s of samples) {
+      const k = stack.get(s.nodeId) ?? '?';
+      bytes.set(k, (bytes.get(k) ?? 0) + s.size);
+      total += s.size;
+    }
+    const top = [...bytes].sort((a, b) => b[1] - a[1]).slice(0, 40);
+    process.stderr.write(`heap sites (${all ? 'live + collected by mark-compacts' : 'live'}): ${(total / 1024).toFixed(0)} KiB sampled\n`);
+    for (const [k, b] of top) process.stderr.write(`  ${(b / 1024).toFixed(1).padStart(9)} KiB  ${k}\n`);
+  });
+  session.disconnect();
 }
 
 // ---- parent ------------------------------------------------------------------------------------
@@ -748,6 +802,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 async function parent(args: Map<string, string>): Promise<void> {
   if (args.get('gc') === '1') process.env.DPO_SOAK_GC = '1';
   if (args.get('alloc') === '1') process.env.DPO_SOAK_ALLOC = '1';
+  if (args.has('sites')) process.env.DPO_SOAK_SITES = args.get('sites');
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];
