@@ -54,7 +54,6 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
 import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler, setFlagsFromString } from 'node:v8';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Agent, request } from 'node:http';
 import { Session } from 'node:inspector';
 import { runInNewContext } from 'node:vm';
@@ -163,23 +162,15 @@ class AllocationMeter {
 }
 let meter: AllocationMeter | undefined;
 
-/** Collections counted by a performance observer (cheap; the default without --alloc 1). */
-let gcCounts = { scavenges: 0, markCompacts: 0 };
-let gcObserver: PerformanceObserver | undefined;
+/**
+ * Without --alloc 1 the child counts no collections itself: the parent counts the lines of V8's
+ * --trace-gc on the child's stdout (printed from C++, nothing allocated in the child's heap). A
+ * PerformanceObserver of 'gc' entries did it before, but Node builds each entry with deprecation
+ * wrappers that were promoted and died in the old generation (~5 KiB per scavenge): most of the
+ * old-space growth the generate soak showed was the bench's own.
+ */
 function gcCounter(): { allocated: number; scavenges: number; markCompacts: number } {
-  if (!gcObserver) {
-    gcObserver = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
-        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcCounts.scavenges++;
-        else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcCounts.markCompacts++;
-      }
-    });
-    gcObserver.observe({ entryTypes: ['gc'] });
-  }
-  const c = gcCounts;
-  gcCounts = { scavenges: 0, markCompacts: 0 };
-  return { allocated: -1, ...c };
+  return { allocated: -1, scavenges: -1, markCompacts: -1 };
 }
 
 function startMeter(): void {
@@ -624,8 +615,14 @@ function heapSites(session: Session, all: boolean): void {
 // Ctrl-C (SIGINT): finish the current round, stop, and report what was measured so far.
 let interrupted = false;
 
+/** A line of V8's --trace-gc: "[pid:0x…]   1234 ms: Scavenge 20.1 (35.2) -> …" or "… Mark-Compact …". */
+const GC_TRACE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: (Scavenge|Minor|Mark-Compact|Mark-sweep)/;
+
 class Proc {
   private buf = '';
+  /** Collections the child's --trace-gc reported since its last sample. */
+  private scavenges = 0;
+  private markCompacts = 0;
   private waiters: ((o: any) => void)[] = [];
   private lines: any[] = [];
   constructor(readonly p: ChildProcess) {
@@ -634,12 +631,24 @@ class Proc {
       for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
         const line = this.buf.slice(0, i);
         this.buf = this.buf.slice(i + 1);
+        const gc = GC_TRACE.exec(line);
+        if (gc) {
+          if (gc[1] === 'Scavenge' || gc[1] === 'Minor') this.scavenges++;
+          else this.markCompacts++;
+          continue;
+        }
         let o: unknown;
         try {
           o = JSON.parse(line);
         } catch {
           process.stderr.write(`  [child] ${line}\n`);
           continue;
+        }
+        const smp = o as Partial<Sample>;
+        if (typeof smp.units === 'number' && smp.scavenges === -1) {
+          smp.scavenges = this.scavenges;
+          smp.markCompacts = this.markCompacts;
+          this.scavenges = this.markCompacts = 0;
         }
         const w = this.waiters.shift();
         if (w) w(o);
@@ -679,7 +688,8 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
   const script = fileURLToPath(import.meta.url);
   const extra = factor !== undefined ? ['--factor', factor] : [];
   const gcEach = process.env.DPO_SOAK_GC === '1';
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), ...nodeFlags, script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
+  const traceGc = process.env.DPO_SOAK_ALLOC !== '1' ? ['--trace-gc'] : [];
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), ...traceGc, ...nodeFlags, script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
     env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
