@@ -2,7 +2,8 @@
 // being promoted and dying in the old generation (where it sized V8's heap up until a
 // mark-compact: +5–8% RSS on 5,000-step soaks). Measured as the bytes the scavenges move into old
 // space per step (node:v8's GCProfiler), after a warm-up. Also: the typed-array metric window the
-// RL loop sums its metrics in, and the per-connection statement cache of add-prompts.
+// RL loop sums its metrics in; add-prompts' statements prepared once per connection and its
+// SQLite page cache bounded to 2 MB (better-sqlite3's 16 MB filled as the project grew).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GCProfiler } from 'node:v8';
@@ -16,6 +17,7 @@ import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
 import { MetricWindow } from '../src/train/metric-window.js';
 import { cachedStatement, openDatabase } from '../src/annotate/db.js';
 import { dbPath, initProject, insertItem } from '../src/annotate/store.js';
+import { addPrompts, ADD_PROMPTS_CACHE_KIB, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
 
 interface GcStat {
   gcType: string;
@@ -132,5 +134,34 @@ test('cachedStatement: one compiled statement per connection and SQL; add-prompt
   } finally {
     db.close();
     db2.close();
+  }
+});
+
+test('add-prompts runs with a 2 MB SQLite page cache, and restores the connection\'s own afterwards', async () => {
+  // better-sqlite3 builds SQLite with 16 MB per connection, which filled as the project grew (the C
+  // heap of 20,000 inserts: 3 → 18 MiB; at 2 MB flat at ~5 MiB from 4,000 on; README).
+  const dir = mkdtempSync(join(tmpdir(), 'add-prompts-cache-'));
+  initProject(dir, {});
+  const db = openDatabase(dbPath(dir));
+  try {
+    const before = db.pragma('cache_size', { simple: true });
+    assert.equal(before, -16000, 'better-sqlite3\'s build default changed: revisit ADD_PROMPTS_CACHE_KIB');
+    const during: unknown[] = [];
+    const r = await addPrompts(db, Array.from({ length: 20 }, (_, i) => ({ prompt: `prompt ${i}`, line: i + 1 })), async (p) => {
+      during.push(db.pragma('cache_size', { simple: true }));
+      return [`${p} a`, `${p} b`];
+    }, DEFAULT_SAMPLING, 'test');
+    assert.equal(r.added, 20);
+    assert.deepEqual(new Set(during), new Set([-ADD_PROMPTS_CACHE_KIB]));
+    assert.equal(db.pragma('cache_size', { simple: true }), before, 'the connection\'s cache size was not restored');
+    // A smaller cache than the bound is left alone; a failing generator still restores the setting.
+    db.pragma('cache_size = -500');
+    await assert.rejects(addPrompts(db, [{ prompt: 'x', line: 1 }], async () => {
+      assert.equal(db.pragma('cache_size', { simple: true }), -500);
+      throw new Error('model failed');
+    }, DEFAULT_SAMPLING, 'test'), /model failed/);
+    assert.equal(db.pragma('cache_size', { simple: true }), -500);
+  } finally {
+    db.close();
   }
 });
