@@ -557,8 +557,19 @@ void PackBWasm(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t
   if (full < cols) PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 8) * kc * 8);
 }
 
+#if defined(DPO_GEMM_PROBE)
+// Probe builds only (`node scripts/build-wasm.mjs --probe` → dist/wasm-probe/, for `node
+// dist/bench/wasm-gemm.js --breakdown`): dpo_gemm_probe(mode) makes the GEMM skip parts of its work
+// so the bench can time them apart — 1: packing op(A), 2: packing op(B) (the kernel then reads the
+// panels of an earlier call), 4: the micro-kernel. Results are wrong while a mode is set.
+int g_probe = 0;
+#endif
+
 template <bool kFma, int MR>
 void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
+#if defined(DPO_GEMM_PROBE)
+  if (g_probe & 4) return;
+#endif
   v128_t c[MR][2];
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
   for (int64_t k = 0; k < kc; k++) {
@@ -934,9 +945,15 @@ struct Driver {
     return all <= WholeSlabMaxCols() ? all : std::min(all, kSlabN / kd.nr * kd.nr);
   }
   void PackA(int64_t bi, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int64_t, float* Ap) const {
+#if defined(DPO_GEMM_PROBE)
+    if (g_probe & 1) return;
+#endif
     kd.packA(P, P.A + bi * P.sA, i0, rows, p0, kc, kd.mr, Ap);
   }
   void PackB(int64_t bi, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t, float* Bp) const {
+#if defined(DPO_GEMM_PROBE)
+    if (g_probe & 2) return;
+#endif
     kd.packB(P, P.B + bi * P.sB, p0, kc, j0, cols, kd.nr, Bp);
   }
 };
@@ -1143,3 +1160,7 @@ const char* dpo_gemm_kernels_supported(void) {
 }
 
 }  // extern "C"
+
+#if defined(DPO_GEMM_PROBE)
+extern "C" void dpo_gemm_probe(int mode) { dpo::g_probe = mode; }
+#endif
