@@ -144,6 +144,9 @@ async function nodeBreakdown(): Promise<void> {
   if (!build) throw new Error(`${dir} has no probe build: run \`node scripts/build-wasm.mjs --probe\` first`);
   const factory = ((await import(pathToFileURL(join(dir, `${build}.mjs`)).href)) as { default: (m: object) => Promise<ProbeModule> }).default;
   const m = await factory({ wasmBinary: readFileSync(join(dir, `${build}.wasm`)), print: () => {}, printErr: (x: string) => console.warn(x) });
+  // (WebAssembly's types are not in this project's lib: no DOM.)
+  const WA = (globalThis as unknown as { WebAssembly: { Instance: new (m: object) => { exports: object }; Module: new (b: Uint8Array) => object } }).WebAssembly;
+  const loopFns = new WA.Instance(new WA.Module(peakModule())).exports as Record<string, (turns: number) => number>;
   console.log(`\n== Node ${process.version}: where a 1-thread call of ours goes (probe build ${build}, kernel ${regular.gemmKernel()}; regular build ${regular.build})`);
   console.log(`CPU: ${cpuLine()}`);
   console.log(`clock: ${clock === 'cpu' ? 'process CPU time' : 'wall'}; best of ${reps} calls per round, ${rounds} interleaved rounds; ms per call, share of the bench's call`);
@@ -175,8 +178,14 @@ async function nodeBreakdown(): Promise<void> {
       kernel: () => { m._dpo_gemm_probe(3); gemm(); },
       pack: () => { m._dpo_gemm_probe(4); gemm(); },
     };
+    // The page's multiply-add loops, each sized to the same flops as the call.
+    const loops = LOOPS.map(([name, , acc]) => ({ f: loopFns[name]!, turns: Math.max(1, Math.round(flops / (4 * acc * 8))) }));
     // Warm-up to V8's optimizing tier; the pack buffers then hold valid panels for the skipping modes.
-    for (let i = 0; i < 4; i++) for (const [k] of parts) run[k]();
+    for (let i = 0; i < 4; i++) {
+      for (const [k] of parts) run[k]();
+      for (const l of loops) l.f(l.turns);
+      await new Promise((ok) => setTimeout(ok, 20));
+    }
     run.call();
     const best: Record<string, number> = {};
     for (let r = 0; r < rounds; r++) {
@@ -187,10 +196,20 @@ async function nodeBreakdown(): Promise<void> {
           best[k] = Math.min(best[k] ?? Infinity, now() - t0);
         }
       }
+      for (const l of loops) {
+        for (let i = 0; i < reps; i++) {
+          const t0 = now();
+          l.f(l.turns);
+          best.loop = Math.min(best.loop ?? Infinity, now() - t0);
+        }
+      }
     }
     m._dpo_gemm_probe(0);
     const call = best.call!;
     console.log(`\n${s.name}: bench call ${call.toFixed(2)} ms = ${(flops / (call * 1e6)).toFixed(1)} GFLOP/s; the kernel without packing ${(flops / (best.kernel! * 1e6)).toFixed(1)} GFLOP/s`);
+    const loopRate = flops / (best.loop! * 1e6);
+    console.log(`  multiply-add loop (fastest of ${LOOPS.map(([n]) => n).join(', ')}) ${loopRate.toFixed(1)} GFLOP/s: ` +
+      `the kernel without packing runs at ${(100 * best.loop! / best.kernel!).toFixed(1)}% of it, the bench call at ${(100 * best.loop! / call).toFixed(1)}%`);
     for (const [k, label] of parts) console.log(`  ${label.padEnd(36)} ${best[k]!.toFixed(2).padStart(8)} ms ${(100 * best[k]! / call).toFixed(1).padStart(6)}%`);
     console.log(`  → copies ${(100 * (call - best.resident!) / call).toFixed(1)}%, packing op(A) ${(100 * (best.resident! - best.noA!) / call).toFixed(1)}%, ` +
       `op(B) ${(100 * (best.resident! - best.noB!) / call).toFixed(1)}%, the rest (kernel, C, partial tiles) ${(100 * best.kernel! / call).toFixed(1)}%`);
@@ -246,6 +265,42 @@ function serve(): Promise<{ server: Server; url: string }> {
   }));
 }
 
+// The reference rate: wasm functions doing nothing but independent 4-lane multiply-adds
+// (f32x4.relaxed_madd with 8, 10 or 12 accumulators, 4·acc per loop turn; f32x4.mul + f32x4.add with
+// 12), encoded here byte by byte. GFLOP/s = turns · 4 · acc · 8 / time. A madd has a latency of 4
+// cycles on recent x86 cores and two issue each cycle, so 8 in flight is the least that can reach
+// the throughput; more than 12 no longer fit V8's 15 allocatable xmm registers (with the two
+// operands) and spill. The best of them is the multiply-add throughput of one core as wasm sees it.
+const LOOPS: [name: string, fma: boolean, accumulators: number][] = [['madd8', true, 8], ['madd10', true, 10], ['madd12', true, 12], ['muladd12', false, 12]];
+// One home for the page (injected as source) and the Node breakdown.
+function peakModule(): Uint8Array {
+  const leb = (n: number): number[] => { const o: number[] = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
+  const f32 = (x: number): number[] => [...new Uint8Array(new Float32Array([x]).buffer)];
+  const SIMD = 0xfd;
+  const body = (fma: boolean, ACC: number): number[] => {
+    const A = ACC + 1, B = ACC + 2;
+    const c = [0x43, ...f32(1.0001), SIMD, 0x13, 0x21, A, 0x43, ...f32(0.9999), SIMD, 0x13, 0x21, B, 0x03, 0x40];
+    for (let u = 0; u < 4; u++) {
+      for (let i = 1; i <= ACC; i++) {
+        c.push(0x20, A, 0x20, B);
+        if (fma) c.push(0x20, i, SIMD, ...leb(0x105)); else c.push(SIMD, ...leb(0xe6), 0x20, i, SIMD, ...leb(0xe4));
+        c.push(0x21, i);
+      }
+    }
+    c.push(0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, 0x0b, 0x20, 1);
+    for (let i = 2; i <= ACC; i++) c.push(0x20, i, SIMD, ...leb(0xe4));
+    c.push(SIMD, 0x1f, 0, 0x0b);
+    const fn = [1, ACC + 2, 0x7b, ...c];
+    return [...leb(fn.length), ...fn];
+  };
+  const section = (id: number, bytes: number[]): number[] => [id, ...leb(bytes.length), ...bytes];
+  const name = (s: string): number[] => [s.length, ...new TextEncoder().encode(s)];
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]), ...section(3, [LOOPS.length, ...LOOPS.map(() => 0)]),
+    ...section(7, [LOOPS.length, ...LOOPS.flatMap(([n], i) => [...name(n), 0, i])]),
+    ...section(10, [LOOPS.length, ...LOOPS.flatMap(([, fma, acc]) => body(fma, acc))])]);
+}
+
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wasm GEMM bench</title>
 <script>
 // Every Worker the engines start, by script (their thread pools), so the output says what each ran with.
@@ -283,40 +338,8 @@ function rand(n, seed) {
   return x;
 }
 
-// The reference rate: wasm functions doing nothing but independent 4-lane multiply-adds
-// (f32x4.relaxed_madd with 8, 10 or 12 accumulators, 4·acc per loop turn; f32x4.mul + f32x4.add with
-// 12), encoded here byte by byte. GFLOP/s = turns · 4 · acc · 8 / time. A madd has a latency of 4
-// cycles on recent x86 cores and two issue each cycle, so 8 in flight is the least that can reach
-// the throughput; more than 12 no longer fit V8's 15 allocatable xmm registers (with the two
-// operands) and spill. The best of them is the multiply-add throughput of one core as wasm sees it.
-const LOOPS = [['madd8', true, 8], ['madd10', true, 10], ['madd12', true, 12], ['muladd12', false, 12]];
-function peakModule() {
-  const leb = (n) => { const o = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
-  const f32 = (x) => [...new Uint8Array(new Float32Array([x]).buffer)];
-  const SIMD = 0xfd;
-  const body = (fma, ACC) => {
-    const A = ACC + 1, B = ACC + 2;
-    const c = [0x43, ...f32(1.0001), SIMD, 0x13, 0x21, A, 0x43, ...f32(0.9999), SIMD, 0x13, 0x21, B, 0x03, 0x40];
-    for (let u = 0; u < 4; u++) {
-      for (let i = 1; i <= ACC; i++) {
-        c.push(0x20, A, 0x20, B);
-        if (fma) c.push(0x20, i, SIMD, ...leb(0x105)); else c.push(SIMD, ...leb(0xe6), 0x20, i, SIMD, ...leb(0xe4));
-        c.push(0x21, i);
-      }
-    }
-    c.push(0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, 0x0b, 0x20, 1);
-    for (let i = 2; i <= ACC; i++) c.push(0x20, i, SIMD, ...leb(0xe4));
-    c.push(SIMD, 0x1f, 0, 0x0b);
-    const fn = [1, ACC + 2, 0x7b, ...c];
-    return [...leb(fn.length), ...fn];
-  };
-  const section = (id, bytes) => [id, ...leb(bytes.length), ...bytes];
-  const name = (s) => [s.length, ...new TextEncoder().encode(s)];
-  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-    ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]), ...section(3, [LOOPS.length, ...LOOPS.map(() => 0)]),
-    ...section(7, [LOOPS.length, ...LOOPS.flatMap(([n], i) => [...name(n), 0, i])]),
-    ...section(10, [LOOPS.length, ...LOOPS.flatMap(([, fma, acc]) => body(fma, acc))])]);
-}
+const LOOPS = ${JSON.stringify(LOOPS)};
+${peakModule.toString()}
 // Warm-up: V8 first runs a wasm function on its baseline compiler (Liftoff: accumulators spilled to
 // the stack, about half the speed) and switches to the optimizing tier (TurboFan) in the background
 // once a call has used its budget, for the following calls; a few calls with pauses between them
