@@ -26,9 +26,9 @@
 //                 register blockings have no room (15 live vectors = V8's allocatable xmm0-14 on
 //                 x86-64) and the BLIS loop order (B micro-panel outer) measured 0.96-1.02×.
 //                 1024³ on 1 thread (Node, bench/wasm-gemm.ts --breakdown, CPU time): without
-//                 packing the kernel runs at 95-97% of the loop, the whole call at 90-92% (copies
-//                 0-1.5%, packing op(A) 1.3-2.3%, op(B) 0.9-1.5%). Measured and dropped: KC 128-512
-//                 with slabs of 256-1024 columns (all within ±1%), 24-row slab tasks (same),
+//                 packing the kernel runs at 95-97% of the loop, the whole call at 87-92% (packing
+//                 2-3%, copies 0-5%, loaded machine). Measured and dropped: KC 128-512 with slabs of
+//                 256-1024 columns, 24- or 48-row slab tasks (all within ±1.5%),
 //                 reading op(A) from its rows instead of packing it (6 row pointers: 0.74×),
 //                 alpha = 1 / beta ∈ {0, 1} epilogues without the multiplications (same).
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
