@@ -2,7 +2,7 @@
 // against our native addon in Node, on this machine.
 //
 //   npm run build:wasm && npx tsc -p . && node dist/bench/wasm-gemm.js [--threads 1,2] [--rounds 3] [--reps 5] [--shapes N] [--node-only | --browser-only] [--clock wall|cpu]
-//   node scripts/build-wasm.mjs --probe && node dist/bench/wasm-gemm.js --breakdown [--shapes N] [--rounds R] [--reps N] [--clock cpu]
+//   node scripts/build-wasm.mjs --probe && node dist/bench/wasm-gemm.js --breakdown [--shapes N] [--rounds R] [--reps N] [--clock cpu] [--node-only | --browser-only]
 //
 // Browser (Debian's /usr/bin/chromium through playwright-core, headless): one page served from
 // 127.0.0.1 with COOP/COEP headers (cross-origin isolated, so SharedArrayBuffer and threads work),
@@ -123,7 +123,7 @@ async function nodeBench(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Node, --breakdown: where the time of one of our 1-thread calls goes, from the probe build
+// --breakdown (Node, then chromium): where the time of one of our 1-thread calls goes, from the probe build
 // (`node scripts/build-wasm.mjs --probe` → dist/wasm-probe/: the same GEMM, compiled with
 // -DDPO_GEMM_PROBE, can skip packing op(A), op(B) or its micro-kernel). Interleaved per round: the
 // bench's call (copy A and B into wasm memory, GEMM, copy C out), the GEMM alone on operands already
@@ -135,13 +135,93 @@ type ProbeModule = {
   _malloc(n: number): number;
   _dpo_gemm(...a: number[]): number;
   _dpo_gemm_probe(mode: number): void;
+  _free(p: number): void;
 };
+
+/** The breakdown's parts: key, label. */
+const BREAKDOWN_PARTS: [string, string][] = [
+  ['call', 'bench call (copies + GEMM)'], ['regular', 'regular build, bench call'], ['resident', 'GEMM, operands in wasm memory'],
+  ['noA', 'GEMM without packing op(A)'], ['noB', 'GEMM without packing op(B)'], ['kernel', 'GEMM without packing (kernel + C)'], ['pack', 'packing alone (no kernel)'],
+];
+
+/**
+ * Times the parts of one shape's call (BREAKDOWN_PARTS' keys) and the multiply-add loops, rounds
+ * interleaved; the best ms of each (loop: of all loops, sized to the call's flops). Self-contained
+ * (the page gets its source): m is the probe build's module, regularGemm the regular build's bench call.
+ */
+async function timeBreakdown(m: ProbeModule, regularGemm: () => void, loopFns: Record<string, (turns: number) => number>,
+  loops: [string, number][], parts: string[], M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array,
+  rounds: number, reps: number, now: () => number): Promise<Record<string, number>> {
+  const flops = 2 * M * N * K;
+  const pA = m._malloc(4 * A.length), pB = m._malloc(4 * B.length), pC = m._malloc(4 * C.length);
+  if (!pA || !pB || !pC) throw new Error('probe build: out of wasm memory');
+  const gemm = (): void => {
+    const status = m._dpo_gemm(0, 0, M, N, K, pA, A.length, 0, pB, B.length, 0, pC, C.length, 0, 1, 1, 0);
+    if (status !== 0) throw new Error(`probe build: dpo_gemm status ${status}`);
+  };
+  const run: Record<string, () => void> = {
+    call: () => {
+      m._dpo_gemm_probe(0);
+      m.HEAPF32.set(A, pA >> 2);
+      m.HEAPF32.set(B, pB >> 2);
+      gemm();
+      C.set(m.HEAPF32.subarray(pC >> 2, (pC >> 2) + C.length));
+    },
+    regular: regularGemm,
+    resident: () => { m._dpo_gemm_probe(0); gemm(); },
+    noA: () => { m._dpo_gemm_probe(1); gemm(); },
+    noB: () => { m._dpo_gemm_probe(2); gemm(); },
+    kernel: () => { m._dpo_gemm_probe(3); gemm(); },
+    pack: () => { m._dpo_gemm_probe(4); gemm(); },
+  };
+  const loopRuns = loops.map(([name, acc]) => ({ f: loopFns[name]!, turns: Math.max(1, Math.round(flops / (4 * acc * 8))) }));
+  // Warm-up to V8's optimizing tier; the pack buffers then hold valid panels for the skipping modes.
+  for (let i = 0; i < 4; i++) {
+    for (const k of parts) run[k]!();
+    for (const l of loopRuns) l.f(l.turns);
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+  run.call!();
+  const best: Record<string, number> = {};
+  for (let r = 0; r < rounds; r++) {
+    for (const k of parts) {
+      for (let i = 0; i < reps; i++) {
+        const t0 = now();
+        run[k]!();
+        best[k] = Math.min(best[k] ?? Infinity, now() - t0);
+      }
+    }
+    for (const l of loopRuns) {
+      for (let i = 0; i < reps; i++) {
+        const t0 = now();
+        l.f(l.turns);
+        best.loop = Math.min(best.loop ?? Infinity, now() - t0);
+      }
+    }
+  }
+  m._dpo_gemm_probe(0);
+  m._free(pA);
+  m._free(pB);
+  m._free(pC);
+  return best;
+}
+
+function printBreakdown(s: Shape, best: Record<string, number>): void {
+  const flops = 2 * s.M * s.N * s.K;
+  const call = best.call!;
+  console.log(`\n${s.name}: bench call ${call.toFixed(2)} ms = ${(flops / (call * 1e6)).toFixed(1)} GFLOP/s; the kernel without packing ${(flops / (best.kernel! * 1e6)).toFixed(1)} GFLOP/s`);
+  console.log(`  multiply-add loop (fastest of ${LOOPS.map(([n]) => n).join(', ')}) ${(flops / (best.loop! * 1e6)).toFixed(1)} GFLOP/s: ` +
+    `the kernel without packing runs at ${(100 * best.loop! / best.kernel!).toFixed(1)}% of it, the bench call at ${(100 * best.loop! / call).toFixed(1)}%`);
+  for (const [k, label] of BREAKDOWN_PARTS) console.log(`  ${label.padEnd(36)} ${best[k]!.toFixed(2).padStart(8)} ms ${(100 * best[k]! / call).toFixed(1).padStart(6)}%`);
+  console.log(`  → copies ${(100 * (call - best.resident!) / call).toFixed(1)}%, packing op(A) ${(100 * (best.resident! - best.noA!) / call).toFixed(1)}%, ` +
+    `op(B) ${(100 * (best.resident! - best.noB!) / call).toFixed(1)}%, the rest (kernel, C, partial tiles) ${(100 * best.kernel! / call).toFixed(1)}%`);
+}
 
 async function nodeBreakdown(): Promise<void> {
   const dir = join(root, 'dist', 'wasm-probe');
   const regular = await loadWasmKernelsNode(1); // also turns relaxed SIMD on in Node 20
   const build = ['dpo_kernels_relaxed', 'dpo_kernels'].find((b) => existsSync(join(dir, `${b}.wasm`)));
-  if (!build) throw new Error(`${dir} has no probe build: run \`node scripts/build-wasm.mjs --probe\` first`);
+  if (!build) throw new Error(PROBE_MISSING);
   const factory = ((await import(pathToFileURL(join(dir, `${build}.mjs`)).href)) as { default: (m: object) => Promise<ProbeModule> }).default;
   const m = await factory({ wasmBinary: readFileSync(join(dir, `${build}.wasm`)), print: () => {}, printErr: (x: string) => console.warn(x) });
   // (WebAssembly's types are not in this project's lib: no DOM.)
@@ -150,71 +230,15 @@ async function nodeBreakdown(): Promise<void> {
   console.log(`\n== Node ${process.version}: where a 1-thread call of ours goes (probe build ${build}, kernel ${regular.gemmKernel()}; regular build ${regular.build})`);
   console.log(`CPU: ${cpuLine()}`);
   console.log(`clock: ${clock === 'cpu' ? 'process CPU time' : 'wall'}; best of ${reps} calls per round, ${rounds} interleaved rounds; ms per call, share of the bench's call`);
-  const parts = [
-    ['call', 'bench call (copies + GEMM)'], ['regular', 'regular build, bench call'], ['resident', 'GEMM, operands in wasm memory'],
-    ['noA', 'GEMM without packing op(A)'], ['noB', 'GEMM without packing op(B)'], ['kernel', 'GEMM without packing (kernel + C)'], ['pack', 'packing alone (no kernel)'],
-  ] as const;
   for (const s of SHAPES.slice(0, shapeCount)) {
     const A = rand(s.M * s.K, 1), B = rand(s.K * s.N, 2), C = new Float32Array(s.M * s.N);
-    const flops = 2 * s.M * s.N * s.K;
-    const pA = m._malloc(4 * A.length), pB = m._malloc(4 * B.length), pC = m._malloc(4 * C.length);
-    if (!pA || !pB || !pC) throw new Error('probe build: out of wasm memory');
-    const gemm = (): void => {
-      const status = m._dpo_gemm(0, 0, s.M, s.N, s.K, pA, A.length, 0, pB, B.length, 0, pC, C.length, 0, 1, 1, 0);
-      if (status !== 0) throw new Error(`probe build: dpo_gemm status ${status}`);
-    };
-    const run: Record<(typeof parts)[number][0], () => void> = {
-      call: () => {
-        m._dpo_gemm_probe(0);
-        m.HEAPF32.set(A, pA >> 2);
-        m.HEAPF32.set(B, pB >> 2);
-        gemm();
-        C.set(m.HEAPF32.subarray(pC >> 2, (pC >> 2) + C.length));
-      },
-      regular: () => { regular.gemm(false, false, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0); },
-      resident: () => { m._dpo_gemm_probe(0); gemm(); },
-      noA: () => { m._dpo_gemm_probe(1); gemm(); },
-      noB: () => { m._dpo_gemm_probe(2); gemm(); },
-      kernel: () => { m._dpo_gemm_probe(3); gemm(); },
-      pack: () => { m._dpo_gemm_probe(4); gemm(); },
-    };
-    // The page's multiply-add loops, each sized to the same flops as the call.
-    const loops = LOOPS.map(([name, , acc]) => ({ f: loopFns[name]!, turns: Math.max(1, Math.round(flops / (4 * acc * 8))) }));
-    // Warm-up to V8's optimizing tier; the pack buffers then hold valid panels for the skipping modes.
-    for (let i = 0; i < 4; i++) {
-      for (const [k] of parts) run[k]();
-      for (const l of loops) l.f(l.turns);
-      await new Promise((ok) => setTimeout(ok, 20));
-    }
-    run.call();
-    const best: Record<string, number> = {};
-    for (let r = 0; r < rounds; r++) {
-      for (const [k] of parts) {
-        for (let i = 0; i < reps; i++) {
-          const t0 = now();
-          run[k]();
-          best[k] = Math.min(best[k] ?? Infinity, now() - t0);
-        }
-      }
-      for (const l of loops) {
-        for (let i = 0; i < reps; i++) {
-          const t0 = now();
-          l.f(l.turns);
-          best.loop = Math.min(best.loop ?? Infinity, now() - t0);
-        }
-      }
-    }
-    m._dpo_gemm_probe(0);
-    const call = best.call!;
-    console.log(`\n${s.name}: bench call ${call.toFixed(2)} ms = ${(flops / (call * 1e6)).toFixed(1)} GFLOP/s; the kernel without packing ${(flops / (best.kernel! * 1e6)).toFixed(1)} GFLOP/s`);
-    const loopRate = flops / (best.loop! * 1e6);
-    console.log(`  multiply-add loop (fastest of ${LOOPS.map(([n]) => n).join(', ')}) ${loopRate.toFixed(1)} GFLOP/s: ` +
-      `the kernel without packing runs at ${(100 * best.loop! / best.kernel!).toFixed(1)}% of it, the bench call at ${(100 * best.loop! / call).toFixed(1)}%`);
-    for (const [k, label] of parts) console.log(`  ${label.padEnd(36)} ${best[k]!.toFixed(2).padStart(8)} ms ${(100 * best[k]! / call).toFixed(1).padStart(6)}%`);
-    console.log(`  → copies ${(100 * (call - best.resident!) / call).toFixed(1)}%, packing op(A) ${(100 * (best.resident! - best.noA!) / call).toFixed(1)}%, ` +
-      `op(B) ${(100 * (best.resident! - best.noB!) / call).toFixed(1)}%, the rest (kernel, C, partial tiles) ${(100 * best.kernel! / call).toFixed(1)}%`);
+    const regularGemm = (): void => { regular.gemm(false, false, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0); };
+    printBreakdown(s, await timeBreakdown(m, regularGemm, loopFns, LOOPS.map(([n, , acc]) => [n, acc]), BREAKDOWN_PARTS.map(([k]) => k),
+      s.M, s.N, s.K, A, B, C, rounds, reps, now));
   }
 }
+
+const PROBE_MISSING = 'dist/wasm-probe/ has no probe build: run `node scripts/build-wasm.mjs --probe` first';
 
 function nativeGemmKernel(): string {
   // backend.ts's kernelPath() reads it from the addon; avoid switching the active backend here.
@@ -479,6 +503,27 @@ window.runBench = async ({ shapes, threads, rounds, reps }) => {
   }
   return { info, rows };
 };
+// --breakdown: where a 1-thread call of ours goes, from the probe build (dist/wasm-probe/), as in Node.
+${timeBreakdown.toString()}
+window.runBreakdown = async ({ shapes, rounds, reps, loops, parts }) => {
+  let build = null, res = null;
+  for (const b of ['dpo_kernels_relaxed', 'dpo_kernels']) {
+    res = await fetch('/dist/wasm-probe/' + b + '.wasm');
+    if (res.ok) { build = b; break; }
+  }
+  if (!build) return { error: 'no probe build' };
+  const factory = (await import('/dist/wasm-probe/' + build + '.mjs')).default;
+  const m = await factory({ wasmBinary: new Uint8Array(await res.arrayBuffer()), print() {}, printErr: console.warn });
+  const regular = await createWasmKernels(new URL('/dist/wasm/', location.href), { threads: 1 });
+  const loopFns = new WebAssembly.Instance(await WebAssembly.compile(peakModule())).exports;
+  const out = [];
+  for (const s of shapes) {
+    const A = rand(s.M * s.K, 1), B = rand(s.K * s.N, 2), C = new Float32Array(s.M * s.N);
+    const regularGemm = () => { regular.gemm(false, false, s.M, s.N, s.K, A, 0, B, 0, C, 0, 1, 1, 0); };
+    out.push(await timeBreakdown(m, regularGemm, loopFns, loops, parts, s.M, s.N, s.K, A, B, C, rounds, reps, () => performance.now()));
+  }
+  return { build, regular: regular.build, kernel: regular.gemmKernel(), userAgent: navigator.userAgent, out };
+};
 window.benchReady = true;
 </script>`;
 
@@ -543,12 +588,38 @@ async function browserBench(): Promise<void> {
   }
 }
 
+async function browserBreakdown(): Promise<void> {
+  const { chromium } = await import('playwright-core');
+  const exe = '/usr/bin/chromium';
+  if (!existsSync(exe)) throw new Error('Debian chromium not found at /usr/bin/chromium (apt-get install chromium)');
+  const { server, url } = await serve();
+  const browser = await chromium.launch({ executablePath: exe, headless: true, args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage();
+    page.on('console', (msg) => { if (msg.type() === 'error') console.log(`  [page] ${msg.text()}`); });
+    await page.goto(url);
+    await page.waitForFunction('window.benchReady === true');
+    const res = await page.evaluate((a) => (globalThis as unknown as { runBreakdown: (x: unknown) => Promise<unknown> }).runBreakdown(a), {
+      shapes: SHAPES.slice(0, shapeCount), rounds, reps, loops: LOOPS.map(([n, , acc]) => [n, acc]), parts: BREAKDOWN_PARTS.map(([k]) => k),
+    }) as { error?: string; build: string; regular: string; kernel: string; userAgent: string; out: Record<string, number>[] };
+    if (res.error) throw new Error(PROBE_MISSING);
+    console.log(`\n== chromium (${res.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? res.userAgent}, headless): where a 1-thread call of ours goes (probe build ${res.build}, kernel ${res.kernel}; regular build ${res.regular})`);
+    console.log(`CPU: ${cpuLine()}`);
+    console.log(`clock: wall; best of ${reps} calls per round, ${rounds} interleaved rounds; ms per call, share of the bench's call`);
+    SHAPES.slice(0, shapeCount).forEach((s, i) => printBreakdown(s, res.out[i]!));
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
 if (!wasmBuildDir()) {
   console.error(WASM_MISSING);
   process.exit(1);
 }
 if (process.argv.includes('--breakdown')) {
-  await nodeBreakdown();
+  if (!process.argv.includes('--browser-only')) await nodeBreakdown();
+  if (!process.argv.includes('--node-only')) await browserBreakdown();
   process.exit(0);
 }
 if (!process.argv.includes('--browser-only')) await nodeBench();
