@@ -31,8 +31,8 @@
 //                 256-1024 columns, 24- or 48-row slab tasks (all within ±1.5%),
 //                 reading op(A) from its rows instead of packing it (6 row pointers: 0.74×),
 //                 alpha = 1 / beta ∈ {0, 1} epilogues without the multiplications (same), op(A)
-//                 packed once per K block for all slabs with KC 512 (resident operands 1.02-1.04×,
-//                 the bench call 1.00-1.01×: not worth a second driver loop).
+//                 packed once per K block for all slabs with KC 512 (resident operands 1.01-1.03×,
+//                 the bench call 1.00-1.015×: not worth a second driver loop).
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
 // Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
