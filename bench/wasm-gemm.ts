@@ -222,6 +222,12 @@ async function nodeBreakdown(): Promise<void> {
   const regular = await loadWasmKernelsNode(1); // also turns relaxed SIMD on in Node 20
   const build = ['dpo_kernels_relaxed', 'dpo_kernels'].find((b) => existsSync(join(dir, `${b}.wasm`)));
   if (!build) throw new Error(PROBE_MISSING);
+  // Both builds record the newest source time they were built from: a probe build older than the
+  // regular one times other code.
+  const stamp = (d: string): string => (existsSync(join(d, `${build}.stamp`)) ? readFileSync(join(d, `${build}.stamp`), 'utf8') : '?');
+  if (stamp(dir) !== stamp(join(root, 'dist', 'wasm'))) {
+    console.warn(`warning: dist/wasm-probe/ and dist/wasm/ were built from different sources: rerun \`npm run build:wasm\` and \`node scripts/build-wasm.mjs --probe\``);
+  }
   const factory = ((await import(pathToFileURL(join(dir, `${build}.mjs`)).href)) as { default: (m: object) => Promise<ProbeModule> }).default;
   const m = await factory({ wasmBinary: readFileSync(join(dir, `${build}.wasm`)), print: () => {}, printErr: (x: string) => console.warn(x) });
   // (WebAssembly's types are not in this project's lib: no DOM.)
