@@ -6,11 +6,11 @@
 // SQLite page cache bounded to 2 MB (better-sqlite3's 16 MB filled as the project grew).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GCProfiler } from 'node:v8';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeRlTask } from './fixtures/train/tiny.js';
+import { recordPromotion } from './helpers/gc.js';
 import { runGrpo } from '../src/train/grpo.js';
 import { runPpo } from '../src/train/ppo.js';
 import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
@@ -19,12 +19,6 @@ import { cachedStatement, openDatabase } from '../src/annotate/db.js';
 import { dbPath, initProject, insertItem } from '../src/annotate/store.js';
 import { addPrompts, ADD_PROMPTS_CACHE_KIB, DEFAULT_SAMPLING } from '../src/annotate/generate.js';
 
-interface GcStat {
-  gcType: string;
-  beforeGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
-  afterGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
-}
-
 const WARMUP = 40, MEASURED = 200;
 
 /**
@@ -32,22 +26,13 @@ const WARMUP = 40, MEASURED = 200;
  * promoted per measured step: old space used after − before each scavenge, summed.
  */
 async function promotedPerStep(run: (onLog: (r: Record<string, number>) => void) => Promise<unknown>): Promise<{ perStep: number; scavenges: number }> {
-  let prof: GCProfiler | undefined;
-  let stats: GcStat[] = [];
+  let rec: ReturnType<typeof recordPromotion> | undefined;
+  let measured = { promoted: 0, scavenges: 0 };
   await run((r) => {
-    if (r.step === WARMUP) {
-      prof = new GCProfiler();
-      prof.start();
-    } else if (r.step === WARMUP + MEASURED) stats = (prof!.stop() as { statistics: GcStat[] }).statistics;
+    if (r.step === WARMUP) rec = recordPromotion();
+    else if (r.step === WARMUP + MEASURED) measured = rec!.stop();
   });
-  const old = (s: GcStat['beforeGC']): number => s.heapSpaceStatistics.find((x) => x.spaceName === 'old_space')!.spaceUsedSize;
-  let promoted = 0, scavenges = 0;
-  for (const g of stats) {
-    if (g.gcType !== 'Scavenge') continue;
-    scavenges++;
-    promoted += Math.max(0, old(g.afterGC) - old(g.beforeGC));
-  }
-  return { perStep: promoted / MEASURED, scavenges };
+  return { perStep: measured.promoted / MEASURED, scavenges: measured.scavenges };
 }
 
 const { modelDir, promptsFile, rewardModule } = await makeRlTask();
