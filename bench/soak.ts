@@ -19,6 +19,10 @@
 //          --node-flags "--trace-gc-nvp ..." (V8/Node flags for the children)
 //          --alloc 1 (JS bytes allocated per unit, from node:v8's GC profiler: its buffers are freed
 //          only by full collections, so it adds ~1 MiB of glibc mmapped memory per segment to the trace)
+//          --sites all|live (with one mode: V8's sampling heap profiler from the end of the first
+//          segment to the run's end, then a forced full GC; 'all' keeps objects collected by
+//          mark-compacts (promoted, then dead), 'live' only survivors; prints the top allocation
+//          stacks by bytes; run both and diff: the difference is the promoted garbage, by site)
 //          --gc 1 (a full GC before each sample: heap used is then the live JS heap, to tell a leak
 //          in JS objects from garbage V8 has not collected yet; it changes the RSS trace)
 //
@@ -49,9 +53,10 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { gunzipSync } from 'node:zlib';
-import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler } from 'node:v8';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { getHeapStatistics, getHeapSpaceStatistics, GCProfiler, setFlagsFromString } from 'node:v8';
 import { Agent, request } from 'node:http';
+import { Session } from 'node:inspector';
+import { runInNewContext } from 'node:vm';
 import * as T from '../src/tensor/index.js';
 import { nativeKernels } from '../src/tensor/backend.js';
 import { mallocInfo } from '../src/tensor/allocator.js';
@@ -157,23 +162,15 @@ class AllocationMeter {
 }
 let meter: AllocationMeter | undefined;
 
-/** Collections counted by a performance observer (cheap; the default without --alloc 1). */
-let gcCounts = { scavenges: 0, markCompacts: 0 };
-let gcObserver: PerformanceObserver | undefined;
+/**
+ * Without --alloc 1 the child counts no collections itself: the parent counts the lines of V8's
+ * --trace-gc on the child's stdout (printed from C++, nothing allocated in the child's heap). A
+ * PerformanceObserver of 'gc' entries did it before, but Node builds each entry with deprecation
+ * wrappers that were promoted and died in the old generation (~5 KiB per scavenge): most of the
+ * old-space growth the generate soak showed was the bench's own.
+ */
 function gcCounter(): { allocated: number; scavenges: number; markCompacts: number } {
-  if (!gcObserver) {
-    gcObserver = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
-        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcCounts.scavenges++;
-        else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcCounts.markCompacts++;
-      }
-    });
-    gcObserver.observe({ entryTypes: ['gc'] });
-  }
-  const c = gcCounts;
-  gcCounts = { scavenges: 0, markCompacts: 0 };
-  return { allocated: -1, ...c };
+  return { allocated: -1, scavenges: -1, markCompacts: -1 };
 }
 
 function startMeter(): void {
@@ -551,8 +548,16 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   waitGo();
   startMeter();
   let t0 = performance.now(), c0 = process.cpuUsage();
+  const sites = process.env.DPO_SOAK_SITES;
+  const profiler = sites ? new Session() : undefined;
   await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
     if (done % segment !== 0 && done !== steps) return;
+    if (profiler && done === steps) heapSites(profiler, sites === 'all');
+    else if (profiler && done === segment) {
+      profiler.connect();
+      const all = sites === 'all';
+      profiler.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: false });
+    }
     const c = process.cpuUsage(c0);
     // --gc 1: a full collection before each sample, so heap used is the live JS heap (a leak shows
     // as a rising floor) and never-released buffers are accounted for; it changes the RSS trace.
@@ -565,13 +570,59 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   out({ done: true });
 }
 
+interface ProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  id: number;
+  children: ProfileNode[];
+}
+
+/** --sites: stops the sampling heap profiler after a full GC and prints bytes by allocation stack (4 frames) to stderr. */
+function heapSites(session: Session, all: boolean): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
+  // Two scavenges first: the young generation's garbage goes unrecorded (as during the run) and
+  // its survivors are promoted, so the full GC then collects only what was promoted and died.
+  gc({ type: 'minor' });
+  gc({ type: 'minor' });
+  gc();
+  session.post('HeapProfiler.stopSampling', (err, res) => {
+    if (err) throw err;
+    const { head, samples } = (res as unknown as { profile: { head: ProfileNode; samples: { size: number; nodeId: number }[] } }).profile;
+    const stack = new Map<number, string>();
+    const walk = (n: ProfileNode, path: string[]): void => {
+      const f = n.callFrame;
+      const here = f.url || f.functionName ? [...path, `${f.functionName || '(anon)'} ${f.url.replace(/^.*\/dist\//, '')}:${f.lineNumber + 1}`] : path;
+      stack.set(n.id, here.slice(-4).reverse().join(' < '));
+      for (const c of n.children) walk(c, here);
+    };
+    walk(head, []);
+    const bytes = new Map<string, number>();
+    let total = 0;
+    for (const s of samples) {
+      const k = stack.get(s.nodeId) ?? '?';
+      bytes.set(k, (bytes.get(k) ?? 0) + s.size);
+      total += s.size;
+    }
+    const top = [...bytes].sort((a, b) => b[1] - a[1]).slice(0, 40);
+    process.stderr.write(`heap sites (${all ? 'live + collected by mark-compacts' : 'live'}): ${(total / 1024).toFixed(0)} KiB sampled\n`);
+    for (const [k, b] of top) process.stderr.write(`  ${(b / 1024).toFixed(1).padStart(9)} KiB  ${k}\n`);
+  });
+  session.disconnect();
+}
+
 // ---- parent ------------------------------------------------------------------------------------
 
 // Ctrl-C (SIGINT): finish the current round, stop, and report what was measured so far.
 let interrupted = false;
 
+/** A line of V8's --trace-gc: "[pid:0x…]   1234 ms: Scavenge 20.1 (35.2) -> …" or "… Mark-Compact …". */
+const GC_TRACE = /^\[\d+:0x[0-9a-f]+\]\s+\d+ ms: (Scavenge|Minor|Mark-Compact|Mark-sweep)/;
+
 class Proc {
   private buf = '';
+  /** Collections the child's --trace-gc reported since its last sample. */
+  private scavenges = 0;
+  private markCompacts = 0;
   private waiters: ((o: any) => void)[] = [];
   private lines: any[] = [];
   constructor(readonly p: ChildProcess) {
@@ -580,12 +631,24 @@ class Proc {
       for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
         const line = this.buf.slice(0, i);
         this.buf = this.buf.slice(i + 1);
+        const gc = GC_TRACE.exec(line);
+        if (gc) {
+          if (gc[1] === 'Scavenge' || gc[1] === 'Minor') this.scavenges++;
+          else this.markCompacts++;
+          continue;
+        }
         let o: unknown;
         try {
           o = JSON.parse(line);
         } catch {
           process.stderr.write(`  [child] ${line}\n`);
           continue;
+        }
+        const smp = o as Partial<Sample>;
+        if (typeof smp.units === 'number' && smp.scavenges === -1) {
+          smp.scavenges = this.scavenges;
+          smp.markCompacts = this.markCompacts;
+          this.scavenges = this.markCompacts = 0;
         }
         const w = this.waiters.shift();
         if (w) w(o);
@@ -625,7 +688,8 @@ async function runWorkload(name: string, modes: Mode[], steps: number, segment: 
   const script = fileURLToPath(import.meta.url);
   const extra = factor !== undefined ? ['--factor', factor] : [];
   const gcEach = process.env.DPO_SOAK_GC === '1';
-  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), ...nodeFlags, script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
+  const traceGc = process.env.DPO_SOAK_ALLOC !== '1' ? ['--trace-gc'] : [];
+  const procs = modes.map((m) => new Proc(spawn(process.execPath, [...(gcEach ? ['--expose-gc'] : []), ...traceGc, ...nodeFlags, script, '--child', name, '--mode', m, '--steps', String(steps), '--segment', String(segment), '--setup', setup.dir, ...extra], {
     stdio: ['pipe', 'pipe', 'inherit'],
     // exact = the former pool as it was: also glibc's default malloc settings (see src/tensor/allocator.ts).
     env: { ...process.env, DPO_NUM_THREADS: String(threads), DPO_POOL_LIMIT_MB: m === 'none' ? '0' : '', ...(m === 'exact' || m === 'pool-gc' ? { DPO_MALLOC_TUNE: '0' } : {}) },
@@ -748,6 +812,7 @@ function perWorkload(v: string | undefined, name: string): number | undefined {
 async function parent(args: Map<string, string>): Promise<void> {
   if (args.get('gc') === '1') process.env.DPO_SOAK_GC = '1';
   if (args.get('alloc') === '1') process.env.DPO_SOAK_ALLOC = '1';
+  if (args.has('sites')) process.env.DPO_SOAK_SITES = args.get('sites');
   const names = (args.get('workloads') ?? Object.keys(WORKLOADS).join(',')).split(',');
   for (const n of names) if (!WORKLOADS[n]) throw new Error(`soak: unknown workload ${n} (known: ${Object.keys(WORKLOADS).join(', ')})`);
   const modesWanted = (args.get('modes') ?? DEFAULT_MODES.join(',')).split(',') as Mode[];

@@ -25,6 +25,14 @@
 //                 about 90% of the bench's multiply-add loop (58-65; bench/wasm-gemm.ts); other
 //                 register blockings have no room (15 live vectors = V8's allocatable xmm0-14 on
 //                 x86-64) and the BLIS loop order (B micro-panel outer) measured 0.96-1.02×.
+//                 1024³ on 1 thread (Node, bench/wasm-gemm.ts --breakdown, CPU time): without
+//                 packing the kernel runs at 95-97% of the loop, the whole call at 87-92% (packing
+//                 2-3%, copies 0-5%, loaded machine). Measured and dropped: KC 128-512 with slabs of
+//                 256-1024 columns, 24- or 48-row slab tasks (all within ±1.5%),
+//                 reading op(A) from its rows instead of packing it (6 row pointers: 0.74×),
+//                 alpha = 1 / beta ∈ {0, 1} epilogues without the multiplications (same), op(A)
+//                 packed once per K block for all slabs with KC 512 (resident operands 1.01-1.03×,
+//                 the bench call 1.00-1.015×: not worth a second driver loop).
 //   portable: 4×16 plain C++ (the compiler vectorizes it for whatever ISA it targets).
 // The AVX paths are compiled with target attributes, so no global -mavx flags are needed.
 // Pack-buffer allocation failure is fatal (std::bad_alloc inside a pool task terminates).
@@ -557,8 +565,19 @@ void PackBWasm(const Problem& P, const float* B, int64_t p0, int64_t kc, int64_t
   if (full < cols) PackB(P, B, p0, kc, j0 + full, cols - full, nr, Bp + (full / 8) * kc * 8);
 }
 
+#if defined(DPO_GEMM_PROBE)
+// Probe builds only (`node scripts/build-wasm.mjs --probe` → dist/wasm-probe/, for `node
+// dist/bench/wasm-gemm.js --breakdown`): dpo_gemm_probe(mode) makes the GEMM skip parts of its work
+// so the bench can time them apart — 1: packing op(A), 2: packing op(B) (the kernel then reads the
+// panels of an earlier call), 4: the micro-kernel. Results are wrong while a mode is set.
+int g_probe = 0;
+#endif
+
 template <bool kFma, int MR>
 void MicroWasm(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, float alpha, float beta) {
+#if defined(DPO_GEMM_PROBE)
+  if (g_probe & 4) return;
+#endif
   v128_t c[MR][2];
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = wasm_f32x4_splat(0.0f);
   for (int64_t k = 0; k < kc; k++) {
@@ -934,9 +953,15 @@ struct Driver {
     return all <= WholeSlabMaxCols() ? all : std::min(all, kSlabN / kd.nr * kd.nr);
   }
   void PackA(int64_t bi, int64_t i0, int64_t rows, int64_t p0, int64_t kc, int64_t, float* Ap) const {
+#if defined(DPO_GEMM_PROBE)
+    if (g_probe & 1) return;
+#endif
     kd.packA(P, P.A + bi * P.sA, i0, rows, p0, kc, kd.mr, Ap);
   }
   void PackB(int64_t bi, int64_t p0, int64_t kc, int64_t j0, int64_t cols, int64_t, float* Bp) const {
+#if defined(DPO_GEMM_PROBE)
+    if (g_probe & 2) return;
+#endif
     kd.packB(P, P.B + bi * P.sB, p0, kc, j0, cols, kd.nr, Bp);
   }
 };
@@ -1143,3 +1168,7 @@ const char* dpo_gemm_kernels_supported(void) {
 }
 
 }  // extern "C"
+
+#if defined(DPO_GEMM_PROBE)
+extern "C" void dpo_gemm_probe(int mode) { dpo::g_probe = mode; }
+#endif

@@ -6,6 +6,10 @@
 //   dist/wasm/dpo_kernels[_mt]_relaxed.*       the same with relaxed SIMD's FMA in the GEMM (when
 //                                              clang-19 is installed; chosen at load time when the
 //                                              engine has relaxed SIMD)
+//   dist/wasm-probe/dpo_kernels[_relaxed].*  with --probe only: the one-thread build (relaxed when
+//                                              possible) compiled with -DDPO_GEMM_PROBE, whose GEMM
+//                                              can skip its packing or kernel (native/gemm.cc), for
+//                                              `node dist/bench/wasm-gemm.js --breakdown`; never loaded otherwise
 // `npm run build:wasm` builds (and fails without emcc); `--if-available` (the npm test step)
 // only notes a missing emcc, so `npm ci` never fails for it. Up-to-date outputs are not rebuilt
 // (`--force` rebuilds). Generated files are never committed (dist/ is ignored); outside build/, which node-gyp
@@ -19,7 +23,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const ifAvailable = args.has('--if-available');
 const force = args.has('--force');
-const outDir = join(root, 'dist', 'wasm');
+const probe = args.has('--probe');
+const outDir = join(root, 'dist', probe ? 'wasm-probe' : 'wasm');
 
 const emcc = spawnSync('emcc', ['--version'], { encoding: 'utf8' });
 if (emcc.error || emcc.status !== 0) {
@@ -39,7 +44,7 @@ const inputs = [...readdirSync(nativeDir).map((f) => join(nativeDir, f)), fileUR
 const newest = Math.max(...inputs.map((f) => statSync(f).mtimeMs));
 
 // SIMD128 everywhere. No FMA in plain SIMD128, so -ffp-contract has nothing to fuse.
-const cflags = ['-std=c++17', '-O3', '-msimd128', '-fno-math-errno', '-Wno-unknown-pragmas'];
+const cflags = ['-std=c++17', '-O3', '-msimd128', '-fno-math-errno', '-Wno-unknown-pragmas', ...(probe ? ['-DDPO_GEMM_PROBE'] : [])];
 const common = [
   '-O3', '-msimd128',
   '-sMODULARIZE=1', '-sEXPORT_ES6=1', '-sENVIRONMENT=web,worker,node', '-sFILESYSTEM=0',
@@ -51,7 +56,7 @@ const common = [
 // Every dpo_* function of the C ABI is exported (EMSCRIPTEN_KEEPALIVE is only on wasm.cc's).
 const abi = spawnSync('grep', ['-ohE', '^[a-z].* \\*?(dpo_[a-z0-9_]+)\\(', join(nativeDir, 'abi.h')], { encoding: 'utf8' }).stdout;
 const exported = [...new Set([...abi.matchAll(/(dpo_[a-z0-9_]+)\(/g)].map((m) => `_${m[1]}`))];
-exported.push('_dpo_kernel_table', '_dpo_build_features', '_malloc', '_free');
+exported.push('_dpo_kernel_table', '_dpo_build_features', '_malloc', '_free', ...(probe ? ['_dpo_gemm_probe'] : []));
 common[common.findIndex((a) => a.startsWith('-sEXPORTED_FUNCTIONS='))] = `-sEXPORTED_FUNCTIONS=${exported.join(',')}`;
 
 // Relaxed SIMD (f32x4.relaxed_madd, an FMA where the engine has one) needs the standard opcodes,
@@ -70,7 +75,7 @@ const llvm19Env = { EM_LLVM_ROOT: LLVM19, EM_LLVM_ADD_VERSION: '', EM_CLANG_ADD_
 const relaxedLink = ['-O1', '-sWASM_BIGINT=1'];
 
 const PTHREAD = ['-pthread'];
-const variants = [
+const allVariants = [
   { name: 'dpo_kernels', threads: false, relaxed: false },
   // The worker pool is created at load time (a blocked main thread cannot start workers):
   // createWasmKernels passes its size as Module.dpoPoolSize.
@@ -80,6 +85,8 @@ const variants = [
     { name: 'dpo_kernels_mt_relaxed', threads: true, relaxed: true },
   ] : []),
 ];
+// The probe build: one thread, the kernel chromium runs (relaxed when built).
+const variants = probe ? allVariants.filter((v) => !v.threads && v.relaxed === relaxedAvailable) : allVariants;
 if (!relaxedAvailable) {
   console.warn(`dpo-ts: ${LLVM19}/clang and wasm-ld not found: building the SIMD128 kernels only (the relaxed-SIMD builds need ` +
     'clang-19 and lld-19: `apt-get install clang-19 lld-19`, or scripts/install-system-deps.sh)');
@@ -129,7 +136,7 @@ const todo = variants.filter((v) => {
 if (todo.length > 0) {
   // Objects: every source once per thread mode; gemm.cc once more with clang 19 for relaxed builds.
   // Objects outside dist/wasm/, which the web build copies as a whole.
-  const objDir = (threads) => join(root, 'dist', 'wasm-obj', threads ? 'mt' : 'st');
+  const objDir = (threads) => join(root, 'dist', 'wasm-obj', probe ? 'probe' : threads ? 'mt' : 'st');
   const obj = (threads, src, relaxed = false) => join(objDir(threads), `${src.split('/').pop().replace(/\.cc$/, '')}${relaxed ? '.relaxed' : ''}.o`);
   const compile = [];
   for (const threads of [...new Set(todo.map((v) => v.threads))]) {

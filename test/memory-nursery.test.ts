@@ -6,7 +6,7 @@
 // ignored; glibc's free pages are given back at step boundaries, at most once per interval.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GCProfiler, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as T from '../src/tensor/index.js';
 import { nurseryLength, NURSERY_CAPACITY } from '../src/tensor/memory.js';
@@ -15,30 +15,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeRlTask } from './fixtures/train/tiny.js';
+import { recordPromotion } from './helpers/gc.js';
 import { runGrpo } from '../src/train/grpo.js';
 import { runPpo } from '../src/train/ppo.js';
 import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
 
-interface GcStat {
-  gcType: string;
-  beforeGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
-  afterGC: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
-}
-
-/** Bytes the scavenges during fn moved into the old generation (old space used after − before, summed). */
+/** Bytes the scavenges during fn moved into the old generation. */
 function promotedDuring(fn: () => void): { promoted: number; scavenges: number } {
-  const prof = new GCProfiler();
-  prof.start();
+  const rec = recordPromotion();
   fn();
-  const stats = (prof.stop() as { statistics: GcStat[] }).statistics;
-  const old = (s: GcStat['beforeGC']): number => s.heapSpaceStatistics.find((x) => x.spaceName === 'old_space')!.spaceUsedSize;
-  let promoted = 0, scavenges = 0;
-  for (const g of stats) {
-    if (g.gcType !== 'Scavenge') continue;
-    scavenges++;
-    promoted += Math.max(0, old(g.afterGC) - old(g.beforeGC));
-  }
-  return { promoted, scavenges };
+  return rec.stop();
 }
 
 test('alloc/release churn promotes (next to) nothing into V8\'s old generation; the nursery stays bounded', () => {

@@ -113,6 +113,21 @@ export function migrate(db: DB): void {
   }
 }
 
+// Prepared statements kept per connection. db.prepare() compiles the SQL anew each time, and the
+// compiled statement (SQLite's malloc'd program) is freed only when V8 collects its JS wrapper —
+// which, once promoted, waits for a full collection. Per-row statements of long jobs (add-prompts
+// checks and inserts one prompt at a time) then piled up in the C heap between collections.
+const statements = new WeakMap<DB, Map<string, BetterSqlite3.Statement>>();
+
+/** db.prepare(sql), compiled once per connection and reused. */
+export function cachedStatement(db: DB, sql: string): BetterSqlite3.Statement {
+  let m = statements.get(db);
+  if (!m) statements.set(db, (m = new Map()));
+  let st = m.get(sql);
+  if (!st) m.set(sql, (st = db.prepare(sql)));
+  return st;
+}
+
 export function nowIso(): string {
   return new Date().toISOString();
 }

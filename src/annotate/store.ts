@@ -15,7 +15,7 @@ import {
   type AnnotateConfig,
   type Label,
 } from './config.js';
-import { getMeta, nowIso, openDatabase, setMeta, type DB } from './db.js';
+import { cachedStatement, getMeta, nowIso, openDatabase, setMeta, type DB } from './db.js';
 import type { ChatTurn, PairForAnnotation } from './import.js';
 
 export type { DB };
@@ -111,27 +111,26 @@ function uidOf(key: unknown[]): string {
 
 /** Inserts an item unless one with the same uid exists. Returns whether it was inserted. */
 export function insertItem(db: DB, it: NewItem): boolean {
-  const r = db
-    .prepare(
-      `INSERT INTO items (uid, format, prompt, response_a, response_b, source, is_gold, gold_label, meta, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING`,
-    )
-    .run(
-      uidOf(it.uidKey),
-      it.format,
-      JSON.stringify(it.prompt),
-      it.responseA,
-      it.responseB,
-      it.source,
-      it.gold === null ? 0 : 1,
-      it.gold,
-      JSON.stringify(it.meta ?? {}),
-      nowIso(),
-    );
+  const r = cachedStatement(
+    db,
+    `INSERT INTO items (uid, format, prompt, response_a, response_b, source, is_gold, gold_label, meta, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING`,
+  ).run(
+    uidOf(it.uidKey),
+    it.format,
+    JSON.stringify(it.prompt),
+    it.responseA,
+    it.responseB,
+    it.source,
+    it.gold === null ? 0 : 1,
+    it.gold,
+    JSON.stringify(it.meta ?? {}),
+    nowIso(),
+  );
   return r.changes === 1;
 }
 insertItem.exists = (db: DB, uidKey: unknown[]): boolean =>
-  db.prepare('SELECT 1 FROM items WHERE uid = ?').get(uidOf(uidKey)) !== undefined;
+  cachedStatement(db, 'SELECT 1 FROM items WHERE uid = ?').get(uidOf(uidKey)) !== undefined;
 
 export interface AddPairsResult {
   added: number;

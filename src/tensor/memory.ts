@@ -101,8 +101,14 @@ function configFromEnv(v: string | undefined): PoolConfig {
 }
 
 interface SizeClass {
-  /** Idle blocks of this class (ArrayBuffers of the class's capacity). */
-  blocks: ArrayBuffer[];
+  /**
+   * Idle blocks of this class (ArrayBuffers of the class's capacity): blocks[0..count). A stack
+   * with its own count, never shrunk: Array push/pop let V8 shrink and regrow the backing store,
+   * each new store allocated young, kept alive through scavenges by this old array, promoted
+   * and soon dead (a steady trickle of old-generation garbage on long runs).
+   */
+  blocks: (ArrayBuffer | undefined)[];
+  count: number;
   /** When it was last requested (the request counter's value): eviction takes the oldest first. */
   used: number;
 }
@@ -115,6 +121,24 @@ interface SizeClass {
  */
 const pools = new Map<number, SizeClass>();
 let requests = 0;
+
+/** The class of key k (created once: classes stay in the Map, emptied ones too — see SizeClass.blocks). */
+function classOf(k: number): SizeClass {
+  let cls = pools.get(k);
+  if (!cls) pools.set(k, (cls = { blocks: [], count: 0, used: 0 }));
+  return cls;
+}
+
+function takeBlock(cls: SizeClass | undefined): ArrayBuffer | undefined {
+  if (!cls || cls.count === 0) return undefined;
+  const b = cls.blocks[--cls.count];
+  cls.blocks[cls.count] = undefined;
+  return b;
+}
+
+function putBlock(cls: SizeClass, b: ArrayBuffer): void {
+  cls.blocks[cls.count++] = b;
+}
 
 // Buffers handed out and not yet released: the block (ArrayBuffer) under each one names its
 // current owner (the view handed out) and the owner's LiveInfo, so a release of anything else (a
@@ -149,12 +173,16 @@ function liveInfo(buf: Buf): LiveInfo | undefined {
 // the end of the synchronous work that made it (a queued microtask) or when the nursery is full
 // (its older half); released before then, it never does. The nursery holds its buffers strongly,
 // so a tensor dropped without release() is reclaimed at most one settle() later than before.
+// nursery[0..nurseryCount): a preallocated array with its own count, for the reason given at
+// SizeClass.blocks (`length = 0` and push() reallocated its backing store every settle).
 export const NURSERY_CAPACITY = 4096;
-const nursery: Buf[] = [];
+const nursery: (Buf | undefined)[] = new Array<Buf | undefined>(NURSERY_CAPACITY).fill(undefined);
+let nurseryCount = 0;
 let settleQueued = false;
 
 /** Registers the nursery's buffers that are still live (all of them, or the older `count`). */
-function settle(count = nursery.length): void {
+function settle(count = nurseryCount): void {
+  count = Math.min(count, nurseryCount);
   for (let i = 0; i < count; i++) {
     const buf = nursery[i]!;
     const info = liveInfo(buf);
@@ -163,11 +191,9 @@ function settle(count = nursery.length): void {
       info.registered = true;
     }
   }
-  if (count >= nursery.length) nursery.length = 0;
-  else {
-    nursery.copyWithin(0, count);
-    nursery.length -= count;
-  }
+  nursery.copyWithin(0, count, nurseryCount);
+  nursery.fill(undefined, nurseryCount - count, nurseryCount);
+  nurseryCount -= count;
 }
 
 function settleLater(): void {
@@ -226,10 +252,9 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   } else {
     const c = sizeClass(n);
     const k = key(dtype, c);
-    let cls = pools.get(k);
-    if (!cls) pools.set(k, (cls = { blocks: [], used: 0 }));
+    const cls = classOf(k);
     cls.used = ++requests;
-    let block = cls.blocks.pop();
+    let block = takeBlock(cls);
     capacity = c * width;
     // Empty class: a block of one of the next few larger classes will do (a shorter batch
     // reusing a longer one's buffers), at most 1.5x the request.
@@ -237,8 +262,7 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
       for (let up = 0, cu = c; up < LARGER_CLASSES && !block; up++) {
         cu = sizeClass(cu + 1);
         if (cu > 1.5 * n) break;
-        const other = pools.get(key(dtype, cu));
-        block = other?.blocks.pop();
+        block = takeBlock(pools.get(key(dtype, cu)));
         if (block) capacity = cu * width;
       }
     }
@@ -267,8 +291,8 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
   const block = buf.buffer as Block;
   block[OWNER] = buf;
   block[INFO] = info;
-  nursery.push(buf);
-  if (nursery.length >= NURSERY_CAPACITY) settle(NURSERY_CAPACITY / 2);
+  nursery[nurseryCount++] = buf;
+  if (nurseryCount >= NURSERY_CAPACITY) settle(NURSERY_CAPACITY / 2);
   if (!settleQueued) {
     settleQueued = true;
     queueMicrotask(settleLater);
@@ -308,9 +332,7 @@ export function release(buf: Buf): void {
     drop(buf.buffer as ArrayBuffer);
     return;
   }
-  let cls = pools.get(k);
-  if (!cls) pools.set(k, (cls = { blocks: [], used: 0 }));
-  cls.blocks.push(buf.buffer as ArrayBuffer);
+  putBlock(classOf(k), buf.buffer as ArrayBuffer);
   pooledBytes += capacity;
 }
 
@@ -320,7 +342,7 @@ export function release(buf: Buf): void {
  */
 function evict(need: number, keep: number): boolean {
   const kept = pools.get(keep);
-  const available = pooledBytes - (kept ? kept.blocks.length * capacityOf(keep) : 0);
+  const available = pooledBytes - (kept ? kept.count * capacityOf(keep) : 0);
   if (available < need) return false;
   // Free a little more than needed (1/16 of the bound) so that a run of releases does not evict
   // one block at a time.
@@ -331,11 +353,10 @@ function evict(need: number, keep: number): boolean {
   for (const [k, c] of order) {
     if (k === keep) continue;
     const cap = capacityOf(k);
-    while (c.blocks.length > 0 && freed < target) {
-      drop(c.blocks.pop()!);
+    while (c.count > 0 && freed < target) {
+      drop(takeBlock(c)!);
       freed += cap;
     }
-    if (c.blocks.length === 0) pools.delete(k);
     if (freed >= target) break;
   }
   pooledBytes -= freed;
@@ -382,12 +403,12 @@ export interface MemoryStats {
 
 /** Buffers handed out and not yet checked into the FinalizationRegistry (tests: the nursery stays bounded). */
 export function nurseryLength(): number {
-  return nursery.length;
+  return nurseryCount;
 }
 
 export function memoryStats(): MemoryStats {
   let classes = 0;
-  for (const c of pools.values()) if (c.blocks.length > 0) classes++;
+  for (const c of pools.values()) if (c.count > 0) classes++;
   return {
     currentBytes, peakBytes, pooledBytes, heldBytes, workingSetBytes,
     poolLimitBytes: config.limitBytes === 0 ? 0 : limitBytes(),
@@ -402,7 +423,7 @@ export function resetPeak(): void {
 
 /** Drops every pooled buffer (freed at once, see PoolConfig.freeDropped). */
 export function clearPool(): void {
-  for (const c of pools.values()) for (const b of c.blocks) drop(b);
+  for (const c of pools.values()) for (let b = takeBlock(c); b; b = takeBlock(c)) drop(b);
   pools.clear();
   pooledBytes = 0;
 }
