@@ -69,5 +69,5 @@ export function sequenceSumsOnTape(lp: Tensor, o: TapeSumOptions): Tensor {
     if (o.alsoUnweighted) seg[(rows + r) * N + i] = 1;
   }
   // Always a float32 product (never bf16 autocast: the log-probs would be rounded to 8 bits).
-  return T.reshape(T.withMatmulPrecision('float32', () => T.matmul(T.tensor(seg, [out, N], { dtype: lp.dtype }), T.reshape(lp, [N, 1]))), [out]);
+  return T.reshape(T.withMatmulPrecision('float32', () => T.matmul(T.tensor(seg, [out, N], { dtype: lp.dtype, transient: true }), T.reshape(lp, [N, 1]))), [out]);
 }

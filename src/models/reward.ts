@@ -117,5 +117,5 @@ export class SequenceClassifier {
 export function selectPositions(v: Tensor, idx: Int32Array, batch: number, seq: number): Tensor {
   const sel = new Float32Array(batch * batch * seq);
   for (let b = 0; b < batch; b++) sel[b * batch * seq + b * seq + idx[b]!] = 1;
-  return T.reshape(T.matmul(T.tensor(sel, [batch, batch * seq]), T.reshape(v, [batch * seq, 1])), [batch]);
+  return T.reshape(T.matmul(T.tensor(sel, [batch, batch * seq], { transient: true }), T.reshape(v, [batch * seq, 1])), [batch]);
 }

@@ -112,6 +112,12 @@ export class Tensor {
   savedBy = 0;
   /** Kept alive by the user: the tape never releases its data. */
   retained = false;
+  /**
+   * A constant built for one forward (`tensor(…, { transient: true })`, e.g. a segment matrix an op
+   * saves for its backward): a leaf, but backward releases its data after the last node that saved
+   * it, as it does an intermediate's, instead of leaving it to the garbage collector.
+   */
+  transient = false;
   /** Shares another tensor's buffer (a view): never released by the tape. */
   readonly isView: boolean;
   /** For a view: the tensor that owns the buffer (saved-by counts go to it). */
@@ -211,12 +217,17 @@ export function full(shape: readonly number[], value: number, dtype: DType = 'fl
 export function tensor(
   values: ArrayLike<number>,
   shape?: readonly number[],
-  opts: { dtype?: DType; requiresGrad?: boolean; name?: string } = {},
+  opts: { dtype?: DType; requiresGrad?: boolean; name?: string; transient?: boolean } = {},
 ): Tensor {
   const dtype = opts.dtype ?? (values instanceof Float64Array ? 'float64' : 'float32');
   const data = alloc(dtype, values.length, false);
   data.set(values as ArrayLike<number>);
-  return new Tensor(data, shape ?? [values.length], { requiresGrad: opts.requiresGrad, name: opts.name });
+  const t = new Tensor(data, shape ?? [values.length], { requiresGrad: opts.requiresGrad, name: opts.name });
+  if (opts.transient) {
+    if (opts.requiresGrad) throw new RangeError('tensor: a transient constant cannot require a gradient');
+    t.transient = true;
+  }
+  return t;
 }
 
 /** Wraps an existing buffer without copying (e.g. weights read from a checkpoint). */
@@ -393,7 +404,7 @@ export function backward(root: Tensor, gradRoot?: Buf): void {
       if (node.scratch) for (const b of node.scratch) release(b);
       for (const s of node.saved) {
         s.savedBy--;
-        if (s.savedBy === 0 && !s.isLeaf && !s.retained && s !== root && s !== root.base) {
+        if (s.savedBy === 0 && (!s.isLeaf || s.transient) && !s.retained && s !== root && s !== root.base) {
           release(s.data);
           s.data = EMPTY;
         }
