@@ -690,19 +690,23 @@ export function packedAttention(q: Tensor, k: Tensor, v: Tensor, lengths: Int32A
   if (rows ? total !== rows.length : total !== N) {
     fail('packedAttention', rows ? `lengths add up to ${total}, but rows has ${rows.length} entries` : `lengths add up to ${total}, but q has ${N} tokens`);
   }
+  if (rows) {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (!(r >= 0 && r < N)) fail('packedAttention', `rows[${i}] = ${r} is outside 0..${N - 1}`);
+    }
+  }
   const S = lengths.length;
   const toPadded = new Int32Array(S * L), fromPadded = new Int32Array(N).fill(-1);
   let off = 0;
   for (let s = 0; s < S; s++) {
     const n = lengths[s]!;
-    const at = (t: number): number => {
-      const r = rows ? rows[off + t]! : off + t;
-      if (rows && !(Number.isInteger(r) && r >= 0 && r < N)) fail('packedAttention', `rows[${off + t}] = ${r} is outside 0..${N - 1}`);
-      return r;
-    };
-    for (let t = 0; t < L; t++) toPadded[s * L + t] = at(Math.min(t, n - 1));
+    for (let t = 0; t < L; t++) {
+      const j = off + Math.min(t, n - 1);
+      toPadded[s * L + t] = rows ? rows[j]! : j;
+    }
     for (let t = 0; t < n; t++) {
-      const r = at(t);
+      const r = rows ? rows[off + t]! : off + t;
       if (fromPadded[r] === -1) fromPadded[r] = s * L + t;
     }
     off += n;
