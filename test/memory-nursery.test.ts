@@ -18,7 +18,13 @@ import { makeRlTask } from './fixtures/train/tiny.js';
 import { recordPromotion } from './helpers/gc.js';
 import { runGrpo } from '../src/train/grpo.js';
 import { runPpo } from '../src/train/ppo.js';
-import { parseGrpoConfig, parsePpoConfig } from '../src/train/rl-config.js';
+import { parseGrpoConfig, parsePpoConfig, parseRewardConfig } from '../src/train/rl-config.js';
+import { makeTinyModelDir, syntheticPairs, writeJsonl } from './fixtures/train/tiny.js';
+import { runDpo } from '../src/train/dpo.js';
+import { runSft } from '../src/train/sft.js';
+import { runRewardModel } from '../src/train/rm.js';
+import { parseDpoConfig, parseSftConfig } from '../src/train/config.js';
+import { SETTLES_BEFORE_REGISTER } from '../src/tensor/memory.js';
 
 /** Bytes the scavenges during fn moved into the old generation. */
 function promotedDuring(fn: () => void): { promoted: number; scavenges: number } {
@@ -146,6 +152,62 @@ test('GRPO and PPO steps leave no tensor buffer to the garbage collector (each s
     assert.equal(grpo.length, 4);
     assert.deepEqual(grpo, [0, 0, 0, 0], `GRPO buffers left to the GC per step: ${grpo}`);
     assert.deepEqual(ppo, [0, 0, 0, 0], `PPO buffers left to the GC per step: ${ppo}`);
+  } finally {
+    FinalizationRegistry.prototype.register = register;
+  }
+});
+
+test('DPO (training and evaluation), SFT and reward-model steps leave no tensor buffer to the garbage collector', async () => {
+  // Counted from step 12 on (the optimizer's state, made at step 1, is registered a few settles
+  // later) to the end. Before: every DPO micro-batch left its sums (the tape's root) and SFT its
+  // loss; the parameter gradients, live across the loop's await between backward and the
+  // optimizer step, were registered (~40 registry cells a step, straight into V8's old
+  // generation); evaluation built a tape it never consumed, all of it left to the GC.
+  const modelDir = await makeTinyModelDir({ seed: 5 });
+  const dir = mkdtempSync(join(tmpdir(), 'nursery-train-'));
+  const pairs = syntheticPairs(64, 3);
+  const train = writeJsonl(join(dir, 'train.jsonl'), pairs);
+  const held = writeJsonl(join(dir, 'eval.jsonl'), syntheticPairs(16, 4));
+  const sft = writeJsonl(join(dir, 'sft.jsonl'), pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })));
+  const sftEval = writeJsonl(join(dir, 'sft-eval.jsonl'), pairs.slice(0, 8).map((p) => ({ prompt: p.prompt, completion: p.chosen })));
+  const register = FinalizationRegistry.prototype.register;
+  let registered = 0;
+  FinalizationRegistry.prototype.register = function (this: FinalizationRegistry<unknown>, ...a: Parameters<FinalizationRegistry<unknown>['register']>) {
+    registered++;
+    return register.apply(this, a);
+  };
+  const FROM = 12, STEPS = 24;
+  try {
+    /** Registrations from the log of step FROM to the end of the run. */
+    const late = async (run: (onLog: (r: Record<string, number>) => void) => Promise<unknown>): Promise<number> => {
+      let at = -1;
+      await run((r) => {
+        if (r.step === FROM) at = registered;
+      });
+      // The settles after the run's last allocations (a buffer dropped near the end is registered
+      // up to SETTLES_BEFORE_REGISTER turns of the event loop later).
+      for (let i = 0; i <= SETTLES_BEFORE_REGISTER + 1; i++) await new Promise((r) => setImmediate(r));
+      assert.ok(at >= 0, 'step FROM was not logged');
+      return registered - at;
+    };
+    const common = { max_steps: STEPS, logging_steps: 1, save_steps: 0, learning_rate: 1e-3, per_device_train_batch_size: 4, seed: 1 };
+    const dpo = await late((onLog) => runDpo({
+      model: modelDir, data: [train], evalData: [held], outputDir: join(dir, 'dpo'), quiet: true, on: { log: onLog },
+      config: parseDpoConfig({ ...common, eval_steps: 4, per_device_eval_batch_size: 8 }),
+    }));
+    const dpoAccum = await late((onLog) => runDpo({
+      model: modelDir, data: [train], outputDir: join(dir, 'dpo-acc'), quiet: true, on: { log: onLog },
+      config: parseDpoConfig({ ...common, gradient_accumulation_steps: 3, eval_steps: 0 }),
+    }));
+    const sftRun = await late((onLog) => runSft({
+      model: modelDir, data: [sft], evalData: [sftEval], outputDir: join(dir, 'sft'), quiet: true, on: { log: onLog },
+      config: parseSftConfig({ ...common, eval_steps: 4 }),
+    }));
+    const rm = await late((onLog) => runRewardModel({
+      model: modelDir, data: [train], evalData: [held], outputDir: join(dir, 'rm'), quiet: true, onLog,
+      config: parseRewardConfig({ ...common, eval_steps: 4 }),
+    }));
+    assert.deepEqual({ dpo, dpoAccum, sft: sftRun, rm }, { dpo: 0, dpoAccum: 0, sft: 0, rm: 0 }, 'buffers left to the GC after warm-up');
   } finally {
     FinalizationRegistry.prototype.register = register;
   }

@@ -63,3 +63,43 @@ test('the reward model\'s position selection: backward releases the selection ma
 test('a transient constant cannot require a gradient', () => {
   assert.throws(() => T.tensor([1, 2], [2], { transient: true, requiresGrad: true }), /transient constant cannot require a gradient/);
 });
+
+test('backward(…, { releaseRoot: true }) also releases the root (a view\'s base), never a leaf or a retained root', () => {
+  const n = 500;
+  // The root is a view (reshape) of the sums' matmul output: the base's buffer goes back.
+  const r = heldAfter(() => {
+    const lp = T.tensor(Float32Array.from({ length: n }, (_, i) => -i / n), [n], { requiresGrad: true });
+    const sums = sequenceSumsOnTape(lp, { rows: 4, seqLen: n / 4, paddedIndex: Int32Array.from({ length: n }, (_, i) => i) });
+    assert.ok(sums.isView, 'the sums are a reshaped view');
+    const before = Array.from(sums.data);
+    T.backward(sums, Float32Array.of(1, 2, 3, 4), { releaseRoot: true });
+    assert.equal(sums.size, 4);
+    assert.equal(sums.data.length, 0, 'the root still has its data');
+    assert.ok(before.every(Number.isFinite));
+    assert.deepEqual(Array.from(lp.grad!.subarray(0, 3)), [1, 1, 1]);
+    return [lp];
+  });
+  assert.equal(r.delta, n * 4 + r.gradBytes, `held ${r.delta} bytes after backward`);
+  // Without the option the root stays the caller's (as before).
+  const kept = heldAfter(() => {
+    const x = T.tensor(Float32Array.from({ length: n }, (_, i) => i), [n], { requiresGrad: true });
+    const y = T.scale(x, 2);
+    T.backward(y);
+    assert.equal(y.data[3], 6);
+    const yBytes = y.data.length * 4;
+    y.dispose();
+    assert.equal(yBytes, n * 4);
+    return [x];
+  });
+  assert.equal(kept.delta, n * 4 + kept.gradBytes);
+  // A retained root keeps its data; a leaf root too.
+  const x = T.tensor(Float32Array.from({ length: 8 }, (_, i) => i), [8], { requiresGrad: true });
+  const y = T.scale(x, 3).retain();
+  T.backward(y, undefined, { releaseRoot: true });
+  assert.equal(y.data[2], 6, 'a retained root was released');
+  assert.deepEqual(Array.from(x.grad!), new Array(8).fill(3));
+  T.backward(x, undefined, { releaseRoot: true });
+  assert.equal(x.data[2], 2, 'a leaf root (a parameter) was released');
+  y.dispose();
+  x.dispose();
+});

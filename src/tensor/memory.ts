@@ -150,6 +150,8 @@ interface LiveInfo {
   capacity: number;
   /** Whether the buffer is in the FinalizationRegistry yet (see the nursery below). */
   registered: boolean;
+  /** The settles it has been live at without being registered (see SETTLES_BEFORE_REGISTER). */
+  settles: number;
 }
 const OWNER = Symbol('dpo-ts pool owner');
 const INFO = Symbol('dpo-ts pool info');
@@ -171,8 +173,14 @@ function liveInfo(buf: Buf): LiveInfo | undefined {
 // promoted ~80 KiB per step on a tiny GRPO run, and V8 sized its old generation to that rate
 // (old space 25 → 71 MiB, RSS +30%). So a buffer enters the registry only if it is still live at
 // the end of the synchronous work that made it (a queued microtask) or when the nursery is full
-// (its older half); released before then, it never does. The nursery holds its buffers strongly,
-// so a tensor dropped without release() is reclaimed at most one settle() later than before.
+// (its older half); released before then, it never does. A buffer still live at a settle() stays
+// in the nursery until it has been live at SETTLES_BEFORE_REGISTER of them: parameter gradients
+// live from a micro-batch's backward, across the training loop's await, to the optimizer step
+// (and across the accumulation steps' awaits), and registering them at the first settle put ~40
+// registry cells per step (allocated straight into the old generation) and the gradients'
+// buffers into V8's old space, 4–6 KiB of garbage per DPO step. The nursery holds its buffers
+// strongly, so a tensor dropped without release() is reclaimed at most SETTLES_BEFORE_REGISTER
+// settles (or one nursery flush) later than it would be otherwise.
 // nursery[0..nurseryCount): a preallocated array with its own count, for the reason given at
 // SizeClass.blocks (`length = 0` and push() reallocated its backing store every settle).
 export const NURSERY_CAPACITY = 4096;
@@ -180,25 +188,47 @@ const nursery: (Buf | undefined)[] = new Array<Buf | undefined>(NURSERY_CAPACITY
 let nurseryCount = 0;
 let settleQueued = false;
 
-/** Registers the nursery's buffers that are still live (all of them, or the older `count`). */
-function settle(count = nurseryCount): void {
-  count = Math.min(count, nurseryCount);
-  for (let i = 0; i < count; i++) {
+/** A buffer live at this many settles (the microtasks after synchronous work) enters the registry. */
+export const SETTLES_BEFORE_REGISTER = 8;
+
+/**
+ * Drops released buffers from the nursery and registers live ones: at a settle (flush = false)
+ * those live at SETTLES_BEFORE_REGISTER settles, the rest stay; when the nursery is full
+ * (flush = true) every live one of the older `count` entries.
+ */
+function settle(count: number, flush: boolean): void {
+  let kept = 0;
+  for (let i = 0; i < nurseryCount; i++) {
     const buf = nursery[i]!;
     const info = liveInfo(buf);
-    if (info && !info.registered) {
+    if (!info || info.registered) continue;
+    if (i < count && (flush || ++info.settles >= SETTLES_BEFORE_REGISTER)) {
       registry.register(buf, info, info);
       info.registered = true;
-    }
+    } else nursery[kept++] = buf;
   }
-  nursery.copyWithin(0, count, nurseryCount);
-  nursery.fill(undefined, nurseryCount - count, nurseryCount);
-  nurseryCount -= count;
+  nursery.fill(undefined, kept, nurseryCount);
+  nurseryCount = kept;
 }
 
 function settleLater(): void {
   settleQueued = false;
-  settle();
+  settle(nurseryCount, false);
+  // Live buffers still waiting: settle again in the next turn of the event loop (after the
+  // callbacks already queued, such as the training loop's resumption), and every turn after
+  // until none waits, so that a dropped tensor is registered (and reclaimed) even when nothing
+  // allocates any more. Unref'd: it never keeps the process alive.
+  if (nurseryCount > 0 && !recheckQueued) {
+    recheckQueued = true;
+    // (The browser bundle's setImmediate returns no handle: nothing to unref there.)
+    (setImmediate(recheck) as unknown as { unref?: () => void } | undefined)?.unref?.();
+  }
+}
+
+let recheckQueued = false;
+function recheck(): void {
+  recheckQueued = false;
+  if (!settleQueued) settleLater();
 }
 const registry = new FinalizationRegistry<LiveInfo>((r) => {
   currentBytes -= r.bytes;
@@ -287,12 +317,12 @@ export function alloc(dtype: DType, n: number, zero = true): Buf {
     }
   }
   // One object is the registry's holdings and its unregister token (registered by settle()).
-  const info: LiveInfo = { bytes, capacity, registered: false };
+  const info: LiveInfo = { bytes, capacity, registered: false, settles: 0 };
   const block = buf.buffer as Block;
   block[OWNER] = buf;
   block[INFO] = info;
   nursery[nurseryCount++] = buf;
-  if (nurseryCount >= NURSERY_CAPACITY) settle(NURSERY_CAPACITY / 2);
+  if (nurseryCount >= NURSERY_CAPACITY) settle(NURSERY_CAPACITY / 2, true);
   if (!settleQueued) {
     settleQueued = true;
     queueMicrotask(settleLater);

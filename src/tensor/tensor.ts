@@ -343,16 +343,29 @@ export function gradBuffer(t: Tensor): Buf {
   return alloc(t.dtype, t.size);
 }
 
+export interface BackwardOptions {
+  /**
+   * Also release the root's buffer (its base's, for a view) once the tape is consumed, and empty
+   * the root: for a caller that has read what it needs from it (a training step), so that one
+   * buffer per step is not left to the garbage collector. A leaf or retained root is never released.
+   */
+  releaseRoot?: boolean;
+}
+
 /**
  * Back-propagates from root. gradRoot defaults to ones (root is usually a scalar loss).
  * Leaf gradients accumulate into .grad (call zeroGrad between steps). The tape is consumed:
- * saved activations and intermediate gradients are released as soon as possible.
+ * saved activations and intermediate gradients are released as soon as possible; the root (and
+ * its base) stays the caller's, unless opts.releaseRoot.
  */
-export function backward(root: Tensor, gradRoot?: Buf): void {
+export function backward(root: Tensor, gradRoot?: Buf, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error(`backward(): ${root} does not require grad (was it computed under noGrad?)`);
   if (gradRoot && gradRoot.length !== root.size) {
     throw new RangeError(`backward(): gradient has ${gradRoot.length} elements, root ${root} has ${root.size}`);
   }
+  // Decided before the tape is consumed (afterwards every node is a leaf).
+  const owner = root.base ?? root;
+  const releaseOwner = opts.releaseRoot === true && owner.node !== null && !owner.retained && !root.retained;
   // Topological order by iterative DFS (deep transformer graphs would overflow recursion).
   const order: Tensor[] = [];
   const visited = new Set<Tensor>();
@@ -420,6 +433,11 @@ export function backward(root: Tensor, gradRoot?: Buf): void {
     gradOut = null;
     for (const g of pendingGrads.values()) release(g);
     pendingGrads = outer;
+  }
+  if (releaseOwner) {
+    release(owner.data);
+    owner.data = EMPTY;
+    root.data = EMPTY;
   }
 }
 

@@ -705,7 +705,8 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
     const ldW = ldAlpha !== null ? ldBatchWeights(batch, ldAlpha) : undefined;
     const logSumSq = cfg.use_weighting ? new Float32Array(rows * T_) : undefined;
     const alsoUnweighted = ldW !== undefined && (usesNll || cfg.use_weighting);
-    const seq = sequenceLogps(model, batch, paddingFree, { meanLogits, logSumSqProbs: logSumSq, tokenWeights: ldW, alsoUnweighted, sharePrompt });
+    // Evaluation runs under noGrad: tidy releases the forward's tensors there (the tape does in training).
+    const seq = T.tidy(() => sequenceLogps(model, batch, paddingFree, { meanLogits, logSumSqProbs: logSumSq, tokenWeights: ldW, alsoUnweighted, sharePrompt }));
     const all = Float64Array.from(seq.data);
     const pol = all.subarray(0, rows);
     const plain = alsoUnweighted ? all.subarray(rows) : pol;
@@ -757,8 +758,9 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
         // ∂/∂(plain chosen sum) = −∂/∂chosenNllSum.
         if (res.gradChosenNllSum) g[rows + i] = -res.gradChosenNllSum[i]! * gradScale;
       }
-      T.backward(seq, g);
-    }
+      // The sums (the tape's root) were copied into `all`: released now, not left to the GC.
+      T.backward(seq, g, { releaseRoot: true });
+    } else (seq.base ?? seq).dispose();
     // Mean logit over each row's response tokens (TRL's logits/chosen and logits/rejected).
     let lc = 0, lr = 0, nc = 0, nr = 0;
     for (let r = 0; r < rows; r++) {
@@ -801,7 +803,7 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
   const sampleCheck = cfg.sample_checks ? makeSampleCheck(cfg, opts, evalPairs, model, checkRef, withAdaptersOff, tokenizer) : null;
 
   const evaluate = (step: number): Record<string, number> | null => {
-    const out = evalMeans(evalPairs.length, cfg.per_device_eval_batch_size, (idx) => runBatch(idx, evalPairs, evalRef, null));
+    const out = evalMeans(evalPairs.length, cfg.per_device_eval_batch_size, (idx) => T.noGrad(() => runBatch(idx, evalPairs, evalRef, null)));
     if (out === null) return null;
     if (sampleCheck) Object.assign(out, sampleCheck.run(step));
     return out;

@@ -179,9 +179,8 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<RlLoopResult> {
       }
       out.loss = loss * scale / gradScale;
       const g = lp.scatter(grad.map((x) => x * scale));
-      T.backward(lp.tensor, g);
-      // The tape's root is the caller's to free: released now, not left to the GC (once a step).
-      lp.tensor.dispose();
+      // The tape's root is released now, not left to the GC (once a step).
+      T.backward(lp.tensor, g, { releaseRoot: true });
       return out;
     },
     saveFinal: (dir) => saveTrainedModel(dir, { ...loaded, lora }, { dtype: cfg.save_dtype }),

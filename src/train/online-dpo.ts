@@ -231,7 +231,7 @@ export async function runOnlineDpo(opts: OnlineDpoRunOptions): Promise<RlLoopRes
         const gr = (r < P ? res.gradPolicyChosen[r]! : res.gradPolicyRejected[r - P]!) * gradScale;
         for (let t = 0; t < lengths[r]!; t++) g[r * C + t] = gr;
       }
-      T.backward(lp.tensor, lp.scatter(g));
+      T.backward(lp.tensor, lp.scatter(g), { releaseRoot: true });
       const kl = Float64Array.from(sums, (s, r) => s - ref[r]!);
       const out: Record<string, number> = {
         loss: res.loss,

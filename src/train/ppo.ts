@@ -186,9 +186,8 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
       const valid = takeRows(d.valid, rows, C), validP1 = takeRows(d.validP1, rows, C);
       const newLp = Float64Array.from(lp.values, (v, i) => (valid[i] ? v : INVALID_LOGPROB));
       const pg = ppoPolicyLoss(newLp, takeRows(d.logprobs, rows, C), takeRows(d.advantages, rows, C), valid, cfg.cliprange);
-      T.backward(lp.tensor, lp.scatter(pg.grad.map((x) => x * gradScale)));
-      // The tape roots are the caller's to free: released now, not left to the GC (twice a micro-batch).
-      lp.tensor.dispose();
+      // The tape roots are released now, not left to the GC (twice a micro-batch).
+      T.backward(lp.tensor, lp.scatter(pg.grad.map((x) => x * gradScale)), { releaseRoot: true });
       const seq = lp.block.seq;
       const seqLens = Int32Array.from(rows, (_, i) => {
         let s = -1;
@@ -203,8 +202,7 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
       pos.forEach((p, i) => {
         if (p >= 0) gv[p] = vf.grad[i]! * cfg.vf_coef * gradScale;
       });
-      T.backward(vt, gv);
-      (vt.base ?? vt).dispose();
+      T.backward(vt, gv, { releaseRoot: true });
       return {
         loss: pg.loss + cfg.vf_coef * vf.loss,
         'policy/approxkl_avg': pg.approxKl,

@@ -167,7 +167,7 @@ export function pretrainTask(
       // loss = −mean log p; the loop wants gradients already scaled by 1/accumulation.
       const loss = T.scale(T.meanAll(lp), -1);
       const value = loss.data[0]!;
-      T.backward(T.scale(loss, gradScale));
+      T.backward(T.scale(loss, gradScale), undefined, { releaseRoot: true });
       return { sums: { loss: value * B }, count: B, tokens: B * seq };
     },
     evaluate: evalTokens

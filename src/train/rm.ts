@@ -133,7 +133,8 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
   const runBatch = (idx: readonly number[], pairs: readonly TokenizedPair[], m: Float64Array | null, gradScale: number | null): MicroResult => {
     const batch = collatePreference(idx.map((i) => pairs[i]!), { padId, padToMultipleOf });
     const P = batch.pairs;
-    const r = batchRewards(rm, batch);
+    // Evaluation runs under noGrad: tidy releases the forward's tensors there (the tape does in training).
+    const r = T.tidy(() => batchRewards(rm, batch));
     const rv = Float64Array.from(r.data);
     let tokens = 0;
     for (let i = 0; i < 2 * P; i++) tokens += batch.lengths[i]!;
@@ -149,8 +150,8 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
         g[i] = res.gradChosen[i]! * gradScale;
         g[P + i] = res.gradRejected[i]! * gradScale;
       }
-      T.backward(r, g);
-    }
+      T.backward(r, g, { releaseRoot: true });
+    } else (r.base ?? r).dispose();
     let sc = 0, sr = 0;
     for (let i = 0; i < P; i++) {
       sc += rc[i]!;
@@ -166,7 +167,7 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
   };
 
   const evaluate = (): Record<string, number> | null =>
-    evalMeans(evalPairs.length, cfg.per_device_eval_batch_size, (idx) => runBatch(idx, evalPairs, evalMargins, null));
+    evalMeans(evalPairs.length, cfg.per_device_eval_batch_size, (idx) => T.noGrad(() => runBatch(idx, evalPairs, evalMargins, null)));
 
   const fingerprint = createHash('sha256');
   fingerprint.update('dpo-ts rm v1');
@@ -222,12 +223,12 @@ export async function scoreWithRewardModel(opts: {
     for (let i = 0; i < pairs.length; i += bs) {
       const chunk = pairs.slice(i, i + bs);
       const batch = collatePreference(chunk, { padId: rm.padTokenId });
-      const r = batchRewards(rm, batch);
+      const r = T.tidy(() => batchRewards(rm, batch));
       chunk.forEach((p, j) => {
         const c = r.data[j]!, rj = r.data[chunk.length + j]!;
         out.push({ index: p.index, loc: formatLoc(p.loc), chosen: c, rejected: rj, margin: c - rj });
       });
-      r.dispose();
+      (r.base ?? r).dispose();
       bar.update(Math.min(pairs.length, i + bs));
     }
   });

@@ -87,17 +87,21 @@ async function runSftWith(opts: SftRunOptions, cfg: SftConfig): Promise<SftRunRe
       tokens += b.lengths[r]!;
     }
     if (ntok === 0) return { sums: {}, count: 0, tokens };
-    let lp: T.Tensor;
-    if (cfg.padding_free) {
-      // Rows packed back to back: no padding through the model (TRL's padding_free).
-      const p = packRows(b.inputIds, b.targets, b.lengths, b.seqLen);
-      lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
-    } else {
-      lp = model.tokenLogprobs({ ids: b.inputIds, batch: b.rows, seq: b.seqLen }, b.targets);
-    }
-    const loss = T.scale(T.sumAll(lp), -1 / ntok);
+    // Evaluation runs under noGrad: tidy releases the forward's tensors there (the tape does in training).
+    const loss = T.tidy(() => {
+      let lp: T.Tensor;
+      if (cfg.padding_free) {
+        // Rows packed back to back: no padding through the model (TRL's padding_free).
+        const p = packRows(b.inputIds, b.targets, b.lengths, b.seqLen);
+        lp = model.tokenLogprobs({ ids: p.ids, batch: 1, seq: p.ids.length, segments: p.lengths }, p.targets);
+      } else {
+        lp = model.tokenLogprobs({ ids: b.inputIds, batch: b.rows, seq: b.seqLen }, b.targets);
+      }
+      return T.scale(T.sumAll(lp), -1 / ntok);
+    });
     const value = loss.data[0]!;
-    if (gradScale !== null) T.backward(loss, Float32Array.of(gradScale));
+    if (gradScale !== null) T.backward(loss, Float32Array.of(gradScale), { releaseRoot: true });
+    else loss.dispose();
     // Sums weighted by examples so the logged value is the mean of micro-batch losses.
     return { sums: { loss: value * b.rows }, count: b.rows, tokens };
   };
@@ -119,7 +123,7 @@ async function runSftWith(opts: SftRunOptions, cfg: SftConfig): Promise<SftRunRe
       let sum = 0, count = 0;
       for (let i = 0; i < evalRows.length; i += cfg.per_device_eval_batch_size) {
         const idx = Array.from({ length: Math.min(cfg.per_device_eval_batch_size, evalRows.length - i) }, (_, j) => i + j);
-        const r = runBatch(idx, evalRows, null);
+        const r = T.noGrad(() => runBatch(idx, evalRows, null));
         sum += r.sums.loss ?? 0;
         count += r.count;
       }
