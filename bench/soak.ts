@@ -309,7 +309,7 @@ const WORKLOADS: Record<string, Workload> = {
     unit: 'request',
     defaultSteps: 10000,
     modes: ['pool'],
-    run: async (s) => {
+    run: async (s, _steps, _segment, tick) => {
       const srv = await startServer({ dir: join(s.dir, 'annotate-serve'), port: 0, rng: seededRng(11), log: () => {} });
       process.stdout.write(`${JSON.stringify({ url: srv.url })}\n`);
       await new Promise<void>((done) => {
@@ -325,6 +325,7 @@ const WORKLOADS: Record<string, Workload> = {
             }
             if (line.startsWith('sample ')) {
               units = Number(line.slice(7));
+              tick(units);
               const c = process.cpuUsage(c0);
               process.stdout.write(`${JSON.stringify(sampleNow(units, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6))}\n`);
               t0 = performance.now();
@@ -539,25 +540,30 @@ async function child(name: string, mode: Mode, steps: number, segment: number, s
   // Ctrl-C is the parent's to handle (it stops the children after reporting what was measured).
   process.on('SIGINT', () => {});
   out({ ready: true, kernel: kernelPath() });
-  if (w.unit === 'request') {
-    startMeter();
-    await w.run({ dir: setupDir, dataDir: '' }, steps, segment, () => {});
-    process.exit(0); // stdin stays open otherwise
-
-  }
-  waitGo();
-  startMeter();
-  let t0 = performance.now(), c0 = process.cpuUsage();
+  // --sites: V8's sampling heap profiler from the end of the first segment to the end of the run.
   const sites = process.env.DPO_SOAK_SITES;
   const profiler = sites ? new Session() : undefined;
-  await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
-    if (done % segment !== 0 && done !== steps) return;
+  const profileSites = (done: number): void => {
     if (profiler && done === steps) heapSites(profiler, sites === 'all');
     else if (profiler && done === segment) {
       profiler.connect();
       const all = sites === 'all';
       profiler.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: false });
     }
+  };
+  if (w.unit === 'request') {
+    startMeter();
+    // A request workload's child calls back at each sample the parent asks for (units served so far).
+    await w.run({ dir: setupDir, dataDir: '' }, steps, segment, profileSites);
+    process.exit(0); // stdin stays open otherwise
+
+  }
+  waitGo();
+  startMeter();
+  let t0 = performance.now(), c0 = process.cpuUsage();
+  await w.run({ dir: setupDir, dataDir: '' }, steps, segment, (done) => {
+    if (done % segment !== 0 && done !== steps) return;
+    profileSites(done);
     const c = process.cpuUsage(c0);
     // --gc 1: a full collection before each sample, so heap used is the live JS heap (a leak shows
     // as a rising floor) and never-released buffers are accounted for; it changes the RSS trace.

@@ -116,7 +116,9 @@ export function migrate(db: DB): void {
 // Prepared statements kept per connection. db.prepare() compiles the SQL anew each time, and the
 // compiled statement (SQLite's malloc'd program) is freed only when V8 collects its JS wrapper —
 // which, once promoted, waits for a full collection. Per-row statements of long jobs (add-prompts
-// checks and inserts one prompt at a time) then piled up in the C heap between collections.
+// checks and inserts one prompt at a time), and the server's per-request queries (the queue, the
+// votes, the quality report), then piled up in the C heap between collections; compiling them was
+// also a quarter of a request's time (annotation server soak: 268 → 367 requests/s once cached).
 const statements = new WeakMap<DB, Map<string, BetterSqlite3.Statement>>();
 
 /** db.prepare(sql), compiled once per connection and reused. */

@@ -2,7 +2,7 @@
 // kappa, pairwise Cohen's kappa), per-annotator accuracy on gold items, position bias (share of
 // "A" clicks), median time per item, and flags for likely spammers.
 import type { AnnotateConfig, Label } from './config.js';
-import type { DB } from './db.js';
+import { cachedStatement, type DB } from './db.js';
 
 /** Cohen's kappa of two raters over the same items. null when chance agreement is 1 (no variation). */
 export function cohenKappa(pairs: ReadonlyArray<readonly [string, string]>): number | null {
@@ -119,8 +119,7 @@ export interface VoteRow {
 }
 
 export function loadVotes(db: DB): VoteRow[] {
-  const rows = db
-    .prepare(
+  const rows = cachedStatement(db, 
       `SELECT v.id AS voteId, s.item_id AS itemId, a.id AS annotatorId, a.pseudonym, a.name, a.disabled,
               v.label, v.shown_choice AS shownChoice, s.swapped, i.is_gold AS isGold, i.gold_label AS goldLabel,
               v.time_ms AS timeMs, v.ratings, v.rationale, v.created_at AS createdAt
@@ -198,7 +197,7 @@ export function computeQuality(db: DB, config: AnnotateConfig): QualityReport {
     .filter((u) => u.length === fleissRaters)
     .map((u) => ['a', 'b', 'tie', 'both_bad'].map((c) => u.filter((x) => x === c).length));
 
-  const annotators = db.prepare('SELECT id, pseudonym, name, disabled, consented_at FROM annotators ORDER BY id').all() as {
+  const annotators = cachedStatement(db, 'SELECT id, pseudonym, name, disabled, consented_at FROM annotators ORDER BY id').all() as {
     id: number;
     pseudonym: string;
     name: string;
@@ -283,7 +282,7 @@ export function computeQuality(db: DB, config: AnnotateConfig): QualityReport {
     };
   });
 
-  const counts = db.prepare('SELECT SUM(is_gold = 0) AS regular, SUM(is_gold = 1) AS gold FROM items').get() as { regular: number | null; gold: number | null };
+  const counts = cachedStatement(db, 'SELECT SUM(is_gold = 0) AS regular, SUM(is_gold = 1) AS gold FROM items').get() as { regular: number | null; gold: number | null };
   const regularVoteCounts = [...byItem.entries()].filter(([, l]) => !l[0]!.isGold).map(([, l]) => l.length);
   return {
     items: {

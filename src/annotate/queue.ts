@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { mulberry32 } from '../util/rng.js';
 import type { AnnotateConfig, Label } from './config.js';
-import { nowIso, type DB } from './db.js';
+import { cachedStatement, nowIso, type DB } from './db.js';
 
 export class HttpError extends Error {
   constructor(
@@ -77,13 +77,12 @@ const UNSEEN_GOLD = `FROM items i
     AND NOT EXISTS (SELECT 1 FROM assignments s WHERE s.item_id = i.id AND s.annotator_id = @me)`;
 
 export function progress(db: DB, me: number, config: AnnotateConfig): Progress {
-  const done = (db.prepare('SELECT COUNT(*) AS n FROM votes v JOIN assignments s ON s.id = v.assignment_id WHERE s.annotator_id = ?').get(me) as { n: number }).n;
-  const open = (db
-    .prepare('SELECT COUNT(*) AS n FROM assignments s WHERE s.annotator_id = ? AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.assignment_id = s.id)')
+  const done = (cachedStatement(db, 'SELECT COUNT(*) AS n FROM votes v JOIN assignments s ON s.id = v.assignment_id WHERE s.annotator_id = ?').get(me) as { n: number }).n;
+  const open = (cachedStatement(db, 'SELECT COUNT(*) AS n FROM assignments s WHERE s.annotator_id = ? AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.assignment_id = s.id)')
     .get(me) as { n: number }).n;
   const p = { me, overlap: config.overlap };
-  const regular = (db.prepare(`SELECT COUNT(*) AS n ${ELIGIBLE_REGULAR}`).get(p) as { n: number }).n;
-  const gold = (db.prepare(`SELECT COUNT(*) AS n ${UNSEEN_GOLD}`).get({ me }) as { n: number }).n;
+  const regular = (cachedStatement(db, `SELECT COUNT(*) AS n ${ELIGIBLE_REGULAR}`).get(p) as { n: number }).n;
+  const gold = (cachedStatement(db, `SELECT COUNT(*) AS n ${UNSEEN_GOLD}`).get({ me }) as { n: number }).n;
   return { done, remaining: open + regular + gold };
 }
 
@@ -94,18 +93,16 @@ export function progress(db: DB, me: number, config: AnnotateConfig): Progress {
  */
 export function nextAssignment(db: DB, me: number, config: AnnotateConfig, rng: Rng): AssignmentView | null {
   return db.transaction((): AssignmentView | null => {
-    const open = db
-      .prepare(`${ASSIGNMENT_SELECT} WHERE s.annotator_id = ? AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.assignment_id = s.id) ORDER BY s.id LIMIT 1`)
+    const open = cachedStatement(db, `${ASSIGNMENT_SELECT} WHERE s.annotator_id = ? AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.assignment_id = s.id) ORDER BY s.id LIMIT 1`)
       .get(me) as AssignmentRow | undefined;
     if (open) return view(open);
 
-    const regular = db
-      .prepare(
+    const regular = cachedStatement(db, 
         `SELECT i.id, (SELECT COUNT(*) FROM assignments s WHERE s.item_id = i.id) AS taken ${ELIGIBLE_REGULAR}
          ORDER BY taken DESC, i.id LIMIT 1`,
       )
       .get({ me, overlap: config.overlap }) as { id: number } | undefined;
-    const golds = db.prepare(`SELECT i.id ${UNSEEN_GOLD} ORDER BY i.id`).all({ me }) as { id: number }[];
+    const golds = cachedStatement(db, `SELECT i.id ${UNSEEN_GOLD} ORDER BY i.id`).all({ me }) as { id: number }[];
     let itemId: number | undefined;
     // Draw the gold coin only when both kinds are available, so the RNG sequence is stable.
     if (regular && golds.length > 0) itemId = rng() < config.goldRate ? golds[Math.floor(rng() * golds.length)]!.id : regular.id;
@@ -114,15 +111,15 @@ export function nextAssignment(db: DB, me: number, config: AnnotateConfig, rng: 
     if (itemId === undefined) return null;
 
     const swapped = rng() < 0.5 ? 1 : 0;
-    const r = db.prepare('INSERT INTO assignments (item_id, annotator_id, swapped, served_at) VALUES (?, ?, ?, ?)').run(itemId, me, swapped, nowIso());
-    const row = db.prepare(`${ASSIGNMENT_SELECT} WHERE s.id = ?`).get(r.lastInsertRowid) as AssignmentRow;
+    const r = cachedStatement(db, 'INSERT INTO assignments (item_id, annotator_id, swapped, served_at) VALUES (?, ?, ?, ?)').run(itemId, me, swapped, nowIso());
+    const row = cachedStatement(db, `${ASSIGNMENT_SELECT} WHERE s.id = ?`).get(r.lastInsertRowid) as AssignmentRow;
     return view(row);
   }).immediate();
 }
 
 /** An assignment of this annotator (404 for anyone else's: no hint that it exists). */
 export function getAssignment(db: DB, me: number, assignmentId: number): AssignmentView {
-  const row = db.prepare(`${ASSIGNMENT_SELECT} WHERE s.id = ? AND s.annotator_id = ?`).get(assignmentId, me) as AssignmentRow | undefined;
+  const row = cachedStatement(db, `${ASSIGNMENT_SELECT} WHERE s.id = ? AND s.annotator_id = ?`).get(assignmentId, me) as AssignmentRow | undefined;
   if (!row) throw new HttpError(404, 'no such assignment');
   return view(row);
 }
@@ -184,18 +181,17 @@ export function submitVote(db: DB, me: number, input: unknown, config: AnnotateC
   }
 
   return db.transaction((): VoteResult => {
-    const prior = db
-      .prepare('SELECT v.id, v.assignment_id, s.annotator_id FROM votes v JOIN assignments s ON s.id = v.assignment_id WHERE v.idempotency_key = ?')
+    const prior = cachedStatement(db, 'SELECT v.id, v.assignment_id, s.annotator_id FROM votes v JOIN assignments s ON s.id = v.assignment_id WHERE v.idempotency_key = ?')
       .get(v.idempotencyKey) as { id: number; assignment_id: number; annotator_id: number } | undefined;
     if (prior) {
       if (prior.annotator_id !== me || prior.assignment_id !== v.assignmentId) throw new HttpError(409, 'vote: idempotency key already used for another vote');
       return { voteId: prior.id, duplicate: true };
     }
-    const asg = db.prepare('SELECT id, swapped, served_at FROM assignments WHERE id = ? AND annotator_id = ?').get(v.assignmentId, me) as
+    const asg = cachedStatement(db, 'SELECT id, swapped, served_at FROM assignments WHERE id = ? AND annotator_id = ?').get(v.assignmentId, me) as
       | { id: number; swapped: number; served_at: string }
       | undefined;
     if (!asg) throw new HttpError(404, 'no such assignment');
-    if (db.prepare('SELECT 1 FROM votes WHERE assignment_id = ?').get(asg.id)) throw new HttpError(409, 'vote: this item already has your vote');
+    if (cachedStatement(db, 'SELECT 1 FROM votes WHERE assignment_id = ?').get(asg.id)) throw new HttpError(409, 'vote: this item already has your vote');
     const sw = asg.swapped === 1;
     const label: Label = v.choice === 'A' ? (sw ? 'b' : 'a') : v.choice === 'B' ? (sw ? 'a' : 'b') : v.choice;
     const ratings: Record<string, { a: number; b: number }> = {};
@@ -205,8 +201,7 @@ export function submitVote(db: DB, me: number, input: unknown, config: AnnotateC
     }
     const now = new Date();
     const timeMs = Math.max(0, now.getTime() - Date.parse(asg.served_at));
-    const r = db
-      .prepare(
+    const r = cachedStatement(db, 
         `INSERT INTO votes (assignment_id, idempotency_key, label, shown_choice, ratings, rationale, time_ms, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
