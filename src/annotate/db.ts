@@ -78,6 +78,13 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE annotators ADD COLUMN attributes_answered_at TEXT;
   `,
+  // v3: item texts rendered to sanitized HTML once, not on every request (rendered.ts).
+  `
+  CREATE TABLE rendered_html (
+    key TEXT PRIMARY KEY,                 -- sha256 of the renderer key, the kind and the text
+    html TEXT NOT NULL
+  );
+  `,
 ];
 
 export function openDatabase(path: string, opts: { readonly?: boolean } = {}): DB {

@@ -30,6 +30,8 @@ export interface AssignmentView {
   format: 'text' | 'chat';
   /** JSON-decoded: a string or [{role, content}]. */
   prompt: unknown;
+  /** The prompt as stored (JSON). */
+  promptJson: string;
   /** Texts in screen order (already swapped). */
   shownA: string;
   shownB: string;
@@ -56,6 +58,7 @@ function view(r: AssignmentRow): AssignmentView {
     itemId: r.item_id,
     format: r.format,
     prompt: JSON.parse(r.prompt),
+    promptJson: r.prompt,
     shownA: r.swapped ? r.response_b : r.response_a,
     shownB: r.swapped ? r.response_a : r.response_b,
   };

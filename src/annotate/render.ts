@@ -4,7 +4,7 @@
 // images or styles). The pages' Content-Security-Policy is the second wall.
 import type { Marked as MarkedClass } from 'marked';
 import type SanitizeHtml from 'sanitize-html';
-import { requireOptional } from '../io/optional-deps.js';
+import { optionalVersion, requireOptional } from '../io/optional-deps.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
@@ -64,46 +64,23 @@ export function sanitize(html: string): string {
   return sanitizeHtmlFn(html, sanitizeSettings);
 }
 
-// Rendered HTML by source text, for the server's requests: an item's prompt and responses are
-// served to every reviewer of the item (and again on a reload), and each render is the costliest
-// part of a request and its main source of garbage that V8 moves to its old generation
-// (sanitize-html compiles its options, closures and regular expressions on every call; a 10,000-
-// request soak filled the old generation 18 → 44 MiB before its first full collection). Two
-// generations, each up to RENDER_CACHE_CHARS characters of text and HTML: a hit in the older one
-// copies the entry to the current one, and a full current one becomes the older (the oldest
-// generation is dropped), so no entry is reordered on a hit and the memory stays bounded.
-export const RENDER_CACHE_CHARS = 2 ** 21;
-let renderedNow = new Map<string, string>();
-let renderedBefore = new Map<string, string>();
-let renderedChars = 0;
-
 export function renderMarkdown(text: string): string {
-  const hit = renderedNow.get(text);
-  if (hit !== undefined) return hit;
-  const html = renderedBefore.get(text) ?? renderUncached(text);
-  const chars = text.length + html.length;
-  if (chars <= RENDER_CACHE_CHARS / 16) {
-    if (renderedChars + chars > RENDER_CACHE_CHARS) {
-      renderedBefore = renderedNow;
-      renderedNow = new Map();
-      renderedChars = 0;
-    }
-    renderedNow.set(text, html);
-    renderedChars += chars;
-  }
-  return html;
-}
-
-/** Characters (text + HTML) the render cache holds: at most 2 × RENDER_CACHE_CHARS. */
-export function renderCacheChars(): number {
-  let n = 0;
-  for (const m of [renderedNow, renderedBefore]) for (const [k, v] of m) n += k.length + v.length;
-  return n;
-}
-
-function renderUncached(text: string): string {
   markedInstance ??= newMarked();
   return sanitize(markedInstance.parse(text, { async: false }) as string);
+}
+
+/** Bump when the Markdown or sanitizer settings above change what a text renders to. */
+const RENDER_FORMAT = 1;
+let rendererKeyValue: string | null = null;
+
+/**
+ * What the HTML of a text depends on besides the text: these settings and the versions of marked
+ * and sanitize-html (a security fix of the sanitizer must not be hidden by HTML kept from before).
+ * The project database keeps rendered item texts under it (rendered.ts).
+ */
+export function rendererKey(): string {
+  rendererKeyValue ??= `markdown format ${RENDER_FORMAT}; marked ${optionalVersion('marked')}; sanitize-html ${optionalVersion('sanitize-html')}`;
+  return rendererKeyValue;
 }
 
 /** A prompt as HTML: plain Markdown, or a conversation with one block per turn. */

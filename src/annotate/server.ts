@@ -19,7 +19,8 @@ import { getMeta, nowIso, openDatabase, type DB } from './db.js';
 import { attributesDue, computeGroupReport, saveAttributes } from './groups.js';
 import { computeQuality } from './quality.js';
 import { cryptoRng, getAssignment, HttpError, nextAssignment, progress, submitVote, type AssignmentView, type Rng } from './queue.js';
-import { escapeHtml, renderMarkdown, renderPrompt } from './render.js';
+import { escapeHtml, renderMarkdown } from './render.js';
+import { markdownHtml, promptHtml, renderPendingItems } from './rendered.js';
 import { createAnnotator, dbPath, permissionWarnings, sourceProgress, hashToken, inviteUrl, listAnnotators, newToken, resetInvite, setAnnotatorDisabled, sha256 } from './store.js';
 
 export interface ServerOptions {
@@ -179,6 +180,12 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
     consent: db.prepare('UPDATE annotators SET consented_at = ?, consent_sha256 = ? WHERE id = ? AND consented_at IS NULL'),
   };
   q.purgeSessions.run(nowIso());
+  // Item texts are rendered to HTML once (kept in the database), not on every request: said when
+  // it takes a while (the first start of a large project, or after a sanitizer upgrade).
+  const t0 = Date.now();
+  const rendered = renderPendingItems(db);
+  const took = (Date.now() - t0) / 1000;
+  if (took >= 1) log(`annotate serve: rendered ${rendered} item texts to HTML in ${took.toFixed(1)} s (once: kept in the project database)`);
 
   function send(res: ServerResponse, status: number, body: string | Buffer, type: string, extra: Record<string, string | string[]> = {}): void {
     // Object.assign, not `{ ...SECURITY_HEADERS, …, ...extra }`: V8 kept ~1 KiB of every response
@@ -267,7 +274,7 @@ export async function startServer(opts: ServerOptions): Promise<AnnotateServer> 
   }
 
   function assignmentJson(a: AssignmentView) {
-    return { id: a.id, format: a.format, promptHtml: renderPrompt(a.prompt), aHtml: renderMarkdown(a.shownA), bHtml: renderMarkdown(a.shownB) };
+    return { id: a.id, format: a.format, promptHtml: promptHtml(db, a.promptJson), aHtml: markdownHtml(db, a.shownA), bHtml: markdownHtml(db, a.shownB) };
   }
 
   function clientKey(req: IncomingMessage): string {

@@ -2,7 +2,9 @@
 // optional for dpo-ts: the demo's and judges' are optionalDependencies (installed by default, left
 // out by `npm install --omit=optional`), the annotation server's are optional peer dependencies.
 // Loading one that is missing is an error naming the package to install and the feature that needs it.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
@@ -57,5 +59,28 @@ export function resolveOptional(pkg: OptionalPackage, file: string): string {
   } catch (e) {
     if (isNotFound(e, pkg)) throw new MissingPackageError(pkg, e);
     throw e;
+  }
+}
+
+/** The installed version of an optional package (from its package.json), or throws MissingPackageError. */
+export function optionalVersion(pkg: OptionalPackage): string {
+  let entry: string;
+  try {
+    entry = require.resolve(pkg);
+  } catch (e) {
+    if (isNotFound(e, pkg)) throw new MissingPackageError(pkg, e);
+    throw e;
+  }
+  // Its own package.json, found upward from the entry point (an exports map need not list it).
+  for (let dir = dirname(entry); ; ) {
+    try {
+      const meta = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (meta.name === pkg && typeof meta.version === 'string') return meta.version;
+    } catch {
+      // no package.json here: one level up
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`${pkg}: no package.json with its version above ${entry}`);
+    dir = up;
   }
 }
