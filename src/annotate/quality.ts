@@ -119,14 +119,15 @@ export interface VoteRow {
 }
 
 export function loadVotes(db: DB): VoteRow[] {
-  const rows = cachedStatement(db, 
-      `SELECT v.id AS voteId, s.item_id AS itemId, a.id AS annotatorId, a.pseudonym, a.name, a.disabled,
+  const rows = cachedStatement(
+    db,
+    `SELECT v.id AS voteId, s.item_id AS itemId, a.id AS annotatorId, a.pseudonym, a.name, a.disabled,
               v.label, v.shown_choice AS shownChoice, s.swapped, i.is_gold AS isGold, i.gold_label AS goldLabel,
               v.time_ms AS timeMs, v.ratings, v.rationale, v.created_at AS createdAt
        FROM votes v JOIN assignments s ON s.id = v.assignment_id
        JOIN annotators a ON a.id = s.annotator_id JOIN items i ON i.id = s.item_id
        ORDER BY v.id`,
-    )
+  )
     .all() as Array<Omit<VoteRow, 'disabled' | 'swapped' | 'isGold'> & { disabled: number; swapped: number; isGold: number }>;
   return rows.map((r) => ({ ...r, disabled: r.disabled === 1, swapped: r.swapped === 1, isGold: r.isGold === 1 }));
 }

@@ -100,10 +100,11 @@ export function nextAssignment(db: DB, me: number, config: AnnotateConfig, rng: 
       .get(me) as AssignmentRow | undefined;
     if (open) return view(open);
 
-    const regular = cachedStatement(db, 
-        `SELECT i.id, (SELECT COUNT(*) FROM assignments s WHERE s.item_id = i.id) AS taken ${ELIGIBLE_REGULAR}
-         ORDER BY taken DESC, i.id LIMIT 1`,
-      )
+    const regular = cachedStatement(
+      db,
+      `SELECT i.id, (SELECT COUNT(*) FROM assignments s WHERE s.item_id = i.id) AS taken ${ELIGIBLE_REGULAR}
+       ORDER BY taken DESC, i.id LIMIT 1`,
+    )
       .get({ me, overlap: config.overlap }) as { id: number } | undefined;
     const golds = cachedStatement(db, `SELECT i.id ${UNSEEN_GOLD} ORDER BY i.id`).all({ me }) as { id: number }[];
     let itemId: number | undefined;
@@ -204,10 +205,11 @@ export function submitVote(db: DB, me: number, input: unknown, config: AnnotateC
     }
     const now = new Date();
     const timeMs = Math.max(0, now.getTime() - Date.parse(asg.served_at));
-    const r = cachedStatement(db, 
-        `INSERT INTO votes (assignment_id, idempotency_key, label, shown_choice, ratings, rationale, time_ms, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
+    const r = cachedStatement(
+      db,
+      `INSERT INTO votes (assignment_id, idempotency_key, label, shown_choice, ratings, rationale, time_ms, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
       .run(asg.id, v.idempotencyKey, label, v.choice, JSON.stringify(ratings), rationale, timeMs, now.toISOString());
     return { voteId: Number(r.lastInsertRowid), duplicate: false };
   }).immediate();
