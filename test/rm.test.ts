@@ -179,3 +179,15 @@ test('margins: read per pair from the margin column; a bad value names file and 
   await assert.rejects(readMargins([f], prep.pairs, 'margin'), /m\.jsonl:4: margin: expected a finite number/);
   assert.throws(() => parseRewardConfig({ center_reward_coefficient: 0.1 }), /did you mean "center_rewards_coefficient"/);
 });
+
+test('reward scoring without a tape leaves no tensor buffer live (the hidden states, the head\'s output and the rewards go back to the pool)', async () => {
+  const { rewardModelScores } = await import('../src/train/rewards.js');
+  const body = randomModel(parseModelConfig({ model_type: 'llama', vocab_size: 40, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 32 }), 3);
+  const rm = SequenceClassifier.fromCausalLM(body, 0, 1);
+  const live = T.memoryStats().currentBytes;
+  const scores = rewardModelScores(rm, [[1, 5, 6], [1, 7]], [[8, 9], [10, 11, 12]], 1);
+  assert.equal(scores.length, 2);
+  assert.ok(Array.from(scores).every(Number.isFinite));
+  // Before: the final hidden states and the rewards' buffer were left to the garbage collector.
+  assert.equal(T.memoryStats().currentBytes, live, 'reward scoring left tensor buffers live');
+});

@@ -21,6 +21,7 @@ import { parseDpoConfig } from '../src/train/config.js';
 import { runDpo } from '../src/train/dpo.js';
 import { writeJsonl } from './fixtures/train/tiny.js';
 import { STORIES260K } from './helpers/fixtures.js';
+import { memoryStats } from '../src/tensor/memory.js';
 
 test('words, distinct-n, repetition and self-similarity of constructed texts', () => {
   assert.deepEqual(words("The cat's mat, THE end!"), ["the", "cat's", 'mat', 'the', 'end']);
@@ -93,7 +94,11 @@ test('scoreTokens: log-probs, perplexity and top-k share under a tiny model equa
   const prompts = [[0, 3], [0], [0, 1, 2]];
   const completions = [[4, 4, 1, 5], [2, 3], []];
   for (const k of [1, 2, 3]) {
+    const live = memoryStats().currentBytes;
     const s = scoreTokens(model, prompts, completions, { padId: 5, topK: k, batchSize: 2 });
+    // The KV caches and each position's logits go back to the pool (they were left to the GC:
+    // counted as live until a full collection, inflating the next run's working set).
+    assert.equal(memoryStats().currentBytes, live, 'scoreTokens left tensor buffers live');
     let lpAll = 0, nAll = 0, offAll = 0;
     prompts.forEach((p, r) => {
       let lp = 0, off = 0;

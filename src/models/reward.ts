@@ -70,16 +70,19 @@ export class SequenceClassifier {
     return this.body.config;
   }
 
-  /** Head output at every position: [batch·seq] (on the tape when grad is enabled). */
+  /**
+   * Head output at every position: [batch·seq] (on the tape when grad is enabled; without it,
+   * tidy releases the hidden states at once instead of leaving them to the garbage collector).
+   */
   values(block: TokenBlock): Tensor {
     const N = block.batch * block.seq;
-    return T.reshape(T.matmul(this.body.hidden(block), this.score, { transB: true }), [N]);
+    return T.tidy(() => T.reshape(T.matmul(this.body.hidden(block), this.score, { transB: true }), [N]));
   }
 
   /** Per-row rewards [batch]: the head at each row's last non-padding token. */
   rewards(ids: Int32Array, batch: number, seq: number): Tensor {
     const idx = lastNonPadIndex(ids, batch, seq, this.padTokenId);
-    return selectPositions(this.values({ ids, batch, seq }), idx, batch, seq);
+    return T.tidy(() => selectPositions(this.values({ ids, batch, seq }), idx, batch, seq));
   }
 
   parameters(): Map<string, Tensor> {

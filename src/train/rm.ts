@@ -133,8 +133,7 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
   const runBatch = (idx: readonly number[], pairs: readonly TokenizedPair[], m: Float64Array | null, gradScale: number | null): MicroResult => {
     const batch = collatePreference(idx.map((i) => pairs[i]!), { padId, padToMultipleOf });
     const P = batch.pairs;
-    // Evaluation runs under noGrad: tidy releases the forward's tensors there (the tape does in training).
-    const r = T.tidy(() => batchRewards(rm, batch));
+    const r = batchRewards(rm, batch);
     const rv = Float64Array.from(r.data);
     let tokens = 0;
     for (let i = 0; i < 2 * P; i++) tokens += batch.lengths[i]!;
@@ -223,12 +222,12 @@ export async function scoreWithRewardModel(opts: {
     for (let i = 0; i < pairs.length; i += bs) {
       const chunk = pairs.slice(i, i + bs);
       const batch = collatePreference(chunk, { padId: rm.padTokenId });
-      const r = T.tidy(() => batchRewards(rm, batch));
+      const r = batchRewards(rm, batch);
       chunk.forEach((p, j) => {
         const c = r.data[j]!, rj = r.data[chunk.length + j]!;
         out.push({ index: p.index, loc: formatLoc(p.loc), chosen: c, rejected: rj, margin: c - rj });
       });
-      (r.base ?? r).dispose();
+      (r.base ?? r).dispose();  // the rewards are a view: its base holds the buffer
       bar.update(Math.min(pairs.length, i + bs));
     }
   });
