@@ -434,11 +434,7 @@ export function backward(root: Tensor, gradRoot?: Buf, opts: BackwardOptions = {
     for (const g of pendingGrads.values()) release(g);
     pendingGrads = outer;
   }
-  if (releaseOwner) {
-    release(owner.data);
-    owner.data = EMPTY;
-    root.data = EMPTY;
-  }
+  if (releaseOwner) disposeWithBase(root);
 }
 
 /**
@@ -478,6 +474,19 @@ export function checkpoint(
     }
     if (xd.grad) accumulateGrad(x, xd.grad);
   }, { saved: [x] });
+}
+
+/**
+ * Returns a result the caller is done with to the pool: its buffer, or for a view (a reshape, a
+ * selection) its base's, which holds the buffer (dispose() of a view releases nothing). The
+ * tensor and its base must not be used afterwards.
+ */
+export function disposeWithBase(t: Tensor): void {
+  if (t.base) {
+    t.base.dispose();
+    t.data = EMPTY;
+    t.node = null;
+  } else t.dispose();
 }
 
 /** Sets every tensor's .grad to null (releasing the buffers). */

@@ -760,7 +760,7 @@ async function runDpoWith(opts: DpoRunOptions, cfg: DpoConfig): Promise<DpoRunRe
       }
       // The sums (the tape's root) were copied into `all`: released now, not left to the GC.
       T.backward(seq, g, { releaseRoot: true });
-    } else (seq.base ?? seq).dispose();
+    } else T.disposeWithBase(seq);
     // Mean logit over each row's response tokens (TRL's logits/chosen and logits/rejected).
     let lc = 0, lr = 0, nc = 0, nr = 0;
     for (let r = 0; r < rows; r++) {

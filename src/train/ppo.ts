@@ -134,7 +134,7 @@ export async function runPpo(opts: PpoRunOptions): Promise<RlLoopResult> {
         const v = value.values({ ids, batch: B, seq });  // (no tape: its intermediates go back at once)
         const pos = valuePositions(ro.promptIds, ro.completionIds, seq, C, seqLens);
         const out = Float64Array.from(pos, (p) => (p >= 0 ? v.data[p]! : 0));
-        (v.base ?? v).dispose();  // values() is a reshaped view: its base holds the buffer
+        T.disposeWithBase(v);
         return out;
       });
       // scores

@@ -71,7 +71,7 @@ export function rewardModelScores(rm: SequenceClassifier, promptIds: readonly (r
       seqs.forEach((q, j) => ids.set(q, j * Tn));
       const r = rm.rewards(ids, rows, Tn);
       for (let j = 0; j < rows; j++) out[s + j] = r.data[j]!;
-      (r.base ?? r).dispose();  // the rewards are a view: its base holds the buffer
+      T.disposeWithBase(r);
     }
   });
   return out;

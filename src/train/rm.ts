@@ -150,7 +150,7 @@ export async function runRewardModel(opts: RmRunOptions): Promise<RmRunResult> {
         g[P + i] = res.gradRejected[i]! * gradScale;
       }
       T.backward(r, g, { releaseRoot: true });
-    } else (r.base ?? r).dispose();
+    } else T.disposeWithBase(r);
     let sc = 0, sr = 0;
     for (let i = 0; i < P; i++) {
       sc += rc[i]!;
@@ -227,7 +227,7 @@ export async function scoreWithRewardModel(opts: {
         const c = r.data[j]!, rj = r.data[chunk.length + j]!;
         out.push({ index: p.index, loc: formatLoc(p.loc), chosen: c, rejected: rj, margin: c - rj });
       });
-      (r.base ?? r).dispose();  // the rewards are a view: its base holds the buffer
+      T.disposeWithBase(r);
       bar.update(Math.min(pairs.length, i + bs));
     }
   });
